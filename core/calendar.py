@@ -1,0 +1,132 @@
+"""Working days, holidays and make-up workdays (调休).
+
+The default China calendar answers from ``chinesecalendar`` for the years the
+State Council has published (it raises ``NotImplementedError`` beyond them) and
+falls back to ``holidays`` for later years, which *guesses* them (no make-up
+workdays). A date in a guessed year is not published: routine tasks placed on
+it are marked provisional and re-placed by ``followup schedule --replan`` once
+the data arrives, either from a newer package or from the year's notice added
+to the chain YAML (``holiday_notices``).
+
+Other countries use ``holidays.country_holidays`` and count as published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+
+@dataclass(frozen=True)
+class YearNotice:
+    """An official holiday notice for one year: days off and make-up workdays."""
+
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+
+
+class ChinaCalendar:
+    """CN working days: chinesecalendar where published, ``holidays`` (guessed) beyond."""
+
+    country = "CN"
+
+    def __init__(self) -> None:
+        import holidays as holidays_pkg
+
+        self._guess = holidays_pkg.country_holidays("CN")
+
+    @staticmethod
+    @lru_cache(maxsize=8192)
+    def _published(day: date) -> bool | None:
+        try:
+            import chinese_calendar
+        except ImportError:  # pragma: no cover - dependency is declared
+            return None
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:
+            return None
+
+    def is_published(self, day: date) -> bool:
+        return self._published(day) is not None
+
+    def is_working_day(self, day: date) -> bool:
+        published = self._published(day)
+        if published is not None:
+            return published
+        return bool(self._guess.is_working_day(day))
+
+    def published_until(self) -> date:
+        year = date.today().year
+        while self._published(date(year + 1, 1, 1)) is not None:
+            year += 1
+        while self._published(date(year, 1, 1)) is None and year > 2004:
+            year -= 1
+        return date(year, 12, 31)
+
+
+class HolidaysCalendar:
+    """Any country the ``holidays`` package knows; its data counts as published."""
+
+    def __init__(self, country: str) -> None:
+        import holidays as holidays_pkg
+
+        self.country = country
+        self._cal = holidays_pkg.country_holidays(country)
+
+    def is_published(self, day: date) -> bool:
+        return True
+
+    def is_working_day(self, day: date) -> bool:
+        return bool(self._cal.is_working_day(day))
+
+    def published_until(self) -> date:
+        return date(9999, 12, 31)
+
+
+def default_calendar(country: str) -> Any:
+    if country.upper() == "CN":
+        return ChinaCalendar()
+    return HolidaysCalendar(country.upper())
+
+
+@dataclass
+class SiteCalendar:
+    """A site's view: the country calendar plus chain notices, site closures and extra workdays."""
+
+    base: Any
+    notices: Mapping[int, YearNotice] = field(default_factory=dict)
+    closed: frozenset[date] = frozenset()
+    extra_workdays: frozenset[date] = frozenset()
+
+    @classmethod
+    def build(
+        cls,
+        base: Any,
+        notices: Mapping[int, YearNotice] | None = None,
+        closed: Iterable[date] = (),
+        extra_workdays: Iterable[date] = (),
+    ) -> SiteCalendar:
+        return cls(base, dict(notices or {}), frozenset(closed), frozenset(extra_workdays))
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.closed:
+            return False
+        if day in self.extra_workdays:
+            return True
+        notice = self.notices.get(day.year)
+        if notice is not None:
+            if day in notice.holidays:
+                return False
+            if day in notice.workdays:
+                return True
+            if self.base.is_published(day):
+                return self.base.is_working_day(day)
+            return day.weekday() < 5
+        return self.base.is_working_day(day)
+
+    def is_published(self, day: date) -> bool:
+        return day.year in self.notices or self.base.is_published(day)

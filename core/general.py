@@ -1,0 +1,127 @@
+"""Core's own plugin: what every follow-up shares, whatever the specialty.
+
+Registered as the plugin ``core`` before any entry-point plugin, with its
+first-result hooks marked ``trylast`` so any specialty or chain plugin can
+take precedence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.calendar import default_calendar
+from core.hookspecs import hookimpl
+from core.protocol import Action, Condition, LocalizedText, PatientInfo, Question, Rule, TaskContext
+
+T = LocalizedText
+
+GENERAL_QUESTIONS: tuple[Question, ...] = (
+    Question(
+        key="overall_satisfaction",
+        type="scale", min=1, max=5, dimension="overall",
+        text=T(zh_CN="总体来说，您对这次就诊满意吗？（1 很不满意 – 5 非常满意）",
+               en="Overall, how satisfied are you with your care? (1 very dissatisfied – 5 very satisfied)"),
+    ),
+    Question(
+        key="recommend",
+        type="scale", min=0, max=10, dimension="recommend",
+        text=T(zh_CN="您有多大可能把我们推荐给亲友？（0–10 分）",
+               en="How likely are you to recommend us to family and friends? (0–10)"),
+    ),
+    Question(
+        key="staff_praise",
+        type="text",
+        text=T(zh_CN="有没有哪位医生、护士或工作人员让您特别满意、想表扬的？",
+               en="Is there a doctor, nurse or staff member you would like to praise?"),
+    ),
+    Question(
+        key="staff_criticism",
+        type="text",
+        text=T(zh_CN="有没有哪位工作人员或哪项服务让您不满意？",
+               en="Was there a staff member or a service you were unhappy with?"),
+    ),
+    Question(
+        key="complaint",
+        type="yes_no",
+        text=T(zh_CN="您是否有需要我们处理的意见或投诉？", en="Do you have a concern or complaint you want us to handle?"),
+    ),
+    Question(
+        key="suggestions",
+        type="text",
+        text=T(zh_CN="您对我们还有什么建议或需要？", en="Do you have any suggestions or needs for us?"),
+    ),
+)
+
+GENERAL_RULES: tuple[Rule, ...] = (
+    Rule(
+        when=(Condition(question="overall_satisfaction", op="lte", value=2),),
+        action="complaint", category="other",
+        reason=T(zh_CN="患者总体不满意，需在3天内核实并答复", en="Patient dissatisfied overall: check and answer within 3 days"),
+    ),
+    Rule(
+        when=(Condition(question="complaint", op="eq", value=True),),
+        action="complaint", category="other",
+        reason=T(zh_CN="患者提出投诉，需在3天内核实并答复", en="Patient raised a complaint: check and answer within 3 days"),
+    ),
+    Rule(
+        when=(Condition(question="staff_criticism", op="answered"),),
+        action="complaint", category="staff_or_service",
+        reason=T(zh_CN="患者对工作人员或服务有批评", en="Patient criticised a staff member or service"),
+    ),
+    Rule(
+        when=(Condition(question="recommend", op="gte", value=9),),
+        action="referral",
+        reason=T(zh_CN="患者很满意：邀请其推荐亲友", en="Patient very satisfied: invite a referral"),
+    ),
+)
+
+
+def age_band(age: int | None, bands: dict[str, int]) -> str:
+    if age is None:
+        return "adult"
+    if age < bands.get("child_under", 14):
+        return "child"
+    if age >= bands.get("elderly_from", 60):
+        return "elderly"
+    return "adult"
+
+
+def default_salutation(patient: PatientInfo, locale: str, bands: dict[str, int]) -> str:
+    """王奶奶 / 李先生 / 小朋友, or Mrs Wang / Mr Li / the child's given name."""
+    band = age_band(patient.age, bands)
+    surname = patient.name[:1] if patient.name else ""
+    given = patient.name[1:] or patient.name
+    if locale == "zh_CN":
+        if band == "child":
+            return f"{given}小朋友"
+        if band == "elderly":
+            return {"F": f"{surname}奶奶", "M": f"{surname}爷爷"}.get(patient.gender, f"{patient.name}")
+        return {"F": f"{surname}女士", "M": f"{surname}先生"}.get(patient.gender, patient.name)
+    if band == "child":
+        return given
+    return {"F": f"Ms {surname}", "M": f"Mr {surname}"}.get(patient.gender, patient.name)
+
+
+class CorePlugin:
+    """General questions, rules, salutation, the base script and the default calendar."""
+
+    @hookimpl(trylast=True)
+    def followup_questions(self) -> list[Question]:
+        return list(GENERAL_QUESTIONS)
+
+    @hookimpl(trylast=True)
+    def followup_actions(self, context: TaskContext, answers: dict[str, Any]) -> list[Action]:
+        found = (r.evaluate(answers, context.days_since, context.procedure) for r in GENERAL_RULES)
+        return [a for a in found if a is not None]
+
+    @hookimpl(trylast=True)
+    def followup_salutation(self, patient: PatientInfo, locale: str, age_bands: dict[str, int]) -> str:
+        return default_salutation(patient, locale, age_bands)
+
+    @hookimpl(trylast=True)
+    def followup_script(self, milestone: Any, render: Any, variables: dict[str, Any]) -> str:
+        return render(milestone.script, variables)
+
+    @hookimpl(trylast=True)
+    def followup_calendar(self, country: str) -> Any:
+        return default_calendar(country)

@@ -1,0 +1,343 @@
+"""The plugin manager: built-ins and third-party plugins load the same way.
+
+Every plugin, including the four shipped in ``plugins/``, is found through the
+``followup`` entry-point group. Core's own defaults (general questions, the
+salutation, the base script) are registered directly as the ``core`` plugin.
+
+This module is the one place that calls hooks. It calls each implementation
+itself so that a result or an exception is always attributed to its plugin,
+validates every result with pydantic, tags it with the plugin, and rejects
+duplicate keys naming both plugins.
+
+Environment:
+
+* ``FOLLOWUP_LOAD_PLUGINS=dental,hair``: load only these entry-point plugins
+  (an empty value loads none).
+* ``FOLLOWUP_STRICT_PLUGINS=1``: a plugin that fails to load raises instead of
+  being reported and skipped (for plugin authors).
+* ``FOLLOWUP_TRACE_PLUGINS=1``: print every hook call, its arguments and results
+  to stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any, TypeVar
+
+import pluggy
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from core import hookspecs
+from core.protocol import Action, Aftercare, Milestone, Question, Specialty
+
+ENTRY_POINT_GROUP = "followup"
+OWN_DISTRIBUTION = "clinic-followup"
+M = TypeVar("M", bound=BaseModel)
+
+
+class PluginError(Exception):
+    """A plugin broke the contract. The message names the plugin, the hook and what to fix."""
+
+    def __init__(self, plugin: str, hook: str, message: str):
+        self.plugin, self.hook = plugin, hook
+        super().__init__(f"plugin {plugin!r}, hook {hook}: {message}")
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str | None
+    source: str
+    hooks: list[str] = field(default_factory=list)
+    specialties: list[str] = field(default_factory=list)
+    status: str = "ok"
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "specialties": self.specialties,
+            "hooks": self.hooks,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def _format_validation(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(value)"
+        parts.append(f"{loc}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class Plugins:
+    """A loaded set of plugins and validated access to every hook."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.trace = os.environ.get("FOLLOWUP_TRACE_PLUGINS") == "1"
+        self._specialty_cache: dict[str, tuple[str, Specialty]] | None = None
+
+    # -- loading -------------------------------------------------------------
+    def register(self, plugin: object, name: str, *, version: str | None = None, source: str = "registered") -> None:
+        """Register a plugin object; unknown ``followup_*`` hooks are an error naming the close match."""
+        problem = self._check_hook_names(plugin)
+        if problem:
+            raise PluginError(name, problem[0], problem[1])
+        self.pm.register(plugin, name=name)
+        self.infos[name] = PluginInfo(name=name, version=version, source=source, hooks=self._hooks_of(plugin))
+        self._specialty_cache = None
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin, name=name)
+        self.infos.pop(name, None)
+        self._specialty_cache = None
+
+    def load_entry_points(self, strict: bool = False) -> None:
+        allow = os.environ.get("FOLLOWUP_LOAD_PLUGINS")
+        allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            if ep.name in self.infos:
+                continue
+            dist = ep.dist.metadata["Name"] if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            source = "built-in" if dist == OWN_DISTRIBUTION else f"distribution {dist}"
+            try:
+                obj = ep.load()
+                self.register(obj, ep.name, version=version, source=source)
+            except Exception as exc:  # a broken plugin must not take the CLI down
+                if strict:
+                    raise
+                reason = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                self.infos[ep.name] = PluginInfo(
+                    name=ep.name, version=version, source=source, status="failed", error=reason
+                )
+        # A plugin whose catalogue is invalid is disabled with the reason, the rest keep working.
+        for name in [n for n, i in self.infos.items() if i.status == "ok"]:
+            try:
+                self._collect_specialties_of(name)
+            except PluginError as exc:
+                if strict:
+                    raise
+                self.unregister(name)
+                self.infos[name] = PluginInfo(name=name, version=None, source="?", status="failed", error=str(exc))
+        for name, info in self.infos.items():
+            if info.status == "ok":
+                info.specialties = sorted(s.key for s in self._collect_specialties_of(name))
+
+    def _check_hook_names(self, plugin: object) -> tuple[str, str] | None:
+        known = [n for n in dir(hookspecs) if n.startswith("followup_")]
+        for attr in dir(plugin):
+            if not attr.startswith("followup_"):
+                continue
+            value = getattr(plugin, attr, None)
+            if not callable(value):
+                continue
+            if attr not in known:
+                near = difflib.get_close_matches(attr, known, n=1)
+                hint = f" — did you mean {near[0]}?" if near else ""
+                return attr, f"unknown hook {attr!r}{hint}"
+        return None
+
+    @staticmethod
+    def _hooks_of(plugin: object) -> list[str]:
+        return sorted(
+            a for a in dir(plugin) if a.startswith("followup_") and callable(getattr(plugin, a, None))
+        )
+
+    def failed(self) -> list[PluginInfo]:
+        return [i for i in self.infos.values() if i.status == "failed"]
+
+    def list_plugins(self) -> list[dict[str, Any]]:
+        return [self.infos[n].as_dict() for n in sorted(self.infos)]
+
+    # -- calling -------------------------------------------------------------
+    def _impls(self, hook: str, only: Iterable[str] | None = None) -> list[tuple[str, Callable[..., Any], list[str]]]:
+        caller = getattr(self.pm.hook, hook)
+        wanted = set(only) if only is not None else None
+        result = []
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's call order
+            if wanted is not None and impl.plugin_name not in wanted:
+                continue
+            result.append((impl.plugin_name, impl.function, list(impl.argnames)))
+        return result
+
+    def _call(self, hook: str, kwargs: dict[str, Any], *, first: bool = False, only: Iterable[str] | None = None) -> list[tuple[str, Any]]:
+        results: list[tuple[str, Any]] = []
+        for name, function, argnames in self._impls(hook, only):
+            try:
+                value = function(**{a: kwargs[a] for a in argnames})
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(name, hook, f"raised {type(exc).__name__}: {exc}") from exc
+            if self.trace:
+                print(f"[followup trace] {hook}({kwargs}) <- {name}: {value!r}", file=sys.stderr)
+            if value is None:
+                continue
+            results.append((name, value))
+            if first:
+                break
+        return results
+
+    @staticmethod
+    def _validate(plugin: str, hook: str, model: type[M], value: Any) -> M:
+        try:
+            return TypeAdapter(model).validate_python(value)
+        except ValidationError as err:
+            raise PluginError(plugin, hook, f"invalid {model.__name__}: {_format_validation(err)}") from None
+
+    def _validate_list(self, plugin: str, hook: str, model: type[M], value: Any) -> list[M]:
+        if isinstance(value, (BaseModel, dict)) or not isinstance(value, (list, tuple)):
+            raise PluginError(plugin, hook, f"expected a list of {model.__name__}, got {type(value).__name__}")
+        return [self._validate(plugin, hook, model, item) for item in value]
+
+    # -- specialties ---------------------------------------------------------
+    def _collect_specialties_of(self, plugin_name: str) -> list[Specialty]:
+        out = []
+        for name, value in self._call("followup_specialties", {}, only=[plugin_name]):
+            out.extend(self._validate_list(name, "followup_specialties", Specialty, value))
+        return out
+
+    def specialties(self) -> dict[str, tuple[str, Specialty]]:
+        """Every installed specialty by key, with the plugin providing it."""
+        if self._specialty_cache is None:
+            found: dict[str, tuple[str, Specialty]] = {}
+            for name, value in self._call("followup_specialties", {}):
+                for spec in self._validate_list(name, "followup_specialties", Specialty, value):
+                    if spec.key in found:
+                        raise PluginError(
+                            name, "followup_specialties",
+                            f"specialty {spec.key!r} is also provided by plugin {found[spec.key][0]!r}",
+                        )
+                    found[spec.key] = (name, spec)
+            self._specialty_cache = dict(sorted(found.items()))
+        return self._specialty_cache
+
+    def specialty(self, key: str) -> Specialty | None:
+        entry = self.specialties().get(key)
+        return entry[1] if entry else None
+
+    # -- milestones ----------------------------------------------------------
+    def milestones(self, specialty: str, procedure: str) -> list[tuple[str, Milestone]]:
+        """Milestones of a procedure from every plugin, ordered by offset, each with its plugin."""
+        found: dict[str, tuple[str, Milestone]] = {}
+        hook = "followup_milestones"
+        for name, value in self._call(hook, {"specialty": specialty, "procedure": procedure}):
+            for ms in self._validate_list(name, hook, Milestone, value):
+                if ms.key in found:
+                    raise PluginError(
+                        name, hook,
+                        f"milestone {specialty}.{procedure}.{ms.key} is also provided by plugin {found[ms.key][0]!r}",
+                    )
+                found[ms.key] = (name, ms)
+        return sorted(found.values(), key=lambda item: (item[1].offset.approx_minutes, item[1].key))
+
+    # -- first-result hooks --------------------------------------------------
+    def aftercare(self, specialty: str, procedure: str, locale: str, milestone: Milestone | None = None) -> list[str]:
+        hook = "followup_aftercare"
+        kwargs = {"specialty": specialty, "procedure": procedure, "locale": locale, "milestone": milestone}
+        for name, value in self._call(hook, kwargs, first=True):
+            return list(self._validate(name, hook, Aftercare, value).points)
+        return []
+
+    def salutation(self, patient: Any, locale: str, age_bands: dict[str, int]) -> str:
+        hook = "followup_salutation"
+        for name, value in self._call(hook, {"patient": patient, "locale": locale, "age_bands": age_bands}, first=True):
+            if not isinstance(value, str) or not value.strip():
+                raise PluginError(name, hook, f"expected a non-empty string, got {value!r}")
+            return value
+        return patient.name
+
+    def script(self, **kwargs: Any) -> str:
+        hook = "followup_script"
+        for name, value in self._call(hook, kwargs, first=True):
+            if not isinstance(value, str) or not value.strip():
+                raise PluginError(name, hook, f"expected the script text, got {type(value).__name__}")
+            return value
+        raise PluginError("core", hook, "no plugin rendered a script")
+
+    def calendar(self, country: str) -> Any:
+        hook = "followup_calendar"
+        for name, value in self._call(hook, {"country": country}, first=True):
+            if not callable(getattr(value, "is_working_day", None)):
+                raise PluginError(name, hook, "the calendar has no is_working_day(date) method")
+            return value
+        raise PluginError("core", hook, f"no calendar for country {country!r}")
+
+    # -- questions and actions ------------------------------------------------
+    def questions(self, specialty: str, procedure: str, milestone: str) -> dict[str, Question]:
+        """All questions that may be asked for this task, by key; the first implementation wins a key."""
+        hook = "followup_questions"
+        merged: dict[str, Question] = {}
+        kwargs = {"specialty": specialty, "procedure": procedure, "milestone": milestone}
+        for name, value in self._call(hook, kwargs):
+            for q in self._validate_list(name, hook, Question, value):
+                merged.setdefault(q.key, q)
+        return merged
+
+    def general_question_keys(self) -> list[str]:
+        """Core's general questions, asked at the end of every reached call, in order."""
+        keys: list[str] = []
+        for name, value in self._call("followup_questions", {"specialty": "", "procedure": "", "milestone": ""}, only=["core"]):
+            keys.extend(q.key for q in self._validate_list(name, "followup_questions", Question, value))
+        return keys
+
+    def actions(self, context: Any, answers: dict[str, Any]) -> list[tuple[str, Action]]:
+        hook = "followup_actions"
+        out: list[tuple[str, Action]] = []
+        for name, value in self._call(hook, {"context": context, "answers": answers}):
+            out.extend((name, a) for a in self._validate_list(name, hook, Action, value))
+        return out
+
+    def template_dirs(self) -> list[str]:
+        dirs: list[str] = []
+        for name, value in self._call("followup_template_dirs", {}):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+                raise PluginError(name, "followup_template_dirs", f"expected a list of paths, got {value!r}")
+            dirs.extend(str(v) for v in value)
+        return dirs
+
+
+def build_plugins(strict: bool | None = None) -> Plugins:
+    """A fresh manager: core's defaults plus every entry-point plugin allowed."""
+    from core.general import CorePlugin
+
+    plugins = Plugins()
+    plugins.register(CorePlugin(), "core", version=_own_version(), source="core")
+    if strict is None:
+        strict = os.environ.get("FOLLOWUP_STRICT_PLUGINS") == "1"
+    plugins.load_entry_points(strict=strict)
+    return plugins
+
+
+@lru_cache(maxsize=1)
+def get_plugins() -> Plugins:
+    """The process-wide plugin manager, built on first use (never at import time)."""
+    return build_plugins()
+
+
+def reset_plugins() -> None:
+    get_plugins.cache_clear()
+
+
+def _own_version() -> str | None:
+    try:
+        return metadata.version(OWN_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,120 @@
+"""YAML loading that remembers where every value came from, for errors that name file and line."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Location = tuple[Any, ...]
+
+
+class ConfigError(Exception):
+    """Bad configuration or content file; ``str()`` is the message for the user."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass
+class LocatedYaml:
+    path: Path
+    data: Any
+    lines: dict[Location, int]
+
+    def line_of(self, loc: Location) -> int | None:
+        """The line of ``loc`` or of its nearest located parent."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = _Loader.construct_object(_Loader(""), key_node)  # scalars only
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, loc + (key,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[loc + (index,)] = item.start_mark.line + 1
+            _walk(item, loc + (index,), lines)
+
+
+def load_located(path: Path | str) -> LocatedYaml:
+    """Parse a YAML file, mapping each key path to its line; syntax errors name file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: invalid YAML: {exc.problem}"]) from None
+    lines: dict[Location, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return LocatedYaml(path=path, data=data if data is not None else {}, lines=lines)
+
+
+def _model_at(model: type[BaseModel], loc: Location) -> type[BaseModel] | None:
+    """The pydantic model that owns the last key of ``loc`` (for typo suggestions)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def located_errors(err: ValidationError, source: LocatedYaml, model: type[BaseModel], base: Location = ()) -> list[str]:
+    """Turn a pydantic error into ``file:line: key: message`` lines with near-match hints."""
+    problems = []
+    for item in err.errors():
+        loc = base + tuple(item["loc"])
+        line = source.line_of(loc)
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            owner = _model_at(model, tuple(item["loc"]))
+            message = f"unknown key {loc[-1]!r}"
+            if owner is not None:
+                near = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1)
+                if near:
+                    message += f" — did you mean {near[0]!r}?"
+        problems.append(f"{source.path}:{line}: {key}: {message}")
+    return problems

@@ -1,0 +1,3 @@
+from core import ProtocolPlugin
+
+plugin = ProtocolPlugin(__name__)
