@@ -1,0 +1,377 @@
+"""Clinic configuration: the chain file, its sites, and what each site enables.
+
+``config/chain.yaml`` holds chain-wide defaults and sites (inline or one file per
+site under ``config/sites/``). Every file is validated by the pydantic models
+below; an error names the file, the line and the key, and suggests the close
+match for a typo. :func:`resolve` then checks the sites against the installed
+plugins (an unknown specialty lists the installed ones) and produces
+:class:`Site` objects with everything scheduling needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.protocol import Duration, LocalizedText, Milestone, Window
+from core.yamlfile import ConfigError, LocatedYaml, load_located, located_errors
+
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimeRange(_Model):
+    """A local time range written ``"09:00-11:30"``; may wrap midnight (quiet hours ``"21:00-08:00"``)."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _RANGE.match(value)
+            if not match:
+                raise ValueError(f"invalid time range {value!r}: write it like '09:00-11:30'")
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            try:
+                return {"start": time(h1, m1), "end": time(h2, m2)}
+            except ValueError as exc:
+                raise ValueError(f"invalid time range {value!r}: {exc}") from None
+        return value
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class AttemptPolicy(_Model):
+    max_failed_attempts: int = Field(default=3, ge=1, le=20)
+    min_gap: Duration = Duration(amount=2, unit="h")
+    claim_hold: Duration = Duration(amount=30, unit="min")
+
+
+class AgeBands(_Model):
+    child_under: int = Field(default=14, ge=1, le=30)
+    elderly_from: int = Field(default=60, ge=30, le=120)
+
+
+def _valid_timezone(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+    return value
+
+
+class Defaults(_Model):
+    locale: Literal["zh_CN", "en"] = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+    calling_windows: list[TimeRange] = Field(
+        default_factory=lambda: [TimeRange.model_validate("09:00-11:30"), TimeRange.model_validate("14:30-17:30")],
+        min_length=1,
+    )
+    quiet_hours: TimeRange = Field(default_factory=lambda: TimeRange.model_validate("21:00-08:00"))
+    holiday_country: str = "CN"
+    attempt_policy: AttemptPolicy = Field(default_factory=AttemptPolicy)
+    age_bands: AgeBands = Field(default_factory=AgeBands)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return _valid_timezone(value)
+
+
+class Override(_Model):
+    """Change one milestone for a site: ``milestone: aesthetic.rhinoplasty.splint_removal``."""
+
+    milestone: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
+    offset: Duration | None = None
+    window: Window | None = None
+    disabled: bool = False
+    note: str | None = None
+
+
+class YearNoticeModel(_Model):
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+
+class StaffMember(_Model):
+    username: str
+    name: str
+    role: Literal["coordinator", "supervisor", "doctor", "admin"] = "coordinator"
+    sites: list[str] = Field(default_factory=list)
+
+
+class SiteModel(_Model):
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: LocalizedText
+    timezone: str | None = None
+    locale: Literal["zh_CN", "en"] | None = None
+    specialties: list[str] = Field(min_length=1)
+    calling_windows: list[TimeRange] | None = None
+    holiday_country: str | None = None
+    closed_days: list[date] = Field(default_factory=list)
+    extra_workdays: list[date] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+    template_dirs: list[str] = Field(default_factory=list)
+    import_columns: dict[str, str] = Field(default_factory=dict)
+    max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return _valid_timezone(value)
+
+
+class ChainModel(_Model):
+    name: LocalizedText
+    database_url: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
+    staff: list[StaffMember] = Field(default_factory=list)
+    sites: list[SiteModel] = Field(default_factory=list)
+    sites_dir: str | None = "sites"
+
+
+@dataclass
+class Site:
+    """A site with the chain defaults applied: what scheduling and the worklist use."""
+
+    code: str
+    name: LocalizedText
+    timezone: ZoneInfo
+    locale: str
+    specialties: list[str]
+    calling_windows: list[TimeRange]
+    quiet_hours: TimeRange
+    holiday_country: str
+    closed_days: list[date]
+    extra_workdays: list[date]
+    overrides: dict[str, Override]
+    template_dirs: list[Path]
+    import_columns: dict[str, str]
+    attempt_policy: AttemptPolicy
+    max_failed_attempts: int
+    source: Path
+    _calendar: Any = field(default=None, repr=False)
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.timezone)
+
+    def calendar(self, chain: ChainConfig) -> Any:
+        """This site's working-day calendar (country calendar + notices + closures)."""
+        if self._calendar is None:
+            from core.calendar import SiteCalendar, YearNotice
+            from core.plugins import get_plugins
+
+            notices = {
+                year: YearNotice(frozenset(n.holidays), frozenset(n.workdays))
+                for year, n in chain.model.holiday_notices.items()
+            }
+            self._calendar = SiteCalendar.build(
+                get_plugins().calendar(self.holiday_country), notices, self.closed_days, self.extra_workdays
+            )
+        return self._calendar
+
+    def apply_overrides(self, specialty: str, procedure: str, milestones: list[Milestone]) -> list[Milestone]:
+        """Site overrides on a procedure's milestones: change offset or window, or drop one."""
+        out = []
+        for ms in milestones:
+            override = self.overrides.get(f"{specialty}.{procedure}.{ms.key}")
+            if override is None:
+                out.append(ms)
+                continue
+            if override.disabled:
+                continue
+            changes: dict[str, Any] = {}
+            if override.offset is not None:
+                changes["offset"] = override.offset
+            if override.window is not None:
+                changes["window"] = override.window
+            out.append(Milestone.model_validate({**ms.model_dump(), **{k: str(v) if isinstance(v, Duration) else v.model_dump() for k, v in changes.items()}}))
+        return out
+
+
+@dataclass
+class ChainConfig:
+    path: Path
+    model: ChainModel
+    sites: dict[str, Site]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str | None:
+        return self.model.database_url
+
+    def site(self, code: str) -> Site:
+        try:
+            return self.sites[code]
+        except KeyError:
+            near = difflib.get_close_matches(code, list(self.sites), n=1)
+            hint = f" — did you mean {near[0]!r}?" if near else ""
+            raise ConfigError([f"unknown site {code!r}{hint} (sites: {', '.join(self.sites)})"]) from None
+
+    def staff(self, username: str) -> StaffMember | None:
+        return next((s for s in self.model.staff if s.username == username), None)
+
+
+def _validate(model: type[BaseModel], source: LocatedYaml) -> Any:
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as err:
+        raise ConfigError(located_errors(err, source, model)) from None
+
+
+def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
+    """Load and validate the chain file and its site files; raise :class:`ConfigError` on any problem."""
+    path = Path(path)
+    chain_src = load_located(path)
+    if not isinstance(chain_src.data, dict):
+        raise ConfigError([f"{path}:1: the chain file must be a mapping of keys (name, defaults, sites...)"])
+    chain = _validate(ChainModel, chain_src)
+    site_sources: list[tuple[SiteModel, LocatedYaml, tuple[Any, ...]]] = [
+        (site, chain_src, ("sites", i)) for i, site in enumerate(chain.sites)
+    ]
+    problems: list[str] = []
+    if chain.sites_dir:
+        folder = path.parent / chain.sites_dir
+        for site_file in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+            src = load_located(site_file)
+            try:
+                site_sources.append((_validate(SiteModel, src), src, ()))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    seen: dict[str, str] = {}
+    for site, src, loc in site_sources:
+        where = f"{src.path}:{src.line_of(loc + ('code',))}"
+        if site.code in seen:
+            problems.append(f"{where}: code: site {site.code!r} is defined twice (also at {seen[site.code]})")
+        seen[site.code] = where
+    if not site_sources:
+        problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
+    if problems:
+        raise ConfigError(problems)
+    config = ChainConfig(path=path, model=chain, sites={})
+    for site, src, loc in site_sources:
+        config.sites[site.code] = _resolve_site(chain, site, src)
+        config.sites[site.code]._loc = (src, loc)  # type: ignore[attr-defined]
+    if check_plugins:
+        check_against_plugins(config)
+    return config
+
+
+def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:
+    d = chain.defaults
+    return Site(
+        code=site.code,
+        name=site.name,
+        timezone=ZoneInfo(site.timezone or d.timezone),
+        locale=site.locale or d.locale,
+        specialties=list(site.specialties),
+        calling_windows=site.calling_windows or d.calling_windows,
+        quiet_hours=d.quiet_hours,
+        holiday_country=site.holiday_country or d.holiday_country,
+        closed_days=site.closed_days,
+        extra_workdays=site.extra_workdays,
+        overrides={o.milestone: o for o in site.overrides},
+        template_dirs=[(src.path.parent / t).resolve() for t in site.template_dirs],
+        import_columns=site.import_columns,
+        attempt_policy=d.attempt_policy,
+        max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
+        source=src.path,
+    )
+
+
+def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
+    """Every enabled specialty must be installed; every override must name a real milestone."""
+    if plugins is None:
+        from core.plugins import get_plugins
+
+        plugins = get_plugins()
+    installed = plugins.specialties()
+    problems: list[str] = []
+    for site in config.sites.values():
+        src, loc = site._loc  # type: ignore[attr-defined]
+        for i, key in enumerate(site.specialties):
+            if key not in installed:
+                near = difflib.get_close_matches(key, list(installed), n=1)
+                hint = f" — did you mean {near[0]!r}?" if near else ""
+                problems.append(
+                    f"{src.path}:{src.line_of(loc + ('specialties', i))}: sites.{site.code}.specialties: "
+                    f"specialty {key!r} is not installed{hint} (installed: {', '.join(installed) or 'none'})"
+                )
+        site_model_overrides = list(site.overrides.values())
+        for i, override in enumerate(site_model_overrides):
+            spec_key, proc_code, ms_key = override.milestone.split(".")
+            line = src.line_of(loc + ("overrides", i, "milestone"))
+            where = f"{src.path}:{line}: sites.{site.code}.overrides"
+            if spec_key not in site.specialties:
+                problems.append(f"{where}: {override.milestone}: specialty {spec_key!r} is not enabled at this site")
+                continue
+            if spec_key not in installed:
+                continue
+            spec = installed[spec_key][1]
+            if spec.procedure(proc_code) is None:
+                near = difflib.get_close_matches(proc_code, [p.code for p in spec.procedures], n=1)
+                hint = f" — did you mean {near[0]!r}?" if near else ""
+                problems.append(f"{where}: {override.milestone}: no procedure {proc_code!r} in {spec_key}{hint}")
+                continue
+            keys = [m.key for _, m in plugins.milestones(spec_key, proc_code)]
+            if ms_key not in keys:
+                near = difflib.get_close_matches(ms_key, keys, n=1)
+                hint = f" — did you mean {near[0]!r}?" if near else ""
+                problems.append(f"{where}: {override.milestone}: no milestone {ms_key!r}{hint} (has: {', '.join(keys)})")
+                continue
+            original = next(m for _, m in plugins.milestones(spec_key, proc_code) if m.key == ms_key)
+            try:
+                site.apply_overrides(spec_key, proc_code, [original])
+            except ValidationError as err:
+                msgs = "; ".join(e["msg"] for e in err.errors())
+                problems.append(f"{where}: {override.milestone}: {msgs}")
+    if problems:
+        raise ConfigError(problems)
+    config.warnings.extend(calendar_warnings(config, plugins))
+
+
+def calendar_warnings(config: ChainConfig, plugins: Any) -> list[str]:
+    """Warn when official holiday data ends before the longest follow-up we may schedule."""
+    longest = timedelta(days=0)
+    for site in config.sites.values():
+        for key in site.specialties:
+            spec = plugins.specialty(key)
+            for proc in spec.procedures if spec else ():
+                for _, ms in plugins.milestones(key, proc.code):
+                    longest = max(longest, timedelta(minutes=ms.window.latest.approx_minutes))
+    warnings = []
+    horizon = date.today() + longest
+    for country in sorted({s.holiday_country for s in config.sites.values()}):
+        cal = plugins.calendar(country)
+        until = getattr(cal, "published_until", lambda: date.max)()
+        missing = [y for y in range(until.year + 1, horizon.year + 1) if y not in config.model.holiday_notices]
+        if missing:
+            warnings.append(
+                f"holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
+                f"routine calls in {', '.join(map(str, missing))} are placed provisionally "
+                f"(add the official notice under holiday_notices, then run 'followup schedule --replan')"
+            )
+    return warnings
