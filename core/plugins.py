@@ -34,6 +34,7 @@ import pluggy
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core import hookspecs
+from core.errors import FollowupError
 from core.protocol import Action, Aftercare, Milestone, Question, Specialty
 
 ENTRY_POINT_GROUP = "followup"
@@ -41,7 +42,7 @@ OWN_DISTRIBUTION = "clinic-followup"
 M = TypeVar("M", bound=BaseModel)
 
 
-class PluginError(Exception):
+class PluginError(FollowupError):
     """A plugin broke the contract. The message names the plugin, the hook and what to fix."""
 
     def __init__(self, plugin: str, hook: str, message: str):
@@ -134,8 +135,11 @@ class Plugins:
             except PluginError as exc:
                 if strict:
                     raise
+                old = self.infos[name]
                 self.unregister(name)
-                self.infos[name] = PluginInfo(name=name, version=None, source="?", status="failed", error=str(exc))
+                self.infos[name] = PluginInfo(
+                    name=name, version=old.version, source=old.source, hooks=old.hooks, status="failed", error=str(exc)
+                )
         for name, info in self.infos.items():
             if info.status == "ok":
                 info.specialties = sorted(s.key for s in self._collect_specialties_of(name))

@@ -17,10 +17,12 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from core.errors import FollowupError  # noqa: E402
+
 CORE_TEMPLATES = Path(__file__).parent / "templates"
 
 
-class TemplateRenderError(Exception):
+class TemplateRenderError(FollowupError):
     """A template failed to render; the message names the template and the problem."""
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from core.errors import FollowupError
+
 Location = tuple[Any, ...]
 
 
-class ConfigError(Exception):
+class ConfigError(FollowupError):
     """Bad configuration or content file; ``str()`` is the message for the user."""
 
     def __init__(self, problems: list[str]):

@@ -32,3 +32,9 @@ def current_revision(url: str) -> str | None:
 
     with get_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

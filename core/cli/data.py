@@ -1,0 +1,111 @@
+"""Data commands: ``import``, ``schedule``, ``tasks``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from core.cli.main import App
+from core.cli.output import FORMATS, emit, format_option, to_json
+from core.errors import FollowupError
+
+
+def _progress(label: str, total: int | None):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    return progress
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate every row and show what would change; write nothing.")
+@format_option("table", "json")
+@click.pass_obj
+def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
+    """Import patients or episodes (CSV, XLSX or JSON); all rows or none."""
+    from core.db.engine import session_scope
+    from core.importing import import_file
+
+    if not file.exists():
+        raise FollowupError(f"{file}: file not found")
+    config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
+    with session_scope(url) as session:
+        result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    data = result.as_dict()
+    if fmt == "json":
+        click.echo(to_json({**data, "dry_run": dry_run}))
+        return
+    for warning in result.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    verb = "would import" if dry_run else "imported"
+    click.echo(
+        f"{file}: {verb} patients {data['patients_created']} new, {data['patients_updated']} updated, "
+        f"{data['patients_unchanged']} unchanged; episodes {data['episodes_created']} new, "
+        f"{data['episodes_updated']} updated, {data['episodes_unchanged']} unchanged"
+    )
+    if not dry_run and data["episodes_created"]:
+        click.echo("Next: followup schedule")
+
+
+@click.command("schedule")
+@click.option("--replan", is_flag=True, help="Re-place provisional tasks (after new holiday data arrived).")
+@format_option("table", "json")
+@click.pass_obj
+def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
+    """Create the follow-up tasks of every episode; running it again creates nothing new."""
+    from sqlalchemy import func, select
+
+    from core.db.engine import session_scope
+    from core.db.models import Episode
+    from core.scheduling import replan as do_replan
+    from core.scheduling import schedule
+
+    config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
+    with session_scope(url) as session:
+        if replan:
+            moved = do_replan(session, config, now)
+            click.echo(to_json({"moved": moved}) if fmt == "json" else f"re-placed {moved} provisional task(s)")
+            return
+        total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
+        with _progress("scheduling", total) as progress:
+            bar = progress.add_task("episodes", total=total)
+            result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))
+    if fmt == "json":
+        click.echo(to_json(result.as_dict()))
+        return
+    for problem in result.problems:
+        click.secho(f"Warning: {problem}", fg="yellow", err=True)
+    click.echo(
+        f"{result.episodes} episodes: {result.created} tasks created, {result.existing} already scheduled"
+        + (f", {result.expired} expired (window closed before scheduling)" if result.expired else "")
+        + (f", {result.suppressed} suppressed (do not contact)" if result.suppressed else "")
+        + (f", {result.provisional} provisional (holiday data not yet published)" if result.provisional else "")
+    )
+
+
+@click.command("tasks")
+@click.option("--patient", help="Patient id (as in the import).")
+@click.option("--episode", help="Episode id (as in the import).")
+@click.option("--site", help="Site code.")
+@click.option("--status", help="open, completed, unsuccessful, suppressed, expired, ...")
+@click.option("--limit", type=int, help="At most this many.")
+@format_option(*FORMATS)
+@click.pass_obj
+def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | None, status: str | None,
+              limit: int | None, fmt: str) -> None:
+    """List follow-up tasks."""
+    from core.db.engine import session_scope
+    from core.tasklist import TASK_COLUMNS, list_tasks
+
+    config, url = app.config, app.ready_db()
+    with session_scope(url) as session:
+        rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit)
+    if fmt == "table":
+        emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
+             "table")
+    else:
+        emit(rows, TASK_COLUMNS, fmt)

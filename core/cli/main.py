@@ -1,0 +1,159 @@
+"""The ``followup`` command: one click group whose subcommands load lazily.
+
+``followup --help`` imports only click: each subcommand's module (and with it
+SQLAlchemy, pydantic, pluggy) is imported when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+from typing import Any
+
+import click
+
+# name -> (module:attribute, one-line help shown by --help without importing)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("core.cli.demo:demo", "Create a demo database, import sample patients, schedule and show today."),
+    "config": ("core.cli.setup:config_group", "Check the clinic configuration."),
+    "plugins": ("core.cli.setup:plugins_group", "List installed specialty plugins."),
+    "db": ("core.cli.setup:db_group", "Database migrations."),
+    "protocols": ("core.cli.setup:protocols", "Show the effective milestones of a site after its overrides."),
+    "import": ("core.cli.data:import_cmd", "Import patients or episodes from CSV, XLSX or JSON."),
+    "schedule": ("core.cli.data:schedule_cmd", "Turn episodes into follow-up tasks (idempotent)."),
+    "tasks": ("core.cli.data:tasks_cmd", "List follow-up tasks."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr = entry[0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from core.errors import FollowupError
+
+        try:
+            return super().invoke(ctx)
+        except FollowupError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+
+
+class App:
+    """Global options, and lazily built config, plugins and database URL."""
+
+    def __init__(self, config_path: str, db: str | None, now: str | None, user: str | None):
+        self.config_path = config_path
+        self._db = db
+        self._now = now
+        self.user = user or _os_user()
+        self._config: Any = None
+
+    @property
+    def plugins(self) -> Any:
+        from core.plugins import get_plugins
+
+        return get_plugins()
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from core.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def db_url(self) -> str:
+        if self._db:
+            return self._db
+        try:
+            url = self.config.database_url
+        except Exception:  # the config's own error is reported where the config is needed
+            url = None
+        return url or "sqlite:///followup.db"
+
+    @property
+    def now(self) -> Any:
+        from datetime import UTC, datetime
+        from zoneinfo import ZoneInfo
+
+        from core.errors import FollowupError
+
+        if not self._now:
+            return datetime.now(UTC)
+        try:
+            moment = datetime.fromisoformat(self._now)
+        except ValueError:
+            raise FollowupError(f"--now {self._now!r} is not an ISO-8601 time (e.g. 2026-11-23T09:30+08:00)") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(self.config.model.defaults.timezone))
+        return moment.astimezone(UTC)
+
+    def ready_db(self) -> str:
+        """The database URL, migrated to the current schema on SQLite (PostgreSQL must be upgraded explicitly)."""
+        from core.db.migrate import current_revision, head_revision, upgrade
+        from core.errors import FollowupError
+
+        url = self.db_url
+        try:
+            current = current_revision(url)
+        except Exception as exc:
+            raise FollowupError(f"cannot open database {_safe_url(url)}: {exc}") from None
+        if current != head_revision():
+            if url.startswith("sqlite"):
+                upgrade(url)
+            else:
+                raise FollowupError(f"database {_safe_url(url)} is not up to date: run 'followup db upgrade'")
+        return url
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid URL>"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="FOLLOWUP_CONFIG", default="config/chain.yaml",
+              show_default=True, help="Chain configuration file.")
+@click.option("--db", envvar="FOLLOWUP_DATABASE_URL", help="Database URL (default: the chain file's, else sqlite:///followup.db).")
+@click.option("--now", envvar="FOLLOWUP_NOW", help="The clock every command uses (ISO 8601), for demos and tests.")
+@click.option("--as", "user", envvar="FOLLOWUP_USER", help="Act as this user (default: the OS user).")
+@click.version_option(package_name="clinic-followup", prog_name="followup")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None, user: str | None) -> None:
+    """Patient follow-up (回访 / 随访) for clinic chains."""
+    ctx.obj = App(config_path, db, now, user)
+
+
+def main() -> None:
+    cli(prog_name="followup")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

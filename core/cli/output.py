@@ -1,0 +1,60 @@
+"""Rendering listings as a rich table, JSON or CSV: one shape, three formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+FORMATS = ("table", "json", "csv")
+
+
+def format_option(*choices: str) -> Any:
+    return click.option("--format", "fmt", type=click.Choice(choices or FORMATS), default=(choices or FORMATS)[0],
+                        show_default=True, help="Output format.")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, default=_plain)
+
+
+def safe_cell(value: Any) -> Any:
+    """Keep free text from becoming a spreadsheet formula (=, +, -, @ at the start)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str | None = None,
+         headers: dict[str, str] | None = None) -> None:
+    if fmt == "json":
+        click.echo(to_json([{c: r.get(c) for c in columns} for r in rows]))
+        return
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([safe_cell(_plain(r.get(c))) if r.get(c) is not None else "" for c in columns])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        table.add_column((headers or {}).get(c, c))
+    for r in rows:
+        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+    Console().print(table)

@@ -1,0 +1,75 @@
+"""Listing tasks for people and scripts (``followup tasks``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import ChainConfig
+from core.db.models import Episode, Patient, Task
+
+TASK_COLUMNS = (
+    "id", "patient_id", "episode_id", "site", "specialty", "procedure", "milestone", "purpose",
+    "channel", "urgency", "status", "due_at", "window_start", "window_end", "attempts",
+)
+
+
+def _iso(moment: datetime | None, tz: Any) -> str | None:
+    return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
+
+
+def list_tasks(
+    session: Session,
+    config: ChainConfig,
+    *,
+    patient: str | None = None,
+    episode: str | None = None,
+    site: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Tasks as plain dicts; instants in ISO 8601 with the site's UTC offset."""
+    query = (
+        select(Task, Patient.external_id, Episode.external_id, Patient.name)
+        .join(Patient, Patient.id == Task.patient_id)
+        .join(Episode, Episode.id == Task.episode_id)
+        .order_by(Task.due_at, Task.id)
+    )
+    if patient:
+        query = query.where(Patient.external_id == patient)
+    if episode:
+        query = query.where(Episode.external_id == episode)
+    if site:
+        config.site(site)  # unknown site: a clear error
+        query = query.where(Task.site == site)
+    if status:
+        query = query.where(Task.status == status)
+    if limit:
+        query = query.limit(limit)
+    out = []
+    for task, patient_ext, episode_ext, name in session.execute(query):
+        tz = config.sites[task.site].timezone if task.site in config.sites else None
+        out.append({
+            "id": task.id,
+            "patient_id": patient_ext,
+            "patient_name": name,
+            "episode_id": episode_ext,
+            "site": task.site,
+            "specialty": task.specialty,
+            "procedure": task.procedure,
+            "milestone": task.milestone,
+            "purpose": task.purpose,
+            "channel": task.channel,
+            "urgency": task.urgency,
+            "status": task.status,
+            "due_at": _iso(task.due_at, tz),
+            "window_start": _iso(task.window_start, tz),
+            "window_end": _iso(task.window_end, tz),
+            "attempts": task.attempts,
+            "provisional": task.provisional,
+            "outside_window": task.outside_window,
+        })
+    return out
