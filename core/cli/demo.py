@@ -1,0 +1,124 @@
+"""``followup demo``: the whole pipeline on embedded SQLite, in a few seconds.
+
+Sample patients and episodes live in ``config/demo/`` beside the chain file.
+Episode times there are written as "days ago" so the demo always has work
+today; the demo writes them out as an ordinary HIS-style export and imports it
+through the same path a clinic uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+import click
+
+from core.cli.main import App
+from core.errors import FollowupError
+
+
+def _write_episode_export(source: Path, target: Path, app: App) -> None:
+    """Turn ``days_ago``/``time`` into ``occurred_at`` in the site's local time (no offset, as HIS exports do)."""
+    config, now = app.config, app.now
+    with source.open(encoding="utf-8") as fin, target.open("w", encoding="utf-8", newline="") as fout:
+        reader = csv.DictReader(fin)
+        columns = [c for c in reader.fieldnames or [] if c not in ("days_ago", "time")] + ["occurred_at"]
+        writer = csv.DictWriter(fout, fieldnames=columns)
+        writer.writeheader()
+        for row in reader:
+            tz = config.site(row["site"]).timezone
+            day = now.astimezone(tz).date() - timedelta(days=int(row.pop("days_ago")))
+            at = time.fromisoformat(row.pop("time"))
+            row["occurred_at"] = datetime.combine(day, at).isoformat(timespec="minutes")
+            writer.writerow(row)
+
+
+@click.command("demo")
+@click.option("--fresh", is_flag=True, help="Delete the demo database first.")
+@click.pass_obj
+def demo(app: App, fresh: bool) -> None:
+    """Create the demo database, import sample patients and episodes, schedule, and show today's calls."""
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    from core.db.engine import get_engine, session_scope
+    from core.db.models import Task
+    from core.importing import import_file
+    from core.scheduling import schedule
+    from core.worklist import worklist
+
+    url = app.db_url
+    if not url.startswith("sqlite"):
+        raise FollowupError("the demo runs on embedded SQLite; pass --db sqlite:///demo.db")
+    config, plugins = app.config, app.plugins
+    for failed in plugins.failed():
+        click.secho(f"Warning: plugin {failed.name!r} failed to load: {failed.error}", fg="yellow", err=True)
+    database = make_url(url).database
+    if fresh and database and Path(database).exists():
+        get_engine.cache_clear()
+        for suffix in ("", "-wal", "-shm"):
+            Path(database + suffix).unlink(missing_ok=True)
+    url = app.ready_db()
+    demo_dir = config.path.parent / "demo"
+    if not (demo_dir / "patients.csv").exists():
+        raise FollowupError(f"{demo_dir}: the demo's sample files are missing (patients.csv, episodes.csv)")
+    now = app.now
+    click.secho(f"Demo chain: {config.model.name.get(config.model.defaults.locale)} — "
+                f"{len(config.sites)} sites, database {database}", bold=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "episodes.csv"
+        _write_episode_export(demo_dir / "episodes.csv", export, app)
+        with session_scope(url) as session:
+            patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=app.user, now=now)
+            episodes = import_file(session, config, plugins, export, user=app.user, now=now)
+            result = schedule(session, config, plugins, now)
+    click.echo(
+        f"Imported {patients.patients_created} new patients and {episodes.episodes_created} new episodes; "
+        f"scheduled {result.created} new follow-up tasks ({result.existing} already scheduled, "
+        f"{result.expired} expired before scheduling)."
+    )
+    _show_today(app, url, worklist)
+    with session_scope(url) as session:
+        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
+    click.echo(f"\n{open_total} open follow-ups in total.")
+    click.secho("\nTry next:", bold=True)
+    for line in (
+        "followup protocols aesthetic.rhinoplasty --site SH-AES   # the site's day-5 splint override",
+        "followup tasks --site BJ-HOSP --status open",
+        "followup plugins list",
+        "followup config check",
+    ):
+        click.echo(f"  {line}")
+
+
+def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.db.engine import session_scope
+
+    config, now, plugins = app.config, app.now, app.plugins
+    console = Console()
+    with session_scope(url) as session:
+        for site in config.sites.values():
+            today = now.astimezone(site.timezone).date()
+            lines = worklist_fn(session, config, day=today, now=now, sites=[site.code])
+            table = Table(title=f"{site.name.get(site.locale)} ({site.code}) — {today.isoformat()}: "
+                                f"{len(lines)} call(s)", title_justify="left", header_style="bold")
+            for col in ("patient", "phone", "procedure", "milestones", "urgency", "due"):
+                table.add_column(col)
+            for ln in lines:
+                names = []
+                for proc in ln.procedures:
+                    spec = next((s for _, s in plugins.specialties().values() if s.procedure(proc)), None)
+                    p = spec.procedure(proc) if spec else None
+                    names.append(p.names.get(site.locale) if p else proc)
+                table.add_row(
+                    f"{ln.patient_name} ({ln.patient_id})", ln.phone, ", ".join(names), ", ".join(ln.milestones),
+                    ("[red]clinical[/red]" if ln.urgency == "clinical" else "routine") + (" [yellow]overdue[/yellow]" if ln.overdue else ""),
+                    ln.due_at.astimezone(site.timezone).strftime("%m-%d %H:%M"),
+                )
+            console.print()
+            console.print(table)
