@@ -22,6 +22,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("core.cli.data:import_cmd", "Import patients or episodes from CSV, XLSX or JSON."),
     "schedule": ("core.cli.data:schedule_cmd", "Turn episodes into follow-up tasks (idempotent)."),
     "tasks": ("core.cli.data:tasks_cmd", "List follow-up tasks."),
+    "worklist": ("core.cli.work:worklist_cmd", "Today's calls for a site or coordinator, one line per patient."),
+    "claim": ("core.cli.work:claim_cmd", "Take the next patients' calls (held for you for a while)."),
+    "script": ("core.cli.work:script_cmd", "Preparation card and call script of a task."),
+    "call": ("core.cli.work:call_cmd", "Work through your claimed calls interactively."),
+    "record": ("core.cli.work:record_cmd", "Record a call's outcome and answers non-interactively."),
+    "escalations": ("core.cli.manage:escalations_group", "Red flags sent to attending doctors: list, resolve."),
+    "complaints": ("core.cli.manage:complaints_group", "Complaints (3-day deadline): list, show, respond, close."),
+    "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact."),
+    "audit": ("core.cli.manage:audit_cmd", "Who changed what, and when."),
 }
 
 

@@ -1,0 +1,25 @@
+"""The audit log: every change a coordinator makes, with user and time (never names or phones)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.db.models import AuditEntry
+
+
+def audit(
+    session: Session,
+    *,
+    user: str,
+    at: datetime,
+    action: str,
+    entity: str,
+    entity_id: int | None = None,
+    patient_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(AuditEntry(at=at, user=user, action=action, entity=entity, entity_id=entity_id,
+                           patient_id=patient_id, detail=detail or {}))

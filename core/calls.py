@@ -1,0 +1,282 @@
+"""Recording a call: attempts, outcomes and retries, answers, and what follows (DOMAIN.md §4, §6, §7).
+
+One function, :func:`record_call`, is used by ``followup record`` and the
+interactive ``followup call``. Everything is validated before anything is
+written, and it runs inside the caller's transaction: a bad answer leaves the
+database as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import audit
+from core.config import ChainConfig, Site
+from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.errors import FollowupError
+from core.placement import place
+from core.plugins import Plugins
+from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
+
+FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
+OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
+COMPLAINT_DAYS = 3
+
+
+class CallError(FollowupError):
+    """A call cannot be recorded as given; nothing was stored."""
+
+
+@dataclass
+class CallResult:
+    task: Task
+    outcome: str
+    attempt_id: int
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self, tz: Any) -> dict[str, Any]:
+        t = self.task
+        iso = lambda m: m.astimezone(tz).isoformat(timespec="minutes") if m else None  # noqa: E731
+        return {
+            "task": {
+                "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
+                "max_attempts": t.max_attempts, "next_attempt_at": iso(t.next_attempt_at) if t.status == "open" else None,
+                "overdue": t.status == "open" and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "milestone": t.milestone, "site": t.site,
+            },
+            "outcome": self.outcome,
+            "attempt_id": self.attempt_id,
+            "actions": self.actions,
+        }
+
+
+def age_on(birth: date | None, day: date) -> int | None:
+    if birth is None:
+        return None
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+    """What hooks are told about a task: never the phone number."""
+    episode = session.get(Episode, task.episode_id)
+    patient = session.get(Patient, task.patient_id)
+    assert episode is not None and patient is not None
+    site = config.site(task.site)
+    history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
+    staff = config.staff(user) if user else None
+    return TaskContext(
+        site_code=site.code, site_name=site.name, specialty=task.specialty, procedure=task.procedure,
+        milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
+        patient=PatientInfo(
+            external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
+            age=age_on(patient.birth_date, now.astimezone(site.timezone).date()),
+            locale=patient.locale or site.locale,
+        ),
+        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor, department=episode.department,
+        diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
+        failed_attempts=task.failed_attempts,
+        attempt_history=tuple(
+            {"at": a.at.isoformat(), "outcome": a.outcome, "by": a.by, "note": a.note} for a in history
+        ),
+        coordinator=staff.name if staff else None,
+        age_bands=config.model.defaults.age_bands.model_dump(),
+    )
+
+
+def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
+    """The milestone a task was scheduled from, with the task's own offset/window snapshot."""
+    found = {m.key: m for _, m in plugins.milestones(task.specialty, task.procedure)}
+    base = found.get(task.milestone)
+    if base is None:  # extra calls and milestones since removed from the protocol
+        return Milestone(
+            key=task.milestone, purpose=task.purpose,
+            names={"zh_CN": "追加回访", "en": "Extra follow-up call"},  # type: ignore[arg-type]
+            offset=Duration.parse(task.offset), window=[task.window_earliest, task.window_latest],  # type: ignore[arg-type]
+            urgency=task.urgency, channel=task.channel,  # type: ignore[arg-type]
+        )
+    return base.model_copy(update={"offset": Duration.parse(task.offset)})
+
+
+def next_attempt_time(failed_at: datetime, site: Site, calendar: Any) -> datetime:
+    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day."""
+    tz = site.timezone
+    local = failed_at.astimezone(tz)
+    windows = sorted(site.calling_windows, key=lambda w: w.start)
+    failed_index = next((i for i, w in enumerate(windows) if w.contains(local.time())), None)
+    earliest = site.attempt_policy.min_gap.add_to(local)
+    day = earliest.date()
+    for _ in range(90):
+        if calendar.is_working_day(day):
+            for i, w in enumerate(windows):
+                if failed_index is not None and len(windows) > 1 and i == failed_index:
+                    continue  # morning <-> afternoon: another window than the one that failed
+                start = datetime.combine(day, w.start, tz)
+                end = datetime.combine(day, w.end, tz)
+                if end > earliest:
+                    return max(start, earliest)
+        day += timedelta(days=1)
+    return earliest  # pragma: no cover - no working day in 90 days
+
+
+def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
+    """Validate every answer against its question; raise with all problems, store nothing."""
+    questions = plugins.questions(task.specialty, task.procedure, task.milestone)
+    parsed, problems = {}, []
+    for key, value in raw.items():
+        question = questions.get(key)
+        if question is None:
+            problems.append(f"unknown question {key!r} (this task asks: {', '.join(sorted(questions))})")
+            continue
+        try:
+            parsed[key] = question.parse_answer(value)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CallError("; ".join(problems))
+    return parsed
+
+
+def record_call(
+    session: Session,
+    config: ChainConfig,
+    plugins: Plugins,
+    task_id: int,
+    *,
+    outcome: str,
+    user: str,
+    now: datetime,
+    answers: dict[str, str] | None = None,
+    note: str | None = None,
+    callback_at: datetime | None = None,
+) -> CallResult:
+    """Record one attempt on a task and everything that follows from it."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise CallError(f"no task {task_id}")
+    if outcome not in OUTCOMES:
+        raise CallError(f"unknown outcome {outcome!r} (one of: {', '.join(OUTCOMES)})")
+    if task.status != "open":
+        raise CallError(f"task {task_id} is {task.status}, not open: nothing to record")
+    check_site_access(config, user, task.site)
+    site = config.site(task.site)
+    spec = plugins.specialty(task.specialty)
+    proc = spec.procedure(task.procedure) if spec else None
+    if outcome == "booked" and not (proc and proc.allows_booking):
+        raise CallError(f"outcome 'booked' is only for sales follow-ups; {task.procedure} is not one")
+    if outcome == "callback_requested" and callback_at is None:
+        raise CallError("outcome callback_requested needs --callback-at (when the patient asked to be called)")
+    if answers and outcome not in ("reached", "booked"):
+        raise CallError(f"answers can only be recorded when the patient was reached, not with {outcome!r}")
+    parsed = parse_answers(plugins, task, answers or {}) if answers else {}
+
+    attempt = Attempt(task_id=task.id, at=now, by=user, outcome=outcome, note=note, callback_at=callback_at)
+    session.add(attempt)
+    session.flush()
+    task.attempts += 1
+    task.claimed_until = None
+    task.updated_at = now
+    patient = session.get(Patient, task.patient_id)
+    assert patient is not None
+    actions: list[dict[str, Any]] = []
+
+    if outcome in FAILED:
+        task.failed_attempts += 1
+        if task.failed_attempts >= task.max_attempts:
+            task.status = "unsuccessful"
+            task.completed_at = now
+        else:
+            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config))
+    elif outcome == "wrong_number":
+        task.status = "wrong_number"
+        task.completed_at = now
+        patient.phone_invalid = True
+        actions.append({"kind": "fix_phone", "reason": "phone number flagged for correction"})
+    elif outcome == "refused":
+        task.status = "refused"
+        task.completed_at = now
+    elif outcome == "callback_requested":
+        task.next_attempt_at = callback_at
+    else:  # reached or booked
+        task.status = "completed" if outcome == "reached" else "booked"
+        task.completed_at = now
+    for key, value in parsed.items():
+        question = plugins.questions(task.specialty, task.procedure, task.milestone)[key]
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
+                           value=value, number=number))
+    audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
+    if outcome in ("reached", "booked"):
+        context = task_context(session, config, task, now, user)
+        for plugin_name, action in plugins.actions(context, parsed):
+            actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
+    session.flush()
+    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+
+
+def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
+    staff = config.staff(user)
+    if staff is not None and staff.sites and site_code not in staff.sites and staff.role != "admin":
+        raise CallError(f"{user} works for {', '.join(staff.sites)}, not for site {site_code}")
+
+
+def apply_action(
+    session: Session, config: ChainConfig, plugins: Plugins, task: Task, action: Action, plugin_name: str,
+    answers: dict[str, Any], note: str | None, user: str, now: datetime,
+) -> dict[str, Any]:
+    site = config.site(task.site)
+    reason = action.reason.get(site.locale)
+    episode = session.get(Episode, task.episode_id)
+    assert episode is not None
+    out: dict[str, Any] = {"kind": action.kind, "reason": reason, "plugin": plugin_name, "question": action.question}
+    if action.kind == "escalate":
+        row = Escalation(task_id=task.id, patient_id=task.patient_id, site=task.site, doctor=episode.doctor,
+                         reason=reason, opened_at=now)
+        session.add(row)
+        session.flush()
+        out.update(id=row.id, doctor=episode.doctor)
+    elif action.kind == "complaint":
+        staff = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
+        description = reason + (f" — {note}" if note else "")
+        row = Complaint(task_id=task.id, patient_id=task.patient_id, site=task.site,
+                        category=action.category or "other", staff=staff, description=description,
+                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS))
+        session.add(row)
+        session.flush()
+        out.update(id=row.id, category=row.category, due_at=row.due_at.isoformat())
+    elif action.kind == "extra_call":
+        after = action.after or Duration(amount=1, unit="d")
+        out.update(task_id=add_extra_call(session, config, task, after, now))
+    audit(session, user=user, at=now, action=f"action:{action.kind}", entity="task", entity_id=task.id,
+          patient_id=task.patient_id, detail={k: v for k, v in out.items() if k not in ("reason",)})
+    return out
+
+
+def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Duration, now: datetime) -> int:
+    """A follow-up requested during a call becomes a task of the same episode."""
+    site = config.site(task.site)
+    existing = session.execute(select(Task.milestone).where(Task.episode_id == task.episode_id)).scalars().all()
+    n = 1 + sum(1 for m in existing if m.startswith("extra_"))
+    local_now = now.astimezone(site.timezone)
+    target = after.add_to(local_now)
+    from core.placement import MilestoneTimes
+
+    times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
+    placed = place(times, "routine", windows=site.calling_windows, quiet=site.quiet_hours,
+                   calendar=site.calendar(config), tz=site.timezone)
+    extra = Task(
+        episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
+        procedure=task.procedure, milestone=f"extra_{n}", purpose="extra_call", channel="phone", urgency="routine",
+        due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
+        offset=str(after), window_earliest=str(after), window_latest=str(after),
+        provisional=placed.provisional, outside_window=placed.outside_window, status="open",
+        max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
+    )
+    session.add(extra)
+    session.flush()
+    return extra.id

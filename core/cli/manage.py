@@ -1,0 +1,182 @@
+"""Follow-through commands: ``escalations``, ``complaints``, ``patients dnc``, ``audit``."""
+
+from __future__ import annotations
+
+import click
+
+from core.cli.main import App
+from core.cli.output import FORMATS, emit, format_option, to_json
+
+
+@click.group("escalations", invoke_without_command=True)
+@click.pass_context
+def escalations_group(ctx: click.Context) -> None:
+    """Red flags sent to the attending doctor."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(escalations_list)
+
+
+@escalations_group.command("list")
+@click.option("--status", type=click.Choice(["open", "resolved"]), help="Only these.")
+@click.option("--site", help="Site code.")
+@format_option(*FORMATS)
+@click.pass_obj
+def escalations_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+    """List escalations."""
+    from core.db.engine import session_scope
+    from core.followthrough import list_escalations
+
+    with session_scope(app.ready_db()) as session:
+        rows = list_escalations(session, app.config, status=status, site=site)
+    emit(rows, ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
+                "resolution"], fmt)
+
+
+@escalations_group.command("resolve")
+@click.argument("escalation_id", type=int)
+@click.option("--how", required=True, help="What was done (e.g. 'seen by Dr Chen, antibiotics changed').")
+@click.pass_obj
+def escalations_resolve(app: App, escalation_id: int, how: str) -> None:
+    """Mark an escalation resolved, saying how."""
+    from core.db.engine import session_scope
+    from core.followthrough import resolve_escalation
+
+    with session_scope(app.ready_db()) as session:
+        resolve_escalation(session, escalation_id, resolution=how, user=app.user, now=app.now)
+    click.echo(f"Escalation {escalation_id} resolved by {app.user}.")
+
+
+@click.group("complaints", invoke_without_command=True)
+@click.pass_context
+def complaints_group(ctx: click.Context) -> None:
+    """Complaints: checked and answered within 3 days."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(complaints_list)
+
+
+@complaints_group.command("list")
+@click.option("--status", type=click.Choice(["open", "responded", "closed"]), help="Only these.")
+@click.option("--site", help="Site code.")
+@format_option(*FORMATS)
+@click.pass_obj
+def complaints_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+    """List complaints; overdue ones (no response after 3 days) are highlighted."""
+    from core.db.engine import session_scope
+    from core.followthrough import list_complaints
+
+    with session_scope(app.ready_db()) as session:
+        rows = list_complaints(session, app.config, now=app.now, status=status, site=site)
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(header_style="bold", title=f"{len(rows)} complaint(s)")
+        for col in ("id", "patient_id", "site", "category", "staff", "status", "due_at", "description"):
+            table.add_column(col)
+        for r in rows:
+            style = "bold red" if r["overdue"] else None
+            table.add_row(*(str(r[c] or "") for c in ("id", "patient_id", "site", "category", "staff")),
+                          r["status"] + (" OVERDUE" if r["overdue"] else ""), (r["due_at"] or "")[:16],
+                          r["description"], style=style)
+        Console().print(table)
+        return
+    emit(rows, ["id", "patient_id", "site", "category", "staff", "description", "status", "opened_at", "due_at",
+                "responded_at", "response", "closed_at", "overdue"], fmt)
+
+
+@complaints_group.command("show")
+@click.argument("complaint_id", type=int)
+@format_option("table", "json")
+@click.pass_obj
+def complaints_show(app: App, complaint_id: int, fmt: str) -> None:
+    """One complaint in full."""
+    from core.db.engine import session_scope
+    from core.errors import FollowupError
+    from core.followthrough import list_complaints
+
+    with session_scope(app.ready_db()) as session:
+        rows = [r for r in list_complaints(session, app.config, now=app.now) if r["id"] == complaint_id]
+    if not rows:
+        raise FollowupError(f"no complaint {complaint_id}")
+    if fmt == "json":
+        click.echo(to_json(rows[0]))
+        return
+    for key, value in rows[0].items():
+        click.echo(f"{key:>13}: {value if value is not None else '—'}")
+
+
+@complaints_group.command("respond")
+@click.argument("complaint_id", type=int)
+@click.option("--text", required=True, help="The answer given to the patient.")
+@click.pass_obj
+def complaints_respond(app: App, complaint_id: int, text: str) -> None:
+    """Record the answer given to the patient."""
+    from core.db.engine import session_scope
+    from core.followthrough import respond_complaint
+
+    with session_scope(app.ready_db()) as session:
+        row = respond_complaint(session, complaint_id, response=text, user=app.user, now=app.now)
+        late = row.responded_at > row.due_at
+    click.echo(f"Complaint {complaint_id} responded" + (" (after the 3-day deadline)" if late else " on time") + ".")
+
+
+@complaints_group.command("close")
+@click.argument("complaint_id", type=int)
+@click.option("--note", help="Why it can be closed.")
+@click.pass_obj
+def complaints_close(app: App, complaint_id: int, note: str | None) -> None:
+    """Close a responded complaint."""
+    from core.db.engine import session_scope
+    from core.followthrough import close_complaint
+
+    with session_scope(app.ready_db()) as session:
+        close_complaint(session, complaint_id, user=app.user, now=app.now, note=note)
+    click.echo(f"Complaint {complaint_id} closed.")
+
+
+@click.group("patients")
+def patients_group() -> None:
+    """Patients."""
+
+
+@patients_group.command("dnc")
+@click.argument("patient_id")
+@click.option("--reason", help="Why the patient must not be contacted.")
+@click.option("--undo", is_flag=True, help="Allow contact again and reopen the suppressed tasks.")
+@click.pass_obj
+def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool) -> None:
+    """Do not contact: suppress every open task of the patient at once (undo with --undo)."""
+    from core.db.engine import session_scope
+    from core.followthrough import set_do_not_contact
+
+    with session_scope(app.ready_db()) as session:
+        changed = set_do_not_contact(session, patient_id, on=not undo, reason=reason, user=app.user, now=app.now)
+    click.echo(f"Patient {patient_id}: " + (f"contact allowed again, {changed} task(s) reopened" if undo
+                                           else f"do not contact, {changed} open task(s) suppressed"))
+
+
+@click.command("audit")
+@click.option("--patient", help="Only this patient's history.")
+@click.option("--limit", type=int, default=200, show_default=True)
+@format_option(*FORMATS)
+@click.pass_obj
+def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
+    """Who changed what, and when."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import AuditEntry, Patient
+    from core.errors import FollowupError
+
+    with session_scope(app.ready_db()) as session:
+        query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+        if patient:
+            pid = session.execute(select(Patient.id).where(Patient.external_id == patient)).scalar_one_or_none()
+            if pid is None:
+                raise FollowupError(f"no patient {patient!r}")
+            query = query.where(AuditEntry.patient_id == pid)
+        rows = [{"at": e.at.isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
+                 "entity_id": e.entity_id, "detail": e.detail} for e in session.execute(query).scalars()]
+    if fmt == "table":
+        rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
+    emit(rows, ["at", "user", "action", "entity", "entity_id", "detail"], fmt)

@@ -1,0 +1,297 @@
+"""A coordinator's day: ``worklist``, ``claim``, ``script``, ``call``, ``record``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from core.cli.main import App
+from core.cli.output import FORMATS, emit, format_option, to_json
+from core.errors import FollowupError
+
+
+def _sites_for(app: App, site: str | None) -> list[str]:
+    """The sites a user may work: a coordinator's own, narrowed by --site."""
+    config = app.config
+    staff = config.staff(app.user)
+    allowed = list(config.sites)
+    if staff is not None and staff.sites and staff.role != "admin":
+        allowed = [s for s in staff.sites if s in config.sites]
+    if site:
+        config.site(site)
+        if site not in allowed:
+            raise FollowupError(f"{app.user} works for {', '.join(allowed)}, not for site {site}")
+        return [site]
+    return allowed
+
+
+def _require_staff(app: App) -> Any:
+    staff = app.config.staff(app.user)
+    if staff is None:
+        known = ", ".join(s.username for s in app.config.model.staff) or "none"
+        raise FollowupError(f"{app.user!r} is not in the staff list of {app.config.path} (staff: {known}); use --as USER")
+    return staff
+
+
+@click.command("worklist")
+@click.option("--site", help="Site code (default: every site you work for).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today in the site's timezone).")
+@click.option("--mine", is_flag=True, help="Only what you have claimed.")
+@format_option(*FORMATS)
+@click.pass_obj
+def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, fmt: str) -> None:
+    """Today's calls: clinical first, then overdue, then by due time; one line per patient."""
+    from core.db.engine import session_scope
+    from core.worklist import worklist
+
+    config, now, url = app.config, app.now, app.ready_db()
+    sites = _sites_for(app, site)
+    rows: list[dict[str, Any]] = []
+    with session_scope(url) as session:
+        for code in sites:
+            tz = config.site(code).timezone
+            the_day: date = day.date() if day else now.astimezone(tz).date()
+            for line in worklist(session, config, day=the_day, now=now, sites=[code],
+                                 assignee=app.user if mine else None):
+                rows.append(line.as_dict(tz))
+    if fmt == "table":
+        emit([{**r, "patient": f"{r['patient_name']} ({r['patient_id']})", "tasks": ",".join(map(str, r["task_ids"])),
+               "milestones": ", ".join(r["milestones"]),
+               "urgency": r["urgency"] + (" OVERDUE" if r["overdue"] else ""), "due": r["due_at"][5:16].replace("T", " ")}
+              for r in rows],
+             ["site", "patient", "phone", "tasks", "milestones", "urgency", "due", "attempts", "assignee"], "table",
+             title=f"{len(rows)} call(s)")
+    else:
+        emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
+                    "milestones", "procedures", "attempts", "assignee"], fmt)
+
+
+@click.command("claim")
+@click.option("--site", help="Site code (default: every site you work for).")
+@click.option("--count", type=click.IntRange(1, 500), default=5, show_default=True, help="How many patients.")
+@format_option("table", "json")
+@click.pass_obj
+def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
+    """Take the next patients' calls; they are held for you for the chain's claim_hold."""
+    from core.audit import audit
+    from core.claims import claim
+    from core.db.engine import session_scope
+
+    _require_staff(app)
+    sites = _sites_for(app, site)
+    config, now, url = app.config, app.now, app.ready_db()
+    with session_scope(url, immediate=True) as session:
+        ids = claim(session, config, user=app.user, sites=sites, count=count, now=now)
+        for task_id in ids:
+            audit(session, user=app.user, at=now, action="claim", entity="task", entity_id=task_id)
+    hold = config.model.defaults.attempt_policy.claim_hold
+    if fmt == "json":
+        click.echo(to_json({"claimed": ids, "hold": str(hold)}))
+    elif ids:
+        click.echo(f"Claimed {len(ids)} task(s) for {hold}: {', '.join(map(str, ids))}. Next: followup call")
+    else:
+        click.echo("Nothing to claim: every due call is done or held by a colleague.")
+
+
+@click.command("script")
+@click.argument("task_id", type=int)
+@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Default: the patient's, else the site's.")
+@click.pass_obj
+def script_cmd(app: App, task_id: int, locale: str | None) -> None:
+    """What to say on this call: the preparation card and the script."""
+    from core.db.engine import session_scope
+
+    with session_scope(app.ready_db()) as session:
+        click.echo(render_call_sheet(app, session, task_id, locale))
+
+
+def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
+    from core.calls import task_context, task_milestone
+    from core.db.models import Task
+    from core.scripts import prepare_script
+
+    config, plugins, now = app.config, app.plugins, app.now
+    task = session.get(Task, task_id)
+    if task is None:
+        raise FollowupError(f"no task {task_id}")
+    site = config.site(task.site)
+    context = task_context(session, config, task, now, app.user)
+    loc = locale or context.patient.locale or site.locale
+    milestone = task_milestone(plugins, site, task)
+    prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
+    return preparation_card(context, task, loc, plugins) + "\n" + prepared.text
+
+
+def preparation_card(context: Any, task: Any, locale: str, plugins: Any) -> str:
+    """DOMAIN.md §2: what the coordinator must see before dialing."""
+    zh = locale == "zh_CN"
+    spec = plugins.specialty(context.specialty)
+    proc = spec.procedure(context.procedure) if spec else None
+    gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
+    labels = (
+        ("患者", "Patient"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("科室", "Department"), ("诊断", "Diagnosis"), ("出院带药", "Discharge medication"), ("本次", "This call"),
+        ("已尝试", "Earlier attempts"),
+    )
+    values = (
+        f"{context.patient.name} ({context.patient.external_id})",
+        str(context.patient.age) if context.patient.age is not None else "—",
+        gender[0] if zh else gender[1],
+        (proc.names.get(locale) if proc else context.procedure) + f" · {context.occurred_at.date().isoformat()}",
+        context.doctor or "—", context.department or "—", context.diagnosis or "—",
+        str(context.attributes.get("discharge_medication") or "—"),
+        f"{task.milestone} ({task.urgency})",
+        "; ".join(f"{a['at'][:16].replace('T', ' ')} {a['outcome']}" for a in context.attempt_history) or "—",
+    )
+    width = max(len(label[0 if zh else 1]) for label in labels)
+    lines = ["─" * 60]
+    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    lines.append("─" * 60)
+    return "\n".join(lines)
+
+
+@click.command("record")
+@click.argument("task_id", type=int)
+@click.option("--outcome", required=True, help="reached, no_answer, busy, powered_off, out_of_service, cannot_connect, "
+              "not_convenient, wrong_number, refused, callback_requested, booked")
+@click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
+@click.option("--note", help="Free-text note.")
+@click.option("--callback-at", help="ISO time the patient asked to be called back.")
+@format_option("table", "json")
+@click.pass_obj
+def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], note: str | None,
+               callback_at: str | None, fmt: str) -> None:
+    """Record a call without the interactive session (for scripts and integrations)."""
+    from core.calls import record_call
+    from core.db.engine import session_scope
+
+    parsed: dict[str, str] = {}
+    for item in answers:
+        if "=" not in item:
+            raise FollowupError(f"--answer {item!r}: write KEY=VALUE")
+        key, value = item.split("=", 1)
+        parsed[key.strip()] = value
+    callback = _parse_time(app, callback_at) if callback_at else None
+    config, plugins, now = app.config, app.plugins, app.now
+    with session_scope(app.ready_db()) as session:
+        result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
+                             answers=parsed, note=note, callback_at=callback)
+        data = result.as_dict(config.site(result.task.site).timezone)
+    if fmt == "json":
+        click.echo(to_json(data))
+        return
+    click.echo(describe_result(data))
+
+
+def describe_result(data: dict[str, Any]) -> str:
+    task = data["task"]
+    lines = [f"Task {task['id']}: {data['outcome']} → {task['status']} "
+             f"(attempt {task['attempts']}, failed {task['failed_attempts']}/{task['max_attempts']})"]
+    if task["status"] == "open" and task["next_attempt_at"]:
+        lines.append(f"  next attempt: {task['next_attempt_at']}" + ("  (past the window: overdue)" if task["overdue"] else ""))
+    for action in data["actions"]:
+        lines.append(f"  → {action['kind']}: {action.get('reason', '')}" + (f" [#{action['id']}]" if action.get("id") else ""))
+    return "\n".join(lines)
+
+
+def _parse_time(app: App, text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise FollowupError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-24T15:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(app.config.model.defaults.timezone))
+    return moment
+
+
+@click.command("call")
+@click.option("--site", help="Site code (default: every site you work for).")
+@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Script language.")
+@click.pass_obj
+def call_cmd(app: App, site: str | None, locale: str | None) -> None:
+    """Work through your claimed calls interactively; Ctrl-C keeps everything recorded so far."""
+    from sqlalchemy import select
+
+    from core.calls import FAILED, OUTCOMES, CallError, record_call
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    _require_staff(app)
+    sites = _sites_for(app, site)
+    config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()
+    with session_scope(url) as session:
+        ids = list(session.execute(
+            select(Task.id).where(Task.assignee == app.user, Task.status == "open", Task.site.in_(sites),
+                                  Task.claimed_until > now).order_by(Task.urgency, Task.next_attempt_at, Task.id)
+        ).scalars())
+    if not ids:
+        click.echo("You hold no calls. Claim some first: followup claim")
+        return
+    done = 0
+    try:
+        for task_id in ids:
+            with session_scope(url) as session:
+                click.echo("\n" + render_call_sheet(app, session, task_id, locale))
+            outcome = click.prompt("Outcome", type=click.Choice([*OUTCOMES, "skip"]), default="reached")
+            if outcome == "skip":
+                continue
+            answers: dict[str, str] = {}
+            note = None
+            callback = None
+            if outcome == "callback_requested":
+                callback = _parse_time(app, click.prompt("Call back at (ISO, e.g. 2026-11-24T15:00)"))
+            if outcome in ("reached", "booked"):
+                answers = _ask_questions(app, task_id, locale)
+            if outcome not in FAILED:
+                note = click.prompt("Note (optional)", default="", show_default=False) or None
+            while True:
+                try:
+                    with session_scope(url) as session:
+                        result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
+                                             now=now, answers=answers, note=note, callback_at=callback)
+                        data = result.as_dict(config.site(result.task.site).timezone)
+                    break
+                except CallError as exc:
+                    click.secho(f"Not saved: {exc}", fg="red")
+                    answers = _ask_questions(app, task_id, locale)
+            done += 1
+            click.secho(describe_result(data), fg="green")
+    except (KeyboardInterrupt, click.Abort):
+        click.echo(f"\nStopped. {done} call(s) recorded; the rest stay claimed until the hold expires.")
+        return
+    click.echo(f"\nDone: {done} call(s) recorded.")
+
+
+def _ask_questions(app: App, task_id: int, locale: str | None) -> dict[str, str]:
+    from core.calls import task_context, task_milestone
+    from core.db.engine import session_scope
+    from core.db.models import Task
+    from core.scripts import ordered_questions, question_hint
+
+    config, plugins = app.config, app.plugins
+    with session_scope(app.ready_db()) as session:
+        task = session.get(Task, task_id)
+        site = config.site(task.site)
+        context = task_context(session, config, task, app.now, app.user)
+        questions = ordered_questions(plugins, context, task_milestone(plugins, site, task))
+    loc = locale or context.patient.locale or site.locale
+    answers: dict[str, str] = {}
+    for q in questions:
+        hint = question_hint(q, loc)
+        while True:
+            raw = click.prompt(f"{q.text.get(loc)}" + (f" [{hint}]" if hint else "") + " (Enter to skip)",
+                               default="", show_default=False)
+            if not raw.strip():
+                break
+            try:
+                q.parse_answer(raw)
+            except ValueError as exc:
+                click.secho(str(exc), fg="red")
+                continue
+            answers[q.key] = raw
+            break
+    return answers

@@ -1,0 +1,129 @@
+"""After the call: complaints (answered within 3 days), escalations to doctors, do-not-contact."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.audit import audit
+from core.config import ChainConfig
+from core.db.models import Complaint, Escalation, Patient, Task
+from core.errors import FollowupError
+
+
+class NotFound(FollowupError):
+    pass
+
+
+def _iso(moment: datetime | None, tz: Any) -> str | None:
+    return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
+
+
+def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
+                    site: str | None = None) -> list[dict[str, Any]]:
+    query = select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id).order_by(Complaint.due_at)
+    if status:
+        query = query.where(Complaint.status == status)
+    if site:
+        query = query.where(Complaint.site == config.site(site).code)
+    out = []
+    for c, patient in session.execute(query):
+        tz = config.site(c.site).timezone if c.site in config.sites else None
+        out.append({
+            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
+            "description": c.description, "status": c.status, "opened_at": _iso(c.opened_at, tz),
+            "due_at": _iso(c.due_at, tz), "responded_at": _iso(c.responded_at, tz), "response": c.response,
+            "closed_at": _iso(c.closed_at, tz),
+            "overdue": c.responded_at is None and c.status != "closed" and c.due_at < now,
+        })
+    return out
+
+
+def _complaint(session: Session, complaint_id: int) -> Complaint:
+    row = session.get(Complaint, complaint_id)
+    if row is None:
+        raise NotFound(f"no complaint {complaint_id}")
+    return row
+
+
+def respond_complaint(session: Session, complaint_id: int, *, response: str, user: str, now: datetime) -> Complaint:
+    row = _complaint(session, complaint_id)
+    if row.status == "closed":
+        raise FollowupError(f"complaint {complaint_id} is closed")
+    if not response.strip():
+        raise FollowupError("a response needs text (--text)")
+    row.response = response
+    row.responded_at = row.responded_at or now
+    row.status = "responded"
+    audit(session, user=user, at=now, action="complaint:respond", entity="complaint", entity_id=row.id,
+          patient_id=row.patient_id, detail={"on_time": now <= row.due_at})
+    return row
+
+
+def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime, note: str | None = None) -> Complaint:
+    row = _complaint(session, complaint_id)
+    if row.status == "closed":
+        raise FollowupError(f"complaint {complaint_id} is already closed")
+    if row.responded_at is None:
+        raise FollowupError(f"complaint {complaint_id} has no response yet: respond first")
+    row.status = "closed"
+    row.closed_at = now
+    audit(session, user=user, at=now, action="complaint:close", entity="complaint", entity_id=row.id,
+          patient_id=row.patient_id, detail={"note": bool(note)})
+    return row
+
+
+def list_escalations(session: Session, config: ChainConfig, *, status: str | None = None,
+                     site: str | None = None) -> list[dict[str, Any]]:
+    query = select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id).order_by(Escalation.opened_at)
+    if status:
+        query = query.where(Escalation.status == status)
+    if site:
+        query = query.where(Escalation.site == config.site(site).code)
+    out = []
+    for e, patient in session.execute(query):
+        tz = config.site(e.site).timezone if e.site in config.sites else None
+        out.append({
+            "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
+            "reason": e.reason, "status": e.status, "opened_at": _iso(e.opened_at, tz),
+            "resolved_at": _iso(e.resolved_at, tz), "resolved_by": e.resolved_by, "resolution": e.resolution,
+        })
+    return out
+
+
+def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str, now: datetime) -> Escalation:
+    row = session.get(Escalation, escalation_id)
+    if row is None:
+        raise NotFound(f"no escalation {escalation_id}")
+    if row.status == "resolved":
+        raise FollowupError(f"escalation {escalation_id} was already resolved by {row.resolved_by}")
+    if not resolution.strip():
+        raise FollowupError("say how it was resolved (--how)")
+    row.status, row.resolved_at, row.resolved_by, row.resolution = "resolved", now, user, resolution
+    audit(session, user=user, at=now, action="escalation:resolve", entity="escalation", entity_id=row.id,
+          patient_id=row.patient_id)
+    return row
+
+
+def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: str | None, user: str,
+                       now: datetime) -> int:
+    """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
+    patient = session.execute(select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
+    if patient is None:
+        raise NotFound(f"no patient {external_id!r}")
+    if patient.do_not_contact == on:
+        raise FollowupError(f"patient {external_id} is {'already' if on else 'not'} marked do-not-contact")
+    patient.do_not_contact = on
+    patient.dnc_reason = reason if on else None
+    old, new = ("open", "suppressed") if on else ("suppressed", "open")
+    result = session.execute(
+        update(Task).where(Task.patient_id == patient.id, Task.status == old)
+        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+    )
+    changed = result.rowcount or 0
+    audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
+          patient_id=patient.id, detail={"tasks": changed, "reason": reason})
+    return changed
