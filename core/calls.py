@@ -70,7 +70,7 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]

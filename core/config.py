@@ -123,6 +123,7 @@ class StaffMember(_Model):
 class SiteModel(_Model):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     name: LocalizedText
+    phone: str | None = Field(default=None, description="the clinic's number, read to patients in scripts")
     timezone: str | None = None
     locale: Literal["zh_CN", "en"] | None = None
     specialties: list[str] = Field(min_length=1)
@@ -157,6 +158,7 @@ class Site:
 
     code: str
     name: LocalizedText
+    phone: str | None
     timezone: ZoneInfo
     locale: str
     specialties: list[str]
@@ -285,6 +287,7 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:
     return Site(
         code=site.code,
         name=site.name,
+        phone=site.phone,
         timezone=ZoneInfo(site.timezone or d.timezone),
         locale=site.locale or d.locale,
         specialties=list(site.specialties),

@@ -414,7 +414,7 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
             kind=kind, rows=[], columns={c for c in columns if c in wanted}, json=True, label=label,
         )
         for number, item in objects:
-            row = dict.fromkeys(table.columns)
+            row = {c: None for c in COLUMNS[kind] if c in table.columns}
             for key, value in item.items():
                 column = by_key.get(key)
                 if column in wanted:
@@ -766,13 +766,13 @@ class EpisodeRow(_Row):
 MODELS: dict[str, type[_Row]] = {PATIENTS: PatientRow, EPISODES: EpisodeRow}
 
 
-def _problems_of(err: ValidationError, row: int, kind: str) -> Iterator[RowProblem]:
+def _problems_of(err: ValidationError, row: int, sheet: str | None) -> Iterator[RowProblem]:
     for item in err.errors(include_url=False):
         column = str(item["loc"][0]) if item["loc"] else None
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "missing":
             message = "required value is missing"
-        yield RowProblem(row, column, message, kind)
+        yield RowProblem(row, column, message, sheet)
 
 
 # -- validation -------------------------------------------------------------------
@@ -780,10 +780,10 @@ def _problems_of(err: ValidationError, row: int, kind: str) -> Iterator[RowProbl
 
 @dataclass
 class _Valid:
-    """The validated file: rows by external id in file order, each with its row number."""
+    """The validated file: rows by external id in file order, with row number and sheet."""
 
-    patients: dict[str, tuple[int, PatientRow]] = field(default_factory=dict)
-    episodes: dict[str, tuple[int, EpisodeRow]] = field(default_factory=dict)
+    patients: dict[str, tuple[int, str | None, PatientRow]] = field(default_factory=dict)
+    episodes: dict[str, tuple[int, str | None, EpisodeRow]] = field(default_factory=dict)
     patient_columns: set[str] = field(default_factory=set)
     episode_columns: set[str] = field(default_factory=set)
     repeated: int = 0
@@ -798,21 +798,21 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 def _validate(
     session: Session, catalog: _Catalog, reading: _Reading, problems: list[RowProblem],
 ) -> tuple[_Valid, dict[str, int]]:
-    """Check every row; return the valid rows and the DB ids of patients episodes refer to."""
+    """Check every row; return the valid rows and the DB ids of the patients episodes refer to."""
     valid = _Valid()
     file_patient_ids: set[str] = set()
     context = {"catalog": catalog}
     for table in reading.tables:
-        kind_label = table.label or (table.kind if len(reading.tables) > 1 else None)
+        sheet = table.label
         missing = [c for c in REQUIRED[table.kind] if c not in table.columns]
         if missing:
             problems.extend(
-                RowProblem(1, c, f"the file has no {c!r} column", kind_label) for c in missing
+                RowProblem(1, c, f"no {c!r} column (needed for {table.kind})", sheet) for c in missing
             )
             continue
         model = MODELS[table.kind]
         id_column = "patient_id" if table.kind == PATIENTS else "episode_id"
-        target = valid.patients if table.kind == PATIENTS else valid.episodes
+        target: dict[str, Any] = valid.patients if table.kind == PATIENTS else valid.episodes
         (valid.patient_columns if table.kind == PATIENTS else valid.episode_columns).update(table.columns)
         for number, raw in table.rows:
             valid.rows += 1
@@ -823,29 +823,30 @@ def _validate(
             try:
                 row = model.model_validate(raw, context=context)
             except ValidationError as err:
-                problems.extend(_problems_of(err, number, kind_label))
+                problems.extend(_problems_of(err, number, sheet))
                 continue
             key = getattr(row, id_column)
             earlier = target.get(key)
             if earlier is None:
-                target[key] = (number, row)  # type: ignore[assignment]
-            elif earlier[1] == row:
+                target[key] = (number, sheet, row)
+            elif earlier[2] == row:
                 valid.repeated += 1
             else:
+                first = f"row {earlier[0]}" + (f" of {earlier[1]}" if earlier[1] != sheet else "")
                 problems.append(RowProblem(
                     number, id_column,
-                    f"{id_column} {key!r} appears again with different content (first at row {earlier[0]})",
-                    kind_label,
+                    f"{id_column} {key!r} appears again with different content (first at {first})",
+                    sheet,
                 ))
     # Episodes must refer to a patient of this file or of the database.
-    wanted = sorted({row.patient_id for _, row in valid.episodes.values()} - file_patient_ids)
+    wanted = sorted({row.patient_id for _, _, row in valid.episodes.values()} - file_patient_ids)
     known = _patient_ids(session, wanted)
-    for ext, (number, row) in valid.episodes.items():
+    for number, sheet, row in valid.episodes.values():
         if row.patient_id not in file_patient_ids and row.patient_id not in known:
             problems.append(RowProblem(
                 number, "patient_id",
                 f"patient {row.patient_id!r} is neither in the database nor in this file",
-                EPISODES if len(reading.tables) > 1 else None,
+                sheet,
             ))
     return valid, known
 
@@ -886,12 +887,12 @@ def _upsert_patients(
     ids: dict[str, int] = {}
     rows = list(valid.patients.values())
     for chunk in _chunks(rows):
-        keys = [row.patient_id for _, row in chunk]
+        keys = [row.patient_id for _, _, row in chunk]
         stmt = select(Patient.id, Patient.external_id, *(getattr(Patient, f) for f in _PATIENT_FIELDS))
         existing = {r.external_id: r for r in session.execute(stmt.where(Patient.external_id.in_(keys)))}
         new: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for _, row in chunk:
+        for _, _, row in chunk:
             old = existing.get(row.patient_id)
             if old is None:
                 new.append({
@@ -935,7 +936,7 @@ def _upsert_episodes(
     rows = list(valid.episodes.values())
     columns = valid.episode_columns
     for chunk in _chunks(rows):
-        keys = [row.episode_id for _, row in chunk]
+        keys = [row.episode_id for _, _, row in chunk]
         stmt = select(
             Episode.id, Episode.external_id, Episode.patient_id, Episode.site, Episode.specialty,
             Episode.procedure, Episode.trigger, Episode.occurred_at, Episode.attributes,
@@ -944,7 +945,7 @@ def _upsert_episodes(
         existing = {r.external_id: r for r in session.execute(stmt)}
         new: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for _, row in chunk:
+        for _, _, row in chunk:
             wanted: dict[str, Any] = {
                 "patient_id": patient_ids.get(row.patient_id),  # None: new in a dry run
                 "site": row.site,
@@ -1029,7 +1030,7 @@ def import_file(
     patient_ids.update(_upsert_patients(session, valid, result, now, dry_run, progress))
     _upsert_episodes(session, catalog, valid, patient_ids, result, dry_run, progress)
     if progress and valid.repeated:
-        progress(valid.rows - len(valid.patients) - len(valid.episodes))
+        progress(valid.repeated)
     if not dry_run:
         session.add(AuditEntry(
             at=now, user=user, action="import", entity="file", entity_id=None, patient_id=None,

@@ -99,6 +99,10 @@ class Plugins:
         self.pm.register(plugin, name=name)
         self.infos[name] = PluginInfo(name=name, version=version, source=source, hooks=self._hooks_of(plugin))
         self._specialty_cache = None
+        try:
+            self.infos[name].specialties = sorted(s.key for s in self._collect_specialties_of(name))
+        except PluginError:
+            pass  # reported where the catalogue is used (load_entry_points disables the plugin)
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)

@@ -162,6 +162,9 @@ class Milestone(Strict):
     urgency: Urgency = "routine"
     questions: tuple[str, ...] = ()
     script: str = "script/base.j2"
+    general_questions: bool = Field(
+        default=True, description="ask core's general satisfaction questions after this milestone's own"
+    )
     when: dict[str, Any] = Field(
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
@@ -395,6 +398,7 @@ class TaskContext(Strict):
 
     site_code: str
     site_name: LocalizedText
+    site_phone: str | None = None
     specialty: str
     procedure: str
     milestone: str

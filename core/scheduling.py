@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +20,13 @@ from core.db.models import Episode, Patient, Task
 from core.placement import place, times_for
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone, Window
+
+
+# A milestone whose window closed more than this long before it was scheduled
+# (history imported when a clinic starts) is stored as "expired": visible and
+# counted, but not put on anyone's worklist. A window that closed recently is an
+# open, overdue task: it is still worth the call.
+EXPIRY_GRACE = timedelta(days=14)
 
 
 @dataclass
@@ -90,7 +97,7 @@ def task_rows(
         status = "open"
         if do_not_contact:
             status = "suppressed"
-        elif times.window_end < now:
+        elif times.window_end < now - EXPIRY_GRACE:
             status = "expired"
         rows.append({
             "episode_id": episode.id,

@@ -36,7 +36,7 @@ def ordered_questions(plugins: Plugins, context: TaskContext, milestone: Milesto
     """The milestone's own questions in order, then core's general ones."""
     available = plugins.questions(context.specialty, context.procedure, milestone.key)
     keys = list(milestone.questions)
-    if milestone.channel == "phone":
+    if milestone.channel == "phone" and milestone.general_questions:
         keys += [k for k in plugins.general_question_keys() if k not in keys]
     missing = [k for k in keys if k not in available]
     if missing:
@@ -63,6 +63,7 @@ def script_variables(
         "locale": locale,
         "salutation": salutation,
         "clinic": context.site_name.get(locale),
+        "clinic_phone": context.site_phone,
         "coordinator": context.coordinator,
         "patient": {
             "name": context.patient.name,

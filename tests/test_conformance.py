@@ -1,0 +1,45 @@
+"""Every built-in plugin passes the conformance kit that plugin authors use."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.testing import conformance_problems
+
+BUILT_IN = ("dental", "aesthetic", "inpatient", "hair")
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_builtin_plugin_conforms(name: str, plugins) -> None:  # type: ignore[no-untyped-def]
+    assert conformance_problems(name, plugins) == []
+
+
+def test_kit_reports_a_milestone_asking_an_unknown_question(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(
+        """
+specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}
+questions:
+  - {key: vision_clear, type: yes_no, text: {zh_CN: 看得清楚吗, en: "Is your vision clear?"}}
+procedures:
+  - code: cataract
+    names: {zh_CN: 白内障手术, en: Cataract surgery}
+    milestones:
+      - key: day1
+        purpose: check_in
+        names: {zh_CN: 术后第一天, en: Day after surgery}
+        offset: 1d
+        window: [1d, 2d]
+        questions: [vision_clear, eye_pain]
+rules:
+  - when: [{question: glare, op: eq, value: true}]
+    action: escalate
+    reason: {zh_CN: 眩光, en: Glare}
+""",
+        encoding="utf-8",
+    )
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+    problems = conformance_problems("eyes", plugins)
+    assert any("eye_pain" in p for p in problems), problems
+    assert any("glare" in p for p in problems), problems
