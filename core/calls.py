@@ -213,10 +213,37 @@ def record_call(
           detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
     if outcome in ("reached", "booked"):
         context = task_context(session, config, task, now, user)
-        for plugin_name, action in plugins.actions(context, parsed):
+        for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
     return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+
+
+def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
+    """One escalation per call (reasons joined), one complaint per category, one referral, one reminder.
+
+    Several rules often fire on one answer set (a specialty's referral rule and
+    core's); the doctor and the complaint desk should see one item with every
+    reason, not three.
+    """
+    merged: dict[tuple[str, str | None], tuple[str, Action]] = {}
+    for plugin_name, action in found:
+        key = (action.kind, action.category if action.kind == "complaint" else None)
+        if action.kind == "extra_call":
+            key = (action.kind, str(action.after))
+        if key not in merged:
+            merged[key] = (plugin_name, action)
+            continue
+        first_plugin, first = merged[key]
+        if action.kind in ("escalate", "complaint"):
+            reason = {
+                loc: "；".join(dict.fromkeys([first.reason.get(loc), action.reason.get(loc)])) if loc == "zh_CN"
+                else "; ".join(dict.fromkeys([first.reason.get(loc), action.reason.get(loc)]))
+                for loc in ("zh_CN", "en")
+            }
+            names = first_plugin if plugin_name == first_plugin else f"{first_plugin}+{plugin_name}"
+            merged[key] = (names, first.model_copy(update={"reason": first.reason.model_validate(reason)}))
+    return list(merged.values())
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:

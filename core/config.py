@@ -246,6 +246,9 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     """Load and validate the chain file and its site files; raise :class:`ConfigError` on any problem."""
     path = Path(path)
     chain_src = load_located(path)
+    if not chain_src.lines:
+        raise ConfigError([f"{path}:1: the chain file is empty: it needs at least a name and sites "
+                           "(inline under 'sites:' or as files in sites/)"])
     if not isinstance(chain_src.data, dict):
         raise ConfigError([f"{path}:1: the chain file must be a mapping of keys (name, defaults, sites...)"])
     chain = _validate(ChainModel, chain_src)
@@ -257,6 +260,9 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
         folder = path.parent / chain.sites_dir
         for site_file in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
             src = load_located(site_file)
+            if not src.lines:
+                problems.append(f"{site_file}:1: the site file is empty: it needs at least code, name and specialties")
+                continue
             try:
                 site_sources.append((_validate(SiteModel, src), src, ()))
             except ConfigError as exc:
@@ -269,6 +275,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
         if site.code in seen:
             problems.append(f"{where}: code: site {site.code!r} is defined twice (also at {seen[site.code]})")
         seen[site.code] = where
+        problems.extend(_duplicate_overrides(site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
     if problems:
@@ -280,6 +287,22 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     if check_plugins:
         check_against_plugins(config)
     return config
+
+
+def _duplicate_overrides(site: SiteModel, src: LocatedYaml, loc: tuple[Any, ...]) -> list[str]:
+    """Two overrides of one milestone would silently keep only the last: name both lines instead."""
+    first: dict[str, int | None] = {}
+    problems = []
+    for i, override in enumerate(site.overrides):
+        line = src.line_of(loc + ("overrides", i, "milestone"))
+        if override.milestone in first:
+            problems.append(
+                f"{src.path}:{line}: overrides.{i}.milestone: {override.milestone} is overridden twice "
+                f"(also at line {first[override.milestone]}); merge them into one override"
+            )
+        else:
+            first[override.milestone] = line
+    return problems
 
 
 def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:

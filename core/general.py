@@ -19,14 +19,14 @@ GENERAL_QUESTIONS: tuple[Question, ...] = (
     Question(
         key="overall_satisfaction",
         type="scale", min=1, max=5, dimension="overall",
-        text=T(zh_CN="总体来说，您对这次就诊满意吗？（1 很不满意 – 5 非常满意）",
-               en="Overall, how satisfied are you with your care? (1 very dissatisfied – 5 very satisfied)"),
+        text=T(zh_CN="总体来说，您对这次就诊满意吗？1分很不满意，5分非常满意。",
+               en="Overall, how satisfied are you with your care, from 1 (very dissatisfied) to 5 (very satisfied)?"),
     ),
     Question(
         key="recommend",
         type="scale", min=0, max=10, dimension="recommend",
-        text=T(zh_CN="您有多大可能把我们推荐给亲友？（0–10 分）",
-               en="How likely are you to recommend us to family and friends? (0–10)"),
+        text=T(zh_CN="如果满分是10分，您有多大可能把我们推荐给亲友？",
+               en="On a scale of 0 to 10, how likely are you to recommend us to family and friends?"),
     ),
     Question(
         key="staff_praise",
@@ -86,20 +86,28 @@ def age_band(age: int | None, bands: dict[str, int]) -> str:
     return "adult"
 
 
+def _is_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
 def default_salutation(patient: PatientInfo, locale: str, bands: dict[str, int]) -> str:
     """王奶奶 / 李先生 / 小朋友, or Mrs Wang / Mr Li / the child's given name."""
     band = age_band(patient.age, bands)
-    surname = patient.name[:1] if patient.name else ""
-    given = patient.name[1:] or patient.name
+    name = patient.name.strip()
+    if _is_cjk(name):
+        surname, given = name[:1], (name[1:] or name)
+    else:  # "Emily Chen": given name first, surname last
+        parts = name.split()
+        surname, given = (parts[-1], parts[0]) if len(parts) > 1 else (name, name)
     if locale == "zh_CN":
         if band == "child":
             return f"{given}小朋友"
         if band == "elderly":
-            return {"F": f"{surname}奶奶", "M": f"{surname}爷爷"}.get(patient.gender, f"{patient.name}")
-        return {"F": f"{surname}女士", "M": f"{surname}先生"}.get(patient.gender, patient.name)
+            return {"F": f"{surname}奶奶", "M": f"{surname}爷爷"}.get(patient.gender, name)
+        return {"F": f"{surname}女士", "M": f"{surname}先生"}.get(patient.gender, name)
     if band == "child":
         return given
-    return {"F": f"Ms {surname}", "M": f"Mr {surname}"}.get(patient.gender, patient.name)
+    return {"F": f"Ms {surname}", "M": f"Mr {surname}"}.get(patient.gender, name)
 
 
 class CorePlugin:

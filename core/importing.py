@@ -70,7 +70,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "name": ("patient name", "full name", "姓名", "患者姓名", "病人姓名", "客户姓名"),
     "gender": ("sex", "性别"),
-    "birth_date": ("date of birth", "dob", "birthday", "birthdate", "出生日期", "生日", "出生年月日"),
+    "birth_date": (
+        "date of birth", "dob", "birthday", "birthdate", "出生日期", "生日", "出生年月日",
+    ),
     "phone": (
         "phone number", "mobile", "telephone", "tel", "电话", "手机号", "手机", "手机号码",
         "联系电话", "电话号码", "电话/手机号",
@@ -101,7 +103,8 @@ _GENDERS = {
 }
 _LOCALES = {
     "zh_cn": "zh_CN", "zh": "zh_CN", "zh-cn": "zh_CN", "中文": "zh_CN", "chinese": "zh_CN",
-    "en": "en", "en_us": "en", "en-us": "en", "en_gb": "en", "en-gb": "en", "english": "en", "英文": "en",
+    "en": "en", "en_us": "en", "en-us": "en", "en_gb": "en", "en-gb": "en", "english": "en",
+    "英文": "en",
 }
 _DATETIME = re.compile(
     r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
@@ -272,7 +275,9 @@ class _HeaderMap:
                 continue
             key = _norm_header(header)
             if key in self.conflicts:
-                reading.problems.append(RowProblem(row, str(header).strip(), self.conflicts[key], sheet))
+                reading.problems.append(
+                    RowProblem(row, str(header).strip(), self.conflicts[key], sheet)
+                )
                 out.append(None)
                 continue
             canonical = self.aliases.get(key)
@@ -283,8 +288,8 @@ class _HeaderMap:
             if canonical in seen:
                 reading.problems.append(RowProblem(
                     row, canonical,
-                    f"columns {seen[canonical]!r} and {str(header).strip()!r} both mean {canonical!r}; "
-                    "remove or rename one",
+                    f"columns {seen[canonical]!r} and {str(header).strip()!r} "
+                    f"both mean {canonical!r}; remove or rename one",
                     sheet,
                 ))
                 out.append(None)
@@ -301,7 +306,10 @@ def _kind_of(columns: Iterable[str], named: str | None = None) -> str:
 
 
 def _split_by_kind(
-    kind: str, columns: list[str | None], rows: Iterable[tuple[int, Sequence[Any]]], reading: _Reading,
+    kind: str,
+    columns: list[str | None],
+    rows: Iterable[tuple[int, Sequence[Any]]],
+    reading: _Reading,
     label: str | None,
 ) -> None:
     wanted = set(COLUMNS[kind])
@@ -370,7 +378,8 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
             label = sheet.title if len(sheets) > 1 else None
             columns = headers.resolve(list(header), reading, sheet=label)
             kind = _kind_of((c for c in columns if c), sheet.title.strip().casefold())
-            _split_by_kind(kind, columns, ((n, list(r)) for n, r in enumerate(rows, start=2)), reading, label)
+            numbered = ((n, list(r)) for n, r in enumerate(rows, start=2))
+            _split_by_kind(kind, columns, numbered, reading, label)
     finally:
         book.close()
 
@@ -388,7 +397,8 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         parts = [(k, data[k]) for k in (PATIENTS, EPISODES) if k in data]
     else:
         reading.problems.append(RowProblem(
-            0, None, 'a JSON file holds a list of row objects or {"patients": [...], "episodes": [...]}'
+            0, None,
+            'a JSON file holds a list of row objects or {"patients": [...], "episodes": [...]}',
         ))
         return
     for named, items in parts:
@@ -434,16 +444,21 @@ def _read(path: Path, config: ChainConfig | None) -> _Reading:
     elif suffix == ".json":
         _read_json(path, headers, reading)
     elif suffix == ".xls":
-        reading.problems.append(RowProblem(0, None, "old .xls workbooks are not read: save it as .xlsx or .csv"))
+        reason = "old .xls workbooks are not read: save it as .xlsx or .csv"
+        reading.problems.append(RowProblem(0, None, reason))
     else:
-        reading.problems.append(RowProblem(0, None, f"unknown file type {suffix or '(none)'!r}: use .csv, .xlsx or .json"))
+        reason = f"unknown file type {suffix or '(none)'!r}: use .csv, .xlsx or .json"
+        reading.problems.append(RowProblem(0, None, reason))
     # Patients go first: episodes of the same file refer to them.
     reading.tables.sort(key=lambda t: t.kind != PATIENTS)
     return reading
 
 
-def read_rows(path: Path, config: ChainConfig | None = None) -> list[tuple[str, list[tuple[int, dict[str, Any]]]]]:
-    """The tables of ``path`` as ``(kind, [(row number, row with canonical keys)])``, patients first.
+Rows = list[tuple[int, dict[str, Any]]]
+
+
+def read_rows(path: Path, config: ChainConfig | None = None) -> list[tuple[str, Rows]]:
+    """The tables of ``path``, patients first: ``(kind, [(row number, row by column)])``.
 
     ``config`` adds the sites' ``import_columns`` header mappings. Raises
     :class:`ImportFailed` when the file cannot be read (bad encoding, JSON, headers).
@@ -496,8 +511,9 @@ class _Catalog:
         code = self.sites.get(value.casefold())
         if code is None:
             codes = list(self.config.sites)
-            near = difflib.get_close_matches(value.upper(), [c.upper() for c in codes], n=1)
-            hint = f" — did you mean {codes[[c.upper() for c in codes].index(near[0])]!r}?" if near else ""
+            upper = {c.upper(): c for c in codes}
+            near = difflib.get_close_matches(value.upper(), list(upper), n=1)
+            hint = f" — did you mean {upper[near[0]]!r}?" if near else ""
             raise ValueError(f"unknown site {value!r}{hint} (sites: {', '.join(codes)})")
         return self.config.sites[code]
 
@@ -703,12 +719,17 @@ class EpisodeRow(_Row):
             installed = sorted(catalog.procedures)
             near = difflib.get_close_matches(text, installed, n=1)
             hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise _msg(f"unknown specialty {text!r}{hint} (installed: {', '.join(installed) or 'none'})")
+            raise _msg(
+                f"unknown specialty {text!r}{hint} (installed: {', '.join(installed) or 'none'})"
+            )
         site = info.data.get("site")
         if site is not None:
             enabled = catalog.config.sites[site].specialties
             if key not in enabled:
-                raise _msg(f"specialty {key!r} is not enabled at site {site} (enabled: {', '.join(enabled)})")
+                raise _msg(
+                    f"specialty {key!r} is not enabled at site {site} "
+                    f"(enabled: {', '.join(enabled)})"
+                )
         return key
 
     @field_validator("procedure", mode="before")
@@ -725,7 +746,9 @@ class EpisodeRow(_Row):
             codes = sorted(set(table.values()))
             near = difflib.get_close_matches(text.casefold(), list(table), n=1)
             hint = f" — did you mean {table[near[0]]!r}?" if near else ""
-            raise _msg(f"unknown procedure {text!r} for {specialty}{hint} (procedures: {', '.join(codes)})")
+            raise _msg(
+                f"unknown procedure {text!r} for {specialty}{hint} (procedures: {', '.join(codes)})"
+            )
         return code
 
     @field_validator("occurred_at", mode="before")
@@ -804,16 +827,20 @@ def _validate(
     context = {"catalog": catalog}
     for table in reading.tables:
         sheet = table.label
+        if not table.rows:
+            continue  # e.g. {"patients": [...], "episodes": []}
         missing = [c for c in REQUIRED[table.kind] if c not in table.columns]
         if missing:
             problems.extend(
-                RowProblem(1, c, f"no {c!r} column (needed for {table.kind})", sheet) for c in missing
+                RowProblem(1, c, f"no {c!r} column (needed for {table.kind})", sheet)
+                for c in missing
             )
             continue
         model = MODELS[table.kind]
         id_column = "patient_id" if table.kind == PATIENTS else "episode_id"
         target: dict[str, Any] = valid.patients if table.kind == PATIENTS else valid.episodes
-        (valid.patient_columns if table.kind == PATIENTS else valid.episode_columns).update(table.columns)
+        columns = valid.patient_columns if table.kind == PATIENTS else valid.episode_columns
+        columns.update(table.columns)
         for number, raw in table.rows:
             valid.rows += 1
             if table.kind == PATIENTS:
@@ -871,10 +898,14 @@ def _patient_changes(row: PatientRow, columns: set[str], old: Any) -> dict[str, 
         if name not in columns:
             continue
         value = getattr(row, name)
-        if name == "do_not_contact" and value is None:
-            continue  # an empty cell never lifts or sets a do-not-contact flag
+        if name == "do_not_contact" and not value:
+            # An import may set the flag, never lift it: a patient who asked not to be
+            # called is released in the application (followup dnc --undo), on purpose.
+            continue
         if getattr(old, name) != value:
             changes[name] = value
+    if "do_not_contact" in changes:
+        changes["dnc_reason"] = "import"
     if "phone" in changes:
         changes["phone_invalid"] = False  # a new number deserves a new try
     return changes
@@ -888,8 +919,10 @@ def _upsert_patients(
     rows = list(valid.patients.values())
     for chunk in _chunks(rows):
         keys = [row.patient_id for _, _, row in chunk]
-        stmt = select(Patient.id, Patient.external_id, *(getattr(Patient, f) for f in _PATIENT_FIELDS))
-        existing = {r.external_id: r for r in session.execute(stmt.where(Patient.external_id.in_(keys)))}
+        stmt = select(
+            Patient.id, Patient.external_id, *(getattr(Patient, f) for f in _PATIENT_FIELDS)
+        ).where(Patient.external_id.in_(keys))
+        existing = {r.external_id: r for r in session.execute(stmt)}
         new: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for _, _, row in chunk:
@@ -899,7 +932,8 @@ def _upsert_patients(
                     "external_id": row.patient_id, "name": row.name, "gender": row.gender,
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
-                    "dnc_reason": None, "phone_invalid": False, "created_at": now, "updated_at": now,
+                    "dnc_reason": "import" if row.do_not_contact else None,
+                    "phone_invalid": False, "created_at": now, "updated_at": now,
                 })
                 continue
             ids[row.patient_id] = old.id
@@ -912,8 +946,10 @@ def _upsert_patients(
         result.patients_updated += len(updates)
         if not dry_run:
             if new:
-                stmt = insert(Patient).returning(Patient.id, Patient.external_id, sort_by_parameter_order=True)
-                ids.update({ext: pid for pid, ext in session.execute(stmt, new)})
+                insert_stmt = insert(Patient).returning(
+                    Patient.id, Patient.external_id, sort_by_parameter_order=True
+                )
+                ids.update({ext: pid for pid, ext in session.execute(insert_stmt, new)})
             for group in _same_keys(updates):
                 session.execute(update(Patient), group)
         if progress:
@@ -982,8 +1018,8 @@ def _upsert_episodes(
         result.episodes_updated += len(updates)
         if not dry_run:
             if new:
-                stmt = insert(Episode).returning(Episode.id, sort_by_parameter_order=True)
-                result.new_episode_ids.extend(session.execute(stmt, new).scalars())
+                insert_stmt = insert(Episode).returning(Episode.id, sort_by_parameter_order=True)
+                result.new_episode_ids.extend(session.execute(insert_stmt, new).scalars())
             for group in _same_keys(updates):
                 session.execute(update(Episode), group)
         if progress:
@@ -1025,7 +1061,9 @@ def import_file(
             "columns ignored (not known): " + ", ".join(repr(c) for c in sorted(reading.ignored))
         )
     if valid.repeated:
-        result.warnings.append(f"{valid.repeated} rows repeat an earlier row of the file and were counted once")
+        result.warnings.append(
+            f"{valid.repeated} rows repeat an earlier row of the file and were counted once"
+        )
     patient_ids = dict(known)
     patient_ids.update(_upsert_patients(session, valid, result, now, dry_run, progress))
     _upsert_episodes(session, catalog, valid, patient_ids, result, dry_run, progress)

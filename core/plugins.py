@@ -22,7 +22,9 @@ Environment:
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -96,8 +98,17 @@ class Plugins:
         problem = self._check_hook_names(plugin)
         if problem:
             raise PluginError(name, problem[0], problem[1])
-        self.pm.register(plugin, name=name)
-        self.infos[name] = PluginInfo(name=name, version=version, source=source, hooks=self._hooks_of(plugin))
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # e.g. a parameter the hook does not have
+            match = re.search(r"for hook '(\w+)'", str(exc))
+            detail = " ".join(str(exc).splitlines()[1:]) or str(exc)
+            raise PluginError(name, match.group(1) if match else "register", detail) from None
+        problem = self._check_registered(name)
+        if problem:
+            self.pm.unregister(name=name)
+            raise PluginError(name, problem[0], problem[1])
+        self.infos[name] = PluginInfo(name=name, version=version, source=source, hooks=self._hooks_of(name))
         self._specialty_cache = None
         try:
             self.infos[name].specialties = sorted(s.key for s in self._collect_specialties_of(name))
@@ -121,7 +132,10 @@ class Plugins:
                 continue
             dist = ep.dist.metadata["Name"] if ep.dist else None
             version = ep.dist.version if ep.dist else None
-            source = "built-in" if dist == OWN_DISTRIBUTION else f"distribution {dist}"
+            if dist is None:
+                source = f"entry point {ep.value}"
+            else:
+                source = "built-in" if dist == OWN_DISTRIBUTION else f"distribution {dist}"
             try:
                 obj = ep.load()
                 self.register(obj, ep.name, version=version, source=source)
@@ -148,25 +162,51 @@ class Plugins:
             if info.status == "ok":
                 info.specialties = sorted(s.key for s in self._collect_specialties_of(name))
 
+    @staticmethod
+    def _known_hooks() -> list[str]:
+        return [n for n in dir(hookspecs) if n.startswith("followup_")]
+
+    @classmethod
+    def _unknown_hook(cls, attr: str) -> tuple[str, str]:
+        near = difflib.get_close_matches(attr, cls._known_hooks(), n=1)
+        hint = f" — did you mean {near[0]}?" if near else ""
+        return attr, f"unknown hook {attr!r}{hint}"
+
     def _check_hook_names(self, plugin: object) -> tuple[str, str] | None:
-        known = [n for n in dir(hookspecs) if n.startswith("followup_")]
+        """Before registering: a ``followup_*`` callable must be a known hook marked ``@hookimpl``."""
+        known = self._known_hooks()
         for attr in dir(plugin):
             if not attr.startswith("followup_"):
                 continue
-            value = getattr(plugin, attr, None)
+            try:
+                value = inspect.getattr_static(plugin, attr)
+            except AttributeError:  # pragma: no cover - dir() and getattr_static disagree
+                continue
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
             if not callable(value):
                 continue
             if attr not in known:
-                near = difflib.get_close_matches(attr, known, n=1)
-                hint = f" — did you mean {near[0]}?" if near else ""
-                return attr, f"unknown hook {attr!r}{hint}"
+                return self._unknown_hook(attr)
+            if getattr(value, f"{hookspecs.PROJECT}_impl", None) is None:
+                # pluggy would silently ignore it: the plugin author believes it is called.
+                return attr, f"{attr} is not marked with @hookimpl, so it would never be called"
         return None
 
-    @staticmethod
-    def _hooks_of(plugin: object) -> list[str]:
-        return sorted(
-            a for a in dir(plugin) if a.startswith("followup_") and callable(getattr(plugin, a, None))
-        )
+    def _check_registered(self, name: str) -> tuple[str, str] | None:
+        """After registering: every implementation (also via ``specname``) must match a hookspec."""
+        plugin = self.pm.get_plugin(name)
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            if not caller.has_spec():
+                return self._unknown_hook(caller.name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin_name == name and (impl.hookwrapper or impl.wrapper):
+                    return caller.name, "hook wrappers are not supported: return a value instead"
+        return None
+
+    def _hooks_of(self, name: str) -> list[str]:
+        plugin = self.pm.get_plugin(name)
+        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
 
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.status == "failed"]

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
@@ -251,6 +251,8 @@ def day_windows(draw: st.DrawFn) -> tuple[str, str, str]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(anchor=anchors, spec=day_windows())
+@example(anchor=datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI), spec=("1d", "1d", "3d"))
+@example(anchor=datetime(2026, 2, 14, 18, 0, tzinfo=SHANGHAI), spec=("3d", "0d", "8d"))
 def test_routine_call_lands_in_a_calling_window_of_a_working_day_inside_its_window(
     anchor: datetime, spec: tuple[str, str, str]
 ) -> None:
@@ -263,9 +265,11 @@ def test_routine_call_lands_in_a_calling_window_of_a_working_day_inside_its_wind
     if _has_working_slot(times.window_start, times.window_end):
         # Three days and more nearly always hold working time; only long holidays
         # (Spring Festival, National Day) can swallow a whole window.
+        event("placed inside its window")
         assert times.window_start <= due <= times.window_end
         assert not result.outside_window
     else:
+        event("window swallowed by a long holiday")
         assert result.outside_window
         assert due > times.window_end
     days = [times.target.date() + timedelta(days=i) for i in range(abs((due.date() - times.target.date()).days) + 1)]

@@ -1,0 +1,574 @@
+"""``core.importing``: patients and episodes from CSV, XLSX and JSON exports.
+
+Every database test runs on SQLite and PostgreSQL (the ``db_url`` fixture of
+``tests/conftest.py``). The specialties come from small test catalogues in
+``tests/data/import/plugins`` registered in a fresh plugin manager, so these tests
+do not depend on the content of the shipped plugins; the chain is the demo one in
+``config/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from core.config import ChainConfig, load_config
+from core.content import ProtocolPlugin
+from core.db.engine import session_scope
+from core.db.models import AuditEntry, Episode, Patient
+from core.importing import (
+    ImportFailed,
+    ImportResult,
+    RowProblem,
+    import_file,
+    read_rows,
+)
+from core.plugins import Plugins
+
+ROOT = Path(__file__).parents[1]
+DATA = ROOT / "tests" / "data" / "import"
+NOW = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
+
+PATIENT_HEADER = "patient_id,name,gender,birth_date,phone,site"
+EPISODE_HEADER = "episode_id,patient_id,site,specialty,procedure,occurred_at"
+
+
+# -- fixtures ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain() -> ChainConfig:
+    # The shipped plugins' catalogues are not what these tests check: skip that check.
+    return load_config(ROOT / "config" / "chain.yaml", check_plugins=False)
+
+
+@pytest.fixture
+def catalog() -> Plugins:
+    """dental, aesthetic, hair and inpatient as small test catalogues."""
+    plugins = Plugins()
+    for key in ("dental", "aesthetic", "hair", "inpatient"):
+        plugins.register(ProtocolPlugin(f"test_{key}", root=DATA / "plugins" / key), key)
+    return plugins
+
+
+Run = Callable[..., ImportResult]
+
+
+@pytest.fixture
+def run(db_url: str, chain: ChainConfig, catalog: Plugins) -> Run:
+    """Import a file in one unit of work, as the CLI does (commit, or roll back on error)."""
+
+    def _run(path: Path, *, config: ChainConfig | None = None, **kwargs: Any) -> ImportResult:
+        with session_scope(db_url) as session:
+            return import_file(session, config or chain, catalog, path, user="tester", now=NOW, **kwargs)
+
+    return _run
+
+
+def _write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _counts(db_url: str) -> tuple[int, int, int]:
+    with session_scope(db_url) as session:
+        return tuple(  # type: ignore[return-value]
+            session.scalar(select(func.count()).select_from(model))
+            for model in (Patient, Episode, AuditEntry)
+        )
+
+
+def _patient(db_url: str, external_id: str) -> Patient:
+    with session_scope(db_url) as session:
+        return session.scalars(select(Patient).where(Patient.external_id == external_id)).one()
+
+
+def _episode(db_url: str, external_id: str) -> Episode:
+    with session_scope(db_url) as session:
+        return session.scalars(select(Episode).where(Episode.external_id == external_id)).one()
+
+
+def _snapshot(db_url: str) -> list[tuple[Any, ...]]:
+    with session_scope(db_url) as session:
+        patients = [
+            (p.external_id, p.name, p.gender, p.birth_date, p.phone, p.site, p.locale,
+             p.do_not_contact, p.updated_at)
+            for p in session.scalars(select(Patient).order_by(Patient.external_id))
+        ]
+        episodes = [
+            (e.external_id, e.patient_id, e.site, e.specialty, e.procedure, e.trigger,
+             e.occurred_at, e.doctor, e.department, e.diagnosis, e.notes, e.attributes)
+            for e in session.scalars(select(Episode).order_by(Episode.external_id))
+        ]
+    return patients + episodes
+
+
+def _problems(excinfo: pytest.ExceptionInfo[ImportFailed]) -> list[tuple[int, str | None]]:
+    return [(p.row, p.column) for p in excinfo.value.problems]
+
+
+# -- canonical CSV ----------------------------------------------------------------
+
+
+def test_canonical_csv_imports_patients_then_episodes(db_url: str, run: Run) -> None:
+    patients = run(DATA / "patients.csv")
+    assert (patients.patients_created, patients.patients_updated, patients.patients_unchanged) == (4, 0, 0)
+    assert patients.warnings == []
+
+    episodes = run(DATA / "episodes.csv")
+    assert (episodes.episodes_created, episodes.episodes_updated, episodes.episodes_unchanged) == (5, 0, 0)
+    assert episodes.patients_created == 0
+    assert _counts(db_url) == (4, 5, 2)
+
+    wang = _patient(db_url, "P001")
+    assert (wang.name, wang.gender, wang.birth_date, wang.site, wang.locale) == (
+        "王芳", "F", date(1958, 4, 12), "SH-DENT", "zh_CN",
+    )
+    assert wang.phone == "13800138000"  # spaces dropped
+    assert wang.do_not_contact is False
+    li = _patient(db_url, "P002")
+    assert (li.gender, li.phone, li.locale) == ("M", "+8613912345678", None)
+    assert _patient(db_url, "P003").gender == "M"
+    chen = _patient(db_url, "P004")
+    assert (chen.gender, chen.site, chen.locale) == ("F", None, "en")  # a patient's site is optional
+
+    implant = _episode(db_url, "E001")
+    assert implant.patient_id == wang.id
+    assert (implant.site, implant.specialty, implant.procedure, implant.trigger) == (
+        "SH-DENT", "dental", "implant", "procedure",
+    )
+    assert (implant.doctor, implant.department, implant.diagnosis, implant.notes) == (
+        "刘医生", "种植科", None, None,
+    )
+    assert implant.attributes == {}
+    assert _episode(db_url, "E002").attributes == {"restored": False}
+    assert _episode(db_url, "E004").trigger == "discharge"  # the procedure's trigger kind
+    assert _episode(db_url, "E005").trigger == "consultation"
+    with session_scope(db_url) as session:
+        ids = session.scalars(select(Episode.id).order_by(Episode.external_id)).all()
+    assert episodes.new_episode_ids == ids  # in file order
+
+
+def test_local_time_without_offset_is_the_sites_local_time(db_url: str, run: Run) -> None:
+    run(DATA / "patients.csv")
+    run(DATA / "episodes.csv")
+    # SH-DENT is Asia/Shanghai: 2026-03-01 09:00 local is 01:00 UTC.
+    assert _episode(db_url, "E001").occurred_at == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    # An explicit offset or Z is kept as the instant it names.
+    assert _episode(db_url, "E002").occurred_at == datetime(2026, 3, 2, 2, 30, tzinfo=UTC)
+    assert _episode(db_url, "E003").occurred_at == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    # A date alone is local midnight.
+    assert _episode(db_url, "E004").occurred_at == datetime(2026, 2, 26, 16, 0, tzinfo=UTC)
+
+
+def test_local_time_follows_the_timezone_of_the_episodes_site(
+    db_url: str, run: Run, chain: ChainConfig, tmp_path: Path,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    chain.sites["BJ-HOSP"].timezone = ZoneInfo("Europe/Berlin")
+    run(DATA / "patients.csv")
+    path = _write(tmp_path, "e.csv", f"{EPISODE_HEADER}\nX1,P003,BJ-HOSP,inpatient,discharge,2026-03-01 09:00\n")
+    run(path)
+    assert _episode(db_url, "X1").occurred_at == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_audit_entry_names_the_file_and_counts_but_no_patient_data(db_url: str, run: Run) -> None:
+    run(DATA / "patients.csv")
+    with session_scope(db_url) as session:
+        entry = session.scalars(select(AuditEntry)).one()
+    assert (entry.action, entry.entity, entry.user, entry.at) == ("import", "file", "tester", NOW)
+    assert entry.detail["file"] == "patients.csv"
+    assert entry.detail["counts"]["patients_created"] == 4
+    text = json.dumps(entry.detail, ensure_ascii=False)
+    for secret in ("王芳", "Li Wei", "13800138000", "138 0013 8000", "1958-04-12"):
+        assert secret not in text
+
+
+def test_import_logs_no_names_or_phone_numbers(run: Run, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    run(DATA / "patients.csv")
+    for secret in ("王芳", "Li Wei", "13800138000", "0013"):
+        assert secret not in caplog.text
+
+
+# -- idempotence, updates, dry run -------------------------------------------------
+
+
+def test_reimporting_the_same_file_changes_nothing(db_url: str, run: Run) -> None:
+    run(DATA / "patients.csv")
+    run(DATA / "episodes.csv")
+    before = _snapshot(db_url)
+
+    again = run(DATA / "patients.csv")
+    assert (again.patients_created, again.patients_updated, again.patients_unchanged) == (0, 0, 4)
+    again = run(DATA / "episodes.csv")
+    assert (again.episodes_created, again.episodes_updated, again.episodes_unchanged) == (0, 0, 5)
+    assert again.new_episode_ids == [] and again.updated_episode_ids == []
+    assert _snapshot(db_url) == before
+
+
+def test_a_changed_row_updates_the_record_by_external_id(db_url: str, run: Run, tmp_path: Path) -> None:
+    run(DATA / "patients.csv")
+    run(DATA / "episodes.csv")
+    patients = (DATA / "patients.csv").read_text(encoding="utf-8").replace("138 0013 8000", "13800138001")
+    result = run(_write(tmp_path, "patients.csv", patients))
+    assert (result.patients_created, result.patients_updated, result.patients_unchanged) == (0, 1, 3)
+    assert _patient(db_url, "P001").phone == "13800138001"
+
+    episodes = (DATA / "episodes.csv").read_text(encoding="utf-8")
+    episodes = episodes.replace("2026-03-01 09:00", "2026-03-01 10:00").replace(",否\n", ",是\n")
+    result = run(_write(tmp_path, "episodes.csv", episodes))
+    assert (result.episodes_created, result.episodes_updated, result.episodes_unchanged) == (0, 2, 3)
+    assert result.updated_episode_ids == [_episode(db_url, "E001").id, _episode(db_url, "E002").id]
+    assert _episode(db_url, "E001").occurred_at == datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    assert _episode(db_url, "E002").attributes == {"restored": True}
+    assert _counts(db_url)[:2] == (4, 5)
+
+
+def test_a_column_absent_from_the_file_is_left_alone(db_url: str, run: Run, tmp_path: Path) -> None:
+    run(_write(tmp_path, "dnc.csv", f"{PATIENT_HEADER},do_not_contact\nP9,Ma Li,F,1970-01-01,13800000009,,是\n"))
+    assert _patient(db_url, "P9").do_not_contact is True
+    result = run(_write(tmp_path, "plain.csv", f"{PATIENT_HEADER}\nP9,Ma Li,F,1970-01-01,13800000009,\n"))
+    assert result.patients_unchanged == 1
+    assert _patient(db_url, "P9").do_not_contact is True
+
+
+def test_dry_run_counts_but_writes_nothing(db_url: str, run: Run) -> None:
+    result = run(DATA / "both.json", dry_run=True)
+    assert result.dry_run
+    assert (result.patients_created, result.episodes_created) == (2, 2)
+    assert result.new_episode_ids == []
+    assert _counts(db_url) == (0, 0, 0)
+
+    run(DATA / "patients.csv")
+    result = run(DATA / "patients.csv", dry_run=True)
+    assert result.patients_unchanged == 4
+    assert _counts(db_url) == (4, 0, 1)
+
+
+def test_progress_reports_every_row(run: Run) -> None:
+    steps: list[int] = []
+    run(DATA / "both.json", progress=steps.append)
+    assert sum(steps) == 4 and all(n > 0 for n in steps)
+
+
+def test_a_row_repeated_identically_counts_once(db_url: str, run: Run, tmp_path: Path) -> None:
+    row = "P1,Ma Li,F,1970-01-01,13800000001,SH-DENT\n"
+    result = run(_write(tmp_path, "p.csv", PATIENT_HEADER + "\n" + row + row))
+    assert result.patients_created == 1
+    assert any("repeat" in w for w in result.warnings)
+    assert _counts(db_url)[0] == 1
+
+
+# -- formats and headers -----------------------------------------------------------
+
+
+def test_chinese_his_headers(db_url: str, run: Run) -> None:
+    patients = run(DATA / "patients_zh.csv")
+    assert patients.patients_created == 2
+    assert patients.warnings == ["columns ignored (not known): '入院日期'"]  # reported once
+    episodes = run(DATA / "episodes_zh.csv")
+    assert episodes.episodes_created == 2
+
+    zhao = _patient(db_url, "Z001")
+    assert (zhao.name, zhao.gender, zhao.birth_date, zhao.phone) == ("赵敏", "F", date(1962, 7, 8), "13911112222")
+    assert zhao.site == "SH-DENT"  # the site's Chinese name is accepted
+    implant = _episode(db_url, "V001")
+    # Specialty and procedure given by their Chinese names.
+    assert (implant.specialty, implant.procedure, implant.doctor, implant.department) == (
+        "dental", "implant", "刘医生", "种植科",
+    )
+    assert (implant.diagnosis, implant.notes) == ("牙列缺损", "术后医嘱已交代")
+    assert _episode(db_url, "V002").trigger == "discharge"
+
+
+def test_gb18030_csv_from_a_chinese_his(db_url: str, run: Run, tmp_path: Path) -> None:
+    text = (DATA / "patients_zh.csv").read_text(encoding="utf-8")
+    path = _write(tmp_path, "his.csv", text, encoding="gb18030")
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")
+    assert run(path).patients_created == 2
+    assert _patient(db_url, "Z002").name == "钱进"
+
+
+def test_utf8_with_bom(db_url: str, run: Run, tmp_path: Path) -> None:
+    text = (DATA / "patients.csv").read_text(encoding="utf-8")
+    assert run(_write(tmp_path, "bom.csv", text, encoding="utf-8-sig")).patients_created == 4
+
+
+def _workbook(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def test_xlsx_first_sheet_and_sheets_named_patients_and_episodes(db_url: str, run: Run, tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "export.xlsx", {
+        "患者": [
+            ["病历号", "姓名", "性别", "出生日期", "手机号", "院区"],
+            ["X1", "刘洋", "男", datetime(1975, 5, 6), 13812345678, "SH-AES"],  # Excel date and number cells
+            [],
+            [2002, "Wu Na", "F", "1999-09-09", "139-0000-1111", None],
+        ],
+        "notes": [["anything"], ["ignored"]],
+        "episodes": [
+            ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "restored"],
+            ["XE1", "X1", "SH-AES", "aesthetic", "rhinoplasty", datetime(2026, 3, 1, 9, 0), None],
+            ["XE2", 2002, "SH-DENT", "dental", "root_canal", "2026-03-02 10:00", "no"],
+        ],
+    })
+    assert read_rows(path)[0][1][1][0] == 4  # row numbers as the sheet shows them; the blank row is skipped
+    result = run(path)
+    assert (result.patients_created, result.episodes_created) == (2, 2)
+    liu = _patient(db_url, "X1")
+    assert (liu.birth_date, liu.phone, liu.gender) == (date(1975, 5, 6), "13812345678", "M")
+    assert _patient(db_url, "2002").phone == "13900001111"
+    assert _episode(db_url, "XE1").occurred_at == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    assert _episode(db_url, "XE2").attributes == {"restored": False}
+    assert run(path).episodes_unchanged == 2
+
+
+def test_xlsx_problem_names_sheet_and_row(run: Run, tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "bad.xlsx", {
+        "patients": [["patient_id", "name", "gender", "birth_date", "phone"],
+                     ["X1", "刘洋", "男", "1975-05-06", "13812345678"]],
+        "episodes": [["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at"],
+                     [],
+                     ["XE1", "X1", "SH-AES", "aesthetic", "nose job", "2026-03-01 09:00"]],
+    })
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    [problem] = excinfo.value.problems
+    assert (problem.sheet, problem.row, problem.column) == ("episodes", 3, "procedure")
+
+
+def test_json_with_patients_and_episodes(db_url: str, run: Run) -> None:
+    result = run(DATA / "both.json")
+    assert (result.patients_created, result.episodes_created) == (2, 2)
+    zhou = _patient(db_url, "1002")  # a JSON number as an id
+    assert (zhou.phone, zhou.site, zhou.do_not_contact) == ("13744445555", None, True)
+    assert _episode(db_url, "JE01").occurred_at == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    assert _episode(db_url, "JE02").patient_id == zhou.id
+    assert _episode(db_url, "JE02").doctor == "吴医生"
+
+
+def test_json_list_of_episodes(db_url: str, run: Run) -> None:
+    run(DATA / "both.json")
+    result = run(DATA / "episodes.json")
+    assert (result.patients_created, result.episodes_created) == (0, 2)
+    assert result.warnings == ["columns ignored (not known): 'referrer'"]
+    assert _episode(db_url, "JE03").notes == "revision"
+    assert _episode(db_url, "JE04").trigger == "consultation"
+
+
+def test_json_list_of_patients(db_url: str, run: Run, tmp_path: Path) -> None:
+    rows = [{"patient_id": "J9", "姓名": "冯雪", "性别": "female", "出生日期": "1990-01-01", "电话": "13600000000"}]
+    path = _write(tmp_path, "p.json", json.dumps(rows, ensure_ascii=False))
+    assert run(path).patients_created == 1
+    assert _patient(db_url, "J9").gender == "F"
+
+
+def _config_copy(tmp_path: Path, site_file: str, import_columns: dict[str, str]) -> ChainConfig:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    site_path = folder / "sites" / site_file
+    data = yaml.safe_load(site_path.read_text(encoding="utf-8"))
+    data["import_columns"] = import_columns
+    site_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return load_config(folder / "chain.yaml", check_plugins=False)
+
+
+def test_site_header_mapping(db_url: str, run: Run, tmp_path: Path) -> None:
+    config = _config_copy(tmp_path, "sh-dent.yaml", {"客户卡号": "patient_id", "Mobile No.": "phone"})
+    path = _write(tmp_path, "pms.csv", "客户卡号,姓名,性别,出生日期,Mobile No.,门店\nC-77,马丽,女,1980-02-02,13500000077,SH-DENT\n")
+    with pytest.raises(ImportFailed):  # without the mapping, the headers mean nothing
+        run(path)
+    result = run(path, config=config)
+    assert result.patients_created == 1 and result.warnings == []
+    assert _patient(db_url, "C-77").phone == "13500000077"
+
+
+def test_site_header_mapping_to_an_unknown_column(run: Run, tmp_path: Path) -> None:
+    config = _config_copy(tmp_path, "sh-aes.yaml", {"Mobile No.": "mobile_phone"})
+    path = _write(tmp_path, "pms.csv", f"{PATIENT_HEADER},Mobile No.\nC1,马丽,女,1980-02-02,13500000077,,1\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path, config=config)
+    [problem] = excinfo.value.problems
+    assert (problem.row, problem.column) == (1, "Mobile No.")
+    assert "SH-AES" in problem.reason and "'mobile_phone'" in problem.reason
+
+
+def test_read_rows_gives_canonical_keys_and_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "p.csv", "姓名,患者编号,性别,出生日期,电话\n王芳,P1,女,1958-04-12,13800138000\n\n陈静,P2,女,,\n")
+    [(kind, rows)] = read_rows(path)
+    assert kind == "patients"
+    assert rows == [
+        (2, {"name": "王芳", "patient_id": "P1", "gender": "女", "birth_date": "1958-04-12", "phone": "13800138000"}),
+        (4, {"name": "陈静", "patient_id": "P2", "gender": "女", "birth_date": None, "phone": None}),
+    ]
+    assert read_rows(DATA / "episodes.csv")[0][0] == "episodes"  # it has an episode_id column
+
+
+# -- problems: nothing is written --------------------------------------------------
+
+ERRORS = [
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-01-01,13800000001,SH-DNT", 2, "site", "did you mean 'SH-DENT'?",
+        id="unknown-site",
+    ),
+    pytest.param(
+        "episodes", "E9,P001,SH-DENT,aesthetic,rhinoplasty,2026-03-01 09:00", 2, "specialty",
+        "not enabled at site SH-DENT", id="specialty-not-enabled",
+    ),
+    pytest.param(
+        "episodes", "E9,P001,SH-DENT,dental,implnt,2026-03-01 09:00", 2, "procedure",
+        "did you mean 'implant'?", id="unknown-procedure",
+    ),
+    pytest.param(
+        "episodes", "E9,P001,SH-DENT,dental,implant,2026-02-30 09:00", 2, "occurred_at",
+        "not a date and time", id="bad-occurred-at",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-13-01,13800000001,", 2, "birth_date", "not a date", id="bad-birth-date",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,X,1970-01-01,13800000001,", 2, "gender", "F/M", id="bad-gender",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-01-01,138-000,", 2, "phone", "7 to 15 digits", id="short-phone",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-01-01,1380000000112345,", 2, "phone", "7 to 15 digits", id="long-phone",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-01-01,call 13800000001,", 2, "phone", "digits", id="phone-with-letters",
+    ),
+    pytest.param(
+        "episodes", "E9,P404,SH-DENT,dental,implant,2026-03-01 09:00", 2, "patient_id",
+        "neither in the database nor in this file", id="unknown-patient",
+    ),
+    pytest.param(
+        "patients", "P1,Ma Li,F,1970-01-01,13800000001,\nP1,Ma Li,F,1971-01-01,13800000001,", 3, "patient_id",
+        "first at row 3", id="duplicate-patient",
+    ),
+    pytest.param(
+        "episodes", "E9,P001,SH-DENT,dental,implant,2026-03-01 09:00\nE9,P001,SH-DENT,dental,extraction,2026-03-01 09:00",
+        3, "episode_id", "first at row 3", id="duplicate-episode",
+    ),
+    pytest.param(
+        "patients", "P1,,F,1970-01-01,13800000001,", 2, "name", "required", id="missing-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "rows", "row", "column", "reason"), ERRORS)
+def test_a_bad_row_fails_the_whole_file(
+    db_url: str, run: Run, tmp_path: Path, kind: str, rows: str, row: int, column: str, reason: str,
+) -> None:
+    run(DATA / "patients.csv")
+    before, snapshot = _counts(db_url), _snapshot(db_url)
+    header = PATIENT_HEADER if kind == "patients" else EPISODE_HEADER
+    # A good row first: it must not be written either.
+    good = "P0,Good Row,M,1980-01-01,13800000000," if kind == "patients" else (
+        "E0,P001,SH-DENT,dental,extraction,2026-03-01 09:00"
+    )
+    path = _write(tmp_path, "bad.csv", f"{header}\n{good}\n{rows}\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _problems(excinfo) == [(row + 1, column)]  # + 1: the good row comes first
+    assert reason in excinfo.value.problems[0].reason
+    assert _counts(db_url) == before and _snapshot(db_url) == snapshot
+
+
+def test_every_problem_is_listed_with_row_and_column(db_url: str, run: Run, tmp_path: Path) -> None:
+    path = _write(tmp_path, "bad.csv", "\n".join([
+        PATIENT_HEADER,
+        "P1,Ma Li,F,1970-01-01,12345,SH-DENT",
+        "P2,Wu Na,?,1970-01-01,13800000002,XX",
+        "P3,Zhu Yi,M,1970-01-01,13800000003,SH-AES",
+    ]) + "\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _problems(excinfo) == [(2, "phone"), (3, "gender"), (3, "site")]
+    assert all(isinstance(p, RowProblem) for p in excinfo.value.problems)
+    message = str(excinfo.value)
+    assert "3 problems in bad.csv; nothing was imported" in message
+    assert "row 2, phone:" in message and "row 3, gender:" in message and "row 3, site:" in message
+    assert "Ma Li" not in message and "12345" not in message  # no names or numbers echoed
+    assert _counts(db_url) == (0, 0, 0)
+
+
+def test_a_missing_column_is_reported_on_the_header_row(db_url: str, run: Run, tmp_path: Path) -> None:
+    path = _write(tmp_path, "e.csv", "episode_id,patient_id,site,specialty,procedure\nE1,P1,SH-DENT,dental,implant\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _problems(excinfo) == [(1, "occurred_at")]
+
+
+def test_two_headers_for_one_column(run: Run, tmp_path: Path) -> None:
+    path = _write(tmp_path, "e.csv", "就诊编号,病历号,院区,专科,项目,出院日期,手术日期\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _problems(excinfo) == [(1, "occurred_at")]
+    assert "'出院日期' and '手术日期'" in excinfo.value.problems[0].reason
+
+
+def test_episode_may_refer_to_a_patient_of_the_same_file(db_url: str, run: Run, tmp_path: Path) -> None:
+    data = {
+        "patients": [{"patient_id": "N1", "name": "Ma Li", "gender": "F", "birth_date": "1970-01-01",
+                      "phone": "13800000001"}],
+        "episodes": [{"episode_id": "NE1", "patient_id": "N1", "site": "SH-DENT", "specialty": "dental",
+                      "procedure": "implant", "occurred_at": "2026-03-01 09:00"},
+                     {"episode_id": "NE2", "patient_id": "N2", "site": "SH-DENT", "specialty": "dental",
+                      "procedure": "implant", "occurred_at": "2026-03-01 09:00"}],
+    }
+    path = _write(tmp_path, "both.json", json.dumps(data))
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    [problem] = excinfo.value.problems
+    assert (problem.sheet, problem.row, problem.column) == ("episodes", 2, "patient_id")
+    assert _counts(db_url) == (0, 0, 0)
+    data["episodes"].pop()
+    assert run(_write(tmp_path, "both.json", json.dumps(data))).episodes_created == 1
+
+
+def test_a_restored_value_that_is_not_yes_or_no(run: Run, tmp_path: Path) -> None:
+    run(DATA / "patients.csv")
+    path = _write(tmp_path, "e.csv", f"{EPISODE_HEADER},restored\nE1,P001,SH-DENT,dental,root_canal,2026-03-01 09:00,maybe\n")
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _problems(excinfo) == [(2, "restored")]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("x.xls", b"", "xlsx"),
+        ("x.pdf", b"", "unknown file type"),
+        ("x.json", b"{not json", "not valid JSON"),
+        ("x.json", b'{"visits": []}', "a JSON file holds"),
+    ],
+)
+def test_an_unreadable_file_fails(run: Run, tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert reason in str(excinfo.value)
