@@ -3,18 +3,21 @@
 Every database test runs on SQLite and PostgreSQL (the ``db_url`` fixture of
 ``tests/conftest.py``). The specialties come from small test catalogues in
 ``tests/data/import/plugins`` registered in a fresh plugin manager, so these tests
-do not depend on the content of the shipped plugins; the chain is the demo one in
-``config/``.
+do not depend on the content of the shipped plugins (one test at the end imports
+the demo files with the shipped plugins); the chain is the demo one in ``config/``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -24,13 +27,7 @@ from core.config import ChainConfig, load_config
 from core.content import ProtocolPlugin
 from core.db.engine import session_scope
 from core.db.models import AuditEntry, Episode, Patient
-from core.importing import (
-    ImportFailed,
-    ImportResult,
-    RowProblem,
-    import_file,
-    read_rows,
-)
+from core.importing import ImportFailed, ImportResult, RowProblem, import_file, read_rows
 from core.plugins import Plugins
 
 ROOT = Path(__file__).parents[1]
@@ -39,9 +36,10 @@ NOW = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
 
 PATIENT_HEADER = "patient_id,name,gender,birth_date,phone,site"
 EPISODE_HEADER = "episode_id,patient_id,site,specialty,procedure,occurred_at"
+Run = Callable[..., ImportResult]
 
 
-# -- fixtures ---------------------------------------------------------------------
+# -- fixtures and helpers ---------------------------------------------------------
 
 
 @pytest.fixture
@@ -59,16 +57,15 @@ def catalog() -> Plugins:
     return plugins
 
 
-Run = Callable[..., ImportResult]
-
-
 @pytest.fixture
 def run(db_url: str, chain: ChainConfig, catalog: Plugins) -> Run:
     """Import a file in one unit of work, as the CLI does (commit, or roll back on error)."""
 
     def _run(path: Path, *, config: ChainConfig | None = None, **kwargs: Any) -> ImportResult:
         with session_scope(db_url) as session:
-            return import_file(session, config or chain, catalog, path, user="tester", now=NOW, **kwargs)
+            return import_file(
+                session, config or chain, catalog, path, user="tester", now=NOW, **kwargs
+            )
 
     return _run
 
@@ -79,10 +76,15 @@ def _write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Pat
     return path
 
 
-def _counts(db_url: str) -> tuple[int, int, int]:
+def _csv(tmp_path: Path, header: str, *rows: str, name: str = "export.csv") -> Path:
+    return _write(tmp_path, name, "\n".join([header, *rows]) + "\n")
+
+
+def _counts(db_url: str) -> tuple[int, ...]:
+    """Patients, episodes, audit entries."""
     with session_scope(db_url) as session:
-        return tuple(  # type: ignore[return-value]
-            session.scalar(select(func.count()).select_from(model))
+        return tuple(
+            session.scalar(select(func.count()).select_from(model)) or 0
             for model in (Patient, Episode, AuditEntry)
         )
 
@@ -112,8 +114,12 @@ def _snapshot(db_url: str) -> list[tuple[Any, ...]]:
     return patients + episodes
 
 
-def _problems(excinfo: pytest.ExceptionInfo[ImportFailed]) -> list[tuple[int, str | None]]:
+def _where(excinfo: pytest.ExceptionInfo[ImportFailed]) -> list[tuple[int, str | None]]:
     return [(p.row, p.column) for p in excinfo.value.problems]
+
+
+def _counted(result: ImportResult, kind: str) -> tuple[int, int, int]:
+    return tuple(getattr(result, f"{kind}_{n}") for n in ("created", "updated", "unchanged"))  # type: ignore[return-value]
 
 
 # -- canonical CSV ----------------------------------------------------------------
@@ -121,12 +127,12 @@ def _problems(excinfo: pytest.ExceptionInfo[ImportFailed]) -> list[tuple[int, st
 
 def test_canonical_csv_imports_patients_then_episodes(db_url: str, run: Run) -> None:
     patients = run(DATA / "patients.csv")
-    assert (patients.patients_created, patients.patients_updated, patients.patients_unchanged) == (4, 0, 0)
+    assert _counted(patients, "patients") == (4, 0, 0)
     assert patients.warnings == []
 
     episodes = run(DATA / "episodes.csv")
-    assert (episodes.episodes_created, episodes.episodes_updated, episodes.episodes_unchanged) == (5, 0, 0)
-    assert episodes.patients_created == 0
+    assert _counted(episodes, "episodes") == (5, 0, 0)
+    assert _counted(episodes, "patients") == (0, 0, 0)
     assert _counts(db_url) == (4, 5, 2)
 
     wang = _patient(db_url, "P001")
@@ -139,7 +145,8 @@ def test_canonical_csv_imports_patients_then_episodes(db_url: str, run: Run) -> 
     assert (li.gender, li.phone, li.locale) == ("M", "+8613912345678", None)
     assert _patient(db_url, "P003").gender == "M"
     chen = _patient(db_url, "P004")
-    assert (chen.gender, chen.site, chen.locale) == ("F", None, "en")  # a patient's site is optional
+    # A patient's site (home site) is optional.
+    assert (chen.gender, chen.site, chen.locale) == ("F", None, "en")
 
     implant = _episode(db_url, "E001")
     assert implant.patient_id == wang.id
@@ -173,12 +180,9 @@ def test_local_time_without_offset_is_the_sites_local_time(db_url: str, run: Run
 def test_local_time_follows_the_timezone_of_the_episodes_site(
     db_url: str, run: Run, chain: ChainConfig, tmp_path: Path,
 ) -> None:
-    from zoneinfo import ZoneInfo
-
     chain.sites["BJ-HOSP"].timezone = ZoneInfo("Europe/Berlin")
     run(DATA / "patients.csv")
-    path = _write(tmp_path, "e.csv", f"{EPISODE_HEADER}\nX1,P003,BJ-HOSP,inpatient,discharge,2026-03-01 09:00\n")
-    run(path)
+    run(_csv(tmp_path, EPISODE_HEADER, "X1,P003,BJ-HOSP,inpatient,discharge,2026-03-01 09:00"))
     assert _episode(db_url, "X1").occurred_at == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
@@ -194,10 +198,14 @@ def test_audit_entry_names_the_file_and_counts_but_no_patient_data(db_url: str, 
         assert secret not in text
 
 
-def test_import_logs_no_names_or_phone_numbers(run: Run, caplog: pytest.LogCaptureFixture) -> None:
+def test_import_logs_no_names_or_phone_numbers(
+    run: Run, caplog: pytest.LogCaptureFixture, tmp_path: Path,
+) -> None:
     caplog.set_level("DEBUG")
     run(DATA / "patients.csv")
-    for secret in ("王芳", "Li Wei", "13800138000", "0013"):
+    with pytest.raises(ImportFailed):
+        run(_csv(tmp_path, PATIENT_HEADER, "P9,Ma Li,F,1970-01-01,13800000009,SH-XX"))
+    for secret in ("王芳", "Li Wei", "13800138000", "0013", "Ma Li", "13800000009"):
         assert secret not in caplog.text
 
 
@@ -210,36 +218,60 @@ def test_reimporting_the_same_file_changes_nothing(db_url: str, run: Run) -> Non
     before = _snapshot(db_url)
 
     again = run(DATA / "patients.csv")
-    assert (again.patients_created, again.patients_updated, again.patients_unchanged) == (0, 0, 4)
+    assert _counted(again, "patients") == (0, 0, 4)
     again = run(DATA / "episodes.csv")
-    assert (again.episodes_created, again.episodes_updated, again.episodes_unchanged) == (0, 0, 5)
+    assert _counted(again, "episodes") == (0, 0, 5)
     assert again.new_episode_ids == [] and again.updated_episode_ids == []
     assert _snapshot(db_url) == before
 
 
-def test_a_changed_row_updates_the_record_by_external_id(db_url: str, run: Run, tmp_path: Path) -> None:
+def test_a_changed_row_updates_the_record_by_external_id(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
     run(DATA / "patients.csv")
     run(DATA / "episodes.csv")
-    patients = (DATA / "patients.csv").read_text(encoding="utf-8").replace("138 0013 8000", "13800138001")
-    result = run(_write(tmp_path, "patients.csv", patients))
-    assert (result.patients_created, result.patients_updated, result.patients_unchanged) == (0, 1, 3)
+    patients = (DATA / "patients.csv").read_text(encoding="utf-8")
+    result = run(_write(tmp_path, "patients.csv", patients.replace("138 0013 8000", "13800138001")))
+    assert _counted(result, "patients") == (0, 1, 3)
     assert _patient(db_url, "P001").phone == "13800138001"
 
     episodes = (DATA / "episodes.csv").read_text(encoding="utf-8")
     episodes = episodes.replace("2026-03-01 09:00", "2026-03-01 10:00").replace(",否\n", ",是\n")
     result = run(_write(tmp_path, "episodes.csv", episodes))
-    assert (result.episodes_created, result.episodes_updated, result.episodes_unchanged) == (0, 2, 3)
+    assert _counted(result, "episodes") == (0, 2, 3)
     assert result.updated_episode_ids == [_episode(db_url, "E001").id, _episode(db_url, "E002").id]
     assert _episode(db_url, "E001").occurred_at == datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
     assert _episode(db_url, "E002").attributes == {"restored": True}
     assert _counts(db_url)[:2] == (4, 5)
 
 
-def test_a_column_absent_from_the_file_is_left_alone(db_url: str, run: Run, tmp_path: Path) -> None:
-    run(_write(tmp_path, "dnc.csv", f"{PATIENT_HEADER},do_not_contact\nP9,Ma Li,F,1970-01-01,13800000009,,是\n"))
-    assert _patient(db_url, "P9").do_not_contact is True
-    result = run(_write(tmp_path, "plain.csv", f"{PATIENT_HEADER}\nP9,Ma Li,F,1970-01-01,13800000009,\n"))
-    assert result.patients_unchanged == 1
+def test_a_column_absent_from_the_file_is_left_alone(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
+    run(_csv(tmp_path, f"{PATIENT_HEADER},locale", "P9,Ma Li,F,1970-01-01,13800000009,,en"))
+    result = run(_csv(tmp_path, PATIENT_HEADER, "P9,Ma Li,F,1970-01-01,13800000009,"))
+    assert _counted(result, "patients") == (0, 0, 1)
+    assert _patient(db_url, "P9").locale == "en"
+    # Present but empty: the value becomes None.
+    result = run(_csv(tmp_path, f"{PATIENT_HEADER},locale", "P9,Ma Li,F,1970-01-01,13800000009,,"))
+    assert _counted(result, "patients") == (0, 1, 0)
+    assert _patient(db_url, "P9").locale is None
+
+
+def test_an_import_sets_do_not_contact_but_never_lifts_it(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
+    header = f"{PATIENT_HEADER},do_not_contact"
+    run(_csv(tmp_path, header, "P9,Ma Li,F,1970-01-01,13800000009,,no"))
+    assert _patient(db_url, "P9").do_not_contact is False
+    result = run(_csv(tmp_path, header, "P9,Ma Li,F,1970-01-01,13800000009,,是"))
+    assert _counted(result, "patients") == (0, 1, 0)
+    patient = _patient(db_url, "P9")
+    assert (patient.do_not_contact, patient.dnc_reason) == (True, "import")
+    # "no" (or an empty cell) in a later export does not release the patient.
+    for value in ("否", ""):
+        result = run(_csv(tmp_path, header, f"P9,Ma Li,F,1970-01-01,13800000009,,{value}"))
+        assert _counted(result, "patients") == (0, 0, 1)
     assert _patient(db_url, "P9").do_not_contact is True
 
 
@@ -252,8 +284,16 @@ def test_dry_run_counts_but_writes_nothing(db_url: str, run: Run) -> None:
 
     run(DATA / "patients.csv")
     result = run(DATA / "patients.csv", dry_run=True)
-    assert result.patients_unchanged == 4
+    assert _counted(result, "patients") == (0, 0, 4)
     assert _counts(db_url) == (4, 0, 1)
+
+
+def test_a_dry_run_with_problems_fails_like_a_real_one(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
+    with pytest.raises(ImportFailed):
+        run(_csv(tmp_path, PATIENT_HEADER, "P1,Ma Li,F,1970-01-01,123,"), dry_run=True)
+    assert _counts(db_url) == (0, 0, 0)
 
 
 def test_progress_reports_every_row(run: Run) -> None:
@@ -263,11 +303,22 @@ def test_progress_reports_every_row(run: Run) -> None:
 
 
 def test_a_row_repeated_identically_counts_once(db_url: str, run: Run, tmp_path: Path) -> None:
-    row = "P1,Ma Li,F,1970-01-01,13800000001,SH-DENT\n"
-    result = run(_write(tmp_path, "p.csv", PATIENT_HEADER + "\n" + row + row))
+    row = "P1,Ma Li,F,1970-01-01,13800000001,SH-DENT"
+    result = run(_csv(tmp_path, PATIENT_HEADER, row, row))
     assert result.patients_created == 1
     assert any("repeat" in w for w in result.warnings)
     assert _counts(db_url)[0] == 1
+
+
+def test_many_rows_go_in_chunks(db_url: str, run: Run, tmp_path: Path) -> None:
+    n = 1234  # more than two lookup chunks of 500
+    patients = [f"P{i:05},Patient {i},F,1970-01-01,138{i:08},SH-DENT" for i in range(n)]
+    episodes = [f"E{i:05},P{i:05},SH-DENT,dental,implant,2026-03-01 09:00" for i in range(n)]
+    assert run(_csv(tmp_path, PATIENT_HEADER, *patients, name="p.csv")).patients_created == n
+    result = run(_csv(tmp_path, EPISODE_HEADER, *episodes, name="e.csv"))
+    assert result.episodes_created == n and len(set(result.new_episode_ids)) == n
+    assert _episode(db_url, "E01233").patient_id == _patient(db_url, "P01233").id
+    assert _counted(run(tmp_path / "e.csv"), "episodes") == (0, 0, n)
 
 
 # -- formats and headers -----------------------------------------------------------
@@ -281,7 +332,9 @@ def test_chinese_his_headers(db_url: str, run: Run) -> None:
     assert episodes.episodes_created == 2
 
     zhao = _patient(db_url, "Z001")
-    assert (zhao.name, zhao.gender, zhao.birth_date, zhao.phone) == ("赵敏", "F", date(1962, 7, 8), "13911112222")
+    assert (zhao.name, zhao.gender, zhao.birth_date, zhao.phone) == (
+        "赵敏", "F", date(1962, 7, 8), "13911112222",
+    )
     assert zhao.site == "SH-DENT"  # the site's Chinese name is accepted
     implant = _episode(db_url, "V001")
     # Specialty and procedure given by their Chinese names.
@@ -301,7 +354,7 @@ def test_gb18030_csv_from_a_chinese_his(db_url: str, run: Run, tmp_path: Path) -
     assert _patient(db_url, "Z002").name == "钱进"
 
 
-def test_utf8_with_bom(db_url: str, run: Run, tmp_path: Path) -> None:
+def test_utf8_with_bom(run: Run, tmp_path: Path) -> None:
     text = (DATA / "patients.csv").read_text(encoding="utf-8")
     assert run(_write(tmp_path, "bom.csv", text, encoding="utf-8-sig")).patients_created == 4
 
@@ -319,22 +372,29 @@ def _workbook(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
     return path
 
 
-def test_xlsx_first_sheet_and_sheets_named_patients_and_episodes(db_url: str, run: Run, tmp_path: Path) -> None:
+EPISODE_COLUMNS = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at"]
+
+
+def test_xlsx_first_sheet_and_sheets_named_patients_and_episodes(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
     path = _workbook(tmp_path / "export.xlsx", {
         "患者": [
             ["病历号", "姓名", "性别", "出生日期", "手机号", "院区"],
-            ["X1", "刘洋", "男", datetime(1975, 5, 6), 13812345678, "SH-AES"],  # Excel date and number cells
+            # Excel date and number cells
+            ["X1", "刘洋", "男", datetime(1975, 5, 6), 13812345678, "SH-AES"],
             [],
             [2002, "Wu Na", "F", "1999-09-09", "139-0000-1111", None],
         ],
         "notes": [["anything"], ["ignored"]],
         "episodes": [
-            ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "restored"],
+            [*EPISODE_COLUMNS, "restored"],
             ["XE1", "X1", "SH-AES", "aesthetic", "rhinoplasty", datetime(2026, 3, 1, 9, 0), None],
             ["XE2", 2002, "SH-DENT", "dental", "root_canal", "2026-03-02 10:00", "no"],
         ],
     })
-    assert read_rows(path)[0][1][1][0] == 4  # row numbers as the sheet shows them; the blank row is skipped
+    # Row numbers as the sheet shows them; the blank row is skipped.
+    assert [number for number, _ in read_rows(path)[0][1]] == [2, 4]
     result = run(path)
     assert (result.patients_created, result.episodes_created) == (2, 2)
     liu = _patient(db_url, "X1")
@@ -347,16 +407,21 @@ def test_xlsx_first_sheet_and_sheets_named_patients_and_episodes(db_url: str, ru
 
 def test_xlsx_problem_names_sheet_and_row(run: Run, tmp_path: Path) -> None:
     path = _workbook(tmp_path / "bad.xlsx", {
-        "patients": [["patient_id", "name", "gender", "birth_date", "phone"],
-                     ["X1", "刘洋", "男", "1975-05-06", "13812345678"]],
-        "episodes": [["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at"],
-                     [],
-                     ["XE1", "X1", "SH-AES", "aesthetic", "nose job", "2026-03-01 09:00"]],
+        "patients": [
+            ["patient_id", "name", "gender", "birth_date", "phone"],
+            ["X1", "刘洋", "男", "1975-05-06", "13812345678"],
+        ],
+        "episodes": [
+            EPISODE_COLUMNS,
+            [],
+            ["XE1", "X1", "SH-AES", "aesthetic", "nose job", "2026-03-01 09:00"],
+        ],
     })
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
     [problem] = excinfo.value.problems
     assert (problem.sheet, problem.row, problem.column) == ("episodes", 3, "procedure")
+    assert str(problem).startswith("episodes, row 3, procedure: unknown procedure 'nose job'")
 
 
 def test_json_with_patients_and_episodes(db_url: str, run: Run) -> None:
@@ -372,17 +437,26 @@ def test_json_with_patients_and_episodes(db_url: str, run: Run) -> None:
 def test_json_list_of_episodes(db_url: str, run: Run) -> None:
     run(DATA / "both.json")
     result = run(DATA / "episodes.json")
-    assert (result.patients_created, result.episodes_created) == (0, 2)
+    assert _counted(result, "patients") == (0, 0, 0)
+    assert result.episodes_created == 2
     assert result.warnings == ["columns ignored (not known): 'referrer'"]
     assert _episode(db_url, "JE03").notes == "revision"
     assert _episode(db_url, "JE04").trigger == "consultation"
 
 
-def test_json_list_of_patients(db_url: str, run: Run, tmp_path: Path) -> None:
-    rows = [{"patient_id": "J9", "姓名": "冯雪", "性别": "female", "出生日期": "1990-01-01", "电话": "13600000000"}]
+def test_json_list_of_patients_with_chinese_keys(db_url: str, run: Run, tmp_path: Path) -> None:
+    rows = [{"patient_id": "J9", "姓名": "冯雪", "性别": "female", "出生日期": "1990-01-01",
+             "电话": "13600000000"}]
     path = _write(tmp_path, "p.json", json.dumps(rows, ensure_ascii=False))
     assert run(path).patients_created == 1
     assert _patient(db_url, "J9").gender == "F"
+
+
+def test_json_with_an_empty_part(run: Run, tmp_path: Path) -> None:
+    data = json.loads((DATA / "both.json").read_text(encoding="utf-8"))
+    data["episodes"] = []
+    result = run(_write(tmp_path, "p.json", json.dumps(data)))
+    assert (result.patients_created, result.episodes_created) == (2, 0)
 
 
 def _config_copy(tmp_path: Path, site_file: str, import_columns: dict[str, str]) -> ChainConfig:
@@ -396,8 +470,13 @@ def _config_copy(tmp_path: Path, site_file: str, import_columns: dict[str, str])
 
 
 def test_site_header_mapping(db_url: str, run: Run, tmp_path: Path) -> None:
-    config = _config_copy(tmp_path, "sh-dent.yaml", {"客户卡号": "patient_id", "Mobile No.": "phone"})
-    path = _write(tmp_path, "pms.csv", "客户卡号,姓名,性别,出生日期,Mobile No.,门店\nC-77,马丽,女,1980-02-02,13500000077,SH-DENT\n")
+    config = _config_copy(
+        tmp_path, "sh-dent.yaml", {"客户卡号": "patient_id", "Mobile No.": "phone"}
+    )
+    path = _csv(
+        tmp_path, "客户卡号,姓名,性别,出生日期,Mobile No.,门店",
+        "C-77,马丽,女,1980-02-02,13500000077,SH-DENT",
+    )
     with pytest.raises(ImportFailed):  # without the mapping, the headers mean nothing
         run(path)
     result = run(path, config=config)
@@ -407,7 +486,7 @@ def test_site_header_mapping(db_url: str, run: Run, tmp_path: Path) -> None:
 
 def test_site_header_mapping_to_an_unknown_column(run: Run, tmp_path: Path) -> None:
     config = _config_copy(tmp_path, "sh-aes.yaml", {"Mobile No.": "mobile_phone"})
-    path = _write(tmp_path, "pms.csv", f"{PATIENT_HEADER},Mobile No.\nC1,马丽,女,1980-02-02,13500000077,,1\n")
+    path = _csv(tmp_path, f"{PATIENT_HEADER},Mobile No.", "C1,马丽,女,1980-02-02,13500000077,,1")
     with pytest.raises(ImportFailed) as excinfo:
         run(path, config=config)
     [problem] = excinfo.value.problems
@@ -416,132 +495,162 @@ def test_site_header_mapping_to_an_unknown_column(run: Run, tmp_path: Path) -> N
 
 
 def test_read_rows_gives_canonical_keys_and_spreadsheet_row_numbers(tmp_path: Path) -> None:
-    path = _write(tmp_path, "p.csv", "姓名,患者编号,性别,出生日期,电话\n王芳,P1,女,1958-04-12,13800138000\n\n陈静,P2,女,,\n")
+    path = _csv(
+        tmp_path, "姓名,患者编号,性别,出生日期,电话",
+        "王芳,P1,女,1958-04-12,13800138000", "", "陈静,P2,女,,",
+    )
     [(kind, rows)] = read_rows(path)
     assert kind == "patients"
     assert rows == [
-        (2, {"name": "王芳", "patient_id": "P1", "gender": "女", "birth_date": "1958-04-12", "phone": "13800138000"}),
-        (4, {"name": "陈静", "patient_id": "P2", "gender": "女", "birth_date": None, "phone": None}),
+        (2, {"name": "王芳", "patient_id": "P1", "gender": "女", "birth_date": "1958-04-12",
+             "phone": "13800138000"}),
+        (4, {"name": "陈静", "patient_id": "P2", "gender": "女", "birth_date": None,
+             "phone": None}),
     ]
     assert read_rows(DATA / "episodes.csv")[0][0] == "episodes"  # it has an episode_id column
 
 
 # -- problems: nothing is written --------------------------------------------------
 
+GOOD = {
+    "patients": "P0,Good Row,M,1980-01-01,13800000000,",
+    "episodes": "E0,P001,SH-DENT,dental,extraction,2026-03-01 09:00",
+}
 ERRORS = [
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-01-01,13800000001,SH-DNT", 2, "site", "did you mean 'SH-DENT'?",
-        id="unknown-site",
+        "patients", ["P1,Ma Li,F,1970-01-01,13800000001,SH-DNT"], "site",
+        "unknown site 'SH-DNT' — did you mean 'SH-DENT'?", id="unknown-site",
     ),
     pytest.param(
-        "episodes", "E9,P001,SH-DENT,aesthetic,rhinoplasty,2026-03-01 09:00", 2, "specialty",
-        "not enabled at site SH-DENT", id="specialty-not-enabled",
+        "episodes", ["E9,P001,SH-DENT,aesthetic,rhinoplasty,2026-03-01 09:00"], "specialty",
+        "specialty 'aesthetic' is not enabled at site SH-DENT", id="specialty-not-enabled",
     ),
     pytest.param(
-        "episodes", "E9,P001,SH-DENT,dental,implnt,2026-03-01 09:00", 2, "procedure",
-        "did you mean 'implant'?", id="unknown-procedure",
+        "episodes", ["E9,P001,SH-DENT,dentl,implant,2026-03-01 09:00"], "specialty",
+        "did you mean 'dental'?", id="unknown-specialty",
     ),
     pytest.param(
-        "episodes", "E9,P001,SH-DENT,dental,implant,2026-02-30 09:00", 2, "occurred_at",
+        "episodes", ["E9,P001,SH-DENT,dental,implnt,2026-03-01 09:00"], "procedure",
+        "unknown procedure 'implnt' for dental — did you mean 'implant'?", id="unknown-procedure",
+    ),
+    pytest.param(
+        "episodes", ["E9,P001,SH-DENT,dental,implant,2026-02-30 09:00"], "occurred_at",
         "not a date and time", id="bad-occurred-at",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-13-01,13800000001,", 2, "birth_date", "not a date", id="bad-birth-date",
+        "episodes", ["E9,P001,SH-DENT,dental,implant,yesterday"], "occurred_at",
+        "not a date and time", id="words-for-occurred-at",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,X,1970-01-01,13800000001,", 2, "gender", "F/M", id="bad-gender",
+        "patients", ["P1,Ma Li,F,1970-13-01,13800000001,"], "birth_date", "not a date",
+        id="bad-birth-date",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-01-01,138-000,", 2, "phone", "7 to 15 digits", id="short-phone",
+        "patients", ["P1,Ma Li,F,2027-01-01,13800000001,"], "birth_date", "in the future",
+        id="future-birth-date",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-01-01,1380000000112345,", 2, "phone", "7 to 15 digits", id="long-phone",
+        "patients", ["P1,Ma Li,X,1970-01-01,13800000001,"], "gender", "F/M", id="bad-gender",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-01-01,call 13800000001,", 2, "phone", "digits", id="phone-with-letters",
+        "patients", ["P1,Ma Li,F,1970-01-01,138-000,"], "phone", "7 to 15 digits, this one has 6",
+        id="short-phone",
     ),
     pytest.param(
-        "episodes", "E9,P404,SH-DENT,dental,implant,2026-03-01 09:00", 2, "patient_id",
-        "neither in the database nor in this file", id="unknown-patient",
+        "patients", ["P1,Ma Li,F,1970-01-01,1380000000112345,"], "phone", "7 to 15 digits",
+        id="long-phone",
     ),
     pytest.param(
-        "patients", "P1,Ma Li,F,1970-01-01,13800000001,\nP1,Ma Li,F,1971-01-01,13800000001,", 3, "patient_id",
-        "first at row 3", id="duplicate-patient",
+        "patients", ["P1,Ma Li,F,1970-01-01,call 13800000001,"], "phone", "digits",
+        id="phone-with-letters",
     ),
     pytest.param(
-        "episodes", "E9,P001,SH-DENT,dental,implant,2026-03-01 09:00\nE9,P001,SH-DENT,dental,extraction,2026-03-01 09:00",
-        3, "episode_id", "first at row 3", id="duplicate-episode",
+        "episodes", ["E9,P404,SH-DENT,dental,implant,2026-03-01 09:00"], "patient_id",
+        "patient 'P404' is neither in the database nor in this file", id="unknown-patient",
     ),
     pytest.param(
-        "patients", "P1,,F,1970-01-01,13800000001,", 2, "name", "required", id="missing-name",
+        "patients",
+        ["P1,Ma Li,F,1970-01-01,13800000001,", "P1,Ma Li,F,1971-01-01,13800000001,"],
+        "patient_id", "'P1' appears again with different content (first at row 3)",
+        id="duplicate-patient",
+    ),
+    pytest.param(
+        "episodes",
+        ["E9,P001,SH-DENT,dental,implant,2026-03-01 09:00",
+         "E9,P001,SH-DENT,dental,extraction,2026-03-01 09:00"],
+        "episode_id", "'E9' appears again with different content (first at row 3)",
+        id="duplicate-episode",
+    ),
+    pytest.param(
+        "patients", ["P1,,F,1970-01-01,13800000001,"], "name", "required", id="missing-name",
     ),
 ]
 
 
-@pytest.mark.parametrize(("kind", "rows", "row", "column", "reason"), ERRORS)
+@pytest.mark.parametrize(("kind", "rows", "column", "reason"), ERRORS)
 def test_a_bad_row_fails_the_whole_file(
-    db_url: str, run: Run, tmp_path: Path, kind: str, rows: str, row: int, column: str, reason: str,
+    db_url: str, run: Run, tmp_path: Path, kind: str, rows: list[str], column: str, reason: str,
 ) -> None:
     run(DATA / "patients.csv")
     before, snapshot = _counts(db_url), _snapshot(db_url)
     header = PATIENT_HEADER if kind == "patients" else EPISODE_HEADER
-    # A good row first: it must not be written either.
-    good = "P0,Good Row,M,1980-01-01,13800000000," if kind == "patients" else (
-        "E0,P001,SH-DENT,dental,extraction,2026-03-01 09:00"
-    )
-    path = _write(tmp_path, "bad.csv", f"{header}\n{good}\n{rows}\n")
+    # A good row first (row 2): it must not be written either.
     with pytest.raises(ImportFailed) as excinfo:
-        run(path)
-    assert _problems(excinfo) == [(row + 1, column)]  # + 1: the good row comes first
+        run(_csv(tmp_path, header, GOOD[kind], *rows))
+    bad_row = 2 + len(rows)  # the last row of the file
+    assert _where(excinfo) == [(bad_row, column)]
     assert reason in excinfo.value.problems[0].reason
     assert _counts(db_url) == before and _snapshot(db_url) == snapshot
 
 
 def test_every_problem_is_listed_with_row_and_column(db_url: str, run: Run, tmp_path: Path) -> None:
-    path = _write(tmp_path, "bad.csv", "\n".join([
-        PATIENT_HEADER,
+    path = _csv(
+        tmp_path, PATIENT_HEADER,
         "P1,Ma Li,F,1970-01-01,12345,SH-DENT",
         "P2,Wu Na,?,1970-01-01,13800000002,XX",
         "P3,Zhu Yi,M,1970-01-01,13800000003,SH-AES",
-    ]) + "\n")
+        name="bad.csv",
+    )
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
-    assert _problems(excinfo) == [(2, "phone"), (3, "gender"), (3, "site")]
+    assert _where(excinfo) == [(2, "phone"), (3, "gender"), (3, "site")]
     assert all(isinstance(p, RowProblem) for p in excinfo.value.problems)
     message = str(excinfo.value)
-    assert "3 problems in bad.csv; nothing was imported" in message
-    assert "row 2, phone:" in message and "row 3, gender:" in message and "row 3, site:" in message
+    assert message.startswith("3 problems in bad.csv; nothing was imported:")
+    for where in ("row 2, phone:", "row 3, gender:", "row 3, site:"):
+        assert where in message
     assert "Ma Li" not in message and "12345" not in message  # no names or numbers echoed
     assert _counts(db_url) == (0, 0, 0)
 
 
-def test_a_missing_column_is_reported_on_the_header_row(db_url: str, run: Run, tmp_path: Path) -> None:
-    path = _write(tmp_path, "e.csv", "episode_id,patient_id,site,specialty,procedure\nE1,P1,SH-DENT,dental,implant\n")
+def test_a_missing_column_is_reported_on_the_header_row(run: Run, tmp_path: Path) -> None:
+    header = "episode_id,patient_id,site,specialty,procedure"
+    path = _csv(tmp_path, header, "E1,P1,SH-DENT,dental,implant")
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
-    assert _problems(excinfo) == [(1, "occurred_at")]
+    assert _where(excinfo) == [(1, "occurred_at")]
 
 
 def test_two_headers_for_one_column(run: Run, tmp_path: Path) -> None:
-    path = _write(tmp_path, "e.csv", "就诊编号,病历号,院区,专科,项目,出院日期,手术日期\n")
     with pytest.raises(ImportFailed) as excinfo:
-        run(path)
-    assert _problems(excinfo) == [(1, "occurred_at")]
+        run(_csv(tmp_path, "就诊编号,病历号,院区,专科,项目,出院日期,手术日期"))
+    assert _where(excinfo) == [(1, "occurred_at")]
     assert "'出院日期' and '手术日期'" in excinfo.value.problems[0].reason
 
 
-def test_episode_may_refer_to_a_patient_of_the_same_file(db_url: str, run: Run, tmp_path: Path) -> None:
+def test_episode_may_refer_to_a_patient_of_the_same_file(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
+    episode = {"site": "SH-DENT", "specialty": "dental", "procedure": "implant",
+               "occurred_at": "2026-03-01 09:00"}
     data = {
-        "patients": [{"patient_id": "N1", "name": "Ma Li", "gender": "F", "birth_date": "1970-01-01",
-                      "phone": "13800000001"}],
-        "episodes": [{"episode_id": "NE1", "patient_id": "N1", "site": "SH-DENT", "specialty": "dental",
-                      "procedure": "implant", "occurred_at": "2026-03-01 09:00"},
-                     {"episode_id": "NE2", "patient_id": "N2", "site": "SH-DENT", "specialty": "dental",
-                      "procedure": "implant", "occurred_at": "2026-03-01 09:00"}],
+        "patients": [{"patient_id": "N1", "name": "Ma Li", "gender": "F",
+                      "birth_date": "1970-01-01", "phone": "13800000001"}],
+        "episodes": [{"episode_id": "NE1", "patient_id": "N1", **episode},
+                     {"episode_id": "NE2", "patient_id": "N2", **episode}],
     }
-    path = _write(tmp_path, "both.json", json.dumps(data))
     with pytest.raises(ImportFailed) as excinfo:
-        run(path)
+        run(_write(tmp_path, "both.json", json.dumps(data)))
     [problem] = excinfo.value.problems
     assert (problem.sheet, problem.row, problem.column) == ("episodes", 2, "patient_id")
     assert _counts(db_url) == (0, 0, 0)
@@ -551,24 +660,59 @@ def test_episode_may_refer_to_a_patient_of_the_same_file(db_url: str, run: Run, 
 
 def test_a_restored_value_that_is_not_yes_or_no(run: Run, tmp_path: Path) -> None:
     run(DATA / "patients.csv")
-    path = _write(tmp_path, "e.csv", f"{EPISODE_HEADER},restored\nE1,P001,SH-DENT,dental,root_canal,2026-03-01 09:00,maybe\n")
+    path = _csv(
+        tmp_path, f"{EPISODE_HEADER},restored",
+        "E1,P001,SH-DENT,dental,root_canal,2026-03-01 09:00,maybe",
+    )
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
-    assert _problems(excinfo) == [(2, "restored")]
+    assert _where(excinfo) == [(2, "restored")]
 
 
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("x.xls", b"", "xlsx"),
-        ("x.pdf", b"", "unknown file type"),
+        ("x.xls", b"", "save it as .xlsx or .csv"),
+        ("x.pdf", b"", "unknown file type '.pdf'"),
         ("x.json", b"{not json", "not valid JSON"),
-        ("x.json", b'{"visits": []}', "a JSON file holds"),
+        ("x.json", b'{"visits": []}', "a JSON file holds a list of row objects"),
+        ("x.json", b"[1, 2]", "not a row object"),
     ],
 )
-def test_an_unreadable_file_fails(run: Run, tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+def test_an_unreadable_file_fails(
+    run: Run, tmp_path: Path, name: str, content: bytes, reason: str,
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
     assert reason in str(excinfo.value)
+
+
+# -- the shipped plugins and the demo files -----------------------------------------
+
+
+def test_demo_files_import_with_the_shipped_plugins(db_url: str, tmp_path: Path) -> None:
+    """The demo's patients and episodes (exported as ``followup demo`` does) all import."""
+    from core.plugins import build_plugins
+
+    plugins = build_plugins()
+    config = load_config(ROOT / "config" / "chain.yaml", check_plugins=False)
+    with (ROOT / "config" / "demo" / "episodes.csv").open(encoding="utf-8") as fin:
+        reader = csv.DictReader(fin)
+        out = io.StringIO()
+        columns = [c for c in reader.fieldnames or [] if c not in ("days_ago", "time")]
+        writer = csv.DictWriter(out, fieldnames=[*columns, "occurred_at"])
+        writer.writeheader()
+        for row in reader:
+            day = NOW.date() - timedelta(days=int(row.pop("days_ago")))
+            row["occurred_at"] = f"{day} {row.pop('time')}"
+            writer.writerow(row)
+    export = _write(tmp_path, "episodes.csv", out.getvalue())
+    with session_scope(db_url) as session:
+        patients = import_file(
+            session, config, plugins, ROOT / "config" / "demo" / "patients.csv", user="t", now=NOW
+        )
+        episodes = import_file(session, config, plugins, export, user="t", now=NOW)
+    assert patients.patients_created > 0 and patients.warnings == []
+    assert episodes.episodes_created == len(out.getvalue().strip().splitlines()) - 1

@@ -74,23 +74,83 @@ def demo(app: App, fresh: bool) -> None:
             patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=app.user, now=now)
             episodes = import_file(session, config, plugins, export, user=app.user, now=now)
             result = schedule(session, config, plugins, now)
+            history = simulate_history(session, config, plugins, now)
     click.echo(
         f"Imported {patients.patients_created} new patients and {episodes.episodes_created} new episodes; "
         f"scheduled {result.created} new follow-up tasks ({result.existing} already scheduled, "
         f"{result.expired} expired before scheduling)."
     )
+    if history:
+        click.echo(f"Simulated {history} past call attempts (so reports have data: followup report month).")
     _show_today(app, url, worklist)
     with session_scope(url) as session:
         open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
     click.echo(f"\n{open_total} open follow-ups in total.")
     click.secho("\nTry next:", bold=True)
     for line in (
+        "followup worklist --site SH-DENT                         # today's calls, one line per patient",
+        "followup --as zhang.li claim --site SH-DENT --count 3    # take calls (held 30 min)",
+        "followup --as zhang.li call                              # guided calls: card, script, answers",
+        "followup script TASK_ID --locale en                      # what to say on one call",
         "followup protocols aesthetic.rhinoplasty --site SH-AES   # the site's day-5 splint override",
-        "followup tasks --site BJ-HOSP --status open",
-        "followup plugins list",
-        "followup config check",
+        "followup report week                                     # last week's figures",
+        "followup complaints; followup escalations",
     ):
         click.echo(f"  {line}")
+
+
+SUGGESTIONS = ("希望周末也能预约", "停车位太少了", "候诊时间有点长", "希望能线上查看检查结果", "=HYPERLINK(\"x\")")
+PRAISE = ("张护士很耐心", "医生讲解得很清楚", "前台服务热情")
+
+
+def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int:  # type: ignore[no-untyped-def]
+    """Record plausible outcomes for every call that was due before today, through the real call path.
+
+    Deterministic (seeded), so the demo's reports are the same on every machine
+    for the same --now. Only core's general questions are answered: the
+    specialty questions are left to a real coordinator.
+    """
+    import random
+
+    from sqlalchemy import select
+
+    from core.calls import record_call
+    from core.db.models import Task
+
+    rng = random.Random(seed)
+    staff_for = {}
+    for member in config.model.staff:
+        for code in member.sites:
+            staff_for.setdefault(code, member.username)
+    recorded = 0
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(config.model.defaults.timezone)
+    cutoff = datetime.combine(now.astimezone(tz).date(), time(0), tz)  # today's calls are left to the user
+    while True:
+        due = session.execute(
+            select(Task).where(Task.status == "open", Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
+        ).scalars().all()
+        if not due:
+            return recorded
+        for task in due:
+            at = task.next_attempt_at + timedelta(minutes=rng.randint(0, 50))
+            at = min(at, cutoff)
+            outcome = rng.choices(
+                ["reached", "no_answer", "busy", "powered_off", "not_convenient", "refused"],
+                weights=[72, 12, 5, 5, 4, 2],
+            )[0]
+            answers: dict[str, str] = {}
+            if outcome == "reached" and task.channel == "phone" and task.milestone != "missed":
+                answers["overall_satisfaction"] = str(rng.choice([5, 5, 5, 4, 4, 4, 3, 2]))
+                answers["recommend"] = str(rng.choice([10, 10, 9, 9, 8, 7, 6, 3]))
+                if rng.random() < 0.25:
+                    answers["staff_praise"] = rng.choice(PRAISE)
+                if rng.random() < 0.2:
+                    answers["suggestions"] = rng.choice(SUGGESTIONS)
+            record_call(session, config, plugins, task.id, outcome=outcome, user=staff_for.get(task.site, "demo"),
+                        now=at, answers=answers)
+            recorded += 1
 
 
 def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-untyped-def]
@@ -107,7 +167,7 @@ def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-unt
             lines = worklist_fn(session, config, day=today, now=now, sites=[site.code])
             table = Table(title=f"{site.name.get(site.locale)} ({site.code}) — {today.isoformat()}: "
                                 f"{len(lines)} call(s)", title_justify="left", header_style="bold")
-            for col in ("patient", "phone", "procedure", "milestones", "urgency", "due"):
+            for col in ("patient", "procedure / milestones", "urgency", "due"):
                 table.add_column(col)
             for ln in lines:
                 names = []
@@ -116,7 +176,7 @@ def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-unt
                     p = spec.procedure(proc) if spec else None
                     names.append(p.names.get(site.locale) if p else proc)
                 table.add_row(
-                    f"{ln.patient_name} ({ln.patient_id})", ln.phone, ", ".join(names), ", ".join(ln.milestones),
+                    f"{ln.patient_name} {ln.patient_id}\n{ln.phone}", ", ".join(names) + "\n" + ", ".join(ln.milestones),
                     ("[red]clinical[/red]" if ln.urgency == "clinical" else "routine") + (" [yellow]overdue[/yellow]" if ln.overdue else ""),
                     ln.due_at.astimezone(site.timezone).strftime("%m-%d %H:%M"),
                 )
