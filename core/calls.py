@@ -81,7 +81,9 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
-            {"at": a.at.isoformat(), "outcome": a.outcome, "by": a.by, "note": a.note} for a in history
+            {"at": a.at.astimezone(site.timezone).isoformat(timespec="minutes"), "outcome": a.outcome, "by": a.by,
+             "note": a.note}
+            for a in history
         ),
         coordinator=staff.name if staff else None,
         age_bands=config.model.defaults.age_bands.model_dump(),
@@ -164,12 +166,21 @@ def record_call(
         raise CallError(f"task {task_id} is {task.status}, not open: nothing to record")
     check_site_access(config, user, task.site)
     site = config.site(task.site)
+    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until > now:
+        raise CallError(
+            f"task {task_id} is held by {task.assignee} until {task.claimed_until.astimezone(site.timezone):%H:%M}: "
+            "two coordinators must not call the same patient"
+        )
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
     if outcome == "booked" and not (proc and proc.allows_booking):
         raise CallError(f"outcome 'booked' is only for sales follow-ups; {task.procedure} is not one")
-    if outcome == "callback_requested" and callback_at is None:
-        raise CallError("outcome callback_requested needs --callback-at (when the patient asked to be called)")
+    if outcome == "callback_requested":
+        if callback_at is None:
+            raise CallError("outcome callback_requested needs --callback-at (when the patient asked to be called)")
+        check_callback_time(site, callback_at, now)
+    elif callback_at is not None:
+        raise CallError(f"--callback-at only goes with outcome callback_requested, not {outcome!r}")
     if answers and outcome not in ("reached", "booked"):
         raise CallError(f"answers can only be recorded when the patient was reached, not with {outcome!r}")
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
@@ -246,6 +257,19 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
     return list(merged.values())
 
 
+def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
+    """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
+    local = callback_at.astimezone(site.timezone)
+    if callback_at <= now:
+        raise CallError(
+            f"callback time {local.isoformat(timespec='minutes')} is not in the future "
+            f"(now {now.astimezone(site.timezone).isoformat(timespec='minutes')})"
+        )
+    if site.quiet_hours.contains(local.time()):
+        raise CallError(f"callback time {local:%Y-%m-%d %H:%M} falls in the quiet hours {site.quiet_hours}: "
+                        "agree on another time with the patient")
+
+
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
     staff = config.staff(user)
     if staff is not None and staff.sites and site_code not in staff.sites and staff.role != "admin":
@@ -275,7 +299,8 @@ def apply_action(
                         opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS))
         session.add(row)
         session.flush()
-        out.update(id=row.id, category=row.category, due_at=row.due_at.isoformat())
+        out.update(id=row.id, category=row.category,
+                   due_at=row.due_at.astimezone(site.timezone).isoformat(timespec="minutes"))
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
         out.update(task_id=add_extra_call(session, config, task, after, now))
@@ -296,11 +321,20 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
     placed = place(times, "routine", windows=site.calling_windows, quiet=site.quiet_hours,
                    calendar=site.calendar(config), tz=site.timezone)
+    # The task's offset and window are measured from the episode's event time, like every other task
+    # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
+    episode = session.get(Episode, task.episode_id)
+    assert episode is not None
+
+    def since_event(moment: datetime) -> str:
+        return str(Duration(amount=max(0, int((moment - episode.occurred_at).total_seconds() // 60)), unit="min"))
+
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, milestone=f"extra_{n}", purpose="extra_call", channel="phone", urgency="routine",
         due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
-        offset=str(after), window_earliest=str(after), window_latest=str(after),
+        offset=since_event(target), window_earliest=since_event(times.window_start),
+        window_latest=since_event(times.window_end),
         provisional=placed.provisional, outside_window=placed.outside_window, status="open",
         max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
     )

@@ -18,12 +18,14 @@ the same re-check keeps it correct.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
+from core.audit import audit
 from core.config import ChainConfig
 from core.db.models import Patient, Task
 from core.worklist import end_of_day
@@ -35,7 +37,19 @@ def _eligible(now: datetime, cutoff: datetime, sites: list[str]) -> Any:
         Task.status == "open",
         Task.window_start < cutoff,
         Task.next_attempt_at < cutoff,
+        # A first call may be taken any time on its day; a retry (after a failed attempt, at least
+        # min_gap later in another calling window) or a callback the patient asked for not before its time.
+        or_(Task.attempts == 0, Task.next_attempt_at <= now),
         or_(Task.claimed_until.is_(None), Task.claimed_until < now),
+    )
+
+
+def _held_by_colleague(user: str, now: datetime) -> Any:
+    """The patient has a task a colleague holds: none of the patient's calls go to anyone else meanwhile."""
+    held = aliased(Task)
+    return exists().where(
+        held.patient_id == Patient.id, held.status == "open", held.assignee != user,
+        held.claimed_until.is_not(None), held.claimed_until >= now,
     )
 
 
@@ -69,7 +83,7 @@ def claim(
     picked = (
         select(Patient.id)
         .join(priority, priority.c.pid == Patient.id)
-        .where(Patient.do_not_contact.is_(False))
+        .where(Patient.do_not_contact.is_(False), ~_held_by_colleague(user, now))
         .order_by(priority.c.urg, priority.c.due, Patient.id)
         .limit(count)
         .with_for_update(of=Patient, skip_locked=True)
@@ -84,28 +98,51 @@ def claim(
         update(Task)
         .where(Task.patient_id.in_(picked_ids), eligible)
         .values(assignee=user, claimed_until=until, updated_at=now)
-        .returning(Task.id)
+        .returning(Task.id, Task.patient_id)
         .execution_options(synchronize_session=False)
     )
-    ids = sorted(session.execute(stmt).scalars())
-    return ids
+    rows = sorted(session.execute(stmt).all())
+    for task_id, patient_id in rows:
+        audit(session, user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
+              detail={"until": until.astimezone(tz).isoformat(timespec="minutes")})
+    return [task_id for task_id, _ in rows]
 
 
-def naive_claim(session: Session, *, user: str, sites: list[str], count: int, now: datetime, cutoff: datetime) -> list[int]:
-    """The tempting, wrong way (read, then write without locking or re-check). Tests use it as the negative control."""
+def naive_select(session: Session, *, sites: list[str], count: int, now: datetime, cutoff: datetime) -> list[int]:
+    """Step 1 of the naive claim: read the next free tasks, without locking anything."""
     rows = session.execute(
-        select(Task.id, Task.patient_id)
+        select(Task.id)
         .where(Task.site.in_(sites), Task.status == "open", Task.next_attempt_at < cutoff,
                or_(Task.claimed_until.is_(None), Task.claimed_until < now))
         .order_by(Task.next_attempt_at, Task.id)
         .limit(count)
-    ).all()
-    ids = [r.id for r in rows]
+    ).scalars().all()
+    return list(rows)
+
+
+def naive_update(session: Session, ids: list[int], *, user: str, until: datetime) -> None:
+    """Step 2 of the naive claim: write the hold without re-checking that the tasks are still free."""
     if ids:
         session.execute(
-            update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=now.replace(year=now.year + 1))
+            update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=until)
             .execution_options(synchronize_session=False)
         )
+
+
+def naive_claim(
+    session: Session, *, user: str, sites: list[str], count: int, now: datetime, cutoff: datetime,
+    between: Callable[[], Any] | None = None,
+) -> list[int]:
+    """The tempting, wrong way (read, then write without locking or re-check). Tests use it as the negative control.
+
+    ``between`` runs after the read and before the write: a test passes a
+    ``threading.Barrier.wait`` so every worker reads before any writes, which
+    makes the race (and the duplicates it causes) certain instead of lucky.
+    """
+    ids = naive_select(session, sites=sites, count=count, now=now, cutoff=cutoff)
+    if between is not None:
+        between()
+    naive_update(session, ids, user=user, until=now.replace(year=now.year + 1))
     return ids
 
 

@@ -80,6 +80,22 @@ def _valid_timezone(value: str | None) -> str | None:
     return value
 
 
+def _daytime_windows(value: list[TimeRange] | None) -> list[TimeRange] | None:
+    """Calling windows are daytime ranges; one wrapping midnight would never be offered to a call."""
+    for window in value or []:
+        if not window.start < window.end:
+            raise ValueError(
+                f"calling window {window} must start before it ends on the same day "
+                "(only quiet_hours may wrap midnight)"
+            )
+    return value
+
+
+def _overlaps(window: TimeRange, quiet: TimeRange) -> bool:
+    """Does a daytime calling window share any minute with the (possibly wrapping) quiet hours?"""
+    return quiet.contains(window.start) or window.start < quiet.start < window.end
+
+
 class Defaults(_Model):
     locale: Literal["zh_CN", "en"] = "zh_CN"
     timezone: str = "Asia/Shanghai"
@@ -96,6 +112,11 @@ class Defaults(_Model):
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
         return _valid_timezone(value)
+
+    @field_validator("calling_windows")
+    @classmethod
+    def _windows(cls, value: list[TimeRange]) -> list[TimeRange] | None:
+        return _daytime_windows(value)
 
 
 class Override(_Model):
@@ -140,6 +161,11 @@ class SiteModel(_Model):
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
         return _valid_timezone(value)
+
+    @field_validator("calling_windows")
+    @classmethod
+    def _windows(cls, value: list[TimeRange] | None) -> list[TimeRange] | None:
+        return _daytime_windows(value)
 
 
 class ChainModel(_Model):
@@ -276,6 +302,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
             problems.append(f"{where}: code: site {site.code!r} is defined twice (also at {seen[site.code]})")
         seen[site.code] = where
         problems.extend(_duplicate_overrides(site, src, loc))
+        problems.extend(_windows_in_quiet_hours(chain, chain_src, site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
     if problems:
@@ -287,6 +314,23 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     if check_plugins:
         check_against_plugins(config)
     return config
+
+
+def _windows_in_quiet_hours(
+    chain: ChainModel, chain_src: LocatedYaml, site: SiteModel, src: LocatedYaml, loc: tuple[Any, ...]
+) -> list[str]:
+    """A routine call placed in a calling window must never ring during quiet hours."""
+    quiet = chain.defaults.quiet_hours
+    if site.calling_windows:
+        windows, where, key = site.calling_windows, src, loc + ("calling_windows",)
+    else:
+        windows, where, key = chain.defaults.calling_windows, chain_src, ("defaults", "calling_windows")
+    return [
+        f"{where.path}:{where.line_of(key + (i,))}: {'.'.join(map(str, key + (i,)))}: calling window {w} "
+        f"overlaps the quiet hours {quiet} (site {site.code})"
+        for i, w in enumerate(windows)
+        if _overlaps(w, quiet)
+    ]
 
 
 def _duplicate_overrides(site: SiteModel, src: LocatedYaml, loc: tuple[Any, ...]) -> list[str]:
@@ -316,7 +360,7 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:
         specialties=list(site.specialties),
         calling_windows=site.calling_windows or d.calling_windows,
         quiet_hours=d.quiet_hours,
-        holiday_country=site.holiday_country or d.holiday_country,
+        holiday_country=(site.holiday_country or d.holiday_country).upper(),
         closed_days=site.closed_days,
         extra_workdays=site.extra_workdays,
         overrides={o.milestone: o for o in site.overrides},
@@ -338,6 +382,9 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     problems: list[str] = []
     for site in config.sites.values():
         src, loc = site._loc  # type: ignore[attr-defined]
+        problem = _calendar_problem(config, plugins, site, src, loc)
+        if problem:
+            problems.append(problem)
         for i, key in enumerate(site.specialties):
             if key not in installed:
                 near = difflib.get_close_matches(key, list(installed), n=1)
@@ -377,6 +424,25 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(calendar_warnings(config, plugins))
+
+
+def _calendar_problem(config: ChainConfig, plugins: Any, site: Site, src: LocatedYaml, loc: tuple[Any, ...]) -> str | None:
+    """An unknown holiday country is a config error here, not a crash at the first schedule."""
+    from core.plugins import PluginError
+
+    try:
+        plugins.calendar(site.holiday_country)
+    except PluginError as exc:
+        if (loc + ("holiday_country",)) in src.lines:
+            where = f"{src.path}:{src.line_of(loc + ('holiday_country',))}: holiday_country"
+        else:
+            chain_src = load_located(config.path)
+            where = f"{config.path}:{chain_src.line_of(('defaults', 'holiday_country'))}: defaults.holiday_country"
+        return (
+            f"{where}: no working-day calendar for {site.holiday_country!r} (site {site.code}); "
+            f"use a country code the holidays package knows, e.g. CN, HK, GB ({exc})"
+        )
+    return None
 
 
 def calendar_warnings(config: ChainConfig, plugins: Any) -> list[str]:

@@ -16,6 +16,13 @@ a column that is present with an empty cell sets it to None.
 Row numbers are what a spreadsheet user sees: the header is row 1, the first
 data row is row 2. In a JSON file, row N is the N-th object of its list.
 
+Beyond the bare contract: sites, specialties and procedures may also be given
+by their zh_CN / en names (a HIS export says 种植牙, not ``implant``); an import
+may set ``do_not_contact`` but never lifts it (that is a deliberate act in the
+application, not a side effect of the next nightly export); a new phone number
+clears ``phone_invalid``; ``updated_episode_ids`` tells scheduling which
+episodes changed.
+
 Names, phone numbers and birth dates are never logged, never written to the
 audit trail and never echoed in a problem.
 """
@@ -241,7 +248,6 @@ class _Table:
     kind: str
     rows: list[tuple[int, dict[str, Any]]]
     columns: set[str]
-    json: bool = False
     label: str | None = None
 
 
@@ -250,6 +256,7 @@ class _Reading:
     tables: list[_Table] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     ignored: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)
 
 
 def _cell(value: Any) -> Any:
@@ -376,8 +383,15 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
             if header is None:
                 continue
             label = sheet.title if len(sheets) > 1 else None
+            named = sheet.title.strip().casefold()
+            if len(sheets) > 1 and named not in (PATIENTS, EPISODES):
+                # A first sheet beside sheets named patients / episodes is read only
+                # when its header knows at least one column (not a cover or notes sheet).
+                if not any(headers.aliases.get(_norm_header(h)) for h in header if h is not None):
+                    reading.skipped.append(sheet.title)
+                    continue
             columns = headers.resolve(list(header), reading, sheet=label)
-            kind = _kind_of((c for c in columns if c), sheet.title.strip().casefold())
+            kind = _kind_of((c for c in columns if c), named)
             numbered = ((n, list(r)) for n, r in enumerate(rows, start=2))
             _split_by_kind(kind, columns, numbered, reading, label)
     finally:
@@ -421,7 +435,7 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         for c in sorted({c for c in columns if c} - wanted):
             reading.ignored.add(c)
         table = _Table(
-            kind=kind, rows=[], columns={c for c in columns if c in wanted}, json=True, label=label,
+            kind=kind, rows=[], columns={c for c in columns if c in wanted}, label=label,
         )
         for number, item in objects:
             row = {c: None for c in COLUMNS[kind] if c in table.columns}
@@ -481,7 +495,6 @@ class _Catalog:
     now: datetime
     sites: dict[str, str]
     specialties: dict[str, str]
-    specialty_names: dict[str, str]
     procedures: dict[str, dict[str, str]]
     triggers: dict[tuple[str, str], str]
 
@@ -492,11 +505,9 @@ class _Catalog:
             for name in (code, site.name.zh_CN, site.name.en):
                 sites.setdefault(name.casefold(), code)
         specialties: dict[str, str] = {}
-        names: dict[str, str] = {}
         procedures: dict[str, dict[str, str]] = {}
         triggers: dict[tuple[str, str], str] = {}
         for key, (_, spec) in plugins.specialties().items():
-            names[key] = spec.names.en
             for alias in (key, spec.names.zh_CN, spec.names.en):
                 specialties.setdefault(alias.casefold(), key)
             table: dict[str, str] = {}
@@ -505,7 +516,7 @@ class _Catalog:
                     table.setdefault(alias.casefold(), proc.code)
                 triggers[(key, proc.code)] = proc.trigger
             procedures[key] = table
-        return cls(config, now, sites, specialties, names, procedures, triggers)
+        return cls(config, now, sites, specialties, procedures, triggers)
 
     def site(self, value: str) -> Site:
         code = self.sites.get(value.casefold())
@@ -516,10 +527,6 @@ class _Catalog:
             hint = f" — did you mean {upper[near[0]]!r}?" if near else ""
             raise ValueError(f"unknown site {value!r}{hint} (sites: {', '.join(codes)})")
         return self.config.sites[code]
-
-
-def _msg(text: str) -> ValueError:
-    return ValueError(text)
 
 
 def _text(value: Any) -> str | None:
@@ -539,16 +546,16 @@ def _text(value: Any) -> str | None:
 def _required_text(value: Any, max_length: int) -> str:
     text = _text(value)
     if text is None:
-        raise _msg("required value is missing")
+        raise ValueError("required value is missing")
     if len(text) > max_length:
-        raise _msg(f"longer than {max_length} characters")
+        raise ValueError(f"longer than {max_length} characters")
     return text
 
 
 def _optional_text(value: Any, max_length: int | None = None) -> str | None:
     text = _text(value)
     if text is not None and max_length is not None and len(text) > max_length:
-        raise _msg(f"longer than {max_length} characters")
+        raise ValueError(f"longer than {max_length} characters")
     return text
 
 
@@ -563,7 +570,7 @@ def _parse_bool(value: Any) -> bool | None:
         return True
     if key in _FALSE:
         return False
-    raise _msg(f"{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)")
+    raise ValueError(f"{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)")
 
 
 def _parse_datetime(value: Any) -> datetime | None:
@@ -634,20 +641,20 @@ class PatientRow(_Row):
         text = _required_text(value, 20)
         gender = _GENDERS.get(text.casefold())
         if gender is None:
-            raise _msg(f"{text!r} is not a gender (use F/M, female/male or 女/男)")
+            raise ValueError(f"{text!r} is not a gender (use F/M, female/male or 女/男)")
         return gender
 
     @field_validator("birth_date", mode="before")
     @classmethod
     def _birth_date(cls, value: Any, info: ValidationInfo) -> date:
         if _text(value) is None:
-            raise _msg("required value is missing")
+            raise ValueError("required value is missing")
         moment = _parse_datetime(value)
         if moment is None:
-            raise _msg("not a date (write it as YYYY-MM-DD)")
+            raise ValueError("not a date (write it as YYYY-MM-DD)")
         born = moment.date()
         if born > _context(info).now.date() or born.year < 1880:
-            raise _msg("not a plausible birth date (in the future or before 1880)")
+            raise ValueError("not a plausible birth date (in the future or before 1880)")
         return born
 
     @field_validator("phone", mode="before")
@@ -655,10 +662,12 @@ class PatientRow(_Row):
     def _phone(cls, value: Any) -> str:
         text = _required_text(value, 40)
         if not _PHONE_ALLOWED.match(text) or "+" in text[1:]:
-            raise _msg("a phone number holds digits, an optional leading +, spaces and dashes only")
+            raise ValueError(
+                "a phone number holds digits, an optional leading +, spaces, dashes or brackets"
+            )
         digits = re.sub(r"\D", "", text)
         if not 7 <= len(digits) <= 15:
-            raise _msg(f"a phone number has 7 to 15 digits, this one has {len(digits)}")
+            raise ValueError(f"a phone number has 7 to 15 digits, this one has {len(digits)}")
         return ("+" if text.startswith("+") else "") + digits
 
     @field_validator("site", mode="before")
@@ -675,7 +684,7 @@ class PatientRow(_Row):
             return None
         locale = _LOCALES.get(text.casefold())
         if locale is None:
-            raise _msg(f"unknown locale {text!r} (use zh_CN or en)")
+            raise ValueError(f"unknown locale {text!r} (use zh_CN or en)")
         return locale
 
     @field_validator("do_not_contact", mode="before")
@@ -719,14 +728,14 @@ class EpisodeRow(_Row):
             installed = sorted(catalog.procedures)
             near = difflib.get_close_matches(text, installed, n=1)
             hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise _msg(
+            raise ValueError(
                 f"unknown specialty {text!r}{hint} (installed: {', '.join(installed) or 'none'})"
             )
         site = info.data.get("site")
         if site is not None:
             enabled = catalog.config.sites[site].specialties
             if key not in enabled:
-                raise _msg(
+                raise ValueError(
                     f"specialty {key!r} is not enabled at site {site} "
                     f"(enabled: {', '.join(enabled)})"
                 )
@@ -746,7 +755,7 @@ class EpisodeRow(_Row):
             codes = sorted(set(table.values()))
             near = difflib.get_close_matches(text.casefold(), list(table), n=1)
             hint = f" — did you mean {table[near[0]]!r}?" if near else ""
-            raise _msg(
+            raise ValueError(
                 f"unknown procedure {text!r} for {specialty}{hint} (procedures: {', '.join(codes)})"
             )
         return code
@@ -755,10 +764,10 @@ class EpisodeRow(_Row):
     @classmethod
     def _occurred_at(cls, value: Any, info: ValidationInfo) -> datetime:
         if _text(value) is None:
-            raise _msg("required value is missing")
+            raise ValueError("required value is missing")
         moment = _parse_datetime(value)
         if moment is None:
-            raise _msg(
+            raise ValueError(
                 f"{_text(value)!r} is not a date and time "
                 "(write ISO 8601: 2026-03-01 09:00, or 2026-03-01T09:00+08:00)"
             )
@@ -1052,6 +1061,8 @@ def import_file(
     catalog = _Catalog.build(config, plugins, now)
     valid, known = _validate(session, catalog, reading, problems)
     if problems:
+        order = {t.label: i for i, t in enumerate(reading.tables)}
+        problems.sort(key=lambda p: (order.get(p.sheet, 0), p.row))  # stable: columns keep order
         log.info("import of %s failed: %d problems", path.name, len(problems))
         raise ImportFailed(problems, path.name)
 
@@ -1060,6 +1071,8 @@ def import_file(
         result.warnings.append(
             "columns ignored (not known): " + ", ".join(repr(c) for c in sorted(reading.ignored))
         )
+    for title in reading.skipped:
+        result.warnings.append(f"sheet {title!r} ignored: its first row names no known column")
     if valid.repeated:
         result.warnings.append(
             f"{valid.repeated} rows repeat an earlier row of the file and were counted once"

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
@@ -149,7 +150,7 @@ class Plugins:
         # A plugin whose catalogue is invalid is disabled with the reason, the rest keep working.
         for name in [n for n, i in self.infos.items() if i.status == "ok"]:
             try:
-                self._collect_specialties_of(name)
+                self._check_catalogue(name)
             except PluginError as exc:
                 if strict:
                     raise
@@ -230,8 +231,12 @@ class Plugins:
         for name, function, argnames in self._impls(hook, only):
             try:
                 value = function(**{a: kwargs[a] for a in argnames})
-            except PluginError:
-                raise
+            except PluginError as exc:
+                if exc.plugin in self.infos:  # already names a plugin as `plugins list` shows it
+                    raise
+                # e.g. ProtocolPlugin names its package: name the plugin as it was registered
+                detail = str(exc).removeprefix(f"plugin {exc.plugin!r}, hook {exc.hook}: ")
+                raise PluginError(name, exc.hook, detail) from exc
             except Exception as exc:
                 raise PluginError(name, hook, f"raised {type(exc).__name__}: {exc}") from exc
             if self.trace:
@@ -256,6 +261,19 @@ class Plugins:
         return [self._validate(plugin, hook, model, item) for item in value]
 
     # -- specialties ---------------------------------------------------------
+    def _check_catalogue(self, plugin_name: str) -> None:
+        """A plugin's specialties and the milestones of its own procedures must validate.
+
+        Checked at load time so that a plugin returning bad milestones is disabled
+        with the reason, instead of failing the first ``schedule`` that meets it.
+        """
+        hook = "followup_milestones"
+        for spec in self._collect_specialties_of(plugin_name):
+            for proc in spec.procedures:
+                kwargs = {"specialty": spec.key, "procedure": proc.code}
+                for name, value in self._call(hook, kwargs, only=[plugin_name]):
+                    self._validate_list(name, hook, Milestone, value)
+
     def _collect_specialties_of(self, plugin_name: str) -> list[Specialty]:
         out = []
         for name, value in self._call("followup_specialties", {}, only=[plugin_name]):
@@ -314,11 +332,52 @@ class Plugins:
 
     def script(self, **kwargs: Any) -> str:
         hook = "followup_script"
-        for name, value in self._call(hook, kwargs, first=True):
+        try:
+            found = self._call(hook, kwargs, first=True)
+        except PluginError as exc:
+            raise self._blame_template(exc, kwargs) from exc.__cause__
+        for name, value in found:
             if not isinstance(value, str) or not value.strip():
                 raise PluginError(name, hook, f"expected the script text, got {type(value).__name__}")
             return value
         raise PluginError("core", hook, "no plugin rendered a script")
+
+    def _blame_template(self, exc: PluginError, kwargs: dict[str, Any]) -> PluginError:
+        """Core's default script failed rendering a template: name the plugin whose template it is.
+
+        The template file where rendering failed belongs to the plugin whose
+        template folder holds it; failing that (e.g. a template not found), to the
+        plugin that provides the milestone naming the template.
+        """
+        from core.templates import CORE_TEMPLATES, TemplateRenderError
+
+        cause = exc.__cause__
+        if exc.plugin != "core" or not isinstance(cause, TemplateRenderError):
+            return exc
+        owner, folder_of = None, {}
+        try:
+            for name, dirs in self._call("followup_template_dirs", {}):
+                folder_of.update({Path(d).resolve(): name for d in dirs})
+            failed_in = _template_file(cause.__cause__)
+            if failed_in is not None:
+                owner = next((n for d, n in folder_of.items() if failed_in.is_relative_to(d)), None)
+                if owner is None and failed_in.is_relative_to(CORE_TEMPLATES.resolve()):
+                    owner = "core"
+            context, milestone = kwargs.get("context"), kwargs.get("milestone")
+            if owner is None and failed_in is None and context is not None and milestone is not None:
+                provided = self.milestones(context.specialty, context.procedure)
+                owner = next((n for n, m in provided if m.key == milestone.key), None)
+        except PluginError:
+            owner = None
+        if owner is None or owner == "core":
+            return exc
+        from jinja2 import TemplateNotFound
+
+        if isinstance(cause.__cause__, TemplateNotFound):
+            fix = "check the milestone's script: in the protocol and the template folders (templates/<locale>/)"
+        else:
+            fix = "a script may use only these variables: " + ", ".join(sorted(kwargs.get("variables") or {}))
+        return PluginError(owner, "followup_script", f"{cause} — {fix}")
 
     def calendar(self, country: str) -> Any:
         hook = "followup_calendar"
@@ -360,6 +419,18 @@ class Plugins:
                 raise PluginError(name, "followup_template_dirs", f"expected a list of paths, got {value!r}")
             dirs.extend(str(v) for v in value)
         return dirs
+
+
+def _template_file(error: BaseException | None) -> Path | None:
+    """The template file where a Jinja error was raised (the innermost template frame)."""
+    found = getattr(error, "filename", None)
+    tb = error.__traceback__ if error is not None else None
+    while tb is not None:
+        code_file = tb.tb_frame.f_code.co_filename
+        if not code_file.endswith(".py") and os.path.isfile(code_file):
+            found = code_file
+        tb = tb.tb_next
+    return Path(found).resolve() if found else None
 
 
 def build_plugins(strict: bool | None = None) -> Plugins:

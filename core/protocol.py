@@ -37,6 +37,7 @@ ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff
 _KEY = r"^[a-z][a-z0-9_]*$"
 _DURATION_RE = re.compile(r"^\s*(-?\d+)\s*(min|h|d|w|mo|y)\s*$")
 _UNIT_MINUTES = {"min": 1, "h": 60, "d": 1440, "w": 10080, "mo": 43830, "y": 525960}
+MAX_YEARS = 100
 
 
 class Strict(BaseModel):
@@ -72,6 +73,13 @@ class Duration(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool):
             raise ValueError(f"invalid duration {value!r}: add a unit, e.g. '{value}d'")
         return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Duration:
+        # Past this, date arithmetic overflows at scheduling time instead of failing here.
+        if abs(self.approx_minutes) > _UNIT_MINUTES["y"] * MAX_YEARS:
+            raise ValueError(f"duration {self} is longer than {MAX_YEARS} years")
+        return self
 
     @model_serializer
     def _dump(self) -> str:
@@ -122,7 +130,8 @@ class LocalizedText(Strict):
     en: str = Field(min_length=1)
 
     def get(self, locale: str) -> str:
-        return getattr(self, locale, None) or self.en
+        """The text in ``locale``; any other locale (``fr``, ``en_US``...) falls back to English."""
+        return getattr(self, locale) if locale in LOCALES else self.en
 
 
 class Window(Strict):
@@ -136,6 +145,8 @@ class Window(Strict):
             if len(value) != 2:
                 raise ValueError("a window is [earliest, latest], e.g. [5d, 7d]")
             return {"earliest": value[0], "latest": value[1]}
+        if isinstance(value, (str, int)):
+            raise ValueError(f"a window is [earliest, latest], e.g. [5d, 7d], not {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -174,7 +174,7 @@ def _schedule_batch(
     result: ScheduleResult,
 ) -> None:
     ids = [e.id for e, _ in batch]
-    existing = set(session.execute(select(Task.episode_id, Task.milestone).where(Task.episode_id.in_(ids))).all())
+    existing = _existing_tasks(session, ids)
     rows: list[dict[str, Any]] = []
     for episode, dnc in batch:
         result.episodes += 1
@@ -199,12 +199,22 @@ def _schedule_batch(
                 continue
             rows.append(row)
     if rows:
-        session.execute(_insert_ignoring_duplicates(session), rows)
-        result.created += len(rows)
-        result.provisional += sum(1 for r in rows if r["provisional"] and r["status"] == "open")
-        result.expired += sum(1 for r in rows if r["status"] == "expired")
-        result.suppressed += sum(1 for r in rows if r["status"] == "suppressed")
+        # Count what was really inserted: a concurrent run may have stored some rows first.
+        stmt = _insert_ignoring_duplicates(session).returning(Task.status, Task.provisional)
+        inserted = session.execute(stmt, rows).all()
+        skipped = len(rows) - len(inserted)
+        result.created += len(inserted)
+        result.existing += skipped
+        result.provisional += sum(1 for status, provisional in inserted if provisional and status == "open")
+        result.expired += sum(1 for status, _ in inserted if status == "expired")
+        result.suppressed += sum(1 for status, _ in inserted if status == "suppressed")
     session.execute(update(Episode).where(Episode.id.in_(ids)).values(scheduled_at=now))
+
+
+def _existing_tasks(session: Session, episode_ids: list[int]) -> set[tuple[int, str]]:
+    """(episode, milestone) pairs already stored; the unique key still guards against a concurrent run."""
+    query = select(Task.episode_id, Task.milestone).where(Task.episode_id.in_(episode_ids))
+    return {(episode_id, milestone) for episode_id, milestone in session.execute(query)}
 
 
 def _insert_ignoring_duplicates(session: Session) -> Any:

@@ -16,7 +16,8 @@ repository's tests.
 
 Fixtures: ``followup_plugins`` (a fresh plugin manager per test, never the
 process-wide one) and ``register_plugin`` (registers an object and always
-unregisters it afterwards).
+unregisters it afterwards). :func:`sample_context` builds the context of a
+sample call, to test hooks such as ``followup_actions``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.plugins import PluginError, Plugins, build_plugins
-from core.protocol import LOCALES, LocalizedText, PatientInfo, TaskContext
+from core.protocol import LOCALES, LocalizedText, Milestone, PatientInfo, TaskContext
 
 SAMPLE_PATIENTS = (
     PatientInfo(external_id="sample-elderly-f", name="王秀英", gender="F", age=72),
@@ -102,13 +103,7 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
     problems = []
     for patient in SAMPLE_PATIENTS:
         for failed in (0, 2):
-            context = TaskContext(
-                site_code="SAMPLE", site_name=LocalizedText(zh_CN="示例诊所", en="Sample Clinic"),
-                site_phone="021-0000-0000", specialty=specialty, procedure=procedure, milestone=ms.key,
-                purpose=ms.purpose, urgency=ms.urgency, patient=patient, occurred_at=SAMPLE_EVENT,
-                now=ms.offset.add_to(SAMPLE_EVENT), doctor="陈医生", department="示例科室",
-                failed_attempts=failed,
-            )
+            context = _sample_context(specialty, procedure, ms, patient, failed)
             for locale in locales:
                 try:
                     text = prepare_script(plugins, context, ms, locale).text
@@ -118,6 +113,41 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
                 if not text.strip():
                     problems.append(f"{specialty}.{procedure}.{ms.key} ({locale}): the script is empty")
     return problems
+
+
+def _sample_context(specialty: str, procedure: str, ms: Milestone, patient: PatientInfo, failed_attempts: int,
+                    attributes: dict[str, Any] | None = None) -> TaskContext:
+    return TaskContext(
+        site_code="SAMPLE", site_name=LocalizedText(zh_CN="示例诊所", en="Sample Clinic"),
+        site_phone="021-0000-0000", specialty=specialty, procedure=procedure, milestone=ms.key,
+        purpose=ms.purpose, urgency=ms.urgency, patient=patient, occurred_at=SAMPLE_EVENT,
+        now=ms.offset.add_to(SAMPLE_EVENT), doctor="陈医生", department="示例科室",
+        failed_attempts=failed_attempts, attributes=attributes or {},
+    )
+
+
+def sample_context(
+    specialty: str,
+    procedure: str,
+    milestone: str,
+    plugins: Plugins | None = None,
+    *,
+    patient: PatientInfo = SAMPLE_PATIENTS[0],
+    failed_attempts: int = 0,
+    attributes: dict[str, Any] | None = None,
+) -> TaskContext:
+    """The :class:`TaskContext` of a sample call at ``milestone``, for testing hooks such as ``followup_actions``.
+
+    The event is :data:`SAMPLE_EVENT` and the call happens at the milestone's
+    offset after it, at the sample clinic, with ``patient`` (default: an elderly
+    woman from :data:`SAMPLE_PATIENTS`).
+    """
+    plugins = plugins or build_plugins(strict=False)
+    found = {m.key: m for _, m in plugins.milestones(specialty, procedure)}
+    if milestone not in found:
+        known = ", ".join(found) or "none"
+        raise LookupError(f"no milestone {milestone!r} in {specialty}.{procedure} (milestones: {known})")
+    return _sample_context(specialty, procedure, found[milestone], patient, failed_attempts, attributes)
 
 
 def assert_conformance(name: str, plugins: Plugins | None = None) -> None:

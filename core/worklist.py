@@ -87,18 +87,20 @@ def worklist(
             )
             .order_by(Task.next_attempt_at, Task.id)
         )
-        if assignee is not None:
-            query = query.where(Task.assignee == assignee)
+        if assignee is not None:  # what that coordinator holds now (an expired hold is back in the pool)
+            query = query.where(Task.assignee == assignee, Task.claimed_until >= now)
         by_patient: dict[str, WorklistLine] = {}
         for task, ext_id, name, phone in session.execute(query):
             overdue = task.window_end < now
+            held_by = task.assignee if task.claimed_until is not None and task.claimed_until >= now else None
             line = by_patient.get(ext_id)
             if line is None:
                 line = by_patient[ext_id] = WorklistLine(
                     site=code, patient_id=ext_id, patient_name=name, phone=mask_phone(phone),
                     urgency=task.urgency, overdue=overdue, due_at=task.next_attempt_at or task.due_at,
-                    assignee=task.assignee,
+                    assignee=held_by,
                 )
+            line.assignee = line.assignee or held_by
             line.task_ids.append(task.id)
             line.milestones.append(task.milestone)
             if task.procedure not in line.procedures:

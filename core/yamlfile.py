@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +44,28 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:
+def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates: list[str]) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = _Loader.construct_object(_Loader(""), key_node)  # scalars only
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, loc + (key,), lines)
+            if not isinstance(key, (str, int, float, bool, date)) and key is not None:
+                key = str(key)  # a list or mapping as a key: keep going, pydantic will reject it
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                # PyYAML would silently keep only the last one, e.g. a second 'overrides:' block.
+                duplicates.append(
+                    f"{line}: {'.'.join(map(str, loc + (key,)))}: key {key!r} appears twice "
+                    f"(also on line {seen[key]}); the first would be silently ignored"
+                )
+            seen.setdefault(key, line)
+            lines[loc + (key,)] = line
+            _walk(value_node, loc + (key,), lines, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[loc + (index,)] = item.start_mark.line + 1
-            _walk(item, loc + (index,), lines)
+            _walk(item, loc + (index,), lines, duplicates)
 
 
 def load_located(path: Path | str) -> LocatedYaml:
@@ -73,8 +85,11 @@ def load_located(path: Path | str) -> LocatedYaml:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError([f"{where}: invalid YAML: {exc.problem}"]) from None
     lines: dict[Location, int] = {}
+    duplicates: list[str] = []
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, duplicates)
+    if duplicates:
+        raise ConfigError([f"{path}:{problem}" for problem in duplicates])
     return LocatedYaml(path=path, data=data if data is not None else {}, lines=lines)
 
 

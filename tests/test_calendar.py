@@ -9,7 +9,13 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.calendar import ChinaCalendar, HolidaysCalendar, SiteCalendar, YearNotice, default_calendar
+from core.calendar import (
+    ChinaCalendar,
+    HolidaysCalendar,
+    SiteCalendar,
+    YearNotice,
+    default_calendar,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +59,9 @@ def test_ordinary_days_2026(china: ChinaCalendar) -> None:
     assert not china.is_working_day(date(2026, 10, 11))  # plain Sunday
 
 
-def test_an_unpublished_year_is_answered_from_guessed_data_without_crashing(china: ChinaCalendar) -> None:
+def test_an_unpublished_year_is_answered_from_guessed_data_without_crashing(
+    china: ChinaCalendar,
+) -> None:
     assert not china.is_working_day(date(2027, 10, 1))  # National Day, whatever the notice says
     assert china.is_working_day(date(2027, 6, 15))  # a plain Tuesday
     assert not china.is_working_day(date(2027, 6, 13))  # a plain Sunday
@@ -79,9 +87,13 @@ def test_site_extra_workday_is_a_working_day(china: ChinaCalendar) -> None:
     assert site.is_working_day(date(2026, 10, 11))
 
 
-def test_year_notice_decides_holidays_and_make_up_days_of_an_unpublished_year(china: ChinaCalendar) -> None:
-    notice = YearNotice(holidays=frozenset({date(2027, 10, 6), date(2027, 10, 7)}),
-                        workdays=frozenset({date(2027, 10, 9)}))
+def test_year_notice_decides_holidays_and_make_up_days_of_an_unpublished_year(
+    china: ChinaCalendar,
+) -> None:
+    notice = YearNotice(
+        holidays=frozenset({date(2027, 10, 6), date(2027, 10, 7)}),
+        workdays=frozenset({date(2027, 10, 9)}),
+    )
     site = SiteCalendar.build(china, {2027: notice})
     assert not site.is_working_day(date(2027, 10, 6))  # Wednesday, a holiday by notice
     assert site.is_working_day(date(2027, 10, 9))  # Saturday, a make-up workday by notice

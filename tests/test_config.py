@@ -58,7 +58,9 @@ def problem(chain_dir: Path) -> str:
 
 
 def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text in line)
+    return next(
+        i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text in line
+    )
 
 
 # --- the demo chain ----------------------------------------------------------------------
@@ -89,7 +91,9 @@ def test_sh_aes_rhinoplasty_splint_reminder_is_on_day_5(chain_dir: Path) -> None
     assert next(m for m in original if m.key == "splint_removal").offset == Duration.parse("3d")
 
 
-def test_demo_chain_loads_with_the_installed_plugins(request: pytest.FixtureRequest, plugins: Plugins) -> None:
+def test_demo_chain_loads_with_the_installed_plugins(
+    request: pytest.FixtureRequest, plugins: Plugins
+) -> None:
     failed = [f"{p.name}: {p.error}" for p in plugins.failed()]
     if failed:  # the shipped plugins are written alongside these tests; their own tests fail loudly
         pytest.skip("shipped plugins not loadable yet: " + "; ".join(failed))
@@ -105,8 +109,11 @@ def test_unknown_site_code_suggests_the_close_one(chain_dir: Path) -> None:
 
 
 def test_holiday_notices_reach_the_site_calendar(chain_dir: Path) -> None:
-    edit(chain_dir / "chain.yaml", "holiday_notices: {}",
-         "holiday_notices:\n  2027:\n    holidays: [2027-06-15]\n    workdays: [2027-06-13]")
+    edit(
+        chain_dir / "chain.yaml",
+        "holiday_notices: {}",
+        "holiday_notices:\n  2027:\n    holidays: [2027-06-15]\n    workdays: [2027-06-13]",
+    )
     calendar = load(chain_dir).site("SH-AES").calendar(load(chain_dir))
     assert not calendar.is_working_day(date(2027, 6, 15))  # a Tuesday, off by notice
     assert calendar.is_working_day(date(2027, 6, 13))  # a Sunday, worked by notice
@@ -126,7 +133,10 @@ def test_misspelt_key_suggests_specialties(chain_dir: Path) -> None:
     site = chain_dir / "sites" / "sh-dent.yaml"
     edit(site, "specialties:", "specialities:")
     message = problem(chain_dir)
-    assert f"{site}:{line_of(site, 'specialities')}: specialities: unknown key 'specialities'" in message
+    assert (
+        f"{site}:{line_of(site, 'specialities')}: specialities: unknown key 'specialities'"
+        in message
+    )
     assert "did you mean 'specialties'?" in message
 
 
@@ -142,15 +152,22 @@ def test_misspelt_specialty_suggests_dental_and_lists_installed(chain_dir: Path)
 def test_misspelt_key_in_an_inline_site_names_its_path(chain_dir: Path) -> None:
     chain = chain_dir / "chain.yaml"
     shutil.rmtree(chain_dir / "sites")
-    edit(chain, "sites_dir: sites", (
-        "sites:\n"
-        "  - code: GZ-DENT\n"
-        "    name: {zh_CN: 广州口腔, en: Guangzhou Dental}\n"
-        "    specialties: [dental]\n"
-        "    closed_day: [2026-12-31]\n"
-    ))
+    edit(
+        chain,
+        "sites_dir: sites",
+        (
+            "sites:\n"
+            "  - code: GZ-DENT\n"
+            "    name: {zh_CN: 广州口腔, en: Guangzhou Dental}\n"
+            "    specialties: [dental]\n"
+            "    closed_day: [2026-12-31]\n"
+        ),
+    )
     message = problem(chain_dir)
-    assert f"{chain}:{line_of(chain, 'closed_day')}: sites.0.closed_day: unknown key 'closed_day'" in message
+    assert (
+        f"{chain}:{line_of(chain, 'closed_day')}: sites.0.closed_day: unknown key 'closed_day'"
+        in message
+    )
     assert "did you mean 'closed_days'?" in message
 
 
@@ -165,7 +182,10 @@ def test_unknown_timezone_in_chain_defaults_names_the_key(chain_dir: Path) -> No
 def test_unknown_timezone_in_a_site_names_the_site_file(chain_dir: Path) -> None:
     site = chain_dir / "sites" / "bj-hosp.yaml"
     edit(site, "timezone: Asia/Shanghai", "timezone: Beijing")
-    assert f"{site}:{line_of(site, 'Beijing')}: timezone: Value error, unknown timezone 'Beijing'" in problem(chain_dir)
+    assert (
+        f"{site}:{line_of(site, 'Beijing')}: timezone: Value error, unknown timezone 'Beijing'"
+        in problem(chain_dir)
+    )
 
 
 def test_impossible_calling_window_is_rejected(chain_dir: Path) -> None:
@@ -198,7 +218,10 @@ def test_stray_colon_names_the_line(chain_dir: Path) -> None:
     site = chain_dir / "sites" / "bj-hosp.yaml"
     edit(site, "locale: zh_CN", "locale: zh_CN: en")
     message = problem(chain_dir)
-    assert f"{site}:{line_of(site, 'zh_CN: en')}: invalid YAML: mapping values are not allowed here" in message
+    assert (
+        f"{site}:{line_of(site, 'zh_CN: en')}: invalid YAML: mapping values are not allowed here"
+        in message
+    )
 
 
 def test_missing_chain_file_is_a_config_error(tmp_path: Path) -> None:
@@ -244,7 +267,9 @@ def test_override_of_unknown_milestone_suggests_the_near_one(chain_dir: Path) ->
 
 def test_override_of_unknown_procedure_suggests_the_near_one(chain_dir: Path) -> None:
     edit(chain_dir / "sites" / "sh-aes.yaml", "aesthetic.rhinoplasty.", "aesthetic.rhinoplasti.")
-    assert "no procedure 'rhinoplasti' in aesthetic — did you mean 'rhinoplasty'?" in problem(chain_dir)
+    assert "no procedure 'rhinoplasti' in aesthetic — did you mean 'rhinoplasty'?" in problem(
+        chain_dir
+    )
 
 
 def test_override_of_a_specialty_the_site_does_not_enable(chain_dir: Path) -> None:
@@ -256,7 +281,10 @@ def test_override_offset_outside_the_window_is_rejected(chain_dir: Path) -> None
     site = chain_dir / "sites" / "sh-aes.yaml"
     edit(site, "offset: 5d", "offset: 15d")
     message = problem(chain_dir)
-    assert f"{site}:{line_of(site, 'aesthetic.rhinoplasty.splint_removal')}: sites.SH-AES.overrides" in message
+    assert (
+        f"{site}:{line_of(site, 'aesthetic.rhinoplasty.splint_removal')}: sites.SH-AES.overrides"
+        in message
+    )
     assert "offset 15d lies outside its window [4d, 6d]" in message
 
 
@@ -285,11 +313,15 @@ def test_disabled_override_drops_the_milestone(chain_dir: Path) -> None:
 
 def test_the_same_milestone_overridden_twice_is_an_error(chain_dir: Path) -> None:
     site = chain_dir / "sites" / "sh-aes.yaml"
-    edit(site, "    note: splint removed on day 5 at this site\n", (
-        "    note: splint removed on day 5 at this site\n"
-        "  - milestone: aesthetic.rhinoplasty.splint_removal\n"
-        "    disabled: true\n"
-    ))
+    edit(
+        site,
+        "    note: splint removed on day 5 at this site\n",
+        (
+            "    note: splint removed on day 5 at this site\n"
+            "  - milestone: aesthetic.rhinoplasty.splint_removal\n"
+            "    disabled: true\n"
+        ),
+    )
     message = problem(chain_dir)
     assert "aesthetic.rhinoplasty.splint_removal is overridden twice" in message
     assert f"{site}:{line_of(site, 'disabled: true') - 1}" in message
@@ -318,3 +350,64 @@ def test_time_range_may_wrap_midnight() -> None:
     quiet = TimeRange.model_validate("21:00-08:00")
     assert quiet.contains(TimeRange.model_validate("23:00-23:30").start)
     assert not quiet.contains(TimeRange.model_validate("12:00-13:00").start)
+
+
+def test_a_key_written_twice_is_an_error_not_silently_dropped(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "sh-dent.yaml"
+    edit(site, "closed_days: [2026-12-31]", "closed_days: [2026-12-31]\nclosed_days: [2026-10-09]")
+    message = problem(chain_dir)
+    assert (
+        f"{site}:{line_of(site, '2026-10-09')}: closed_days: key 'closed_days' appears twice"
+        in message
+    )
+    assert f"also on line {line_of(site, '2026-12-31')}" in message
+
+
+def test_calling_window_wrapping_midnight_is_rejected(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "sh-dent.yaml"
+    edit(site, '"15:30-17:00"', '"19:00-01:00"')
+    message = problem(chain_dir)
+    assert f"{site}:{line_of(site, '19:00-01:00')}: calling_windows" in message
+    assert "calling window 19:00-01:00 must start before it ends" in message
+
+
+def test_calling_window_inside_quiet_hours_is_rejected(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "sh-dent.yaml"
+    edit(site, '"15:30-17:00"', '"19:30-21:30"')
+    message = problem(chain_dir)
+    assert (
+        f"{site}:{line_of(site, '19:30-21:30')}: calling_windows.1: calling window 19:30-21:30"
+        in message
+    )
+    assert "overlaps the quiet hours 21:00-08:00 (site SH-DENT)" in message
+
+
+def test_early_calling_window_in_chain_defaults_is_rejected_for_sites_using_it(
+    chain_dir: Path,
+) -> None:
+    chain = chain_dir / "chain.yaml"
+    edit(chain, '["09:00-11:30", "14:30-17:30"]', '["07:30-11:30", "14:30-17:30"]')
+    message = problem(chain_dir)
+    assert f"{chain}:{line_of(chain, '07:30-11:30')}: defaults.calling_windows.0" in message
+    assert (
+        "(site SH-AES)" in message and "(site SH-DENT)" not in message
+    )  # SH-DENT has its own windows
+
+
+def test_unknown_holiday_country_is_a_config_error_naming_the_line(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "bj-hosp.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "holiday_country: XX\n", encoding="utf-8")
+    message = problem(chain_dir)
+    assert (
+        f"{site}:{line_of(site, 'holiday_country')}: holiday_country: no working-day calendar for 'XX'"
+        in message
+    )
+    assert "(site BJ-HOSP)" in message
+
+
+def test_holiday_country_is_case_insensitive(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "bj-hosp.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "holiday_country: gb\n", encoding="utf-8")
+    config = load(chain_dir)
+    assert config.site("BJ-HOSP").holiday_country == "GB"
+    assert not config.site("BJ-HOSP").calendar(config).is_working_day(date(2026, 12, 25))

@@ -21,7 +21,14 @@ NAMES = {"zh_CN": "回访", "en": "Call"}
 
 def milestone(offset: str, window: list[str], **extra: object) -> Milestone:
     return Milestone.model_validate(
-        {"key": "call", "purpose": "check_in", "names": NAMES, "offset": offset, "window": window, **extra}
+        {
+            "key": "call",
+            "purpose": "check_in",
+            "names": NAMES,
+            "offset": offset,
+            "window": window,
+            **extra,
+        }
     )
 
 
@@ -30,8 +37,15 @@ def milestone(offset: str, window: list[str], **extra: object) -> Milestone:
 
 @pytest.mark.parametrize(
     ("text", "amount", "unit"),
-    [("30min", 30, "min"), ("2h", 2, "h"), ("24h", 24, "h"), ("3d", 3, "d"), ("2w", 2, "w"),
-     ("3mo", 3, "mo"), ("1y", 1, "y")],
+    [
+        ("30min", 30, "min"),
+        ("2h", 2, "h"),
+        ("24h", 24, "h"),
+        ("3d", 3, "d"),
+        ("2w", 2, "w"),
+        ("3mo", 3, "mo"),
+        ("1y", 1, "y"),
+    ],
 )
 def test_duration_accepts_number_and_unit(text: str, amount: int, unit: str) -> None:
     duration = Duration.parse(text)
@@ -163,7 +177,9 @@ def test_day_offset_keeps_wall_clock_in_a_dst_zone(anchor: datetime, days: int) 
 
 
 @given(
-    anchor=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)),
+    anchor=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
+    ),
     hours=st.integers(min_value=0, max_value=72),
 )
 def test_hour_offset_is_elapsed_time_in_any_zone(anchor: datetime, hours: int) -> None:
@@ -215,3 +231,32 @@ def test_windows_compare_mixed_units() -> None:
     assert milestone("1mo", ["4w", "6w"]).offset == Duration.parse("1mo")
     with pytest.raises(ValidationError, match="outside its window"):
         milestone("1mo", ["1w", "3w"])
+
+
+def test_window_written_as_one_value_asks_for_a_pair() -> None:
+    with pytest.raises(
+        ValidationError, match=r"a window is \[earliest, latest\], e.g. \[5d, 7d\], not '5d'"
+    ):
+        milestone("5d", "5d")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"), [("zh_CN", "回访"), ("en", "Call"), ("fr", "Call"), ("copy", "Call")]
+)
+def test_localized_text_falls_back_to_english_for_any_other_locale(
+    locale: str, expected: str
+) -> None:
+    from core.protocol import LocalizedText
+
+    assert LocalizedText.model_validate(NAMES).get(locale) == expected
+
+
+@pytest.mark.parametrize("text", ["101y", "1300mo", "99999999d"])
+def test_absurdly_long_duration_is_rejected_when_read_not_when_scheduling(text: str) -> None:
+    with pytest.raises(ValidationError, match="longer than 100 years"):
+        Duration.parse(text)
+
+
+def test_hundred_years_is_still_a_duration() -> None:
+    anchor = datetime(2026, 1, 31, 10, 0, tzinfo=SHANGHAI)
+    assert Duration.parse("100y").add_to(anchor).year == 2126

@@ -405,6 +405,20 @@ def test_xlsx_first_sheet_and_sheets_named_patients_and_episodes(
     assert run(path).episodes_unchanged == 2
 
 
+def test_xlsx_cover_sheet_beside_named_sheets_is_skipped(run: Run, tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "export.xlsx", {
+        "Summary": [["Export of 2026-03-05"], ["2 patients"]],
+        "Patients": [
+            ["patient_id", "name", "gender", "birth_date", "phone"],
+            ["X1", "刘洋", "男", "1975-05-06", "13812345678"],
+            ["X2", "Wu Na", "F", "1999-09-09", "13900001111"],
+        ],
+    })
+    result = run(path)
+    assert result.patients_created == 2
+    assert result.warnings == ["sheet 'Summary' ignored: its first row names no known column"]
+
+
 def test_xlsx_problem_names_sheet_and_row(run: Run, tmp_path: Path) -> None:
     path = _workbook(tmp_path / "bad.xlsx", {
         "patients": [
@@ -613,7 +627,7 @@ def test_every_problem_is_listed_with_row_and_column(db_url: str, run: Run, tmp_
     )
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
-    assert _where(excinfo) == [(2, "phone"), (3, "gender"), (3, "site")]
+    assert _where(excinfo) == [(2, "phone"), (3, "gender"), (3, "site")]  # in row order
     assert all(isinstance(p, RowProblem) for p in excinfo.value.problems)
     message = str(excinfo.value)
     assert message.startswith("3 problems in bad.csv; nothing was imported:")
@@ -621,6 +635,19 @@ def test_every_problem_is_listed_with_row_and_column(db_url: str, run: Run, tmp_
         assert where in message
     assert "Ma Li" not in message and "12345" not in message  # no names or numbers echoed
     assert _counts(db_url) == (0, 0, 0)
+
+
+def test_problems_are_listed_in_row_order(run: Run, tmp_path: Path) -> None:
+    run(DATA / "patients.csv")
+    path = _csv(
+        tmp_path, EPISODE_HEADER,
+        "E1,P404,SH-DENT,dental,implant,2026-03-01 09:00",
+        "E2,P001,SH-DENT,dental,implnt,2026-03-01 09:00",
+        "E3,P405,SH-DENT,dental,implant,2026-03-01 09:00",
+    )
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _where(excinfo) == [(2, "patient_id"), (3, "procedure"), (4, "patient_id")]
 
 
 def test_a_missing_column_is_reported_on_the_header_row(run: Run, tmp_path: Path) -> None:

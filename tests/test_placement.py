@@ -48,7 +48,9 @@ def placed(
     calendar: SiteCalendar = CN,
     tz: ZoneInfo = SHANGHAI,
 ) -> Placement:
-    times = milestone_times(anchor, Duration.parse(offset), Duration.parse(window[0]), Duration.parse(window[1]), tz)
+    times = milestone_times(
+        anchor, Duration.parse(offset), Duration.parse(window[0]), Duration.parse(window[1]), tz
+    )
     return place(times, urgency, windows=WINDOWS, quiet=QUIET, calendar=calendar, tz=tz)
 
 
@@ -187,17 +189,23 @@ def test_leave_quiet_hours_leaves_daytime_alone() -> None:
 
 def test_same_local_window_gives_different_instants_in_london_and_shanghai() -> None:
     london = SiteCalendar.build(default_calendar("GB"))
-    in_london = placed(at("2026-06-02T10:00", LONDON), "1d", ("1d", "3d"), calendar=london, tz=LONDON)
+    in_london = placed(
+        at("2026-06-02T10:00", LONDON), "1d", ("1d", "3d"), calendar=london, tz=LONDON
+    )
     in_shanghai = placed(at("2026-06-02T10:00"), "1d", ("1d", "3d"))
     assert in_london.due_at.astimezone(LONDON).time() == time(10, 0)
     assert in_shanghai.due_at.astimezone(SHANGHAI).time() == time(10, 0)
-    assert in_london.due_at.astimezone(UTC) - in_shanghai.due_at.astimezone(UTC) == timedelta(hours=7)
+    assert in_london.due_at.astimezone(UTC) - in_shanghai.due_at.astimezone(UTC) == timedelta(
+        hours=7
+    )
 
 
 def test_london_site_uses_uk_bank_holidays() -> None:
     london = SiteCalendar.build(default_calendar("GB"))
     result = placed(at("2026-12-24T10:00", LONDON), "1d", ("1d", "10d"), calendar=london, tz=LONDON)
-    assert result.due_at == at("2026-12-29T09:00", LONDON)  # Christmas and Boxing Day (Mon 28th) skipped
+    assert result.due_at == at(
+        "2026-12-29T09:00", LONDON
+    )  # Christmas and Boxing Day (Mon 28th) skipped
 
 
 def test_next_calling_slot_is_now_when_inside_a_window() -> None:
@@ -207,11 +215,15 @@ def test_next_calling_slot_is_now_when_inside_a_window() -> None:
 
 def test_next_calling_slot_converts_from_utc() -> None:
     # 02:00 UTC is 10:00 in Shanghai: inside the morning window.
-    assert next_calling_slot(datetime(2026, 6, 3, 2, 0, tzinfo=UTC), WINDOWS, CN, SHANGHAI) == at("2026-06-03T10:00")
+    assert next_calling_slot(datetime(2026, 6, 3, 2, 0, tzinfo=UTC), WINDOWS, CN, SHANGHAI) == at(
+        "2026-06-03T10:00"
+    )
 
 
 def test_next_calling_slot_at_window_end_moves_to_the_next_window() -> None:
-    assert next_calling_slot(at("2026-06-03T11:30"), WINDOWS, CN, SHANGHAI) == at("2026-06-03T14:30")
+    assert next_calling_slot(at("2026-06-03T11:30"), WINDOWS, CN, SHANGHAI) == at(
+        "2026-06-03T14:30"
+    )
 
 
 # --- invariants ---------------------------------------------------------------------------------
@@ -236,9 +248,9 @@ def _has_working_slot(start: datetime, end: datetime) -> bool:
     return False
 
 
-anchors = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31, 23, 59)).map(
-    lambda d: d.replace(second=0, microsecond=0, tzinfo=SHANGHAI)
-)
+anchors = st.datetimes(
+    min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31, 23, 59)
+).map(lambda d: d.replace(second=0, microsecond=0, tzinfo=SHANGHAI))
 
 
 @st.composite
@@ -253,11 +265,14 @@ def day_windows(draw: st.DrawFn) -> tuple[str, str, str]:
 @given(anchor=anchors, spec=day_windows())
 @example(anchor=datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI), spec=("1d", "1d", "3d"))
 @example(anchor=datetime(2026, 2, 14, 18, 0, tzinfo=SHANGHAI), spec=("3d", "0d", "8d"))
+@example(anchor=datetime(2026, 2, 19, 18, 0, tzinfo=SHANGHAI), spec=("314d", "285d", "315d"))
 def test_routine_call_lands_in_a_calling_window_of_a_working_day_inside_its_window(
     anchor: datetime, spec: tuple[str, str, str]
 ) -> None:
     offset, earliest, latest = spec
-    times = milestone_times(anchor, Duration.parse(offset), Duration.parse(earliest), Duration.parse(latest), SHANGHAI)
+    times = milestone_times(
+        anchor, Duration.parse(offset), Duration.parse(earliest), Duration.parse(latest), SHANGHAI
+    )
     result = place(times, "routine", windows=WINDOWS, quiet=QUIET, calendar=CN, tz=SHANGHAI)
     due = result.due_at.astimezone(SHANGHAI)
     assert CN.is_working_day(due.date())
@@ -272,8 +287,8 @@ def test_routine_call_lands_in_a_calling_window_of_a_working_day_inside_its_wind
         event("window swallowed by a long holiday")
         assert result.outside_window
         assert due > times.window_end
-    days = [times.target.date() + timedelta(days=i) for i in range(abs((due.date() - times.target.date()).days) + 1)]
-    days += [due.date() + timedelta(days=i) for i in range(abs((times.target.date() - due.date()).days) + 1)]
+    first, last = sorted((times.target.date(), due.date()))
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     assert result.provisional == any(not CN.is_published(d) for d in days)
 
 

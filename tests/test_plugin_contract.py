@@ -37,8 +37,14 @@ SPEC = {
 
 
 def ms(key: str, offset: str, window: list[str], **extra: Any) -> dict[str, Any]:
-    return {"key": key, "purpose": "check_in", "names": {"zh_CN": key, "en": key},
-            "offset": offset, "window": window, **extra}
+    return {
+        "key": key,
+        "purpose": "check_in",
+        "names": {"zh_CN": key, "en": key},
+        "offset": offset,
+        "window": window,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -57,23 +63,34 @@ class Dental:
     def followup_milestones(self, specialty: str, procedure: str) -> list[dict[str, Any]] | None:
         if (specialty, procedure) != ("dental", "extraction"):
             return None
-        return [ms("week_1", "1w", ["6d", "8d"]), ms("same_day", "2h", ["2h", "3h"], urgency="clinical")]
+        return [
+            ms("week_1", "1w", ["6d", "8d"]),
+            ms("same_day", "2h", ["2h", "3h"], urgency="clinical"),
+        ]
 
 
 def context(**extra: Any) -> TaskContext:
     tz = ZoneInfo("Asia/Shanghai")
     return TaskContext(
-        site_code="SH-DENT", site_name={"zh_CN": "口腔", "en": "Dental"}, specialty="dental",
-        procedure="extraction", milestone="week_1", purpose="check_in",
+        site_code="SH-DENT",
+        site_name={"zh_CN": "口腔", "en": "Dental"},
+        specialty="dental",
+        procedure="extraction",
+        milestone="week_1",
+        purpose="check_in",
         patient=PatientInfo(external_id="p1", name="王秀英", gender="F", age=72),
-        occurred_at=datetime(2026, 6, 1, 10, tzinfo=tz), now=datetime(2026, 6, 8, 10, tzinfo=tz), **extra,
+        occurred_at=datetime(2026, 6, 1, 10, tzinfo=tz),
+        now=datetime(2026, 6, 8, 10, tzinfo=tz),
+        **extra,
     )
 
 
 # --- followup_specialties -------------------------------------------------------------------
 
 
-def test_followup_specialties_missing_names_is_an_error_naming_plugin_hook_and_field(fresh: Plugins) -> None:
+def test_followup_specialties_missing_names_is_an_error_naming_plugin_hook_and_field(
+    fresh: Plugins,
+) -> None:
     class Garbage:
         @hookimpl
         def followup_specialties(self) -> list[dict[str, Any]]:
@@ -82,7 +99,10 @@ def test_followup_specialties_missing_names_is_an_error_naming_plugin_hook_and_f
     fresh.register(Garbage(), "garbage")
     with pytest.raises(PluginError) as info:
         fresh.specialties()
-    assert str(info.value) == "plugin 'garbage', hook followup_specialties: invalid Specialty: names: Field required"
+    assert (
+        str(info.value)
+        == "plugin 'garbage', hook followup_specialties: invalid Specialty: names: Field required"
+    )
     assert (info.value.plugin, info.value.hook) == ("garbage", "followup_specialties")
 
 
@@ -93,7 +113,10 @@ def test_followup_specialties_returning_a_string_is_an_error(fresh: Plugins) -> 
             return "dental"
 
     fresh.register(Stringy(), "stringy")
-    with pytest.raises(PluginError, match="plugin 'stringy', hook followup_specialties: expected a list of Specialty, got str"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'stringy', hook followup_specialties: expected a list of Specialty, got str",
+    ):
         fresh.specialties()
 
 
@@ -136,7 +159,10 @@ def test_specialties_are_sorted_by_key_whatever_the_install_order(fresh: Plugins
 def test_followup_milestones_are_ordered_by_offset_and_tagged(fresh: Plugins) -> None:
     fresh.register(Dental(), "dental")
     found = fresh.milestones("dental", "extraction")
-    assert [(plugin, m.key) for plugin, m in found] == [("dental", "same_day"), ("dental", "week_1")]
+    assert [(plugin, m.key) for plugin, m in found] == [
+        ("dental", "same_day"),
+        ("dental", "week_1"),
+    ]
     assert isinstance(found[0][1], Milestone)
     assert fresh.milestones("dental", "implant_surgery") == []
 
@@ -149,7 +175,10 @@ def test_a_chain_plugin_may_add_a_milestone_to_another_plugins_procedure(fresh: 
 
     fresh.register(Dental(), "dental")
     fresh.register(Chain(), "chain")
-    assert [(p, m.key) for p, m in fresh.milestones("dental", "extraction")][-1] == ("chain", "month_1")
+    assert [(p, m.key) for p, m in fresh.milestones("dental", "extraction")][-1] == (
+        "chain",
+        "month_1",
+    )
 
 
 def test_duplicate_milestone_key_names_both_plugins(fresh: Plugins) -> None:
@@ -167,14 +196,19 @@ def test_duplicate_milestone_key_names_both_plugins(fresh: Plugins) -> None:
     assert "'dental'" in message and "'chain'" in message
 
 
-def test_followup_milestones_with_offset_outside_window_names_the_milestone_field(fresh: Plugins) -> None:
+def test_followup_milestones_with_offset_outside_window_names_the_milestone_field(
+    fresh: Plugins,
+) -> None:
     class Wrong:
         @hookimpl
         def followup_milestones(self) -> list[dict[str, Any]]:
             return [ms("late", "9d", ["1d", "2d"])]
 
     fresh.register(Wrong(), "wrong")
-    with pytest.raises(PluginError, match=r"plugin 'wrong', hook followup_milestones: invalid Milestone: .*offset 9d lies outside"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'wrong', hook followup_milestones: invalid Milestone: .*offset 9d lies outside",
+    ):
         fresh.milestones("dental", "extraction")
 
 
@@ -186,7 +220,9 @@ def test_misspelt_hook_suggests_followup_milestones(fresh: Plugins) -> None:
 
     with pytest.raises(PluginError) as info:
         fresh.register(Typo(), "typo")
-    assert "plugin 'typo', hook followup_milestone: unknown hook 'followup_milestone'" in str(info.value)
+    assert "plugin 'typo', hook followup_milestone: unknown hook 'followup_milestone'" in str(
+        info.value
+    )
     assert "did you mean followup_milestones?" in str(info.value)
     assert "typo" not in fresh.infos and fresh.pm.get_plugin("typo") is None
 
@@ -197,7 +233,9 @@ def test_misspelt_prefix_of_a_marked_hook_is_caught(fresh: Plugins) -> None:
         def folowup_milestones(self, specialty: str, procedure: str) -> list[Any]:
             return []
 
-    with pytest.raises(PluginError, match="unknown hook 'folowup_milestones' — did you mean followup_milestones"):
+    with pytest.raises(
+        PluginError, match="unknown hook 'folowup_milestones' — did you mean followup_milestones"
+    ):
         fresh.register(Typo(), "typo")
     assert fresh.pm.get_plugin("typo") is None
 
@@ -238,7 +276,10 @@ def test_plugin_that_raises_is_named(fresh: Plugins) -> None:
             raise KeyError("procedure_table")
 
     fresh.register(Boom(), "boom")
-    with pytest.raises(PluginError, match="plugin 'boom', hook followup_milestones: raised KeyError: 'procedure_table'"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'boom', hook followup_milestones: raised KeyError: 'procedure_table'",
+    ):
         fresh.milestones("dental", "extraction")
 
 
@@ -263,9 +304,24 @@ def test_plugin_info_lists_the_hooks_it_implements(fresh: Plugins) -> None:
 
 def test_followup_salutation_core_default_follows_age_and_gender(fresh: Plugins) -> None:
     bands = {"child_under": 14, "elderly_from": 60}
-    assert fresh.salutation(PatientInfo(external_id="1", name="王秀英", gender="F", age=72), "zh_CN", bands) == "王奶奶"
-    assert fresh.salutation(PatientInfo(external_id="2", name="李强", gender="M", age=35), "zh_CN", bands) == "李先生"
-    assert fresh.salutation(PatientInfo(external_id="3", name="陈小雨", gender="F", age=8), "zh_CN", bands) == "小雨小朋友"
+    assert (
+        fresh.salutation(
+            PatientInfo(external_id="1", name="王秀英", gender="F", age=72), "zh_CN", bands
+        )
+        == "王奶奶"
+    )
+    assert (
+        fresh.salutation(
+            PatientInfo(external_id="2", name="李强", gender="M", age=35), "zh_CN", bands
+        )
+        == "李先生"
+    )
+    assert (
+        fresh.salutation(
+            PatientInfo(external_id="3", name="陈小雨", gender="F", age=8), "zh_CN", bands
+        )
+        == "小雨小朋友"
+    )
 
 
 def test_followup_salutation_chain_plugin_takes_precedence(fresh: Plugins) -> None:
@@ -286,7 +342,9 @@ def test_followup_salutation_empty_answer_is_an_error(fresh: Plugins) -> None:
             return "  "
 
     fresh.register(Blank(), "blank")
-    with pytest.raises(PluginError, match="plugin 'blank', hook followup_salutation: expected a non-empty string"):
+    with pytest.raises(
+        PluginError, match="plugin 'blank', hook followup_salutation: expected a non-empty string"
+    ):
         fresh.salutation(PatientInfo(external_id="1", name="王秀英"), "zh_CN", {})
 
 
@@ -314,7 +372,9 @@ def test_followup_aftercare_garbage_names_the_field(fresh: Plugins) -> None:
             return {"points": "keep it dry"}
 
     fresh.register(Garbage(), "garbage")
-    with pytest.raises(PluginError, match=r"hook followup_aftercare: invalid Aftercare: locale: Field required"):
+    with pytest.raises(
+        PluginError, match=r"hook followup_aftercare: invalid Aftercare: locale: Field required"
+    ):
         fresh.aftercare("dental", "extraction", "en")
 
 
@@ -326,8 +386,16 @@ def test_followup_script_core_default_renders_the_milestone_script(fresh: Plugin
         rendered.append(name)
         return f"rendered {name}"
 
-    text = fresh.script(context=context(), milestone=milestone, questions=[], aftercare=[], salutation="王奶奶",
-                        locale="zh_CN", variables={}, render=render)
+    text = fresh.script(
+        context=context(),
+        milestone=milestone,
+        questions=[],
+        aftercare=[],
+        salutation="王奶奶",
+        locale="zh_CN",
+        variables={},
+        render=render,
+    )
     assert text == "rendered script/base.j2" and rendered == ["script/base.j2"]
 
 
@@ -339,9 +407,19 @@ def test_followup_script_returning_a_non_string_is_an_error(fresh: Plugins) -> N
 
     fresh.register(Bad(), "bad")
     milestone = Milestone.model_validate(ms("week_1", "1w", ["6d", "8d"]))
-    with pytest.raises(PluginError, match="plugin 'bad', hook followup_script: expected the script text, got list"):
-        fresh.script(context=context(), milestone=milestone, questions=[], aftercare=[], salutation="x",
-                     locale="en", variables={}, render=lambda n, v: "")
+    with pytest.raises(
+        PluginError, match="plugin 'bad', hook followup_script: expected the script text, got list"
+    ):
+        fresh.script(
+            context=context(),
+            milestone=milestone,
+            questions=[],
+            aftercare=[],
+            salutation="x",
+            locale="en",
+            variables={},
+            render=lambda n, v: "",
+        )
 
 
 def test_followup_calendar_default_and_chain_override(fresh: Plugins) -> None:
@@ -371,7 +449,10 @@ def test_followup_calendar_without_is_working_day_is_an_error(fresh: Plugins) ->
             return {"2026-10-01": False}
 
     fresh.register(Bad(), "bad")
-    with pytest.raises(PluginError, match="plugin 'bad', hook followup_calendar: the calendar has no is_working_day"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'bad', hook followup_calendar: the calendar has no is_working_day",
+    ):
         fresh.calendar("CN")
 
 
@@ -382,7 +463,13 @@ def test_followup_questions_merge_by_key_and_the_first_called_wins(fresh: Plugin
     class Chain:
         @hookimpl(tryfirst=True)
         def followup_questions(self) -> list[dict[str, Any]]:
-            return [{"key": "recommend", "type": "yes_no", "text": {"zh_CN": "会推荐吗", "en": "Would you recommend us?"}}]
+            return [
+                {
+                    "key": "recommend",
+                    "type": "yes_no",
+                    "text": {"zh_CN": "会推荐吗", "en": "Would you recommend us?"},
+                }
+            ]
 
     core_keys = fresh.general_question_keys()
     assert {"overall_satisfaction", "recommend", "complaint"} <= set(core_keys)
@@ -400,7 +487,10 @@ def test_followup_questions_invalid_scale_is_an_error(fresh: Plugins) -> None:
             return [{"key": "pain", "type": "scale", "text": {"zh_CN": "疼吗", "en": "Pain?"}}]
 
     fresh.register(Bad(), "bad")
-    with pytest.raises(PluginError, match="plugin 'bad', hook followup_questions: invalid Question: .*needs min < max"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'bad', hook followup_questions: invalid Question: .*needs min < max",
+    ):
         fresh.questions("dental", "extraction", "week_1")
 
 
@@ -417,7 +507,9 @@ def test_followup_actions_garbage_names_plugin_and_field(fresh: Plugins) -> None
             return [{"kind": "phone_the_police", "reason": {"zh_CN": "x", "en": "x"}}]
 
     fresh.register(Bad(), "bad")
-    with pytest.raises(PluginError, match="plugin 'bad', hook followup_actions: invalid Action: kind: "):
+    with pytest.raises(
+        PluginError, match="plugin 'bad', hook followup_actions: invalid Action: kind: "
+    ):
         fresh.actions(context(), {})
 
 
@@ -435,7 +527,9 @@ def test_followup_template_dirs_must_be_paths(fresh: Plugins, tmp_path: Path) ->
     fresh.register(Good(), "good")
     assert fresh.template_dirs() == [str(tmp_path)]
     fresh.register(Bad(), "bad")
-    with pytest.raises(PluginError, match="plugin 'bad', hook followup_template_dirs: expected a list of paths"):
+    with pytest.raises(
+        PluginError, match="plugin 'bad', hook followup_template_dirs: expected a list of paths"
+    ):
         fresh.template_dirs()
 
 
@@ -444,7 +538,10 @@ def test_trace_prints_every_hook_call(fresh: Plugins, capsys: pytest.CaptureFixt
     fresh.trace = True
     fresh.milestones("dental", "extraction")
     err = capsys.readouterr().err
-    assert "[followup trace] followup_milestones({'specialty': 'dental', 'procedure': 'extraction'}) <- dental:" in err
+    assert (
+        "[followup trace] followup_milestones({'specialty': 'dental', 'procedure': 'extraction'}) <- dental:"
+        in err
+    )
 
 
 # --- entry points ----------------------------------------------------------------------------
@@ -452,8 +549,11 @@ def test_trace_prints_every_hook_call(fresh: Plugins, capsys: pytest.CaptureFixt
 
 def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *specs: tuple[str, str]) -> None:
     """Make ``core.plugins`` see exactly these ``followup`` entry points (name, module:attr)."""
-    monkeypatch.syspath_prepend(str(DATA))
-    points = [importlib.metadata.EntryPoint(name, value, core.plugins.ENTRY_POINT_GROUP) for name, value in specs]
+    monkeypatch.syspath_prepend(str(DATA / "entry_points"))  # not DATA: its plugins/ would shadow ours
+    points = [
+        importlib.metadata.EntryPoint(name, value, core.plugins.ENTRY_POINT_GROUP)
+        for name, value in specs
+    ]
     fake = SimpleNamespace(
         entry_points=lambda group: [p for p in points if p.group == group],
         version=importlib.metadata.version,
@@ -462,22 +562,30 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *specs: tuple[str, str]) 
     monkeypatch.setattr(core.plugins, "metadata", fake)
 
 
-def test_load_plugins_allowlist_loads_only_dental(fresh: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_plugins_allowlist_loads_only_dental(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FOLLOWUP_LOAD_PLUGINS", "dental")
     fresh.load_entry_points()
     assert sorted(fresh.infos) == ["core", "dental"]
     assert fresh.infos["dental"].source == "built-in"
 
 
-def test_empty_allowlist_loads_no_entry_point_plugin(fresh: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_allowlist_loads_no_entry_point_plugin(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FOLLOWUP_LOAD_PLUGINS", "")
     fresh.load_entry_points()
     assert list(fresh.infos) == ["core"]
 
 
-def test_failing_entry_point_is_listed_as_failed_and_the_rest_work(fresh: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_entry_point_is_listed_as_failed_and_the_rest_work(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
-    fake_entry_points(monkeypatch, ("garbage", "garbage_plugin:plugin"), ("mini", "mini_plugin:plugin"))
+    fake_entry_points(
+        monkeypatch, ("garbage", "garbage_plugin:plugin"), ("mini", "mini_plugin:plugin")
+    )
     fresh.load_entry_points()
     failed = {p.name: p for p in fresh.failed()}
     assert list(failed) == ["garbage"]
@@ -485,12 +593,19 @@ def test_failing_entry_point_is_listed_as_failed_and_the_rest_work(fresh: Plugin
     assert failed["garbage"].source == "entry point garbage_plugin:plugin"
     assert fresh.infos["mini"].status == "ok"
     assert fresh.infos["mini"].specialties == ["dental"]
-    assert [m.key for _, m in fresh.milestones("dental", "root_canal_treatment")] == ["check_same_day", "restoration_reminder"]
+    assert [m.key for _, m in fresh.milestones("dental", "root_canal_treatment")] == [
+        "check_same_day",
+        "restoration_reminder",
+    ]
 
 
-def test_plugin_with_invalid_catalogue_is_disabled_with_the_reason(fresh: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_with_invalid_catalogue_is_disabled_with_the_reason(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
-    fake_entry_points(monkeypatch, ("broken", "broken_plugin:plugin"), ("mini", "mini_plugin:plugin"))
+    fake_entry_points(
+        monkeypatch, ("broken", "broken_plugin:plugin"), ("mini", "mini_plugin:plugin")
+    )
     fresh.load_entry_points()
     broken = fresh.infos["broken"]
     assert broken.status == "failed"
@@ -500,7 +615,9 @@ def test_plugin_with_invalid_catalogue_is_disabled_with_the_reason(fresh: Plugin
     assert list(fresh.specialties()) == ["dental"]
 
 
-def test_strict_mode_reraises_a_failing_plugin(fresh: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_strict_mode_reraises_a_failing_plugin(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
     fake_entry_points(monkeypatch, ("garbage", "garbage_plugin:plugin"))
     with pytest.raises(RuntimeError, match="garbage plugin exploded"):
@@ -518,7 +635,11 @@ def test_build_plugins_reads_strict_from_the_environment(monkeypatch: pytest.Mon
 # --- meta-tests (datasette style) -----------------------------------------------------------
 
 
-HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("followup_"))
+HOOKS = sorted(
+    name
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("followup_")
+)
 
 
 def test_hookspecs_module_lists_every_hook() -> None:
@@ -538,7 +659,11 @@ def test_every_hook_has_a_test_named_after_it(hook: str) -> None:
     names = []
     for path in TESTS.glob("test_*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        names += [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        names += [
+            n.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+        ]
     assert any(hook in name for name in names), f"no test function has {hook!r} in its name"
 
 

@@ -44,7 +44,11 @@ def test_missing_variable_is_an_error_naming_the_template(plugin_dir: Path) -> N
 
 
 def test_missing_variable_in_the_parent_template_names_the_parent(tmp_path: Path) -> None:
-    write(tmp_path, "en/child.j2", '{% extends "script/base.j2" %}{% block purpose %}Calling {{ name }}.{% endblock %}')
+    write(
+        tmp_path,
+        "en/child.j2",
+        '{% extends "script/base.j2" %}{% block purpose %}Calling {{ name }}.{% endblock %}',
+    )
     with pytest.raises(TemplateRenderError) as info:
         render("child.j2", {"name": "Ms Wang"}, locale="en", dirs=[tmp_path])
     message = str(info.value)
@@ -82,7 +86,9 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 )
 def test_sandbox_blocks_python_internals(tmp_path: Path, source: str) -> None:
     write(tmp_path, "en/evil.j2", source)
-    with pytest.raises(TemplateRenderError, match=r"template 'evil.j2' \(en\): .*(unsafe|undefined)"):
+    with pytest.raises(
+        TemplateRenderError, match=r"template 'evil.j2' \(en\): .*(unsafe|undefined)"
+    ):
         render("evil.j2", {"name": "x"}, locale="en", dirs=[tmp_path])
 
 
@@ -96,37 +102,51 @@ def test_sandbox_blocks_mutating_the_variables(tmp_path: Path) -> None:
 
 
 def test_site_folder_overrides_plugin_template(plugin_dir: Path, site_dir: Path) -> None:
-    assert render("dental/post_op.j2", {"name": "王女士"}, locale="zh_CN", dirs=[site_dir, plugin_dir]) == "本店话术：王女士。\n"
+    assert (
+        render("dental/post_op.j2", {"name": "王女士"}, locale="zh_CN", dirs=[site_dir, plugin_dir])
+        == "本店话术：王女士。\n"
+    )
 
 
 def test_plugin_template_is_used_where_the_site_has_none(plugin_dir: Path, site_dir: Path) -> None:
-    assert render("dental/post_op.j2", {"name": "Ms Wang"}, locale="en", dirs=[site_dir, plugin_dir]) == (
-        "Plugin script for Ms Wang.\n"
-    )
+    assert render(
+        "dental/post_op.j2", {"name": "Ms Wang"}, locale="en", dirs=[site_dir, plugin_dir]
+    ) == ("Plugin script for Ms Wang.\n")
 
 
 def test_plugin_folder_overrides_core_template(tmp_path: Path) -> None:
     write(tmp_path, "en/script/base.j2", "A plugin's own base for {{ name }}.")
-    assert render("script/base.j2", {"name": "Ms Wang"}, locale="en", dirs=[tmp_path]) == "A plugin's own base for Ms Wang.\n"
+    assert (
+        render("script/base.j2", {"name": "Ms Wang"}, locale="en", dirs=[tmp_path])
+        == "A plugin's own base for Ms Wang.\n"
+    )
 
 
 def test_locale_falls_back_to_english(plugin_dir: Path) -> None:
-    assert render("dental/english_only.j2", {"name": "王女士"}, locale="zh_CN", dirs=[plugin_dir]) == (
-        "Only in English, 王女士.\n"
-    )
+    assert render(
+        "dental/english_only.j2", {"name": "王女士"}, locale="zh_CN", dirs=[plugin_dir]
+    ) == ("Only in English, 王女士.\n")
 
 
 def test_unknown_locale_falls_back_to_english(plugin_dir: Path) -> None:
-    assert render("dental/post_op.j2", {"name": "M. Wang"}, locale="fr", dirs=[plugin_dir]) == "Plugin script for M. Wang.\n"
+    assert (
+        render("dental/post_op.j2", {"name": "M. Wang"}, locale="fr", dirs=[plugin_dir])
+        == "Plugin script for M. Wang.\n"
+    )
 
 
-def test_the_patients_language_wins_over_an_english_site_override(plugin_dir: Path, tmp_path: Path) -> None:
+def test_the_patients_language_wins_over_an_english_site_override(
+    plugin_dir: Path, tmp_path: Path
+) -> None:
     # A site that only rewrote the English script must not make Chinese patients hear English.
     site = write(tmp_path / "en_site", "en/dental/post_op.j2", "Site English for {{ name }}.")
-    assert render("dental/post_op.j2", {"name": "王女士"}, locale="zh_CN", dirs=[site, plugin_dir]) == "插件话术：王女士。\n"
-    assert render("dental/post_op.j2", {"name": "Ms Wang"}, locale="en", dirs=[site, plugin_dir]) == (
-        "Site English for Ms Wang.\n"
+    assert (
+        render("dental/post_op.j2", {"name": "王女士"}, locale="zh_CN", dirs=[site, plugin_dir])
+        == "插件话术：王女士。\n"
     )
+    assert render(
+        "dental/post_op.j2", {"name": "Ms Wang"}, locale="en", dirs=[site, plugin_dir]
+    ) == ("Site English for Ms Wang.\n")
 
 
 def test_edited_template_is_picked_up(tmp_path: Path) -> None:
@@ -146,7 +166,10 @@ def test_edited_template_is_picked_up(tmp_path: Path) -> None:
 
 def test_call_scripts_are_plain_text_not_html_escaped(tmp_path: Path) -> None:
     write(tmp_path, "en/script.j2", "Dr {{ doctor }}")
-    assert render("script.j2", {"doctor": "Li & Wang <ENT>"}, locale="en", dirs=[tmp_path]) == "Dr Li & Wang <ENT>\n"
+    assert (
+        render("script.j2", {"doctor": "Li & Wang <ENT>"}, locale="en", dirs=[tmp_path])
+        == "Dr Li & Wang <ENT>\n"
+    )
 
 
 @pytest.mark.parametrize("name", ["report.html", "report.html.j2"])
@@ -158,17 +181,26 @@ def test_html_templates_are_escaped(tmp_path: Path, name: str) -> None:
 
 
 def test_blank_lines_left_by_skipped_blocks_collapse(tmp_path: Path) -> None:
-    write(tmp_path, "en/gaps.j2", "one\n{% if false %}\nhidden\n{% endif %}\n\n\n\ntwo\n   \nthree\n")
+    write(
+        tmp_path, "en/gaps.j2", "one\n{% if false %}\nhidden\n{% endif %}\n\n\n\ntwo\n   \nthree\n"
+    )
     assert render("gaps.j2", {}, locale="en", dirs=[tmp_path]) == "one\n\ntwo\n\nthree\n"
 
 
 def test_core_base_script_renders_in_both_locales() -> None:
     variables = {
-        "salutation": "王奶奶", "coordinator": "张丽", "clinic": "康华口腔", "clinic_phone": "021-6255-8800",
+        "salutation": "王奶奶",
+        "coordinator": "张丽",
+        "clinic": "康华口腔",
+        "clinic_phone": "021-6255-8800",
         "patient": {"name": "王秀英", "age_band": "elderly"},
-        "procedure": {"name": "拔牙"}, "milestone": {"name": "一周回访"}, "days_since": 7,
-        "questions": [{"text": "还疼吗？", "hint": "0–10"}], "aftercare": ["24小时内不要漱口"],
-        "failed_attempts": 2, "doctor": "李医生",
+        "procedure": {"name": "拔牙"},
+        "milestone": {"name": "一周回访"},
+        "days_since": 7,
+        "questions": [{"text": "还疼吗？", "hint": "0–10"}],
+        "aftercare": ["24小时内不要漱口"],
+        "failed_attempts": 2,
+        "doctor": "李医生",
     }
     for locale in ("zh_CN", "en"):
         try:

@@ -8,6 +8,24 @@ from core.cli.main import App
 from core.cli.output import FORMATS, emit, format_option, to_json
 
 
+def _visible(app: App, rows: list[dict], site: str | None) -> list[dict]:
+    """Coordinators see only their sites' escalations and complaints (--site narrows, and is checked)."""
+    from core.cli.work import _sites_for
+
+    allowed = set(_sites_for(app, site))
+    return [r for r in rows if r["site"] in allowed]
+
+
+def _check_site(app: App, site: str, what: str) -> None:
+    from core.calls import check_site_access
+    from core.errors import FollowupError
+
+    try:
+        check_site_access(app.config, app.user, site)
+    except FollowupError as exc:
+        raise FollowupError(f"{what}: {exc}") from None
+
+
 @click.group("escalations", invoke_without_command=True)
 @click.pass_context
 def escalations_group(ctx: click.Context) -> None:
@@ -27,7 +45,7 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
     from core.followthrough import list_escalations
 
     with session_scope(app.ready_db()) as session:
-        rows = list_escalations(session, app.config, status=status, site=site)
+        rows = _visible(app, list_escalations(session, app.config, status=status, site=site), site)
     emit(rows, ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
                 "resolution"], fmt)
 
@@ -39,9 +57,13 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 def escalations_resolve(app: App, escalation_id: int, how: str) -> None:
     """Mark an escalation resolved, saying how."""
     from core.db.engine import session_scope
+    from core.db.models import Escalation
     from core.followthrough import resolve_escalation
 
     with session_scope(app.ready_db()) as session:
+        row = session.get(Escalation, escalation_id)
+        if row is not None:
+            _check_site(app, row.site, f"escalation {escalation_id}")
         resolve_escalation(session, escalation_id, resolution=how, user=app.user, now=app.now)
     click.echo(f"Escalation {escalation_id} resolved by {app.user}.")
 
@@ -65,7 +87,7 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
     from core.followthrough import list_complaints
 
     with session_scope(app.ready_db()) as session:
-        rows = list_complaints(session, app.config, now=app.now, status=status, site=site)
+        rows = _visible(app, list_complaints(session, app.config, now=app.now, status=status, site=site), site)
     if fmt == "table":
         from rich.console import Console
         from rich.table import Table
@@ -95,7 +117,8 @@ def complaints_show(app: App, complaint_id: int, fmt: str) -> None:
     from core.followthrough import list_complaints
 
     with session_scope(app.ready_db()) as session:
-        rows = [r for r in list_complaints(session, app.config, now=app.now) if r["id"] == complaint_id]
+        rows = [r for r in _visible(app, list_complaints(session, app.config, now=app.now), None)
+                if r["id"] == complaint_id]
     if not rows:
         raise FollowupError(f"no complaint {complaint_id}")
     if fmt == "json":
@@ -115,6 +138,7 @@ def complaints_respond(app: App, complaint_id: int, text: str) -> None:
     from core.followthrough import respond_complaint
 
     with session_scope(app.ready_db()) as session:
+        _check_complaint_site(app, session, complaint_id)
         row = respond_complaint(session, complaint_id, response=text, user=app.user, now=app.now)
         late = row.responded_at > row.due_at
     click.echo(f"Complaint {complaint_id} responded" + (" (after the 3-day deadline)" if late else " on time") + ".")
@@ -130,8 +154,17 @@ def complaints_close(app: App, complaint_id: int, note: str | None) -> None:
     from core.followthrough import close_complaint
 
     with session_scope(app.ready_db()) as session:
+        _check_complaint_site(app, session, complaint_id)
         close_complaint(session, complaint_id, user=app.user, now=app.now, note=note)
     click.echo(f"Complaint {complaint_id} closed.")
+
+
+def _check_complaint_site(app: App, session: object, complaint_id: int) -> None:
+    from core.db.models import Complaint
+
+    row = session.get(Complaint, complaint_id)  # type: ignore[attr-defined]
+    if row is not None:
+        _check_site(app, row.site, f"complaint {complaint_id}")
 
 
 @click.group("patients")
@@ -150,9 +183,31 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool) -> N
     from core.followthrough import set_do_not_contact
 
     with session_scope(app.ready_db()) as session:
+        _check_patient_site(app, session, patient_id)
         changed = set_do_not_contact(session, patient_id, on=not undo, reason=reason, user=app.user, now=app.now)
     click.echo(f"Patient {patient_id}: " + (f"contact allowed again, {changed} task(s) reopened" if undo
                                            else f"do not contact, {changed} open task(s) suppressed"))
+
+
+def _check_patient_site(app: App, session: object, external_id: str) -> None:
+    """A coordinator may mark only a patient of their own sites (home site or any task's site)."""
+    from sqlalchemy import select
+
+    from core.db.models import Patient, Task
+    from core.errors import FollowupError
+
+    staff = app.config.staff(app.user)
+    if staff is None or not staff.sites or staff.role == "admin":
+        return
+    patient = session.execute(  # type: ignore[attr-defined]
+        select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
+    if patient is None:
+        return  # set_do_not_contact says "no patient"
+    sites = {patient.site} | set(session.execute(  # type: ignore[attr-defined]
+        select(Task.site).where(Task.patient_id == patient.id)).scalars())
+    if not sites & set(staff.sites):
+        raise FollowupError(f"patient {external_id} is not a patient of {', '.join(staff.sites)} "
+                            f"({app.user} works there)")
 
 
 @click.command("audit")
@@ -162,6 +217,8 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool) -> N
 @click.pass_obj
 def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
     """Who changed what, and when."""
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy import select
 
     from core.db.engine import session_scope
@@ -175,7 +232,8 @@ def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
             if pid is None:
                 raise FollowupError(f"no patient {patient!r}")
             query = query.where(AuditEntry.patient_id == pid)
-        rows = [{"at": e.at.isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
+        tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
+        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
                  "entity_id": e.entity_id, "detail": e.detail} for e in session.execute(query).scalars()]
     if fmt == "table":
         rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]

@@ -57,15 +57,40 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
                                  assignee=app.user if mine else None):
                 rows.append(line.as_dict(tz))
     if fmt == "table":
-        emit([{**r, "patient": f"{r['patient_name']} ({r['patient_id']})", "tasks": ",".join(map(str, r["task_ids"])),
-               "milestones": ", ".join(r["milestones"]),
-               "urgency": r["urgency"] + (" OVERDUE" if r["overdue"] else ""), "due": r["due_at"][5:16].replace("T", " ")}
-              for r in rows],
-             ["site", "patient", "phone", "tasks", "milestones", "urgency", "due", "attempts", "assignee"], "table",
-             title=f"{len(rows)} call(s)")
+        _worklist_table(rows, sites)
     else:
+        if fmt == "csv":  # one cell per list, "5;6", not a Python list
+            rows = [{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
                     "milestones", "procedures", "attempts", "assignee"], fmt)
+
+
+def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
+    """A table that stays readable in an 80-column terminal: the overdue mark and the phone are never cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{', '.join(sites)}: {len(rows)} call(s)", box=box.SIMPLE_HEAD, header_style="bold",
+                  pad_edge=False, collapse_padding=True, padding=(0, 1))
+    many_sites = len(sites) > 1
+    if many_sites:
+        table.add_column("site", no_wrap=True)
+    table.add_column("tasks")
+    table.add_column("patient / phone", no_wrap=True)
+    table.add_column("milestones")
+    table.add_column("urgency", no_wrap=True)
+    table.add_column("due", no_wrap=True)
+    table.add_column("tries", justify="right")
+    table.add_column("held by")
+    for r in rows:
+        urgency = r["urgency"] + ("\nOVERDUE" if r["overdue"] else "")
+        style = "bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None)
+        cells = [",".join(map(str, r["task_ids"])), f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+                 "\n".join(r["milestones"]), urgency, r["due_at"][5:16].replace("T", "\n"), str(r["attempts"]),
+                 r["assignee"] or ""]
+        table.add_row(*([r["site"]] if many_sites else []), *cells, style=style)
+    Console().print(table)
 
 
 @click.command("claim")
@@ -75,7 +100,6 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
 @click.pass_obj
 def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
     """Take the next patients' calls; they are held for you for the chain's claim_hold."""
-    from core.audit import audit
     from core.claims import claim
     from core.db.engine import session_scope
 
@@ -83,9 +107,7 @@ def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
     sites = _sites_for(app, site)
     config, now, url = app.config, app.now, app.ready_db()
     with session_scope(url, immediate=True) as session:
-        ids = claim(session, config, user=app.user, sites=sites, count=count, now=now)
-        for task_id in ids:
-            audit(session, user=app.user, at=now, action="claim", entity="task", entity_id=task_id)
+        ids = claim(session, config, user=app.user, sites=sites, count=count, now=now)  # audits each claim
     hold = config.model.defaults.attempt_policy.claim_hold
     if fmt == "json":
         click.echo(to_json({"claimed": ids, "hold": str(hold)}))
@@ -108,7 +130,7 @@ def script_cmd(app: App, task_id: int, locale: str | None) -> None:
 
 
 def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
-    from core.calls import task_context, task_milestone
+    from core.calls import check_site_access, task_context, task_milestone
     from core.db.models import Task
     from core.scripts import prepare_script
 
@@ -116,15 +138,16 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     task = session.get(Task, task_id)
     if task is None:
         raise FollowupError(f"no task {task_id}")
+    check_site_access(config, app.user, task.site)  # a coordinator sees only their sites' patients
     site = config.site(task.site)
     context = task_context(session, config, task, now, app.user)
     loc = locale or context.patient.locale or site.locale
     milestone = task_milestone(plugins, site, task)
     prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
-    return preparation_card(context, task, loc, plugins) + "\n" + prepared.text
+    return preparation_card(context, task, loc, plugins, site.timezone) + "\n" + prepared.text
 
 
-def preparation_card(context: Any, task: Any, locale: str, plugins: Any) -> str:
+def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None) -> str:
     """DOMAIN.md §2: what the coordinator must see before dialing."""
     zh = locale == "zh_CN"
     spec = plugins.specialty(context.specialty)
@@ -139,11 +162,13 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any) -> str:
         f"{context.patient.name} ({context.patient.external_id})",
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
-        (proc.names.get(locale) if proc else context.procedure) + f" · {context.occurred_at.date().isoformat()}",
+        (proc.names.get(locale) if proc else context.procedure)
+        + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         str(context.attributes.get("discharge_medication") or "—"),
         f"{task.milestone} ({task.urgency})",
-        "; ".join(f"{a['at'][:16].replace('T', ' ')} {a['outcome']}" for a in context.attempt_history) or "—",
+        "; ".join(f"{a['at'][:16].replace('T', ' ')} {a['outcome']} ({a['by']})" + (f": {a['note']}" if a["note"] else "")
+                  for a in context.attempt_history) or "—",
     )
     width = max(len(label[0 if zh else 1]) for label in labels)
     lines = ["─" * 60]
@@ -236,34 +261,53 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
         for task_id in ids:
             with session_scope(url) as session:
                 click.echo("\n" + render_call_sheet(app, session, task_id, locale))
-            outcome = click.prompt("Outcome", type=click.Choice([*OUTCOMES, "skip"]), default="reached")
-            if outcome == "skip":
-                continue
-            answers: dict[str, str] = {}
-            note = None
-            callback = None
-            if outcome == "callback_requested":
-                callback = _parse_time(app, click.prompt("Call back at (ISO, e.g. 2026-11-24T15:00)"))
-            if outcome in ("reached", "booked"):
-                answers = _ask_questions(app, task_id, locale)
-            if outcome not in FAILED:
-                note = click.prompt("Note (optional)", default="", show_default=False) or None
-            while True:
+            while True:  # until this call is recorded or skipped
+                outcome = click.prompt("Outcome", type=click.Choice([*OUTCOMES, "skip"]), default="reached")
+                if outcome == "skip":
+                    data = None
+                    break
+                answers: dict[str, str] = {}
+                note = None
+                callback = None
+                if outcome == "callback_requested":
+                    callback = _prompt_callback(app, task_id)
+                if outcome in ("reached", "booked"):
+                    answers = _ask_questions(app, task_id, locale)
+                if outcome not in FAILED:
+                    note = click.prompt("Note (optional)", default="", show_default=False) or None
                 try:
                     with session_scope(url) as session:
                         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                              now=now, answers=answers, note=note, callback_at=callback)
                         data = result.as_dict(config.site(result.task.site).timezone)
                     break
-                except CallError as exc:
-                    click.secho(f"Not saved: {exc}", fg="red")
-                    answers = _ask_questions(app, task_id, locale)
+                except CallError as exc:  # answers were checked as typed: the outcome does not fit this task
+                    click.secho(f"Not saved: {exc}. Choose another outcome, or skip.", fg="red")
+            if data is None:
+                continue
             done += 1
             click.secho(describe_result(data), fg="green")
     except (KeyboardInterrupt, click.Abort):
         click.echo(f"\nStopped. {done} call(s) recorded; the rest stay claimed until the hold expires.")
         return
     click.echo(f"\nDone: {done} call(s) recorded.")
+
+
+def _prompt_callback(app: App, task_id: int) -> datetime:
+    """Ask until the time is a valid callback time (ahead, not in the quiet hours)."""
+    from core.calls import CallError, check_callback_time
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(app.ready_db()) as session:
+        site = app.config.site(session.get(Task, task_id).site)
+    while True:
+        try:
+            moment = _parse_time(app, click.prompt("Call back at (ISO, e.g. 2026-11-24T15:00)"))
+            check_callback_time(site, moment, app.now)
+            return moment
+        except (FollowupError, CallError) as exc:
+            click.secho(str(exc), fg="red")
 
 
 def _ask_questions(app: App, task_id: int, locale: str | None) -> dict[str, str]:

@@ -115,6 +115,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "by_staff": ("主治医生", "Attending doctor"),
     "unassigned": ("未拨打", "not attempted"),
     "rows": ("条", "rows"),
+    "empty": ("空值", "Empty rates"),
+    "chart_note": ("* 样本不足30，图中以浅色显示；“—”为本期无数据。",
+                   "* fewer than 30: drawn lighter; — means no data in the period."),
+    "privacy": ("隐私", "Privacy"),
 }
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -153,8 +157,9 @@ OUTCOMES: dict[str, tuple[str, str]] = {
 }
 
 STATUSES: dict[str, tuple[str, str]] = {
-    "open": ("待回访", "open"), "unsuccessful": ("不成功", "unsuccessful"), "responded": ("已答复", "responded"),
-    "closed": ("已结案", "closed"),
+    "task:open": ("待回访", "open"), "task:unsuccessful": ("不成功", "unsuccessful"),
+    "complaint:open": ("待答复", "awaiting an answer"), "complaint:responded": ("已答复", "answered"),
+    "complaint:closed": ("已结案", "closed"),
 }
 
 DEFINITIONS: dict[str, tuple[str, str]] = {

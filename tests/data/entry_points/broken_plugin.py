@@ -4,4 +4,4 @@ from pathlib import Path
 
 from core import ProtocolPlugin
 
-plugin = ProtocolPlugin("broken_plugin", root=Path(__file__).parent / "plugins" / "broken")
+plugin = ProtocolPlugin("broken_plugin", root=Path(__file__).parents[1] / "plugins" / "broken")

@@ -1,0 +1,114 @@
+"""``followup report``: weekly, monthly and quarterly figures in five formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from core.cli.main import App
+from core.errors import FollowupError
+
+FORMATS = ("table", "json", "csv", "xlsx", "html")
+
+
+def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
+    """The sites asked for, limited to those a coordinator works for (supervisors and admins see theirs too)."""
+    config = app.config
+    staff = config.staff(app.user)
+    allowed = list(config.sites)
+    if staff is not None and staff.sites and staff.role != "admin":
+        allowed = [s for s in staff.sites if s in config.sites]
+    if not requested:
+        return sorted(allowed)
+    for code in requested:
+        config.site(code)  # unknown: an error naming the close match
+        if code not in allowed:
+            raise FollowupError(f"{app.user} may report on {', '.join(allowed)}, not on site {code}")
+    return sorted(set(requested))
+
+
+@click.command("report")
+@click.argument("kind", required=False, type=click.Choice(["week", "month", "quarter"]))
+@click.option("--period", "period_text", metavar="2026-W47|2026-11|2026-Q4",
+              help="Which period (default: the last complete one before --now).")
+@click.option("--site", "sites", multiple=True, metavar="CODE", help="Only this site (repeatable).")
+@click.option("--specialty", "specialties", multiple=True, metavar="KEY", help="Only this specialty (repeatable).")
+@click.option("--by", type=click.Choice(["site", "specialty", "procedure", "coordinator", "staff"]),
+              help="Break the headline figures down (staff: the attending doctor).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (required for xlsx).")
+@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Labels (default: the site's, else the chain's).")
+@click.pass_obj
+def report_cmd(app: App, kind: str | None, period_text: str | None, sites: tuple[str, ...],
+               specialties: tuple[str, ...], by: str | None, fmt: str, out: Path | None, locale: str | None) -> None:
+    """Weekly, monthly or quarterly follow-up figures.
+
+    KIND is week (the default), month or quarter. Without --period the report
+    covers the last complete period: on a Monday, the previous Monday–Sunday in
+    the site's timezone (the chain's when several sites are in the report).
+    Every figure is defined in the report's footer and in docs/metrics.md.
+    """
+    from core.db.engine import session_scope
+    from core.reports import ReportRequest, build_report, last_complete, parse_period, scope_from_plugins
+
+    if fmt == "xlsx" and out is None:
+        raise FollowupError("--format xlsx writes a workbook: give --out FILE.xlsx")
+    config, plugins = app.config, app.plugins
+    codes = _report_sites(app, sites)
+    known = plugins.specialties()
+    for key in specialties:
+        if key not in known:
+            raise FollowupError(f"unknown specialty {key!r} (installed: {', '.join(known)})")
+    single = config.site(codes[0]) if len(codes) == 1 else None
+    tz = single.timezone if single else ZoneInfo(config.model.defaults.timezone)
+    loc = locale or (single.locale if single else config.model.defaults.locale)
+    if period_text:
+        period = parse_period(period_text, tz, kind)
+    else:
+        period = last_complete(kind or "week", app.now, tz)
+    scope = scope_from_plugins(plugins, codes, list(specialties))
+    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now)
+    with session_scope(app.ready_db()) as session:
+        report = build_report(session, config, plugins, request)
+    _emit(report, fmt, out)
+
+
+def _emit(report: dict, fmt: str, out: Path | None) -> None:  # type: ignore[type-arg]
+    if fmt == "xlsx":
+        from core.reports.render import write_xlsx
+
+        assert out is not None
+        write_xlsx(report, out)
+        click.echo(f"wrote {out}", err=True)
+        return
+    if fmt == "table":
+        from rich.console import Console
+
+        from core.reports.table import render_table
+
+        if out:
+            with out.open("w", encoding="utf-8") as handle:
+                render_table(report, Console(file=handle, width=100, color_system=None))
+            click.echo(f"wrote {out}", err=True)
+        else:
+            render_table(report, Console())
+        return
+    if fmt == "json":
+        from core.reports.render import render_json
+
+        text = render_json(report)
+    elif fmt == "csv":
+        from core.reports.render import render_csv
+
+        text = render_csv(report)
+    else:
+        from core.reports.html import render_html
+
+        text = render_html(report)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,236 @@
+"""One report as one plain dict: the JSON shape every format is rendered from.
+
+Every renderer (table, JSON, CSV, XLSX, HTML) reads this dict and nothing else,
+so the same figure has the same value in every format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from core.config import ChainConfig
+from core.privacy import mask_phone
+from core.reports import queries as q
+from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
+from core.reports.period import Period
+
+TREND_PERIODS = 6
+HEADLINE_RATES = ("coverage", "follow_up_rate", "on_time_rate", "avg_attempts_per_reached",
+                  "overall_satisfaction_rate", "nps")
+RATE_BASES = {"coverage": "due", "follow_up_rate": "due", "on_time_rate": "reached",
+              "avg_attempts_per_reached": "reached", "overall_satisfaction_rate": "satisfaction_n", "nps": "nps_n"}
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d){8}(?!\d)")
+
+
+def scrub_phones(text: str | None) -> str | None:
+    """Mask mobile numbers that a coordinator typed into free text (suggestions, complaint descriptions)."""
+    if not text:
+        return text
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+@dataclass
+class ReportRequest:
+    period: Period
+    scope: q.Scope
+    by: str | None
+    locale: str
+    now: datetime
+
+
+def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | None) -> q.Scope:
+    """Which questions are 1–5 scales and which procedures are sales, as the installed plugins define them."""
+    scale: dict[str, set[str]] = {}
+    sales: list[tuple[str, str]] = []
+    for key, (_, spec) in plugins.specialties().items():
+        keys = scale.setdefault(key, set())
+        for proc in spec.procedures:
+            if proc.allows_booking:
+                sales.append((key, proc.code))
+            for _, milestone in plugins.milestones(key, proc.code):
+                for question in plugins.questions(key, proc.code, milestone.key).values():
+                    if question.type == "scale" and question.min == 1 and question.max == 5:
+                        keys.add(question.key)
+    return q.Scope(sites=sites, specialties=specialties or None,
+                   scale_questions={k: sorted(v) for k, v in scale.items()}, sales_procedures=sorted(sales))
+
+
+def _figures(session: Session, req: ReportRequest, period: Period) -> dict[str, Any]:
+    base = q.due_rows(req.scope, period.start, period.end)
+    answers = q.answer_rows(session, req.scope, period.start, period.end)
+    figures = {**q.task_figures(session, base)[()], **q.answer_headline(session, answers)[()]}
+    figures.pop("promoters"), figures.pop("detractors")
+    figures["small_sample"] = {name: figures[RATE_BASES[name]] < 30 for name in HEADLINE_RATES}
+    return figures
+
+
+def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("due", "reached", *HEADLINE_RATES):
+        a, b = now.get(name), before.get(name)
+        out[name] = None if a is None or b is None else round(a - b, 1 if name == "nps" else 4)
+    return out
+
+
+def build_report(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest) -> dict[str, Any]:
+    period, scope, locale, now = req.period, req.scope, req.locale, req.now
+    tz = period.tz
+    figures = _figures(session, req, period)
+    previous = _figures(session, req, period.previous())
+    base = q.due_rows(scope, period.start, period.end)
+    answers = q.answer_rows(session, scope, period.start, period.end)
+
+    satisfaction = [
+        {**row, "label": label(row["dimension"], locale, DIMENSIONS)}
+        for row in q.satisfaction(session, scope, answers).get((), [])
+    ]
+    complaints = q.complaint_figures(session, scope, period.start, period.end, now)
+    for row in complaints["by_category"]:
+        row["label"] = label(row["category"], locale, CATEGORIES)
+    staff_names = {s.username: s.name for s in config.model.staff}
+    coordinators = [{**row, "name": staff_names.get(row["coordinator"], row["coordinator"])}
+                    for row in q.coordinator_figures(session, scope, period.day_starts())]
+
+    report: dict[str, Any] = {
+        "period": {**period.as_dict(), "previous": period.previous().label,
+                   "generated_at": now.astimezone(tz).isoformat(timespec="minutes"),
+                   "sites": scope.sites, "specialties": scope.specialties or [], "by": req.by, "locale": locale,
+                   "title": label(f"report_{period.kind}", locale),
+                   "chain": localized(config.model.name, locale)},
+        "figures": figures,
+        "previous": previous,
+        "delta": _delta(figures, previous),
+        "satisfaction": satisfaction,
+        "complaints": complaints,
+        "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        "staff": q.staff_counts(session, answers),
+        "sales": q.sales_figures(session, scope, base),
+        "coordinators": coordinators,
+        "lists": {
+            "unreachable": _unreachable_list(session, base, tz, locale),
+            "suggestions": _suggestion_list(session, answers, tz),
+            "open_complaints": _complaint_list(session, scope, period, now, locale),
+        },
+        "breakdown": breakdown(session, config, plugins, req, base, answers) if req.by else [],
+        "sites": _site_rows(session, config, req, base, answers),
+        "trend": trend(session, req),
+        "definitions": definitions(locale),
+    }
+    return report
+
+
+# -- breakdowns ------------------------------------------------------------------------------------------
+def _group_label(config: ChainConfig, plugins: Any, by: str, key: tuple[Any, ...], locale: str) -> tuple[str, str]:
+    """The stable key of a group and its label in the locale."""
+    if by == "site":
+        code = key[0]
+        return code, localized(config.sites[code].name, locale) if code in config.sites else code
+    if by == "specialty":
+        spec = plugins.specialty(key[0])
+        return key[0], localized(spec.names, locale) if spec else key[0]
+    if by == "procedure":
+        spec = plugins.specialty(key[0])
+        proc = spec.procedure(key[1]) if spec else None
+        return f"{key[0]}.{key[1]}", localized(proc.names, locale) if proc else key[1]
+    if by == "coordinator":
+        if key[0] is None:
+            return "", label("unassigned", locale)
+        staff = config.staff(key[0])
+        return key[0], staff.name if staff else key[0]
+    value = key[0] or ""
+    return value, value or "—"
+
+
+def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest, base: Any, answers: Any
+              ) -> list[dict[str, Any]]:
+    by = req.by
+    assert by is not None
+    tasks = q.task_figures(session, base, by)
+    scores = q.answer_headline(session, answers, by)
+    empty_scores = q.nps_figures(0, 0, 0, 0, 0)
+    staff = {r["staff"]: r for r in q.staff_counts(session, answers)} if by == "staff" else {}
+    rows = []
+    for key in sorted(set(tasks) | set(scores), key=lambda k: tuple("" if v is None else str(v) for v in k)):
+        if by == "coordinator" and key == (None,) and key not in tasks:
+            continue
+        stable, text = _group_label(config, plugins, by, key, req.locale)
+        figures = {**(tasks.get(key) or q.headline({})), **scores.get(key, empty_scores)}
+        figures.pop("promoters"), figures.pop("detractors")
+        row = {"by": by, "key": stable, "label": text, **figures}
+        if by == "staff":
+            named = staff.get(stable, {})
+            row.update(praise=named.get("praise", 0), criticism=named.get("criticism", 0))
+        rows.append(row)
+    return rows
+
+
+def _site_rows(session: Session, config: ChainConfig, req: ReportRequest, base: Any, answers: Any) -> list[dict]:
+    """Follow-up by site, always (the HTML bar chart); one row per site in scope, zero rows included."""
+    tasks = q.task_figures(session, base, "site")
+    scores = q.answer_headline(session, answers, "site")
+    rows = []
+    for code in req.scope.sites:
+        figures = {**(tasks.get((code,)) or q.headline({})), **scores.get((code,), q.nps_figures(0, 0, 0, 0, 0))}
+        figures.pop("promoters"), figures.pop("detractors")
+        name = localized(config.sites[code].name, req.locale) if code in config.sites else code
+        rows.append({"key": code, "label": name, **figures})
+    return rows
+
+
+def trend(session: Session, req: ReportRequest) -> list[dict[str, Any]]:
+    """Headline figures of the last six periods, oldest first, in one query each for tasks and answers."""
+    periods = [req.period.shifted(i) for i in range(-(TREND_PERIODS - 1), 1)]
+    bounds = [p.start for p in periods] + [periods[-1].end]
+    base = q.due_rows(req.scope, bounds[0], bounds[-1], bounds)
+    answers = q.answer_rows(session, req.scope, bounds[0], bounds[-1], bounds)
+    tasks = q.task_figures(session, base, "bucket")
+    scores = q.answer_headline(session, answers, "bucket")
+    rows = []
+    for i, p in enumerate(periods):
+        figures = {**(tasks.get((i,)) or q.headline({})), **scores.get((i,), q.nps_figures(0, 0, 0, 0, 0))}
+        figures.pop("promoters"), figures.pop("detractors")
+        rows.append({"period": p.label, "first_day": p.first.isoformat(), "last_day": p.last.isoformat(), **figures})
+    return rows
+
+
+# -- lists -----------------------------------------------------------------------------------------------
+def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
+
+
+def _unreachable_list(session: Session, base: Any, tz: ZoneInfo, locale: str) -> list[dict[str, Any]]:
+    return [{
+        "task_id": r["task_id"], "patient_id": r["external_id"], "patient_name": r["name"],
+        "phone": mask_phone(r["phone"]), "site": r["site"], "procedure": f"{r['specialty']}.{r['procedure']}",
+        "milestone": r["milestone"], "due_at": _local(r["due_at"], tz), "status": r["status"],
+        "attempts": int(r["n_attempts"] or 0), "last_outcome": r["last_outcome"],
+        "last_outcome_label": label(r["last_outcome"], locale, OUTCOMES) if r["last_outcome"] else None,
+        "last_attempt_at": _local(r["last_at"], tz),
+    } for r in q.unreachable(session, base)]
+
+
+def _suggestion_list(session: Session, answers: Any, tz: ZoneInfo) -> list[dict[str, Any]]:
+    return [{
+        "task_id": r["task_id"], "patient_id": r["external_id"], "patient_name": r["name"],
+        "phone": mask_phone(r["phone"]), "site": r["site"], "date": r["at"].astimezone(tz).date().isoformat(),
+        "text": scrub_phones(r["text"]),
+    } for r in q.suggestions(session, answers)]
+
+
+def _complaint_list(session: Session, scope: q.Scope, period: Period, now: datetime, locale: str
+                    ) -> list[dict[str, Any]]:
+    tz = period.tz
+    return [{
+        "complaint_id": r["complaint"].id, "task_id": r["complaint"].task_id, "patient_id": r["patient_id"],
+        "patient_name": r["patient_name"], "phone": mask_phone(r["phone"]), "site": r["complaint"].site,
+        "category": r["complaint"].category, "category_label": label(r["complaint"].category, locale, CATEGORIES),
+        "staff": r["complaint"].staff, "status": r["complaint"].status,
+        "opened_at": _local(r["complaint"].opened_at, tz), "deadline": _local(r["complaint"].due_at, tz),
+        "overdue": r["overdue"], "description": scrub_phones(r["complaint"].description),
+    } for r in q.open_complaints(session, scope, period.end, now)]

@@ -1,0 +1,378 @@
+"""The report's figures as SQL aggregates, portable between SQLite and PostgreSQL.
+
+Each figure family is one ``GROUP BY`` query over a subquery of the rows that
+count (the period's due tasks, or the answers and attempts of calls made in the
+period). Groupings that need bound parameters (day and period buckets) are
+computed *inside* the subquery, so the outer ``GROUP BY`` only names plain
+columns: PostgreSQL with server-side parameters would otherwise see the same
+``CASE`` twice with different placeholders and refuse it.
+
+Python only turns aggregate rows into dicts and divides; the two things SQL
+cannot do portably are done on small aggregated inputs: the median time to
+resolve an escalation (SQLite has no percentile) and the per-day calling span
+(summed over the per-coordinator-per-day rows the query returns).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, and_, case, false, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
+
+from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+
+REACHED = ("completed", "booked")
+NOT_DUE = ("cancelled", "suppressed", "expired")
+UNREACHABLE_OUTCOMES = ("no_answer", "powered_off", "out_of_service", "cannot_connect")
+OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
+    "overall_satisfaction", "recommend", "staff_praise", "staff_criticism", "suggestions",
+)
+BY_CHOICES = ("site", "specialty", "procedure", "coordinator", "staff")
+
+
+@dataclass
+class Scope:
+    """Which rows a report looks at, and what the plugins say about questions and procedures."""
+
+    sites: list[str]
+    specialties: list[str] | None = None
+    scale_questions: dict[str, list[str]] = field(default_factory=dict)  # specialty -> 1–5 scale question keys
+    sales_procedures: list[tuple[str, str]] = field(default_factory=list)  # (specialty, procedure) bookable
+
+    def task_filter(self) -> list[ColumnElement[bool]]:
+        where = [Task.site.in_(self.sites)]
+        if self.specialties:
+            where.append(Task.specialty.in_(self.specialties))
+        return where
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def rate(numerator: float | None, denominator: float | None, digits: int = 4) -> float | None:
+    """A fraction, or None when there is nothing to divide by (never a ZeroDivisionError, never a fake 0)."""
+    if not denominator:
+        return None
+    return round((numerator or 0) / denominator, digits)
+
+
+def _bucket(column: Any, boundaries: Sequence[datetime]) -> ColumnElement[Any]:
+    """0, 1, 2… for the interval of ``boundaries`` the instant falls in (rows outside are filtered away)."""
+    return case(*[(column < b, i) for i, b in enumerate(boundaries[1:])], else_=None)
+
+
+def _text_of(session: Session, column: Any) -> ColumnElement[str]:
+    """A JSON answer value as trimmed text, on either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.trim(column.op("#>>", return_type=String)(literal_column("'{}'")))
+    return func.trim(func.json_extract(column, "$", type_=String))
+
+
+# -- the period's due tasks ---------------------------------------------------------------------------
+def due_rows(scope: Scope, start: datetime, end: datetime, boundaries: Sequence[datetime] | None = None) -> Subquery:
+    """Tasks due in [start, end) that count (not cancelled, suppressed or expired), with their attempts."""
+    att = (select(Attempt.task_id, func.count().label("n"), func.max(Attempt.id).label("last_id"))
+           .group_by(Attempt.task_id).subquery("att"))
+    last = aliased(Attempt, name="last_attempt")
+    columns: list[Any] = [
+        Task.id.label("task_id"), Task.episode_id, Task.patient_id, Task.status, Task.site, Task.specialty,
+        Task.procedure, Task.milestone, Task.due_at, Task.completed_at, Task.window_start, Task.window_end,
+        func.coalesce(att.c.n, 0).label("n_attempts"), last.by.label("last_by"),
+        last.outcome.label("last_outcome"), last.at.label("last_at"), Episode.doctor.label("doctor"),
+    ]
+    if boundaries is not None:
+        columns.append(_bucket(Task.due_at, boundaries).label("bucket"))
+    return (
+        select(*columns)
+        .select_from(Task)
+        .join(Episode, Episode.id == Task.episode_id)
+        .outerjoin(att, att.c.task_id == Task.id)
+        .outerjoin(last, last.id == att.c.last_id)
+        .where(Task.due_at >= start, Task.due_at < end, Task.status.notin_(NOT_DUE), *scope.task_filter())
+        .subquery("due")
+    )
+
+
+def group_columns(base: Subquery, by: str | None, *, answers: bool = False) -> list[Any]:
+    """The plain columns of ``base`` a breakdown groups by."""
+    if by is None:
+        return []
+    names = {
+        "site": ("site",), "specialty": ("specialty",), "procedure": ("specialty", "procedure"),
+        "coordinator": ("by" if answers else "last_by",), "staff": ("doctor",), "bucket": ("bucket",),
+    }[by]
+    return [base.c[name] for name in names]
+
+
+def task_figures(session: Session, base: Subquery, by: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Due, attempted, reached… per group (key ``()`` without grouping)."""
+    reached = base.c.status.in_(REACHED)
+    on_time = and_(reached, base.c.completed_at >= base.c.window_start, base.c.completed_at <= base.c.window_end)
+    groups = group_columns(base, by)
+    query = select(
+        *groups,
+        func.count().label("due"),
+        func.sum(case((base.c.n_attempts > 0, 1), else_=0)).label("attempted"),
+        func.sum(case((reached, 1), else_=0)).label("reached"),
+        func.sum(case((on_time, 1), else_=0)).label("reached_in_window"),
+        func.sum(case((base.c.status == "unsuccessful", 1), else_=0)).label("unsuccessful"),
+        func.sum(case((base.c.status == "refused", 1), else_=0)).label("refused"),
+        func.sum(case((base.c.status == "wrong_number", 1), else_=0)).label("wrong_number"),
+        func.sum(case((base.c.status == "open", 1), else_=0)).label("open"),
+        func.sum(case((reached, base.c.n_attempts), else_=0)).label("reached_attempts"),
+    ).select_from(base)
+    if groups:
+        query = query.group_by(*groups)
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in session.execute(query).mappings():
+        key = tuple(row[g.name] for g in groups)
+        out[key] = headline({k: _int(row[k]) for k in (
+            "due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open",
+            "reached_attempts")})
+    if not groups and not out:
+        out[()] = headline({})
+    return out
+
+
+def headline(counts: dict[str, int]) -> dict[str, Any]:
+    c = {k: counts.get(k, 0) for k in ("due", "attempted", "reached", "reached_in_window", "unsuccessful",
+                                       "refused", "wrong_number", "open")}
+    return {
+        **c,
+        "coverage": rate(c["attempted"], c["due"]),
+        "follow_up_rate": rate(c["reached"], c["due"]),
+        "on_time_rate": rate(c["reached_in_window"], c["reached"]),
+        "avg_attempts_per_reached": rate(counts.get("reached_attempts", 0), c["reached"], 2),
+    }
+
+
+# -- answers of calls made in the period ----------------------------------------------------------------
+def answer_rows(session: Session, scope: Scope, start: datetime, end: datetime,
+                boundaries: Sequence[datetime] | None = None) -> Subquery:
+    columns: list[Any] = [
+        Answer.task_id, Answer.question, func.coalesce(Answer.dimension, Answer.question).label("dimension"),
+        Answer.number, _text_of(session, Answer.value).label("text"), Attempt.by, Attempt.at,
+        Task.site, Task.specialty, Task.procedure, Task.patient_id, Episode.doctor.label("doctor"),
+    ]
+    if boundaries is not None:
+        columns.append(_bucket(Attempt.at, boundaries).label("bucket"))
+    return (
+        select(*columns)
+        .select_from(Answer)
+        .join(Attempt, Attempt.id == Answer.attempt_id)
+        .join(Task, Task.id == Answer.task_id)
+        .join(Episode, Episode.id == Task.episode_id)
+        .where(Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+        .subquery("ans")
+    )
+
+
+def satisfaction(session: Session, scope: Scope, base: Subquery, by: str | None = None
+                 ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    """n, mean and top-2-box per dimension of the 1–5 scale questions, per group."""
+    scale = [and_(base.c.specialty == s, base.c.question.in_(keys)) for s, keys in scope.scale_questions.items()
+             if keys]
+    groups = group_columns(base, by, answers=True)
+    query = (
+        select(*groups, base.c.dimension, func.count(base.c.number).label("n"), func.avg(base.c.number).label("mean"),
+               func.sum(case((base.c.number >= 4, 1), else_=0)).label("top2"))
+        .where(base.c.number.is_not(None), or_(*scale) if scale else false())
+        .group_by(*groups, base.c.dimension)
+    )
+    out: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in session.execute(query).mappings():
+        key = tuple(row[g.name] for g in groups)
+        n = _int(row["n"])
+        out.setdefault(key, []).append({
+            "dimension": row["dimension"], "n": n,
+            "mean": round(float(row["mean"]), 2) if row["mean"] is not None else None,
+            "top2": _int(row["top2"]), "top2_rate": rate(row["top2"], n), "small_sample": n < 30,
+        })
+    for rows in out.values():
+        rows.sort(key=lambda r: (r["dimension"] != "overall", r["dimension"]))
+    return out
+
+
+def answer_headline(session: Session, base: Subquery, by: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Overall satisfaction rate and NPS per group."""
+    groups = group_columns(base, by, answers=True)
+    is_overall, is_recommend = base.c.question == OVERALL, base.c.question == RECOMMEND
+    query = (
+        select(*groups,
+               func.sum(case((is_overall, 1), else_=0)).label("overall_n"),
+               func.sum(case((and_(is_overall, base.c.number >= 4), 1), else_=0)).label("overall_top2"),
+               func.sum(case((is_recommend, 1), else_=0)).label("nps_n"),
+               func.sum(case((and_(is_recommend, base.c.number >= 9), 1), else_=0)).label("promoters"),
+               func.sum(case((and_(is_recommend, base.c.number <= 6), 1), else_=0)).label("detractors"))
+        .where(base.c.number.is_not(None), base.c.question.in_((OVERALL, RECOMMEND)))
+    )
+    if groups:
+        query = query.group_by(*groups)
+    out = {}
+    for row in session.execute(query).mappings():
+        out[tuple(row[g.name] for g in groups)] = nps_figures(
+            _int(row["overall_n"]), _int(row["overall_top2"]), _int(row["nps_n"]), _int(row["promoters"]),
+            _int(row["detractors"]))
+    if not groups and not out:
+        out[()] = nps_figures(0, 0, 0, 0, 0)
+    return out
+
+
+def nps_figures(overall_n: int, overall_top2: int, nps_n: int, promoters: int, detractors: int) -> dict[str, Any]:
+    nps = round((promoters - detractors) * 100 / nps_n, 1) if nps_n else None
+    return {"satisfaction_n": overall_n, "overall_satisfaction_rate": rate(overall_top2, overall_n),
+            "nps_n": nps_n, "promoters": promoters, "detractors": detractors, "nps": nps}
+
+
+def staff_counts(session: Session, base: Subquery) -> list[dict[str, Any]]:
+    """Praise and criticism per distinct trimmed text naming a staff member."""
+    query = (
+        select(base.c.text,
+               func.sum(case((base.c.question == PRAISE, 1), else_=0)).label("praise"),
+               func.sum(case((base.c.question == CRITICISM, 1), else_=0)).label("criticism"))
+        .where(base.c.question.in_((PRAISE, CRITICISM)), base.c.text.is_not(None), base.c.text != "")
+        .group_by(base.c.text)
+    )
+    rows = [{"staff": r["text"], "praise": _int(r["praise"]), "criticism": _int(r["criticism"])}
+            for r in session.execute(query).mappings()]
+    return sorted(rows, key=lambda r: (-r["praise"], -r["criticism"], r["staff"]))
+
+
+def suggestions(session: Session, base: Subquery) -> list[dict[str, Any]]:
+    query = (
+        select(base.c.task_id, base.c.at, base.c.site, base.c.text, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == base.c.patient_id)
+        .where(base.c.question == SUGGESTIONS, base.c.text.is_not(None), base.c.text != "")
+        .order_by(base.c.at, base.c.task_id)
+    )
+    return [dict(r) for r in session.execute(query).mappings()]
+
+
+# -- complaints and escalations ---------------------------------------------------------------------------
+def _specialty_tasks(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
+    if not scope.specialties:
+        return []
+    return [column.in_(select(Task.id).where(Task.specialty.in_(scope.specialties)))]
+
+
+def complaint_figures(session: Session, scope: Scope, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+    where = [Complaint.opened_at >= start, Complaint.opened_at < end, Complaint.site.in_(scope.sites),
+             *_specialty_tasks(scope, Complaint.task_id)]
+    on_time = and_(Complaint.responded_at.is_not(None), Complaint.responded_at <= Complaint.due_at)
+    overdue = and_(Complaint.status != "closed", Complaint.responded_at.is_(None), Complaint.due_at < now)
+    row = session.execute(select(
+        func.count().label("opened"),
+        func.sum(case((on_time, 1), else_=0)).label("responded_within_3d"),
+        func.sum(case((overdue, 1), else_=0)).label("overdue"),
+        func.sum(case((Complaint.status == "closed", 1), else_=0)).label("closed"),
+    ).where(*where)).mappings().one()
+    categories = session.execute(
+        select(Complaint.category, func.count().label("n")).where(*where).group_by(Complaint.category)
+    ).all()
+    opened = _int(row["opened"])
+    return {
+        "opened": opened,
+        "responded_within_3d": _int(row["responded_within_3d"]),
+        "responded_within_3d_rate": rate(row["responded_within_3d"], opened),
+        "overdue": _int(row["overdue"]),
+        "closed": _int(row["closed"]),
+        "by_category": [{"category": c, "opened": _int(n)} for c, n in sorted(categories, key=lambda x: (-x[1], x[0]))],
+    }
+
+
+def escalation_figures(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    where = [Escalation.opened_at >= start, Escalation.opened_at < end, Escalation.site.in_(scope.sites),
+             *_specialty_tasks(scope, Escalation.task_id)]
+    resolved = Escalation.resolved_at.is_not(None)
+    row = session.execute(select(func.count().label("opened"),
+                                 func.sum(case((resolved, 1), else_=0)).label("resolved")).where(*where)).one()
+    spans = session.execute(select(Escalation.opened_at, Escalation.resolved_at).where(*where, resolved)).all()
+    hours = [(done - opened).total_seconds() / 3600 for opened, done in spans]
+    return {"opened": _int(row[0]), "resolved": _int(row[1]),
+            "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None}
+
+
+def open_complaints(session: Session, scope: Scope, end: datetime, now: datetime) -> list[dict[str, Any]]:
+    query = (
+        select(Complaint, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == Complaint.patient_id)
+        .where(Complaint.status != "closed", Complaint.opened_at < end, Complaint.site.in_(scope.sites),
+               *_specialty_tasks(scope, Complaint.task_id))
+        .order_by(Complaint.due_at, Complaint.id)
+    )
+    return [{"complaint": c, "patient_id": ext, "patient_name": name, "phone": phone,
+             "overdue": c.responded_at is None and c.due_at < now}
+            for c, ext, name, phone in session.execute(query)]
+
+
+# -- sales, coordinators, unreachable ---------------------------------------------------------------------
+def sales_figures(session: Session, scope: Scope, base: Subquery) -> dict[str, Any]:
+    """Leads counted per episode: a lead with two calls in the period is one lead."""
+    pairs = [and_(base.c.specialty == s, base.c.procedure == p) for s, p in scope.sales_procedures]
+    row = session.execute(
+        select(func.count(func.distinct(base.c.episode_id)).label("leads"),
+               func.count(func.distinct(case((base.c.n_attempts > 0, base.c.episode_id), else_=None))).label("f"),
+               func.count(func.distinct(case((base.c.status == "booked", base.c.episode_id), else_=None))).label("b"))
+        .where(or_(*pairs) if pairs else false())
+    ).one()
+    leads, followed, booked = _int(row[0]), _int(row[1]), _int(row[2])
+    return {"leads": leads, "followed_up": followed, "booked": booked, "conversion_rate": rate(booked, followed),
+            "small_sample": followed < 30}
+
+
+def coordinator_figures(session: Session, scope: Scope, day_starts: Sequence[datetime]) -> list[dict[str, Any]]:
+    """Attempts and reached calls per coordinator; calling hours summed over per-day spans (min 1 h a day)."""
+    start, end = day_starts[0], day_starts[-1]
+    base = (
+        select(Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day"))
+        .join(Task, Task.id == Attempt.task_id)
+        .where(Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+        .subquery("calls")
+    )
+    query = (
+        select(base.c.by, base.c.day, func.count().label("attempts"),
+               func.sum(case((base.c.outcome.in_(REACHED + ("reached",)), 1), else_=0)).label("reached"),
+               func.min(base.c.at).label("first"), func.max(base.c.at).label("last"))
+        .group_by(base.c.by, base.c.day)
+    )
+    totals: dict[str, dict[str, Any]] = {}
+    for row in session.execute(query).mappings():
+        entry = totals.setdefault(row["by"], {"coordinator": row["by"], "attempts": 0, "reached": 0, "hours": 0.0})
+        entry["attempts"] += _int(row["attempts"])
+        entry["reached"] += _int(row["reached"])
+        first, last = row["first"], row["last"]
+        span = (_aware(last) - _aware(first)).total_seconds() / 3600 if first and last else 0.0
+        entry["hours"] += max(1.0, span)
+    out = []
+    for entry in sorted(totals.values(), key=lambda e: (-e["attempts"], e["coordinator"])):
+        hours = entry.pop("hours")
+        out.append({**entry, "calling_hours": round(hours, 2), "calls_per_hour": rate(entry["attempts"], hours, 2)})
+    return out
+
+
+def _aware(moment: Any) -> datetime:
+    """Aggregates of a UTC column come back typed on both databases; guard raw SQLite text anyway."""
+    from datetime import UTC
+
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def unreachable(session: Session, base: Subquery) -> list[dict[str, Any]]:
+    query = (
+        select(base, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == base.c.patient_id)
+        .where(or_(base.c.status == "unsuccessful",
+                   and_(base.c.status == "open", base.c.last_outcome.in_(UNREACHABLE_OUTCOMES))))
+        .order_by(base.c.site, base.c.due_at, base.c.task_id)
+    )
+    return [dict(r) for r in session.execute(query).mappings()]

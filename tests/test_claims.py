@@ -1,0 +1,291 @@
+"""Claiming calls: holds, expiry, sites, and two coordinators never getting the same patient.
+
+Calendar facts used: 2026-11-23 is a Monday (a working day); SH-DENT calls
+10:00-11:30 and 15:30-17:00; the chain's claim_hold is 30 minutes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+SH = ZoneInfo("Asia/Shanghai")
+NOW = "2026-11-23T10:30+08:00"  # Monday morning, SH-DENT's morning window is open
+
+PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
+EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor"]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def seed(cli, tmp_path: Path, url: str, patients: list[list[str]], episodes: list[list[str]],  # type: ignore[no-untyped-def]
+         now: str = "2026-11-23T08:00+08:00") -> None:
+    """Import patients and episodes through the CLI, then schedule."""
+    cli("import", str(write_csv(tmp_path / "patients.csv", PATIENT_HEADER, patients)), db=url, now=now)
+    cli("import", str(write_csv(tmp_path / "episodes.csv", EPISODE_HEADER, episodes)), db=url, now=now)
+    cli("schedule", db=url, now=now)
+
+
+def tasks_of(cli, url: str, **filters: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    args = ["tasks", "--format", "json"]
+    for key, value in filters.items():
+        args += [f"--{key}", value]
+    return json.loads(cli(*args, db=url, now=NOW).output)
+
+
+def claim_json(cli, url: str, user: str, now: str = NOW, *args: str) -> list[int]:  # type: ignore[no-untyped-def]
+    return json.loads(cli("claim", "--format", "json", *args, db=url, now=now, user=user).output)["claimed"]
+
+
+def worklist_json(cli, url: str, user: str, now: str = NOW, *args: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    return json.loads(cli("worklist", "--format", "json", *args, db=url, now=now, user=user).output)
+
+
+@pytest.fixture
+def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-def]
+    """Three SH-DENT patients and one SH-AES patient with calls due on Monday 2026-11-23.
+
+    D1 implant on Sunday 15:00: clinical 24 h check due Monday 11:00.
+    D2 extraction the Monday before: its 2-3 h check is overdue, its 1-week check due Monday 10:00.
+    D3 scaling on Sunday 10:00: routine next-day check, Monday 10:00.
+    A1 hair consultation lead at SH-AES.
+    """
+    seed(cli, tmp_path, db_url,
+         [["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
+          ["D2", "李强", "M", "1986-09-03", "13912345602", "SH-DENT"],
+          ["D3", "赵敏", "F", "1990-12-01", "18812345607", "SH-DENT"],
+          ["A1", "朱浩", "M", "1992-09-29", "15612345614", "SH-AES"]],
+         [["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远"],
+          ["E2", "D2", "SH-DENT", "dental", "extraction", "2026-11-16T10:00", "陈志远"],
+          ["E3", "D3", "SH-DENT", "dental", "scaling", "2026-11-22T10:00", "林雪"],
+          ["E4", "A1", "SH-AES", "hair", "consultation", "2026-11-20T16:00", "邓涛"]])
+    return db_url
+
+
+def task_id(cli, url: str, patient: str, milestone: str) -> int:  # type: ignore[no-untyped-def]
+    return next(t["id"] for t in tasks_of(cli, url, patient=patient) if t["milestone"] == milestone)
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+def test_claim_gives_clinical_first_and_holds_the_whole_patient(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    got = claim_json(cli, clinic, "zhang.li", NOW, "--count", "1")
+    # D2 is clinical and overdue (its 2-3 h check was due a week ago): both of D2's due calls, one patient.
+    assert sorted(got) == sorted([task_id(cli, clinic, "D2", "check_2h"), task_id(cli, clinic, "D2", "check_1w")])
+    mine = worklist_json(cli, clinic, "zhang.li", NOW, "--mine")
+    assert [line["patient_id"] for line in mine] == ["D2"]
+    assert mine[0]["assignee"] == "zhang.li"
+
+
+def test_colleague_never_receives_a_held_patient_and_expired_holds_return(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    first = claim_json(cli, clinic, "zhang.li", NOW, "--count", "2")
+    second = claim_json(cli, clinic, "chen.jing", NOW, "--site", "SH-DENT", "--count", "5")
+    assert first and second
+    assert not set(first) & set(second)
+    d3 = task_id(cli, clinic, "D3", "check_1d")
+    assert second == [d3]  # what was left at SH-DENT
+    assert claim_json(cli, clinic, "chen.jing", NOW, "--site", "SH-DENT") == []
+    # 31 minutes later zhang.li's hold (30 min) has expired: the calls are back in the pool.
+    later = "2026-11-23T11:01+08:00"
+    assert worklist_json(cli, clinic, "zhang.li", later, "--mine") == []
+    again = claim_json(cli, clinic, "chen.jing", later, "--site", "SH-DENT", "--count", "5")
+    assert set(first) <= set(again)
+
+
+def test_claim_hold_is_the_configured_time(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    result = json.loads(cli("claim", "--format", "json", db=clinic, now=NOW, user="zhang.li").output)
+    assert result["hold"] == "30min"
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(clinic) as session:
+        for tid in result["claimed"]:
+            task = session.get(Task, tid)
+            assert task.assignee == "zhang.li"
+            assert task.claimed_until == datetime(2026, 11, 23, 11, 0, tzinfo=SH)
+
+
+def test_coordinators_only_claim_their_own_sites(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    got = claim_json(cli, clinic, "wang.fang", NOW, "--count", "10")
+    assert got == [task_id(cli, clinic, "A1", "lead_care")]
+    denied = cli("claim", "--site", "SH-DENT", db=clinic, now=NOW, user="wang.fang", ok=False)
+    assert denied.exit_code == 1
+    assert "wang.fang works for SH-AES, not for site SH-DENT" in denied.output
+    unknown = cli("claim", db=clinic, now=NOW, user="nobody", ok=False)
+    assert unknown.exit_code == 1 and "not in the staff list" in unknown.output
+
+
+def test_a_failed_call_is_not_handed_out_again_before_its_next_attempt(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d3 = task_id(cli, clinic, "D3", "check_1d")
+    cli("record", str(d3), "--outcome", "no_answer", db=clinic, now="2026-11-23T10:05+08:00", user="zhang.li")
+    # Next attempt: the afternoon window, 15:30. At 10:30 a new claim must not offer D3 again.
+    assert d3 not in claim_json(cli, clinic, "zhang.li", NOW, "--count", "10")
+    # It is still on today's worklist, due 15:30, and claimable from 15:30.
+    line = next(ln for ln in worklist_json(cli, clinic, "chen.jing", NOW, "--site", "SH-DENT") if ln["patient_id"] == "D3")
+    assert line["due_at"] == "2026-11-23T15:30+08:00"
+    assert d3 in claim_json(cli, clinic, "chen.jing", "2026-11-23T15:30+08:00", "--site", "SH-DENT", "--count", "9")
+
+
+def test_a_callback_is_not_handed_out_before_the_time_the_patient_asked_for(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d3 = task_id(cli, clinic, "D3", "check_1d")
+    cli("record", str(d3), "--outcome", "callback_requested", "--callback-at", "2026-11-23T16:00",
+        db=clinic, now="2026-11-23T10:05+08:00", user="zhang.li")
+    assert d3 not in claim_json(cli, clinic, "zhang.li", "2026-11-23T15:59+08:00", "--count", "10")
+    assert d3 in claim_json(cli, clinic, "zhang.li", "2026-11-23T16:00+08:00", "--count", "10")
+
+
+def test_a_patient_held_by_one_coordinator_is_not_split_with_another(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    two_h, one_w = task_id(cli, clinic, "D2", "check_2h"), task_id(cli, clinic, "D2", "check_1w")
+    # The patient asked to be called back about the 1-week check at 10:40.
+    cli("record", str(one_w), "--outcome", "callback_requested", "--callback-at", "2026-11-23T10:40",
+        db=clinic, now="2026-11-23T10:01+08:00", user="zhang.li")
+    assert two_h in claim_json(cli, clinic, "zhang.li", NOW, "--count", "1")  # holds D2 until 11:00
+    # At 10:45 the callback is due, but D2 is on zhang.li's phone list: not to a colleague.
+    assert one_w not in claim_json(cli, clinic, "chen.jing", "2026-11-23T10:45+08:00", "--site", "SH-DENT", "--count", "9")
+    # ...and a colleague cannot record on zhang.li's held call either.
+    held = cli("record", str(two_h), "--outcome", "reached", db=clinic, now="2026-11-23T10:45+08:00",
+               user="chen.jing", ok=False)
+    assert held.exit_code == 1 and "held by zhang.li until 11:00" in held.output
+    # zhang.li herself picks the callback up.
+    assert one_w in claim_json(cli, clinic, "zhang.li", "2026-11-23T10:45+08:00", "--count", "9")
+
+
+def test_claims_are_audited_with_user_time_and_patient(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    got = claim_json(cli, clinic, "zhang.li", NOW, "--count", "1")
+    entries = json.loads(cli("audit", "--patient", "D2", "--format", "json", db=clinic, now=NOW).output)
+    claims = [e for e in entries if e["action"] == "claim"]
+    assert sorted(e["entity_id"] for e in claims) == sorted(got)
+    assert {e["user"] for e in claims} == {"zhang.li"}
+    assert {e["at"] for e in claims} == {"2026-11-23T10:30:00+08:00"}  # clinic time, not UTC
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+WORKERS = 8
+
+
+@pytest.fixture
+def crowd(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-def]
+    """24 SH-DENT patients due on Monday: 12 with one call (scaling), 12 with two (extraction)."""
+    patients, episodes = [], []
+    for i in range(24):
+        pid = f"C{i:02d}"
+        patients.append([pid, f"患者{i:02d}", "F" if i % 2 else "M", "1980-01-01", f"1380000{i:04d}", "SH-DENT"])
+        if i % 2:
+            episodes.append([f"S{i:02d}", pid, "SH-DENT", "dental", "scaling", "2026-11-22T10:00", "林雪"])
+        else:
+            episodes.append([f"X{i:02d}", pid, "SH-DENT", "dental", "extraction", "2026-11-16T10:00", "陈志远"])
+    seed(cli, tmp_path, db_url, patients, episodes)
+    return db_url
+
+
+def _run_workers(target) -> list:  # type: ignore[no-untyped-def]
+    results: list = [None] * WORKERS
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = target(i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert all(not t.is_alive() for t in threads)
+    return results
+
+
+def _task_patients(url: str) -> dict[int, int]:
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(url) as session:
+        return dict(session.execute(select(Task.id, Task.patient_id)).all())
+
+
+def test_eight_concurrent_claimers_never_share_a_patient(crowd: str, config) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from core.claims import claim
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    patient_of = _task_patients(crowd)
+    for round_no in range(3):  # 10:30, 11:30, 12:30: each round after the previous 30-minute holds expired
+        now = datetime.fromisoformat(NOW) + timedelta(hours=round_no)
+        barrier = threading.Barrier(WORKERS, timeout=60)
+
+        def worker(i: int, now: datetime = now, barrier: threading.Barrier = barrier) -> list[int]:
+            barrier.wait()  # all claim at the same moment
+            with session_scope(crowd, immediate=True) as session:
+                return claim(session, config, user=f"coord{i}", sites=["SH-DENT"], count=3, now=now)
+
+        results = _run_workers(worker)
+        claimed = [tid for ids in results for tid in ids]
+        assert claimed, "nobody got anything: the test would prove nothing"
+        duplicates = [tid for tid, n in Counter(claimed).items() if n > 1]
+        assert duplicates == [], f"round {round_no}: tasks claimed twice: {duplicates}"
+        owners: dict[int, set[int]] = {}
+        for i, ids in enumerate(results):
+            for tid in ids:
+                owners.setdefault(patient_of[tid], set()).add(i)
+        shared = {p: o for p, o in owners.items() if len(o) > 1}
+        assert shared == {}, f"round {round_no}: patients given to two coordinators: {shared}"
+        assert all(len({patient_of[t] for t in ids}) <= 3 for ids in results)  # --count is patients
+        with session_scope(crowd) as session:
+            stored = dict(session.execute(select(Task.id, Task.assignee).where(Task.id.in_(claimed))).all())
+        for i, ids in enumerate(results):
+            assert all(stored[t] == f"coord{i}" for t in ids)  # what each was told is what the database holds
+        # every patient with both extraction calls has both on the same coordinator
+        for ids in results:
+            for tid in ids:
+                siblings = [t for t, p in patient_of.items() if p == patient_of[tid]]
+                assert set(siblings) <= set(ids)
+
+
+def test_the_naive_claim_does_hand_out_duplicates(crowd: str, config) -> None:  # type: ignore[no-untyped-def]
+    """Negative control: the same 8-worker race with read-then-write and no re-check duplicates work.
+
+    Every worker reads before any writes (a barrier between the phases), so the
+    race is certain, not lucky; it shows the test above can catch duplicates.
+    """
+    from core.claims import naive_claim
+    from core.db.engine import get_engine, session_scope
+    from core.worklist import end_of_day
+
+    if get_engine(crowd).dialect.name == "sqlite":
+        pytest.skip("SQLite refuses the naive writer (SQLITE_BUSY): the race needs a database with row locks")
+    now = datetime.fromisoformat(NOW)
+    cutoff = end_of_day(now.astimezone(SH).date(), SH)
+    barrier = threading.Barrier(WORKERS, timeout=60)
+
+    def worker(i: int) -> list[int]:
+        with session_scope(crowd) as session:
+            return naive_claim(session, user=f"naive{i}", sites=["SH-DENT"], count=3, now=now, cutoff=cutoff,
+                               between=barrier.wait)
+
+    results = _run_workers(worker)
+    claimed = [tid for ids in results for tid in ids]
+    duplicates = {tid: n for tid, n in Counter(claimed).items() if n > 1}
+    assert duplicates, "the naive claim produced no duplicates: the concurrency test could not catch any"
+    assert max(duplicates.values()) == WORKERS  # all eight were told they own the same calls

@@ -1,0 +1,197 @@
+"""A coordinator's morning through the CLI: claim, read the card and script, call, record; Ctrl-C.
+
+Monday 2026-11-23. SH-DENT (zhang.li) calls 10:00-11:30 and 15:30-17:00;
+BJ-HOSP (liu.min) 09:00-11:30 and 14:30-17:30.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+NOW = "2026-11-23T10:05+08:00"
+PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
+EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
+                  "department", "diagnosis"]
+# check_24h after an implant asks these, then core's general questions, in this order
+IMPLANT_QUESTIONS = ["pain_level", "bleeding_stopped", "swelling", "numbness", "fever", "taking_medication",
+                     "overall_satisfaction", "recommend", "staff_praise", "staff_criticism", "complaint", "suggestions"]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-def]
+    """D1 implant Sunday 15:00 (clinical 24 h check due Monday 11:00); D3 scaling Sunday 10:00 (routine,
+    Monday 10:00); H1 discharged from BJ-HOSP cardiology on Tuesday 17th at 07:30 (call day 6)."""
+    now = "2026-11-23T08:00+08:00"
+    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+        ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
+        ["D3", "张伟", "M", "1978-01-22", "13712345603", "SH-DENT"],
+        ["H1", "刘建国", "M", "1948-03-02", "13612345699", "BJ-HOSP"],
+    ])), db=db_url, now=now)
+    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+        ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远", "种植科", "下颌后牙缺失"],
+        ["E3", "D3", "SH-DENT", "dental", "scaling", "2026-11-22T10:00", "林雪", "牙周科", "牙龈炎"],
+        ["H1E", "H1", "BJ-HOSP", "inpatient", "discharge", "2026-11-17T07:30", "王建华", "心内科", "冠心病"],
+    ])), db=db_url, now=now)
+    cli("schedule", db=db_url, now=now)
+    return db_url
+
+
+def tid(cli, url: str, patient: str) -> int:  # type: ignore[no-untyped-def]
+    [task] = [t for t in json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
+              if t["status"] == "open"]
+    return task["id"]
+
+
+def answers_input(**given: str) -> str:
+    """One line per implant question, Enter for the ones not given."""
+    return "".join(given.get(q, "") + "\n" for q in IMPLANT_QUESTIONS)
+
+
+def db_state(url: str, task_id: int):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Answer, Attempt, Task
+
+    with session_scope(url) as session:
+        task = session.get(Task, task_id)
+        attempts = list(session.execute(select(Attempt).where(Attempt.task_id == task_id)).scalars())
+        answers = {a.question: a.value for a in session.execute(select(Answer).where(Answer.task_id == task_id)).scalars()}
+        return task, attempts, answers
+
+
+def claim(cli, url: str, user: str = "zhang.li", count: int = 5, now: str = "2026-11-23T10:00+08:00") -> list[int]:  # type: ignore[no-untyped-def]
+    return json.loads(cli("claim", "--count", str(count), "--format", "json", db=url, now=now, user=user).output)["claimed"]
+
+
+# -- the card and the script -----------------------------------------------------------------------
+
+
+def test_the_preparation_card_shows_what_to_know_before_dialing(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    from core.db.engine import session_scope
+    from core.db.models import Episode
+
+    with session_scope(clinic) as session:  # discharge medication comes from the HIS as an episode attribute
+        episode = session.query(Episode).filter_by(external_id="H1E").one()
+        episode.attributes = {"discharge_medication": "阿司匹林 100mg qd; 阿托伐他汀 20mg qn"}
+    t = tid(cli, clinic, "H1")
+    cli("record", str(t), "--outcome", "no_answer", "--note", "no voicemail", db=clinic,
+        now="2026-11-23T09:10+08:00", user="liu.min")
+    sheet = cli("script", str(t), "--locale", "en", db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
+    card = dict(line.split(" : ", 1) for line in sheet.split("─" * 60)[1].strip().splitlines())
+    card = {k.strip(): v for k, v in card.items()}
+    assert card["Patient"] == "刘建国 (H1)"
+    assert card["Age"] == "78" and card["Gender"] == "male"
+    assert card["Procedure"].endswith("· 2026-11-17")  # the discharge day in Beijing, not the UTC date (16th)
+    assert (card["Doctor"], card["Department"], card["Diagnosis"]) == ("王建华", "心内科", "冠心病")
+    assert card["Discharge medication"] == "阿司匹林 100mg qd; 阿托伐他汀 20mg qn"
+    assert card["Earlier attempts"] == "2026-11-23 09:10 no_answer (liu.min): no voicemail"
+    assert "We tried you once before" in sheet
+    zh = cli("script", str(t), db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
+    assert "出院带药" in zh and "刘" in zh
+
+
+def test_script_of_another_site_is_refused(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("script", str(tid(cli, clinic, "H1")), db=clinic, now=NOW, user="zhang.li", ok=False)
+    assert result.exit_code == 1 and "zhang.li works for SH-DENT, not for site BJ-HOSP" in result.output
+    assert "刘建国" not in result.output
+
+
+# -- the interactive call ----------------------------------------------------------------------------
+
+
+def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d1 = tid(cli, clinic, "D1")
+    assert d1 in claim(cli, clinic, count=1)  # clinical first
+    typed = "reached\n" + answers_input(pain_level="3", bleeding_stopped="5\nno", taking_medication="yes",
+                                        overall_satisfaction="4") + "still oozing a little\n"
+    result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
+    out = result.output
+    assert "王秀英 (D1)" in out and "Dental implant surgery" in out  # the card
+    assert "[Questions]" in out  # the script
+    assert "Has the bleeding from the wound stopped?" in out and "[yes/no]" in out  # question with its allowed answers
+    assert "bleeding_stopped: answer yes or no, got '5'" in out  # asked again, not stored
+    assert f"Task {d1}: reached → completed" in out
+    assert "→ escalate:" in out and "→ referral:" in out  # what happens next
+    assert "Done: 1 call(s) recorded." in out
+
+    task, attempts, answers = db_state(clinic, d1)
+    assert task.status == "completed"
+    assert [(a.by, a.outcome, a.note) for a in attempts] == [("zhang.li", "reached", "still oozing a little")]
+    assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
+    [escalation] = json.loads(cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li").output)
+    assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
+
+
+def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d1, d3 = tid(cli, clinic, "D1"), tid(cli, clinic, "D3")
+    assert set(claim(cli, clinic)) == {d1, d3}
+    # D1 (clinical, first): no answer. D3: reached, one answer typed... then the input stops (Ctrl-C).
+    typed = "no_answer\n" + "reached\n" + "yes\n"
+    result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
+    assert result.exit_code == 0
+    assert "Stopped. 1 call(s) recorded" in result.output
+
+    task, attempts, _ = db_state(clinic, d1)
+    assert [a.outcome for a in attempts] == ["no_answer"]
+    assert (task.status, task.failed_attempts) == ("open", 1)
+    task, attempts, answers = db_state(clinic, d3)
+    assert (task.status, task.attempts, attempts, answers) == ("open", 0, [], {})  # nothing half-written
+    mine = json.loads(cli("worklist", "--mine", "--format", "json", db=clinic, now="2026-11-23T10:10+08:00",
+                          user="zhang.li").output)
+    assert [ln["patient_id"] for ln in mine] == ["D3"]  # still held for her until the hold expires
+
+
+def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d1 = tid(cli, clinic, "D1")
+    claim(cli, clinic, count=1)
+    typed = "booked\n" + answers_input() + "\n" + "skip\n"
+    result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
+    assert "Not saved: outcome 'booked' is only for sales follow-ups" in result.output
+    assert "Done: 0 call(s) recorded." in result.output
+    task, attempts, _ = db_state(clinic, d1)
+    assert (task.status, attempts) == ("open", [])
+
+
+def test_a_callback_time_is_asked_again_until_it_is_valid(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d1 = tid(cli, clinic, "D1")
+    claim(cli, clinic, count=1)
+    typed = "callback_requested\n" + "soon\n" + "2026-11-23T08:00\n" + "2026-11-23T16:00\n" + "\n"
+    result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
+    assert "is not an ISO-8601 time" in result.output and "is not in the future" in result.output
+    assert "next attempt: 2026-11-23T16:00+08:00" in result.output
+    task, attempts, _ = db_state(clinic, d1)
+    assert [a.outcome for a in attempts] == ["callback_requested"] and task.failed_attempts == 0
+
+
+def test_call_works_only_through_my_own_claims(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    nothing = cli("call", db=clinic, now=NOW, user="zhang.li")
+    assert "You hold no calls. Claim some first" in nothing.output
+    claim(cli, clinic, user="chen.jing")  # a colleague took SH-DENT's calls
+    assert "You hold no calls" in cli("call", db=clinic, now=NOW, user="zhang.li").output
+    denied = cli("call", "--site", "BJ-HOSP", db=clinic, now=NOW, user="zhang.li", ok=False)
+    assert denied.exit_code == 1 and "not for site BJ-HOSP" in denied.output
+
+
+def test_record_json_returns_the_task_and_the_actions(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    d1 = tid(cli, clinic, "D1")
+    data = json.loads(cli("record", str(d1), "--outcome", "reached", "--answer", "fever=yes", "--format", "json",
+                          db=clinic, now=NOW, user="zhang.li").output)
+    assert set(data) == {"task", "outcome", "attempt_id", "actions"}
+    assert set(data["task"]) == {"id", "status", "attempts", "failed_attempts", "max_attempts", "next_attempt_at",
+                                 "overdue", "milestone", "site"}
+    assert data["task"]["status"] == "completed" and data["outcome"] == "reached"
+    assert [a["kind"] for a in data["actions"]] == ["escalate"]
+    assert data["actions"][0]["doctor"] == "陈志远"
