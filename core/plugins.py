@@ -129,14 +129,23 @@ class Plugins:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if allowed is not None and ep.name not in allowed:
                 continue
-            if ep.name in self.infos:
-                continue
             dist = ep.dist.metadata["Name"] if ep.dist else None
             version = ep.dist.version if ep.dist else None
             if dist is None:
                 source = f"entry point {ep.value}"
             else:
                 source = "built-in" if dist == OWN_DISTRIBUTION else f"distribution {dist}"
+            if ep.name in self.infos:
+                taken = self.infos[ep.name]
+                if taken.source != source:  # two distributions claim one name: say so, never pick silently
+                    reason = (f"the plugin name {ep.name!r} is already taken by {taken.source}: "
+                              f"rename the entry point in {dist or ep.value}")
+                    if strict:
+                        raise PluginError(ep.name, "entry point", reason)
+                    self.infos[f"{ep.name} ({source})"] = PluginInfo(
+                        name=ep.name, version=version, source=source, status="failed", error=reason
+                    )
+                continue
             try:
                 obj = ep.load()
                 self.register(obj, ep.name, version=version, source=source)

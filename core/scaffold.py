@@ -144,13 +144,17 @@ def create_plugin(
         raise ScaffoldError(f"{parent} is a file, not a folder: pass a folder with --dir")
     target = parent / project.directory
     if target.exists() or target.is_symlink():
-        raise ScaffoldError(f"{target} already exists: nothing was overwritten; remove it or choose another --dir")
+        raise ScaffoldError(
+            f"{target} already exists: nothing was overwritten; remove it or choose another --dir"
+        )
     files = render_files(project)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{project.directory}-", dir=parent))
     except OSError as exc:
-        raise ScaffoldError(f"cannot create the project under {parent}: {exc.strerror or exc}") from None
+        raise ScaffoldError(
+            f"cannot create the project under {parent}: {exc.strerror or exc}"
+        ) from None
     try:
         for relative, text in files.items():
             path = staging / relative

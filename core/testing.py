@@ -58,7 +58,10 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
     general = {q.key for q in GENERAL_QUESTIONS}
     obj = plugins.pm.get_plugin(name)
     try:
-        specialties = [plugins.specialty(k) for k in info.specialties]
+        # The catalogue as it is now, not info.specialties: a plugin registered directly (the
+        # register_plugin fixture) whose protocol fails has no specialties recorded, and must
+        # not pass for a plugin with nothing to check.
+        specialties = [spec for owner, spec in plugins.specialties().values() if owner == name]
     except PluginError as exc:
         return [str(exc)]
     for spec in specialties:

@@ -49,9 +49,9 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
 
 
 def tid(cli, url: str, patient: str) -> int:  # type: ignore[no-untyped-def]
-    [task] = [t for t in json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
-              if t["status"] == "open"]
-    return task["id"]
+    """The patient's first open call (tasks are listed by due time; an implant also has later reviews)."""
+    return next(t["id"] for t in json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
+                if t["status"] == "open")
 
 
 def answers_input(**given: str) -> str:

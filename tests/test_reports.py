@@ -59,7 +59,8 @@ H001,朱浩,M,1992-09-29,15612340010,SH-AES,zh_CN
 H002,胡军,M,1979-12-12,15712340011,SH-AES,zh_CN
 """
 
-EPISODES = """episode_id,patient_id,site,specialty,procedure,occurred_at,doctor,department,diagnosis,notes,restored
+EPISODES = """\
+episode_id,patient_id,site,specialty,procedure,occurred_at,doctor,department,diagnosis,notes,restored
 RE1,R001,SH-DENT,dental,scaling,2026-11-16T10:00:00+08:00,林雪,牙周科,,,
 RE2,R002,SH-DENT,dental,scaling,2026-11-16T10:00:00+08:00,林雪,牙周科,,,
 RE3,R003,SH-DENT,dental,scaling,2026-11-16T10:00:00+08:00,宋佳,牙周科,,,
@@ -90,7 +91,15 @@ def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-u
     cli("import", str(tmp_path / "episodes.csv"), db=url, now=IMPORT_AT)
     cli("schedule", db=url, now=IMPORT_AT)
     t = _tasks(cli, url)
-    cli("patients", "dnc", "R008", "--reason", "asked not to be called", db=url, now="2026-11-17T12:00+08:00")
+    cli(
+        "patients",
+        "dnc",
+        "R008",
+        "--reason",
+        "asked not to be called",
+        db=url,
+        now="2026-11-17T12:00+08:00",
+    )
 
     def record(patient: str, at: str, outcome: str, *answers: str, user: str = "zhang.li") -> None:
         args = ["record", str(t[patient]), "--outcome", outcome]
@@ -99,32 +108,82 @@ def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-u
         cli(*args, db=url, now=at, user=user)
 
     record("R009", "2026-11-11T10:30+08:00", "reached", "overall_satisfaction=5", "recommend=10")
-    record("R001", "2026-11-17T10:30+08:00", "reached", "overall_satisfaction=5", "recommend=10",
-           "staff_praise=林雪", f"suggestions={HYPERLINK}")
-    record("R002", "2026-11-17T11:00+08:00", "reached", "overall_satisfaction=4", "recommend=9",
-           "staff_praise= 林雪 ", "suggestions=周末也能预约就好了，请回电13800001111")
+    record(
+        "R001",
+        "2026-11-17T10:30+08:00",
+        "reached",
+        "overall_satisfaction=5",
+        "recommend=10",
+        "staff_praise=林雪",
+        f"suggestions={HYPERLINK}",
+    )
+    record(
+        "R002",
+        "2026-11-17T11:00+08:00",
+        "reached",
+        "overall_satisfaction=4",
+        "recommend=9",
+        "staff_praise= 林雪 ",
+        "suggestions=周末也能预约就好了，请回电13800001111",
+    )
     record("R004", "2026-11-17T10:05+08:00", "no_answer")
     record("R004", "2026-11-17T15:35+08:00", "powered_off")
     record("R004", "2026-11-18T10:05+08:00", "no_answer")
     record("R005", "2026-11-18T10:10+08:00", "powered_off")
     record("R007", "2026-11-18T10:15+08:00", "no_answer")
     record("R007", "2026-11-18T15:40+08:00", "busy")
-    record("R007", "2026-11-18T16:00+08:00", "reached", "overall_satisfaction=3", "recommend=7", "fever=yes")
-    record("R003", "2026-11-19T15:40+08:00", "reached", "overall_satisfaction=2", "recommend=3",
-           "staff_criticism=宋佳")
+    record(
+        "R007",
+        "2026-11-18T16:00+08:00",
+        "reached",
+        "overall_satisfaction=3",
+        "recommend=7",
+        "fever=yes",
+    )
+    record(
+        "R003",
+        "2026-11-19T15:40+08:00",
+        "reached",
+        "overall_satisfaction=2",
+        "recommend=3",
+        "staff_criticism=宋佳",
+    )
     record("H001", "2026-11-17T10:00+08:00", "booked", user="wang.fang")
     record("H002", "2026-11-18T10:00+08:00", "refused", user="wang.fang")
 
     escalations = json.loads(cli("escalations", "list", "--format", "json", db=url).output)
     assert len(escalations) == 1
-    cli("escalations", "resolve", str(escalations[0]["id"]), "--how", "seen by Dr 宋佳", db=url,
-        now="2026-11-18T20:00+08:00", user="chen.jing")
+    cli(
+        "escalations",
+        "resolve",
+        str(escalations[0]["id"]),
+        "--how",
+        "seen by Dr 宋佳",
+        db=url,
+        now="2026-11-18T20:00+08:00",
+        user="chen.jing",
+    )
     complaints = json.loads(cli("complaints", "list", "--format", "json", db=url).output)
     assert sorted(c["category"] for c in complaints) == ["other", "staff_or_service"]
     answered = next(c for c in complaints if c["category"] == "staff_or_service")
-    cli("complaints", "respond", str(answered["id"]), "--text", "已向患者致歉", db=url,
-        now="2026-11-20T10:00+08:00", user="chen.jing")
-    cli("complaints", "close", str(answered["id"]), db=url, now="2026-11-21T10:00+08:00", user="chen.jing")
+    cli(
+        "complaints",
+        "respond",
+        str(answered["id"]),
+        "--text",
+        "已向患者致歉",
+        db=url,
+        now="2026-11-20T10:00+08:00",
+        user="chen.jing",
+    )
+    cli(
+        "complaints",
+        "close",
+        str(answered["id"]),
+        db=url,
+        now="2026-11-21T10:00+08:00",
+        user="chen.jing",
+    )
     return t
 
 
@@ -136,14 +195,23 @@ def report_json(cli, url: str, *args: str, **kw) -> dict:  # type: ignore[no-unt
     return json.loads(report(cli, url, *args, "--format", "json", **kw).output)
 
 
-# -- the week counted by hand -------------------------------------------------------------------------------
+# -- the week counted by hand ----------------------------------------------------------------------
 def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     build(cli, db_url, tmp_path)
     r = report_json(cli, db_url, "--site", "SH-DENT")
     assert r["period"]["label"] == "2026-W47" and r["period"]["previous"] == "2026-W46"
     f = r["figures"]
-    assert {k: f[k] for k in ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "open")} == {
-        "due": 7, "attempted": 6, "reached": 4, "reached_in_window": 3, "unsuccessful": 1, "open": 2}
+    assert {
+        k: f[k]
+        for k in ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "open")
+    } == {
+        "due": 7,
+        "attempted": 6,
+        "reached": 4,
+        "reached_in_window": 3,
+        "unsuccessful": 1,
+        "open": 2,
+    }
     assert f["coverage"] == round(6 / 7, 4)
     assert f["follow_up_rate"] == round(4 / 7, 4)
     assert f["on_time_rate"] == 0.75
@@ -152,66 +220,126 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
     assert f["nps_n"] == 4 and f["nps"] == 25.0  # promoters 10, 9; detractor 3; passive 7
     assert f["small_sample"]["follow_up_rate"] is True
 
-    assert r["previous"]["due"] == 1 and r["previous"]["follow_up_rate"] == 1.0 and r["previous"]["nps"] == 100.0
+    assert (
+        r["previous"]["due"] == 1
+        and r["previous"]["follow_up_rate"] == 1.0
+        and r["previous"]["nps"] == 100.0
+    )
     assert r["delta"]["follow_up_rate"] == round(4 / 7 - 1, 4)
     assert r["delta"]["coverage"] == round(6 / 7 - 1, 4)
     assert r["delta"]["nps"] == -75.0 and r["delta"]["overall_satisfaction_rate"] == -0.5
 
     overall = next(s for s in r["satisfaction"] if s["dimension"] == "overall")
-    assert overall == {"dimension": "overall", "n": 4, "mean": 3.5, "top2": 2, "top2_rate": 0.5,
-                       "small_sample": True, "label": "总体满意度"}
-    assert all(s["dimension"] != "recommend" for s in r["satisfaction"])  # 0–10: NPS, not a 1–5 scale
+    assert overall == {
+        "dimension": "overall",
+        "n": 4,
+        "mean": 3.5,
+        "top2": 2,
+        "top2_rate": 0.5,
+        "small_sample": True,
+        "label": "总体满意度",
+    }
+    assert all(
+        s["dimension"] != "recommend" for s in r["satisfaction"]
+    )  # 0–10: NPS, not a 1–5 scale
 
     assert r["complaints"] == {
-        "opened": 2, "responded_within_3d": 1, "responded_within_3d_rate": 0.5, "overdue": 1, "closed": 1,
-        "by_category": [{"category": "other", "opened": 1, "label": "其他"},
-                        {"category": "staff_or_service", "opened": 1, "label": "人员或服务"}],
+        "opened": 2,
+        "responded_within_3d": 1,
+        "responded_within_3d_rate": 0.5,
+        "overdue": 1,
+        "closed": 1,
+        "by_category": [
+            {"category": "other", "opened": 1, "label": "其他"},
+            {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
+        ],
     }
     assert r["escalations"] == {"opened": 1, "resolved": 1, "median_hours_to_resolve": 4.0}
-    assert r["staff"] == [{"staff": "林雪", "praise": 2, "criticism": 0},
-                          {"staff": "宋佳", "praise": 0, "criticism": 1}]
-    # zhang.li: 17th 10:05–15:35 (5.5 h, 4 calls), 18th 10:05–16:00 (5 h 55 min, 5 calls), 19th one call (1 h)
+    assert r["staff"] == [
+        {"staff": "林雪", "praise": 2, "criticism": 0},
+        {"staff": "宋佳", "praise": 0, "criticism": 1},
+    ]
+    # zhang.li: 17th 10:05–15:35 (5.5 h, 4 calls), 18th 10:05–16:00 (5 h 55 min, 5 calls),
+    # 19th one call (counted as 1 h)
     hours = 5.5 + (5 + 55 / 60) + 1
-    assert r["coordinators"] == [{"coordinator": "zhang.li", "attempts": 10, "reached": 4,
-                                  "calling_hours": round(hours, 2), "calls_per_hour": round(10 / hours, 2),
-                                  "name": "张丽"}]
+    assert r["coordinators"] == [
+        {
+            "coordinator": "zhang.li",
+            "attempts": 10,
+            "reached": 4,
+            "calling_hours": round(hours, 2),
+            "calls_per_hour": round(10 / hours, 2),
+            "name": "张丽",
+        }
+    ]
     assert r["sales"]["leads"] == 0  # no sales procedures at a dental site
 
     lists = r["lists"]
     assert [(u["patient_id"], u["status"], u["last_outcome"]) for u in lists["unreachable"]] == [
-        ("R004", "unsuccessful", "no_answer"), ("R005", "open", "powered_off")]
+        ("R004", "unsuccessful", "no_answer"),
+        ("R005", "open", "powered_off"),
+    ]
     assert lists["unreachable"][1]["phone"] == "139****5678"
-    assert [(s["patient_id"], s["date"]) for s in lists["suggestions"]] == [("R001", "2026-11-17"),
-                                                                           ("R002", "2026-11-17")]
+    assert [(s["patient_id"], s["date"]) for s in lists["suggestions"]] == [
+        ("R001", "2026-11-17"),
+        ("R002", "2026-11-17"),
+    ]
     assert lists["suggestions"][0]["text"] == HYPERLINK
     assert lists["suggestions"][1]["text"] == "周末也能预约就好了，请回电138****1111"
     assert [(c["category"], c["overdue"]) for c in lists["open_complaints"]] == [("other", True)]
-    assert set(r["definitions"]) >= {"due", "coverage", "follow_up_rate", "on_time_rate", "nps", "coordinators"}
+    assert set(r["definitions"]) >= {
+        "due",
+        "coverage",
+        "follow_up_rate",
+        "on_time_rate",
+        "nps",
+        "coordinators",
+    }
 
 
 def test_chain_wide_sales_and_breakdowns(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     build(cli, db_url, tmp_path)
     r = report_json(cli, db_url, "week", "--by", "site", "--locale", "en")
     assert r["period"]["sites"] == ["BJ-HOSP", "SH-AES", "SH-DENT"]
-    assert r["figures"]["due"] == 9 and r["figures"]["reached"] == 5 and r["figures"]["refused"] == 1
-    assert r["sales"] == {"leads": 2, "followed_up": 2, "booked": 1, "conversion_rate": 0.5, "small_sample": True}
+    assert (
+        r["figures"]["due"] == 9 and r["figures"]["reached"] == 5 and r["figures"]["refused"] == 1
+    )
+    assert r["sales"] == {
+        "leads": 2,
+        "followed_up": 2,
+        "booked": 1,
+        "conversion_rate": 0.5,
+        "small_sample": True,
+    }
     by_site = {row["key"]: row for row in r["breakdown"]}
     assert set(by_site) == {"SH-AES", "SH-DENT"}
-    assert (by_site["SH-DENT"]["due"], by_site["SH-DENT"]["reached"], by_site["SH-DENT"]["nps"]) == (7, 4, 25.0)
+    assert (
+        by_site["SH-DENT"]["due"],
+        by_site["SH-DENT"]["reached"],
+        by_site["SH-DENT"]["nps"],
+    ) == (7, 4, 25.0)
     assert (by_site["SH-AES"]["due"], by_site["SH-AES"]["reached"]) == (2, 1)
     assert by_site["SH-AES"]["label"] == "Kanghua Aesthetics Jing'an"
-    assert {row["key"]: row["due"] for row in r["sites"]} == {"BJ-HOSP": 0, "SH-AES": 2, "SH-DENT": 7}
+    assert {row["key"]: row["due"] for row in r["sites"]} == {
+        "BJ-HOSP": 0,
+        "SH-AES": 2,
+        "SH-DENT": 7,
+    }
     assert [t["period"] for t in r["trend"]] == [f"2026-W{w}" for w in range(42, 48)]
     assert [t["due"] for t in r["trend"]][-2:] == [1, 9]
 
     specialty = report_json(cli, db_url, "--specialty", "hair", "--by", "procedure")
     assert specialty["figures"]["due"] == 2
     assert [(row["key"], row["due"]) for row in specialty["breakdown"]] == [
-        ("hair.consultation", 1), ("hair.visit_without_treatment", 1)]
+        ("hair.consultation", 1),
+        ("hair.visit_without_treatment", 1),
+    ]
 
     coord = report_json(cli, db_url, "--site", "SH-DENT", "--by", "coordinator")
-    assert [(row["key"], row["due"], row["reached"], row["satisfaction_n"]) for row in coord["breakdown"]] == [
-        ("", 1, 0, 0), ("zhang.li", 6, 4, 4)]
+    assert [
+        (row["key"], row["due"], row["reached"], row["satisfaction_n"])
+        for row in coord["breakdown"]
+    ] == [("", 1, 0, 0), ("zhang.li", 6, 4, 4)]
 
     staff = report_json(cli, db_url, "--site", "SH-DENT", "--by", "staff")
     rows = {row["key"]: row for row in staff["breakdown"]}
@@ -227,7 +355,7 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     assert refused.exit_code == 1 and "not on site SH-AES" in refused.output
 
 
-# -- one set of figures, five formats ----------------------------------------------------------------------
+# -- one set of figures, five formats --------------------------------------------------------------
 def _csv_rows(text: str) -> dict[tuple[str, str, str], str]:
     reader = csv.reader(io.StringIO(text))
     assert next(reader) == ["section", "group", "key", "value"]
@@ -248,8 +376,17 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     build(cli, db_url, tmp_path)
     data = report_json(cli, db_url, "--site", "SH-DENT")
     rows = _csv_rows(report(cli, db_url, "--site", "SH-DENT", "--format", "csv").output)
-    for key in ("due", "attempted", "reached", "coverage", "follow_up_rate", "on_time_rate", "unsuccessful",
-                "nps", "overall_satisfaction_rate"):
+    for key in (
+        "due",
+        "attempted",
+        "reached",
+        "coverage",
+        "follow_up_rate",
+        "on_time_rate",
+        "unsuccessful",
+        "nps",
+        "overall_satisfaction_rate",
+    ):
         assert rows[("figures", "", key)] == _as_csv(data["figures"][key]), key
     assert rows[("figures", "", "coverage")] == "0.8571"
     assert rows[("delta", "", "follow_up_rate")] == _as_csv(data["delta"]["follow_up_rate"])
@@ -257,22 +394,37 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     assert rows[("complaints.by_category", "staff_or_service", "opened")] == "1"
     assert rows[("coordinators", "zhang.li", "attempts")] == "10"
     assert rows[("lists.unreachable", "2", "phone")] == "139****5678"
-    assert rows[("lists.suggestions", "1", "text")] == "'" + HYPERLINK  # stays text in a spreadsheet
+    assert (
+        rows[("lists.suggestions", "1", "text")] == "'" + HYPERLINK
+    )  # stays text in a spreadsheet
 
     out = tmp_path / "week.xlsx"
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(out))
     book = load_workbook(out)
-    assert book.sheetnames == ["figures", "unreachable", "suggestions", "open_complaints", "definitions"]
-    figures = {(r[0], r[1] or "", r[2]): r[4] for r in book["figures"].iter_rows(min_row=2, values_only=True)}
+    assert book.sheetnames == [
+        "figures",
+        "unreachable",
+        "suggestions",
+        "open_complaints",
+        "definitions",
+    ]
+    figures = {
+        (r[0], r[1] or "", r[2]): r[4]
+        for r in book["figures"].iter_rows(min_row=2, values_only=True)
+    }
     for (section, group, key), text in rows.items():
         if section.startswith("lists."):
             continue
         value = figures[(section, group, key)]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):  # Excel keeps 25.0 as 25
+        if isinstance(value, (int, float)) and not isinstance(
+            value, bool
+        ):  # Excel keeps 25.0 as 25
             assert value == float(text), (section, group, key)
         else:
             assert _as_csv(value) == text, (section, group, key)
-    assert figures[("figures", "", "due")] == 7 and figures[("figures", "", "follow_up_rate")] == round(4 / 7, 4)
+    assert figures[("figures", "", "due")] == 7 and figures[
+        ("figures", "", "follow_up_rate")
+    ] == round(4 / 7, 4)
     sheet = book["suggestions"]
     header = [c.value for c in sheet[1]]
     cell = sheet.cell(row=3, column=header.index("text") + 1)
@@ -287,11 +439,15 @@ def test_no_full_phone_number_in_any_format(cli, db_url, tmp_path):  # type: ign
     from openpyxl import load_workbook
 
     build(cli, db_url, tmp_path)
-    outputs = [report(cli, db_url, "--site", "SH-DENT", "--format", fmt).output
-               for fmt in ("table", "json", "csv", "html")]
+    outputs = [
+        report(cli, db_url, "--site", "SH-DENT", "--format", fmt).output
+        for fmt in ("table", "json", "csv", "html")
+    ]
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(tmp_path / "r.xlsx"))
     book = load_workbook(tmp_path / "r.xlsx")
-    outputs.append(" ".join(str(c) for ws in book for row in ws.iter_rows(values_only=True) for c in row))
+    outputs.append(
+        " ".join(str(c) for ws in book for row in ws.iter_rows(values_only=True) for c in row)
+    )
     for text in outputs:
         assert "139****5678" in text
         for full in ("13912345678", "13612340004", "13800001111"):
@@ -306,34 +462,65 @@ def test_table_and_html_render_the_same_figures(cli, db_url, tmp_path):  # type:
     page = report(cli, db_url, "--site", "SH-DENT", "--format", "html", "--by", "site").output
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 3
     assert "57.1%" in page and "回访率" in page
-    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "").replace("http://evil.example", "")
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "").replace(
+        "http://evil.example", ""
+    )
     assert "<script" not in page and "@import" not in page and "url(" not in page
-    assert "=HYPERLINK(&#34;http://evil.example&#34;" in page or "=HYPERLINK(&quot;http://evil.example" in page
+    assert (
+        "=HYPERLINK(&#34;http://evil.example&#34;" in page
+        or "=HYPERLINK(&quot;http://evil.example" in page
+    )
     out = tmp_path / "r.html"
-    report(cli, db_url, "--site", "SH-DENT", "--format", "html", "--out", str(out), "--locale", "en")
+    report(
+        cli, db_url, "--site", "SH-DENT", "--format", "html", "--out", str(out), "--locale", "en"
+    )
     assert "Follow-up rate by site" in out.read_text(encoding="utf-8")
 
 
-# -- empty periods and time ----------------------------------------------------------------------------------
+# -- empty periods and time ------------------------------------------------------------------------
 def test_an_empty_period_gives_zeros_and_no_division_errors(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     r = report_json(cli, db_url, "month", "--period", "2020-02")
     f = r["figures"]
     assert (f["due"], f["attempted"], f["reached"], f["unsuccessful"], f["open"]) == (0, 0, 0, 0, 0)
-    assert f["coverage"] is None and f["follow_up_rate"] is None and f["on_time_rate"] is None and f["nps"] is None
-    assert r["complaints"]["responded_within_3d_rate"] is None and r["escalations"]["median_hours_to_resolve"] is None
-    assert r["sales"]["conversion_rate"] is None and r["satisfaction"] == [] and r["lists"]["unreachable"] == []
+    assert (
+        f["coverage"] is None
+        and f["follow_up_rate"] is None
+        and f["on_time_rate"] is None
+        and f["nps"] is None
+    )
+    assert (
+        r["complaints"]["responded_within_3d_rate"] is None
+        and r["escalations"]["median_hours_to_resolve"] is None
+    )
+    assert (
+        r["sales"]["conversion_rate"] is None
+        and r["satisfaction"] == []
+        and r["lists"]["unreachable"] == []
+    )
     assert r["delta"]["follow_up_rate"] is None
     for fmt in ("table", "csv", "html"):
         report(cli, db_url, "month", "--period", "2020-02", "--format", fmt, "--by", "coordinator")
-    report(cli, db_url, "--format", "xlsx", "--out", str(tmp_path / "empty.xlsx"), "--period", "2020-W07")
+    report(
+        cli,
+        db_url,
+        "--format",
+        "xlsx",
+        "--out",
+        str(tmp_path / "empty.xlsx"),
+        "--period",
+        "2020-W07",
+    )
 
 
-@pytest.mark.parametrize(("now", "week"), [
-    ("2026-11-23T09:00+08:00", "2026-W47"),   # Monday morning: last week
-    ("2026-11-23T00:05+08:00", "2026-W47"),   # just after local midnight (still Sunday in UTC)
-    ("2026-11-22T23:55+08:00", "2026-W46"),   # Sunday night: W47 is not complete yet
-    ("2026-11-29T12:00+08:00", "2026-W47"),   # the following Sunday
-])
+@pytest.mark.parametrize(
+    ("now", "week"),
+    [
+        ("2026-11-23T09:00+08:00", "2026-W47"),  # Monday morning: last week
+        ("2026-11-23T00:05+08:00", "2026-W47"),  # just after local midnight (still Sunday in UTC)
+        ("2026-11-22T23:55+08:00", "2026-W46"),  # Sunday night: W47 is not complete yet
+        ("2026-11-29T12:00+08:00", "2026-W47"),  # the following Sunday
+    ],
+)
 def test_the_monday_rule(cli, db_url, now, week):  # type: ignore[no-untyped-def]
     period = report_json(cli, db_url, "--site", "SH-DENT", now=now)["period"]
     assert period["label"] == week
@@ -353,15 +540,24 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     cli("import", str(tmp_path / "episodes.csv"), db=db_url, now=IMPORT_AT)
     cli("schedule", db=db_url, now=IMPORT_AT)
     t = _tasks(cli, db_url)
-    with session_scope(db_url) as session:  # due times no scheduler would pick: right around midnight
-        for patient, due in (("R001", "2026-09-30T23:30+08:00"), ("R002", "2026-10-01T00:30+08:00")):
-            session.execute(update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due)))
+    with session_scope(
+        db_url
+    ) as session:  # due times no scheduler would pick: right around midnight
+        for patient, due in (
+            ("R001", "2026-09-30T23:30+08:00"),
+            ("R002", "2026-10-01T00:30+08:00"),
+        ):
+            session.execute(
+                update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due))
+            )
     q3 = report_json(cli, db_url, "quarter", "--period", "2026-Q3", "--site", "SH-DENT")
     q4 = report_json(cli, db_url, "--period", "2026-Q4", "--site", "SH-DENT")
     assert q3["period"]["start_utc"] == "2026-06-30T16:00:00+00:00"
     assert q3["period"]["end_utc"] == "2026-09-30T16:00:00+00:00" == q4["period"]["start_utc"]
     assert q3["figures"]["due"] == 1
-    assert q4["figures"]["due"] == 8  # R002 (00:30 on 1 October) and the seven other November cleanings
+    assert (
+        q4["figures"]["due"] == 8
+    )  # R002 (00:30 on 1 October) and the seven other November cleanings
     default = report_json(cli, db_url, "quarter", "--site", "SH-DENT", now="2026-10-01T00:10+08:00")
     assert default["period"]["label"] == "2026-Q3" and default["figures"]["due"] == 1
     before = report_json(cli, db_url, "quarter", "--site", "SH-DENT", now="2026-09-30T23:50+08:00")
@@ -384,7 +580,11 @@ def test_period_arithmetic():  # no database
 
     tz = ZoneInfo("Asia/Shanghai")
     week = parse_period("2026-w53", tz)
-    assert (week.label, week.first.isoformat(), week.last.isoformat()) == ("2026-W53", "2026-12-28", "2027-01-03")
+    assert (week.label, week.first.isoformat(), week.last.isoformat()) == (
+        "2026-W53",
+        "2026-12-28",
+        "2027-01-03",
+    )
     assert week.shifted(1).label == "2027-W01"
     month = parse_period("2026-02", tz)
     assert (month.previous().label, month.last.day, len(month.day_starts())) == ("2026-01", 28, 29)
@@ -392,11 +592,13 @@ def test_period_arithmetic():  # no database
     assert quarter.previous().label == "2025-Q4" and quarter.shifted(-5).label == "2024-Q4"
 
 
-# -- the picture ---------------------------------------------------------------------------------------------
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="headless Chromium not installed (apt-get install -y chromium)")
+# -- the picture -----------------------------------------------------------------------------------
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="headless Chromium not installed (apt-get install -y chromium)",
+)
 def test_html_renders_in_headless_chromium(cli, tmp_path):  # type: ignore[no-untyped-def]
-    """scripts/render_report_png.sh runs this with REPORT_PNG set, to keep the picture and look at it."""
+    """scripts/render_report_png.sh runs this with REPORT_PNG set, to keep the picture."""
     url = f"sqlite:///{tmp_path / 'followup.db'}"
     build(cli, url, tmp_path)
     png = Path(os.environ.get("REPORT_PNG") or tmp_path / "report.png")
@@ -406,8 +608,19 @@ def test_html_renders_in_headless_chromium(cli, tmp_path):  # type: ignore[no-un
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser is not None
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         f"--screenshot={png}", "--window-size=1200,1600", page.as_uri()],
-        check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            f"--screenshot={png}",
+            "--window-size=1200,1600",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
     )
     assert png.stat().st_size > 10_000

@@ -24,7 +24,6 @@ import importlib.metadata
 import json
 import os
 import re
-import site
 import subprocess
 import sys
 import tomllib
@@ -64,14 +63,23 @@ def test_plugin_new_creates_a_ready_to_install_project(tmp_path: Path) -> None:
     assert f"Created {project}" in result.output
     assert "pip install -e ." in result.output
     files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
-    assert files == sorted([
-        ".gitignore", "README.md", "pyproject.toml", "tests/test_eyes.py",
-        "followup_eyes/__init__.py", "followup_eyes/protocol.yaml",
-        "followup_eyes/templates/en/eyes/call.j2", "followup_eyes/templates/zh_CN/eyes/call.j2",
-    ])
+    assert files == sorted(
+        [
+            ".gitignore",
+            "README.md",
+            "pyproject.toml",
+            "tests/test_eyes.py",
+            "followup_eyes/__init__.py",
+            "followup_eyes/protocol.yaml",
+            "followup_eyes/templates/en/eyes/call.j2",
+            "followup_eyes/templates/zh_CN/eyes/call.j2",
+        ]
+    )
 
 
-def test_scaffold_pyproject_declares_the_entry_point_and_depends_on_clinic_followup(tmp_path: Path) -> None:
+def test_scaffold_pyproject_declares_the_entry_point_and_depends_on_clinic_followup(
+    tmp_path: Path,
+) -> None:
     project = create_plugin("eyes", tmp_path)
     meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert meta["project"]["name"] == "followup-eyes"
@@ -82,12 +90,16 @@ def test_scaffold_pyproject_declares_the_entry_point_and_depends_on_clinic_follo
 
 
 def test_scaffold_package_uses_protocol_plugin_and_shows_a_custom_hook(tmp_path: Path) -> None:
-    init = (create_plugin("eyes", tmp_path) / "followup_eyes" / "__init__.py").read_text(encoding="utf-8")
+    init = (create_plugin("eyes", tmp_path) / "followup_eyes" / "__init__.py").read_text(
+        encoding="utf-8"
+    )
     assert "plugin = ProtocolPlugin(__name__)" in init
     assert "#     @hookimpl" in init and "def followup_actions(" in init
 
 
-def test_scaffold_protocol_has_one_example_procedure_with_everything_a_protocol_uses(tmp_path: Path) -> None:
+def test_scaffold_protocol_has_one_example_procedure_with_everything_a_protocol_uses(
+    tmp_path: Path,
+) -> None:
     path = create_plugin("eyes", tmp_path) / "followup_eyes" / "protocol.yaml"
     protocol = ProtocolFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     assert protocol.specialty.key == "eyes"
@@ -98,9 +110,13 @@ def test_scaffold_protocol_has_one_example_procedure_with_everything_a_protocol_
     assert {m.script for m in procedure.milestones} == {"eyes/call.j2"}
 
 
-def test_scaffolded_plugin_conforms(tmp_path: Path, register_plugin: Callable[..., Plugins]) -> None:
+def test_scaffolded_plugin_conforms(
+    tmp_path: Path, register_plugin: Callable[..., Plugins]
+) -> None:
     project = create_plugin("eyes", tmp_path)
-    plugins = register_plugin(ProtocolPlugin("followup_eyes", root=project / "followup_eyes"), "eyes")
+    plugins = register_plugin(
+        ProtocolPlugin("followup_eyes", root=project / "followup_eyes"), "eyes"
+    )
     assert conformance_problems("eyes", plugins) == []
 
 
@@ -123,7 +139,9 @@ def test_scaffold_files_are_package_data_so_the_wheel_carries_them() -> None:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     globs = meta["tool"]["setuptools"]["package-data"]["*"]
     for name in FILES:
-        assert any(fnmatch.fnmatch(name, g) for g in globs), f"core/scaffold/{name} matches no package-data glob"
+        assert any(fnmatch.fnmatch(name, g) for g in globs), (
+            f"core/scaffold/{name} matches no package-data glob"
+        )
 
 
 @pytest.mark.parametrize(
@@ -139,7 +157,9 @@ def test_scaffold_files_are_package_data_so_the_wheel_carries_them() -> None:
         ("e" * 41, "longer than 40 characters"),
     ],
 )
-def test_plugin_new_rejects_a_bad_name_with_a_clear_error(tmp_path: Path, name: str, expected: str) -> None:
+def test_plugin_new_rejects_a_bad_name_with_a_clear_error(
+    tmp_path: Path, name: str, expected: str
+) -> None:
     result = run_cli("plugin", "new", name, "--dir", str(tmp_path))
     assert result.exit_code == 1
     assert expected in result.output
@@ -165,7 +185,9 @@ def test_plugin_new_creates_a_missing_dir_and_refuses_a_file(tmp_path: Path) -> 
     assert result.exit_code == 1 and "is a file, not a folder" in result.output
 
 
-def test_plugin_new_defaults_to_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_new_defaults_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert run_cli("plugin", "new", "eyes").exit_code == 0
     assert (tmp_path / "followup-eyes" / "followup_eyes" / "protocol.yaml").is_file()
@@ -187,7 +209,9 @@ def scaffold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
     yield make
     for name in names:
-        for module in [m for m in sys.modules if m == f"followup_{name}" or m.startswith(f"followup_{name}.")]:
+        for module in [
+            m for m in sys.modules if m == f"followup_{name}" or m.startswith(f"followup_{name}.")
+        ]:
             del sys.modules[module]
 
 
@@ -201,15 +225,23 @@ def fresh() -> Plugins:
     return plugins
 
 
-def with_entry_points(monkeypatch: pytest.MonkeyPatch, **points: str) -> None:
-    """Make core.plugins see exactly these ``followup`` entry points, plus the built-in dental plugin."""
-    points = {"dental": "plugins.dental:plugin", **points}
-    found = [importlib.metadata.EntryPoint(n, v, core.plugins.ENTRY_POINT_GROUP) for n, v in points.items()]
-    monkeypatch.setattr(core.plugins, "metadata", SimpleNamespace(
-        entry_points=lambda group: [p for p in found if p.group == group],
-        version=importlib.metadata.version,
-        PackageNotFoundError=importlib.metadata.PackageNotFoundError,
-    ))
+def with_entry_points(
+    monkeypatch: pytest.MonkeyPatch, *pairs: tuple[str, str], **points: str
+) -> None:
+    """Make core.plugins see exactly these ``followup`` entry points, after the built-in dental plugin."""
+    everything = [("dental", "plugins.dental:plugin"), *pairs, *points.items()]
+    found = [
+        importlib.metadata.EntryPoint(n, v, core.plugins.ENTRY_POINT_GROUP) for n, v in everything
+    ]
+    monkeypatch.setattr(
+        core.plugins,
+        "metadata",
+        SimpleNamespace(
+            entry_points=lambda group: [p for p in found if p.group == group],
+            version=importlib.metadata.version,
+            PackageNotFoundError=importlib.metadata.PackageNotFoundError,
+        ),
+    )
     monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("FOLLOWUP_STRICT_PLUGINS", raising=False)
 
@@ -218,20 +250,33 @@ def uncommented_hook_example(init: Path) -> str:
     """The scaffold's commented custom-hook example, as the author gets it by uncommenting it."""
     lines = init.read_text(encoding="utf-8").splitlines()
     start = lines.index("# from typing import Any")
-    return "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines[start:]) + "\n"
+    return (
+        "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines[start:])
+        + "\n"
+    )
 
 
-def test_uncommented_hook_example_works(scaffold: Callable[[str], Path], register_plugin: Callable[..., Plugins]) -> None:
+def test_uncommented_hook_example_works(
+    scaffold: Callable[[str], Path], register_plugin: Callable[..., Plugins]
+) -> None:
     package = scaffold("eyes_hook")
-    (package / "__init__.py").write_text(uncommented_hook_example(package / "__init__.py"), encoding="utf-8")
+    (package / "__init__.py").write_text(
+        uncommented_hook_example(package / "__init__.py"), encoding="utf-8"
+    )
     from followup_eyes_hook import plugin  # type: ignore[import-not-found]
 
     plugins = register_plugin(plugin, "eyes_hook")
     assert conformance_problems("eyes_hook", plugins) == []
-    elderly = sample_context("eyes_hook", "example_procedure", "next_day", plugins, patient=SAMPLE_PATIENTS[1])
-    adult = sample_context("eyes_hook", "example_procedure", "next_day", plugins, patient=SAMPLE_PATIENTS[2])
+    elderly = sample_context(
+        "eyes_hook", "example_procedure", "next_day", plugins, patient=SAMPLE_PATIENTS[1]
+    )
+    adult = sample_context(
+        "eyes_hook", "example_procedure", "next_day", plugins, patient=SAMPLE_PATIENTS[2]
+    )
     answers = {"pain_level": 5, "wound_ok": True}
-    assert [(p, a.kind) for p, a in plugins.actions(elderly, answers)] == [("eyes_hook", "escalate")]
+    assert [(p, a.kind) for p, a in plugins.actions(elderly, answers)] == [
+        ("eyes_hook", "escalate")
+    ]
     assert plugins.actions(adult, answers) == []
 
 
@@ -239,13 +284,17 @@ def test_misspelt_hook_names_the_plugin_and_the_right_hook(
     scaffold: Callable[[str], Path], fresh: Plugins, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     package = scaffold("eyes_typo")
-    code = uncommented_hook_example(package / "__init__.py").replace("def followup_actions(", "def followup_action(")
+    code = uncommented_hook_example(package / "__init__.py").replace(
+        "def followup_actions(", "def followup_action("
+    )
     (package / "__init__.py").write_text(code, encoding="utf-8")
     from followup_eyes_typo import plugin  # type: ignore[import-not-found]
 
     with pytest.raises(PluginError) as info:
         fresh.register(plugin, "eyes_typo")
-    assert str(info.value).startswith("plugin 'eyes_typo', hook followup_action: unknown hook 'followup_action'")
+    assert str(info.value).startswith(
+        "plugin 'eyes_typo', hook followup_action: unknown hook 'followup_action'"
+    )
     assert "did you mean followup_actions?" in str(info.value)
 
     with_entry_points(monkeypatch, eyes_typo="followup_eyes_typo:plugin")
@@ -267,7 +316,8 @@ def test_invalid_protocol_disables_the_plugin_naming_file_line_and_field(
     plugins = build_plugins()
     info = plugins.infos["eyes_yaml"]
     assert info.status == "failed"
-    assert (info.error or "").startswith("plugin 'eyes_yaml', hook protocol.yaml:")  # the plugin, not its package
+    # named as the plugin, not as its package
+    assert (info.error or "").startswith("plugin 'eyes_yaml', hook protocol.yaml:")
     assert f"protocol.yaml:{line}: procedures.0.milestones.1" in (info.error or "")
     assert "offset 12d lies outside its window [6d, 9d]" in (info.error or "")
     assert list(plugins.specialties()) == ["dental"]  # the rest keeps working
@@ -298,7 +348,10 @@ def test_hook_result_failing_validation_disables_the_plugin_at_load(
     plugins = build_plugins()
     info = plugins.infos["eyes_bad"]
     assert info.status == "failed"
-    assert info.error == "plugin 'eyes_bad', hook followup_milestones: invalid Milestone: window: Field required"
+    assert (
+        info.error
+        == "plugin 'eyes_bad', hook followup_milestones: invalid Milestone: window: Field required"
+    )
     assert plugins.infos["dental"].status == "ok" and "dental" in plugins.specialties()
 
 
@@ -316,7 +369,10 @@ def test_template_with_an_undefined_variable_names_the_plugin_file_and_variable(
 
     problems = conformance_problems("eyes_tpl", plugins)
     assert problems and all("(en)" in p for p in problems)  # zh_CN still renders
-    assert "plugin 'eyes_tpl', hook followup_script: template 'eyes_tpl/call.j2' (en): 'surgeon' is undefined" in problems[0]
+    assert (
+        "plugin 'eyes_tpl', hook followup_script: template 'eyes_tpl/call.j2' (en): 'surgeon' is undefined"
+        in problems[0]
+    )
     assert f"{template}:{line}" in problems[0]
     assert "a script may use only these variables: aftercare," in problems[0]
 
@@ -333,11 +389,18 @@ def test_milestone_naming_a_missing_template_names_the_plugin(
 ) -> None:
     package = scaffold("eyes_missing")
     protocol = package / "protocol.yaml"
-    protocol.write_text(protocol.read_text(encoding="utf-8").replace("eyes_missing/call.j2  #", "eyes_missing/cal.j2  #"),
-                        encoding="utf-8")
+    protocol.write_text(
+        protocol.read_text(encoding="utf-8").replace(
+            "eyes_missing/call.j2  #", "eyes_missing/cal.j2  #"
+        ),
+        encoding="utf-8",
+    )
     plugins = register_plugin(ProtocolPlugin("followup_eyes_missing", root=package), "eyes_missing")
     problems = conformance_problems("eyes_missing", plugins)
-    assert "plugin 'eyes_missing', hook followup_script: template 'eyes_missing/cal.j2' (zh_CN): not found" in problems[0]
+    assert (
+        "plugin 'eyes_missing', hook followup_script: template 'eyes_missing/cal.j2' (zh_CN): not found"
+        in problems[0]
+    )
     assert "check the milestone's script:" in problems[0]
 
 
@@ -346,8 +409,10 @@ def test_plugin_raising_on_import_is_listed_as_failed_and_the_rest_work(
 ) -> None:
     package = scaffold("eyes_import")
     init = package / "__init__.py"
-    init.write_text(init.read_text(encoding="utf-8") + "\nraise RuntimeError('lens catalogue unavailable')\n",
-                    encoding="utf-8")
+    init.write_text(
+        init.read_text(encoding="utf-8") + "\nraise RuntimeError('lens catalogue unavailable')\n",
+        encoding="utf-8",
+    )
     with_entry_points(monkeypatch, eyes_import="followup_eyes_import:plugin")
     reset_plugins()
     try:
@@ -360,6 +425,21 @@ def test_plugin_raising_on_import_is_listed_as_failed_and_the_rest_work(
     assert by_name["eyes_import"]["error"] == "RuntimeError: lens catalogue unavailable"
     assert by_name["dental"]["status"] == "ok"
     assert "eyes_import: failed to load: RuntimeError: lens catalogue unavailable" in table
+
+
+def test_two_plugins_claiming_one_name_are_reported_not_picked_silently(
+    scaffold: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scaffold("eyes_dup")
+    with_entry_points(monkeypatch, ("dental", "followup_eyes_dup:plugin"))
+    plugins = build_plugins()
+    assert plugins.infos["dental"].status == "ok"  # the first one keeps working
+    (failed,) = plugins.failed()
+    assert (failed.name, failed.source) == ("dental", "entry point followup_eyes_dup:plugin")
+    assert failed.error == (
+        "the plugin name 'dental' is already taken by entry point plugins.dental:plugin: "
+        "rename the entry point in followup_eyes_dup:plugin"
+    )
 
 
 def test_plugin_raising_in_a_hook_is_named_and_the_rest_work(
@@ -379,9 +459,15 @@ def test_plugin_raising_in_a_hook_is_named_and_the_rest_work(
 
     plugins = register_plugin(plugin, "eyes_raise")
     context = sample_context("eyes_raise", "example_procedure", "next_day", plugins)
-    with pytest.raises(PluginError, match=r"^plugin 'eyes_raise', hook followup_actions: raised KeyError: 'lens_type'$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'eyes_raise', hook followup_actions: raised KeyError: 'lens_type'$",
+    ):
         plugins.actions(context, {"pain_level": 3})
-    assert [m.key for _, m in plugins.milestones("eyes_raise", "example_procedure")] == ["next_day", "review"]
+    assert [m.key for _, m in plugins.milestones("eyes_raise", "example_procedure")] == [
+        "next_day",
+        "review",
+    ]
     assert plugins.milestones("dental", "implant")  # other plugins unaffected
 
 
@@ -413,7 +499,9 @@ def test_every_hook_is_in_the_guide_with_its_exact_signature_and_kind(hook: str)
     sections = guide_sections()
     assert hook in sections, f"docs/plugins.md has no '### {hook}' section"
     section = sections[hook]
-    assert hookspec_signatures()[hook] in section, f"docs/plugins.md: {hook}'s signature differs from core/hookspecs.py"
+    assert hookspec_signatures()[hook] in section, (
+        f"docs/plugins.md: {hook}'s signature differs from core/hookspecs.py"
+    )
     first = getattr(hookspecs, hook).followup_spec.get("firstresult", False)
     assert ("**Kind:** first result wins" if first else "**Kind:** collected") in section
 
@@ -426,11 +514,15 @@ def test_guide_names_every_environment_variable_core_reads() -> None:
     assert used and sorted(v for v in used if f"`{v}" not in guide) == []
 
 
-def test_guide_lists_every_script_variable(register_plugin: Callable[..., Plugins], tmp_path: Path) -> None:
+def test_guide_lists_every_script_variable(
+    register_plugin: Callable[..., Plugins], tmp_path: Path
+) -> None:
     from core.scripts import script_variables
 
-    plugins = register_plugin(ProtocolPlugin("followup_eyes", root=create_plugin("eyes", tmp_path) / "followup_eyes"),
-                              "eyes")
+    plugins = register_plugin(
+        ProtocolPlugin("followup_eyes", root=create_plugin("eyes", tmp_path) / "followup_eyes"),
+        "eyes",
+    )
     context = sample_context("eyes", "example_procedure", "next_day", plugins)
     milestone = plugins.milestones("eyes", "example_procedure")[0][1]
     variables = script_variables(context, milestone, [], [], "王奶奶", "zh_CN", "示例治疗")
@@ -438,8 +530,9 @@ def test_guide_lists_every_script_variable(register_plugin: Callable[..., Plugin
     assert [v for v in variables if f"`{v}`" not in guide] == []
 
 
-def test_guide_example_plugin_conforms(tmp_path: Path, register_plugin: Callable[..., Plugins]) -> None:
-    example = GUIDE.read_text(encoding="utf-8").split("## A complete small example", 1)[1].split("\n## ", 1)[0]
+def test_guide_example_plugin_and_its_tests_work(tmp_path: Path) -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    example = guide.split("## A complete small example", 1)[1].split("\n## ", 1)[0]
     protocol = re.search(r"```yaml\n(.*?)```", example, re.S)
     template = re.search(r"```jinja\n(.*?)```", example, re.S)
     assert protocol and template
@@ -448,8 +541,23 @@ def test_guide_example_plugin_conforms(tmp_path: Path, register_plugin: Callable
         folder = tmp_path / "templates" / locale / "ophthalmology"
         folder.mkdir(parents=True)
         (folder / "call.j2").write_text(template.group(1), encoding="utf-8")
-    plugins = register_plugin(ProtocolPlugin("ophthalmology", root=tmp_path), "ophthalmology")
+    plugins = build_plugins()
+    plugins.register(ProtocolPlugin("ophthalmology", root=tmp_path), "ophthalmology")
     assert conformance_problems("ophthalmology", plugins) == []
+
+    testing = guide.split("## Testing your plugin", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", testing, re.S)
+    assert code
+    tests: dict[str, Any] = {}
+    exec(compile(code.group(1), str(GUIDE), "exec"), tests)
+
+    def register_plugin(obj: object, name: str) -> Plugins:
+        plugins.register(obj, name)
+        return plugins
+
+    tests["test_plugin_conforms"](plugins)
+    tests["test_eye_pain_is_escalated"](plugins)
+    tests["test_chain_salutation"](register_plugin)
 
 
 # --- end to end: pip install the scaffolded plugin into a fresh virtual environment --------------
@@ -477,26 +585,47 @@ class Venv:
     def __init__(self, path: Path):
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
         self.python = path / "bin" / "python"
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("FOLLOWUP_", "PYTHON", "PIP_", "PYTEST_", "VIRTUAL_ENV"))}
-        self.env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-        purelib = self.run("-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FOLLOWUP_", "PYTHON", "PIP_", "PYTEST_", "VIRTUAL_ENV"))
+        }
+        self.env.update(
+            PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1"
+        )
+        purelib = self.run(
+            "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        ).stdout.strip()
         # Not --system-site-packages: that would show the base interpreter's packages, not this
         # environment's. site.addsitedir also runs their .pth files (the editable install of
         # clinic-followup among them), and the new environment's own packages still come first.
-        ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+        ours = [
+            p
+            for p in sys.path
+            if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()
+        ]
         assert ours, "no site-packages on sys.path"
         lines = [f"import site; site.addsitedir({p!r})" for p in dict.fromkeys(ours)]
         (Path(purelib) / "_followup_host.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
         # The `followup` command, as pip writes a console script for clinic-followup's entry point.
         self.followup = path / "bin" / "followup"
-        self.followup.write_text(f"#!{self.python}\nimport sys\nfrom core.cli.main import main\nsys.exit(main())\n",
-                                 encoding="utf-8")
+        self.followup.write_text(
+            f"#!{self.python}\nimport sys\nfrom core.cli.main import main\nsys.exit(main())\n",
+            encoding="utf-8",
+        )
         self.followup.chmod(0o755)
 
-    def run(self, *args: str, cwd: Path | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(self.python), *args], cwd=cwd, env=self.env, capture_output=True, text=True,
-                              timeout=300)
+    def run(
+        self, *args: str, cwd: Path | None = None, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(self.python), *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if ok:
             assert done.returncode == 0, f"{args}:\n{done.stdout}\n{done.stderr}"
         return done
@@ -535,9 +664,20 @@ def test_scaffolded_plugin_installs_with_pip_and_works_end_to_end(tmp_path: Path
         pytest.skip(f"cannot build plugins offline: {problem}")
     project = create_plugin("eyes", tmp_path)
     venv = Venv(tmp_path / "venv")
-    venv.run("-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(project))
+    venv.run(
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-e",
+        str(project),
+    )
 
-    listed = {p["name"]: p for p in json.loads(venv.cli("plugins", "list", "--format", "json").stdout)}
+    listed = {
+        p["name"]: p for p in json.loads(venv.cli("plugins", "list", "--format", "json").stdout)
+    }
     assert listed["eyes"]["status"] == "ok", listed["eyes"]
     assert listed["eyes"]["source"] == "distribution followup-eyes"
     assert (listed["eyes"]["version"], listed["eyes"]["specialties"]) == ("0.1.0", ["eyes"])
@@ -549,12 +689,20 @@ def test_scaffolded_plugin_installs_with_pip_and_works_end_to_end(tmp_path: Path
     (chain / "chain.yaml").write_text(CHAIN, encoding="utf-8")
     (chain / "patients.csv").write_text(PATIENTS, encoding="utf-8")
     (chain / "episodes.csv").write_text(EPISODES, encoding="utf-8")
-    opts = ["--config", str(chain / "chain.yaml"), "--db", f"sqlite:///{chain / 'followup.db'}", "--as", "tester"]
+    opts = [
+        "--config",
+        str(chain / "chain.yaml"),
+        "--db",
+        f"sqlite:///{chain / 'followup.db'}",
+        "--as",
+        "tester",
+    ]
     march = [*opts, "--now", "2026-03-04T09:00+08:00"]
 
     milestones = json.loads(venv.cli(*march, "protocols", "eyes", "--format", "json").stdout)
     assert [(m["procedure"], m["milestone"], m["offset"]) for m in milestones] == [
-        ("example_procedure", "next_day", "1d"), ("example_procedure", "review", "7d"),
+        ("example_procedure", "next_day", "1d"),
+        ("example_procedure", "review", "7d"),
     ]
 
     venv.cli(*march, "import", str(chain / "patients.csv"))
@@ -563,18 +711,35 @@ def test_scaffolded_plugin_installs_with_pip_and_works_end_to_end(tmp_path: Path
     assert (scheduled["created"], scheduled["problems"]) == (4, [])
     tasks = json.loads(venv.cli(*march, "tasks", "--format", "json").stdout)
     assert sorted((t["episode_id"], t["milestone"], t["status"]) for t in tasks) == [
-        ("E1", "next_day", "open"), ("E1", "review", "open"), ("E2", "next_day", "open"), ("E2", "review", "open"),
+        ("E1", "next_day", "open"),
+        ("E1", "review", "open"),
+        ("E2", "next_day", "open"),
+        ("E2", "review", "open"),
     ]
     first = next(t for t in tasks if (t["episode_id"], t["milestone"]) == ("E1", "next_day"))
 
     script = venv.cli(*march, "script", str(first["id"])).stdout
     assert "【如有异常】疼痛评分7分及以上" in script  # the plugin's own template
-    assert "48小时内保持伤口清洁干燥" in script       # its aftercare
-    recorded = json.loads(venv.cli(*march, "record", str(first["id"]), "--outcome", "reached",
-                                   "--answer", "pain_level=8", "--answer", "wound_ok=yes", "--format", "json").stdout)
+    assert "48小时内保持伤口清洁干燥" in script  # its aftercare
+    recorded = json.loads(
+        venv.cli(
+            *march,
+            "record",
+            str(first["id"]),
+            "--outcome",
+            "reached",
+            "--answer",
+            "pain_level=8",
+            "--answer",
+            "wound_ok=yes",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert [(a["kind"], a["plugin"]) for a in recorded["actions"]] == [("escalate", "eyes")]
 
-    if venv.cli("report", "--help", ok=False).returncode == 0:  # the report command may not exist yet
+    has_report = venv.cli("report", "--help", ok=False).returncode == 0  # it may not exist yet
+    if has_report:
         april = [*opts, "--now", "2026-04-02T09:00+08:00"]
         report = json.loads(venv.cli(*april, "report", "month", "--format", "json").stdout)
         assert "EYE-1" in json.dumps(report)

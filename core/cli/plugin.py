@@ -14,8 +14,13 @@ def plugin_group() -> None:
 
 @plugin_group.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."),
-              help="Folder to create the project in (default: the current folder).")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Folder to create the project in (default: the current folder).",
+)
 def plugin_new(name: str, parent: Path) -> None:
     """Create followup-NAME/: a plugin project ready to `pip install -e`.
 
@@ -35,5 +40,7 @@ def plugin_new(name: str, parent: Path) -> None:
     click.echo("  pip install -e .          # registers the plugin through its entry point")
     click.echo(f"  followup plugins list    # {name} is listed")
     click.echo("  pytest                   # the conformance kit and the example tests")
-    click.echo(f"Then replace the example in {project.package}/protocol.yaml and the call scripts "
-               f"in {project.package}/templates/; the guide is docs/plugins.md.")
+    click.echo(
+        f"Then replace the example in {project.package}/protocol.yaml and the call scripts "
+        f"in {project.package}/templates/; the guide is docs/plugins.md."
+    )

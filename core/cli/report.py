@@ -14,7 +14,7 @@ FORMATS = ("table", "json", "csv", "xlsx", "html")
 
 
 def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
-    """The sites asked for, limited to those a coordinator works for (supervisors and admins see theirs too)."""
+    """The sites asked for, limited to the sites a coordinator works for (admins: all)."""
     config = app.config
     staff = config.staff(app.user)
     allowed = list(config.sites)
@@ -25,24 +25,63 @@ def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
     for code in requested:
         config.site(code)  # unknown: an error naming the close match
         if code not in allowed:
-            raise FollowupError(f"{app.user} may report on {', '.join(allowed)}, not on site {code}")
+            raise FollowupError(
+                f"{app.user} may report on {', '.join(allowed)}, not on site {code}"
+            )
     return sorted(set(requested))
 
 
 @click.command("report")
 @click.argument("kind", required=False, type=click.Choice(["week", "month", "quarter"]))
-@click.option("--period", "period_text", metavar="2026-W47|2026-11|2026-Q4",
-              help="Which period (default: the last complete one before --now).")
+@click.option(
+    "--period",
+    "period_text",
+    metavar="2026-W47|2026-11|2026-Q4",
+    help="Which period (default: the last complete one before --now).",
+)
 @click.option("--site", "sites", multiple=True, metavar="CODE", help="Only this site (repeatable).")
-@click.option("--specialty", "specialties", multiple=True, metavar="KEY", help="Only this specialty (repeatable).")
-@click.option("--by", type=click.Choice(["site", "specialty", "procedure", "coordinator", "staff"]),
-              help="Break the headline figures down (staff: the attending doctor).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (required for xlsx).")
-@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Labels (default: the site's, else the chain's).")
+@click.option(
+    "--specialty",
+    "specialties",
+    multiple=True,
+    metavar="KEY",
+    help="Only this specialty (repeatable).",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["site", "specialty", "procedure", "coordinator", "staff"]),
+    help="Break the headline figures down (staff: the attending doctor).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (required for xlsx).",
+)
+@click.option(
+    "--locale",
+    type=click.Choice(["zh_CN", "en"]),
+    help="Labels (default: the site's, else the chain's).",
+)
 @click.pass_obj
-def report_cmd(app: App, kind: str | None, period_text: str | None, sites: tuple[str, ...],
-               specialties: tuple[str, ...], by: str | None, fmt: str, out: Path | None, locale: str | None) -> None:
+def report_cmd(
+    app: App,
+    kind: str | None,
+    period_text: str | None,
+    sites: tuple[str, ...],
+    specialties: tuple[str, ...],
+    by: str | None,
+    fmt: str,
+    out: Path | None,
+    locale: str | None,
+) -> None:
     """Weekly, monthly or quarterly follow-up figures.
 
     KIND is week (the default), month or quarter. Without --period the report
@@ -51,7 +90,13 @@ def report_cmd(app: App, kind: str | None, period_text: str | None, sites: tuple
     Every figure is defined in the report's footer and in docs/metrics.md.
     """
     from core.db.engine import session_scope
-    from core.reports import ReportRequest, build_report, last_complete, parse_period, scope_from_plugins
+    from core.reports import (
+        ReportRequest,
+        build_report,
+        last_complete,
+        parse_period,
+        scope_from_plugins,
+    )
 
     if fmt == "xlsx" and out is None:
         raise FollowupError("--format xlsx writes a workbook: give --out FILE.xlsx")

@@ -12,4 +12,12 @@ from __future__ import annotations
 from core.reports.build import ReportRequest, build_report, scope_from_plugins
 from core.reports.period import KINDS, Period, last_complete, parse_period
 
-__all__ = ["KINDS", "Period", "ReportRequest", "build_report", "last_complete", "parse_period", "scope_from_plugins"]
+__all__ = [
+    "KINDS",
+    "Period",
+    "ReportRequest",
+    "build_report",
+    "last_complete",
+    "parse_period",
+    "scope_from_plugins",
+]

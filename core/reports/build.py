@@ -21,15 +21,27 @@ from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, l
 from core.reports.period import Period
 
 TREND_PERIODS = 6
-HEADLINE_RATES = ("coverage", "follow_up_rate", "on_time_rate", "avg_attempts_per_reached",
-                  "overall_satisfaction_rate", "nps")
-RATE_BASES = {"coverage": "due", "follow_up_rate": "due", "on_time_rate": "reached",
-              "avg_attempts_per_reached": "reached", "overall_satisfaction_rate": "satisfaction_n", "nps": "nps_n"}
+HEADLINE_RATES = (
+    "coverage",
+    "follow_up_rate",
+    "on_time_rate",
+    "avg_attempts_per_reached",
+    "overall_satisfaction_rate",
+    "nps",
+)
+RATE_BASES = {
+    "coverage": "due",
+    "follow_up_rate": "due",
+    "on_time_rate": "reached",
+    "avg_attempts_per_reached": "reached",
+    "overall_satisfaction_rate": "satisfaction_n",
+    "nps": "nps_n",
+}
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d){8}(?!\d)")
 
 
 def scrub_phones(text: str | None) -> str | None:
-    """Mask mobile numbers that a coordinator typed into free text (suggestions, complaint descriptions)."""
+    """Mask mobile numbers typed into free text (suggestions, complaint descriptions)."""
     if not text:
         return text
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
@@ -45,7 +57,7 @@ class ReportRequest:
 
 
 def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | None) -> q.Scope:
-    """Which questions are 1–5 scales and which procedures are sales, as the installed plugins define them."""
+    """The 1–5 scale questions and the sales procedures, as the installed plugins define them."""
     scale: dict[str, set[str]] = {}
     sales: list[tuple[str, str]] = []
     for key, (_, spec) in plugins.specialties().items():
@@ -57,8 +69,12 @@ def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | 
                 for question in plugins.questions(key, proc.code, milestone.key).values():
                     if question.type == "scale" and question.min == 1 and question.max == 5:
                         keys.add(question.key)
-    return q.Scope(sites=sites, specialties=specialties or None,
-                   scale_questions={k: sorted(v) for k, v in scale.items()}, sales_procedures=sorted(sales))
+    return q.Scope(
+        sites=sites,
+        specialties=specialties or None,
+        scale_questions={k: sorted(v) for k, v in scale.items()},
+        sales_procedures=sorted(sales),
+    )
 
 
 def _figures(session: Session, req: ReportRequest, period: Period) -> dict[str, Any]:
@@ -78,7 +94,9 @@ def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_report(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest) -> dict[str, Any]:
+def build_report(
+    session: Session, config: ChainConfig, plugins: Any, req: ReportRequest
+) -> dict[str, Any]:
     period, scope, locale, now = req.period, req.scope, req.locale, req.now
     tz = period.tz
     figures = _figures(session, req, period)
@@ -94,15 +112,23 @@ def build_report(session: Session, config: ChainConfig, plugins: Any, req: Repor
     for row in complaints["by_category"]:
         row["label"] = label(row["category"], locale, CATEGORIES)
     staff_names = {s.username: s.name for s in config.model.staff}
-    coordinators = [{**row, "name": staff_names.get(row["coordinator"], row["coordinator"])}
-                    for row in q.coordinator_figures(session, scope, period.day_starts())]
+    coordinators = [
+        {**row, "name": staff_names.get(row["coordinator"], row["coordinator"])}
+        for row in q.coordinator_figures(session, scope, period.day_starts())
+    ]
 
     report: dict[str, Any] = {
-        "period": {**period.as_dict(), "previous": period.previous().label,
-                   "generated_at": now.astimezone(tz).isoformat(timespec="minutes"),
-                   "sites": scope.sites, "specialties": scope.specialties or [], "by": req.by, "locale": locale,
-                   "title": label(f"report_{period.kind}", locale),
-                   "chain": localized(config.model.name, locale)},
+        "period": {
+            **period.as_dict(),
+            "previous": period.previous().label,
+            "generated_at": now.astimezone(tz).isoformat(timespec="minutes"),
+            "sites": scope.sites,
+            "specialties": scope.specialties or [],
+            "by": req.by,
+            "locale": locale,
+            "title": label(f"report_{period.kind}", locale),
+            "chain": localized(config.model.name, locale),
+        },
         "figures": figures,
         "previous": previous,
         "delta": _delta(figures, previous),
@@ -125,8 +151,10 @@ def build_report(session: Session, config: ChainConfig, plugins: Any, req: Repor
     return report
 
 
-# -- breakdowns ------------------------------------------------------------------------------------------
-def _group_label(config: ChainConfig, plugins: Any, by: str, key: tuple[Any, ...], locale: str) -> tuple[str, str]:
+# -- breakdowns ------------------------------------------------------------------------------------
+def _group_label(
+    config: ChainConfig, plugins: Any, by: str, key: tuple[Any, ...], locale: str
+) -> tuple[str, str]:
     """The stable key of a group and its label in the locale."""
     if by == "site":
         code = key[0]
@@ -147,8 +175,9 @@ def _group_label(config: ChainConfig, plugins: Any, by: str, key: tuple[Any, ...
     return value, value or "—"
 
 
-def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest, base: Any, answers: Any
-              ) -> list[dict[str, Any]]:
+def breakdown(
+    session: Session, config: ChainConfig, plugins: Any, req: ReportRequest, base: Any, answers: Any
+) -> list[dict[str, Any]]:
     by = req.by
     assert by is not None
     tasks = q.task_figures(session, base, by)
@@ -156,7 +185,9 @@ def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRe
     empty_scores = q.nps_figures(0, 0, 0, 0, 0)
     staff = {r["staff"]: r for r in q.staff_counts(session, answers)} if by == "staff" else {}
     rows = []
-    for key in sorted(set(tasks) | set(scores), key=lambda k: tuple("" if v is None else str(v) for v in k)):
+    for key in sorted(
+        set(tasks) | set(scores), key=lambda k: tuple("" if v is None else str(v) for v in k)
+    ):
         if by == "coordinator" and key == (None,) and key not in tasks:
             continue
         stable, text = _group_label(config, plugins, by, key, req.locale)
@@ -170,13 +201,18 @@ def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRe
     return rows
 
 
-def _site_rows(session: Session, config: ChainConfig, req: ReportRequest, base: Any, answers: Any) -> list[dict]:
-    """Follow-up by site, always (the HTML bar chart); one row per site in scope, zero rows included."""
+def _site_rows(
+    session: Session, config: ChainConfig, req: ReportRequest, base: Any, answers: Any
+) -> list[dict]:
+    """Follow-up by site for the HTML bar chart: one row per site in scope, zeros included."""
     tasks = q.task_figures(session, base, "site")
     scores = q.answer_headline(session, answers, "site")
     rows = []
     for code in req.scope.sites:
-        figures = {**(tasks.get((code,)) or q.headline({})), **scores.get((code,), q.nps_figures(0, 0, 0, 0, 0))}
+        figures = {
+            **(tasks.get((code,)) or q.headline({})),
+            **scores.get((code,), q.nps_figures(0, 0, 0, 0, 0)),
+        }
         figures.pop("promoters"), figures.pop("detractors")
         name = localized(config.sites[code].name, req.locale) if code in config.sites else code
         rows.append({"key": code, "label": name, **figures})
@@ -184,7 +220,7 @@ def _site_rows(session: Session, config: ChainConfig, req: ReportRequest, base: 
 
 
 def trend(session: Session, req: ReportRequest) -> list[dict[str, Any]]:
-    """Headline figures of the last six periods, oldest first, in one query each for tasks and answers."""
+    """Headline figures of the last six periods, oldest first (two queries in all)."""
     periods = [req.period.shifted(i) for i in range(-(TREND_PERIODS - 1), 1)]
     bounds = [p.start for p in periods] + [periods[-1].end]
     base = q.due_rows(req.scope, bounds[0], bounds[-1], bounds)
@@ -193,44 +229,87 @@ def trend(session: Session, req: ReportRequest) -> list[dict[str, Any]]:
     scores = q.answer_headline(session, answers, "bucket")
     rows = []
     for i, p in enumerate(periods):
-        figures = {**(tasks.get((i,)) or q.headline({})), **scores.get((i,), q.nps_figures(0, 0, 0, 0, 0))}
+        figures = {
+            **(tasks.get((i,)) or q.headline({})),
+            **scores.get((i,), q.nps_figures(0, 0, 0, 0, 0)),
+        }
         figures.pop("promoters"), figures.pop("detractors")
-        rows.append({"period": p.label, "first_day": p.first.isoformat(), "last_day": p.last.isoformat(), **figures})
+        rows.append(
+            {
+                "period": p.label,
+                "first_day": p.first.isoformat(),
+                "last_day": p.last.isoformat(),
+                **figures,
+            }
+        )
     return rows
 
 
-# -- lists -----------------------------------------------------------------------------------------------
+# -- lists -----------------------------------------------------------------------------------------
 def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
 
 
-def _unreachable_list(session: Session, base: Any, tz: ZoneInfo, locale: str) -> list[dict[str, Any]]:
-    return [{
-        "task_id": r["task_id"], "patient_id": r["external_id"], "patient_name": r["name"],
-        "phone": mask_phone(r["phone"]), "site": r["site"], "procedure": f"{r['specialty']}.{r['procedure']}",
-        "milestone": r["milestone"], "due_at": _local(r["due_at"], tz), "status": r["status"],
-        "attempts": int(r["n_attempts"] or 0), "last_outcome": r["last_outcome"],
-        "last_outcome_label": label(r["last_outcome"], locale, OUTCOMES) if r["last_outcome"] else None,
-        "last_attempt_at": _local(r["last_at"], tz),
-    } for r in q.unreachable(session, base)]
+def _unreachable_list(
+    session: Session, base: Any, tz: ZoneInfo, locale: str
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "task_id": r["task_id"],
+            "patient_id": r["external_id"],
+            "patient_name": r["name"],
+            "phone": mask_phone(r["phone"]),
+            "site": r["site"],
+            "procedure": f"{r['specialty']}.{r['procedure']}",
+            "milestone": r["milestone"],
+            "due_at": _local(r["due_at"], tz),
+            "status": r["status"],
+            "attempts": int(r["n_attempts"] or 0),
+            "last_outcome": r["last_outcome"],
+            "last_outcome_label": label(r["last_outcome"], locale, OUTCOMES)
+            if r["last_outcome"]
+            else None,
+            "last_attempt_at": _local(r["last_at"], tz),
+        }
+        for r in q.unreachable(session, base)
+    ]
 
 
 def _suggestion_list(session: Session, answers: Any, tz: ZoneInfo) -> list[dict[str, Any]]:
-    return [{
-        "task_id": r["task_id"], "patient_id": r["external_id"], "patient_name": r["name"],
-        "phone": mask_phone(r["phone"]), "site": r["site"], "date": r["at"].astimezone(tz).date().isoformat(),
-        "text": scrub_phones(r["text"]),
-    } for r in q.suggestions(session, answers)]
+    return [
+        {
+            "task_id": r["task_id"],
+            "patient_id": r["external_id"],
+            "patient_name": r["name"],
+            "phone": mask_phone(r["phone"]),
+            "site": r["site"],
+            "date": r["at"].astimezone(tz).date().isoformat(),
+            "text": scrub_phones(r["text"]),
+        }
+        for r in q.suggestions(session, answers)
+    ]
 
 
-def _complaint_list(session: Session, scope: q.Scope, period: Period, now: datetime, locale: str
-                    ) -> list[dict[str, Any]]:
+def _complaint_list(
+    session: Session, scope: q.Scope, period: Period, now: datetime, locale: str
+) -> list[dict[str, Any]]:
     tz = period.tz
-    return [{
-        "complaint_id": r["complaint"].id, "task_id": r["complaint"].task_id, "patient_id": r["patient_id"],
-        "patient_name": r["patient_name"], "phone": mask_phone(r["phone"]), "site": r["complaint"].site,
-        "category": r["complaint"].category, "category_label": label(r["complaint"].category, locale, CATEGORIES),
-        "staff": r["complaint"].staff, "status": r["complaint"].status,
-        "opened_at": _local(r["complaint"].opened_at, tz), "deadline": _local(r["complaint"].due_at, tz),
-        "overdue": r["overdue"], "description": scrub_phones(r["complaint"].description),
-    } for r in q.open_complaints(session, scope, period.end, now)]
+    return [
+        {
+            "complaint_id": r["complaint"].id,
+            "task_id": r["complaint"].task_id,
+            "patient_id": r["patient_id"],
+            "patient_name": r["patient_name"],
+            "phone": mask_phone(r["phone"]),
+            "site": r["complaint"].site,
+            "category": r["complaint"].category,
+            "category_label": label(r["complaint"].category, locale, CATEGORIES),
+            "staff": r["complaint"].staff,
+            "status": r["complaint"].status,
+            "opened_at": _local(r["complaint"].opened_at, tz),
+            "deadline": _local(r["complaint"].due_at, tz),
+            "overdue": r["overdue"],
+            "description": scrub_phones(r["complaint"].description),
+        }
+        for r in q.open_complaints(session, scope, period.end, now)
+    ]

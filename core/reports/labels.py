@@ -116,8 +116,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "unassigned": ("未拨打", "not attempted"),
     "rows": ("条", "rows"),
     "empty": ("空值", "Empty rates"),
-    "chart_note": ("* 样本不足30，图中以浅色显示；“—”为本期无数据。",
-                   "* fewer than 30: drawn lighter; — means no data in the period."),
+    "chart_note": (
+        "* 样本不足30，图中以浅色显示；“—”为本期无数据。",
+        "* fewer than 30: drawn lighter; — means no data in the period.",
+    ),
     "privacy": ("隐私", "Privacy"),
 }
 
@@ -157,75 +159,129 @@ OUTCOMES: dict[str, tuple[str, str]] = {
 }
 
 STATUSES: dict[str, tuple[str, str]] = {
-    "task:open": ("待回访", "open"), "task:unsuccessful": ("不成功", "unsuccessful"),
-    "complaint:open": ("待答复", "awaiting an answer"), "complaint:responded": ("已答复", "answered"),
+    "task:open": ("待回访", "open"),
+    "task:unsuccessful": ("不成功", "unsuccessful"),
+    "complaint:open": ("待答复", "awaiting an answer"),
+    "complaint:responded": ("已答复", "answered"),
     "complaint:closed": ("已结案", "closed"),
 }
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "due": (
         "目标时间（tasks.due_at）落在统计期间内的回访任务，不含已取消、免打扰（suppressed）和已过期的任务。",
-        "Tasks whose target time (tasks.due_at) falls in the period, not cancelled, suppressed or expired.",
+        "Tasks whose target time (tasks.due_at) falls in"
+        " the period, not cancelled, suppressed or expired.",
     ),
-    "attempted": ("应回访任务中至少拨打过一次的。", "Due tasks with at least one recorded attempt."),
-    "reached": ("应回访任务中状态为已完成（completed）或已预约（booked）的。",
-                "Due tasks whose status is completed or booked."),
-    "reached_in_window": ("回访成功且完成时间在该任务回访窗口（window_start 至 window_end）之内的。",
-                          "Reached tasks completed between their window_start and window_end."),
-    "unsuccessful": ("应回访任务中三次（或计划规定次数）未接通而判为不成功的。",
-                     "Due tasks marked unsuccessful after the plan's number of failed attempts."),
-    "open": ("应回访任务中截至报表生成时仍待回访的。", "Due tasks still open when the report was made."),
+    "attempted": (
+        "应回访任务中至少拨打过一次的。",
+        "Due tasks with at least one recorded attempt.",
+    ),
+    "reached": (
+        "应回访任务中状态为已完成（completed）或已预约（booked）的。",
+        "Due tasks whose status is completed or booked.",
+    ),
+    "reached_in_window": (
+        "回访成功且完成时间在该任务回访窗口（window_start 至 window_end）之内的。",
+        "Reached tasks completed between their window_start and window_end.",
+    ),
+    "unsuccessful": (
+        "应回访任务中三次（或计划规定次数）未接通而判为不成功的。",
+        "Due tasks marked unsuccessful after the plan's number of failed attempts.",
+    ),
+    "open": (
+        "应回访任务中截至报表生成时仍待回访的。",
+        "Due tasks still open when the report was made.",
+    ),
     "coverage": ("覆盖率 = 已拨打 ÷ 应回访。", "Coverage = attempted / due."),
     "follow_up_rate": ("回访率 = 回访成功 ÷ 应回访。", "Follow-up rate = reached / due."),
-    "on_time_rate": ("按时率 = 按时完成 ÷ 回访成功。", "On-time rate = reached inside the window / reached."),
-    "avg_attempts_per_reached": ("回访成功任务的拨打次数总和 ÷ 回访成功任务数。",
-                                 "All attempts on reached tasks / reached tasks."),
+    "on_time_rate": (
+        "按时率 = 按时完成 ÷ 回访成功。",
+        "On-time rate = reached inside the window / reached.",
+    ),
+    "avg_attempts_per_reached": (
+        "回访成功任务的拨打次数总和 ÷ 回访成功任务数。",
+        "All attempts on reached tasks / reached tasks.",
+    ),
     "satisfaction": (
         "统计期间内拨打时记录的答复，只计1–5分量表题（以插件的题目定义为准），按维度汇总：样本数、平均分、4–5分占比。",
-        "Answers recorded on calls made in the period to 1–5 scale questions (as the plugins define them), "
+        "Answers recorded on calls made in the period to"
+        " 1–5 scale questions (as the plugins define them), "
         "by dimension: n, mean, share scoring 4 or 5 (top-2-box).",
     ),
-    "overall_satisfaction_rate": ("总体满意率 = 总体满意度题4–5分人数 ÷ 该题答复数。",
-                                  "Overall satisfaction rate = overall_satisfaction answers of 4 or 5 / its answers."),
-    "nps": ("净推荐值 = 推荐意愿9–10分占比 − 0–6分占比（百分点，−100 至 100）。",
-            "NPS = % of recommend answers 9–10 minus % 0–6 (points, −100 to 100)."),
-    "small_sample": ("分母少于30的比率标记为样本不足，仅供参考。",
-                     "A rate whose base is under 30 is marked small_sample: read it with care."),
-    "empty": ("分母为0时比率为空（JSON 中为 null，表格中为“—”），不计为0。",
-              "A rate whose base is 0 is empty (null in JSON, — in tables), never 0."),
-    "complaints": (
-        "统计期间内新建的投诉；3天内答复 = 答复时间不晚于期限（建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限。",
-        "Complaints opened in the period; answered within 3 days = responded no later than their deadline "
-        "(3 days after opening); overdue = not closed, not answered and past the deadline when the report was made.",
+    "overall_satisfaction_rate": (
+        "总体满意率 = 总体满意度题4–5分人数 ÷ 该题答复数。",
+        "Overall satisfaction rate = overall_satisfaction answers of 4 or 5 / its answers.",
     ),
-    "escalations": ("统计期间内转给医生的红旗问题；处理时长中位数按已处理者计（小时）。",
-                    "Escalations opened in the period; median hours from opening to resolution over the resolved ones."),
-    "staff": ("统计期间内“表扬”“批评”两题的自由文本答复，去除首尾空格后按相同文字计数。",
-              "Free-text answers to staff_praise and staff_criticism on calls made in the period, counted per "
-              "distinct trimmed text."),
+    "nps": (
+        "净推荐值 = 推荐意愿9–10分占比 − 0–6分占比（百分点，−100 至 100）。",
+        "NPS = % of recommend answers 9–10 minus % 0–6 (points, −100 to 100).",
+    ),
+    "small_sample": (
+        "分母少于30的比率标记为样本不足，仅供参考。",
+        "A rate whose base is under 30 is marked small_sample: read it with care.",
+    ),
+    "empty": (
+        "分母为0时比率为空（JSON 中为 null，表格中为“—”），不计为0。",
+        "A rate whose base is 0 is empty (null in JSON, — in tables), never 0.",
+    ),
+    "complaints": (
+        "统计期间内新建的投诉；3天内答复 = 答复时间不晚于期限（"
+        "建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限。",
+        "Complaints opened in the period; answered within"
+        " 3 days = responded no later than their deadline "
+        "(3 days after opening); overdue = not closed, not"
+        " answered and past the deadline when the report was made.",
+    ),
+    "escalations": (
+        "统计期间内转给医生的红旗问题；处理时长中位数按已处理者计（小时）。",
+        "Escalations opened in the period; median hours"
+        " from opening to resolution over the resolved ones.",
+    ),
+    "staff": (
+        "统计期间内“表扬”“批评”两题的自由文本答复，去除首尾空格后按相同文字计数。",
+        "Free-text answers to staff_praise and staff_criticism"
+        " on calls made in the period, counted per "
+        "distinct trimmed text.",
+    ),
     "sales": (
-        "可预约的销售类项目（如植发咨询、面诊未手术）中应回访的客户（按就诊记录计）；转化率 = 已预约 ÷ 已跟进。",
-        "Leads (episodes) of bookable sales procedures (hair consultation, visit without treatment) with a task due "
+        "可预约的销售类项目（如植发咨询、面诊未手术）中应回访的客户（"
+        "按就诊记录计）；转化率 = 已预约 ÷ 已跟进。",
+        "Leads (episodes) of bookable sales procedures (hair"
+        " consultation, visit without treatment) with a task due "
         "in the period; conversion rate = booked / followed up (attempted).",
     ),
     "coordinators": (
-        "统计期间内每位回访员的拨打次数与接通次数；通话时段 = 每人每天第一次到最后一次拨打的时长，不足1小时按1小时计，"
+        "统计期间内每位回访员的拨打次数与接通次数；通话时段 ="
+        " 每人每天第一次到最后一次拨打的时长，不足1小时按1小时计，"
         "逐日相加；每小时拨打 = 拨打次数 ÷ 通话时段。",
-        "Attempts and reached calls per coordinator in the period; calling hours = for each day with attempts, the "
-        "span from the first to the last attempt, at least 1 hour, summed over days; calls per hour = attempts / "
+        "Attempts and reached calls per coordinator in the"
+        " period; calling hours = for each day with attempts, the "
+        "span from the first to the last attempt, at least 1"
+        " hour, summed over days; calls per hour = attempts / "
         "calling hours.",
     ),
     "unreachable": (
         "应回访任务中不成功的，或仍待回访且最后一次结果为无人接听、关机、停机、无法接通的：月末（25–27日）再打一遍。",
-        "Due tasks that are unsuccessful, or still open with the last outcome no answer, powered off, out of "
+        "Due tasks that are unsuccessful, or still open with"
+        " the last outcome no answer, powered off, out of "
         "service or cannot connect: call them again in the month-end sweep (days 25–27).",
     ),
-    "suggestions": ("统计期间内“建议与需求”题的答复。", "Answers to the suggestions question on calls made in the period."),
-    "open_complaints": ("截至报表生成时未结案、且在期末前建立的投诉。",
-                        "Complaints not closed when the report was made, opened before the period ended."),
-    "delta": ("变化 = 本期 − 上期（比率为小数差，NPS 为百分点差）。",
-              "Change = this period − the previous one (rates as fractions, NPS in points)."),
-    "privacy": ("电话号码一律打码（138****1234）。", "Phone numbers are always masked (138****1234)."),
+    "suggestions": (
+        "统计期间内“建议与需求”题的答复。",
+        "Answers to the suggestions question on calls made in the period.",
+    ),
+    "open_complaints": (
+        "截至报表生成时未结案、且在期末前建立的投诉。",
+        "Complaints not closed when the report was made, opened before the period ended.",
+    ),
+    "delta": (
+        "变化 = 本期 − 上期（比率为小数差，NPS 为百分点差）。",
+        "Change = this period − the previous one (rates as fractions, NPS in points).",
+    ),
+    "privacy": (
+        "电话号码一律打码（138****1234）。",
+        "Phone numbers are always masked (138****1234).",
+    ),
 }
 
 

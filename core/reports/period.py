@@ -61,12 +61,18 @@ class Period:
     def day_starts(self) -> list[datetime]:
         """The UTC instant of every local midnight inside the period, then the end."""
         days = (self.after - self.first).days
-        return [datetime.combine(self.first + timedelta(days=i), time(0), self.tz).astimezone(UTC)
-                for i in range(days + 1)]
+        return [
+            datetime.combine(self.first + timedelta(days=i), time(0), self.tz).astimezone(UTC)
+            for i in range(days + 1)
+        ]
 
     def shifted(self, count: int) -> Period:
         """The period ``count`` periods later (negative: earlier)."""
-        step = {"week": relativedelta(weeks=1), "month": relativedelta(months=1), "quarter": relativedelta(months=3)}
+        step = {
+            "week": relativedelta(weeks=1),
+            "month": relativedelta(months=1),
+            "quarter": relativedelta(months=3),
+        }
         first = self.first + step[self.kind] * count
         return Period(self.kind, first, first + step[self.kind], self.tz)
 
@@ -75,10 +81,15 @@ class Period:
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "kind": self.kind, "label": self.label, "first_day": self.first.isoformat(),
-            "last_day": self.last.isoformat(), "timezone": self.tz.key,
-            "start": self.start.astimezone(self.tz).isoformat(), "end": self.end.astimezone(self.tz).isoformat(),
-            "start_utc": self.start.isoformat(), "end_utc": self.end.isoformat(),
+            "kind": self.kind,
+            "label": self.label,
+            "first_day": self.first.isoformat(),
+            "last_day": self.last.isoformat(),
+            "timezone": self.tz.key,
+            "start": self.start.astimezone(self.tz).isoformat(),
+            "end": self.end.astimezone(self.tz).isoformat(),
+            "start_utc": self.start.isoformat(),
+            "end_utc": self.end.isoformat(),
         }
 
 
@@ -110,10 +121,14 @@ def parse_period(text: str, tz: ZoneInfo, kind: str | None = None) -> Period:
     found = kind_of(text)
     if found is None:
         wanted = f" (for a {kind}: {_EXAMPLES[kind]})" if kind else ""
-        raise FollowupError(f"--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4{wanted}")
+        raise FollowupError(
+            f"--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4{wanted}"
+        )
     if kind and kind != found:
-        raise FollowupError(f"--period {text!r} is a {found}, but the report asked for is a {kind}: "
-                            f"write it like {_EXAMPLES[kind]} or leave out '{kind}'")
+        raise FollowupError(
+            f"--period {text!r} is a {found}, but the report asked for is a {kind}: "
+            f"write it like {_EXAMPLES[kind]} or leave out '{kind}'"
+        )
     match = _PATTERNS[found].match(text.strip())
     assert match is not None
     year, number = int(match.group(1)), int(match.group(2))
@@ -125,5 +140,7 @@ def parse_period(text: str, tz: ZoneInfo, kind: str | None = None) -> Period:
         else:
             first = date(year, 3 * (number - 1) + 1, 1)
     except ValueError:
-        raise FollowupError(f"--period {text!r} does not exist (week 1–52/53, month 1–12)") from None
+        raise FollowupError(
+            f"--period {text!r} does not exist (week 1–52/53, month 1–12)"
+        ) from None
     return _containing(found, first, tz)

@@ -32,7 +32,11 @@ REACHED = ("completed", "booked")
 NOT_DUE = ("cancelled", "suppressed", "expired")
 UNREACHABLE_OUTCOMES = ("no_answer", "powered_off", "out_of_service", "cannot_connect")
 OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
-    "overall_satisfaction", "recommend", "staff_praise", "staff_criticism", "suggestions",
+    "overall_satisfaction",
+    "recommend",
+    "staff_praise",
+    "staff_criticism",
+    "suggestions",
 )
 BY_CHOICES = ("site", "specialty", "procedure", "coordinator", "staff")
 
@@ -43,8 +47,12 @@ class Scope:
 
     sites: list[str]
     specialties: list[str] | None = None
-    scale_questions: dict[str, list[str]] = field(default_factory=dict)  # specialty -> 1–5 scale question keys
-    sales_procedures: list[tuple[str, str]] = field(default_factory=list)  # (specialty, procedure) bookable
+    scale_questions: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # specialty -> 1–5 scale question keys
+    sales_procedures: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (specialty, procedure) bookable
 
     def task_filter(self) -> list[ColumnElement[bool]]:
         where = [Task.site.in_(self.sites)]
@@ -58,14 +66,14 @@ def _int(value: Any) -> int:
 
 
 def rate(numerator: float | None, denominator: float | None, digits: int = 4) -> float | None:
-    """A fraction, or None when there is nothing to divide by (never a ZeroDivisionError, never a fake 0)."""
+    """A fraction, or None when there is nothing to divide by (never an error, never a fake 0)."""
     if not denominator:
         return None
     return round((numerator or 0) / denominator, digits)
 
 
 def _bucket(column: Any, boundaries: Sequence[datetime]) -> ColumnElement[Any]:
-    """0, 1, 2… for the interval of ``boundaries`` the instant falls in (rows outside are filtered away)."""
+    """0, 1, 2… for the interval of ``boundaries`` the instant falls in (others filtered)."""
     return case(*[(column < b, i) for i, b in enumerate(boundaries[1:])], else_=None)
 
 
@@ -76,17 +84,35 @@ def _text_of(session: Session, column: Any) -> ColumnElement[str]:
     return func.trim(func.json_extract(column, "$", type_=String))
 
 
-# -- the period's due tasks ---------------------------------------------------------------------------
-def due_rows(scope: Scope, start: datetime, end: datetime, boundaries: Sequence[datetime] | None = None) -> Subquery:
-    """Tasks due in [start, end) that count (not cancelled, suppressed or expired), with their attempts."""
-    att = (select(Attempt.task_id, func.count().label("n"), func.max(Attempt.id).label("last_id"))
-           .group_by(Attempt.task_id).subquery("att"))
+# -- the period's due tasks ------------------------------------------------------------------------
+def due_rows(
+    scope: Scope, start: datetime, end: datetime, boundaries: Sequence[datetime] | None = None
+) -> Subquery:
+    """Tasks due in [start, end) that count (not cancelled, suppressed, expired), with attempts."""
+    att = (
+        select(Attempt.task_id, func.count().label("n"), func.max(Attempt.id).label("last_id"))
+        .group_by(Attempt.task_id)
+        .subquery("att")
+    )
     last = aliased(Attempt, name="last_attempt")
     columns: list[Any] = [
-        Task.id.label("task_id"), Task.episode_id, Task.patient_id, Task.status, Task.site, Task.specialty,
-        Task.procedure, Task.milestone, Task.due_at, Task.completed_at, Task.window_start, Task.window_end,
-        func.coalesce(att.c.n, 0).label("n_attempts"), last.by.label("last_by"),
-        last.outcome.label("last_outcome"), last.at.label("last_at"), Episode.doctor.label("doctor"),
+        Task.id.label("task_id"),
+        Task.episode_id,
+        Task.patient_id,
+        Task.status,
+        Task.site,
+        Task.specialty,
+        Task.procedure,
+        Task.milestone,
+        Task.due_at,
+        Task.completed_at,
+        Task.window_start,
+        Task.window_end,
+        func.coalesce(att.c.n, 0).label("n_attempts"),
+        last.by.label("last_by"),
+        last.outcome.label("last_outcome"),
+        last.at.label("last_at"),
+        Episode.doctor.label("doctor"),
     ]
     if boundaries is not None:
         columns.append(_bucket(Task.due_at, boundaries).label("bucket"))
@@ -96,7 +122,12 @@ def due_rows(scope: Scope, start: datetime, end: datetime, boundaries: Sequence[
         .join(Episode, Episode.id == Task.episode_id)
         .outerjoin(att, att.c.task_id == Task.id)
         .outerjoin(last, last.id == att.c.last_id)
-        .where(Task.due_at >= start, Task.due_at < end, Task.status.notin_(NOT_DUE), *scope.task_filter())
+        .where(
+            Task.due_at >= start,
+            Task.due_at < end,
+            Task.status.notin_(NOT_DUE),
+            *scope.task_filter(),
+        )
         .subquery("due")
     )
 
@@ -106,16 +137,26 @@ def group_columns(base: Subquery, by: str | None, *, answers: bool = False) -> l
     if by is None:
         return []
     names = {
-        "site": ("site",), "specialty": ("specialty",), "procedure": ("specialty", "procedure"),
-        "coordinator": ("by" if answers else "last_by",), "staff": ("doctor",), "bucket": ("bucket",),
+        "site": ("site",),
+        "specialty": ("specialty",),
+        "procedure": ("specialty", "procedure"),
+        "coordinator": ("by" if answers else "last_by",),
+        "staff": ("doctor",),
+        "bucket": ("bucket",),
     }[by]
     return [base.c[name] for name in names]
 
 
-def task_figures(session: Session, base: Subquery, by: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+def task_figures(
+    session: Session, base: Subquery, by: str | None = None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Due, attempted, reached… per group (key ``()`` without grouping)."""
     reached = base.c.status.in_(REACHED)
-    on_time = and_(reached, base.c.completed_at >= base.c.window_start, base.c.completed_at <= base.c.window_end)
+    on_time = and_(
+        reached,
+        base.c.completed_at >= base.c.window_start,
+        base.c.completed_at <= base.c.window_end,
+    )
     groups = group_columns(base, by)
     query = select(
         *groups,
@@ -134,17 +175,41 @@ def task_figures(session: Session, base: Subquery, by: str | None = None) -> dic
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in session.execute(query).mappings():
         key = tuple(row[g.name] for g in groups)
-        out[key] = headline({k: _int(row[k]) for k in (
-            "due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open",
-            "reached_attempts")})
+        out[key] = headline(
+            {
+                k: _int(row[k])
+                for k in (
+                    "due",
+                    "attempted",
+                    "reached",
+                    "reached_in_window",
+                    "unsuccessful",
+                    "refused",
+                    "wrong_number",
+                    "open",
+                    "reached_attempts",
+                )
+            }
+        )
     if not groups and not out:
         out[()] = headline({})
     return out
 
 
 def headline(counts: dict[str, int]) -> dict[str, Any]:
-    c = {k: counts.get(k, 0) for k in ("due", "attempted", "reached", "reached_in_window", "unsuccessful",
-                                       "refused", "wrong_number", "open")}
+    c = {
+        k: counts.get(k, 0)
+        for k in (
+            "due",
+            "attempted",
+            "reached",
+            "reached_in_window",
+            "unsuccessful",
+            "refused",
+            "wrong_number",
+            "open",
+        )
+    }
     return {
         **c,
         "coverage": rate(c["attempted"], c["due"]),
@@ -154,13 +219,27 @@ def headline(counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-# -- answers of calls made in the period ----------------------------------------------------------------
-def answer_rows(session: Session, scope: Scope, start: datetime, end: datetime,
-                boundaries: Sequence[datetime] | None = None) -> Subquery:
+# -- answers of calls made in the period -----------------------------------------------------------
+def answer_rows(
+    session: Session,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    boundaries: Sequence[datetime] | None = None,
+) -> Subquery:
     columns: list[Any] = [
-        Answer.task_id, Answer.question, func.coalesce(Answer.dimension, Answer.question).label("dimension"),
-        Answer.number, _text_of(session, Answer.value).label("text"), Attempt.by, Attempt.at,
-        Task.site, Task.specialty, Task.procedure, Task.patient_id, Episode.doctor.label("doctor"),
+        Answer.task_id,
+        Answer.question,
+        func.coalesce(Answer.dimension, Answer.question).label("dimension"),
+        Answer.number,
+        _text_of(session, Answer.value).label("text"),
+        Attempt.by,
+        Attempt.at,
+        Task.site,
+        Task.specialty,
+        Task.procedure,
+        Task.patient_id,
+        Episode.doctor.label("doctor"),
     ]
     if boundaries is not None:
         columns.append(_bucket(Attempt.at, boundaries).label("bucket"))
@@ -175,15 +254,24 @@ def answer_rows(session: Session, scope: Scope, start: datetime, end: datetime,
     )
 
 
-def satisfaction(session: Session, scope: Scope, base: Subquery, by: str | None = None
-                 ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+def satisfaction(
+    session: Session, scope: Scope, base: Subquery, by: str | None = None
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
     """n, mean and top-2-box per dimension of the 1–5 scale questions, per group."""
-    scale = [and_(base.c.specialty == s, base.c.question.in_(keys)) for s, keys in scope.scale_questions.items()
-             if keys]
+    scale = [
+        and_(base.c.specialty == s, base.c.question.in_(keys))
+        for s, keys in scope.scale_questions.items()
+        if keys
+    ]
     groups = group_columns(base, by, answers=True)
     query = (
-        select(*groups, base.c.dimension, func.count(base.c.number).label("n"), func.avg(base.c.number).label("mean"),
-               func.sum(case((base.c.number >= 4, 1), else_=0)).label("top2"))
+        select(
+            *groups,
+            base.c.dimension,
+            func.count(base.c.number).label("n"),
+            func.avg(base.c.number).label("mean"),
+            func.sum(case((base.c.number >= 4, 1), else_=0)).label("top2"),
+        )
         .where(base.c.number.is_not(None), or_(*scale) if scale else false())
         .group_by(*groups, base.c.dimension)
     )
@@ -191,64 +279,96 @@ def satisfaction(session: Session, scope: Scope, base: Subquery, by: str | None 
     for row in session.execute(query).mappings():
         key = tuple(row[g.name] for g in groups)
         n = _int(row["n"])
-        out.setdefault(key, []).append({
-            "dimension": row["dimension"], "n": n,
-            "mean": round(float(row["mean"]), 2) if row["mean"] is not None else None,
-            "top2": _int(row["top2"]), "top2_rate": rate(row["top2"], n), "small_sample": n < 30,
-        })
+        out.setdefault(key, []).append(
+            {
+                "dimension": row["dimension"],
+                "n": n,
+                "mean": round(float(row["mean"]), 2) if row["mean"] is not None else None,
+                "top2": _int(row["top2"]),
+                "top2_rate": rate(row["top2"], n),
+                "small_sample": n < 30,
+            }
+        )
     for rows in out.values():
         rows.sort(key=lambda r: (r["dimension"] != "overall", r["dimension"]))
     return out
 
 
-def answer_headline(session: Session, base: Subquery, by: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+def answer_headline(
+    session: Session, base: Subquery, by: str | None = None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Overall satisfaction rate and NPS per group."""
     groups = group_columns(base, by, answers=True)
     is_overall, is_recommend = base.c.question == OVERALL, base.c.question == RECOMMEND
-    query = (
-        select(*groups,
-               func.sum(case((is_overall, 1), else_=0)).label("overall_n"),
-               func.sum(case((and_(is_overall, base.c.number >= 4), 1), else_=0)).label("overall_top2"),
-               func.sum(case((is_recommend, 1), else_=0)).label("nps_n"),
-               func.sum(case((and_(is_recommend, base.c.number >= 9), 1), else_=0)).label("promoters"),
-               func.sum(case((and_(is_recommend, base.c.number <= 6), 1), else_=0)).label("detractors"))
-        .where(base.c.number.is_not(None), base.c.question.in_((OVERALL, RECOMMEND)))
-    )
+    query = select(
+        *groups,
+        func.sum(case((is_overall, 1), else_=0)).label("overall_n"),
+        func.sum(case((and_(is_overall, base.c.number >= 4), 1), else_=0)).label("overall_top2"),
+        func.sum(case((is_recommend, 1), else_=0)).label("nps_n"),
+        func.sum(case((and_(is_recommend, base.c.number >= 9), 1), else_=0)).label("promoters"),
+        func.sum(case((and_(is_recommend, base.c.number <= 6), 1), else_=0)).label("detractors"),
+    ).where(base.c.number.is_not(None), base.c.question.in_((OVERALL, RECOMMEND)))
     if groups:
         query = query.group_by(*groups)
     out = {}
     for row in session.execute(query).mappings():
         out[tuple(row[g.name] for g in groups)] = nps_figures(
-            _int(row["overall_n"]), _int(row["overall_top2"]), _int(row["nps_n"]), _int(row["promoters"]),
-            _int(row["detractors"]))
+            _int(row["overall_n"]),
+            _int(row["overall_top2"]),
+            _int(row["nps_n"]),
+            _int(row["promoters"]),
+            _int(row["detractors"]),
+        )
     if not groups and not out:
         out[()] = nps_figures(0, 0, 0, 0, 0)
     return out
 
 
-def nps_figures(overall_n: int, overall_top2: int, nps_n: int, promoters: int, detractors: int) -> dict[str, Any]:
+def nps_figures(
+    overall_n: int, overall_top2: int, nps_n: int, promoters: int, detractors: int
+) -> dict[str, Any]:
     nps = round((promoters - detractors) * 100 / nps_n, 1) if nps_n else None
-    return {"satisfaction_n": overall_n, "overall_satisfaction_rate": rate(overall_top2, overall_n),
-            "nps_n": nps_n, "promoters": promoters, "detractors": detractors, "nps": nps}
+    return {
+        "satisfaction_n": overall_n,
+        "overall_satisfaction_rate": rate(overall_top2, overall_n),
+        "nps_n": nps_n,
+        "promoters": promoters,
+        "detractors": detractors,
+        "nps": nps,
+    }
 
 
 def staff_counts(session: Session, base: Subquery) -> list[dict[str, Any]]:
     """Praise and criticism per distinct trimmed text naming a staff member."""
     query = (
-        select(base.c.text,
-               func.sum(case((base.c.question == PRAISE, 1), else_=0)).label("praise"),
-               func.sum(case((base.c.question == CRITICISM, 1), else_=0)).label("criticism"))
-        .where(base.c.question.in_((PRAISE, CRITICISM)), base.c.text.is_not(None), base.c.text != "")
+        select(
+            base.c.text,
+            func.sum(case((base.c.question == PRAISE, 1), else_=0)).label("praise"),
+            func.sum(case((base.c.question == CRITICISM, 1), else_=0)).label("criticism"),
+        )
+        .where(
+            base.c.question.in_((PRAISE, CRITICISM)), base.c.text.is_not(None), base.c.text != ""
+        )
         .group_by(base.c.text)
     )
-    rows = [{"staff": r["text"], "praise": _int(r["praise"]), "criticism": _int(r["criticism"])}
-            for r in session.execute(query).mappings()]
+    rows = [
+        {"staff": r["text"], "praise": _int(r["praise"]), "criticism": _int(r["criticism"])}
+        for r in session.execute(query).mappings()
+    ]
     return sorted(rows, key=lambda r: (-r["praise"], -r["criticism"], r["staff"]))
 
 
 def suggestions(session: Session, base: Subquery) -> list[dict[str, Any]]:
     query = (
-        select(base.c.task_id, base.c.at, base.c.site, base.c.text, Patient.external_id, Patient.name, Patient.phone)
+        select(
+            base.c.task_id,
+            base.c.at,
+            base.c.site,
+            base.c.text,
+            Patient.external_id,
+            Patient.name,
+            Patient.phone,
+        )
         .join(Patient, Patient.id == base.c.patient_id)
         .where(base.c.question == SUGGESTIONS, base.c.text.is_not(None), base.c.text != "")
         .order_by(base.c.at, base.c.task_id)
@@ -256,26 +376,42 @@ def suggestions(session: Session, base: Subquery) -> list[dict[str, Any]]:
     return [dict(r) for r in session.execute(query).mappings()]
 
 
-# -- complaints and escalations ---------------------------------------------------------------------------
+# -- complaints and escalations --------------------------------------------------------------------
 def _specialty_tasks(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
     if not scope.specialties:
         return []
     return [column.in_(select(Task.id).where(Task.specialty.in_(scope.specialties)))]
 
 
-def complaint_figures(session: Session, scope: Scope, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
-    where = [Complaint.opened_at >= start, Complaint.opened_at < end, Complaint.site.in_(scope.sites),
-             *_specialty_tasks(scope, Complaint.task_id)]
+def complaint_figures(
+    session: Session, scope: Scope, start: datetime, end: datetime, now: datetime
+) -> dict[str, Any]:
+    where = [
+        Complaint.opened_at >= start,
+        Complaint.opened_at < end,
+        Complaint.site.in_(scope.sites),
+        *_specialty_tasks(scope, Complaint.task_id),
+    ]
     on_time = and_(Complaint.responded_at.is_not(None), Complaint.responded_at <= Complaint.due_at)
-    overdue = and_(Complaint.status != "closed", Complaint.responded_at.is_(None), Complaint.due_at < now)
-    row = session.execute(select(
-        func.count().label("opened"),
-        func.sum(case((on_time, 1), else_=0)).label("responded_within_3d"),
-        func.sum(case((overdue, 1), else_=0)).label("overdue"),
-        func.sum(case((Complaint.status == "closed", 1), else_=0)).label("closed"),
-    ).where(*where)).mappings().one()
+    overdue = and_(
+        Complaint.status != "closed", Complaint.responded_at.is_(None), Complaint.due_at < now
+    )
+    row = (
+        session.execute(
+            select(
+                func.count().label("opened"),
+                func.sum(case((on_time, 1), else_=0)).label("responded_within_3d"),
+                func.sum(case((overdue, 1), else_=0)).label("overdue"),
+                func.sum(case((Complaint.status == "closed", 1), else_=0)).label("closed"),
+            ).where(*where)
+        )
+        .mappings()
+        .one()
+    )
     categories = session.execute(
-        select(Complaint.category, func.count().label("n")).where(*where).group_by(Complaint.category)
+        select(Complaint.category, func.count().label("n"))
+        .where(*where)
+        .group_by(Complaint.category)
     ).all()
     opened = _int(row["opened"])
     return {
@@ -284,68 +420,116 @@ def complaint_figures(session: Session, scope: Scope, start: datetime, end: date
         "responded_within_3d_rate": rate(row["responded_within_3d"], opened),
         "overdue": _int(row["overdue"]),
         "closed": _int(row["closed"]),
-        "by_category": [{"category": c, "opened": _int(n)} for c, n in sorted(categories, key=lambda x: (-x[1], x[0]))],
+        "by_category": [
+            {"category": c, "opened": _int(n)}
+            for c, n in sorted(categories, key=lambda x: (-x[1], x[0]))
+        ],
     }
 
 
-def escalation_figures(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    where = [Escalation.opened_at >= start, Escalation.opened_at < end, Escalation.site.in_(scope.sites),
-             *_specialty_tasks(scope, Escalation.task_id)]
+def escalation_figures(
+    session: Session, scope: Scope, start: datetime, end: datetime
+) -> dict[str, Any]:
+    where = [
+        Escalation.opened_at >= start,
+        Escalation.opened_at < end,
+        Escalation.site.in_(scope.sites),
+        *_specialty_tasks(scope, Escalation.task_id),
+    ]
     resolved = Escalation.resolved_at.is_not(None)
-    row = session.execute(select(func.count().label("opened"),
-                                 func.sum(case((resolved, 1), else_=0)).label("resolved")).where(*where)).one()
-    spans = session.execute(select(Escalation.opened_at, Escalation.resolved_at).where(*where, resolved)).all()
+    row = session.execute(
+        select(
+            func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved")
+        ).where(*where)
+    ).one()
+    spans = session.execute(
+        select(Escalation.opened_at, Escalation.resolved_at).where(*where, resolved)
+    ).all()
     hours = [(done - opened).total_seconds() / 3600 for opened, done in spans]
-    return {"opened": _int(row[0]), "resolved": _int(row[1]),
-            "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None}
+    return {
+        "opened": _int(row[0]),
+        "resolved": _int(row[1]),
+        "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None,
+    }
 
 
-def open_complaints(session: Session, scope: Scope, end: datetime, now: datetime) -> list[dict[str, Any]]:
+def open_complaints(
+    session: Session, scope: Scope, end: datetime, now: datetime
+) -> list[dict[str, Any]]:
     query = (
         select(Complaint, Patient.external_id, Patient.name, Patient.phone)
         .join(Patient, Patient.id == Complaint.patient_id)
-        .where(Complaint.status != "closed", Complaint.opened_at < end, Complaint.site.in_(scope.sites),
-               *_specialty_tasks(scope, Complaint.task_id))
+        .where(
+            Complaint.status != "closed",
+            Complaint.opened_at < end,
+            Complaint.site.in_(scope.sites),
+            *_specialty_tasks(scope, Complaint.task_id),
+        )
         .order_by(Complaint.due_at, Complaint.id)
     )
-    return [{"complaint": c, "patient_id": ext, "patient_name": name, "phone": phone,
-             "overdue": c.responded_at is None and c.due_at < now}
-            for c, ext, name, phone in session.execute(query)]
+    return [
+        {
+            "complaint": c,
+            "patient_id": ext,
+            "patient_name": name,
+            "phone": phone,
+            "overdue": c.responded_at is None and c.due_at < now,
+        }
+        for c, ext, name, phone in session.execute(query)
+    ]
 
 
-# -- sales, coordinators, unreachable ---------------------------------------------------------------------
+# -- sales, coordinators, unreachable --------------------------------------------------------------
 def sales_figures(session: Session, scope: Scope, base: Subquery) -> dict[str, Any]:
     """Leads counted per episode: a lead with two calls in the period is one lead."""
     pairs = [and_(base.c.specialty == s, base.c.procedure == p) for s, p in scope.sales_procedures]
     row = session.execute(
-        select(func.count(func.distinct(base.c.episode_id)).label("leads"),
-               func.count(func.distinct(case((base.c.n_attempts > 0, base.c.episode_id), else_=None))).label("f"),
-               func.count(func.distinct(case((base.c.status == "booked", base.c.episode_id), else_=None))).label("b"))
-        .where(or_(*pairs) if pairs else false())
+        select(
+            func.count(func.distinct(base.c.episode_id)).label("leads"),
+            func.count(
+                func.distinct(case((base.c.n_attempts > 0, base.c.episode_id), else_=None))
+            ).label("f"),
+            func.count(
+                func.distinct(case((base.c.status == "booked", base.c.episode_id), else_=None))
+            ).label("b"),
+        ).where(or_(*pairs) if pairs else false())
     ).one()
     leads, followed, booked = _int(row[0]), _int(row[1]), _int(row[2])
-    return {"leads": leads, "followed_up": followed, "booked": booked, "conversion_rate": rate(booked, followed),
-            "small_sample": followed < 30}
+    return {
+        "leads": leads,
+        "followed_up": followed,
+        "booked": booked,
+        "conversion_rate": rate(booked, followed),
+        "small_sample": followed < 30,
+    }
 
 
-def coordinator_figures(session: Session, scope: Scope, day_starts: Sequence[datetime]) -> list[dict[str, Any]]:
-    """Attempts and reached calls per coordinator; calling hours summed over per-day spans (min 1 h a day)."""
+def coordinator_figures(
+    session: Session, scope: Scope, day_starts: Sequence[datetime]
+) -> list[dict[str, Any]]:
+    """Attempts and reached calls per coordinator; calling hours = per-day spans (min 1 h)."""
     start, end = day_starts[0], day_starts[-1]
     base = (
-        select(Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day"))
+        select(
+            Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day")
+        )
         .join(Task, Task.id == Attempt.task_id)
         .where(Attempt.at >= start, Attempt.at < end, *scope.task_filter())
         .subquery("calls")
     )
-    query = (
-        select(base.c.by, base.c.day, func.count().label("attempts"),
-               func.sum(case((base.c.outcome.in_(REACHED + ("reached",)), 1), else_=0)).label("reached"),
-               func.min(base.c.at).label("first"), func.max(base.c.at).label("last"))
-        .group_by(base.c.by, base.c.day)
-    )
+    query = select(
+        base.c.by,
+        base.c.day,
+        func.count().label("attempts"),
+        func.sum(case((base.c.outcome.in_(REACHED + ("reached",)), 1), else_=0)).label("reached"),
+        func.min(base.c.at).label("first"),
+        func.max(base.c.at).label("last"),
+    ).group_by(base.c.by, base.c.day)
     totals: dict[str, dict[str, Any]] = {}
     for row in session.execute(query).mappings():
-        entry = totals.setdefault(row["by"], {"coordinator": row["by"], "attempts": 0, "reached": 0, "hours": 0.0})
+        entry = totals.setdefault(
+            row["by"], {"coordinator": row["by"], "attempts": 0, "reached": 0, "hours": 0.0}
+        )
         entry["attempts"] += _int(row["attempts"])
         entry["reached"] += _int(row["reached"])
         first, last = row["first"], row["last"]
@@ -354,12 +538,18 @@ def coordinator_figures(session: Session, scope: Scope, day_starts: Sequence[dat
     out = []
     for entry in sorted(totals.values(), key=lambda e: (-e["attempts"], e["coordinator"])):
         hours = entry.pop("hours")
-        out.append({**entry, "calling_hours": round(hours, 2), "calls_per_hour": rate(entry["attempts"], hours, 2)})
+        out.append(
+            {
+                **entry,
+                "calling_hours": round(hours, 2),
+                "calls_per_hour": rate(entry["attempts"], hours, 2),
+            }
+        )
     return out
 
 
 def _aware(moment: Any) -> datetime:
-    """Aggregates of a UTC column come back typed on both databases; guard raw SQLite text anyway."""
+    """Aggregates of a UTC column come back typed; guard raw SQLite text anyway."""
     from datetime import UTC
 
     if isinstance(moment, str):
@@ -371,8 +561,12 @@ def unreachable(session: Session, base: Subquery) -> list[dict[str, Any]]:
     query = (
         select(base, Patient.external_id, Patient.name, Patient.phone)
         .join(Patient, Patient.id == base.c.patient_id)
-        .where(or_(base.c.status == "unsuccessful",
-                   and_(base.c.status == "open", base.c.last_outcome.in_(UNREACHABLE_OUTCOMES))))
+        .where(
+            or_(
+                base.c.status == "unsuccessful",
+                and_(base.c.status == "open", base.c.last_outcome.in_(UNREACHABLE_OUTCOMES)),
+            )
+        )
         .order_by(base.c.site, base.c.due_at, base.c.task_id)
     )
     return [dict(r) for r in session.execute(query).mappings()]

@@ -21,11 +21,35 @@ from core.cli.output import safe_cell, to_json
 from core.reports.labels import DIMENSIONS, LABELS, STATUSES, label
 
 LIST_COLUMNS = {
-    "unreachable": ("task_id", "patient_id", "patient_name", "phone", "site", "procedure", "milestone", "due_at",
-                    "status", "attempts", "last_outcome", "last_attempt_at"),
+    "unreachable": (
+        "task_id",
+        "patient_id",
+        "patient_name",
+        "phone",
+        "site",
+        "procedure",
+        "milestone",
+        "due_at",
+        "status",
+        "attempts",
+        "last_outcome",
+        "last_attempt_at",
+    ),
     "suggestions": ("date", "patient_id", "patient_name", "phone", "site", "task_id", "text"),
-    "open_complaints": ("complaint_id", "patient_id", "patient_name", "phone", "site", "category", "staff", "status",
-                        "opened_at", "deadline", "overdue", "description"),
+    "open_complaints": (
+        "complaint_id",
+        "patient_id",
+        "patient_name",
+        "phone",
+        "site",
+        "category",
+        "staff",
+        "status",
+        "opened_at",
+        "deadline",
+        "overdue",
+        "description",
+    ),
 }
 # a list column whose header is not its own label
 _COLUMN_LABELS = {"staff": "staff_member", "task_id": "task_id"}
@@ -36,12 +60,19 @@ def column_label(column: str, locale: str) -> str:
 
 
 # list sections of the report and the field that names each row's group
-_GROUP_FIELD = {"satisfaction": "dimension", "complaints.by_category": "category", "staff": "staff",
-                "coordinators": "coordinator", "breakdown": "key", "sites": "key", "trend": "period"}
+_GROUP_FIELD = {
+    "satisfaction": "dimension",
+    "complaints.by_category": "category",
+    "staff": "staff",
+    "coordinators": "coordinator",
+    "breakdown": "key",
+    "sites": "key",
+    "trend": "period",
+}
 _SKIP = {"label"}  # localized text is not a figure: CSV keeps stable values only
 
 
-# -- long layout (CSV and the figures sheet) --------------------------------------------------------------
+# -- long layout (CSV and the figures sheet) -------------------------------------------------------
 def long_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
     for section, value in report.items():
         if section == "lists":
@@ -55,7 +86,9 @@ def long_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
             yield from _list_rows(section, value)
 
 
-def _dict_rows(section: str, group: str, data: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+def _dict_rows(
+    section: str, group: str, data: dict[str, Any]
+) -> Iterator[tuple[str, str, str, Any]]:
     for key, value in data.items():
         if isinstance(value, dict):
             yield from _dict_rows(section, key, value)
@@ -98,13 +131,15 @@ def render_json(report: dict[str, Any]) -> str:
     return to_json(report) + "\n"
 
 
-# -- XLSX --------------------------------------------------------------------------------------------------
+# -- XLSX ------------------------------------------------------------------------------------------
 def write_xlsx(report: dict[str, Any], path: Path) -> None:
     """Sheets: figures (long layout), one per list, definitions. Strings are never formulas."""
     import xlsxwriter
 
     locale = report["period"]["locale"]
-    workbook = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
+    workbook = xlsxwriter.Workbook(
+        str(path), {"strings_to_formulas": False, "strings_to_urls": False}
+    )
     try:
         bold = workbook.add_format({"bold": True})
         sheet = workbook.add_worksheet("figures")
@@ -153,7 +188,7 @@ def _key_label(key: str, locale: str) -> str:
     return label(key, locale, DIMENSIONS) if key in DIMENSIONS else key
 
 
-# -- shared display helpers (table and HTML) ---------------------------------------------------------------
+# -- shared display helpers (table and HTML) -------------------------------------------------------
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
@@ -183,9 +218,24 @@ def show_delta(name: str, value: Any) -> str:
     return f"{value * 100:+.1f} pt"
 
 
-HEADLINE = ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open",
-            "coverage", "follow_up_rate", "on_time_rate", "avg_attempts_per_reached", "satisfaction_n",
-            "overall_satisfaction_rate", "nps_n", "nps")
+HEADLINE = (
+    "due",
+    "attempted",
+    "reached",
+    "reached_in_window",
+    "unsuccessful",
+    "refused",
+    "wrong_number",
+    "open",
+    "coverage",
+    "follow_up_rate",
+    "on_time_rate",
+    "avg_attempts_per_reached",
+    "satisfaction_n",
+    "overall_satisfaction_rate",
+    "nps_n",
+    "nps",
+)
 
 
 def status_label(status: str, locale: str, kind: str = "task") -> str:

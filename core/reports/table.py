@@ -16,8 +16,15 @@ _PHONE_FREE_WIDTH = 80
 
 
 def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, header_style="bold",
-                  pad_edge=False, expand=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+        expand=False,
+    )
     for i, column in enumerate(columns):
         table.add_column(column, justify="right" if i in right else "left", overflow="fold")
     return table
@@ -28,40 +35,64 @@ def render_table(report: dict[str, Any], console: Console) -> None:
     L = lambda key: label(key, loc)  # noqa: E731
     sites = ", ".join(p["sites"]) or L("none")
     console.print(Text(f"{p['chain']} · {p['title']} · {p['label']}", style="bold"))
-    console.print(f"{L('period')}: {p['first_day']} – {p['last_day']} ({p['timezone']}) · {L('site')}: {sites}"
-                  + (f" · {L('specialty')}: {', '.join(p['specialties'])}" if p["specialties"] else ""))
+    console.print(
+        f"{L('period')}: {p['first_day']} – {p['last_day']} ({p['timezone']})"
+        f" · {L('site')}: {sites}"
+        + (f" · {L('specialty')}: {', '.join(p['specialties'])}" if p["specialties"] else "")
+    )
     console.print(f"{L('generated')}: {p['generated_at']} · {L('previous')}: {p['previous']}")
 
     small = report["figures"]["small_sample"]
-    figures = _table(L("figures"), L("metric"), p["label"], p["previous"], L("delta"), right=(1, 2, 3))
+    figures = _table(
+        L("figures"), L("metric"), p["label"], p["previous"], L("delta"), right=(1, 2, 3)
+    )
     for name in HEADLINE:
         mark = " *" if small.get(name) and report["figures"][name] is not None else ""
-        figures.add_row(L(name), show(name, report["figures"][name]) + mark, show(name, report["previous"][name]),
-                        show_delta(name, report["delta"].get(name)) if name in report["delta"] else "")
+        figures.add_row(
+            L(name),
+            show(name, report["figures"][name]) + mark,
+            show(name, report["previous"][name]),
+            show_delta(name, report["delta"].get(name)) if name in report["delta"] else "",
+        )
     console.print(figures)
 
-    sat = _table(L("satisfaction"), L("dimension"), L("n"), L("mean"), L("top2_rate"), right=(1, 2, 3))
+    sat = _table(
+        L("satisfaction"), L("dimension"), L("n"), L("mean"), L("top2_rate"), right=(1, 2, 3)
+    )
     for row in report["satisfaction"]:
-        sat.add_row(row["label"], str(row["n"]), num(row["mean"]), pct(row["top2_rate"]) + (" *" if row["small_sample"]
-                                                                                            else ""))
+        sat.add_row(
+            row["label"],
+            str(row["n"]),
+            num(row["mean"]),
+            pct(row["top2_rate"]) + (" *" if row["small_sample"] else ""),
+        )
     if not report["satisfaction"]:
         sat.add_row(L("no_data"), "", "", "")
     console.print(sat)
 
     c, e, s = report["complaints"], report["escalations"], report["sales"]
-    follow = _table(f"{L('complaints')} · {L('escalations')} · {L('sales')}", L("metric"), L("value"), right=(1,))
+    follow = _table(
+        f"{L('complaints')} · {L('escalations')} · {L('sales')}",
+        L("metric"),
+        L("value"),
+        right=(1,),
+    )
     for name in ("opened", "responded_within_3d", "overdue", "closed"):
         follow.add_row(f"{L('complaints')}: {L(name)}", num(c[name]))
-    follow.add_row(f"{L('complaints')}: {L('responded_within_3d_rate')}", pct(c["responded_within_3d_rate"]))
+    follow.add_row(
+        f"{L('complaints')}: {L('responded_within_3d_rate')}", pct(c["responded_within_3d_rate"])
+    )
     for row in c["by_category"]:
         follow.add_row(f"  {row['label']}", str(row["opened"]))
     for name in ("opened", "resolved", "median_hours_to_resolve"):
         follow.add_row(f"{L('escalations')}: {L(name)}", num(e[name]))
     for name in ("leads", "followed_up", "booked"):
         follow.add_row(f"{L('sales')}: {L(name)}", num(s[name]))
-    follow.add_row(f"{L('sales')}: {L('conversion_rate')}", pct(s["conversion_rate"]) + (" *" if s["small_sample"]
-                                                                                         and s["conversion_rate"]
-                                                                                         is not None else ""))
+    follow.add_row(
+        f"{L('sales')}: {L('conversion_rate')}",
+        pct(s["conversion_rate"])
+        + (" *" if s["small_sample"] and s["conversion_rate"] is not None else ""),
+    )
     console.print(follow)
 
     if report["staff"]:
@@ -71,47 +102,103 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         console.print(staff)
 
     if report["coordinators"]:
-        coord = _table(L("coordinators"), L("coordinator"), L("attempts"), L("reached"), L("calling_hours"),
-                       L("calls_per_hour"), right=(1, 2, 3, 4))
+        coord = _table(
+            L("coordinators"),
+            L("coordinator"),
+            L("attempts"),
+            L("reached"),
+            L("calling_hours"),
+            L("calls_per_hour"),
+            right=(1, 2, 3, 4),
+        )
         for row in report["coordinators"]:
-            coord.add_row(f"{row['name']} ({row['coordinator']})", str(row["attempts"]), str(row["reached"]),
-                          num(row["calling_hours"]), num(row["calls_per_hour"]))
+            coord.add_row(
+                f"{row['name']} ({row['coordinator']})",
+                str(row["attempts"]),
+                str(row["reached"]),
+                num(row["calling_hours"]),
+                num(row["calls_per_hour"]),
+            )
         console.print(coord)
 
     if report["breakdown"]:
         by = report["period"]["by"]
-        table = _table(f"{L('breakdown')}: {L('by_' + by)}", L("by_" + by), L("due"), L("reached"),
-                       L("follow_up_rate"), L("coverage"), L("overall_satisfaction_rate"), L("nps"),
-                       *( [L("praise"), L("criticism")] if by == "staff" else []), right=(1, 2, 3, 4, 5, 6, 7, 8))
+        table = _table(
+            f"{L('breakdown')}: {L('by_' + by)}",
+            L("by_" + by),
+            L("due"),
+            L("reached"),
+            L("follow_up_rate"),
+            L("coverage"),
+            L("overall_satisfaction_rate"),
+            L("nps"),
+            *([L("praise"), L("criticism")] if by == "staff" else []),
+            right=(1, 2, 3, 4, 5, 6, 7, 8),
+        )
         for row in report["breakdown"]:
             extra = [str(row["praise"]), str(row["criticism"])] if by == "staff" else []
-            table.add_row(row["label"], str(row["due"]), str(row["reached"]), pct(row["follow_up_rate"]),
-                          pct(row["coverage"]), pct(row["overall_satisfaction_rate"]), show("nps", row["nps"]), *extra)
+            table.add_row(
+                row["label"],
+                str(row["due"]),
+                str(row["reached"]),
+                pct(row["follow_up_rate"]),
+                pct(row["coverage"]),
+                pct(row["overall_satisfaction_rate"]),
+                show("nps", row["nps"]),
+                *extra,
+            )
         console.print(table)
 
     lists = report["lists"]
-    unreachable = _table(f"{L('unreachable')} ({len(lists['unreachable'])})", L("patient_id"), L("phone"),
-                         L("site"), L("due_at"), L("last_outcome"))
+    unreachable = _table(
+        f"{L('unreachable')} ({len(lists['unreachable'])})",
+        L("patient_id"),
+        L("phone"),
+        L("site"),
+        L("due_at"),
+        L("last_outcome"),
+    )
     for row in lists["unreachable"]:
         outcome = row["last_outcome_label"] or status_label(row["status"], loc)
-        unreachable.add_row(f"{row['patient_name']} ({row['patient_id']})", row["phone"], row["site"],
-                            (row["due_at"] or "")[:16].replace("T", " "), f"{outcome} ×{row['attempts']}")
+        unreachable.add_row(
+            f"{row['patient_name']} ({row['patient_id']})",
+            row["phone"],
+            row["site"],
+            (row["due_at"] or "")[:16].replace("T", " "),
+            f"{outcome} ×{row['attempts']}",
+        )
     console.print(unreachable)
-    sugg = _table(f"{L('suggestions')} ({len(lists['suggestions'])})", L("date"), L("patient_id"), L("text"))
+    sugg = _table(
+        f"{L('suggestions')} ({len(lists['suggestions'])})", L("date"), L("patient_id"), L("text")
+    )
     for row in lists["suggestions"]:
         sugg.add_row(row["date"], row["patient_id"], row["text"])
     console.print(sugg)
-    open_c = _table(f"{L('open_complaints')} ({len(lists['open_complaints'])})", "#", L("patient_id"),
-                    L("category"), L("deadline"), L("description"))
+    open_c = _table(
+        f"{L('open_complaints')} ({len(lists['open_complaints'])})",
+        "#",
+        L("patient_id"),
+        L("category"),
+        L("deadline"),
+        L("description"),
+    )
     for row in lists["open_complaints"]:
-        open_c.add_row(str(row["complaint_id"]), row["patient_id"], row["category_label"],
-                       (row["deadline"] or "")[:16].replace("T", " ") + (f" {L('overdue')}" if row["overdue"] else ""),
-                       row["description"], style="bold red" if row["overdue"] else None)
+        open_c.add_row(
+            str(row["complaint_id"]),
+            row["patient_id"],
+            row["category_label"],
+            (row["deadline"] or "")[:16].replace("T", " ")
+            + (f" {L('overdue')}" if row["overdue"] else ""),
+            row["description"],
+            style="bold red" if row["overdue"] else None,
+        )
     console.print(open_c)
 
     notes = [Text(L("definitions"), style="bold")]
     sep = "：" if loc == "zh_CN" else ": "
-    notes += [Text(f"·{L(key)}{sep}{text}", style="dim", overflow="fold")
-              for key, text in report["definitions"].items()]
+    notes += [
+        Text(f"·{L(key)}{sep}{text}", style="dim", overflow="fold")
+        for key, text in report["definitions"].items()
+    ]
     notes.append(Text(f"* {L('small_sample')}", style="dim"))
     console.print(Group(*notes))
