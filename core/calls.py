@@ -166,7 +166,7 @@ def record_call(
         raise CallError(f"task {task_id} is {task.status}, not open: nothing to record")
     check_site_access(config, user, task.site)
     site = config.site(task.site)
-    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until > now:
+    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
         raise CallError(
             f"task {task_id} is held by {task.assignee} until {task.claimed_until.astimezone(site.timezone):%H:%M}: "
             "two coordinators must not call the same patient"

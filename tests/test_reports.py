@@ -573,6 +573,17 @@ def test_period_option_errors_are_clear(cli, db_url):  # type: ignore[no-untyped
     assert xlsx.exit_code == 1 and "--out" in xlsx.output
 
 
+def test_sales_are_leads_and_satisfaction_only_one_to_five_scales(plugins):  # type: ignore[no-untyped-def]
+    from core.reports import scope_from_plugins
+
+    scope = scope_from_plugins(plugins, ["SH-DENT"], None)
+    # dental invitations and missed appointments are bookable, but they rebook patients, not leads
+    assert scope.sales_procedures == [("hair", "consultation"), ("hair", "visit_without_treatment")]
+    assert "overall_satisfaction" in scope.scale_questions["dental"]
+    assert "pain_level" not in scope.scale_questions["dental"]  # 0–10
+    assert "sat_attitude" in scope.scale_questions["inpatient"]
+
+
 def test_period_arithmetic():  # no database
     from zoneinfo import ZoneInfo
 

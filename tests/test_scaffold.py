@@ -326,6 +326,23 @@ def test_invalid_protocol_disables_the_plugin_naming_file_line_and_field(
         build_plugins()
 
 
+def test_kit_does_not_pass_a_registered_plugin_whose_protocol_fails(
+    scaffold: Callable[[str], Path], register_plugin: Callable[..., Plugins]
+) -> None:
+    package = scaffold("eyes_syntax")
+    protocol = package / "protocol.yaml"
+    protocol.write_text(
+        protocol.read_text(encoding="utf-8").replace(
+            "en: Day-after check-in}", "en: Day-after check-in"
+        ),
+        encoding="utf-8",
+    )
+    plugins = register_plugin(ProtocolPlugin("followup_eyes_syntax", root=package), "eyes_syntax")
+    (problem,) = conformance_problems("eyes_syntax", plugins)
+    assert problem.startswith("plugin 'eyes_syntax', hook followup_specialties:")
+    assert f"{protocol}:" in problem and "invalid YAML" in problem
+
+
 def test_hook_result_failing_validation_disables_the_plugin_at_load(
     scaffold: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -251,7 +251,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         ids = list(session.execute(
             select(Task.id).where(Task.assignee == app.user, Task.status == "open", Task.site.in_(sites),
-                                  Task.claimed_until > now).order_by(Task.urgency, Task.next_attempt_at, Task.id)
+                                  Task.claimed_until >= now).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).scalars())
     if not ids:
         click.echo("You hold no calls. Claim some first: followup claim")

@@ -21,6 +21,9 @@ from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, l
 from core.reports.period import Period
 
 TREND_PERIODS = 6
+# Sales follow-ups (DOMAIN.md §1): leads who consulted but never came, and visits that did not buy.
+# Other bookable procedures (a dental invitation, a missed appointment) rebook patients, not leads.
+SALES_TRIGGERS = ("consultation", "visit_without_treatment")
 HEADLINE_RATES = (
     "coverage",
     "follow_up_rate",
@@ -63,7 +66,7 @@ def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | 
     for key, (_, spec) in plugins.specialties().items():
         keys = scale.setdefault(key, set())
         for proc in spec.procedures:
-            if proc.allows_booking:
+            if proc.allows_booking and proc.trigger in SALES_TRIGGERS:
                 sales.append((key, proc.code))
             for _, milestone in plugins.milestones(key, proc.code):
                 for question in plugins.questions(key, proc.code, milestone.key).values():

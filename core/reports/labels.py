@@ -244,11 +244,11 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "distinct trimmed text.",
     ),
     "sales": (
-        "可预约的销售类项目（如植发咨询、面诊未手术）中应回访的客户（"
-        "按就诊记录计）；转化率 = 已预约 ÷ 已跟进。",
-        "Leads (episodes) of bookable sales procedures (hair"
-        " consultation, visit without treatment) with a task due "
-        "in the period; conversion rate = booked / followed up (attempted).",
+        "咨询未到院、面诊未成交的客户（如植发咨询、面诊未手术，按就诊记录计），"
+        "本期有应回访任务者；转化率 = 已预约 ÷ 已跟进。",
+        "Leads (episodes) who consulted but never came, or came but did not buy (hair "
+        "consultation, visit without treatment), with a task due in the period; "
+        "conversion rate = booked / followed up (attempted).",
     ),
     "coordinators": (
         "统计期间内每位回访员的拨打次数与接通次数；通话时段 ="
