@@ -104,8 +104,23 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     return base.model_copy(update={"offset": Duration.parse(task.offset)})
 
 
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any) -> datetime:
-    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day."""
+class _EveryDay:
+    """A calendar with no holidays: clinical retries are not postponed by a public holiday (DOMAIN.md §3)."""
+
+    @staticmethod
+    def is_working_day(day: date) -> bool:
+        return True
+
+
+def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = "routine") -> datetime:
+    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
+
+    A clinical task's retry keeps to calling windows but is not held back by a
+    holiday: a 24-hour implant check that failed on 1 October is tried again
+    that afternoon, not on 8 October.
+    """
+    if urgency == "clinical":
+        calendar = _EveryDay()
     tz = site.timezone
     local = failed_at.astimezone(tz)
     windows = sorted(site.calling_windows, key=lambda w: w.start)
@@ -201,7 +216,7 @@ def record_call(
             task.status = "unsuccessful"
             task.completed_at = now
         else:
-            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config))
+            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
     elif outcome == "wrong_number":
         task.status = "wrong_number"
         task.completed_at = now

@@ -83,7 +83,7 @@ def claim(
     picked = (
         select(Patient.id)
         .join(priority, priority.c.pid == Patient.id)
-        .where(Patient.do_not_contact.is_(False), ~_held_by_colleague(user, now))
+        .where(Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False), ~_held_by_colleague(user, now))
         .order_by(priority.c.urg, priority.c.due, Patient.id)
         .limit(count)
         .with_for_update(of=Patient, skip_locked=True)

@@ -62,8 +62,10 @@ PATIENT_COLUMNS = (
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
 EPISODE_COLUMNS = (
     "episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at",
-    "doctor", "department", "diagnosis", "notes", "restored",
+    "doctor", "department", "diagnosis", "notes", "restored", "discharge_medication",
 )
+# Episode columns kept in Episode.attributes (scripts and milestone ``when`` rules read them).
+ATTRIBUTE_COLUMNS = ("restored", "discharge_medication")
 EPISODE_REQUIRED = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at")
 COLUMNS = {PATIENTS: PATIENT_COLUMNS, EPISODES: EPISODE_COLUMNS}
 REQUIRED = {PATIENTS: PATIENT_REQUIRED, EPISODES: EPISODE_REQUIRED}
@@ -99,6 +101,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "diagnosis": ("诊断", "出院诊断"),
     "notes": ("note", "remarks", "备注"),
     "restored": ("已修复", "是否修复"),
+    "discharge_medication": ("discharge medication", "medication", "出院带药", "出院用药"),
 }
 
 _TRUE = {"yes", "y", "true", "t", "1", "是", "已", "已修复"}
@@ -707,6 +710,7 @@ class EpisodeRow(_Row):
     diagnosis: str | None = None
     notes: str | None = None
     restored: bool | None = None
+    discharge_medication: str | None = None
 
     @field_validator("episode_id", "patient_id", mode="before")
     @classmethod
@@ -784,7 +788,7 @@ class EpisodeRow(_Row):
     def _short_text(cls, value: Any) -> str | None:
         return _optional_text(value, 200)
 
-    @field_validator("diagnosis", "notes", mode="before")
+    @field_validator("diagnosis", "notes", "discharge_medication", mode="before")
     @classmethod
     def _long_text(cls, value: Any) -> str | None:
         return _optional_text(value)
@@ -1002,7 +1006,9 @@ def _upsert_episodes(
             wanted.update({f: getattr(row, f) for f in _EPISODE_FIELDS if f in columns})
             old = existing.get(row.episode_id)
             if old is None:
-                attributes = {"restored": row.restored} if row.restored is not None else {}
+                attributes = {
+                    a: getattr(row, a) for a in ATTRIBUTE_COLUMNS if getattr(row, a) is not None
+                }
                 new.append({
                     "external_id": row.episode_id, **dict.fromkeys(_EPISODE_FIELDS), **wanted,
                     "attributes": attributes, "status": "active", "scheduled_at": None,
@@ -1010,14 +1016,16 @@ def _upsert_episodes(
                 })
                 continue
             changes = {k: v for k, v in wanted.items() if getattr(old, k) != v}
-            if "restored" in columns:
-                attributes = dict(old.attributes or {})
-                if row.restored is None:
-                    attributes.pop("restored", None)
+            attributes = dict(old.attributes or {})
+            for name in ATTRIBUTE_COLUMNS:
+                if name not in columns:
+                    continue
+                if getattr(row, name) is None:
+                    attributes.pop(name, None)
                 else:
-                    attributes["restored"] = row.restored
-                if attributes != (old.attributes or {}):
-                    changes["attributes"] = attributes
+                    attributes[name] = getattr(row, name)
+            if attributes != (old.attributes or {}):
+                changes["attributes"] = attributes
             if changes:
                 updates.append({"id": old.id, **changes})
                 result.updated_episode_ids.append(old.id)

@@ -30,6 +30,7 @@ def list_tasks(
     site: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Tasks as plain dicts; instants in ISO 8601 with the site's UTC offset."""
     query = (
@@ -69,6 +70,10 @@ def list_tasks(
             "window_start": _iso(task.window_start, tz),
             "window_end": _iso(task.window_end, tz),
             "attempts": task.attempts,
+            "failed_attempts": task.failed_attempts,
+            "max_attempts": task.max_attempts,
+            "next_attempt_at": _iso(task.next_attempt_at, tz) if task.status == "open" else None,
+            "overdue": task.status == "open" and task.window_end < now if now else False,
             "provisional": task.provisional,
             "outside_window": task.outside_window,
         })

@@ -37,6 +37,7 @@ class WorklistLine:
     procedures: list[str] = field(default_factory=list)
     attempts: int = 0
     assignee: str | None = None
+    phone_invalid: bool = False
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class WorklistLine:
             "procedures": self.procedures,
             "attempts": self.attempts,
             "assignee": self.assignee,
+            "phone_invalid": self.phone_invalid,
         }
 
 
@@ -75,7 +77,7 @@ def worklist(
         tz = site.timezone
         cutoff = end_of_day(day, tz)
         query = (
-            select(Task, Patient.external_id, Patient.name, Patient.phone)
+            select(Task, Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid)
             .join(Patient, Patient.id == Task.patient_id)
             .join(Episode, Episode.id == Task.episode_id)
             .where(
@@ -90,7 +92,7 @@ def worklist(
         if assignee is not None:  # what that coordinator holds now (an expired hold is back in the pool)
             query = query.where(Task.assignee == assignee, Task.claimed_until >= now)
         by_patient: dict[str, WorklistLine] = {}
-        for task, ext_id, name, phone in session.execute(query):
+        for task, ext_id, name, phone, phone_invalid in session.execute(query):
             overdue = task.window_end < now
             held_by = task.assignee if task.claimed_until is not None and task.claimed_until >= now else None
             line = by_patient.get(ext_id)
@@ -98,7 +100,7 @@ def worklist(
                 line = by_patient[ext_id] = WorklistLine(
                     site=code, patient_id=ext_id, patient_name=name, phone=mask_phone(phone),
                     urgency=task.urgency, overdue=overdue, due_at=task.next_attempt_at or task.due_at,
-                    assignee=held_by,
+                    assignee=held_by, phone_invalid=bool(phone_invalid),
                 )
             line.assignee = line.assignee or held_by
             line.task_ids.append(task.id)

@@ -103,9 +103,11 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
 
     config, url = app.config, app.ready_db()
     with session_scope(url) as session:
-        rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit)
+        rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
+                          now=app.now)
     if fmt == "table":
         emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
              "table")
     else:
-        emit(rows, TASK_COLUMNS, fmt)
+        extra = ("failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
+        emit(rows, (*TASK_COLUMNS, *extra), fmt)

@@ -36,6 +36,14 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = ";".join(str(_plain(v)) for v in value)
+    return safe_cell(_plain(value))
+
+
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str | None = None,
          headers: dict[str, str] | None = None) -> None:
     if fmt == "json":
@@ -46,7 +54,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, ti
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for r in rows:
-            writer.writerow([safe_cell(_plain(r.get(c))) if r.get(c) is not None else "" for c in columns])
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
         click.echo(buffer.getvalue(), nl=False)
         return
     from rich.console import Console

@@ -100,14 +100,24 @@ def db_upgrade(app: App) -> None:
 
 
 def effective_protocols(app: App, selector: str | None, site_code: str | None) -> list[dict[str, Any]]:
-    config, plugins = app.config, app.plugins
+    """Milestones after a site's overrides; without --site no chain file is needed (plugin authors)."""
+    from core.yamlfile import ConfigError
+
+    plugins = app.plugins
+    try:
+        config = app.config
+        default_locale = config.model.defaults.locale
+    except ConfigError:
+        if site_code:
+            raise
+        config, default_locale = None, "zh_CN"
     installed = plugins.specialties()
     spec_filter, proc_filter = (selector.split(".", 1) + [None])[:2] if selector else (None, None)
     if spec_filter and spec_filter not in installed:
         near = difflib.get_close_matches(spec_filter, list(installed), n=1)
         hint = f" — did you mean {near[0]!r}?" if near else ""
         raise FollowupError(f"unknown specialty {spec_filter!r}{hint} (installed: {', '.join(installed)})")
-    site = config.site(site_code) if site_code else None
+    site = config.site(site_code) if site_code and config else None
     rows = []
     for key, (_plugin, spec) in installed.items():
         if spec_filter and key != spec_filter:
@@ -136,7 +146,7 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None) -
                     "urgency": ms.urgency,
                     "channel": ms.channel,
                     "overridden": overridden,
-                    "name": ms.names.get(site.locale if site else config.model.defaults.locale),
+                    "name": ms.names.get(site.locale if site else default_locale),
                 })
     return rows
 

@@ -62,7 +62,7 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
         if fmt == "csv":  # one cell per list, "5;6", not a Python list
             rows = [{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee"], fmt)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt)
 
 
 def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
