@@ -159,7 +159,7 @@ def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic:
     claim(cli, clinic, count=1)
     typed = "booked\n" + answers_input() + "\n" + "skip\n"
     result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
-    assert "Not saved: outcome 'booked' is only for sales follow-ups" in result.output
+    assert f"Task {d1} not saved: outcome 'booked' is only for sales follow-ups" in result.output
     assert "Done: 0 call(s) recorded." in result.output
     task, attempts, _ = db_state(clinic, d1)
     assert (task.status, attempts) == ("open", [])
@@ -195,3 +195,28 @@ def test_record_json_returns_the_task_and_the_actions(cli, clinic: str) -> None:
     assert data["task"]["status"] == "completed" and data["outcome"] == "reached"
     assert [a["kind"] for a in data["actions"]] == ["escalate"]
     assert data["actions"][0]["doctor"] == "陈志远"
+
+
+def test_one_call_covers_every_task_a_patient_has_that_day(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    """Two due tasks of one patient are one call: one outcome, the shared questions asked once."""
+    d1 = tid(cli, clinic, "D1")
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(clinic) as session:  # give D1 a second due task: an extra call requested earlier
+        task = session.get(Task, d1)
+        twin = Task(**{c.name: getattr(task, c.name) for c in Task.__table__.columns if c.name != "id"})
+        twin.milestone = "extra_1"
+        twin.purpose = "extra_call"
+        session.add(twin)
+        session.flush()
+        twin_id = twin.id
+    claim(cli, clinic, count=1)
+    result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input="no_answer\n")
+    assert f"The same call also covers task {twin_id}" in result.output
+    assert result.output.count("Outcome (") == 1  # asked once for both
+    with session_scope(clinic) as session:
+        rows = session.execute(select(Task.id, Task.failed_attempts).where(Task.id.in_([d1, twin_id]))).all()
+    assert sorted(f for _, f in rows) == [1, 1]

@@ -249,48 +249,65 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     sites = _sites_for(app, site)
     config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()
     with session_scope(url) as session:
-        ids = list(session.execute(
-            select(Task.id).where(Task.assignee == app.user, Task.status == "open", Task.site.in_(sites),
-                                  Task.claimed_until >= now).order_by(Task.urgency, Task.next_attempt_at, Task.id)
-        ).scalars())
-    if not ids:
+        rows = session.execute(
+            select(Task.id, Task.patient_id).where(
+                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+            ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
+        ).all()
+    if not rows:
         click.echo("You hold no calls. Claim some first: followup claim")
         return
+    # One call per patient: every task of the patient that this coordinator holds is covered by it.
+    calls: dict[int, list[int]] = {}
+    for task_id, patient_id in rows:
+        calls.setdefault(patient_id, []).append(task_id)
     done = 0
     try:
-        for task_id in ids:
+        for group in calls.values():
             with session_scope(url) as session:
-                click.echo("\n" + render_call_sheet(app, session, task_id, locale))
-            while True:  # until this call is recorded or skipped
+                for i, task_id in enumerate(group):
+                    if i:
+                        click.secho(f"\nThe same call also covers task {task_id}:", bold=True)
+                    click.echo("\n" + render_call_sheet(app, session, task_id, locale))
+            pending = list(group)
+            answers: dict[str, str] = {}
+            while pending:  # until every task of this call is recorded or skipped
                 outcome = click.prompt("Outcome", type=click.Choice([*OUTCOMES, "skip"]), default="reached")
                 if outcome == "skip":
-                    data = None
                     break
-                answers: dict[str, str] = {}
                 note = None
-                callback = None
-                if outcome == "callback_requested":
-                    callback = _prompt_callback(app, task_id)
+                callback = _prompt_callback(app, pending[0]) if outcome == "callback_requested" else None
                 if outcome in ("reached", "booked"):
-                    answers = _ask_questions(app, task_id, locale)
+                    for task_id in pending:  # a question shared by two tasks is asked once
+                        answers.update(_ask_questions(app, task_id, locale, skip=set(answers)))
                 if outcome not in FAILED:
                     note = click.prompt("Note (optional)", default="", show_default=False) or None
-                try:
-                    with session_scope(url) as session:
-                        result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
-                                             now=now, answers=answers, note=note, callback_at=callback)
-                        data = result.as_dict(config.site(result.task.site).timezone)
-                    break
-                except CallError as exc:  # answers were checked as typed: the outcome does not fit this task
-                    click.secho(f"Not saved: {exc}. Choose another outcome, or skip.", fg="red")
-            if data is None:
-                continue
-            done += 1
-            click.secho(describe_result(data), fg="green")
+                for task_id in list(pending):
+                    try:
+                        with session_scope(url) as session:
+                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                            result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
+                                                 now=now, answers=mine, note=note, callback_at=callback)
+                            data = result.as_dict(config.site(result.task.site).timezone)
+                    except CallError as exc:  # the outcome does not fit this task: ask again for what is left
+                        click.secho(f"Task {task_id} not saved: {exc}. Choose another outcome, or skip.", fg="red")
+                        break
+                    pending.remove(task_id)
+                    done += 1
+                    click.secho(describe_result(data), fg="green")
     except (KeyboardInterrupt, click.Abort):
         click.echo(f"\nStopped. {done} call(s) recorded; the rest stay claimed until the hold expires.")
         return
     click.echo(f"\nDone: {done} call(s) recorded.")
+
+
+def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) -> dict[str, str]:
+    """The answers of this call that belong to this task's questions."""
+    from core.db.models import Task
+
+    task = session.get(Task, task_id)
+    keys = app.plugins.questions(task.specialty, task.procedure, task.milestone)
+    return {k: v for k, v in answers.items() if k in keys}
 
 
 def _prompt_callback(app: App, task_id: int) -> datetime:
@@ -310,7 +327,7 @@ def _prompt_callback(app: App, task_id: int) -> datetime:
             click.secho(str(exc), fg="red")
 
 
-def _ask_questions(app: App, task_id: int, locale: str | None) -> dict[str, str]:
+def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None) -> dict[str, str]:
     from core.calls import task_context, task_milestone
     from core.db.engine import session_scope
     from core.db.models import Task
@@ -325,6 +342,8 @@ def _ask_questions(app: App, task_id: int, locale: str | None) -> dict[str, str]
     loc = locale or context.patient.locale or site.locale
     answers: dict[str, str] = {}
     for q in questions:
+        if skip and q.key in skip:
+            continue
         hint = question_hint(q, loc)
         while True:
             raw = click.prompt(f"{q.text.get(loc)}" + (f" [{hint}]" if hint else "") + " (Enter to skip)",
