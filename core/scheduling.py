@@ -21,7 +21,6 @@ from core.placement import place, times_for
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone, Window
 
-
 # A milestone whose window closed more than this long before it was scheduled
 # (history imported when a clinic starts) is stored as "expired": visible and
 # counted, but not put on anyone's worklist. A window that closed recently is an
