@@ -419,7 +419,7 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
             try:
                 site.apply_overrides(spec_key, proc_code, [original])
             except ValidationError as err:
-                msgs = "; ".join(e["msg"] for e in err.errors())
+                msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
                 problems.append(f"{where}: {override.milestone}: {msgs}")
     if problems:
         raise ConfigError(problems)

@@ -79,7 +79,7 @@ def _format_validation(err: ValidationError) -> str:
     parts = []
     for item in err.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "(value)"
-        parts.append(f"{loc}: {item['msg']}")
+        parts.append(f"{loc}: {item['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -125,7 +125,7 @@ def located_errors(err: ValidationError, source: LocatedYaml, model: type[BaseMo
         loc = base + tuple(item["loc"])
         line = source.line_of(loc)
         key = ".".join(str(p) for p in loc) or "(top level)"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             owner = _model_at(model, tuple(item["loc"]))
             message = f"unknown key {loc[-1]!r}"

@@ -31,8 +31,10 @@ def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
     if not file.exists():
         raise FollowupError(f"{file}: file not found")
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session:
-        result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run)
+    with session_scope(url) as session, _progress(f"importing {file.name}", None) as progress:
+        bar = progress.add_task("rows", total=None)
+        result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run,
+                             progress=lambda n: progress.advance(bar, n))
         if dry_run:
             session.rollback()
     data = result.as_dict()
