@@ -183,7 +183,7 @@ def test_unknown_timezone_in_a_site_names_the_site_file(chain_dir: Path) -> None
     site = chain_dir / "sites" / "bj-hosp.yaml"
     edit(site, "timezone: Asia/Shanghai", "timezone: Beijing")
     assert (
-        f"{site}:{line_of(site, 'Beijing')}: timezone: Value error, unknown timezone 'Beijing'"
+        f"{site}:{line_of(site, 'Beijing')}: timezone: unknown timezone 'Beijing'"
         in problem(chain_dir)
     )
 
