@@ -1,0 +1,949 @@
+#!/usr/bin/env python
+"""Scale benchmark: a synthetic 50-site chain, measured against what the database alone can do.
+
+    .venv/bin/python benchmarks/scale.py                       # SQLite, 1,000,000 tasks, 2,000,000 attempts
+    .venv/bin/python benchmarks/scale.py --pg postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/scale.py --tasks 30000 --attempts 60000    # a quick run
+
+For each database (a fresh SQLite file; with ``--pg URL`` also a fresh schema in
+that PostgreSQL database, dropped afterwards) it generates a chain of 50 sites
+(dental, aesthetic + hair, in-patient), its patients and episodes spread over
+2026 (bulk Core inserts; setup is not measured), then measures, each against a
+hand-written baseline in the same run:
+
+1. ``core.scheduling.schedule`` creating every task, against a raw ``executemany``
+   (sqlite3) or ``COPY`` (psycopg) of the same rows into an identically indexed
+   table (the rows are computed beforehand, untimed, by the plain per-episode
+   ``core.scheduling.task_rows``, so the check "scheduled tasks equal the raw
+   rows" compares the optimised batch path with the straightforward one);
+2. ``core.worklist.worklist`` for the busiest site on one day, against the
+   hand-written indexed query (median of several runs);
+3. ``core.reports.build_report`` for a month, over the tasks and the synthetic
+   attempts (and answers), against one hand-written ``GROUP BY`` query;
+4. ``followup --help`` against ``python -c pass`` (wall time, median);
+5. PostgreSQL only: 8 threads calling ``core.claims.claim`` until 10,000 tasks
+   are drained: double claims (must be zero) and claims per second.
+
+Every measurement prints one line with both times and the ratio; the last line
+is ``ratios: schedule=X worklist=Y report=Z`` (the worst over the databases run).
+Each framework result is also checked against its baseline's rows; a mismatch
+makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time as dtime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+TZ = ZoneInfo("Asia/Shanghai")
+YEAR = 2026
+SCHEDULE_NOW = datetime(YEAR, 1, 1, 0, 0, tzinfo=TZ)  # before every event: nothing expires
+REPORT_NOW = datetime(YEAR, 12, 1, 9, 0, tzinfo=TZ)  # calls were made up to here
+REPORT_PERIOD = f"{YEAR}-11"
+WORKLIST_DAY = REPORT_NOW.date()
+CLAIM_NOW = datetime(YEAR + 2, 6, 1, 10, 0, tzinfo=TZ)  # after every task's due time
+CHUNK = 20_000
+GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0}
+HELP_GOAL_MS = 150.0
+
+# 50 sites: (prefix, count, specialties)
+SITE_KINDS = (("D", 20, ["dental"]), ("A", 15, ["aesthetic", "hair"]), ("H", 15, ["inpatient"]))
+SPECIALTY_WEIGHTS = {"aesthetic": 0.7, "hair": 0.3}
+EVENT_HOURS = {  # local hours an event of this trigger happens in
+    "procedure": (9, 19), "discharge": (10, 16), "consultation": (10, 20),
+    "visit_without_treatment": (10, 20), "missed_appointment": (9, 18), "interruption": (9, 18),
+}
+
+
+def log(message: str) -> None:
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# -- the synthetic chain ---------------------------------------------------------------------------
+def write_chain(folder: Path, n_sites: int = 50) -> Path:
+    """A chain YAML and one file per site: dental, aesthetic + hair and in-patient sites."""
+    sites_dir = folder / "sites"
+    sites_dir.mkdir(parents=True, exist_ok=True)
+    staff = []
+    codes = []
+    for prefix, count, specialties in SITE_KINDS:
+        for i in range(1, count + 1):
+            codes.append((f"{prefix}{i:02d}", specialties, i))
+    codes = codes[:n_sites]
+    for code, specialties, i in codes:
+        lines = [
+            f"code: {code}",
+            f"name: {{zh_CN: 康华{code}店, en: Kanghua {code}}}",
+            f"phone: 021-6000-{i:04d}",
+            f"specialties: [{', '.join(specialties)}]",
+        ]
+        if code.startswith("D") and i % 4 == 0:  # some dental sites call around 10:30 and 16:00
+            lines.append('calling_windows: ["10:00-11:30", "15:30-17:00"]')
+        if i % 5 == 0:
+            lines.append(f"closed_days: [{YEAR}-12-31]")
+        if code.startswith("A") and i % 3 == 0:
+            lines += [
+                "overrides:",
+                "  - milestone: aesthetic.rhinoplasty.splint_removal",
+                "    offset: 5d",
+                "    window: [4d, 6d]",
+            ]
+        (sites_dir / f"{code.lower()}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for n in (1, 2):
+            staff.append(f"  - {{username: {code.lower()}.c{n}, name: {code}-{n}, role: coordinator, sites: [{code}]}}")
+    chain = folder / "chain.yaml"
+    chain.write_text(
+        "\n".join([
+            "name: {zh_CN: 康华医疗集团（基准）, en: Kanghua Benchmark Chain}",
+            "defaults:",
+            "  locale: zh_CN",
+            "  timezone: Asia/Shanghai",
+            '  calling_windows: ["09:00-11:30", "14:30-17:30"]',
+            '  quiet_hours: "21:00-08:00"',
+            "  holiday_country: CN",
+            "holiday_notices: {}",
+            "staff:",
+            *staff,
+            "sites_dir: sites",
+        ]) + "\n",
+        encoding="utf-8",
+    )
+    return chain
+
+
+@dataclass
+class Chain:
+    config: Any
+    plugins: Any
+    protocols: Any
+    # site -> [(specialty, weight)], (specialty) -> [procedure]
+    procedures: dict[str, list[Any]]
+    milestone_counts: dict[tuple[str, str, str, bool], int]
+
+
+def load_chain(chain_yaml: Path) -> Chain:
+    from core.config import load_config
+    from core.plugins import get_plugins
+    from core.scheduling import Protocols, applies
+
+    plugins = get_plugins()
+    config = load_config(chain_yaml)
+    protocols = Protocols(config, plugins)
+    procedures = {key: list(spec.procedures) for key, (_, spec) in plugins.specialties().items()}
+    counts: dict[tuple[str, str, str, bool], int] = {}
+    for site in config.sites.values():
+        for spec in site.specialties:
+            for proc in procedures[spec]:
+                milestones = protocols.milestones(site, spec, proc.code)
+                for flag in (False, True):
+                    attrs = {k: flag for m in milestones for k in m.when}
+                    counts[(site.code, spec, proc.code, flag)] = sum(applies(m, attrs) for m in milestones)
+    return Chain(config, plugins, protocols, procedures, counts)
+
+
+def generate(chain: Chain, n_tasks: int, rng: random.Random, *, dnc_rate: float = 0.01,
+             ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], int]]:
+    """Chunks of (patients, episodes, their task count) until ``n_tasks`` tasks are planned."""
+    sites = list(chain.config.sites.values())
+    start = date(YEAR, 1, 1)
+    now = SCHEDULE_NOW
+    recent: dict[str, list[int]] = defaultdict(list)
+    planned = 0
+    patient_id = episode_id = 0
+    patients: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
+    chunk_tasks = 0
+    while planned < n_tasks:
+        site = sites[rng.randrange(len(sites))]
+        if len(site.specialties) == 1:
+            spec = site.specialties[0]
+        else:
+            spec = rng.choices(site.specialties, [SPECIALTY_WEIGHTS.get(s, 1.0) for s in site.specialties])[0]
+        proc = rng.choice(chain.procedures[spec])
+        flag = rng.random() < 0.5
+        count = chain.milestone_counts[(site.code, spec, proc.code, flag)]
+        if count == 0:
+            continue
+        pool = recent[site.code]
+        if pool and rng.random() < 0.25:
+            pid = rng.choice(pool)
+        else:
+            patient_id += 1
+            pid = patient_id
+            patients.append({
+                "id": pid, "external_id": f"P{pid:08d}", "name": f"患者{pid}", "gender": rng.choice("FM"),
+                "birth_date": date(1950 + pid % 60, 1 + pid % 12, 1 + pid % 28), "phone": f"138{pid:08d}",
+                "site": site.code, "locale": "zh_CN", "do_not_contact": rng.random() < dnc_rate,
+                "phone_invalid": False, "created_at": now, "updated_at": now,
+            })
+            pool.append(pid)
+            if len(pool) > 500:
+                pool.pop(0)
+        low, high = EVENT_HOURS.get(proc.trigger, (9, 18))
+        local = datetime.combine(start + timedelta(days=rng.randrange(365)),
+                                 dtime(rng.randrange(low, high), rng.randrange(60)), TZ)
+        episode_id += 1
+        when_keys = {k for m in chain.protocols.milestones(site, spec, proc.code) for k in m.when}
+        episodes.append({
+            "id": episode_id, "external_id": f"E{episode_id:08d}", "patient_id": pid, "site": site.code,
+            "specialty": spec, "procedure": proc.code, "trigger": proc.trigger, "occurred_at": local,
+            "doctor": f"Dr {site.code}-{rng.randrange(1, 6)}", "department": spec, "diagnosis": None,
+            "notes": None, "attributes": {k: flag for k in when_keys}, "status": "active",
+            "scheduled_at": None, "created_at": now,
+        })
+        planned += count
+        chunk_tasks += count
+        if len(episodes) >= CHUNK // 4:
+            yield patients, episodes, chunk_tasks
+            patients, episodes, chunk_tasks = [], [], 0
+    if episodes:
+        yield patients, episodes, chunk_tasks
+
+
+# -- databases ----------------------------------------------------------------------------------------
+@dataclass
+class Database:
+    name: str  # "sqlite" or "postgresql"
+    url: str
+    cleanup: Callable[[], None] = lambda: None
+
+    @property
+    def is_pg(self) -> bool:
+        return self.name == "postgresql"
+
+
+def sqlite_database(folder: Path) -> Database:
+    from core.db.migrate import upgrade
+
+    path = folder / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return Database("sqlite", url)
+
+
+def pg_database(base: str, *, keep: bool = False) -> Database:
+    """A fresh schema in the PostgreSQL database at ``base``, migrated; dropped by ``cleanup``."""
+    from sqlalchemy import create_engine, text
+
+    from core.db.engine import get_engine, normalize_url
+    from core.db.migrate import upgrade
+
+    base = normalize_url(base)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    upgrade(url)
+
+    def cleanup() -> None:
+        get_engine(url).dispose()
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return Database("postgresql", url, cleanup)
+
+
+class Raw:
+    """The database driver itself (sqlite3 or psycopg), on a connection of the framework's engine."""
+
+    def __init__(self, db: Database):
+        from core.db.engine import get_engine
+
+        self.db = db
+        self._fairy = get_engine(db.url).raw_connection()
+        self.conn = self._fairy.driver_connection
+        self.mark = "%s" if db.is_pg else "?"
+        if not db.is_pg:
+            self.conn.isolation_level = None  # explicit BEGIN/COMMIT, as the engine does
+
+    def close(self) -> None:
+        self._fairy.close()
+
+    def begin(self) -> None:
+        if not self.db.is_pg:
+            self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self.db.is_pg:
+            self.conn.commit()
+        else:
+            self.conn.execute("COMMIT")
+
+    def value(self, v: Any) -> Any:
+        """A Python value as the driver stores it in the framework's columns (naive UTC instants)."""
+        if isinstance(v, datetime):
+            v = v.astimezone(UTC).replace(tzinfo=None)
+            if self.db.is_pg:
+                return v
+            return f"{v:%Y-%m-%d %H:%M:%S}.{v.microsecond:06d}"
+        if isinstance(v, bool) and not self.db.is_pg:
+            return int(v)
+        if isinstance(v, dict | list):
+            return json.dumps(v)
+        return v
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        sql = sql.replace("?", self.mark)
+        cur = self.conn.cursor()
+        cur.execute(sql, [self.value(p) for p in params])
+        rows = cur.fetchall()
+        cur.close()
+        return rows
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
+        cur = self.conn.cursor()
+        cur.execute(sql.replace("?", self.mark), [self.value(p) for p in params])
+        cur.close()
+
+    def load(self, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """Bulk-load rows already in driver values: executemany (sqlite3) or COPY (psycopg)."""
+        if self.db.is_pg:
+            with self.conn.cursor() as cur:
+                with cur.copy(f'COPY {table} ({", ".join(_quote(c) for c in columns)}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            self.conn.executemany(
+                f'INSERT INTO {table} ({", ".join(_quote(c) for c in columns)}) VALUES ({marks})', rows
+            )
+
+
+def _quote(column: str) -> str:
+    return f'"{column}"'
+
+
+def insert_core(db: Database, table: Any, rows: list[dict[str, Any]]) -> None:
+    from sqlalchemy import insert
+
+    from core.db.engine import get_engine
+
+    with get_engine(db.url).begin() as conn:
+        conn.execute(insert(table), rows)
+
+
+def populate(db: Database, chain: Chain, n_tasks: int, seed: int, *, dnc_rate: float = 0.01) -> tuple[int, int, int]:
+    """Patients and episodes by bulk Core inserts; returns (patients, episodes, planned tasks)."""
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+    from core.db.models import Episode, Patient
+
+    rng = random.Random(seed)
+    n_patients = n_episodes = n_planned = 0
+    for patients, episodes, planned in generate(chain, n_tasks, rng, dnc_rate=dnc_rate):
+        if patients:
+            insert_core(db, Patient.__table__, patients)
+        insert_core(db, Episode.__table__, episodes)
+        n_patients += len(patients)
+        n_episodes += len(episodes)
+        n_planned += planned
+    if db.is_pg:  # explicit ids: move the sequences past them
+        with get_engine(db.url).begin() as conn:
+            for table in ("patients", "episodes"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT coalesce(max(id), 1) FROM {table}))"))
+    return n_patients, n_episodes, n_planned
+
+
+def analyze(db: Database) -> None:
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+
+    with get_engine(db.url).begin() as conn:
+        conn.execute(text("ANALYZE"))
+
+
+# -- 1. scheduling ------------------------------------------------------------------------------------
+RAW_TASKS = "bench_raw_tasks"
+
+
+def create_raw_tasks(db: Database) -> list[str]:
+    """A copy of the tasks table with every constraint and index (renamed); returns its columns."""
+    from sqlalchemy import MetaData
+
+    from core.db.engine import get_engine
+    from core.db.models import NAMING, Episode, Patient, Task
+
+    meta = MetaData(naming_convention=NAMING)
+    Patient.__table__.to_metadata(meta)
+    Episode.__table__.to_metadata(meta)
+    raw = Task.__table__.to_metadata(meta, name=RAW_TASKS)
+    for index in raw.indexes:
+        index.name = f"{RAW_TASKS}_{index.name}"
+    for constraint in raw.constraints:
+        if constraint.name:
+            constraint.name = f"{RAW_TASKS}_{constraint.name}"
+    with get_engine(db.url).begin() as conn:
+        raw.drop(conn, checkfirst=True)
+        raw.create(conn)
+    return [c.name for c in Task.__table__.columns if c.name != "id"]
+
+
+def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows schedule() must create, chunk by chunk, by the plain per-episode task_rows()."""
+    from sqlalchemy import select
+
+    from core.db.engine import get_engine
+    from core.db.models import Episode, Patient
+    from core.scheduling import task_rows
+
+    config, protocols = chain.config, chain.protocols
+    engine = get_engine(db.url)
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            batch = conn.execute(
+                select(Episode.id, Episode.patient_id, Episode.site, Episode.specialty, Episode.procedure,
+                       Episode.occurred_at, Episode.attributes, Patient.do_not_contact)
+                .join(Patient, Patient.id == Episode.patient_id)
+                .where(Episode.status == "active", Episode.id > last)
+                .order_by(Episode.id).limit(CHUNK // 4)
+            ).all()
+        if not batch:
+            return
+        last = batch[-1].id
+        out = []
+        for ep in batch:
+            site = config.sites[ep.site]
+            for row in task_rows(
+                ep, site, protocols.milestones(site, ep.specialty, ep.procedure),
+                calendar=site.calendar(config),
+                max_attempts=protocols.max_attempts(site, ep.specialty, ep.procedure),
+                now=SCHEDULE_NOW, do_not_contact=bool(ep.do_not_contact),
+            ):
+                out.append(tuple(raw.value(row.get(c)) for c in columns))
+        yield out
+
+
+def measure_schedule(db: Database, chain: Chain, out: Results) -> None:
+    from core.db.engine import session_scope
+    from core.scheduling import schedule
+
+    rss_before = peak_rss_mb()
+    t0 = time.perf_counter()
+    with session_scope(db.url) as session:
+        result = schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+    framework = time.perf_counter() - t0
+    rss_after = peak_rss_mb()
+
+    columns = create_raw_tasks(db)
+    raw = Raw(db)
+    raw_time = 0.0
+    n_raw = 0
+    try:
+        raw.begin()
+        for rows in reference_rows(chain, db, raw, columns):
+            t0 = time.perf_counter()
+            raw.load(RAW_TASKS, columns, rows)
+            raw_time += time.perf_counter() - t0
+            n_raw += len(rows)
+        t0 = time.perf_counter()
+        raw.commit()
+        raw_time += time.perf_counter() - t0
+        cols = ", ".join(_quote(c) for c in columns)
+        n_tasks = raw.query("SELECT count(*) FROM tasks")[0][0]
+        only_fw = raw.query(f"SELECT count(*) FROM (SELECT {cols} FROM tasks EXCEPT SELECT {cols} FROM {RAW_TASKS}) x")[0][0]
+        only_raw = raw.query(f"SELECT count(*) FROM (SELECT {cols} FROM {RAW_TASKS} EXCEPT SELECT {cols} FROM tasks) x")[0][0]
+        raw.commit() if db.is_pg else None
+    finally:
+        raw.close()
+    ok = result.created == n_tasks == n_raw and only_fw == 0 and only_raw == 0
+    out.add(db, "schedule", framework, raw_time, "executemany" if not db.is_pg else "COPY",
+            f"{n_tasks} tasks; {result.provisional} provisional, {result.suppressed} suppressed; "
+            f"peak RSS {rss_after:.0f} MB (before scheduling {rss_before:.0f} MB)",
+            check=ok,
+            check_detail=f"tasks={n_tasks} created={result.created} raw={n_raw} "
+                         f"only_framework={only_fw} only_raw={only_raw}")
+    out.data[db.name]["schedule_rows"] = {"tasks": n_tasks, "raw": n_raw, "only_framework": only_fw,
+                                          "only_raw": only_raw, "created": result.created}
+    out.data[db.name]["peak_rss_mb"] = {"before": round(rss_before), "after": round(rss_after)}
+
+
+def drop_raw_tasks(db: Database) -> None:
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+
+    with get_engine(db.url).begin() as conn:
+        conn.execute(text(f"DROP TABLE {RAW_TASKS}"))
+
+
+# -- calls made: attempts, answers and task statuses (setup of 2 and 3) --------------------------
+FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
+
+
+def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> dict[str, int]:
+    """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses."""
+    rng = random.Random(seed + 1)
+    raw = Raw(db)
+    bookable = {(s, p.code) for s, procs in chain.procedures.items() for p in procs if p.allows_booking}
+    counts: Counter[str] = Counter()
+    try:
+        n_due = raw.query("SELECT count(*) FROM tasks WHERE status = 'open' AND due_at < ?", [REPORT_NOW])[0][0]
+        if not n_due:
+            return dict(counts)
+        base, extra = divmod(n_attempts, n_due)
+        raw.execute("CREATE TEMP TABLE bench_calls (id INTEGER PRIMARY KEY, status VARCHAR(20), attempts INTEGER, "
+                    "failed_attempts INTEGER, next_attempt_at TIMESTAMP, completed_at TIMESTAMP)")
+        if db.is_pg:
+            raw.commit()
+        attempt_id = answer_id = 0
+        last = 0
+        att_cols = ["id", "task_id", "at", "by", "outcome", "note", "callback_at"]
+        ans_cols = ["id", "task_id", "attempt_id", "question", "dimension", "value", "number"]
+        upd_cols = ["id", "status", "attempts", "failed_attempts", "next_attempt_at", "completed_at"]
+        raw.begin()
+        while True:
+            tasks = raw.query(
+                "SELECT id, due_at, site, specialty, procedure, max_attempts FROM tasks "
+                "WHERE status = 'open' AND due_at < ? AND id > ? ORDER BY id LIMIT ?", [REPORT_NOW, last, CHUNK])
+            if not tasks:
+                break
+            last = tasks[-1][0]
+            attempts, answers, updates = [], [], []
+            for task_id, due, site, spec, proc, max_attempts in tasks:
+                if isinstance(due, str):
+                    due = datetime.fromisoformat(due)
+                due = due.replace(tzinfo=UTC)
+                k = base + (1 if rng.random() < extra / n_due else 0)
+                if k == 0:
+                    continue
+                roll = rng.random()
+                if roll < 0.80:
+                    final = "booked" if (spec, proc) in bookable and rng.random() < 0.3 else "reached"
+                elif roll < 0.83:
+                    final = "refused"
+                elif roll < 0.85:
+                    final = "wrong_number"
+                else:
+                    final = rng.choice(FAILED)
+                gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
+                at = due
+                failed = 0
+                for i in range(k):
+                    at = due + gap * i + timedelta(minutes=rng.randrange(20))
+                    outcome = final if i == k - 1 else rng.choice(FAILED)
+                    failed += outcome in FAILED
+                    attempt_id += 1
+                    attempts.append((attempt_id, task_id, at, f"{site.lower()}.c{1 + rng.randrange(2)}",
+                                     outcome, None, None))
+                    counts["attempts"] += 1
+                if final in ("reached", "booked"):
+                    status, completed, next_at = ("completed" if final == "reached" else "booked"), at, None
+                    if rng.random() < 0.3:
+                        score = rng.choice((5, 5, 5, 4, 4, 3, 2, 1))
+                        nps = rng.choice((10, 10, 9, 9, 8, 7, 6, 3))
+                        for question, dim, value in (("overall_satisfaction", "overall", score),
+                                                     ("recommend", "recommend", nps)):
+                            answer_id += 1
+                            answers.append((answer_id, task_id, attempt_id, question, dim, value, float(value)))
+                            counts["answers"] += 1
+                elif final in FAILED and failed < max_attempts:
+                    status, completed, next_at = "open", None, at + timedelta(hours=2)
+                elif final in FAILED:
+                    status, completed, next_at = "unsuccessful", at, None
+                else:
+                    status, completed, next_at = final, at, None
+                counts[status] += 1
+                updates.append((task_id, status, k, failed, next_at or due, completed))
+            raw.load("attempts", att_cols, [tuple(raw.value(v) for v in row) for row in attempts])
+            raw.load("answers", ans_cols, [tuple(raw.value(v) for v in row) for row in answers])
+            raw.load("bench_calls", upd_cols, [tuple(raw.value(v) for v in row) for row in updates])
+        raw.execute(
+            "UPDATE tasks SET status = u.status, attempts = u.attempts, failed_attempts = u.failed_attempts, "
+            "next_attempt_at = u.next_attempt_at, completed_at = u.completed_at "
+            "FROM bench_calls AS u WHERE tasks.id = u.id")
+        raw.execute("DROP TABLE bench_calls")
+        raw.commit()
+        if db.is_pg:
+            for table in ("attempts", "answers"):
+                raw.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                            f"(SELECT coalesce(max(id), 1) FROM {table}))")
+            raw.commit()
+    finally:
+        raw.close()
+    return dict(counts)
+
+
+# -- 2. worklist -----------------------------------------------------------------------------------
+WORKLIST_SQL = """
+SELECT t.id, p.external_id
+FROM tasks t JOIN patients p ON p.id = t.patient_id
+WHERE t.site = ? AND t.status = 'open' AND t.window_start < ? AND t.next_attempt_at < ?
+  AND p.do_not_contact = ?
+ORDER BY t.next_attempt_at, t.id
+"""
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    result = fn()  # warm-up: statement caches, page cache
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def measure_worklist(db: Database, chain: Chain, out: Results, repeat: int) -> None:
+    from core.db.engine import session_scope
+    from core.worklist import end_of_day, worklist
+
+    config = chain.config
+    raw = Raw(db)
+    try:
+        cutoff = end_of_day(WORKLIST_DAY, TZ)
+        site = raw.query(
+            "SELECT site FROM tasks WHERE status = 'open' AND next_attempt_at < ? "
+            "GROUP BY site ORDER BY count(*) DESC, site LIMIT 1", [cutoff])
+        code = site[0][0] if site else next(iter(config.sites))
+        if db.is_pg:
+            raw.commit()
+
+        def framework() -> Any:
+            with session_scope(db.url) as session:
+                return worklist(session, config, day=WORKLIST_DAY, now=REPORT_NOW, sites=[code])
+
+        def baseline() -> Any:
+            rows = raw.query(WORKLIST_SQL, [code, cutoff, cutoff, False])
+            if db.is_pg:
+                raw.commit()
+            return rows
+
+        fw_time, lines = median_time(framework, repeat)
+        raw_time, rows = median_time(baseline, repeat)
+    finally:
+        raw.close()
+    expected: dict[str, list[int]] = defaultdict(list)
+    for task_id, ext_id in rows:
+        expected[ext_id].append(task_id)
+    got = {line.patient_id: line.task_ids for line in lines}
+    ok = got == dict(expected)
+    out.add(db, "worklist", fw_time, raw_time, "indexed SQL",
+            f"site {code} on {WORKLIST_DAY}: {len(lines)} calls, {len(rows)} tasks (median of {repeat})",
+            check=ok, check_detail=f"lines={len(got)} expected={len(expected)}")
+    out.data[db.name]["worklist_rows"] = {"site": code, "lines": len(lines), "tasks": len(rows), "equal": ok}
+
+
+# -- 3. report -------------------------------------------------------------------------------------
+REPORT_SQL = """
+SELECT t.site, count(*),
+       sum(CASE WHEN EXISTS (SELECT 1 FROM attempts a WHERE a.task_id = t.id) THEN 1 ELSE 0 END),
+       sum(CASE WHEN t.status IN ('completed', 'booked') THEN 1 ELSE 0 END)
+FROM tasks t
+WHERE t.due_at >= ? AND t.due_at < ? AND t.status NOT IN ('cancelled', 'suppressed', 'expired')
+  AND t.site IN ({sites})
+GROUP BY t.site
+"""
+
+
+def measure_report(db: Database, chain: Chain, out: Results, repeat: int) -> None:
+    from core.db.engine import session_scope
+
+    try:
+        from core.reports import ReportRequest, build_report, parse_period, scope_from_plugins
+    except ImportError as exc:  # the report API is being finished elsewhere
+        out.skip(db, "report", f"TODO: core.reports is not importable yet ({exc})")
+        return
+    config, plugins = chain.config, chain.plugins
+    codes = list(config.sites)
+    period = parse_period(REPORT_PERIOD, TZ)
+    scope = scope_from_plugins(plugins, codes, None)
+    request = ReportRequest(period=period, scope=scope, by=None, locale="en", now=REPORT_NOW)
+
+    def framework() -> Any:
+        with session_scope(db.url) as session:
+            return build_report(session, config, plugins, request)
+
+    raw = Raw(db)
+    sql = REPORT_SQL.format(sites=", ".join("?" for _ in codes))
+
+    def baseline() -> Any:
+        rows = raw.query(sql, [period.start, period.end, *codes])
+        if db.is_pg:
+            raw.commit()
+        return rows
+
+    try:
+        fw_time, report = median_time(framework, repeat)
+        raw_time, rows = median_time(baseline, repeat)
+    finally:
+        raw.close()
+    expected = {
+        "due": sum(int(r[1]) for r in rows),
+        "attempted": sum(int(r[2] or 0) for r in rows),
+        "reached": sum(int(r[3] or 0) for r in rows),
+    }
+    got = {k: report["figures"][k] for k in expected}
+    ok = got == expected
+    out.add(db, "report", fw_time, raw_time, "one GROUP BY",
+            f"{REPORT_PERIOD}: due {got['due']}, attempted {got['attempted']}, reached {got['reached']} "
+            f"(median of {repeat})",
+            check=ok, check_detail=f"report={got} group_by={expected}")
+    out.data[db.name]["report_rows"] = {"report": got, "group_by": expected}
+
+
+# -- 4. CLI start-up ----------------------------------------------------------------------------------
+def measure_help(out: Results, repeat: int = 9) -> None:
+    exe = Path(sys.executable).parent / "followup"
+    help_cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "core.cli.main", "--help"]
+
+    def wall(cmd: list[str]) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    wall([sys.executable, "-c", "pass"])  # warm the file cache
+    python = wall([sys.executable, "-c", "pass"])
+    followup = wall(help_cmd)
+    ms = followup * 1000
+    ok = ms < HELP_GOAL_MS
+    line = (f"help      followup --help {ms:8.1f} ms   python -c pass {python * 1000:8.1f} ms   "
+            f"ratio {followup / python:5.2f}   goal < {HELP_GOAL_MS:.0f} ms {'ok' if ok else 'MISSED'}")
+    out.emit(line)
+    out.data["help"] = {"followup_ms": round(ms, 1), "python_ms": round(python * 1000, 1), "goal_met": ok}
+
+
+# -- 5. concurrent claims (PostgreSQL) --------------------------------------------------------------
+def measure_claims(base_url: str, chain: Chain, out: Results, n_tasks: int, seed: int, *,
+                   workers: int = 8, per_claim: int = 5, keep: bool = False) -> None:
+    from sqlalchemy import text
+
+    from core.claims import claim
+    from core.db.engine import get_engine, session_scope
+    from core.scheduling import schedule
+
+    db = pg_database(base_url, keep=keep)
+    try:
+        populate(db, chain, n_tasks, seed + 7, dnc_rate=0.0)
+        with session_scope(db.url) as session:
+            schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+        analyze(db)
+        with get_engine(db.url).connect() as conn:
+            open_tasks = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open'")).scalar_one()
+        codes = list(chain.config.sites)
+        claimed: list[list[int]] = [[] for _ in range(workers)]
+        calls = [0] * workers
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(workers)
+
+        def work(i: int) -> None:
+            try:
+                barrier.wait()
+                while True:
+                    with session_scope(db.url, immediate=True) as session:
+                        ids = claim(session, chain.config, user=f"bench{i}", sites=codes, count=per_claim,
+                                    now=CLAIM_NOW)
+                    if not ids:
+                        return
+                    calls[i] += 1
+                    claimed[i].extend(ids)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        every = [task for ids in claimed for task in ids]
+        doubles = len(every) - len(set(every))
+        with get_engine(db.url).connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open' AND assignee IS NULL")
+                                ).scalar_one()
+        ok = not errors and doubles == 0 and left == 0 and len(every) == open_tasks
+        n_calls = sum(calls)
+        line = (f"claims    postgresql {workers} threads drained {len(set(every))}/{open_tasks} tasks in "
+                f"{elapsed:.2f} s: {n_calls / elapsed:.0f} claims/s ({len(every) / elapsed:.0f} tasks/s), "
+                f"double claims {doubles}, left {left}{'' if not errors else f', errors: {errors[0]!r}'}"
+                f"   {'ok' if ok else 'CHECK FAILED'}")
+        out.emit(line)
+        out.checks.append(("postgresql", "claims", ok, f"doubles={doubles} left={left} errors={len(errors)}"))
+        out.data["claims"] = {"workers": workers, "tasks": open_tasks, "claimed": len(set(every)),
+                              "double_claims": doubles, "left": left, "seconds": round(elapsed, 2),
+                              "claims_per_s": round(n_calls / elapsed, 1),
+                              "tasks_per_s": round(len(every) / elapsed, 1), "errors": [repr(e) for e in errors]}
+    finally:
+        db.cleanup()
+
+
+# -- the run -------------------------------------------------------------------------------------------
+@dataclass
+class Results:
+    emit: Callable[[str], None] = print
+    ratios: dict[str, dict[str, float]] = field(default_factory=dict)
+    checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, db: Database, name: str, framework: float, raw: float, baseline: str, detail: str, *,
+            check: bool, check_detail: str) -> None:
+        ratio = framework / raw if raw > 0 else math.inf
+        self.ratios.setdefault(db.name, {})[name] = ratio
+        goal = GOALS[name]
+        self.emit(
+            f"{name:<9} {db.name:<10} framework {_fmt(framework)}   {baseline} {_fmt(raw)}   "
+            f"ratio {ratio:5.2f}   goal <= {goal:g}x {'ok' if ratio <= goal else 'MISSED'}   "
+            f"{'' if check else 'CHECK FAILED '}| {detail}"
+        )
+        self.checks.append((db.name, name, check, check_detail))
+        self.data[db.name][name] = {"framework_s": round(framework, 6), "baseline_s": round(raw, 6),
+                                    "ratio": round(ratio, 3), "check": check}
+
+    def skip(self, db: Database, name: str, why: str) -> None:
+        self.emit(f"{name:<9} {db.name:<10} skipped: {why}")
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, _, ok, _ in self.checks)
+
+    def summary(self) -> str:
+        worst = {name: max((r[name] for r in self.ratios.values() if name in r), default=math.nan)
+                 for name in GOALS}
+        return "ratios: " + " ".join(f"{name}={worst[name]:.2f}" for name in GOALS)
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1000:9.2f} ms" if seconds < 1 else f"{seconds:9.2f} s "
+
+
+def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempts: int, seed: int,
+                repeat: int) -> None:
+    t0 = time.perf_counter()
+    n_patients, n_episodes, planned = populate(db, chain, tasks, seed)
+    log(f"{db.name}: {n_patients} patients, {n_episodes} episodes ({planned} tasks planned) "
+        f"in {time.perf_counter() - t0:.1f} s")
+    measure_schedule(db, chain, out)
+    drop_raw_tasks(db)
+    t0 = time.perf_counter()
+    counts = simulate_calls(db, chain, attempts, seed)
+    analyze(db)
+    log(f"{db.name}: calls simulated in {time.perf_counter() - t0:.1f} s: {counts}")
+    out.data[db.name]["setup"] = {"patients": n_patients, "episodes": n_episodes, **counts}
+    measure_worklist(db, chain, out, repeat=max(repeat, 5))
+    measure_report(db, chain, out, repeat=max(1, repeat // 3))
+
+
+def machine() -> dict[str, Any]:
+    import sqlite3
+
+    import sqlalchemy
+
+    mem = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem = int(fh.readline().split()[1]) // 1024
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "ram_mb": mem, "python": sys.version.split()[0],
+            "sqlite": sqlite3.sqlite_version, "sqlalchemy": sqlalchemy.__version__}
+
+
+def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> Results:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="follow-up tasks to schedule (default 1000000)")
+    parser.add_argument("--attempts", type=int, default=2_000_000, help="call attempts for the report (default 2000000)")
+    parser.add_argument("--pg", metavar="URL", help="also measure on this PostgreSQL database (a fresh schema)")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure on one database only")
+    parser.add_argument("--claim-tasks", type=int, default=10_000, help="tasks the concurrent claimers drain")
+    parser.add_argument("--repeat", type=int, default=9, help="runs per worklist measurement (median)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--workdir", type=Path, help="where the chain and SQLite file go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the SQLite file and PostgreSQL schemas")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--no-help", action="store_true", help="skip the CLI start-up measurement")
+    args = parser.parse_args(argv)
+
+    out = Results(emit=emit)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="followup-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    out.data["machine"] = info
+    out.data["args"] = {"tasks": args.tasks, "attempts": args.attempts, "claim_tasks": args.claim_tasks}
+    try:
+        chain = load_chain(write_chain(workdir / "chain"))
+        emit(f"# clinic-followup scale benchmark: {args.tasks} tasks, {args.attempts} attempts, "
+             f"{len(chain.config.sites)} sites; nproc {info['nproc']}, RAM {info['ram_mb']} MB, "
+             f"Python {info['python']}, SQLite {info['sqlite']}")
+        if args.only != "postgresql":
+            db = sqlite_database(workdir)
+            try:
+                run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
+                            repeat=args.repeat)
+            finally:
+                from core.db.engine import get_engine
+
+                get_engine(db.url).dispose()
+        if args.pg and args.only != "sqlite":
+            db = pg_database(args.pg, keep=args.keep)
+            try:
+                version = Raw(db)
+                out.data["machine"]["postgresql"] = version.query("SHOW server_version")[0][0]
+                version.commit()
+                version.close()
+                emit(f"# PostgreSQL {out.data['machine']['postgresql']}")
+                run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
+                            repeat=args.repeat)
+            finally:
+                db.cleanup()
+            measure_claims(args.pg, chain, out, args.claim_tasks, args.seed, keep=args.keep)
+        if not args.no_help:
+            measure_help(out)
+        for db_name, ratios in out.ratios.items():
+            emit(f"{db_name} ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+        for db_name, name, ok, detail in out.checks:
+            if not ok:
+                emit(f"CHECK FAILED {name} on {db_name}: {detail}")
+        emit(out.summary())
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(out.data, indent=2, default=str) + "\n", encoding="utf-8")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    return 0 if run(argv).ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
