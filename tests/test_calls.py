@@ -9,7 +9,6 @@ Saturday 2026-10-10 is a make-up working day (调休); SH-DENT is closed on
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 from datetime import datetime, timedelta
@@ -18,13 +17,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 SH = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parents[1]
-PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
-EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor"]
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
 
 
@@ -38,13 +36,6 @@ def chain():  # type: ignore[no-untyped-def]
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SH) if "+" not in text else datetime.fromisoformat(text)
 
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture

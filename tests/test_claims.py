@@ -6,7 +6,6 @@ Calendar facts used: 2026-11-23 is a Monday (a working day); SH-DENT calls
 
 from __future__ import annotations
 
-import csv
 import json
 import threading
 from collections import Counter
@@ -15,28 +14,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from clinic_data import seed
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = "2026-11-23T10:30+08:00"  # Monday morning, SH-DENT's morning window is open
 
-PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
-EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor"]
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
-
-def seed(cli, tmp_path: Path, url: str, patients: list[list[str]], episodes: list[list[str]],  # type: ignore[no-untyped-def]
-         now: str = "2026-11-23T08:00+08:00") -> None:
-    """Import patients and episodes through the CLI, then schedule."""
-    cli("import", str(write_csv(tmp_path / "patients.csv", PATIENT_HEADER, patients)), db=url, now=now)
-    cli("import", str(write_csv(tmp_path / "episodes.csv", EPISODE_HEADER, episodes)), db=url, now=now)
-    cli("schedule", db=url, now=now)
 
 
 def tasks_of(cli, url: str, **filters: str) -> list[dict]:  # type: ignore[no-untyped-def]

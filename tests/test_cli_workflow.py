@@ -6,27 +6,19 @@ BJ-HOSP (liu.min) 09:00-11:30 and 14:30-17:30.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+from clinic_data import PATIENT_HEADER, write_csv
 
 NOW = "2026-11-23T10:05+08:00"
-PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
 EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
                   "department", "diagnosis"]
 # check_24h after an implant asks these, then core's general questions, in this order
 IMPLANT_QUESTIONS = ["pain_level", "bleeding_stopped", "swelling", "numbness", "fever", "taking_medication",
                      "overall_satisfaction", "recommend", "staff_praise", "staff_criticism", "complaint", "suggestions"]
 
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture

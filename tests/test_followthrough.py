@@ -6,23 +6,14 @@ Monday 2026-11-23 at SH-DENT (calls 10:00-11:30, 15:30-17:00) and SH-AES.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
 
 NOW = "2026-11-23T10:05+08:00"
-PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
-EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor"]
 
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture

@@ -11,18 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
+from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
 
 NOW = "2026-11-23T09:00+08:00"  # Monday
-PATIENT_HEADER = ["patient_id", "name", "gender", "birth_date", "phone", "site"]
-EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor"]
 
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture
