@@ -95,12 +95,19 @@ def default_calendar(country: str) -> Any:
 
 @dataclass
 class SiteCalendar:
-    """A site's view: the country calendar plus chain notices, site closures and extra workdays."""
+    """A site's view: the country calendar plus chain notices, site closures and extra workdays.
+
+    Answers are memoised per day: scheduling a year of a chain asks about the same
+    few hundred days millions of times. The memo belongs to this object, so a new
+    calendar (new notices, a new config) starts afresh.
+    """
 
     base: Any
     notices: Mapping[int, YearNotice] = field(default_factory=dict)
     closed: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
+    _working: dict[date, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _published: dict[date, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -113,6 +120,12 @@ class SiteCalendar:
         return cls(base, dict(notices or {}), frozenset(closed), frozenset(extra_workdays))
 
     def is_working_day(self, day: date) -> bool:
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = self._is_working_day(day)
+        return known
+
+    def _is_working_day(self, day: date) -> bool:
         if day in self.closed:
             return False
         if day in self.extra_workdays:
@@ -126,7 +139,10 @@ class SiteCalendar:
             if self.base.is_published(day):
                 return self.base.is_working_day(day)
             return day.weekday() < 5
-        return self.base.is_working_day(day)
+        return bool(self.base.is_working_day(day))
 
     def is_published(self, day: date) -> bool:
-        return day.year in self.notices or self.base.is_published(day)
+        known = self._published.get(day)
+        if known is None:
+            known = self._published[day] = bool(day.year in self.notices or self.base.is_published(day))
+        return known

@@ -8,9 +8,10 @@ a holiday and only leaves quiet hours. Pure functions: no database here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import calendar as _monthdays
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -160,3 +161,201 @@ def _guessed(a: datetime, b: datetime, calendar: Any, tz: ZoneInfo) -> bool:
             return True
         day += timedelta(days=1)
     return False
+
+
+# -- the fast path used by bulk scheduling ----------------------------------------------------------
+# ``place`` above is the reference. ``shifter`` and ``Placer`` compute exactly the same
+# instants for one site, with the per-day work (working day? calling slots? published?)
+# memoised and every per-task step reduced to a few datetime operations: scheduling a
+# chain's year places a million tasks on a few hundred distinct days.
+
+
+_HOURS = tuple(time(h) for h in range(24))
+
+
+class _RegularDays:
+    """Per zone and local date: the UTC offset when it holds all day, else None (a DST day).
+
+    A day counts as regular when the offset is the same at each of its hours and at
+    the next midnight. On such a day every wall time exists once, so shifting by
+    whole days is exact in UTC too: ``utc + step`` (plus the change of offset).
+    """
+
+    def __init__(self) -> None:
+        self._days: dict[tuple[Any, date], timedelta | None] = {}
+
+    def offset(self, tz: Any, day: date) -> timedelta | None:
+        key = (tz, day)
+        try:
+            return self._days[key]
+        except KeyError:
+            pass
+        offsets = {datetime.combine(day, hour, tz).utcoffset() for hour in _HOURS}
+        offsets.add(datetime.combine(day + _ONE_DAY, _HOURS[0], tz).utcoffset())
+        found = self._days[key] = offsets.pop() if len(offsets) == 1 else None
+        return found
+
+
+_REGULAR = _RegularDays()
+_ONE_DAY = timedelta(days=1)
+
+
+def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
+    """``duration.add_to`` as a function of an anchor, without per-call parsing.
+
+    The function takes the anchor in the site's timezone, in UTC, and its UTC
+    offset when its day is regular (else None), and returns the shifted instant
+    both ways (site-local, UTC). ``min``/``h`` are elapsed time; ``d``/``w``/``mo``/``y``
+    are wall-clock arithmetic (a month clamps to the month's last day) and a wall
+    time skipped by a DST gap moves forward, exactly as :meth:`Duration.add_to`.
+    """
+    unit, amount = duration.unit, duration.amount
+    if unit in ("min", "h"):
+        elapsed = timedelta(minutes=duration.approx_minutes)
+
+        def by_elapsed(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+            moment = utc + elapsed
+            return moment.astimezone(local.tzinfo), moment
+
+        return by_elapsed
+    offset_of = _REGULAR.offset
+    if unit in ("d", "w"):
+        step = timedelta(days=amount * (7 if unit == "w" else 1))
+
+        def by_days(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+            wall = local + step  # aware + timedelta is wall-clock arithmetic
+            if offset is not None:
+                after = offset_of(wall.tzinfo, wall.date())
+                if after is not None:
+                    return wall, (utc + step if after == offset else utc + (step + offset - after))
+            return _exists(wall)
+
+        return by_days
+    months = amount * (12 if unit == "y" else 1)
+
+    def by_months(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+        years, month0 = divmod(local.month - 1 + months, 12)
+        year = local.year + years
+        day = min(local.day, _monthdays.monthrange(year, month0 + 1)[1])
+        tz = local.tzinfo
+        wall = datetime(year, month0 + 1, day, local.hour, local.minute, local.second, local.microsecond, tz)
+        after = offset_of(tz, wall.date())
+        if after is not None:
+            return wall, datetime(year, month0 + 1, day, local.hour, local.minute, local.second,
+                                  local.microsecond, UTC) - after
+        return _exists(wall)
+
+    return by_months
+
+
+def regular_offset(local: datetime) -> timedelta | None:
+    """The UTC offset of ``local``'s day when it holds all day (what :func:`shifter` functions take)."""
+    return _REGULAR.offset(local.tzinfo, local.date())
+
+
+def _exists(wall: datetime) -> tuple[datetime, datetime]:
+    """A wall time with its zone attached (fold 0), and in UTC; one inside a DST gap moves forward past it.
+
+    In a gap, fold 0 takes the offset from before the transition, so the round trip
+    through UTC lands after it, with another offset: the same test as the reference
+    ``_localize`` (the round-tripped wall time differs), at a third of the cost.
+    """
+    utc = wall.astimezone(UTC)
+    back = utc.astimezone(wall.tzinfo)
+    return (back if back.utcoffset() != wall.utcoffset() else wall), utc
+
+
+class Placer:
+    """:func:`place` for one site's calling windows, quiet hours, calendar and timezone, memoised per day."""
+
+    def __init__(
+        self,
+        windows: Sequence[TimeRangeLike],
+        quiet: TimeRangeLike,
+        calendar: CalendarLike,
+        tz: ZoneInfo,
+    ):
+        self.windows = sorted(windows, key=lambda w: w.start)
+        self.quiet = quiet
+        self.calendar = calendar
+        self.tz = tz
+        self._check_published = getattr(calendar, "is_published", None)
+        self._slots: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._unpublished: dict[date, bool] = {}
+
+    def slots(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The calling slots of a day, empty when it is not a working day."""
+        found = self._slots.get(day)
+        if found is None:
+            found = self._slots[day] = (
+                tuple(_slots(day, self.windows, self.tz)) if self.calendar.is_working_day(day) else ()
+            )
+        return found
+
+    def next_slot(self, local: datetime) -> datetime | None:
+        """:func:`next_calling_slot` for ``local`` (aware, in this site's timezone)."""
+        day = local.date()
+        for _ in range(MAX_SEARCH_DAYS + 1):
+            for start, end in self.slots(day):
+                if local < end:
+                    return start if start > local else local
+            day += _ONE_DAY
+        return None
+
+    def previous_slot(self, local: datetime, floor: datetime) -> datetime | None:
+        """:func:`previous_calling_slot` for aware local ``local`` and ``floor``."""
+        day = local.date()
+        first = floor.date()
+        while day >= first:
+            for start, end in reversed(self.slots(day)):
+                if start > local or end <= floor:
+                    continue
+                return start if start > floor else floor
+            day -= _ONE_DAY
+        return None
+
+    def guessed(self, a: datetime, b: datetime) -> bool:
+        """:func:`_guessed`: does any day from ``a`` to ``b`` (local) come from guessed holiday data?"""
+        if self._check_published is None:
+            return False
+        first, last = a.date(), b.date()
+        if last < first:
+            first, last = last, first
+        day = first
+        while day <= last:
+            unpublished = self._unpublished.get(day)
+            if unpublished is None:
+                unpublished = self._unpublished[day] = not self._check_published(day)
+            if unpublished:
+                return True
+            day += _ONE_DAY
+        return False
+
+    def leave_quiet_hours(self, local: datetime) -> datetime:
+        quiet = self.quiet
+        if not quiet.contains(local.time()):
+            return local
+        end_today = datetime.combine(local.date(), quiet.end, self.tz)
+        return end_today if end_today > local else end_today + _ONE_DAY
+
+    def place(self, target: datetime, window_start: datetime, window_end: datetime, urgency: str) -> Placement:
+        """:func:`place` for times already in this site's timezone (as :func:`milestone_times` gives them)."""
+        return Placement(*self.place_parts(target, window_start, window_end, urgency))
+
+    def place_parts(
+        self, target: datetime, window_start: datetime, window_end: datetime, urgency: str
+    ) -> tuple[datetime, bool, bool]:
+        """:meth:`place` as a plain tuple (due_at, provisional, outside_window): no object per task."""
+        if urgency == "clinical":
+            due = self.leave_quiet_hours(target)
+            return due, False, due > window_end
+        forward = self.next_slot(target)
+        if forward is not None and forward <= window_end:
+            due = forward
+        else:
+            backward = self.previous_slot(target, window_start)
+            if backward is not None:
+                due = backward
+            else:
+                due = forward or target
+        return due, self.guessed(target, due), not window_start <= due <= window_end

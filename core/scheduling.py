@@ -1,23 +1,34 @@
 """Turning episodes into tasks, idempotently (``followup schedule``).
 
 One task per (episode, milestone), enforced by a unique key, so scheduling twice
-creates nothing new. Rows are written with bulk Core inserts in batches, so
+creates nothing new. Episodes are streamed and their tasks written in batches, so
 memory stays bounded however many episodes there are.
+
+A chain schedules about a million tasks a year, so the batch path is built for
+it (docs/performance.md): each (site, procedure) gets a :class:`_Plan` once (the
+effective milestones, their constant columns, one shift function per distinct
+duration, the site's memoised :class:`~core.placement.Placer`), each task is one
+positional row, and the rows go to the database the fastest way the dialect
+offers while still reporting what was really inserted: a multi-row ``INSERT ...
+ON CONFLICT DO NOTHING RETURNING`` on SQLite, ``COPY`` into a temporary table
+then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL.
+:func:`task_rows` is the plain per-episode reference the fast path must equal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Patient, Task
-from core.placement import place, times_for
+from core.placement import Placer, place, regular_offset, shifter, times_for
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone, Window
 
@@ -59,6 +70,8 @@ class Protocols:
     def __init__(self, config: ChainConfig, plugins: Plugins):
         self.config, self.plugins = config, plugins
         self._cache: dict[tuple[str, str, str], list[Milestone]] = {}
+        self._plans: dict[tuple[str, str, str], _Plan] = {}
+        self._placers: dict[str, Placer] = {}
 
     def milestones(self, site: Site, specialty: str, procedure: str) -> list[Milestone]:
         key = (site.code, specialty, procedure)
@@ -71,6 +84,99 @@ class Protocols:
         spec = self.plugins.specialty(specialty)
         proc = spec.procedure(procedure) if spec else None
         return (proc.max_attempts if proc and proc.max_attempts else None) or site.max_failed_attempts
+
+    def plan(self, site: Site, specialty: str, procedure: str, stamp: Any) -> _Plan:
+        """What scheduling one episode of this procedure at this site needs, worked out once.
+
+        ``stamp`` is the run's ``now`` as the database driver takes it (created/updated_at).
+        """
+        key = (site.code, specialty, procedure)
+        found = self._plans.get(key)
+        if found is None:
+            placer = self._placers.get(site.code)
+            if placer is None:
+                placer = self._placers[site.code] = Placer(
+                    site.calling_windows, site.quiet_hours, site.calendar(self.config), site.timezone
+                )
+            found = self._plans[key] = _Plan.build(
+                site, specialty, procedure, self.milestones(site, specialty, procedure),
+                max_attempts=self.max_attempts(site, specialty, procedure), placer=placer, stamp=stamp,
+            )
+        return found
+
+
+# Columns of a task row on the fast path: the ones that vary per task first, then the
+# ones a plan fixes per milestone. Every other column takes its default (NULL).
+_VARYING = (
+    "episode_id", "patient_id", "due_at", "next_attempt_at", "window_start", "window_end",
+    "target_at", "provisional", "outside_window", "status",
+)
+_FIXED = (
+    "site", "specialty", "procedure", "milestone", "purpose", "channel", "urgency", "offset",
+    "window_earliest", "window_latest", "max_attempts", "attempts", "failed_attempts",
+    "created_at", "updated_at",
+)
+COLUMNS = _VARYING + _FIXED
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One milestone of a plan: indexes of its three instants in the plan's shifts, and the fixed columns."""
+
+    milestone: Milestone
+    key: str
+    conditional: bool
+    urgency: str
+    target: int
+    start: int
+    end: int
+    fixed: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The milestones of one (site, procedure), with every per-episode constant precomputed.
+
+    Each distinct duration (offsets and window bounds are often shared) becomes one
+    shift function, applied once per episode; placement goes through the site's
+    :class:`Placer`. The rows are the same as :func:`task_rows` gives.
+    """
+
+    tz: ZoneInfo
+    shifts: tuple[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]], ...]
+    steps: tuple[_Step, ...]
+    placer: Placer
+
+    @classmethod
+    def build(
+        cls, site: Site, specialty: str, procedure: str, milestones: list[Milestone], *,
+        max_attempts: int, placer: Placer, stamp: Any,
+    ) -> _Plan:
+        durations: dict[str, int] = {}
+        shifts: list[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]] = []
+
+        def index(duration: Duration) -> int:
+            text = str(duration)
+            if text not in durations:
+                durations[text] = len(shifts)
+                shifts.append(shifter(duration))
+            return durations[text]
+
+        steps = []
+        for ms in milestones:
+            fixed = {
+                "site": site.code, "specialty": specialty, "procedure": procedure, "milestone": ms.key,
+                "purpose": ms.purpose, "channel": ms.channel, "urgency": ms.urgency,
+                "offset": str(ms.offset), "window_earliest": str(ms.window.earliest),
+                "window_latest": str(ms.window.latest), "max_attempts": max_attempts,
+                "attempts": 0, "failed_attempts": 0, "created_at": stamp, "updated_at": stamp,
+            }
+            steps.append(_Step(
+                milestone=ms, key=ms.key, conditional=bool(ms.when), urgency=ms.urgency,
+                target=index(ms.offset), start=index(ms.window.earliest), end=index(ms.window.latest),
+                fixed=tuple(fixed[name] for name in _FIXED),
+            ))
+        return cls(site.timezone, tuple(shifts), tuple(steps), placer)
 
 
 def task_rows(
@@ -141,24 +247,29 @@ def schedule(
     """Create the missing tasks of every active episode (or of ``episode_ids``)."""
     protocols = Protocols(config, plugins)
     result = ScheduleResult()
+    writer = _TaskWriter.for_session(session)
+    # Plain rows, not ORM objects: the episodes are only read (task_rows takes either).
     query = (
-        select(Episode, Patient.do_not_contact)
+        select(
+            Episode.id, Episode.external_id, Episode.patient_id, Episode.site, Episode.specialty,
+            Episode.procedure, Episode.occurred_at, Episode.attributes, Patient.do_not_contact,
+        )
         .join(Patient, Patient.id == Episode.patient_id)
         .where(Episode.status == "active")
         .order_by(Episode.id)
     )
     if episode_ids is not None:
         query = query.where(Episode.id.in_(list(episode_ids)))
-    batch: list[tuple[Episode, bool]] = []
-    for episode, dnc in session.execute(query.execution_options(yield_per=batch_size)):
-        batch.append((episode, bool(dnc)))
+    batch: list[tuple[Any, bool]] = []
+    for episode in session.execute(query.execution_options(yield_per=batch_size)):
+        batch.append((episode, bool(episode.do_not_contact)))
         if len(batch) >= batch_size:
-            _schedule_batch(session, config, protocols, batch, now, result)
+            _schedule_batch(session, config, protocols, writer, batch, now, result)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        _schedule_batch(session, config, protocols, batch, now, result)
+        _schedule_batch(session, config, protocols, writer, batch, now, result)
         if progress:
             progress(len(batch))
     return result
@@ -168,13 +279,18 @@ def _schedule_batch(
     session: Session,
     config: ChainConfig,
     protocols: Protocols,
-    batch: list[tuple[Episode, bool]],
+    writer: _TaskWriter,
+    batch: list[tuple[Any, bool]],
     now: datetime,
     result: ScheduleResult,
 ) -> None:
     ids = [e.id for e, _ in batch]
     existing = _existing_tasks(session, ids)
-    rows: list[dict[str, Any]] = []
+    expiry = (now - EXPIRY_GRACE).astimezone(UTC)
+    stamp = writer.instant(now)
+    instant = writer.instant
+    due_values: dict[datetime, Any] = {}
+    rows: list[tuple[Any, ...]] = []
     for episode, dnc in batch:
         result.episodes += 1
         site = config.sites.get(episode.site)
@@ -186,21 +302,38 @@ def _schedule_batch(
                 f"episode {episode.external_id}: specialty {episode.specialty!r} is not enabled at site {site.code}"
             )
             continue
-        milestones = protocols.milestones(site, episode.specialty, episode.procedure)
-        for row in task_rows(
-            episode, site, milestones,
-            calendar=site.calendar(config),
-            max_attempts=protocols.max_attempts(site, episode.specialty, episode.procedure),
-            now=now, do_not_contact=dnc,
-        ):
-            if (episode.id, row["milestone"]) in existing:
+        plan = protocols.plan(site, episode.specialty, episode.procedure, stamp)
+        anchor = episode.occurred_at
+        local_anchor = anchor.astimezone(plan.tz)
+        offset = regular_offset(local_anchor)
+        times, utc = zip(*[shift(local_anchor, anchor, offset) for shift in plan.shifts], strict=True)
+        stored = [instant(moment) for moment in utc]
+        attributes = episode.attributes or {}
+        place_one = plan.placer.place_parts
+        episode_id, patient_id = episode.id, episode.patient_id
+        for step in plan.steps:
+            if step.conditional and not applies(step.milestone, attributes):
+                continue
+            if existing and (episode_id, step.key) in existing:
                 result.existing += 1
                 continue
-            rows.append(row)
+            target = times[step.target]
+            due_at, provisional, outside = place_one(target, times[step.start], times[step.end], step.urgency)
+            # The due time is mostly the target itself or a calling slot's start: convert each once.
+            if due_at is target:
+                due = stored[step.target]
+            else:
+                due = due_values.get(due_at)
+                if due is None:
+                    due = due_values[due_at] = instant(due_at.astimezone(UTC))
+            status = "suppressed" if dnc else "expired" if utc[step.end] < expiry else "open"
+            rows.append((
+                episode_id, patient_id, due, due, stored[step.start], stored[step.end], stored[step.target],
+                provisional, outside, status,
+            ) + step.fixed)
     if rows:
         # Count what was really inserted: a concurrent run may have stored some rows first.
-        stmt = _insert_ignoring_duplicates(session).returning(Task.status, Task.provisional)
-        inserted = session.execute(stmt, rows).all()
+        inserted = writer.write(session, rows)
         skipped = len(rows) - len(inserted)
         result.created += len(inserted)
         result.existing += skipped
@@ -208,6 +341,104 @@ def _schedule_batch(
         result.expired += sum(1 for status, _ in inserted if status == "expired")
         result.suppressed += sum(1 for status, _ in inserted if status == "suppressed")
     session.execute(update(Episode).where(Episode.id.in_(ids)).values(scheduled_at=now))
+
+
+class _TaskWriter:
+    """Inserts positional task rows (``COLUMNS`` order) but not duplicates.
+
+    ``write`` returns (status, provisional) of each row really inserted.
+
+    ``instant`` turns an aware datetime into what this writer's rows carry: the
+    driver's own value (what :class:`~core.db.models.UTCDateTime` binds) on the
+    fast paths, the datetime itself for the generic Core path.
+    """
+
+    def __init__(self, instant: Callable[[datetime], Any]):
+        self.instant = instant
+
+    @staticmethod
+    def for_session(session: Session) -> _TaskWriter:
+        dialect = session.get_bind().dialect
+        bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
+        if dialect.name == "sqlite" and bind is not None and dialect.insertmanyvalues_max_parameters:
+            return _SQLiteWriter(bind, dialect)
+        if dialect.name == "postgresql" and dialect.driver == "psycopg" and bind is not None:
+            return _CopyWriter(bind, dialect)
+        return _TaskWriter(lambda moment: moment)
+
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """The portable path: a Core executemany of dicts (SQLAlchemy's insertmanyvalues)."""
+        stmt = _insert_ignoring_duplicates(session).returning(Task.status, Task.provisional)
+        return session.connection().execute(stmt, [dict(zip(COLUMNS, row, strict=True)) for row in rows]).all()
+
+    @staticmethod
+    def _sql_columns(dialect: Any) -> str:
+        quote = dialect.identifier_preparer.quote
+        return ", ".join(quote(name) for name in COLUMNS)
+
+
+class _SQLiteWriter(_TaskWriter):
+    """SQLite: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per page of rows.
+
+    The statement SQLAlchemy's insertmanyvalues would send, without its per-row
+    parameter dictionaries: about half the cost per row.
+    """
+
+    def __init__(self, instant: Callable[[datetime], Any], dialect: Any):
+        super().__init__(instant)
+        width = len(COLUMNS)
+        self.page = max(1, min(1000, dialect.insertmanyvalues_max_parameters // width))
+        self.head = f"INSERT INTO tasks ({self._sql_columns(dialect)}) VALUES "
+        self.tail = " ON CONFLICT (episode_id, milestone) DO NOTHING RETURNING status, provisional"
+        self.group = "(" + ", ".join("?" * width) + ")"
+        self._sql: dict[int, str] = {}
+
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+        conn = session.connection()
+        out: list[Any] = []
+        for first in range(0, len(rows), self.page):
+            page = rows[first:first + self.page]
+            sql = self._sql.get(len(page))
+            if sql is None:
+                sql = self._sql[len(page)] = self.head + ", ".join([self.group] * len(page)) + self.tail
+            out.extend(conn.exec_driver_sql(sql, tuple(value for row in page for value in row)).all())
+        return out
+
+
+class _CopyWriter(_TaskWriter):
+    """PostgreSQL (psycopg): ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... RETURNING``.
+
+    A multi-row ``VALUES`` with thousands of parameters costs PostgreSQL several
+    times what ``COPY`` does; the staging table is dropped at commit.
+    """
+
+    STAGE = "followup_task_stage"
+
+    def __init__(self, instant: Callable[[datetime], Any], dialect: Any):
+        super().__init__(instant)
+        columns = self._sql_columns(dialect)
+        self.create = (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.STAGE} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM tasks WITH NO DATA"
+        )
+        self.copy = f"COPY {self.STAGE} ({columns}) FROM STDIN"
+        self.insert = (
+            f"INSERT INTO tasks ({columns}) SELECT {columns} FROM {self.STAGE} "
+            "ON CONFLICT (episode_id, milestone) DO NOTHING RETURNING status, provisional"
+        )
+
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+        conn = session.connection()
+        conn.exec_driver_sql(self.create)
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cursor:
+            with cursor.copy(self.copy) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        inserted = conn.exec_driver_sql(self.insert).all()
+        conn.exec_driver_sql(f"TRUNCATE {self.STAGE}")
+        return inserted
 
 
 def _existing_tasks(session: Session, episode_ids: list[int]) -> set[tuple[int, str]]:
@@ -225,8 +456,8 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     else:  # pragma: no cover
         from sqlalchemy import insert as plain
 
-        return plain(Task)
-    return insert(Task).on_conflict_do_nothing(index_elements=["episode_id", "milestone"])
+        return plain(Task.__table__)
+    return insert(Task.__table__).on_conflict_do_nothing(index_elements=["episode_id", "milestone"])
 
 
 def replan(session: Session, config: ChainConfig, now: datetime) -> int:

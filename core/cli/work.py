@@ -131,7 +131,7 @@ def script_cmd(app: App, task_id: int, locale: str | None) -> None:
 
 def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
     from core.calls import check_site_access, task_context, task_milestone
-    from core.db.models import Task
+    from core.db.models import Patient, Task
     from core.scripts import prepare_script
 
     config, plugins, now = app.config, app.plugins, app.now
@@ -144,22 +144,26 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     loc = locale or context.patient.locale or site.locale
     milestone = task_milestone(plugins, site, task)
     prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
-    return preparation_card(context, task, loc, plugins, site.timezone) + "\n" + prepared.text
+    patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
+    phone = (patient.phone or "—") + (" ⚠ flagged wrong: correct it before calling" if patient.phone_invalid else "")
+    return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
 
 
-def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None) -> str:
+def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None,
+                     phone: str | None = None) -> str:
     """DOMAIN.md §2: what the coordinator must see before dialing."""
     zh = locale == "zh_CN"
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"), ("出院带药", "Discharge medication"), ("本次", "This call"),
         ("已尝试", "Earlier attempts"),
     )
     values = (
         f"{context.patient.name} ({context.patient.external_id})",
+        phone or "—",
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
