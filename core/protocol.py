@@ -266,10 +266,13 @@ class Question(Strict):
                 raise ValueError(f"{self.key}: expected {self.min}–{self.max}, got {number}")
             return number
         if self.type == "choice":
+            # The value, its label in either language, or its number in the list (as the prompt shows it).
+            for number, choice in enumerate(self.choices, start=1):
+                labels = {choice.value.casefold(), choice.labels.zh_CN.casefold(), choice.labels.en.casefold()}
+                if text.casefold() in labels or text == str(number):
+                    return choice.value
             values = [c.value for c in self.choices]
-            if text not in values:
-                raise ValueError(f"{self.key}: expected one of {', '.join(values)}, got {text!r}")
-            return text
+            raise ValueError(f"{self.key}: expected one of {', '.join(values)} (or 1–{len(values)}), got {text!r}")
         if not text:
             raise ValueError(f"{self.key}: empty answer")
         return text

@@ -20,7 +20,7 @@ def question_hint(question: Question, locale: str) -> str:
     if question.type == "yes_no":
         return "是/否" if zh else "yes/no"
     if question.type == "choice":
-        return " / ".join(c.labels.get(locale) for c in question.choices)
+        return " / ".join(f"{i} {c.labels.get(locale)}" for i, c in enumerate(question.choices, start=1))
     return ""
 
 
