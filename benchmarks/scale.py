@@ -49,7 +49,8 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -379,12 +380,14 @@ def populate(db: Database, chain: Chain, n_tasks: int, seed: int, *, dnc_rate: f
 
 
 def analyze(db: Database) -> None:
+    """Planner statistics, and on PostgreSQL the dead row versions of the bulk updates vacuumed:
+    the steady state autovacuum keeps a live database in."""
     from sqlalchemy import text
 
     from core.db.engine import get_engine
 
-    with get_engine(db.url).begin() as conn:
-        conn.execute(text("ANALYZE"))
+    with get_engine(db.url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if db.is_pg else "ANALYZE"))
 
 
 # -- 1. scheduling ------------------------------------------------------------------------------------
@@ -476,8 +479,9 @@ def measure_schedule(db: Database, chain: Chain, out: Results) -> None:
         raw_time += time.perf_counter() - t0
         cols = ", ".join(_quote(c) for c in columns)
         n_tasks = raw.query("SELECT count(*) FROM tasks")[0][0]
-        only_fw = raw.query(f"SELECT count(*) FROM (SELECT {cols} FROM tasks EXCEPT SELECT {cols} FROM {RAW_TASKS}) x")[0][0]
-        only_raw = raw.query(f"SELECT count(*) FROM (SELECT {cols} FROM {RAW_TASKS} EXCEPT SELECT {cols} FROM tasks) x")[0][0]
+        diff = "SELECT count(*) FROM (SELECT {0} FROM {1} EXCEPT SELECT {0} FROM {2}) AS x"
+        only_fw = raw.query(diff.format(cols, "tasks", RAW_TASKS))[0][0]
+        only_raw = raw.query(diff.format(cols, RAW_TASKS, "tasks"))[0][0]
         raw.commit() if db.is_pg else None
     finally:
         raw.close()
@@ -522,7 +526,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
         if db.is_pg:
             raw.commit()
         attempt_id = answer_id = 0
-        last = 0
+        last = seen = 0
+        retry_from = REPORT_NOW - timedelta(days=3)  # older failures were retried until unsuccessful
         att_cols = ["id", "task_id", "at", "by", "outcome", "note", "callback_at"]
         ans_cols = ["id", "task_id", "attempt_id", "question", "dimension", "value", "number"]
         upd_cols = ["id", "status", "attempts", "failed_attempts", "next_attempt_at", "completed_at"]
@@ -539,7 +544,9 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
                 if isinstance(due, str):
                     due = datetime.fromisoformat(due)
                 due = due.replace(tzinfo=UTC)
-                k = base + (1 if rng.random() < extra / n_due else 0)
+                # base or base + 1 attempts, the extra ones spread evenly: exactly n_attempts in all
+                k = base + ((seen + 1) * extra // n_due - seen * extra // n_due)
+                seen += 1
                 if k == 0:
                     continue
                 roll = rng.random()
@@ -572,7 +579,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
                             answer_id += 1
                             answers.append((answer_id, task_id, attempt_id, question, dim, value, float(value)))
                             counts["answers"] += 1
-                elif final in FAILED and failed < max_attempts:
+                elif final in FAILED and failed < max_attempts and due >= retry_from:
                     status, completed, next_at = "open", None, at + timedelta(hours=2)
                 elif final in FAILED:
                     status, completed, next_at = "unsuccessful", at, None
@@ -601,7 +608,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
 
 # -- 2. worklist -----------------------------------------------------------------------------------
 WORKLIST_SQL = """
-SELECT t.id, p.external_id
+SELECT t.id, p.external_id, t.urgency, t.window_end, t.next_attempt_at, t.due_at, t.assignee, t.claimed_until,
+       t.milestone, t.procedure, t.attempts, p.name, p.phone
 FROM tasks t JOIN patients p ON p.id = t.patient_id
 WHERE t.site = ? AND t.status = 'open' AND t.window_start < ? AND t.next_attempt_at < ?
   AND p.do_not_contact = ?
@@ -620,36 +628,37 @@ def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def measure_worklist(db: Database, chain: Chain, out: Results, repeat: int) -> None:
-    from core.db.engine import session_scope
+    """Both sides on an open connection: the framework's session, like the raw one, is opened once."""
+    from sqlalchemy.orm import Session
+
+    from core.db.engine import get_engine
     from core.worklist import end_of_day, worklist
 
     config = chain.config
     raw = Raw(db)
+    session = Session(get_engine(db.url))
     try:
         cutoff = end_of_day(WORKLIST_DAY, TZ)
         site = raw.query(
             "SELECT site FROM tasks WHERE status = 'open' AND next_attempt_at < ? "
             "GROUP BY site ORDER BY count(*) DESC, site LIMIT 1", [cutoff])
         code = site[0][0] if site else next(iter(config.sites))
-        if db.is_pg:
-            raw.commit()
 
         def framework() -> Any:
-            with session_scope(db.url) as session:
-                return worklist(session, config, day=WORKLIST_DAY, now=REPORT_NOW, sites=[code])
+            return worklist(session, config, day=WORKLIST_DAY, now=REPORT_NOW, sites=[code])
 
         def baseline() -> Any:
-            rows = raw.query(WORKLIST_SQL, [code, cutoff, cutoff, False])
-            if db.is_pg:
-                raw.commit()
-            return rows
+            return raw.query(WORKLIST_SQL, [code, cutoff, cutoff, False])
 
         fw_time, lines = median_time(framework, repeat)
         raw_time, rows = median_time(baseline, repeat)
     finally:
+        session.close()
+        if db.is_pg:
+            raw.commit()
         raw.close()
     expected: dict[str, list[int]] = defaultdict(list)
-    for task_id, ext_id in rows:
+    for task_id, ext_id, *_ in rows:
         expected[ext_id].append(task_id)
     got = {line.patient_id: line.task_ids for line in lines}
     ok = got == dict(expected)
@@ -879,8 +888,10 @@ def machine() -> dict[str, Any]:
 
 def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> Results:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000, help="follow-up tasks to schedule (default 1000000)")
-    parser.add_argument("--attempts", type=int, default=2_000_000, help="call attempts for the report (default 2000000)")
+    parser.add_argument("--tasks", type=int, default=1_000_000,
+                        help="follow-up tasks to schedule (default 1000000)")
+    parser.add_argument("--attempts", type=int, default=2_000_000,
+                        help="call attempts for the report (default 2000000)")
     parser.add_argument("--pg", metavar="URL", help="also measure on this PostgreSQL database (a fresh schema)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure on one database only")
     parser.add_argument("--claim-tasks", type=int, default=10_000, help="tasks the concurrent claimers drain")

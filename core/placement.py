@@ -182,22 +182,28 @@ class _RegularDays:
     """
 
     def __init__(self) -> None:
-        self._days: dict[tuple[Any, date], timedelta | None] = {}
+        self._zones: dict[Any, dict[date, timedelta | None]] = {}
+
+    def table(self, tz: Any) -> dict[date, timedelta | None]:
+        """The memo of one zone (filled by :meth:`offset`), for lookups in a hot loop."""
+        found = self._zones.get(tz)
+        if found is None:
+            found = self._zones[tz] = {}
+        return found
 
     def offset(self, tz: Any, day: date) -> timedelta | None:
-        key = (tz, day)
-        try:
-            return self._days[key]
-        except KeyError:
-            pass
+        days = self.table(tz)
+        if day in days:
+            return days[day]
         offsets = {datetime.combine(day, hour, tz).utcoffset() for hour in _HOURS}
         offsets.add(datetime.combine(day + _ONE_DAY, _HOURS[0], tz).utcoffset())
-        found = self._days[key] = offsets.pop() if len(offsets) == 1 else None
+        found = days[day] = offsets.pop() if len(offsets) == 1 else None
         return found
 
 
 _REGULAR = _RegularDays()
 _ONE_DAY = timedelta(days=1)
+_UNKNOWN = object()
 
 
 def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
@@ -225,7 +231,10 @@ def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | Non
         def by_days(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
             wall = local + step  # aware + timedelta is wall-clock arithmetic
             if offset is not None:
-                after = offset_of(wall.tzinfo, wall.date())
+                tz = wall.tzinfo
+                after = _REGULAR.table(tz).get(wall.date(), _UNKNOWN)
+                if after is _UNKNOWN:
+                    after = offset_of(tz, wall.date())
                 if after is not None:
                     return wall, (utc + step if after == offset else utc + (step + offset - after))
             return _exists(wall)
@@ -239,7 +248,9 @@ def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | Non
         day = min(local.day, _monthdays.monthrange(year, month0 + 1)[1])
         tz = local.tzinfo
         wall = datetime(year, month0 + 1, day, local.hour, local.minute, local.second, local.microsecond, tz)
-        after = offset_of(tz, wall.date())
+        after = _REGULAR.table(tz).get(wall.date(), _UNKNOWN)
+        if after is _UNKNOWN:
+            after = offset_of(tz, wall.date())
         if after is not None:
             return wall, datetime(year, month0 + 1, day, local.hour, local.minute, local.second,
                                   local.microsecond, UTC) - after
@@ -295,8 +306,12 @@ class Placer:
     def next_slot(self, local: datetime) -> datetime | None:
         """:func:`next_calling_slot` for ``local`` (aware, in this site's timezone)."""
         day = local.date()
+        known = self._slots
         for _ in range(MAX_SEARCH_DAYS + 1):
-            for start, end in self.slots(day):
+            slots = known.get(day)
+            if slots is None:
+                slots = self.slots(day)
+            for start, end in slots:
                 if local < end:
                     return start if start > local else local
             day += _ONE_DAY
@@ -322,8 +337,9 @@ class Placer:
         if last < first:
             first, last = last, first
         day = first
+        known = self._unpublished
         while day <= last:
-            unpublished = self._unpublished.get(day)
+            unpublished = known.get(day)
             if unpublished is None:
                 unpublished = self._unpublished[day] = not self._check_published(day)
             if unpublished:

@@ -8,22 +8,25 @@ A chain schedules about a million tasks a year, so the batch path is built for
 it (docs/performance.md): each (site, procedure) gets a :class:`_Plan` once (the
 effective milestones, their constant columns, one shift function per distinct
 duration, the site's memoised :class:`~core.placement.Placer`), each task is one
-positional row, and the rows go to the database the fastest way the dialect
-offers while still reporting what was really inserted: a multi-row ``INSERT ...
-ON CONFLICT DO NOTHING RETURNING`` on SQLite, ``COPY`` into a temporary table
-then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL.
-:func:`task_rows` is the plain per-episode reference the fast path must equal.
+positional row of driver values, and the rows go to the database the way a
+hand-written loader would send them, while still counting what was really
+inserted: an ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite,
+``COPY`` on PostgreSQL (each with an exact fallback when a concurrent run stored
+some rows first), SQLAlchemy's portable insertmanyvalues elsewhere.
+:func:`task_rows` is the plain per-episode reference the fast path must equal
+(tests/test_benchmarks.py, benchmarks/scale.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
@@ -119,9 +122,11 @@ _FIXED = (
 COLUMNS = _VARYING + _FIXED
 
 
-@dataclass(frozen=True)
-class _Step:
-    """One milestone of a plan: indexes of its three instants in the plan's shifts, and the fixed columns."""
+class _Step(NamedTuple):
+    """One milestone of a plan: indexes of its three instants in the plan's shifts, and the fixed columns.
+
+    A tuple, unpacked in the loop: attribute access per task is measurable at a million tasks.
+    """
 
     milestone: Milestone
     key: str
@@ -146,6 +151,7 @@ class _Plan:
     shifts: tuple[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]], ...]
     steps: tuple[_Step, ...]
     placer: Placer
+    conditional: bool  # does any milestone depend on the episode's attributes?
 
     @classmethod
     def build(
@@ -176,7 +182,7 @@ class _Plan:
                 target=index(ms.offset), start=index(ms.window.earliest), end=index(ms.window.latest),
                 fixed=tuple(fixed[name] for name in _FIXED),
             ))
-        return cls(site.timezone, tuple(shifts), tuple(steps), placer)
+        return cls(site.timezone, tuple(shifts), tuple(steps), placer, any(step.conditional for step in steps))
 
 
 def task_rows(
@@ -248,11 +254,13 @@ def schedule(
     protocols = Protocols(config, plugins)
     result = ScheduleResult()
     writer = _TaskWriter.for_session(session)
-    # Plain rows, not ORM objects: the episodes are only read (task_rows takes either).
+    # Plain rows, not ORM objects: the episodes are only read. The attributes come as JSON
+    # text, parsed only for the few procedures with a conditional milestone.
     query = (
         select(
-            Episode.id, Episode.external_id, Episode.patient_id, Episode.site, Episode.specialty,
-            Episode.procedure, Episode.occurred_at, Episode.attributes, Patient.do_not_contact,
+            Episode.id, Episode.site, Episode.specialty, Episode.procedure, Episode.patient_id,
+            Episode.occurred_at, Patient.do_not_contact, cast(Episode.attributes, Text).label("attributes"),
+            Episode.external_id,
         )
         .join(Patient, Patient.id == Episode.patient_id)
         .where(Episode.status == "active")
@@ -260,77 +268,104 @@ def schedule(
     )
     if episode_ids is not None:
         query = query.where(Episode.id.in_(list(episode_ids)))
-    batch: list[tuple[Any, bool]] = []
-    for episode in session.execute(query.execution_options(yield_per=batch_size)):
-        batch.append((episode, bool(episode.do_not_contact)))
-        if len(batch) >= batch_size:
-            _schedule_batch(session, config, protocols, writer, batch, now, result)
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        _schedule_batch(session, config, protocols, writer, batch, now, result)
+
+    for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
+        ids = [episode.id for episode in batch]
+        rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
+        _store_batch(session, writer, ids, rows, now, result)
         if progress:
-            progress(len(batch))
+            progress(len(ids))
     return result
 
 
-def _schedule_batch(
-    session: Session,
+def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class _BatchRows:
+    """The new task rows of one batch of episodes, and what was counted while making them."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    episodes: int = 0
+    existing: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _batch_rows(
     config: ChainConfig,
     protocols: Protocols,
-    writer: _TaskWriter,
-    batch: list[tuple[Any, bool]],
+    instant: Callable[[datetime], Any],
+    batch: list[Any],
+    existing: set[tuple[int, str]],
     now: datetime,
-    result: ScheduleResult,
-) -> None:
-    ids = [e.id for e, _ in batch]
-    existing = _existing_tasks(session, ids)
+) -> _BatchRows:
+    """The rows of every task of ``batch`` not in ``existing`` (pure computation: no database)."""
+    out = _BatchRows()
     expiry = (now - EXPIRY_GRACE).astimezone(UTC)
-    stamp = writer.instant(now)
-    instant = writer.instant
+    stamp = instant(now)
     due_values: dict[datetime, Any] = {}
-    rows: list[tuple[Any, ...]] = []
-    for episode, dnc in batch:
-        result.episodes += 1
-        site = config.sites.get(episode.site)
-        if site is None:
-            result.problems.append(f"episode {episode.external_id}: site {episode.site!r} is not in the configuration")
-            continue
-        if episode.specialty not in site.specialties:
-            result.problems.append(
-                f"episode {episode.external_id}: specialty {episode.specialty!r} is not enabled at site {site.code}"
-            )
-            continue
-        plan = protocols.plan(site, episode.specialty, episode.procedure, stamp)
-        anchor = episode.occurred_at
+    rows = out.rows
+    plans: dict[tuple[str, str, str], _Plan] = {}
+    for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id in batch:
+        out.episodes += 1
+        plan = plans.get((site_code, specialty, procedure))
+        if plan is None:
+            site = config.sites.get(site_code)
+            if site is None:
+                out.problems.append(f"episode {external_id}: site {site_code!r} is not in the configuration")
+                continue
+            if specialty not in site.specialties:
+                out.problems.append(
+                    f"episode {external_id}: specialty {specialty!r} is not enabled at site {site.code}"
+                )
+                continue
+            plan = plans[site_code, specialty, procedure] = protocols.plan(site, specialty, procedure, stamp)
         local_anchor = anchor.astimezone(plan.tz)
         offset = regular_offset(local_anchor)
         times, utc = zip(*[shift(local_anchor, anchor, offset) for shift in plan.shifts], strict=True)
         stored = [instant(moment) for moment in utc]
-        attributes = episode.attributes or {}
+        if plan.conditional:
+            attributes = (json.loads(attributes) if isinstance(attributes, str) else attributes) or {}
+        status = "suppressed" if dnc else None
         place_one = plan.placer.place_parts
-        episode_id, patient_id = episode.id, episode.patient_id
-        for step in plan.steps:
-            if step.conditional and not applies(step.milestone, attributes):
+        for milestone, key, conditional, urgency, i_target, i_start, i_end, fixed in plan.steps:
+            if conditional and not applies(milestone, attributes):
                 continue
-            if existing and (episode_id, step.key) in existing:
-                result.existing += 1
+            if existing and (episode_id, key) in existing:
+                out.existing += 1
                 continue
-            target = times[step.target]
-            due_at, provisional, outside = place_one(target, times[step.start], times[step.end], step.urgency)
+            target = times[i_target]
+            due_at, provisional, outside = place_one(target, times[i_start], times[i_end], urgency)
             # The due time is mostly the target itself or a calling slot's start: convert each once.
             if due_at is target:
-                due = stored[step.target]
+                due = stored[i_target]
             else:
                 due = due_values.get(due_at)
                 if due is None:
                     due = due_values[due_at] = instant(due_at.astimezone(UTC))
-            status = "suppressed" if dnc else "expired" if utc[step.end] < expiry else "open"
             rows.append((
-                episode_id, patient_id, due, due, stored[step.start], stored[step.end], stored[step.target],
-                provisional, outside, status,
-            ) + step.fixed)
+                episode_id, patient_id, due, due, stored[i_start], stored[i_end], stored[i_target],
+                provisional, outside, status or ("expired" if utc[i_end] < expiry else "open"),
+            ) + fixed)
+    return out
+
+
+def _store_batch(
+    session: Session, writer: _TaskWriter, ids: list[int], batch: _BatchRows, now: datetime,
+    result: ScheduleResult,
+) -> None:
+    result.episodes += batch.episodes
+    result.existing += batch.existing
+    result.problems.extend(batch.problems)
+    rows = batch.rows
     if rows:
         # Count what was really inserted: a concurrent run may have stored some rows first.
         inserted = writer.write(session, rows)
@@ -340,7 +375,7 @@ def _schedule_batch(
         result.provisional += sum(1 for status, provisional in inserted if provisional and status == "open")
         result.expired += sum(1 for status, _ in inserted if status == "expired")
         result.suppressed += sum(1 for status, _ in inserted if status == "suppressed")
-    session.execute(update(Episode).where(Episode.id.in_(ids)).values(scheduled_at=now))
+    session.execute(update(Episode).where(_among(Episode.id, ids, session)).values(scheduled_at=now))
 
 
 class _TaskWriter:
@@ -360,7 +395,7 @@ class _TaskWriter:
     def for_session(session: Session) -> _TaskWriter:
         dialect = session.get_bind().dialect
         bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
-        if dialect.name == "sqlite" and bind is not None and dialect.insertmanyvalues_max_parameters:
+        if dialect.name == "sqlite" and bind is not None:
             return _SQLiteWriter(bind, dialect)
         if dialect.name == "postgresql" and dialect.driver == "psycopg" and bind is not None:
             return _CopyWriter(bind, dialect)
@@ -378,38 +413,42 @@ class _TaskWriter:
 
 
 class _SQLiteWriter(_TaskWriter):
-    """SQLite: one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per page of rows.
+    """SQLite: one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``, as fast as a raw one.
 
-    The statement SQLAlchemy's insertmanyvalues would send, without its per-row
-    parameter dictionaries: about half the cost per row.
+    Measured at a million rows: a multi-row ``VALUES`` page costs 30% more, with
+    ``RETURNING`` 40%, inside savepoints 35%. Without RETURNING the driver's row
+    count says how many rows went in. When a concurrent run stored some first,
+    the rows with an id above the largest one before this write are exactly ours:
+    SQLite lets one connection write at a time, and the engine starts every
+    transaction with ``BEGIN`` (core.db.engine), so nobody else inserts from our
+    read of that largest id to our commit.
     """
 
     def __init__(self, instant: Callable[[datetime], Any], dialect: Any):
         super().__init__(instant)
-        width = len(COLUMNS)
-        self.page = max(1, min(1000, dialect.insertmanyvalues_max_parameters // width))
-        self.head = f"INSERT INTO tasks ({self._sql_columns(dialect)}) VALUES "
-        self.tail = " ON CONFLICT (episode_id, milestone) DO NOTHING RETURNING status, provisional"
-        self.group = "(" + ", ".join("?" * width) + ")"
-        self._sql: dict[int, str] = {}
+        marks = ", ".join("?" * len(COLUMNS))
+        self.insert = (
+            f"INSERT INTO tasks ({self._sql_columns(dialect)}) VALUES ({marks}) "
+            "ON CONFLICT (episode_id, milestone) DO NOTHING"
+        )
 
     def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
         conn = session.connection()
-        out: list[Any] = []
-        for first in range(0, len(rows), self.page):
-            page = rows[first:first + self.page]
-            sql = self._sql.get(len(page))
-            if sql is None:
-                sql = self._sql[len(page)] = self.head + ", ".join([self.group] * len(page)) + self.tail
-            out.extend(conn.exec_driver_sql(sql, tuple(value for row in page for value in row)).all())
-        return out
+        before = conn.exec_driver_sql("SELECT max(id) FROM tasks").scalar()
+        if conn.exec_driver_sql(self.insert, rows).rowcount == len(rows):
+            return [(row[9], row[7]) for row in rows]
+        return conn.exec_driver_sql(
+            "SELECT status, provisional FROM tasks WHERE id > ?", (before or 0,)
+        ).all()
 
 
 class _CopyWriter(_TaskWriter):
-    """PostgreSQL (psycopg): ``COPY`` into a temporary table, then one ``INSERT ... SELECT ... RETURNING``.
+    """PostgreSQL (psycopg): ``COPY`` straight into tasks, inside a savepoint.
 
-    A multi-row ``VALUES`` with thousands of parameters costs PostgreSQL several
-    times what ``COPY`` does; the staging table is dropped at commit.
+    When a concurrent run stored some of the rows first, the copy fails on the
+    unique key: it is rolled back and the rows go through a temporary table and
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` instead. (A multi-row
+    ``VALUES`` with thousands of parameters costs PostgreSQL several times ``COPY``.)
     """
 
     STAGE = "followup_task_stage"
@@ -417,33 +456,54 @@ class _CopyWriter(_TaskWriter):
     def __init__(self, instant: Callable[[datetime], Any], dialect: Any):
         super().__init__(instant)
         columns = self._sql_columns(dialect)
+        self.copy = f"COPY tasks ({columns}) FROM STDIN"
         self.create = (
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.STAGE} ON COMMIT DROP AS "
             f"SELECT {columns} FROM tasks WITH NO DATA"
         )
-        self.copy = f"COPY {self.STAGE} ({columns}) FROM STDIN"
+        self.copy_stage = f"COPY {self.STAGE} ({columns}) FROM STDIN"
         self.insert = (
             f"INSERT INTO tasks ({columns}) SELECT {columns} FROM {self.STAGE} "
             "ON CONFLICT (episode_id, milestone) DO NOTHING RETURNING status, provisional"
         )
 
     def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+        from psycopg.errors import UniqueViolation
+
         conn = session.connection()
-        conn.exec_driver_sql(self.create)
-        driver = conn.connection.driver_connection
-        with driver.cursor() as cursor:
-            with cursor.copy(self.copy) as copy:
+        conn.exec_driver_sql("SAVEPOINT followup_copy")
+        try:
+            self._copy(conn, self.copy, rows)
+        except UniqueViolation:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT followup_copy")
+            conn.exec_driver_sql("RELEASE SAVEPOINT followup_copy")
+            conn.exec_driver_sql(self.create)
+            self._copy(conn, self.copy_stage, rows)
+            inserted = conn.exec_driver_sql(self.insert).all()
+            conn.exec_driver_sql(f"TRUNCATE {self.STAGE}")
+            return inserted
+        conn.exec_driver_sql("RELEASE SAVEPOINT followup_copy")
+        return [(row[9], row[7]) for row in rows]
+
+    @staticmethod
+    def _copy(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(sql) as copy:
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)
-        inserted = conn.exec_driver_sql(self.insert).all()
-        conn.exec_driver_sql(f"TRUNCATE {self.STAGE}")
-        return inserted
+
+
+def _among(column: Any, ids: list[int], session: Session) -> Any:
+    """``column IN ids``; on PostgreSQL ``= ANY(array)``: one parameter instead of thousands."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def _existing_tasks(session: Session, episode_ids: list[int]) -> set[tuple[int, str]]:
     """(episode, milestone) pairs already stored; the unique key still guards against a concurrent run."""
-    query = select(Task.episode_id, Task.milestone).where(Task.episode_id.in_(episode_ids))
+    query = select(Task.episode_id, Task.milestone).where(_among(Task.episode_id, episode_ids, session))
     return {(episode_id, milestone) for episode_id, milestone in session.execute(query)}
 
 

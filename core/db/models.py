@@ -102,9 +102,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if kind == "native":
             return naive_utc
 
-        def sqlite_text(value: datetime | None) -> str | None:
-            naive = naive_utc(value)
-            return None if naive is None else naive.isoformat(" ", "microseconds")
+        def sqlite_text(value: datetime | None) -> str | None:  # naive_utc, inlined: 3 calls per task
+            if value is None:
+                return None
+            tz = value.tzinfo
+            if tz is not utc:
+                if tz is None:
+                    raise ValueError("naive datetime given to a UTC column")
+                value = value.astimezone(utc)
+            return combine(value.date(), value.time()).isoformat(" ", "microseconds")
 
         return sqlite_text
 
@@ -189,7 +195,7 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("episode_id", "milestone"),
-        Index("ix_tasks_worklist", "site", "status", "window_start"),
+        Index("ix_tasks_worklist", "site", "status", "next_attempt_at"),  # worklist, claims (0002)
         Index("ix_tasks_due", "status", "due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -227,7 +233,7 @@ class Attempt(Base):
     __tablename__ = "attempts"
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # reports select attempts by time (0002)
     by: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,174 @@
+"""The scale benchmark (benchmarks/scale.py) at a small size, and the fast paths it measures.
+
+No wall-clock assertions: a run must finish and every framework result must equal
+its hand-written baseline's (the scheduled tasks equal the rows the plain
+per-episode ``task_rows`` gives, the worklist equals the indexed query's rows, the
+report's due/attempted/reached equal the GROUP BY query's, no claim is doubled).
+The property tests hold the scheduling fast path (``shifter``, ``Placer``) to the
+reference functions, in zones with DST gaps and folds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.calendar import SiteCalendar, YearNotice, default_calendar
+from core.config import TimeRange
+from core.placement import Placer, milestone_times, place, regular_offset, shifter
+from core.protocol import Duration
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = re.compile(r"^ratios: schedule=\d+\.\d+ worklist=\d+\.\d+ report=\d+\.\d+$")
+
+
+def load_benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("followup_scale_benchmark", ROOT / "benchmarks" / "scale.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_agrees(data: dict, backend: str) -> None:
+    rows = data[backend]["schedule_rows"]
+    assert rows["tasks"] == rows["raw"] == rows["created"] >= 3000
+    assert rows["only_framework"] == rows["only_raw"] == 0
+    worklist = data[backend]["worklist_rows"]
+    assert worklist["equal"] and worklist["tasks"] > 0
+    report = data[backend]["report_rows"]
+    assert report["report"] == report["group_by"]
+    assert report["report"]["due"] > 0 and report["report"]["reached"] > 0
+    assert data[backend]["setup"]["attempts"] == 6000
+
+
+def test_small_benchmark_on_sqlite(tmp_path: Path) -> None:
+    bench = load_benchmark()
+    lines: list[str] = []
+    out = bench.run(["--tasks", "3000", "--attempts", "6000", "--workdir", str(tmp_path), "--repeat", "2"],
+                    emit=lines.append)
+    assert out.ok, "\n".join(lines)
+    assert_agrees(out.data, "sqlite")
+    for name in ("schedule", "worklist", "report"):
+        assert any(line.startswith(f"{name} ") and " ratio " in line for line in lines), name
+    assert any(line.startswith("help ") for line in lines)
+    assert SUMMARY.match(lines[-1]), lines[-1]
+
+
+@pytest.mark.postgres
+def test_small_benchmark_on_postgresql(pg_server: str, tmp_path: Path) -> None:
+    bench = load_benchmark()
+    lines: list[str] = []
+    out = bench.run(
+        ["--tasks", "3000", "--attempts", "6000", "--pg", pg_server, "--only", "postgresql",
+         "--claim-tasks", "300", "--repeat", "2", "--workdir", str(tmp_path), "--no-help"],
+        emit=lines.append,
+    )
+    assert out.ok, "\n".join(lines)
+    assert_agrees(out.data, "postgresql")
+    claims = out.data["claims"]
+    assert claims["double_claims"] == 0 and claims["left"] == 0 and not claims["errors"]
+    assert claims["claimed"] == claims["tasks"] >= 300
+    assert SUMMARY.match(lines[-1]), lines[-1]
+
+
+# -- the fast path equals the reference ---------------------------------------------------------
+ZONES = [ZoneInfo(z) for z in ("Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Lord_Howe")]
+AMOUNTS = {"min": (-600, 6000), "h": (-100, 1000), "d": (-40, 800), "w": (-10, 110), "mo": (-12, 30), "y": (-2, 5)}
+durations = st.sampled_from(sorted(AMOUNTS)).flatmap(
+    lambda unit: st.integers(*AMOUNTS[unit]).map(lambda amount: Duration(amount=amount, unit=unit))
+)
+instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31)).map(
+    lambda d: d.replace(second=0, microsecond=0, tzinfo=UTC)
+)
+
+
+def same_wall(a: datetime, b: datetime) -> bool:
+    fields = ("year", "month", "day", "hour", "minute", "second", "microsecond", "fold")
+    return all(getattr(a, f) == getattr(b, f) for f in fields) and a.tzinfo is b.tzinfo
+
+
+@settings(max_examples=500, deadline=None)
+@given(anchor=instants, duration=durations, tz=st.sampled_from(ZONES))
+def test_shifter_equals_duration_add_to(anchor: datetime, duration: Duration, tz: ZoneInfo) -> None:
+    local = anchor.astimezone(tz)
+    expected = duration.add_to(local)
+    got_local, got_utc = shifter(duration)(local, anchor, regular_offset(local))
+    assert same_wall(got_local, expected)
+    assert got_utc.tzinfo is UTC and got_utc.timestamp() == expected.timestamp()
+
+
+def test_shifter_moves_a_wall_time_out_of_a_dst_gap_like_add_to() -> None:
+    tz = ZoneInfo("America/New_York")
+    local = datetime(2026, 3, 7, 2, 30, tzinfo=tz)  # the next day at 02:30 does not exist
+    anchor = local.astimezone(UTC)
+    expected = Duration.parse("1d").add_to(local)
+    got_local, got_utc = shifter(Duration.parse("1d"))(local, anchor, regular_offset(local))
+    assert same_wall(got_local, expected) and got_local.hour == 3
+    assert got_utc.timestamp() == expected.timestamp()
+
+
+CHINA = default_calendar("CN")
+CALENDARS = [
+    SiteCalendar.build(CHINA),
+    SiteCalendar.build(CHINA, {2027: YearNotice(frozenset({date(2027, 10, 6)}), frozenset({date(2027, 10, 9)}))},
+                       closed=[date(2026, 12, 31)], extra_workdays=[date(2026, 10, 11)]),
+    SiteCalendar.build(default_calendar("GB")),
+]
+WINDOW_SETS = [
+    [TimeRange.model_validate("09:00-11:30"), TimeRange.model_validate("14:30-17:30")],
+    [TimeRange.model_validate("15:30-17:00"), TimeRange.model_validate("10:00-11:30")],  # unsorted
+]
+QUIET = TimeRange.model_validate("21:00-08:00")
+PLACERS: dict[tuple[int, int, str], Placer] = {}
+
+
+@st.composite
+def milestone_windows(draw: st.DrawFn) -> tuple[Duration, Duration, Duration]:
+    unit = draw(st.sampled_from(["h", "d", "w", "mo"]))
+    earliest = draw(st.integers(min_value=0, max_value=60))
+    latest = earliest + draw(st.integers(min_value=0, max_value=20))
+    offset = draw(st.integers(min_value=earliest, max_value=latest))
+    return tuple(Duration(amount=a, unit=unit) for a in (offset, earliest, latest))  # type: ignore[return-value]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    anchor=instants, spec=milestone_windows(), urgency=st.sampled_from(["routine", "clinical"]),
+    calendar=st.integers(0, len(CALENDARS) - 1), windows=st.integers(0, len(WINDOW_SETS) - 1),
+    tz=st.sampled_from(ZONES),
+)
+def test_placer_equals_place(
+    anchor: datetime, spec: tuple[Duration, Duration, Duration], urgency: str, calendar: int, windows: int,
+    tz: ZoneInfo,
+) -> None:
+    offset, earliest, latest = spec
+    times = milestone_times(anchor, offset, earliest, latest, tz)
+    expected = place(times, urgency, windows=WINDOW_SETS[windows], quiet=QUIET, calendar=CALENDARS[calendar], tz=tz)
+    key = (calendar, windows, tz.key)
+    if key not in PLACERS:  # shared, so the per-day memo is exercised too
+        PLACERS[key] = Placer(WINDOW_SETS[windows], QUIET, CALENDARS[calendar], tz)
+    got = PLACERS[key].place(times.target, times.window_start, times.window_end, urgency)
+    assert got.provisional == expected.provisional and got.outside_window == expected.outside_window
+    assert same_wall(got.due_at.astimezone(tz), expected.due_at.astimezone(tz))
+
+
+def test_calendar_memo_answers_like_the_calendar() -> None:
+    site = CALENDARS[1]
+    fresh = SiteCalendar.build(CHINA, site.notices, site.closed, site.extra_workdays)
+    day = date(2026, 9, 1)
+    for _ in range(500):
+        assert site.is_working_day(day) == fresh._is_working_day(day)
+        assert site.is_working_day(day) == site.is_working_day(day)  # memoised answer
+        assert site.is_published(day) == (day.year in site.notices or CHINA.is_published(day))
+        day += timedelta(days=1)
