@@ -89,7 +89,11 @@ def claim(
         .with_for_update(of=Patient, skip_locked=True)
     )
     if session.get_bind().dialect.name == "postgresql":
-        picked_ids = picked.scalar_subquery()
+        # A materialised CTE runs once. As a plain IN (subquery) PostgreSQL may rescan it per
+        # task row, and a rescan with SKIP LOCKED and LIMIT can answer differently while other
+        # claims commit: a patient's first task claimed and the second not.
+        chosen = picked.cte("picked").prefix_with("MATERIALIZED")
+        picked_ids = select(chosen.c.id).scalar_subquery()
     else:  # SQLite: already inside BEGIN IMMEDIATE; materialise the choice first
         picked_ids = list(session.execute(picked).scalars())
         if not picked_ids:
