@@ -178,17 +178,7 @@ def task_figures(
         out[key] = headline(
             {
                 k: _int(row[k])
-                for k in (
-                    "due",
-                    "attempted",
-                    "reached",
-                    "reached_in_window",
-                    "unsuccessful",
-                    "refused",
-                    "wrong_number",
-                    "open",
-                    "reached_attempts",
-                )
+                for k in (*COUNTS, "reached_attempts")
             }
         )
     if not groups and not out:
@@ -196,19 +186,14 @@ def task_figures(
     return out
 
 
+# The task counts of a period; every rate is computed from them (docs/metrics.md).
+COUNTS = ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open")
+
+
 def headline(counts: dict[str, int]) -> dict[str, Any]:
     c = {
         k: counts.get(k, 0)
-        for k in (
-            "due",
-            "attempted",
-            "reached",
-            "reached_in_window",
-            "unsuccessful",
-            "refused",
-            "wrong_number",
-            "open",
-        )
+        for k in COUNTS
     }
     return {
         **c,

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.cli.output import safe_cell, to_json
 from core.reports.labels import DIMENSIONS, LABELS, STATUSES, label
+from core.reports.queries import COUNTS
 
 LIST_COLUMNS = {
     "unreachable": (
@@ -219,14 +220,7 @@ def show_delta(name: str, value: Any) -> str:
 
 
 HEADLINE = (
-    "due",
-    "attempted",
-    "reached",
-    "reached_in_window",
-    "unsuccessful",
-    "refused",
-    "wrong_number",
-    "open",
+    *COUNTS,
     "coverage",
     "follow_up_rate",
     "on_time_rate",
