@@ -6,6 +6,7 @@ Test modules import these directly (pytest puts ``tests/`` on ``sys.path``).
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,9 @@ def seed(cli: Any, tmp_path: Path, url: str, patients: list[list[str]], episodes
     cli("import", str(write_csv(tmp_path / "episodes.csv", episode_header or EPISODE_HEADER, episodes)),
         db=url, now=now)
     cli("schedule", db=url, now=now)
+
+
+def task_id(cli: Any, url: str, patient: str, milestone: str) -> int:
+    """The id of a patient's task for one milestone, as `followup tasks` shows it."""
+    tasks = json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
+    return next(t["id"] for t in tasks if t["milestone"] == milestone)

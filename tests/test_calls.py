@@ -17,7 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
+from clinic_data import seed
+from clinic_data import task_id as tid
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -43,21 +44,15 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
     """D2: extraction on Monday 2026-11-16 10:00 at SH-DENT, its 1-week check due Monday 2026-11-23 10:00
     (window Sunday 22nd 10:00 to Wednesday 25th 10:00). A1: a hair consultation lead at SH-AES (ceiling 7)."""
     now = "2026-11-23T08:00+08:00"
-    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+    seed(cli, tmp_path, db_url, [
         ["D2", "李强", "M", "1986-09-03", "13912345602", "SH-DENT"],
         ["A1", "朱浩", "M", "1992-09-29", "15612345614", "SH-AES"],
-    ])), db=db_url, now=now)
-    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+    ], [
         ["E2", "D2", "SH-DENT", "dental", "extraction", "2026-11-16T10:00", "陈志远"],
         ["E4", "A1", "SH-AES", "hair", "consultation", "2026-11-20T16:00", "邓涛"],
-    ])), db=db_url, now=now)
-    cli("schedule", db=db_url, now=now)
+    ], now=now)
     return db_url
 
-
-def tid(cli, url: str, patient: str, milestone: str) -> int:  # type: ignore[no-untyped-def]
-    tasks = json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
-    return next(t["id"] for t in tasks if t["milestone"] == milestone)
 
 
 def record(cli, url: str, task: int, outcome: str, now: str, *extra: str, user: str = "zhang.li",  # type: ignore[no-untyped-def]

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
+from clinic_data import EPISODE_HEADER, PATIENT_HEADER, seed, write_csv
+from clinic_data import task_id as tid
 
 NOW = "2026-11-23T10:05+08:00"
 
@@ -21,23 +22,17 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
     """D1 implant Sunday 15:00 (24 h check due Monday), D2 extraction the Monday before (2 calls due),
     A1 hair consultation lead at SH-AES."""
     now = "2026-11-23T08:00+08:00"
-    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+    seed(cli, tmp_path, db_url, [
         ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
         ["D2", "李强", "M", "1986-09-03", "13912345602", "SH-DENT"],
         ["A1", "朱浩", "M", "1992-09-29", "15612345614", "SH-AES"],
-    ])), db=db_url, now=now)
-    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+    ], [
         ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远"],
         ["E2", "D2", "SH-DENT", "dental", "extraction", "2026-11-16T10:00", "陈志远"],
         ["E4", "A1", "SH-AES", "hair", "consultation", "2026-11-20T16:00", "邓涛"],
-    ])), db=db_url, now=now)
-    cli("schedule", db=db_url, now=now)
+    ], now=now)
     return db_url
 
-
-def tid(cli, url: str, patient: str, milestone: str) -> int:  # type: ignore[no-untyped-def]
-    tasks = json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
-    return next(t["id"] for t in tasks if t["milestone"] == milestone)
 
 
 def reached(cli, url: str, task: int, *answers: str, user: str = "zhang.li", now: str = NOW,  # type: ignore[no-untyped-def]
