@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 
+_NON_DIGITS = re.compile(r"\D")
+
 
 def mask_phone(phone: str | None) -> str:
-    """138****1234: keep the first three and last four digits (fewer for short numbers)."""
+    """138****1234: keep the first three and last four digits (fewer for short numbers).
+
+    Digits are what ``\\d`` matches (any Unicode decimal digit), exactly the
+    characters for which ``str.isdecimal`` holds: a number stored as digits only,
+    the usual case, is used as it is, without the regular expression.
+    """
     if not phone:
         return ""
-    digits = re.sub(r"\D", "", phone)
+    digits = phone if phone.isdecimal() else _NON_DIGITS.sub("", phone)
     if len(digits) >= 11:
         return f"{digits[-11:-8]}****{digits[-4:]}"
     if len(digits) >= 7:

@@ -8,10 +8,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
+from hypothesis import given
+from hypothesis import strategies as st
 
 NOW = "2026-11-23T09:00+08:00"  # Monday
 
@@ -145,3 +151,71 @@ def test_completed_calls_leave_the_list(cli, clinic: str) -> None:  # type: igno
     cli("record", str(d6["task_ids"][0]), "--outcome", "reached", "--answer", "sensitivity=no",
         db=clinic, now="2026-11-23T16:05+08:00", user="zhang.li")
     assert "D6" not in [ln["patient_id"] for ln in worklist(cli, clinic, now="2026-11-23T16:06+08:00")]
+
+
+def test_the_api_gives_typed_lines_and_reads_pending_changes(cli, clinic: str, config) -> None:  # type: ignore[no-untyped-def]
+    """``worklist()`` itself, on both backends: aware UTC times, real booleans, as the CLI shows them.
+
+    It reads in the session's transaction, after a flush: a patient marked do-not-contact
+    there, not yet committed, is already off the list.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.db.engine import get_engine
+    from core.db.models import Patient
+    from core.worklist import WorklistLine
+    from core.worklist import worklist as worklist_of
+
+    now, day = datetime.fromisoformat(NOW), date(2026, 11, 23)
+    with Session(get_engine(clinic)) as session:
+        lines = worklist_of(session, config, day=day, now=now, sites=["SH-DENT"])
+        assert [ln.patient_id for ln in lines] == ["D2", "D1", "D4", "D3", "D6"]
+        for ln in lines:
+            assert type(ln) is WorklistLine and ln.due_at.tzinfo is UTC
+            assert type(ln.overdue) is bool and type(ln.phone_invalid) is bool and type(ln.attempts) is int
+            assert all(type(task_id) is int for task_id in ln.task_ids)
+        assert lines[0].due_at == datetime(2026, 11, 16, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+        assert (lines[0].phone, lines[0].overdue, lines[0].assignee) == ("139****5602", True, None)
+        sh = ZoneInfo("Asia/Shanghai")
+        assert [ln.as_dict(sh) for ln in lines] == worklist(cli, clinic)
+
+        session.scalars(select(Patient).where(Patient.external_id == "D2")).one().do_not_contact = True
+        pending = worklist_of(session, config, day=day, now=now, sites=["SH-DENT"])
+        assert [ln.patient_id for ln in pending] == ["D1", "D4", "D3", "D6"]
+        session.rollback()
+
+
+def _mask_phone_by_regex(phone: str | None) -> str:
+    """``mask_phone`` before its shortcut for digits-only numbers: the reference."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) >= 11:
+        return f"{digits[-11:-8]}****{digits[-4:]}"
+    if len(digits) >= 7:
+        return f"{digits[:2]}***{digits[-2:]}"
+    return "*" * len(digits)
+
+
+PHONES = st.one_of(
+    st.none(),
+    st.text(),
+    st.text(alphabet="0123456789 +-()"),
+    st.text(alphabet="0123456789²٣１"),  # all digits to str.isdigit; "²" is not one to \d, "٣" and "１" are
+    st.from_regex(r"(\+86)?1[3-9]\d{9}", fullmatch=True),
+    st.integers(0, 10**15).map(str),
+)
+
+
+@given(PHONES)
+def test_mask_phone_is_the_regular_expression_for_every_input(phone: str | None) -> None:
+    from core.privacy import mask_phone
+
+    assert mask_phone(phone) == _mask_phone_by_regex(phone)
+
+
+def test_the_shortcut_of_mask_phone_is_exact_for_every_character() -> None:
+    """``str.isdecimal`` holds for exactly the characters ``\\d`` matches: a string it accepts is its own digits."""
+    digit = re.compile(r"\d")
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if c.isdecimal() != bool(digit.match(c))] == []
