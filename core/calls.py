@@ -200,7 +200,9 @@ def record_call(
         raise CallError(f"answers can only be recorded when the patient was reached, not with {outcome!r}")
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
 
-    attempt = Attempt(task_id=task.id, at=now, by=user, outcome=outcome, note=note, callback_at=callback_at)
+    attempt = Attempt(
+        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at
+    )
     session.add(attempt)
     session.flush()
     task.attempts += 1

@@ -53,6 +53,9 @@ def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
         click.echo("Next: followup schedule")
 
 
+ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
+
+
 @click.command("schedule")
 @click.option("--replan", is_flag=True, help="Re-place provisional tasks (after new holiday data arrived).")
 @format_option("table", "json")
@@ -76,6 +79,10 @@ def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
         with _progress("scheduling", total) as progress:
             bar = progress.add_task("episodes", total=total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))
+    if result.created >= ANALYZE_AFTER:
+        from core.db.engine import analyze
+
+        analyze(url)  # the planner's statistics, for the worklist and reports (docs/performance.md)
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
         return

@@ -88,10 +88,12 @@ def db_group() -> None:
 def db_upgrade(app: App) -> None:
     """Apply every pending migration (safe to run again)."""
     from core.cli.main import _safe_url
+    from core.db.engine import analyze
     from core.db.migrate import current_revision, upgrade
 
     try:
         upgrade(app.db_url)
+        analyze(app.db_url)  # new indexes are only chosen once the planner knows the tables
         click.echo(f"{_safe_url(app.db_url)}: at revision {current_revision(app.db_url)}")
     except FollowupError:
         raise

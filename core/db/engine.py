@@ -18,6 +18,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
+SQLITE_MMAP_BYTES = 1 << 30
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     url = normalize_url(url)
@@ -31,6 +34,9 @@ def get_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             if ":memory:" not in url and url != "sqlite://":
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # Read pages straight from the OS page cache instead of copying each one
+                # through a read() call: reports scan months of tasks (docs/performance.md).
+                cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -42,6 +48,26 @@ def get_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def analyze(url: str) -> None:
+    """Refresh the query planner's statistics (``ANALYZE``), outside any transaction.
+
+    PostgreSQL's autovacuum does this by itself; SQLite only knows its tables'
+    sizes once analyzed, and without that it picks a site's whole task list over
+    a month's date range. Run after bulk writes (scheduling, imports, upgrades).
+    """
+    engine = get_engine(url)
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            raw.driver_connection.execute("ANALYZE")
+        else:
+            raw.driver_connection.autocommit = True
+            raw.driver_connection.execute("ANALYZE")
+            raw.driver_connection.autocommit = False
+    finally:
+        raw.close()
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -231,9 +231,14 @@ class Task(Base):
 
 class Attempt(Base):
     __tablename__ = "attempts"
+    __table_args__ = (
+        # Reports: a period's calls per coordinator and site from the index alone (0003).
+        Index("ix_attempts_report", "at", "site", "by", "outcome"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # reports select attempts by time (0002)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    site: Mapped[str] = mapped_column(String(64), server_default="")  # the task's site, copied by record_call
     by: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -244,7 +249,7 @@ class Answer(Base):
     __tablename__ = "answers"
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
     question: Mapped[str] = mapped_column(String(64))
     dimension: Mapped[str | None] = mapped_column(String(64), nullable=True)
     value: Mapped[Any] = mapped_column(JSON)

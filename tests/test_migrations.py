@@ -1,0 +1,47 @@
+"""Migrations carry existing data forward: a database from an earlier release keeps its calls."""
+
+from __future__ import annotations
+
+from alembic import command
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, text
+
+from core.db.engine import get_engine
+from core.db.models import Episode, Patient, Task
+from core.db.migrate import alembic_config, current_revision, head_revision, upgrade
+
+
+def _to(url: str, revision: str, up: bool) -> None:
+    cfg = alembic_config(url)
+    with get_engine(url).begin() as connection:
+        cfg.attributes["connection"] = connection
+        (command.upgrade if up else command.downgrade)(cfg, revision)
+
+
+def test_0003_gives_existing_attempts_their_tasks_site(db_url: str) -> None:
+    _to(db_url, "0002", up=False)
+    assert current_revision(db_url) == "0002"
+    when = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(insert(Patient), [{"id": 1, "external_id": "P1", "name": "x", "gender": "F",
+                                        "phone": "13800000000", "site": "SH-DENT", "locale": "zh_CN"}])
+        conn.execute(insert(Episode), [{"id": 1, "external_id": "E1", "patient_id": 1, "site": "SH-DENT",
+                                        "specialty": "dental", "procedure": "implant", "trigger": "procedure",
+                                        "occurred_at": when, "attributes": {}}])
+        conn.execute(insert(Task), [
+            {"id": task_id, "episode_id": 1, "patient_id": 1, "site": site, "specialty": "dental",
+             "procedure": "implant", "milestone": f"m{task_id}", "purpose": "check", "channel": "phone",
+             "urgency": "routine", "due_at": when, "window_start": when, "window_end": when, "target_at": when,
+             "offset": "1d", "window_earliest": "0d", "window_latest": "1d", "attempts": 1}
+            for task_id, site in ((1, "SH-DENT"), (2, "BJ-HOSP"))
+        ])
+        # The attempts table as 0002 had it: no site column.
+        conn.execute(text("INSERT INTO attempts (id, task_id, at, by, outcome) "
+                          "VALUES (1, 1, '2026-11-02 02:05:00', 'zhang.li', 'no_answer'), "
+                          "(2, 2, '2026-11-02 02:05:00', 'zhang.li', 'no_answer')"))
+    upgrade(db_url)
+    assert current_revision(db_url) == head_revision()
+    with get_engine(db_url).connect() as conn:
+        sites = conn.execute(text("SELECT id, site FROM attempts ORDER BY id")).all()
+    assert [tuple(row) for row in sites] == [(1, "SH-DENT"), (2, "BJ-HOSP")]
