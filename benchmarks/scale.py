@@ -384,10 +384,14 @@ def analyze(db: Database) -> None:
     the steady state autovacuum keeps a live database in."""
     from sqlalchemy import text
 
+    from core.db.engine import analyze as refresh
     from core.db.engine import get_engine
 
-    with get_engine(db.url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE" if db.is_pg else "ANALYZE"))
+    if db.is_pg:
+        with get_engine(db.url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        refresh(db.url)  # what `followup schedule` does after a large run
 
 
 # -- 1. scheduling ------------------------------------------------------------------------------------
@@ -528,7 +532,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
         attempt_id = answer_id = 0
         last = seen = 0
         retry_from = REPORT_NOW - timedelta(days=3)  # older failures were retried until unsuccessful
-        att_cols = ["id", "task_id", "at", "by", "outcome", "note", "callback_at"]
+        att_cols = ["id", "task_id", "at", "site", "by", "outcome", "note", "callback_at"]
         ans_cols = ["id", "task_id", "attempt_id", "question", "dimension", "value", "number"]
         upd_cols = ["id", "status", "attempts", "failed_attempts", "next_attempt_at", "completed_at"]
         raw.begin()
@@ -566,7 +570,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
                     outcome = final if i == k - 1 else rng.choice(FAILED)
                     failed += outcome in FAILED
                     attempt_id += 1
-                    attempts.append((attempt_id, task_id, at, f"{site.lower()}.c{1 + rng.randrange(2)}",
+                    attempts.append((attempt_id, task_id, at, site, f"{site.lower()}.c{1 + rng.randrange(2)}",
                                      outcome, None, None))
                     counts["attempts"] += 1
                 if final in ("reached", "booked"):

@@ -299,7 +299,7 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
 
 def test_chain_wide_sales_and_breakdowns(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     build(cli, db_url, tmp_path)
-    r = report_json(cli, db_url, "week", "--by", "site", "--locale", "en")
+    r = report_json(cli, db_url, "week", "--by", "site", "--locale", "en", "--trend", "6")
     assert r["period"]["sites"] == ["BJ-HOSP", "SH-AES", "SH-DENT"]
     assert (
         r["figures"]["due"] == 9 and r["figures"]["reached"] == 5 and r["figures"]["refused"] == 1
@@ -327,6 +327,17 @@ def test_chain_wide_sales_and_breakdowns(cli, db_url, tmp_path):  # type: ignore
     }
     assert [t["period"] for t in r["trend"]] == [f"2026-W{w}" for w in range(42, 48)]
     assert [t["due"] for t in r["trend"]][-2:] == [1, 9]
+    # The trend, the period and the one before come from one pass: they agree figure for figure.
+    for row, figures in ((r["trend"][-1], r["figures"]), (r["trend"][-2], r["previous"])):
+        assert {k: row[k] for k in ("due", "reached", "coverage", "nps")} == {
+            k: figures[k] for k in ("due", "reached", "coverage", "nps")
+        }
+    # Only html draws the trend; other formats carry it when asked for (--trend N).
+    assert report_json(cli, db_url, "week")["trend"] == []
+    assert [t["period"] for t in report_json(cli, db_url, "week", "--trend", "2")["trend"]] == [
+        "2026-W46",
+        "2026-W47",
+    ]
 
     specialty = report_json(cli, db_url, "--specialty", "hair", "--by", "procedure")
     assert specialty["figures"]["due"] == 2

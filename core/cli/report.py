@@ -11,6 +11,7 @@ from core.cli.main import App
 from core.errors import FollowupError
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
+TREND_PERIODS = 6  # the HTML trend chart ("last 6 periods")
 
 
 def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
@@ -66,6 +67,13 @@ def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
     help="Write to this file (required for xlsx).",
 )
 @click.option(
+    "--trend",
+    type=click.IntRange(0, 24),
+    metavar="N",
+    help=f"Include the figures of the last N periods (default: {TREND_PERIODS} for html, whose chart "
+    "shows them; none for the other formats).",
+)
+@click.option(
     "--locale",
     type=click.Choice(["zh_CN", "en"]),
     help="Labels (default: the site's, else the chain's).",
@@ -81,6 +89,7 @@ def report_cmd(
     fmt: str,
     out: Path | None,
     locale: str | None,
+    trend: int | None,
 ) -> None:
     """Weekly, monthly or quarterly follow-up figures.
 
@@ -114,7 +123,9 @@ def report_cmd(
     else:
         period = last_complete(kind or "week", app.now, tz)
     scope = scope_from_plugins(plugins, codes, list(specialties))
-    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now)
+    if trend is None:
+        trend = TREND_PERIODS if fmt == "html" else 0
+    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend)
     with session_scope(app.ready_db()) as session:
         report = build_report(session, config, plugins, request)
     _emit(report, fmt, out)

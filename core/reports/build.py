@@ -20,7 +20,6 @@ from core.reports import queries as q
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
 
-TREND_PERIODS = 6
 # Sales follow-ups (DOMAIN.md §1): leads who consulted but never came, and visits that did not buy.
 # Other bookable procedures (a dental invitation, a missed appointment) rebook patients, not leads.
 SALES_TRIGGERS = ("consultation", "visit_without_treatment")
@@ -57,6 +56,9 @@ class ReportRequest:
     by: str | None
     locale: str
     now: datetime
+    # Periods in the trend, the report's own included (the HTML chart's; 0: no trend). Each
+    # period adds its tasks and answers to the one grouped pass (docs/performance.md).
+    trend: int = 0
 
 
 def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | None) -> q.Scope:
@@ -80,13 +82,56 @@ def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | 
     )
 
 
-def _figures(session: Session, req: ReportRequest, period: Period) -> dict[str, Any]:
-    base = q.due_rows(req.scope, period.start, period.end)
-    answers = q.answer_rows(session, req.scope, period.start, period.end)
-    figures = {**q.task_figures(session, base)[()], **q.answer_headline(session, answers)[()]}
+def _figures(counts: dict[str, int], scores: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one period (or one site) from its task counts and answer scores."""
+    figures = {**q.headline(counts), **scores}
     figures.pop("promoters"), figures.pop("detractors")
+    return figures
+
+
+def _headline_figures(counts: dict[str, int], scores: dict[str, Any]) -> dict[str, Any]:
+    figures = _figures(counts, scores)
     figures["small_sample"] = {name: figures[RATE_BASES[name]] < 30 for name in HEADLINE_RATES}
     return figures
+
+
+@dataclass
+class Summary:
+    """The task counts and answer scores of the trend's periods, the current one last."""
+
+    tasks: dict[tuple[int, str], dict[str, int]]
+    answers: dict[tuple[int, str, str, str, str], dict[str, float]]
+
+    def counts(self, bucket: int, site: str | None = None) -> dict[str, int]:
+        return q.add_counts(
+            c for (b, s), c in self.tasks.items() if b == bucket and (site is None or s == site)
+        )
+
+    def scores(self, bucket: int, site: str | None = None) -> dict[str, Any]:
+        return q.scores_headline(
+            (question, v)
+            for (b, s, _, question, _), v in self.answers.items()
+            if b == bucket and (site is None or s == site)
+        )
+
+    def satisfaction(self, scope: q.Scope, bucket: int) -> list[dict[str, Any]]:
+        return q.satisfaction_rows(
+            scope,
+            ((spec, question, dim, v) for (b, _, spec, question, dim), v in self.answers.items() if b == bucket),
+        )
+
+
+def summarize(session: Session, req: ReportRequest) -> tuple[list[Period], Summary]:
+    """The report's period, the one before and the trend's: their figures in two grouped queries.
+
+    The periods come oldest first, the report's own last.
+    """
+    count = max(2, req.trend)
+    periods = [req.period.shifted(i) for i in range(-(count - 1), 1)]
+    bounds = [p.start for p in periods] + [periods[-1].end]
+    return periods, Summary(
+        q.task_summary(session, req.scope, bounds), q.answer_summary(session, req.scope, bounds)
+    )
 
 
 def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
@@ -102,14 +147,16 @@ def build_report(
 ) -> dict[str, Any]:
     period, scope, locale, now = req.period, req.scope, req.locale, req.now
     tz = period.tz
-    figures = _figures(session, req, period)
-    previous = _figures(session, req, period.previous())
-    base = q.due_rows(scope, period.start, period.end)
+    periods, summary = summarize(session, req)
+    current, before = len(periods) - 1, len(periods) - 2
+    counts = summary.counts(current)
+    figures = _headline_figures(counts, summary.scores(current))
+    previous = _headline_figures(summary.counts(before), summary.scores(before))
     answers = q.answer_rows(session, scope, period.start, period.end)
 
     satisfaction = [
         {**row, "label": label(row["dimension"], locale, DIMENSIONS)}
-        for row in q.satisfaction(session, scope, answers).get((), [])
+        for row in summary.satisfaction(scope, current)
     ]
     complaints = q.complaint_figures(session, scope, period.start, period.end, now)
     for row in complaints["by_category"]:
@@ -139,16 +186,21 @@ def build_report(
         "complaints": complaints,
         "escalations": q.escalation_figures(session, scope, period.start, period.end),
         "staff": q.staff_counts(session, answers),
-        "sales": q.sales_figures(session, scope, base),
+        "sales": q.sales_figures(counts),
         "coordinators": coordinators,
         "lists": {
-            "unreachable": _unreachable_list(session, base, tz, locale),
+            "unreachable": _unreachable_list(session, scope, period, locale),
             "suggestions": _suggestion_list(session, answers, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
         },
-        "breakdown": breakdown(session, config, plugins, req, base, answers) if req.by else [],
-        "sites": _site_rows(session, config, req, base, answers),
-        "trend": trend(session, req),
+        "breakdown": breakdown(session, config, plugins, req) if req.by else [],
+        "sites": _site_rows(config, req, summary, current),
+        "trend": [
+            {"period": p.label, "first_day": p.first.isoformat(), "last_day": p.last.isoformat(),
+             **_figures(summary.counts(i), summary.scores(i))}
+            for i, p in enumerate(periods)
+            if i >= len(periods) - req.trend
+        ],
         "definitions": definitions(locale),
     }
     return report
@@ -178,11 +230,12 @@ def _group_label(
     return value, value or "—"
 
 
-def breakdown(
-    session: Session, config: ChainConfig, plugins: Any, req: ReportRequest, base: Any, answers: Any
-) -> list[dict[str, Any]]:
+def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest) -> list[dict[str, Any]]:
     by = req.by
     assert by is not None
+    start, end = req.period.start, req.period.end
+    base = q.due_rows(req.scope, start, end, last=by == "coordinator", doctor=by == "staff")
+    answers = q.answer_rows(session, req.scope, start, end, doctor=by == "staff")
     tasks = q.task_figures(session, base, by)
     scores = q.answer_headline(session, answers, by)
     empty_scores = q.nps_figures(0, 0, 0, 0, 0)
@@ -204,47 +257,13 @@ def breakdown(
     return rows
 
 
-def _site_rows(
-    session: Session, config: ChainConfig, req: ReportRequest, base: Any, answers: Any
-) -> list[dict]:
+def _site_rows(config: ChainConfig, req: ReportRequest, summary: Summary, bucket: int) -> list[dict]:
     """Follow-up by site for the HTML bar chart: one row per site in scope, zeros included."""
-    tasks = q.task_figures(session, base, "site")
-    scores = q.answer_headline(session, answers, "site")
     rows = []
     for code in req.scope.sites:
-        figures = {
-            **(tasks.get((code,)) or q.headline({})),
-            **scores.get((code,), q.nps_figures(0, 0, 0, 0, 0)),
-        }
-        figures.pop("promoters"), figures.pop("detractors")
         name = localized(config.sites[code].name, req.locale) if code in config.sites else code
+        figures = _figures(summary.counts(bucket, code), summary.scores(bucket, code))
         rows.append({"key": code, "label": name, **figures})
-    return rows
-
-
-def trend(session: Session, req: ReportRequest) -> list[dict[str, Any]]:
-    """Headline figures of the last six periods, oldest first (two queries in all)."""
-    periods = [req.period.shifted(i) for i in range(-(TREND_PERIODS - 1), 1)]
-    bounds = [p.start for p in periods] + [periods[-1].end]
-    base = q.due_rows(req.scope, bounds[0], bounds[-1], bounds)
-    answers = q.answer_rows(session, req.scope, bounds[0], bounds[-1], bounds)
-    tasks = q.task_figures(session, base, "bucket")
-    scores = q.answer_headline(session, answers, "bucket")
-    rows = []
-    for i, p in enumerate(periods):
-        figures = {
-            **(tasks.get((i,)) or q.headline({})),
-            **scores.get((i,), q.nps_figures(0, 0, 0, 0, 0)),
-        }
-        figures.pop("promoters"), figures.pop("detractors")
-        rows.append(
-            {
-                "period": p.label,
-                "first_day": p.first.isoformat(),
-                "last_day": p.last.isoformat(),
-                **figures,
-            }
-        )
     return rows
 
 
@@ -253,9 +272,8 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
 
 
-def _unreachable_list(
-    session: Session, base: Any, tz: ZoneInfo, locale: str
-) -> list[dict[str, Any]]:
+def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
+    tz = period.tz
     return [
         {
             "task_id": r["task_id"],
@@ -274,7 +292,7 @@ def _unreachable_list(
             else None,
             "last_attempt_at": _local(r["last_at"], tz),
         }
-        for r in q.unreachable(session, base)
+        for r in q.unreachable(session, scope, period.start, period.end)
     ]
 
 

@@ -16,12 +16,12 @@ resolve an escalation (SQLite has no percentile) and the per-day calling span
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, false, func, literal_column, or_, select
+from sqlalchemy import String, and_, case, false, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -29,6 +29,7 @@ from sqlalchemy.sql.selectable import Subquery
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
 
 REACHED = ("completed", "booked")
+ANSWERED = ("reached", "booked")  # the call outcomes answers are recorded with (core.calls)
 NOT_DUE = ("cancelled", "suppressed", "expired")
 UNREACHABLE_OUTCOMES = ("no_answer", "powered_off", "out_of_service", "cannot_connect")
 OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
@@ -54,6 +55,18 @@ class Scope:
         default_factory=list
     )  # (specialty, procedure) bookable
 
+    def call_filter(self) -> list[ColumnElement[bool]]:
+        """Calls with answers (only a reached patient answers) of tasks in scope.
+
+        By the attempt's own copy of the site and its outcome, both in the index
+        ``(at, site, by, outcome)``: the planner starts from the period's calls and
+        looks up answers only for the calls that can have some.
+        """
+        where = [Attempt.site.in_(self.sites), Attempt.outcome.in_(ANSWERED)]
+        if self.specialties:
+            where.append(Task.specialty.in_(self.specialties))
+        return where
+
     def task_filter(self) -> list[ColumnElement[bool]]:
         where = [Task.site.in_(self.sites)]
         if self.specialties:
@@ -73,8 +86,19 @@ def rate(numerator: float | None, denominator: float | None, digits: int = 4) ->
 
 
 def _bucket(column: Any, boundaries: Sequence[datetime]) -> ColumnElement[Any]:
-    """0, 1, 2… for the interval of ``boundaries`` the instant falls in (others filtered)."""
-    return case(*[(column < b, i) for i, b in enumerate(boundaries[1:])], else_=None)
+    """0, 1, 2… for the interval of ``boundaries`` the instant falls in.
+
+    The rows are already restricted to [first, last) by the query. A balanced tree
+    of ``CASE`` expressions: a month's 31 days take 5 comparisons per row, not 31.
+    """
+
+    def tree(lo: int, hi: int) -> Any:
+        if hi - lo == 1:
+            return literal(lo)
+        mid = (lo + hi) // 2
+        return case((column < boundaries[mid], tree(lo, mid)), else_=tree(mid, hi))
+
+    return tree(0, len(boundaries) - 1)
 
 
 def _text_of(session: Session, column: Any) -> ColumnElement[str]:
@@ -85,16 +109,26 @@ def _text_of(session: Session, column: Any) -> ColumnElement[str]:
 
 
 # -- the period's due tasks ------------------------------------------------------------------------
-def due_rows(
-    scope: Scope, start: datetime, end: datetime, boundaries: Sequence[datetime] | None = None
-) -> Subquery:
-    """Tasks due in [start, end) that count (not cancelled, suppressed, expired), with attempts."""
-    att = (
-        select(Attempt.task_id, func.count().label("n"), func.max(Attempt.id).label("last_id"))
-        .group_by(Attempt.task_id)
-        .subquery("att")
+def _due_where(scope: Scope, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    return [Task.due_at >= start, Task.due_at < end, Task.status.notin_(NOT_DUE), *scope.task_filter()]
+
+
+def _last_attempt_id() -> Any:
+    """The task's latest attempt (``attempts(task_id)`` index), evaluated only for the rows that need it."""
+    return (
+        select(func.max(Attempt.id)).where(Attempt.task_id == Task.id).correlate(Task).scalar_subquery()
     )
-    last = aliased(Attempt, name="last_attempt")
+
+
+def due_rows(
+    scope: Scope, start: datetime, end: datetime, *, last: bool = False, doctor: bool = False
+) -> Subquery:
+    """Tasks due in [start, end) that count (not cancelled, suppressed, expired).
+
+    The attempt count is ``tasks.attempts`` (``record_call`` keeps it); the latest
+    attempt (``last``: by whom, how it ended) and the episode's doctor (``doctor``)
+    are joined only for the breakdowns that group by them.
+    """
     columns: list[Any] = [
         Task.id.label("task_id"),
         Task.episode_id,
@@ -108,28 +142,94 @@ def due_rows(
         Task.completed_at,
         Task.window_start,
         Task.window_end,
-        func.coalesce(att.c.n, 0).label("n_attempts"),
-        last.by.label("last_by"),
-        last.outcome.label("last_outcome"),
-        last.at.label("last_at"),
-        Episode.doctor.label("doctor"),
+        Task.attempts.label("n_attempts"),
     ]
-    if boundaries is not None:
-        columns.append(_bucket(Task.due_at, boundaries).label("bucket"))
-    return (
-        select(*columns)
-        .select_from(Task)
-        .join(Episode, Episode.id == Task.episode_id)
-        .outerjoin(att, att.c.task_id == Task.id)
-        .outerjoin(last, last.id == att.c.last_id)
-        .where(
-            Task.due_at >= start,
-            Task.due_at < end,
-            Task.status.notin_(NOT_DUE),
-            *scope.task_filter(),
+    query = select(*columns).select_from(Task)
+    if last:
+        latest = aliased(Attempt, name="last_attempt")
+        query = query.add_columns(latest.by.label("last_by")).outerjoin(
+            latest, latest.id == _last_attempt_id()
         )
+    if doctor:
+        query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
+    return query.where(*_due_where(scope, start, end)).subquery("due")
+
+
+def _reached_on_time(columns: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    reached = columns.status.in_(REACHED)
+    on_time = and_(
+        reached, columns.completed_at >= columns.window_start, columns.completed_at <= columns.window_end
+    )
+    return reached, on_time
+
+
+def _count_columns(columns: Any) -> list[Any]:
+    """The aggregates behind ``COUNTS`` (and the attempts of reached tasks) over due-task rows."""
+    reached, on_time = _reached_on_time(columns)
+    return [
+        func.count().label("due"),
+        func.sum(case((columns.n_attempts > 0, 1), else_=0)).label("attempted"),
+        func.sum(case((reached, 1), else_=0)).label("reached"),
+        func.sum(case((on_time, 1), else_=0)).label("reached_in_window"),
+        func.sum(case((columns.status == "unsuccessful", 1), else_=0)).label("unsuccessful"),
+        func.sum(case((columns.status == "refused", 1), else_=0)).label("refused"),
+        func.sum(case((columns.status == "wrong_number", 1), else_=0)).label("wrong_number"),
+        func.sum(case((columns.status == "open", 1), else_=0)).label("open"),
+        func.sum(case((reached, columns.n_attempts), else_=0)).label("reached_attempts"),
+    ]
+
+
+SALES = ("leads", "followed_up", "booked")
+
+
+def task_summary(
+    session: Session, scope: Scope, boundaries: Sequence[datetime]
+) -> dict[tuple[int, str], dict[str, int]]:
+    """Every task count of consecutive periods, per (period index, site), in one grouped pass.
+
+    ``boundaries`` are the periods' starts and the last one's end. The report's
+    current and previous figures, its rows per site and its trend are all sums of
+    these groups, so they agree with each other by construction. Sales leads are
+    counted per episode (an episode belongs to one site, so per-site counts add up).
+    """
+    pairs = [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+    sales = or_(*pairs) if pairs else false()
+    inner = (
+        select(
+            _bucket(Task.due_at, boundaries).label("bucket"),
+            Task.site,
+            Task.status,
+            Task.attempts.label("n_attempts"),
+            Task.completed_at,
+            Task.window_start,
+            Task.window_end,
+            case((sales, Task.episode_id), else_=None).label("lead"),
+        )
+        .where(*_due_where(scope, boundaries[0], boundaries[-1]))
         .subquery("due")
     )
+    c = inner.c
+    query = select(
+        c.bucket,
+        c.site,
+        *_count_columns(c),
+        func.count(func.distinct(c.lead)).label("leads"),
+        func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
+        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+    ).group_by(c.bucket, c.site)
+    names = (*COUNTS, "reached_attempts", *SALES)
+    return {
+        (int(row["bucket"]), row["site"]): {k: _int(row[k]) for k in names}
+        for row in session.execute(query).mappings()
+    }
+
+
+def add_counts(groups: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counts in groups:
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def group_columns(base: Subquery, by: str | None, *, answers: bool = False) -> list[Any]:
@@ -151,36 +251,14 @@ def task_figures(
     session: Session, base: Subquery, by: str | None = None
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Due, attempted, reached… per group (key ``()`` without grouping)."""
-    reached = base.c.status.in_(REACHED)
-    on_time = and_(
-        reached,
-        base.c.completed_at >= base.c.window_start,
-        base.c.completed_at <= base.c.window_end,
-    )
     groups = group_columns(base, by)
-    query = select(
-        *groups,
-        func.count().label("due"),
-        func.sum(case((base.c.n_attempts > 0, 1), else_=0)).label("attempted"),
-        func.sum(case((reached, 1), else_=0)).label("reached"),
-        func.sum(case((on_time, 1), else_=0)).label("reached_in_window"),
-        func.sum(case((base.c.status == "unsuccessful", 1), else_=0)).label("unsuccessful"),
-        func.sum(case((base.c.status == "refused", 1), else_=0)).label("refused"),
-        func.sum(case((base.c.status == "wrong_number", 1), else_=0)).label("wrong_number"),
-        func.sum(case((base.c.status == "open", 1), else_=0)).label("open"),
-        func.sum(case((reached, base.c.n_attempts), else_=0)).label("reached_attempts"),
-    ).select_from(base)
+    query = select(*groups, *_count_columns(base.c)).select_from(base)
     if groups:
         query = query.group_by(*groups)
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in session.execute(query).mappings():
         key = tuple(row[g.name] for g in groups)
-        out[key] = headline(
-            {
-                k: _int(row[k])
-                for k in (*COUNTS, "reached_attempts")
-            }
-        )
+        out[key] = headline({k: _int(row[k]) for k in (*COUNTS, "reached_attempts")})
     if not groups and not out:
         out[()] = headline({})
     return out
@@ -206,12 +284,9 @@ def headline(counts: dict[str, int]) -> dict[str, Any]:
 
 # -- answers of calls made in the period -----------------------------------------------------------
 def answer_rows(
-    session: Session,
-    scope: Scope,
-    start: datetime,
-    end: datetime,
-    boundaries: Sequence[datetime] | None = None,
+    session: Session, scope: Scope, start: datetime, end: datetime, *, doctor: bool = False
 ) -> Subquery:
+    """The answers given in calls made in [start, end), with the task's site and procedure."""
     columns: list[Any] = [
         Answer.task_id,
         Answer.question,
@@ -224,59 +299,117 @@ def answer_rows(
         Task.specialty,
         Task.procedure,
         Task.patient_id,
-        Episode.doctor.label("doctor"),
     ]
-    if boundaries is not None:
-        columns.append(_bucket(Attempt.at, boundaries).label("bucket"))
-    return (
+    query = (
         select(*columns)
         .select_from(Answer)
         .join(Attempt, Attempt.id == Answer.attempt_id)
         .join(Task, Task.id == Answer.task_id)
-        .join(Episode, Episode.id == Task.episode_id)
-        .where(Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+    )
+    if doctor:
+        query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
+    return query.where(Attempt.at >= start, Attempt.at < end, *scope.call_filter()).subquery("ans")
+
+
+SCORES = ("n", "total", "top2", "promoters", "detractors")
+
+
+def answer_summary(
+    session: Session, scope: Scope, boundaries: Sequence[datetime]
+) -> dict[tuple[int, str, str, str, str], dict[str, float]]:
+    """The scored answers of consecutive periods in one grouped pass.
+
+    Per (period index, site, specialty, question, dimension): how many answers,
+    their sum, how many 4–5 (top-2-box on a 1–5 scale), 9–10 and 0–6 (NPS). The
+    overall satisfaction rate, NPS and satisfaction per dimension of every period
+    and site are sums of these groups.
+    """
+    questions = {OVERALL, RECOMMEND, *(k for keys in scope.scale_questions.values() for k in keys)}
+    inner = (
+        select(
+            _bucket(Attempt.at, boundaries).label("bucket"),
+            Task.site,
+            Task.specialty,
+            Answer.question,
+            func.coalesce(Answer.dimension, Answer.question).label("dimension"),
+            Answer.number,
+        )
+        .select_from(Attempt)
+        .join(Answer, Answer.attempt_id == Attempt.id)
+        .join(Task, Task.id == Answer.task_id)
+        .where(
+            Attempt.at >= boundaries[0],
+            Attempt.at < boundaries[-1],
+            Answer.number.is_not(None),
+            Answer.question.in_(sorted(questions)),
+            *scope.call_filter(),
+        )
         .subquery("ans")
     )
+    c = inner.c
+    query = select(
+        c.bucket,
+        c.site,
+        c.specialty,
+        c.question,
+        c.dimension,
+        func.count().label("n"),
+        func.sum(c.number).label("total"),
+        func.sum(case((c.number >= 4, 1), else_=0)).label("top2"),
+        func.sum(case((c.number >= 9, 1), else_=0)).label("promoters"),
+        func.sum(case((c.number <= 6, 1), else_=0)).label("detractors"),
+    ).group_by(c.bucket, c.site, c.specialty, c.question, c.dimension)
+    return {
+        (int(row["bucket"]), row["site"], row["specialty"], row["question"], row["dimension"]): {
+            "n": _int(row["n"]),
+            "total": float(row["total"] or 0),
+            "top2": _int(row["top2"]),
+            "promoters": _int(row["promoters"]),
+            "detractors": _int(row["detractors"]),
+        }
+        for row in session.execute(query).mappings()
+    }
 
 
-def satisfaction(
-    session: Session, scope: Scope, base: Subquery, by: str | None = None
-) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    """n, mean and top-2-box per dimension of the 1–5 scale questions, per group."""
-    scale = [
-        and_(base.c.specialty == s, base.c.question.in_(keys))
-        for s, keys in scope.scale_questions.items()
-        if keys
+def scores_headline(groups: Iterable[tuple[str, dict[str, float]]]) -> dict[str, Any]:
+    """Overall satisfaction rate and NPS from ``(question, scores)`` groups of ``answer_summary``."""
+    overall_n = overall_top2 = nps_n = promoters = detractors = 0
+    for question, scores in groups:
+        if question == OVERALL:
+            overall_n += int(scores["n"])
+            overall_top2 += int(scores["top2"])
+        elif question == RECOMMEND:
+            nps_n += int(scores["n"])
+            promoters += int(scores["promoters"])
+            detractors += int(scores["detractors"])
+    return nps_figures(overall_n, overall_top2, nps_n, promoters, detractors)
+
+
+def satisfaction_rows(scope: Scope, groups: Iterable[tuple[str, str, str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """n, mean and top-2-box per dimension of the 1–5 scale questions, from
+    ``(specialty, question, dimension, scores)`` groups of ``answer_summary``."""
+    scale = {(s, k) for s, keys in scope.scale_questions.items() for k in keys}
+    per: dict[str, list[float]] = {}
+    for specialty, question, dimension, scores in groups:
+        if (specialty, question) not in scale:
+            continue
+        entry = per.setdefault(dimension, [0, 0.0, 0])
+        entry[0] += scores["n"]
+        entry[1] += scores["total"]
+        entry[2] += scores["top2"]
+    rows = [
+        {
+            "dimension": dimension,
+            "n": int(n),
+            "mean": round(total / n, 2) if n else None,
+            "top2": int(top2),
+            "top2_rate": rate(top2, n),
+            "small_sample": n < 30,
+        }
+        for dimension, (n, total, top2) in per.items()
     ]
-    groups = group_columns(base, by, answers=True)
-    query = (
-        select(
-            *groups,
-            base.c.dimension,
-            func.count(base.c.number).label("n"),
-            func.avg(base.c.number).label("mean"),
-            func.sum(case((base.c.number >= 4, 1), else_=0)).label("top2"),
-        )
-        .where(base.c.number.is_not(None), or_(*scale) if scale else false())
-        .group_by(*groups, base.c.dimension)
-    )
-    out: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in session.execute(query).mappings():
-        key = tuple(row[g.name] for g in groups)
-        n = _int(row["n"])
-        out.setdefault(key, []).append(
-            {
-                "dimension": row["dimension"],
-                "n": n,
-                "mean": round(float(row["mean"]), 2) if row["mean"] is not None else None,
-                "top2": _int(row["top2"]),
-                "top2_rate": rate(row["top2"], n),
-                "small_sample": n < 30,
-            }
-        )
-    for rows in out.values():
-        rows.sort(key=lambda r: (r["dimension"] != "overall", r["dimension"]))
-    return out
+    rows.sort(key=lambda r: (r["dimension"] != "overall", r["dimension"]))
+    return rows
 
 
 def answer_headline(
@@ -465,21 +598,9 @@ def open_complaints(
 
 
 # -- sales, coordinators, unreachable --------------------------------------------------------------
-def sales_figures(session: Session, scope: Scope, base: Subquery) -> dict[str, Any]:
+def sales_figures(counts: dict[str, int]) -> dict[str, Any]:
     """Leads counted per episode: a lead with two calls in the period is one lead."""
-    pairs = [and_(base.c.specialty == s, base.c.procedure == p) for s, p in scope.sales_procedures]
-    row = session.execute(
-        select(
-            func.count(func.distinct(base.c.episode_id)).label("leads"),
-            func.count(
-                func.distinct(case((base.c.n_attempts > 0, base.c.episode_id), else_=None))
-            ).label("f"),
-            func.count(
-                func.distinct(case((base.c.status == "booked", base.c.episode_id), else_=None))
-            ).label("b"),
-        ).where(or_(*pairs) if pairs else false())
-    ).one()
-    leads, followed, booked = _int(row[0]), _int(row[1]), _int(row[2])
+    leads, followed, booked = (counts.get(k, 0) for k in SALES)
     return {
         "leads": leads,
         "followed_up": followed,
@@ -494,14 +615,12 @@ def coordinator_figures(
 ) -> list[dict[str, Any]]:
     """Attempts and reached calls per coordinator; calling hours = per-day spans (min 1 h)."""
     start, end = day_starts[0], day_starts[-1]
-    base = (
-        select(
-            Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day")
-        )
-        .join(Task, Task.id == Attempt.task_id)
-        .where(Attempt.at >= start, Attempt.at < end, *scope.task_filter())
-        .subquery("calls")
-    )
+    base = select(
+        Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day")
+    ).where(Attempt.at >= start, Attempt.at < end, Attempt.site.in_(scope.sites))
+    if scope.specialties:  # else the index (at, site, by, outcome) alone answers it
+        base = base.join(Task, Task.id == Attempt.task_id).where(Task.specialty.in_(scope.specialties))
+    base = base.subquery("calls")
     query = select(
         base.c.by,
         base.c.day,
@@ -542,16 +661,38 @@ def _aware(moment: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def unreachable(session: Session, base: Subquery) -> list[dict[str, Any]]:
+def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Due tasks given up as unsuccessful, or still open after an unreachable last call.
+
+    The latest attempt is looked up only for the tasks that could be on the list
+    (unsuccessful, or open with at least one attempt).
+    """
+    latest = aliased(Attempt, name="last_attempt")
     query = (
-        select(base, Patient.external_id, Patient.name, Patient.phone)
-        .join(Patient, Patient.id == base.c.patient_id)
-        .where(
-            or_(
-                base.c.status == "unsuccessful",
-                and_(base.c.status == "open", base.c.last_outcome.in_(UNREACHABLE_OUTCOMES)),
-            )
+        select(
+            Task.id.label("task_id"),
+            Task.site,
+            Task.specialty,
+            Task.procedure,
+            Task.milestone,
+            Task.due_at,
+            Task.status,
+            Task.attempts.label("n_attempts"),
+            latest.outcome.label("last_outcome"),
+            latest.at.label("last_at"),
+            Patient.external_id,
+            Patient.name,
+            Patient.phone,
         )
-        .order_by(base.c.site, base.c.due_at, base.c.task_id)
+        .select_from(Task)
+        .join(Patient, Patient.id == Task.patient_id)
+        .outerjoin(latest, latest.id == _last_attempt_id())
+        .where(
+            *_due_where(scope, start, end),
+            Task.status.in_(("unsuccessful", "open")),
+            Task.attempts > 0,
+            or_(Task.status == "unsuccessful", latest.outcome.in_(UNREACHABLE_OUTCOMES)),
+        )
+        .order_by(Task.site, Task.due_at, Task.id)
     )
     return [dict(r) for r in session.execute(query).mappings()]
