@@ -152,7 +152,7 @@ def build_report(
     counts = summary.counts(current)
     figures = _headline_figures(counts, summary.scores(current))
     previous = _headline_figures(summary.counts(before), summary.scores(before))
-    answers = q.answer_rows(session, scope, period.start, period.end)
+    texts = q.text_answers(session, q.answer_rows(session, scope, period.start, period.end))
 
     satisfaction = [
         {**row, "label": label(row["dimension"], locale, DIMENSIONS)}
@@ -185,12 +185,12 @@ def build_report(
         "satisfaction": satisfaction,
         "complaints": complaints,
         "escalations": q.escalation_figures(session, scope, period.start, period.end),
-        "staff": q.staff_counts(session, answers),
+        "staff": q.staff_from_answers(texts),
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
         "lists": {
             "unreachable": _unreachable_list(session, scope, period, locale),
-            "suggestions": _suggestion_list(session, answers, tz),
+            "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
         },
         "breakdown": breakdown(session, config, plugins, req) if req.by else [],
@@ -274,40 +274,40 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
 
 def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
     tz = period.tz
+    outcome_labels = {key: label(key, locale, OUTCOMES) for key in OUTCOMES}
     return [
         {
-            "task_id": r["task_id"],
-            "patient_id": r["external_id"],
-            "patient_name": r["name"],
-            "phone": mask_phone(r["phone"]),
-            "site": r["site"],
-            "procedure": f"{r['specialty']}.{r['procedure']}",
-            "milestone": r["milestone"],
-            "due_at": _local(r["due_at"], tz),
-            "status": r["status"],
-            "attempts": int(r["n_attempts"] or 0),
-            "last_outcome": r["last_outcome"],
-            "last_outcome_label": label(r["last_outcome"], locale, OUTCOMES)
-            if r["last_outcome"]
-            else None,
-            "last_attempt_at": _local(r["last_at"], tz),
+            "task_id": r.task_id,
+            "patient_id": r.external_id,
+            "patient_name": r.name,
+            "phone": mask_phone(r.phone),
+            "site": r.site,
+            "procedure": f"{r.specialty}.{r.procedure}",
+            "milestone": r.milestone,
+            "due_at": _local(r.due_at, tz),
+            "status": r.status,
+            "attempts": int(r.n_attempts or 0),
+            "last_outcome": r.last_outcome,
+            "last_outcome_label": outcome_labels.get(r.last_outcome, r.last_outcome) if r.last_outcome else None,
+            "last_attempt_at": _local(r.last_at, tz),
         }
         for r in q.unreachable(session, scope, period.start, period.end)
     ]
 
 
-def _suggestion_list(session: Session, answers: Any, tz: ZoneInfo) -> list[dict[str, Any]]:
+def _suggestion_list(texts: list[Any], tz: ZoneInfo) -> list[dict[str, Any]]:
     return [
         {
-            "task_id": r["task_id"],
-            "patient_id": r["external_id"],
-            "patient_name": r["name"],
-            "phone": mask_phone(r["phone"]),
-            "site": r["site"],
-            "date": r["at"].astimezone(tz).date().isoformat(),
-            "text": scrub_phones(r["text"]),
+            "task_id": r.task_id,
+            "patient_id": r.external_id,
+            "patient_name": r.name,
+            "phone": mask_phone(r.phone),
+            "site": r.site,
+            "date": r.at.astimezone(tz).date().isoformat(),
+            "text": scrub_phones(r.text),
         }
-        for r in q.suggestions(session, answers)
+        for r in texts
+        if r.question == q.SUGGESTIONS
     ]
 
 

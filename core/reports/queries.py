@@ -476,9 +476,11 @@ def staff_counts(session: Session, base: Subquery) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["praise"], -r["criticism"], r["staff"]))
 
 
-def suggestions(session: Session, base: Subquery) -> list[dict[str, Any]]:
+def text_answers(session: Session, base: Subquery) -> list[Any]:
+    """The period's staff praise, criticism and suggestions (non-empty), oldest first, with the patient."""
     query = (
         select(
+            base.c.question,
             base.c.task_id,
             base.c.at,
             base.c.site,
@@ -488,10 +490,22 @@ def suggestions(session: Session, base: Subquery) -> list[dict[str, Any]]:
             Patient.phone,
         )
         .join(Patient, Patient.id == base.c.patient_id)
-        .where(base.c.question == SUGGESTIONS, base.c.text.is_not(None), base.c.text != "")
+        .where(
+            base.c.question.in_((PRAISE, CRITICISM, SUGGESTIONS)), base.c.text.is_not(None), base.c.text != ""
+        )
         .order_by(base.c.at, base.c.task_id)
     )
-    return [dict(r) for r in session.execute(query).mappings()]
+    return list(session.execute(query).all())
+
+
+def staff_from_answers(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """``staff_counts`` from the rows of ``text_answers``."""
+    counts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.question in (PRAISE, CRITICISM):
+            entry = counts.setdefault(row.text, {"staff": row.text, "praise": 0, "criticism": 0})
+            entry["praise" if row.question == PRAISE else "criticism"] += 1
+    return sorted(counts.values(), key=lambda r: (-r["praise"], -r["criticism"], r["staff"]))
 
 
 # -- complaints and escalations --------------------------------------------------------------------
@@ -695,4 +709,4 @@ def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) 
         )
         .order_by(Task.site, Task.due_at, Task.id)
     )
-    return [dict(r) for r in session.execute(query).mappings()]
+    return list(session.execute(query).all())
