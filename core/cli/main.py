@@ -127,7 +127,10 @@ class App:
             raise FollowupError(f"cannot open database {_safe_url(url)}: {exc}") from None
         if current != head_revision():
             if url.startswith("sqlite"):
-                upgrade(url)
+                try:
+                    upgrade(url)
+                except Exception as exc:  # migrations run in one transaction: nothing half-applied
+                    raise FollowupError(f"cannot upgrade {_safe_url(url)}: {exc}") from None
             else:
                 raise FollowupError(f"database {_safe_url(url)} is not up to date: run 'followup db upgrade'")
         return url

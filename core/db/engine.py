@@ -50,24 +50,27 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+ANALYZED_TABLES = ("patients", "episodes", "tasks", "attempts", "answers")
+
+
 def analyze(url: str) -> None:
     """Refresh the query planner's statistics (``ANALYZE``), outside any transaction.
 
-    PostgreSQL's autovacuum does this by itself; SQLite only knows its tables'
-    sizes once analyzed, and without that it picks a site's whole task list over
-    a month's date range. Run after bulk writes (scheduling, imports, upgrades).
+    SQLite only knows its tables' sizes once analyzed; without that it reads a
+    site's whole task list instead of a month's date range. PostgreSQL's
+    autovacuum gets there by itself, later. Run after bulk writes: ``followup db
+    upgrade`` and a large ``followup schedule`` do (docs/performance.md).
     """
     engine = get_engine(url)
-    raw = engine.raw_connection()
-    try:
-        if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # autocommit: the connect hook unset isolation_level
+        try:
             raw.driver_connection.execute("ANALYZE")
-        else:
-            raw.driver_connection.autocommit = True
-            raw.driver_connection.execute("ANALYZE")
-            raw.driver_connection.autocommit = False
-    finally:
-        raw.close()
+        finally:
+            raw.close()
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(ANALYZED_TABLES))
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
