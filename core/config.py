@@ -199,6 +199,8 @@ class Site:
     attempt_policy: AttemptPolicy
     max_failed_attempts: int
     source: Path
+    # Where the site was written (file and key path), for errors found after loading.
+    located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
     _calendar: Any = field(default=None, repr=False)
 
     def local(self, moment: datetime) -> datetime:
@@ -229,12 +231,12 @@ class Site:
                 continue
             if override.disabled:
                 continue
-            changes: dict[str, Any] = {}
+            data = ms.model_dump()  # validated again: the offset must still lie in the window
             if override.offset is not None:
-                changes["offset"] = override.offset
+                data["offset"] = override.offset.model_dump()
             if override.window is not None:
-                changes["window"] = override.window
-            out.append(Milestone.model_validate({**ms.model_dump(), **{k: str(v) if isinstance(v, Duration) else v.model_dump() for k, v in changes.items()}}))
+                data["window"] = override.window.model_dump()
+            out.append(Milestone.model_validate(data))
         return out
 
 
@@ -309,8 +311,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
         raise ConfigError(problems)
     config = ChainConfig(path=path, model=chain, sites={})
     for site, src, loc in site_sources:
-        config.sites[site.code] = _resolve_site(chain, site, src)
-        config.sites[site.code]._loc = (src, loc)  # type: ignore[attr-defined]
+        config.sites[site.code] = _resolve_site(chain, site, src, loc)
     if check_plugins:
         check_against_plugins(config)
     return config
@@ -349,7 +350,7 @@ def _duplicate_overrides(site: SiteModel, src: LocatedYaml, loc: tuple[Any, ...]
     return problems
 
 
-def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:
+def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tuple[Any, ...]) -> Site:
     d = chain.defaults
     return Site(
         code=site.code,
@@ -369,6 +370,7 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml) -> Site:
         attempt_policy=d.attempt_policy,
         max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
         source=src.path,
+        located=(src, loc),
     )
 
 
@@ -381,7 +383,7 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     installed = plugins.specialties()
     problems: list[str] = []
     for site in config.sites.values():
-        src, loc = site._loc  # type: ignore[attr-defined]
+        src, loc = site.located or (load_located(site.source), ())
         problem = _calendar_problem(config, plugins, site, src, loc)
         if problem:
             problems.append(problem)
@@ -409,13 +411,15 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(f"{where}: {override.milestone}: no procedure {proc_code!r} in {spec_key}{hint}")
                 continue
-            keys = [m.key for _, m in plugins.milestones(spec_key, proc_code)]
-            if ms_key not in keys:
-                near = difflib.get_close_matches(ms_key, keys, n=1)
+            provided = {m.key: m for _, m in plugins.milestones(spec_key, proc_code)}
+            if ms_key not in provided:
+                near = difflib.get_close_matches(ms_key, list(provided), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
-                problems.append(f"{where}: {override.milestone}: no milestone {ms_key!r}{hint} (has: {', '.join(keys)})")
+                problems.append(
+                    f"{where}: {override.milestone}: no milestone {ms_key!r}{hint} (has: {', '.join(provided)})"
+                )
                 continue
-            original = next(m for _, m in plugins.milestones(spec_key, proc_code) if m.key == ms_key)
+            original = provided[ms_key]
             try:
                 site.apply_overrides(spec_key, proc_code, [original])
             except ValidationError as err:
@@ -426,7 +430,9 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     config.warnings.extend(calendar_warnings(config, plugins))
 
 
-def _calendar_problem(config: ChainConfig, plugins: Any, site: Site, src: LocatedYaml, loc: tuple[Any, ...]) -> str | None:
+def _calendar_problem(
+    config: ChainConfig, plugins: Any, site: Site, src: LocatedYaml, loc: tuple[Any, ...]
+) -> str | None:
     """An unknown holiday country is a config error here, not a crash at the first schedule."""
     from core.plugins import PluginError
 

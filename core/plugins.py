@@ -235,7 +235,9 @@ class Plugins:
             result.append((impl.plugin_name, impl.function, list(impl.argnames)))
         return result
 
-    def _call(self, hook: str, kwargs: dict[str, Any], *, first: bool = False, only: Iterable[str] | None = None) -> list[tuple[str, Any]]:
+    def _call(
+        self, hook: str, kwargs: dict[str, Any], *, first: bool = False, only: Iterable[str] | None = None
+    ) -> list[tuple[str, Any]]:
         results: list[tuple[str, Any]] = []
         for name, function, argnames in self._impls(hook, only):
             try:
@@ -410,7 +412,8 @@ class Plugins:
     def general_question_keys(self) -> list[str]:
         """Core's general questions, asked at the end of every reached call, in order."""
         keys: list[str] = []
-        for name, value in self._call("followup_questions", {"specialty": "", "procedure": "", "milestone": ""}, only=["core"]):
+        anywhere = {"specialty": "", "procedure": "", "milestone": ""}
+        for name, value in self._call("followup_questions", anywhere, only=["core"]):
             keys.extend(q.key for q in self._validate_list(name, "followup_questions", Question, value))
         return keys
 
@@ -421,9 +424,10 @@ class Plugins:
             out.extend((name, a) for a in self._validate_list(name, hook, Action, value))
         return out
 
-    def template_dirs(self) -> list[str]:
+    def template_dirs(self, only: Iterable[str] | None = None) -> list[str]:
+        """Every plugin's template folders (or only those of the plugins named in ``only``)."""
         dirs: list[str] = []
-        for name, value in self._call("followup_template_dirs", {}):
+        for name, value in self._call("followup_template_dirs", {}, only=only):
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
                 raise PluginError(name, "followup_template_dirs", f"expected a list of paths, got {value!r}")
             dirs.extend(str(v) for v in value)

@@ -9,10 +9,10 @@ In a plugin's own tests::
 
 It checks that every hook result validates, every procedure has milestones,
 offsets parse and windows contain their targets, every question key a
-milestone or a rule names exists, and every milestone's script and aftercare
+milestone or a rule names exists, every milestone's script and aftercare
 render in every locale for sample patients of every age band, with and
-without earlier failed attempts. The four built-in plugins pass it in this
-repository's tests.
+without earlier failed attempts, and every template file exists in every
+locale. The four built-in plugins pass it in this repository's tests.
 
 Fixtures: ``followup_plugins`` (a fresh plugin manager per test, never the
 process-wide one) and ``register_plugin`` (registers an object and always
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,6 +97,34 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
             for code in rule.procedures:
                 if code not in codes:
                     problems.append(f"{spec.key}: rule {i + 1} names unknown procedure {code!r}")
+    problems.extend(_template_locale_problems(plugins, name, locales))
+    return problems
+
+
+def _template_locale_problems(plugins: Plugins, name: str, locales: tuple[str, ...]) -> list[str]:
+    """Every template file of the plugin (scripts and partials) exists in every locale.
+
+    Rendering alone cannot see this: a template missing in ``zh_CN/`` falls back to
+    ``en/``, so a Chinese patient would be read the English script.
+    """
+    try:
+        own = [Path(d) for d in plugins.template_dirs(only=[name])]
+    except PluginError as exc:
+        return [str(exc)]
+    problems = []
+    for folder in own:
+        files = {
+            loc: {p.relative_to(folder / loc) for p in (folder / loc).rglob("*")
+                  if p.is_file() and not p.name.startswith(".") and "__pycache__" not in p.parts}
+            for loc in locales
+        }
+        for loc in locales:
+            for missing in sorted(set().union(*files.values()) - files[loc]):
+                have = [other for other in locales if missing in files[other]]
+                problems.append(
+                    f"template {missing.as_posix()!r} exists only in {', '.join(have)}: "
+                    f"write {folder / loc / missing} too, or {loc} patients hear another language"
+                )
     return problems
 
 

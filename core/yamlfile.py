@@ -68,6 +68,23 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates
             _walk(item, loc + (index,), lines, duplicates)
 
 
+def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
+    """The first scalar PyYAML cannot turn into a value (it does not say which one)."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            _Loader("").construct_object(node)
+        except ValueError:
+            return node
+        return None
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        return None
+    return next((bad for child in children if (bad := _unconstructible(child)) is not None), None)
+
+
 def load_located(path: Path | str) -> LocatedYaml:
     """Parse a YAML file, mapping each key path to its line; syntax errors name file and line."""
     path = Path(path)
@@ -77,6 +94,7 @@ def load_located(path: Path | str) -> LocatedYaml:
         raise ConfigError([f"{path}: file not found"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    node = None
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
@@ -84,6 +102,10 @@ def load_located(path: Path | str) -> LocatedYaml:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError([f"{where}: invalid YAML: {exc.problem}"]) from None
+    except ValueError as exc:  # PyYAML raises it unmarked for a date that does not exist, e.g. 2026-02-30
+        bad = _unconstructible(node)
+        where = f"{path}:{bad.start_mark.line + 1}: {bad.value!r}" if bad is not None else str(path)
+        raise ConfigError([f"{where}: invalid value: {exc}"]) from None
     lines: dict[Location, int] = {}
     duplicates: list[str] = []
     if node is not None:

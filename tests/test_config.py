@@ -18,7 +18,7 @@ from core.config import ChainConfig, TimeRange, check_against_plugins, load_conf
 from core.content import ProtocolPlugin
 from core.general import CorePlugin
 from core.plugins import Plugins
-from core.protocol import Duration, Window
+from core.protocol import Duration, Milestone, Window
 from core.yamlfile import ConfigError, load_located
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,12 @@ def problem(chain_dir: Path) -> str:
     return str(info.value)
 
 
+def sh_aes_rhinoplasty(config: ChainConfig, plugins: Plugins) -> tuple[list[Milestone], list[Milestone]]:
+    """The plugin's rhinoplasty milestones, and the same after SH-AES's overrides."""
+    original = [m for _, m in plugins.milestones("aesthetic", "rhinoplasty")]
+    return original, config.site("SH-AES").apply_overrides("aesthetic", "rhinoplasty", original)
+
+
 def line_of(path: Path, text: str) -> int:
     return next(
         i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text in line
@@ -80,10 +86,7 @@ def test_demo_chain_loads_with_three_sites(chain_dir: Path) -> None:
 
 
 def test_sh_aes_rhinoplasty_splint_reminder_is_on_day_5(chain_dir: Path) -> None:
-    config = load(chain_dir)
-    plugins = mini_plugins()
-    original = [m for _, m in plugins.milestones("aesthetic", "rhinoplasty")]
-    effective = config.site("SH-AES").apply_overrides("aesthetic", "rhinoplasty", original)
+    original, effective = sh_aes_rhinoplasty(load(chain_dir), mini_plugins())
     splint = next(m for m in effective if m.key == "splint_removal")
     assert splint.offset == Duration.parse("5d")
     assert splint.window == Window.model_validate(["4d", "6d"])
@@ -97,9 +100,7 @@ def test_demo_chain_loads_with_the_installed_plugins(
     failed = [f"{p.name}: {p.error}" for p in plugins.failed()]
     if failed:  # the shipped plugins are written alongside these tests; their own tests fail loudly
         pytest.skip("shipped plugins not loadable yet: " + "; ".join(failed))
-    config: ChainConfig = request.getfixturevalue("config")
-    original = [m for _, m in plugins.milestones("aesthetic", "rhinoplasty")]
-    effective = config.site("SH-AES").apply_overrides("aesthetic", "rhinoplasty", original)
+    _, effective = sh_aes_rhinoplasty(request.getfixturevalue("config"), plugins)
     assert next(m for m in effective if m.key == "splint_removal").offset == Duration.parse("5d")
 
 
@@ -224,6 +225,12 @@ def test_stray_colon_names_the_line(chain_dir: Path) -> None:
     )
 
 
+def test_a_date_that_does_not_exist_names_the_line(chain_dir: Path) -> None:
+    site = chain_dir / "sites" / "sh-dent.yaml"
+    edit(site, "closed_days: [2026-12-31]", "closed_days: [2026-02-30]")
+    message = problem(chain_dir)
+    assert f"{site}:{line_of(site, '2026-02-30')}: '2026-02-30': invalid value: day is out of range" in message
+
 def test_missing_chain_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="chain.yaml: file not found"):
         load_config(tmp_path / "chain.yaml", check_plugins=False)
@@ -304,9 +311,7 @@ def test_override_window_earliest_after_latest_is_rejected(chain_dir: Path) -> N
 
 def test_disabled_override_drops_the_milestone(chain_dir: Path) -> None:
     edit(chain_dir / "sites" / "sh-aes.yaml", "    note:", "    disabled: true\n    note:")
-    config = load(chain_dir)
-    original = [m for _, m in mini_plugins().milestones("aesthetic", "rhinoplasty")]
-    effective = config.site("SH-AES").apply_overrides("aesthetic", "rhinoplasty", original)
+    original, effective = sh_aes_rhinoplasty(load(chain_dir), mini_plugins())
     assert "splint_removal" not in [m.key for m in effective]
     assert len(effective) == len(original) - 1
 

@@ -43,3 +43,34 @@ rules:
     problems = conformance_problems("eyes", plugins)
     assert any("eye_pain" in p for p in problems), problems
     assert any("glare" in p for p in problems), problems
+
+
+def test_kit_reports_a_script_written_in_english_only(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    """Rendering falls back to en, so only the kit can tell a Chinese patient would hear English."""
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(
+        """
+specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}
+procedures:
+  - code: cataract
+    names: {zh_CN: 白内障手术, en: Cataract surgery}
+    milestones:
+      - key: day1
+        purpose: check_in
+        names: {zh_CN: 术后第一天, en: Day after surgery}
+        offset: 1d
+        window: [1d, 2d]
+        script: eyes/call.j2
+""",
+        encoding="utf-8",
+    )
+    script = tmp_path / "templates" / "en" / "eyes" / "call.j2"
+    script.parent.mkdir(parents=True)
+    script.write_text("Hello {{ salutation }}.", encoding="utf-8")
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+
+    assert conformance_problems("eyes", plugins) == [
+        f"template 'eyes/call.j2' exists only in en: write {tmp_path / 'templates' / 'zh_CN' / 'eyes' / 'call.j2'} "
+        "too, or zh_CN patients hear another language"
+    ]

@@ -246,6 +246,13 @@ def with_entry_points(
     monkeypatch.delenv("FOLLOWUP_STRICT_PLUGINS", raising=False)
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    """Break one thing in a scaffolded file, as an author's edit would; fail if the scaffold changed."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
 def uncommented_hook_example(init: Path) -> str:
     """The scaffold's commented custom-hook example, as the author gets it by uncommenting it."""
     lines = init.read_text(encoding="utf-8").splitlines()
@@ -311,7 +318,7 @@ def test_invalid_protocol_disables_the_plugin_naming_file_line_and_field(
     protocol = package / "protocol.yaml"
     text = protocol.read_text(encoding="utf-8")
     line = text.splitlines().index("      - key: review") + 1  # the milestone the error is about
-    protocol.write_text(text.replace("offset: 7d", "offset: 12d"), encoding="utf-8")
+    edit(protocol, "offset: 7d", "offset: 12d")
     with_entry_points(monkeypatch, eyes_yaml="followup_eyes_yaml:plugin")
     plugins = build_plugins()
     info = plugins.infos["eyes_yaml"]
@@ -331,12 +338,7 @@ def test_kit_does_not_pass_a_registered_plugin_whose_protocol_fails(
 ) -> None:
     package = scaffold("eyes_syntax")
     protocol = package / "protocol.yaml"
-    protocol.write_text(
-        protocol.read_text(encoding="utf-8").replace(
-            "en: Day-after check-in}", "en: Day-after check-in"
-        ),
-        encoding="utf-8",
-    )
+    edit(protocol, "en: Day-after check-in}", "en: Day-after check-in")
     plugins = register_plugin(ProtocolPlugin("followup_eyes_syntax", root=package), "eyes_syntax")
     (problem,) = conformance_problems("eyes_syntax", plugins)
     assert problem.startswith("plugin 'eyes_syntax', hook followup_specialties:")
@@ -381,7 +383,7 @@ def test_template_with_an_undefined_variable_names_the_plugin_file_and_variable(
     template = package / "templates" / "en" / "eyes_tpl" / "call.j2"
     text = template.read_text(encoding="utf-8")
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "{{ milestone.name }}" in s)
-    template.write_text(text.replace("{{ milestone.name }}", "{{ surgeon }}"), encoding="utf-8")
+    edit(template, "{{ milestone.name }}", "{{ surgeon }}")
     plugins = register_plugin(ProtocolPlugin("followup_eyes_tpl", root=package), "eyes_tpl")
 
     problems = conformance_problems("eyes_tpl", plugins)
@@ -406,12 +408,7 @@ def test_milestone_naming_a_missing_template_names_the_plugin(
 ) -> None:
     package = scaffold("eyes_missing")
     protocol = package / "protocol.yaml"
-    protocol.write_text(
-        protocol.read_text(encoding="utf-8").replace(
-            "eyes_missing/call.j2  #", "eyes_missing/cal.j2  #"
-        ),
-        encoding="utf-8",
-    )
+    edit(protocol, "eyes_missing/call.j2  #", "eyes_missing/cal.j2  #")
     plugins = register_plugin(ProtocolPlugin("followup_eyes_missing", root=package), "eyes_missing")
     problems = conformance_problems("eyes_missing", plugins)
     assert (
