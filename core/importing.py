@@ -336,35 +336,54 @@ def _split_by_kind(
     reading.tables.append(table)
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030, the encoding of Chinese HIS exports."""
+def _read_text(path: Path, reading: _Reading) -> str | None:
+    """UTF-8 (with or without BOM), else GB18030, the encoding of Chinese HIS exports.
+
+    None (and a problem) when the file is neither, e.g. a UTF-16 "Unicode text" export.
+    """
+    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode("gb18030")
+    except UnicodeDecodeError:
+        reading.problems.append(RowProblem(
+            0, None, "the file is neither UTF-8 nor GB18030 text: save it as UTF-8 CSV",
+        ))
+        return None
+
+
+def _csv_records(records: Iterator[list[str]], reading: _Reading) -> Iterator[tuple[int, list[str]]]:
+    """The records with their row numbers (header 1); a record the csv module cannot read is a problem."""
+    number = 0
+    try:
+        for number, record in enumerate(records, start=1):
+            yield number, record
+    except csv.Error as exc:
+        reading.problems.append(RowProblem(
+            number + 1, None, f"cannot read this row as CSV ({exc}): is a quote left open?",
+        ))
 
 
 def _read_csv(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
-    try:
-        text = _decode(path.read_bytes())
-    except UnicodeDecodeError:
-        reading.problems.append(RowProblem(0, None, "the file is neither UTF-8 nor GB18030 text"))
+    text = _read_text(path, reading)
+    if text is None:
         return
     first = text.split("\n", 1)[0]
     if path.suffix.lower() == ".tsv":
         delimiter = "\t"
     else:
         delimiter = max([",", ";", "\t"], key=first.count)
-    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = _csv_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), reading)
     header = next(records, None)
     if header is None:
-        reading.problems.append(RowProblem(1, None, "the file is empty"))
+        if not reading.problems:
+            reading.problems.append(RowProblem(1, None, "the file is empty"))
         return
-    columns = headers.resolve(header, reading)
-    _split_by_kind(
-        _kind_of(c for c in columns if c), columns,
-        ((n, rec) for n, rec in enumerate(records, start=2)), reading, None,
-    )
+    columns = headers.resolve(header[1], reading)
+    _split_by_kind(_kind_of(c for c in columns if c), columns, records, reading, None)
 
 
 def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
@@ -402,11 +421,13 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
 
 
 def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
+    text = _read_text(path, reading)
+    if text is None:
+        return
     try:
-        data = json.loads(_decode(path.read_bytes()))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        row = getattr(exc, "lineno", 0)
-        reading.problems.append(RowProblem(0, None, f"not valid JSON (line {row}): {exc}"))
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        reading.problems.append(RowProblem(0, None, f"not valid JSON (line {exc.lineno}): {exc}"))
         return
     if isinstance(data, list):
         parts: list[tuple[str | None, Any]] = [(None, data)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Patient, Task
-from core.placement import Placer, place, regular_offset, shifter, times_for
+from core.placement import Placer, milestone_times, place, regular_offset, shifter, times_for
 from core.plugins import Plugins
-from core.protocol import Duration, Milestone, Window
+from core.protocol import Duration, Milestone
 
 # A milestone whose window closed more than this long before it was scheduled
 # (history imported when a clinic starts) is stored as "expired": visible and
@@ -53,7 +53,7 @@ class ScheduleResult:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("episodes", "created", "existing", "provisional", "expired", "suppressed", "problems")}
+        return asdict(self)
 
 
 def applies(milestone: Milestone, attributes: dict[str, Any]) -> bool:
@@ -86,7 +86,7 @@ class Protocols:
     def max_attempts(self, site: Site, specialty: str, procedure: str) -> int:
         spec = self.plugins.specialty(specialty)
         proc = spec.procedure(procedure) if spec else None
-        return (proc.max_attempts if proc and proc.max_attempts else None) or site.max_failed_attempts
+        return (proc.max_attempts if proc else None) or site.max_failed_attempts
 
     def plan(self, site: Site, specialty: str, procedure: str, stamp: Any) -> _Plan:
         """What scheduling one episode of this procedure at this site needs, worked out once.
@@ -532,17 +532,13 @@ def replan(session: Session, config: ChainConfig, now: datetime) -> int:
         site = config.sites.get(task.site)
         if site is None:
             continue
-        window = Window(earliest=Duration.parse(task.window_earliest), latest=Duration.parse(task.window_latest))
-        ms_times = times_for(
-            occurred_at,
-            Milestone(
-                key=task.milestone, purpose=task.purpose, names={"zh_CN": task.milestone, "en": task.milestone},
-                offset=Duration.parse(task.offset), window=window, urgency=task.urgency,  # type: ignore[arg-type]
-            ),
-            site.timezone,
+        # The task keeps its milestone's offset and window: place it again from those.
+        times = milestone_times(
+            occurred_at, Duration.parse(task.offset), Duration.parse(task.window_earliest),
+            Duration.parse(task.window_latest), site.timezone,
         )
         placed = place(
-            ms_times, task.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
+            times, task.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
             calendar=site.calendar(config), tz=site.timezone,
         )
         if placed.due_at != task.due_at or placed.provisional != task.provisional:

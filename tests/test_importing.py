@@ -704,16 +704,48 @@ def test_a_restored_value_that_is_not_yes_or_no(run: Run, tmp_path: Path) -> Non
         ("x.json", b"{not json", "not valid JSON"),
         ("x.json", b'{"visits": []}', "a JSON file holds a list of row objects"),
         ("x.json", b"[1, 2]", "not a row object"),
+        ("x.csv", b"", "the file is empty"),
+        # Excel's "Unicode text" export is UTF-16: named, not read as mojibake.
+        ("x.csv", f"{PATIENT_HEADER}\nP1,Ma Li,F,1970-01-01,13800000001,\n".encode("utf-16"),
+         "neither UTF-8 nor GB18030"),
+        ("x.json", '[{"patient_id": "P1"}]'.encode("utf-16"), "neither UTF-8 nor GB18030"),
     ],
 )
 def test_an_unreadable_file_fails(
-    run: Run, tmp_path: Path, name: str, content: bytes, reason: str,
+    db_url: str, run: Run, tmp_path: Path, name: str, content: bytes, reason: str,
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
+    assert f" in {name}; nothing was imported:" in str(excinfo.value)  # names the file
     assert reason in str(excinfo.value)
+    assert _counts(db_url) == (0, 0, 0)
+
+
+def test_an_unclosed_quote_names_its_row_and_writes_nothing(
+    db_url: str, run: Run, tmp_path: Path,
+) -> None:
+    # The open quote swallows the rest of the file into one cell, past the csv module's limit.
+    rows = [f"P{i},Patient {i},F,1970-01-01,138{i:08},SH-DENT" for i in range(4000)]
+    path = _csv(tmp_path, PATIENT_HEADER, GOOD["patients"], 'PX,"Ma Li,F,1970-01-01,13800000001,', *rows)
+    with pytest.raises(ImportFailed) as excinfo:
+        run(path)
+    assert _where(excinfo) == [(3, None)]
+    assert "quote left open" in excinfo.value.problems[0].reason
+    assert _counts(db_url) == (0, 0, 0)
+
+
+def test_cli_import_of_a_bad_file_exits_non_zero_naming_file_row_and_column(
+    cli: Any, db_url: str, tmp_path: Path,
+) -> None:
+    path = _csv(tmp_path, PATIENT_HEADER, GOOD["patients"], "P1,Ma Li,X,1970-01-01,13800000001,",
+                name="bad.csv")
+    result = cli("import", str(path), db=db_url, ok=False)
+    assert result.exit_code == 1
+    assert "1 problem in bad.csv; nothing was imported" in result.output
+    assert "row 3, gender:" in result.output
+    assert _counts(db_url) == (0, 0, 0)
 
 
 # -- the shipped plugins and the demo files -----------------------------------------

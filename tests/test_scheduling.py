@@ -124,6 +124,15 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
+def add_holiday_notice(chain_dir: Path, year: int, holidays: list[str]) -> None:
+    """Write a year's official holiday notice into the chain YAML (as a chain admin would)."""
+    chain = chain_dir / "chain.yaml"
+    text = chain.read_text(encoding="utf-8")
+    assert "holiday_notices: {}" in text  # else the notice below would silently not be added
+    notice = f"holiday_notices:\n  {year}:\n    holidays: [{', '.join(holidays)}]\n    workdays: []"
+    chain.write_text(text.replace("holiday_notices: {}", notice), encoding="utf-8")
+
+
 # --- one task per milestone, idempotently -----------------------------------------------
 
 
@@ -354,14 +363,7 @@ def test_replan_moves_provisional_tasks_once_the_year_notice_is_added(
     assert clinic.tasks(episode)["review_1y"].provisional
 
     # The State Council's (hypothetical) 2027 notice makes Tuesday 2027-06-15 a holiday.
-    chain = chain_dir / "chain.yaml"
-    chain.write_text(
-        chain.read_text(encoding="utf-8").replace(
-            "holiday_notices: {}",
-            "holiday_notices:\n  2027:\n    holidays: [2027-06-14, 2027-06-15]\n    workdays: []",
-        ),
-        encoding="utf-8",
-    )
+    add_holiday_notice(chain_dir, 2027, ["2027-06-14", "2027-06-15"])
     updated = load(chain_dir, plugins)
     with session_scope(clinic.url) as session:
         moved = replan(session, updated, NOW + timedelta(days=1))
@@ -381,14 +383,7 @@ def test_replan_leaves_tasks_that_are_no_longer_open(
     episode = clinic.episode(local("2026-06-15T10:00"), do_not_contact=True)
     clinic.schedule()
     before = clinic.tasks(episode)["review_1y"]
-    chain = chain_dir / "chain.yaml"
-    chain.write_text(
-        chain.read_text(encoding="utf-8").replace(
-            "holiday_notices: {}",
-            "holiday_notices:\n  2027:\n    holidays: [2027-06-15]\n    workdays: []",
-        ),
-        encoding="utf-8",
-    )
+    add_holiday_notice(chain_dir, 2027, ["2027-06-15"])
     with session_scope(clinic.url) as session:
         assert replan(session, load(chain_dir, plugins), NOW) == 0
     assert clinic.tasks(episode)["review_1y"].due_at == before.due_at

@@ -11,11 +11,10 @@ from core.cli.output import FORMATS, emit, format_option, to_json
 from core.errors import FollowupError
 
 
-def _progress(label: str, total: int | None):  # type: ignore[no-untyped-def]
+def _progress(label: str):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-    return progress
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
 
 
 @click.command("import")
@@ -31,7 +30,7 @@ def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
     if not file.exists():
         raise FollowupError(f"{file}: file not found")
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session, _progress(f"importing {file.name}", None) as progress:
+    with session_scope(url) as session, _progress(f"importing {file.name}") as progress:
         bar = progress.add_task("rows", total=None)
         result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run,
                              progress=lambda n: progress.advance(bar, n))
@@ -39,7 +38,7 @@ def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
             session.rollback()
     data = result.as_dict()
     if fmt == "json":
-        click.echo(to_json({**data, "dry_run": dry_run}))
+        click.echo(to_json(data))  # data["dry_run"] is the flag
         return
     for warning in result.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
@@ -76,7 +75,7 @@ def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
             click.echo(to_json({"moved": moved}) if fmt == "json" else f"re-placed {moved} provisional task(s)")
             return
         total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
-        with _progress("scheduling", total) as progress:
+        with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))
     if result.created >= ANALYZE_AFTER:
