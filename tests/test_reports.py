@@ -84,13 +84,18 @@ def _tasks(cli, url: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return found
 
 
-def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _import(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The patients and episodes imported and scheduled: no call made yet."""
     (tmp_path / "patients.csv").write_text(PATIENTS, encoding="utf-8")
     (tmp_path / "episodes.csv").write_text(EPISODES, encoding="utf-8")
     cli("import", str(tmp_path / "patients.csv"), db=url, now=IMPORT_AT)
     cli("import", str(tmp_path / "episodes.csv"), db=url, now=IMPORT_AT)
     cli("schedule", db=url, now=IMPORT_AT)
-    t = _tasks(cli, url)
+    return _tasks(cli, url)
+
+
+def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    t = _import(cli, url, tmp_path)
     cli(
         "patients",
         "dnc",
@@ -472,6 +477,9 @@ def test_table_and_html_render_the_same_figures(cli, db_url, tmp_path):  # type:
     assert max(len(line) for line in table.splitlines()) <= 80
     page = report(cli, db_url, "--site", "SH-DENT", "--format", "html", "--by", "site").output
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 3
+    # --trend 0: the page leaves the trend chart out instead of drawing an empty one.
+    no_trend = report(cli, db_url, "--site", "SH-DENT", "--format", "html", "--trend", "0").output
+    assert no_trend.count("<svg") == 2 and "57.1%" in no_trend
     assert "57.1%" in page and "回访率" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "").replace(
         "http://evil.example", ""
@@ -545,12 +553,7 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     from core.db.engine import session_scope
     from core.db.models import Task
 
-    (tmp_path / "patients.csv").write_text(PATIENTS, encoding="utf-8")
-    (tmp_path / "episodes.csv").write_text(EPISODES, encoding="utf-8")
-    cli("import", str(tmp_path / "patients.csv"), db=db_url, now=IMPORT_AT)
-    cli("import", str(tmp_path / "episodes.csv"), db=db_url, now=IMPORT_AT)
-    cli("schedule", db=db_url, now=IMPORT_AT)
-    t = _tasks(cli, db_url)
+    t = _import(cli, db_url, tmp_path)
     with session_scope(
         db_url
     ) as session:  # due times no scheduler would pick: right around midnight
@@ -575,13 +578,40 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     assert before["period"]["label"] == "2026-Q2"
 
 
-def test_period_option_errors_are_clear(cli, db_url):  # type: ignore[no-untyped-def]
-    wrong = report(cli, db_url, "month", "--period", "2026-W47", ok=False)
-    assert wrong.exit_code == 1 and "is a week" in wrong.output
-    bad = report(cli, db_url, "--period", "November", ok=False)
-    assert bad.exit_code == 1 and "2026-W47, 2026-11 or 2026-Q4" in bad.output
-    xlsx = report(cli, db_url, "--format", "xlsx", ok=False)
-    assert xlsx.exit_code == 1 and "--out" in xlsx.output
+def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    """Each mistake gives one line naming it (the runner re-raises any traceback)."""
+    missing = tmp_path / "no-such-dir"
+    for args, says in (
+        (("month", "--period", "2026-W47"), "is a week"),
+        (("--period", "November"), "2026-W47, 2026-11 or 2026-Q4"),
+        (("--period", "2026-W60"), "does not exist"),
+        (("--format", "xlsx"), "--out"),
+        (("--site", "NOPE"), "unknown site 'NOPE'"),
+        (("--specialty", "nope"), "unknown specialty 'nope'"),
+        (("--out", str(missing / "r.txt")), "cannot write --out"),
+        (("--format", "csv", "--out", str(missing / "r.csv")), "cannot write --out"),
+        (("--format", "xlsx", "--out", str(missing / "r.xlsx")), "cannot write --out"),
+    ):
+        result = report(cli, db_url, *args, ok=False)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], (args, result.output)
+    assert not missing.exists()
+
+
+def test_every_label_and_definition_exists_in_both_locales():  # no database
+    from core.reports.labels import LOCALES, definitions, label
+    from core.reports.render import HEADLINE, LIST_COLUMNS, column_label
+
+    headers = {c for columns in LIST_COLUMNS.values() for c in columns}
+    for locale in LOCALES:
+        defined = definitions(locale)
+        # the CLI promises it: every figure of the headline table is defined in the footer
+        assert [name for name in HEADLINE if not defined.get(name)] == [], locale
+        by = (f"by_{name}" for name in ("site", "specialty", "procedure", "coordinator", "staff"))
+        assert [key for key in (*HEADLINE, *defined, *by) if label(key, locale) == key] == [], locale
+        assert [c for c in headers if column_label(c, locale) == c] == [], locale
+    zh, en = definitions("zh_CN"), definitions("en")
+    assert list(zh) == list(en) and all(zh[k] != en[k] for k in zh)
 
 
 def test_sales_are_leads_and_satisfaction_only_one_to_five_scales(plugins):  # type: ignore[no-untyped-def]

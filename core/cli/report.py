@@ -128,7 +128,10 @@ def report_cmd(
     request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend)
     with session_scope(app.ready_db()) as session:
         report = build_report(session, config, plugins, request)
-    _emit(report, fmt, out)
+    try:
+        _emit(report, fmt, out)
+    except OSError as exc:  # --out in a missing or read-only directory
+        raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None
 
 
 def _emit(report: dict, fmt: str, out: Path | None) -> None:  # type: ignore[type-arg]

@@ -7,6 +7,7 @@ so the same figure has the same value in every format.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from core.privacy import mask_phone
 from core.reports import queries as q
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
+from core.tasklist import local_iso
 
 # Sales follow-ups (DOMAIN.md §1): leads who consulted but never came, and visits that did not buy.
 # Other bookable procedures (a dental invitation, a missed appointment) rebook patients, not leads.
@@ -43,7 +45,7 @@ _PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d){8}(?!\d)
 
 
 def scrub_phones(text: str | None) -> str | None:
-    """Mask mobile numbers typed into free text (suggestions, complaint descriptions)."""
+    """Mask mobile numbers typed into free text (suggestions, complaint descriptions, staff answers)."""
     if not text:
         return text
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
@@ -57,7 +59,7 @@ class ReportRequest:
     locale: str
     now: datetime
     # Periods in the trend, the report's own included (the HTML chart's; 0: no trend). Each
-    # period adds its tasks and answers to the one grouped pass (docs/performance.md).
+    # period adds its tasks and answers to the two grouped passes (docs/performance.md).
     trend: int = 0
 
 
@@ -84,9 +86,7 @@ def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | 
 
 def _figures(counts: dict[str, int], scores: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one period (or one site) from its task counts and answer scores."""
-    figures = {**q.headline(counts), **scores}
-    figures.pop("promoters"), figures.pop("detractors")
-    return figures
+    return {**q.headline(counts), **scores}
 
 
 def _headline_figures(counts: dict[str, int], scores: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +153,7 @@ def build_report(
     figures = _headline_figures(counts, summary.scores(current))
     previous = _headline_figures(summary.counts(before), summary.scores(before))
     texts = q.text_answers(session, q.answer_rows(session, scope, period.start, period.end))
+    staff = q.staff_from_answers(texts)
 
     satisfaction = [
         {**row, "label": label(row["dimension"], locale, DIMENSIONS)}
@@ -167,7 +168,7 @@ def build_report(
         for row in q.coordinator_figures(session, scope, period.day_starts())
     ]
 
-    report: dict[str, Any] = {
+    return {
         "period": {
             **period.as_dict(),
             "previous": period.previous().label,
@@ -185,7 +186,8 @@ def build_report(
         "satisfaction": satisfaction,
         "complaints": complaints,
         "escalations": q.escalation_figures(session, scope, period.start, period.end),
-        "staff": q.staff_from_answers(texts),
+        # free text: a number typed in the praise or criticism answer is masked like any other
+        "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
         "lists": {
@@ -193,7 +195,7 @@ def build_report(
             "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
         },
-        "breakdown": breakdown(session, config, plugins, req) if req.by else [],
+        "breakdown": breakdown(session, config, plugins, req, staff) if req.by else [],
         "sites": _site_rows(config, req, summary, current),
         "trend": [
             {"period": p.label, "first_day": p.first.isoformat(), "last_day": p.last.isoformat(),
@@ -203,7 +205,6 @@ def build_report(
         ],
         "definitions": definitions(locale),
     }
-    return report
 
 
 # -- breakdowns ------------------------------------------------------------------------------------
@@ -230,7 +231,15 @@ def _group_label(
     return value, value or "—"
 
 
-def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRequest) -> list[dict[str, Any]]:
+def breakdown(
+    session: Session,
+    config: ChainConfig,
+    plugins: Any,
+    req: ReportRequest,
+    staff_counts: Sequence[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """The headline figures per group; ``by == "staff"`` adds each doctor's row of ``staff_counts``
+    (the report's praise and criticism per text, ``queries.staff_from_answers``)."""
     by = req.by
     assert by is not None
     start, end = req.period.start, req.period.end
@@ -239,7 +248,7 @@ def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRe
     tasks = q.task_figures(session, base, by)
     scores = q.answer_headline(session, answers, by)
     empty_scores = q.nps_figures(0, 0, 0, 0, 0)
-    staff = {r["staff"]: r for r in q.staff_counts(session, answers)} if by == "staff" else {}
+    staff = {r["staff"]: r for r in staff_counts}
     rows = []
     for key in sorted(
         set(tasks) | set(scores), key=lambda k: tuple("" if v is None else str(v) for v in k)
@@ -248,7 +257,6 @@ def breakdown(session: Session, config: ChainConfig, plugins: Any, req: ReportRe
             continue
         stable, text = _group_label(config, plugins, by, key, req.locale)
         figures = {**(tasks.get(key) or q.headline({})), **scores.get(key, empty_scores)}
-        figures.pop("promoters"), figures.pop("detractors")
         row = {"by": by, "key": stable, "label": text, **figures}
         if by == "staff":
             named = staff.get(stable, {})
@@ -268,28 +276,30 @@ def _site_rows(config: ChainConfig, req: ReportRequest, summary: Summary, bucket
 
 
 # -- lists -----------------------------------------------------------------------------------------
-def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
-    return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
+def _who(r: Any) -> dict[str, Any]:
+    """The task and patient columns the unreachable and suggestion lists start with; phone masked."""
+    return {
+        "task_id": r.task_id,
+        "patient_id": r.external_id,
+        "patient_name": r.name,
+        "phone": mask_phone(r.phone),
+        "site": r.site,
+    }
 
 
 def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
     tz = period.tz
-    outcome_labels = {key: label(key, locale, OUTCOMES) for key in OUTCOMES}
     return [
         {
-            "task_id": r.task_id,
-            "patient_id": r.external_id,
-            "patient_name": r.name,
-            "phone": mask_phone(r.phone),
-            "site": r.site,
+            **_who(r),
             "procedure": f"{r.specialty}.{r.procedure}",
             "milestone": r.milestone,
-            "due_at": _local(r.due_at, tz),
+            "due_at": local_iso(r.due_at, tz),
             "status": r.status,
             "attempts": int(r.n_attempts or 0),
             "last_outcome": r.last_outcome,
-            "last_outcome_label": outcome_labels.get(r.last_outcome, r.last_outcome) if r.last_outcome else None,
-            "last_attempt_at": _local(r.last_at, tz),
+            "last_outcome_label": label(r.last_outcome, locale, OUTCOMES) if r.last_outcome else None,
+            "last_attempt_at": local_iso(r.last_at, tz),
         }
         for r in q.unreachable(session, scope, period.start, period.end)
     ]
@@ -298,11 +308,7 @@ def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: 
 def _suggestion_list(texts: list[Any], tz: ZoneInfo) -> list[dict[str, Any]]:
     return [
         {
-            "task_id": r.task_id,
-            "patient_id": r.external_id,
-            "patient_name": r.name,
-            "phone": mask_phone(r.phone),
-            "site": r.site,
+            **_who(r),
             "date": r.at.astimezone(tz).date().isoformat(),
             "text": scrub_phones(r.text),
         }
@@ -327,8 +333,8 @@ def _complaint_list(
             "category_label": label(r["complaint"].category, locale, CATEGORIES),
             "staff": r["complaint"].staff,
             "status": r["complaint"].status,
-            "opened_at": _local(r["complaint"].opened_at, tz),
-            "deadline": _local(r["complaint"].due_at, tz),
+            "opened_at": local_iso(r["complaint"].opened_at, tz),
+            "deadline": local_iso(r["complaint"].due_at, tz),
             "overdue": r["overdue"],
             "description": scrub_phones(r["complaint"].description),
         }

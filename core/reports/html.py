@@ -51,7 +51,7 @@ def render_html(report: dict[str, Any]) -> str:
                 width=520,
             )
         ),
-        "trend": Markup(
+        "trend": "" if not report["trend"] else Markup(
             line_chart(
                 [r["period"] for r in report["trend"]],
                 [

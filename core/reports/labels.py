@@ -94,7 +94,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "figures": ("回访概况", "Follow-up figures"),
     "satisfaction": ("满意度", "Satisfaction"),
     "breakdown": ("分组明细", "Breakdown"),
-    "trend": ("近6期趋势", "Last 6 periods"),
+    "trend": ("趋势", "Trend"),
     "sites": ("各门店", "By site"),
     "definitions": ("指标说明", "Definitions"),
     "metric": ("指标", "Figure"),
@@ -106,7 +106,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "timezone": ("时区", "Timezone"),
     "chart_follow_up_by_site": ("各门店回访率", "Follow-up rate by site"),
     "chart_satisfaction": ("各维度满意率(4–5分)", "Satisfaction by dimension (top-2-box)"),
-    "chart_trend": ("回访率与覆盖率趋势", "Follow-up rate and coverage, last 6 periods"),
+    "chart_trend": ("回访率与覆盖率趋势", "Follow-up rate and coverage by period"),
     "no_data": ("本期无数据", "No data in this period"),
     "by_site": ("门店", "Site"),
     "by_specialty": ("专科", "Specialty"),
@@ -188,6 +188,14 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "应回访任务中三次（或计划规定次数）未接通而判为不成功的。",
         "Due tasks marked unsuccessful after the plan's number of failed attempts.",
     ),
+    "refused": (
+        "应回访任务中患者拒绝回访的。",
+        "Due tasks the patient refused.",
+    ),
+    "wrong_number": (
+        "应回访任务中因号码错误而结束的。",
+        "Due tasks closed because the phone number was wrong.",
+    ),
     "open": (
         "应回访任务中截至报表生成时仍待回访的。",
         "Due tasks still open when the report was made.",
@@ -208,9 +216,18 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         " 1–5 scale questions (as the plugins define them), "
         "by dimension: n, mean, share scoring 4 or 5 (top-2-box).",
     ),
+    "satisfaction_n": (
+        "统计期间内拨打时记录的总体满意度题（1–5分）答复数，即总体满意率的分母。",
+        "Answers to overall_satisfaction (1–5) recorded on calls made in the period:"
+        " the base of the overall satisfaction rate.",
+    ),
     "overall_satisfaction_rate": (
         "总体满意率 = 总体满意度题4–5分人数 ÷ 该题答复数。",
         "Overall satisfaction rate = overall_satisfaction answers of 4 or 5 / its answers.",
+    ),
+    "nps_n": (
+        "统计期间内拨打时记录的推荐意愿题（0–10分）答复数，即净推荐值的分母。",
+        "Answers to recommend (0–10) recorded on calls made in the period: the base of the NPS.",
     ),
     "nps": (
         "净推荐值 = 推荐意愿9–10分占比 − 0–6分占比（百分点，−100 至 100）。",

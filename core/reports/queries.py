@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, and_, case, false, func, literal, literal_column, or_, select
@@ -39,7 +39,6 @@ OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
     "staff_criticism",
     "suggestions",
 )
-BY_CHOICES = ("site", "specialty", "procedure", "coordinator", "staff")
 
 
 @dataclass
@@ -232,36 +231,26 @@ def add_counts(groups: Iterable[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def group_columns(base: Subquery, by: str | None, *, answers: bool = False) -> list[Any]:
-    """The plain columns of ``base`` a breakdown groups by."""
-    if by is None:
-        return []
+def group_columns(base: Subquery, by: str, *, answers: bool = False) -> list[Any]:
+    """The plain columns of ``base`` a breakdown (``--by``) groups by."""
     names = {
         "site": ("site",),
         "specialty": ("specialty",),
         "procedure": ("specialty", "procedure"),
         "coordinator": ("by" if answers else "last_by",),
         "staff": ("doctor",),
-        "bucket": ("bucket",),
     }[by]
     return [base.c[name] for name in names]
 
 
-def task_figures(
-    session: Session, base: Subquery, by: str | None = None
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Due, attempted, reached… per group (key ``()`` without grouping)."""
+def task_figures(session: Session, base: Subquery, by: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Due, attempted, reached… per group of ``due_rows``."""
     groups = group_columns(base, by)
-    query = select(*groups, *_count_columns(base.c)).select_from(base)
-    if groups:
-        query = query.group_by(*groups)
-    out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in session.execute(query).mappings():
-        key = tuple(row[g.name] for g in groups)
-        out[key] = headline({k: _int(row[k]) for k in (*COUNTS, "reached_attempts")})
-    if not groups and not out:
-        out[()] = headline({})
-    return out
+    query = select(*groups, *_count_columns(base.c)).select_from(base).group_by(*groups)
+    return {
+        tuple(row[g.name] for g in groups): headline({k: _int(row[k]) for k in (*COUNTS, "reached_attempts")})
+        for row in session.execute(query).mappings()
+    }
 
 
 # The task counts of a period; every rate is computed from them (docs/metrics.md).
@@ -269,10 +258,7 @@ COUNTS = ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "r
 
 
 def headline(counts: dict[str, int]) -> dict[str, Any]:
-    c = {
-        k: counts.get(k, 0)
-        for k in COUNTS
-    }
+    c = {k: counts.get(k, 0) for k in COUNTS}
     return {
         **c,
         "coverage": rate(c["attempted"], c["due"]),
@@ -309,9 +295,6 @@ def answer_rows(
     if doctor:
         query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
     return query.where(Attempt.at >= start, Attempt.at < end, *scope.call_filter()).subquery("ans")
-
-
-SCORES = ("n", "total", "top2", "promoters", "detractors")
 
 
 def answer_summary(
@@ -412,10 +395,8 @@ def satisfaction_rows(scope: Scope, groups: Iterable[tuple[str, str, str, dict[s
     return rows
 
 
-def answer_headline(
-    session: Session, base: Subquery, by: str | None = None
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Overall satisfaction rate and NPS per group."""
+def answer_headline(session: Session, base: Subquery, by: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Overall satisfaction rate and NPS per group of ``answer_rows``."""
     groups = group_columns(base, by, answers=True)
     is_overall, is_recommend = base.c.question == OVERALL, base.c.question == RECOMMEND
     query = select(
@@ -426,54 +407,29 @@ def answer_headline(
         func.sum(case((and_(is_recommend, base.c.number >= 9), 1), else_=0)).label("promoters"),
         func.sum(case((and_(is_recommend, base.c.number <= 6), 1), else_=0)).label("detractors"),
     ).where(base.c.number.is_not(None), base.c.question.in_((OVERALL, RECOMMEND)))
-    if groups:
-        query = query.group_by(*groups)
-    out = {}
-    for row in session.execute(query).mappings():
-        out[tuple(row[g.name] for g in groups)] = nps_figures(
+    return {
+        tuple(row[g.name] for g in groups): nps_figures(
             _int(row["overall_n"]),
             _int(row["overall_top2"]),
             _int(row["nps_n"]),
             _int(row["promoters"]),
             _int(row["detractors"]),
         )
-    if not groups and not out:
-        out[()] = nps_figures(0, 0, 0, 0, 0)
-    return out
+        for row in session.execute(query.group_by(*groups)).mappings()
+    }
 
 
 def nps_figures(
     overall_n: int, overall_top2: int, nps_n: int, promoters: int, detractors: int
 ) -> dict[str, Any]:
+    """The answer figures of the headline: the counts behind them stay out of the report."""
     nps = round((promoters - detractors) * 100 / nps_n, 1) if nps_n else None
     return {
         "satisfaction_n": overall_n,
         "overall_satisfaction_rate": rate(overall_top2, overall_n),
         "nps_n": nps_n,
-        "promoters": promoters,
-        "detractors": detractors,
         "nps": nps,
     }
-
-
-def staff_counts(session: Session, base: Subquery) -> list[dict[str, Any]]:
-    """Praise and criticism per distinct trimmed text naming a staff member."""
-    query = (
-        select(
-            base.c.text,
-            func.sum(case((base.c.question == PRAISE, 1), else_=0)).label("praise"),
-            func.sum(case((base.c.question == CRITICISM, 1), else_=0)).label("criticism"),
-        )
-        .where(
-            base.c.question.in_((PRAISE, CRITICISM)), base.c.text.is_not(None), base.c.text != ""
-        )
-        .group_by(base.c.text)
-    )
-    rows = [
-        {"staff": r["text"], "praise": _int(r["praise"]), "criticism": _int(r["criticism"])}
-        for r in session.execute(query).mappings()
-    ]
-    return sorted(rows, key=lambda r: (-r["praise"], -r["criticism"], r["staff"]))
 
 
 def text_answers(session: Session, base: Subquery) -> list[Any]:
@@ -499,7 +455,8 @@ def text_answers(session: Session, base: Subquery) -> list[Any]:
 
 
 def staff_from_answers(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """``staff_counts`` from the rows of ``text_answers``."""
+    """Praise and criticism per distinct trimmed text naming a staff member, from the rows of
+    ``text_answers``: most praised first."""
     counts: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.question in (PRAISE, CRITICISM):
@@ -668,14 +625,12 @@ def coordinator_figures(
 
 def _aware(moment: Any) -> datetime:
     """Aggregates of a UTC column come back typed; guard raw SQLite text anyway."""
-    from datetime import UTC
-
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[Any]:
     """Due tasks given up as unsuccessful, or still open after an unreachable last call.
 
     The latest attempt is looked up only for the tasks that could be on the list

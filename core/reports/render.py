@@ -53,7 +53,7 @@ LIST_COLUMNS = {
     ),
 }
 # a list column whose header is not its own label
-_COLUMN_LABELS = {"staff": "staff_member", "task_id": "task_id"}
+_COLUMN_LABELS = {"staff": "staff_member"}
 
 
 def column_label(column: str, locale: str) -> str:
@@ -134,12 +134,17 @@ def render_json(report: dict[str, Any]) -> str:
 
 # -- XLSX ------------------------------------------------------------------------------------------
 def write_xlsx(report: dict[str, Any], path: Path) -> None:
-    """Sheets: figures (long layout), one per list, definitions. Strings are never formulas."""
+    """Sheets: figures (long layout), one per list, definitions. Strings are never formulas.
+
+    Built in memory and written at once: a path that cannot be written raises ``OSError``
+    (as for the other formats) and leaves no half-written workbook.
+    """
     import xlsxwriter
 
     locale = report["period"]["locale"]
+    buffer = io.BytesIO()
     workbook = xlsxwriter.Workbook(
-        str(path), {"strings_to_formulas": False, "strings_to_urls": False}
+        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     )
     try:
         bold = workbook.add_format({"bold": True})
@@ -170,6 +175,7 @@ def write_xlsx(report: dict[str, Any], path: Path) -> None:
         ws.set_column(2, 2, 100)
     finally:
         workbook.close()
+    path.write_bytes(buffer.getvalue())
 
 
 def _write(sheet: Any, row: int, col: int, value: Any) -> None:
@@ -206,7 +212,7 @@ def show(name: str, value: Any) -> str:
     """A headline figure as people read it: rates in %, NPS in points."""
     if name == "nps":
         return "—" if value is None else f"{value:.1f}"
-    if name.endswith("_rate") or name in ("coverage",):
+    if name.endswith("_rate") or name == "coverage":
         return pct(value)
     return num(value)
 
@@ -214,7 +220,7 @@ def show(name: str, value: Any) -> str:
 def show_delta(name: str, value: Any) -> str:
     if value is None:
         return "—"
-    if name == "nps" or name in ("due", "reached", "avg_attempts_per_reached"):
+    if name in ("nps", "due", "reached", "avg_attempts_per_reached"):
         return f"{value:+.1f}" if isinstance(value, float) else f"{value:+d}"
     return f"{value * 100:+.1f} pt"
 

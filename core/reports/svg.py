@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from core.reports.render import pct
+
 FONT = "system-ui, 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif"
 BAR = "#2f6fb3"
 SMALL = "#9dbbe0"
 GRID = "#d9dee5"
 INK = "#1d2733"
 MUTED = "#6b7785"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def _text_width(text: str, size: float = 12) -> float:
@@ -35,6 +33,16 @@ def _clip(text: str, width: float, size: float = 13) -> str:
     return text + "…"
 
 
+def _open(width: int, height: int, title: str, font_size: int) -> list[str]:
+    """The ``<svg>`` element's opening and the chart's title, escaped."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" font-family="{FONT}" font-size="{font_size}">',
+        f'<text x="0" y="18" font-size="15" font-weight="600" fill="{INK}">{escape(title)}</text>',
+    ]
+
+
 def bar_chart(
     items: Sequence[tuple[str, float | None, bool]], *, title: str, empty: str, width: int = 640
 ) -> str:
@@ -42,12 +50,7 @@ def bar_chart(
     row, top, left, right = 30, 34, 200, 70
     height = top + max(1, len(items)) * row + 26
     plot = width - left - right
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{escape(title)}" font-family="{FONT}" font-size="13">',
-        f'<text x="0" y="18" font-size="15" font-weight="600" fill="{INK}">{escape(title)}</text>',
-    ]
+    parts = _open(width, height, title, 13)
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         x = left + plot * tick
         parts.append(
@@ -76,7 +79,7 @@ def bar_chart(
                 f'fill="{SMALL if small else BAR}"/>'
             )
             parts.append(
-                f'<text x="{left + w + 6:.1f}" y="{y + 19}" fill="{INK}">{_pct(value)}'
+                f'<text x="{left + w + 6:.1f}" y="{y + 19}" fill="{INK}">{pct(value)}'
                 f"{' *' if small else ''}</text>"
             )
         else:
@@ -105,12 +108,7 @@ def line_chart(
     def y(v: float) -> float:
         return top + plot_h * (1 - max(0.0, min(1.0, v)))
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{escape(title)}" font-family="{FONT}" font-size="12">',
-        f'<text x="0" y="18" font-size="15" font-weight="600" fill="{INK}">{escape(title)}</text>',
-    ]
+    parts = _open(width, height, title, 12)
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         parts.append(
             f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" '
@@ -145,7 +143,7 @@ def line_chart(
             segment.append(f"{x(i):.1f},{y(v):.1f}")
             parts.append(
                 f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
-                f"<title>{escape(name)} {escape(labels[i])}: {_pct(v)}</title></circle>"
+                f"<title>{escape(name)} {escape(labels[i])}: {pct(v)}</title></circle>"
             )
         if segment:
             segments.append(segment)

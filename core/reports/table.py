@@ -12,8 +12,6 @@ from rich.text import Text
 from core.reports.labels import label
 from core.reports.render import HEADLINE, num, pct, show, show_delta, status_label
 
-_PHONE_FREE_WIDTH = 80
-
 
 def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> Table:
     table = Table(
