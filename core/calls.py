@@ -22,6 +22,7 @@ from core.errors import FollowupError
 from core.placement import place
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
+from core.tasklist import local_iso
 
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
 OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
@@ -41,11 +42,11 @@ class CallResult:
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         t = self.task
-        iso = lambda m: m.astimezone(tz).isoformat(timespec="minutes") if m else None  # noqa: E731
         return {
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
-                "max_attempts": t.max_attempts, "next_attempt_at": iso(t.next_attempt_at) if t.status == "open" else None,
+                "max_attempts": t.max_attempts,
+                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == "open" else None,
                 "overdue": t.status == "open" and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
@@ -81,7 +82,7 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
-            {"at": a.at.astimezone(site.timezone).isoformat(timespec="minutes"), "outcome": a.outcome, "by": a.by,
+            {"at": local_iso(a.at, site.timezone), "outcome": a.outcome, "by": a.by,
              "note": a.note}
             for a in history
         ),
@@ -172,14 +173,11 @@ def record_call(
     callback_at: datetime | None = None,
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it."""
-    task = session.get(Task, task_id)
-    if task is None:
-        raise CallError(f"no task {task_id}")
+    task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(f"unknown outcome {outcome!r} (one of: {', '.join(OUTCOMES)})")
     if task.status != "open":
         raise CallError(f"task {task_id} is {task.status}, not open: nothing to record")
-    check_site_access(config, user, task.site)
     site = config.site(task.site)
     if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
         raise CallError(
@@ -232,8 +230,9 @@ def record_call(
     else:  # reached or booked
         task.status = "completed" if outcome == "reached" else "booked"
         task.completed_at = now
+    questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
-        question = plugins.questions(task.specialty, task.procedure, task.milestone)[key]
+        question = questions[key]
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
@@ -279,12 +278,25 @@ def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> Non
     local = callback_at.astimezone(site.timezone)
     if callback_at <= now:
         raise CallError(
-            f"callback time {local.isoformat(timespec='minutes')} is not in the future "
-            f"(now {now.astimezone(site.timezone).isoformat(timespec='minutes')})"
+            f"callback time {local_iso(callback_at, site.timezone)} is not in the future "
+            f"(now {local_iso(now, site.timezone)})"
         )
     if site.quiet_hours.contains(local.time()):
         raise CallError(f"callback time {local:%Y-%m-%d %H:%M} falls in the quiet hours {site.quiet_hours}: "
                         "agree on another time with the patient")
+
+
+def load_task(session: Session, config: ChainConfig, task_id: int, user: str) -> Task:
+    """The task ``user`` asks for: an error if there is none, or if it belongs to a site they do not work for.
+
+    Checked before anything else is said about it (status, holder, patient): a coordinator learns
+    nothing about another site's calls.
+    """
+    task = session.get(Task, task_id)
+    if task is None:
+        raise CallError(f"no task {task_id}")
+    check_site_access(config, user, task.site)
+    return task
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
@@ -317,7 +329,7 @@ def apply_action(
         session.add(row)
         session.flush()
         out.update(id=row.id, category=row.category,
-                   due_at=row.due_at.astimezone(site.timezone).isoformat(timespec="minutes"))
+                   due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
         out.update(task_id=add_extra_call(session, config, task, after, now))

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from core.audit import audit
 from core.config import ChainConfig
 from core.db.models import Patient, Task
+from core.tasklist import local_iso
 from core.worklist import end_of_day
 
 
@@ -108,7 +109,7 @@ def claim(
     rows = sorted(session.execute(stmt).all())
     for task_id, patient_id in rows:
         audit(session, user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
-              detail={"until": until.astimezone(tz).isoformat(timespec="minutes")})
+              detail={"until": local_iso(until, tz)})
     return [task_id for task_id, _ in rows]
 
 

@@ -12,14 +12,11 @@ from core.audit import audit
 from core.config import ChainConfig
 from core.db.models import Complaint, Escalation, Patient, Task
 from core.errors import FollowupError
+from core.tasklist import local_iso
 
 
 class NotFound(FollowupError):
     pass
-
-
-def _iso(moment: datetime | None, tz: Any) -> str | None:
-    return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
 
 
 def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
@@ -34,9 +31,9 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
         tz = config.site(c.site).timezone if c.site in config.sites else None
         out.append({
             "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
-            "description": c.description, "status": c.status, "opened_at": _iso(c.opened_at, tz),
-            "due_at": _iso(c.due_at, tz), "responded_at": _iso(c.responded_at, tz), "response": c.response,
-            "closed_at": _iso(c.closed_at, tz),
+            "description": c.description, "status": c.status, "opened_at": local_iso(c.opened_at, tz),
+            "due_at": local_iso(c.due_at, tz), "responded_at": local_iso(c.responded_at, tz), "response": c.response,
+            "closed_at": local_iso(c.closed_at, tz),
             "overdue": c.responded_at is None and c.status != "closed" and c.due_at < now,
         })
     return out
@@ -88,8 +85,8 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
         tz = config.site(e.site).timezone if e.site in config.sites else None
         out.append({
             "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
-            "reason": e.reason, "status": e.status, "opened_at": _iso(e.opened_at, tz),
-            "resolved_at": _iso(e.resolved_at, tz), "resolved_by": e.resolved_by, "resolution": e.resolution,
+            "reason": e.reason, "status": e.status, "opened_at": local_iso(e.opened_at, tz),
+            "resolved_at": local_iso(e.resolved_at, tz), "resolved_by": e.resolved_by, "resolution": e.resolution,
         })
     return out
 

@@ -17,7 +17,8 @@ TASK_COLUMNS = (
 )
 
 
-def _iso(moment: datetime | None, tz: Any) -> str | None:
+def local_iso(moment: datetime | None, tz: Any) -> str | None:
+    """An instant as shown everywhere: ISO 8601 to the minute, in ``tz`` (a site's timezone), with its offset."""
     return moment.astimezone(tz).isoformat(timespec="minutes") if moment else None
 
 
@@ -66,13 +67,13 @@ def list_tasks(
             "channel": task.channel,
             "urgency": task.urgency,
             "status": task.status,
-            "due_at": _iso(task.due_at, tz),
-            "window_start": _iso(task.window_start, tz),
-            "window_end": _iso(task.window_end, tz),
+            "due_at": local_iso(task.due_at, tz),
+            "window_start": local_iso(task.window_start, tz),
+            "window_end": local_iso(task.window_end, tz),
             "attempts": task.attempts,
             "failed_attempts": task.failed_attempts,
             "max_attempts": task.max_attempts,
-            "next_attempt_at": _iso(task.next_attempt_at, tz) if task.status == "open" else None,
+            "next_attempt_at": local_iso(task.next_attempt_at, tz) if task.status == "open" else None,
             "overdue": task.status == "open" and task.window_end < now if now else False,
             "provisional": task.provisional,
             "outside_window": task.outside_window,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
+from core.tasklist import local_iso
 
 
 @dataclass
@@ -50,7 +51,7 @@ class WorklistLine:
             "phone": self.phone,
             "urgency": self.urgency,
             "overdue": self.overdue,
-            "due_at": self.due_at.astimezone(tz).isoformat(timespec="minutes"),
+            "due_at": local_iso(self.due_at, tz),
             "task_ids": self.task_ids,
             "milestones": self.milestones,
             "procedures": self.procedures,
@@ -61,6 +62,7 @@ class WorklistLine:
 
 
 def end_of_day(day: date, tz: Any) -> datetime:
+    """Midnight after ``day`` in ``tz``: what is due before it is due that day (worklist and claims)."""
     return datetime.combine(day + timedelta(days=1), time(0), tz)
 
 
@@ -122,6 +124,11 @@ _TASKS = {(mine, joined): _statement(mine, joined) for mine in (False, True) for
 _PATIENTS = {array: _patients(array) for array in (False, True)}
 
 
+def _aware(value: datetime) -> datetime:
+    """The instant as it is: SQLAlchemy's rows already hold aware UTC datetimes (the column type converted them)."""
+    return value
+
+
 class _Compiled:
     """A joined task statement compiled once for a SQLite dialect, run with the driver's cursor.
 
@@ -161,7 +168,7 @@ class _Compiled:
         unexpected = [name for name, proc in processors.items() if proc is not None and name not in self._CONVERTED]
         if unexpected:  # pragma: no cover - a column added to _statement without its conversion
             raise TypeError(f"worklist columns need conversion: {unexpected}")
-        self.instant: Callable[[Any], datetime] = processors["due"] or (lambda value: value)
+        self.instant: Callable[[Any], datetime] = processors["due"] or _aware
 
     def rows(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows for ``params`` (by name; a literal of the statement when absent), as plain tuples."""
@@ -180,11 +187,6 @@ class _Compiled:
 @lru_cache(maxsize=8)
 def _compiled(dialect: Dialect, mine: bool) -> _Compiled:
     return _Compiled(_TASKS[mine, True], dialect)
-
-
-def _aware(value: datetime) -> datetime:
-    """Core's rows already hold aware UTC instants (the column type converted them)."""
-    return value
 
 
 def worklist(
@@ -239,7 +241,7 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
         if line is None:
             by_patient[ext_id] = WorklistLine(
                 code, ext_id, name, mask_phone(phone), urgency, bool(overdue), instant(due),
-                [task_id], [milestone], [procedure], max(attempts, 0), held_by, bool(phone_invalid),
+                [task_id], [milestone], [procedure], attempts, held_by, bool(phone_invalid),
             )
             continue
         line.task_ids.append(task_id)

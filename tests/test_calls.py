@@ -283,6 +283,23 @@ def test_unknown_outcome_is_refused(cli, clinic: str) -> None:  # type: ignore[n
     t = tid(cli, clinic, "D2", "check_1w")
     result = record(cli, clinic, t, "voicemail", "2026-11-23T10:05+08:00", ok=False)
     assert result.exit_code == 1 and "unknown outcome 'voicemail'" in result.output
+    task, attempts, _, audits, _ = stored(clinic, t)
+    assert (task.status, task.attempts, attempts, audits) == ("open", 0, [], [])
+
+
+def test_an_unknown_task_is_a_one_line_error(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    result = record(cli, clinic, 99999, "reached", "2026-11-23T10:05+08:00", ok=False)
+    assert result.exit_code == 1 and result.output.strip() == "Error: no task 99999"
+    script = cli("script", "99999", db=clinic, now="2026-11-23T10:05+08:00", user="zhang.li", ok=False)
+    assert script.exit_code == 1 and script.output.strip() == "Error: no task 99999"
+
+
+def test_an_answer_without_a_key_is_refused_and_nothing_is_stored(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    t = tid(cli, clinic, "D2", "check_1w")
+    result = record(cli, clinic, t, "reached", "2026-11-23T10:05+08:00", "--answer", "fever", ok=False)
+    assert result.exit_code == 1 and "--answer 'fever': write KEY=VALUE" in result.output
+    task, attempts, answers, audits, _ = stored(clinic, t)
+    assert (task.status, task.attempts, attempts, answers, audits) == ("open", 0, [], [], [])
 
 
 # -- next_attempt_time on the calendar -----------------------------------------------------------------

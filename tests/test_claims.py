@@ -145,6 +145,10 @@ def test_a_patient_held_by_one_coordinator_is_not_split_with_another(cli, clinic
     held = cli("record", str(two_h), "--outcome", "reached", db=clinic, now="2026-11-23T10:45+08:00",
                user="chen.jing", ok=False)
     assert held.exit_code == 1 and "held by zhang.li until 11:00" in held.output
+    after = next(t for t in tasks_of(cli, clinic, patient="D2") if t["id"] == two_h)
+    assert (after["status"], after["attempts"]) == ("open", 0)  # nothing written for the colleague
+    assert not [e for e in json.loads(cli("audit", "--patient", "D2", "--format", "json", db=clinic, now=NOW).output)
+                if e["action"] == "attempt" and e["entity_id"] == two_h]
     # zhang.li herself picks the callback up.
     assert one_w in claim_json(cli, clinic, "zhang.li", "2026-11-23T10:45+08:00", "--count", "9")
 

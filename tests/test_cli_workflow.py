@@ -93,6 +93,16 @@ def test_the_preparation_card_shows_what_to_know_before_dialing(cli, clinic: str
     assert "We tried you once before" in sheet
     zh = cli("script", str(t), db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
     assert "出院带药" in zh and "刘" in zh
+    assert "2026-11-23 09:10 无人接听 (liu.min): no voicemail" in zh  # the outcome in the card's language
+
+
+def test_the_card_warns_of_a_number_flagged_wrong_in_both_languages(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    t = tid(cli, clinic, "D3")
+    cli("record", str(t), "--outcome", "wrong_number", db=clinic, now=NOW, user="zhang.li")
+    en = cli("script", str(t), "--locale", "en", db=clinic, now=NOW, user="zhang.li").output
+    assert "13712345603 ⚠ flagged wrong: correct it before calling" in en
+    zh = cli("script", str(t), "--locale", "zh_CN", db=clinic, now=NOW, user="zhang.li").output
+    assert "13712345603 ⚠ 号码已标记为错误：请先更正再拨打" in zh
 
 
 def test_script_of_another_site_is_refused(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

@@ -130,29 +130,38 @@ def script_cmd(app: App, task_id: int, locale: str | None) -> None:
 
 
 def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
-    from core.calls import check_site_access, task_context, task_milestone
-    from core.db.models import Patient, Task
+    from core.calls import load_task, task_context, task_milestone
+    from core.db.models import Patient
     from core.scripts import prepare_script
 
     config, plugins, now = app.config, app.plugins, app.now
-    task = session.get(Task, task_id)
-    if task is None:
-        raise FollowupError(f"no task {task_id}")
-    check_site_access(config, app.user, task.site)  # a coordinator sees only their sites' patients
+    task = load_task(session, config, task_id, app.user)  # a coordinator sees only their sites' patients
     site = config.site(task.site)
     context = task_context(session, config, task, now, app.user)
     loc = locale or context.patient.locale or site.locale
     milestone = task_milestone(plugins, site, task)
     prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
     patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
-    phone = (patient.phone or "—") + (" ⚠ flagged wrong: correct it before calling" if patient.phone_invalid else "")
+    flagged = " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
+    phone = (patient.phone or "—") + (flagged if patient.phone_invalid else "")
     return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
 
 
 def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None,
                      phone: str | None = None) -> str:
-    """DOMAIN.md §2: what the coordinator must see before dialing."""
+    """DOMAIN.md §2: what the coordinator must see before dialing.
+
+    Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
+    outcome's own name, the one ``followup record --outcome`` takes.
+    """
+    from core.reports.labels import OUTCOMES
+    from core.reports.labels import label as report_label
+
     zh = locale == "zh_CN"
+
+    def outcome(key: str) -> str:
+        return report_label(key, "zh_CN", OUTCOMES) if zh else key
+
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
@@ -171,7 +180,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         str(context.attributes.get("discharge_medication") or "—"),
         f"{task.milestone} ({task.urgency})",
-        "; ".join(f"{a['at'][:16].replace('T', ' ')} {a['outcome']} ({a['by']})" + (f": {a['note']}" if a["note"] else "")
+        "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
+                  + (f": {a['note']}" if a["note"] else "")
                   for a in context.attempt_history) or "—",
     )
     width = max(len(label[0 if zh else 1]) for label in labels)
@@ -344,13 +354,14 @@ def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | 
         context = task_context(session, config, task, app.now, app.user)
         questions = ordered_questions(plugins, context, task_milestone(plugins, site, task))
     loc = locale or context.patient.locale or site.locale
+    skip_hint = "（回车跳过）" if loc == "zh_CN" else " (Enter to skip)"
     answers: dict[str, str] = {}
     for q in questions:
         if skip and q.key in skip:
             continue
         hint = question_hint(q, loc)
         while True:
-            raw = click.prompt(f"{q.text.get(loc)}" + (f" [{hint}]" if hint else "") + " (Enter to skip)",
+            raw = click.prompt(f"{q.text.get(loc)}" + (f" [{hint}]" if hint else "") + skip_hint,
                                default="", show_default=False)
             if not raw.strip():
                 break
