@@ -7,6 +7,18 @@ import pytest
 from core.testing import conformance_problems
 
 BUILT_IN = ("dental", "aesthetic", "inpatient", "hair")
+# A small third-party plugin: one procedure with one milestone, completed by each test.
+EYES = """specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}
+procedures:
+  - code: cataract
+    names: {zh_CN: 白内障手术, en: Cataract surgery}
+    milestones:
+      - key: day1
+        purpose: check_in
+        names: {zh_CN: 术后第一天, en: Day after surgery}
+        offset: 1d
+        window: [1d, 2d]
+"""
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -18,20 +30,10 @@ def test_kit_reports_a_milestone_asking_an_unknown_question(tmp_path, register_p
     from core.content import ProtocolPlugin
 
     (tmp_path / "protocol.yaml").write_text(
-        """
-specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}
+        EYES
+        + """        questions: [vision_clear, eye_pain]
 questions:
   - {key: vision_clear, type: yes_no, text: {zh_CN: 看得清楚吗, en: "Is your vision clear?"}}
-procedures:
-  - code: cataract
-    names: {zh_CN: 白内障手术, en: Cataract surgery}
-    milestones:
-      - key: day1
-        purpose: check_in
-        names: {zh_CN: 术后第一天, en: Day after surgery}
-        offset: 1d
-        window: [1d, 2d]
-        questions: [vision_clear, eye_pain]
 rules:
   - when: [{question: glare, op: eq, value: true}]
     action: escalate
@@ -49,22 +51,7 @@ def test_kit_reports_a_script_written_in_english_only(tmp_path, register_plugin)
     """Rendering falls back to en, so only the kit can tell a Chinese patient would hear English."""
     from core.content import ProtocolPlugin
 
-    (tmp_path / "protocol.yaml").write_text(
-        """
-specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}
-procedures:
-  - code: cataract
-    names: {zh_CN: 白内障手术, en: Cataract surgery}
-    milestones:
-      - key: day1
-        purpose: check_in
-        names: {zh_CN: 术后第一天, en: Day after surgery}
-        offset: 1d
-        window: [1d, 2d]
-        script: eyes/call.j2
-""",
-        encoding="utf-8",
-    )
+    (tmp_path / "protocol.yaml").write_text(EYES + "        script: eyes/call.j2\n", encoding="utf-8")
     script = tmp_path / "templates" / "en" / "eyes" / "call.j2"
     script.parent.mkdir(parents=True)
     script.write_text("Hello {{ salutation }}.", encoding="utf-8")
