@@ -259,6 +259,11 @@ class ChainConfig:
             hint = f" — did you mean {near[0]!r}?" if near else ""
             raise ConfigError([f"unknown site {code!r}{hint} (sites: {', '.join(self.sites)})"]) from None
 
+    def timezone_of(self, code: str) -> ZoneInfo:
+        """The site's timezone; the chain's default for a site no longer configured (old rows)."""
+        site = self.sites.get(code)
+        return site.timezone if site else ZoneInfo(self.model.defaults.timezone)
+
     def staff(self, username: str) -> StaffMember | None:
         return next((s for s in self.model.staff if s.username == username), None)
 

@@ -28,7 +28,7 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
         query = query.where(Complaint.site == config.site(site).code)
     out = []
     for c, patient in session.execute(query):
-        tz = config.site(c.site).timezone if c.site in config.sites else None
+        tz = config.timezone_of(c.site)
         out.append({
             "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
             "description": c.description, "status": c.status, "opened_at": local_iso(c.opened_at, tz),
@@ -82,7 +82,7 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
         query = query.where(Escalation.site == config.site(site).code)
     out = []
     for e, patient in session.execute(query):
-        tz = config.site(e.site).timezone if e.site in config.sites else None
+        tz = config.timezone_of(e.site)
         out.append({
             "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
             "reason": e.reason, "status": e.status, "opened_at": local_iso(e.opened_at, tz),

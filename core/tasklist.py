@@ -53,7 +53,7 @@ def list_tasks(
         query = query.limit(limit)
     out = []
     for task, patient_ext, episode_ext, name in session.execute(query):
-        tz = config.sites[task.site].timezone if task.site in config.sites else None
+        tz = config.timezone_of(task.site)
         out.append({
             "id": task.id,
             "patient_id": patient_ext,

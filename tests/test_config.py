@@ -416,3 +416,11 @@ def test_holiday_country_is_case_insensitive(chain_dir: Path) -> None:
     config = load(chain_dir)
     assert config.site("BJ-HOSP").holiday_country == "GB"
     assert not config.site("BJ-HOSP").calendar(config).is_working_day(date(2026, 12, 25))
+
+
+def test_times_of_a_site_no_longer_configured_are_shown_in_the_chain_timezone(config) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    assert config.timezone_of("SH-DENT") == config.sites["SH-DENT"].timezone
+    # Rows of a closed site stay readable, in clinic time rather than the server's.
+    assert config.timezone_of("CLOSED-2025") == ZoneInfo(config.model.defaults.timezone)
