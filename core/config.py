@@ -139,6 +139,9 @@ class StaffMember(_Model):
     name: str
     role: Literal["coordinator", "supervisor", "doctor", "admin"] = "coordinator"
     sites: list[str] = Field(default_factory=list)
+    locale: Literal["zh_CN", "en"] | None = Field(
+        default=None, description="the language of this person's prompts and messages (default: the chain's)"
+    )
 
 
 class SiteModel(_Model):

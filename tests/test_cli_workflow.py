@@ -179,10 +179,15 @@ def test_a_callback_time_is_asked_again_until_it_is_valid(cli, clinic: str) -> N
 
 
 def test_call_works_only_through_my_own_claims(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
-    nothing = cli("call", db=clinic, now=NOW, user="zhang.li")
-    assert "You hold no calls. Claim some first" in nothing.output
-    claim(cli, clinic, user="chen.jing")  # a colleague took SH-DENT's calls
-    assert "You hold no calls" in cli("call", db=clinic, now=NOW, user="zhang.li").output
+    nothing = cli("call", db=clinic, now=NOW, user="zhang.li")  # prompts in her language: the chain's, zh_CN
+    assert "您手上没有回访任务。请先领取：followup claim" in nothing.output
+    assert "You hold no calls. Claim some first" in cli("call", "--locale", "en", db=clinic, now=NOW,
+                                                          user="zhang.li").output
+    taken = cli("claim", "--count", "1", db=clinic, now=NOW, user="chen.jing").output  # a colleague takes a call
+    assert taken.startswith("已领取 1 个回访任务")
+    claim(cli, clinic, user="chen.jing")  # ...and the rest of SH-DENT's
+    assert "没有可领取的回访" in cli("claim", db=clinic, now=NOW, user="zhang.li").output
+    assert "您手上没有回访任务" in cli("call", db=clinic, now=NOW, user="zhang.li").output
     denied = cli("call", "--site", "BJ-HOSP", db=clinic, now=NOW, user="zhang.li", ok=False)
     assert denied.exit_code == 1 and "not for site BJ-HOSP" in denied.output
 

@@ -27,6 +27,35 @@ def _sites_for(app: App, site: str | None) -> list[str]:
     return allowed
 
 
+# What the interactive commands say to a coordinator, in zh_CN and en.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
+                "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
+    "nothing_to_claim": ("没有可领取的回访：到期的电话都已完成或由同事处理中。",
+                         "Nothing to claim: every due call is done or held by a colleague."),
+    "no_calls": ("您手上没有回访任务。请先领取：followup claim", "You hold no calls. Claim some first: followup claim"),
+    "also_covers": ("\n这通电话同时完成任务 {task}：", "\nThe same call also covers task {task}:"),
+    "outcome": ("通话结果", "Outcome"),
+    "note": ("备注（可不填）", "Note (optional)"),
+    "callback_at": ("回电时间（ISO 格式，例如 2026-11-24T15:00）", "Call back at (ISO, e.g. 2026-11-24T15:00)"),
+    "not_saved": ("任务 {task} 未保存：{error}。请选择其他结果，或输入 skip 跳过。",
+                  "Task {task} not saved: {error}. Choose another outcome, or skip."),
+    "stopped": ("\n已停止。已记录 {n} 通电话；其余任务保留到领取时限结束。",
+                "\nStopped. {n} call(s) recorded; the rest stay claimed until the hold expires."),
+    "done": ("\n完成：已记录 {n} 通电话。", "\nDone: {n} call(s) recorded."),
+}
+
+
+def message(key: str, locale: str | None, **values: Any) -> str:
+    zh, en = MESSAGES[key]
+    return (zh if locale == "zh_CN" else en).format(**values)
+
+
+def _ui_locale(app: App, staff: Any, locale: str | None = None) -> str:
+    """--locale, else the coordinator's own language, else the chain's."""
+    return locale or getattr(staff, "locale", None) or app.config.model.defaults.locale
+
+
 def _require_staff(app: App) -> Any:
     staff = app.config.staff(app.user)
     if staff is None:
@@ -103,7 +132,7 @@ def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
     from core.claims import claim
     from core.db.engine import session_scope
 
-    _require_staff(app)
+    loc = _ui_locale(app, _require_staff(app))
     sites = _sites_for(app, site)
     config, now, url = app.config, app.now, app.ready_db()
     with session_scope(url, immediate=True) as session:
@@ -112,9 +141,9 @@ def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json({"claimed": ids, "hold": str(hold)}))
     elif ids:
-        click.echo(f"Claimed {len(ids)} task(s) for {hold}: {', '.join(map(str, ids))}. Next: followup call")
+        click.echo(message("claimed", loc, n=len(ids), hold=hold, ids=", ".join(map(str, ids))))
     else:
-        click.echo("Nothing to claim: every due call is done or held by a colleague.")
+        click.echo(message("nothing_to_claim", loc))
 
 
 @click.command("script")
@@ -249,7 +278,8 @@ def _parse_time(app: App, text: str) -> datetime:
 
 @click.command("call")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Script language.")
+@click.option("--locale", type=click.Choice(["zh_CN", "en"]),
+              help="Language of the scripts (default: each patient's) and of the prompts (default: yours).")
 @click.pass_obj
 def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     """Work through your claimed calls interactively; Ctrl-C keeps everything recorded so far."""
@@ -259,7 +289,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     from core.db.engine import session_scope
     from core.db.models import Task
 
-    _require_staff(app)
+    loc = _ui_locale(app, _require_staff(app), locale)
     sites = _sites_for(app, site)
     config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()
     with session_scope(url) as session:
@@ -269,7 +299,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
-        click.echo("You hold no calls. Claim some first: followup claim")
+        click.echo(message("no_calls", loc))
         return
     # One call per patient: every task of the patient that this coordinator holds is covered by it.
     calls: dict[int, list[int]] = {}
@@ -281,21 +311,22 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             with session_scope(url) as session:
                 for i, task_id in enumerate(group):
                     if i:
-                        click.secho(f"\nThe same call also covers task {task_id}:", bold=True)
+                        click.secho(message("also_covers", loc, task=task_id), bold=True)
                     click.echo("\n" + render_call_sheet(app, session, task_id, locale))
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt("Outcome", type=click.Choice([*OUTCOMES, "skip"]), default="reached")
+                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
+                                       default="reached")
                 if outcome == "skip":
                     break
                 note = None
-                callback = _prompt_callback(app, pending[0]) if outcome == "callback_requested" else None
+                callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
                 if outcome in ("reached", "booked"):
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers)))
                 if outcome not in FAILED:
-                    note = click.prompt("Note (optional)", default="", show_default=False) or None
+                    note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
@@ -304,15 +335,15 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                                                  now=now, answers=mine, note=note, callback_at=callback)
                             data = result.as_dict(config.site(result.task.site).timezone)
                     except CallError as exc:  # the outcome does not fit this task: ask again for what is left
-                        click.secho(f"Task {task_id} not saved: {exc}. Choose another outcome, or skip.", fg="red")
+                        click.secho(message("not_saved", loc, task=task_id, error=exc), fg="red")
                         break
                     pending.remove(task_id)
                     done += 1
                     click.secho(describe_result(data), fg="green")
     except (KeyboardInterrupt, click.Abort):
-        click.echo(f"\nStopped. {done} call(s) recorded; the rest stay claimed until the hold expires.")
+        click.echo(message("stopped", loc, n=done))
         return
-    click.echo(f"\nDone: {done} call(s) recorded.")
+    click.echo(message("done", loc, n=done))
 
 
 def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) -> dict[str, str]:
@@ -324,7 +355,7 @@ def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) 
     return {k: v for k, v in answers.items() if k in keys}
 
 
-def _prompt_callback(app: App, task_id: int) -> datetime:
+def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
     """Ask until the time is a valid callback time (ahead, not in the quiet hours)."""
     from core.calls import CallError, check_callback_time
     from core.db.engine import session_scope
@@ -334,7 +365,7 @@ def _prompt_callback(app: App, task_id: int) -> datetime:
         site = app.config.site(session.get(Task, task_id).site)
     while True:
         try:
-            moment = _parse_time(app, click.prompt("Call back at (ISO, e.g. 2026-11-24T15:00)"))
+            moment = _parse_time(app, click.prompt(message("callback_at", locale)))
             check_callback_time(site, moment, app.now)
             return moment
         except (FollowupError, CallError) as exc:
