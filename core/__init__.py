@@ -18,7 +18,7 @@ _EXPORTS = {
     **{
         name: "core.protocol"
         for name in (
-            "Action", "Aftercare", "AftercarePoint", "Choice", "Condition", "Duration",
+            "Action", "Aftercare", "AftercarePoint", "Choice", "Condition", "Duration", "EpisodeAttribute",
             "LocalizedText", "Milestone", "PatientInfo", "Procedure", "Question", "Rule",
             "Specialty", "TaskContext", "Window",
         )

@@ -71,7 +71,12 @@ class ProtocolPlugin:
         fields = set(Procedure.model_fields)
         procedures = [Procedure(**{k: v for k, v in p if k in fields}) for p in self.protocol.procedures]
         header = self.protocol.specialty
-        return [Specialty(key=header.key, names=header.names, procedures=tuple(procedures))]
+        return [
+            Specialty(
+                key=header.key, names=header.names, procedures=tuple(procedures),
+                attributes=self.protocol.attributes,
+            )
+        ]
 
     @hookimpl
     def followup_milestones(self, specialty: str, procedure: str) -> list[Milestone] | None:

@@ -38,18 +38,28 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import AuditEntry, Episode, Patient
 from core.errors import FollowupError
-from core.plugins import Plugins
+from core.plugins import PluginError, Plugins
+from core.protocol import EpisodeAttribute
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +72,8 @@ PATIENT_COLUMNS = (
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
 EPISODE_COLUMNS = (
     "episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at",
-    "doctor", "department", "diagnosis", "notes", "restored", "discharge_medication",
+    "doctor", "department", "diagnosis", "notes",
 )
-# Episode columns kept in Episode.attributes (scripts and milestone ``when`` rules read them).
-ATTRIBUTE_COLUMNS = ("restored", "discharge_medication")
 EPISODE_REQUIRED = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at")
 COLUMNS = {PATIENTS: PATIENT_COLUMNS, EPISODES: EPISODE_COLUMNS}
 REQUIRED = {PATIENTS: PATIENT_REQUIRED, EPISODES: EPISODE_REQUIRED}
@@ -100,9 +108,50 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "department": ("dept", "科室", "就诊科室"),
     "diagnosis": ("诊断", "出院诊断"),
     "notes": ("note", "remarks", "备注"),
-    "restored": ("已修复", "是否修复"),
-    "discharge_medication": ("discharge medication", "medication", "出院带药", "出院用药"),
 }
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns a file may have: core's, and the episode attributes the specialties declare.
+
+    Each declared attribute (``attributes:`` in a plugin's protocol.yaml, e.g. dental's
+    ``restored``) is one more episode column, with its headers as aliases; it is
+    kept in ``Episode.attributes``.
+    """
+
+    attributes: tuple[EpisodeAttribute, ...] = ()
+
+    @classmethod
+    def of_plugins(cls, plugins: Plugins) -> Columns:
+        """Every installed specialty's attributes; one key declared twice must mean the same."""
+        seen: dict[str, tuple[str, EpisodeAttribute]] = {}
+        for plugin, spec in plugins.specialties().values():
+            for attribute in spec.attributes:
+                if attribute.key in CANONICAL:
+                    raise PluginError(plugin, "followup_specialties",
+                                      f"attribute {attribute.key!r} is one of core's import columns; rename it")
+                earlier = seen.setdefault(attribute.key, (plugin, attribute))
+                if earlier[1].type != attribute.type:
+                    raise PluginError(plugin, "followup_specialties",
+                                      f"attribute {attribute.key!r} is {attribute.type}, but plugin "
+                                      f"{earlier[0]!r} declares it {earlier[1].type}")
+        return cls(tuple(attribute for _, attribute in seen.values()))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(a.key for a in self.attributes)
+
+    def of(self, kind: str) -> tuple[str, ...]:
+        return COLUMNS[kind] + (self.keys if kind == EPISODES else ())
+
+    @property
+    def canonical(self) -> frozenset[str]:
+        return CANONICAL | frozenset(self.keys)
+
+    @property
+    def aliases(self) -> dict[str, tuple[str, ...]]:
+        return {**ALIASES, **{a.key: a.headers for a in self.attributes}}
 
 _TRUE = {"yes", "y", "true", "t", "1", "是", "已", "已修复"}
 _FALSE = {"no", "n", "false", "f", "0", "否", "未", "未修复"}
@@ -200,22 +249,25 @@ def _norm_header(header: Any) -> str:
     return re.sub(r"[\s_\-]+", "_", text)
 
 
-def _builtin_aliases() -> dict[str, str]:
-    table = {_norm_header(c): c for c in CANONICAL}
-    for canonical, aliases in ALIASES.items():
+def _builtin_aliases(columns: Columns) -> dict[str, str]:
+    table = {_norm_header(c): c for c in columns.canonical}
+    for canonical, aliases in columns.aliases.items():
         for alias in aliases:
             table[_norm_header(alias)] = canonical
     return table
 
 
-def column_aliases(config: ChainConfig | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def column_aliases(
+    config: ChainConfig | None = None, columns: Columns = Columns()
+) -> tuple[dict[str, str], dict[str, str]]:
     """Header → canonical column, and the site mappings' problems by header.
 
     Every site's ``import_columns`` applies (a chain usually has one HIS); a site
     mapping wins over a built-in alias. A mapping to an unknown column, or two sites
     mapping one header differently, is a problem only if the file has that header.
     """
-    table = _builtin_aliases()
+    table = _builtin_aliases(columns)
+    known = columns.canonical
     conflicts: dict[str, str] = {}
     if config is None:
         return table, conflicts
@@ -223,8 +275,8 @@ def column_aliases(config: ChainConfig | None = None) -> tuple[dict[str, str], d
     for site in config.sites.values():
         for header, target in site.import_columns.items():
             key, canonical = _norm_header(header), str(target).strip()
-            if canonical not in CANONICAL:
-                near = difflib.get_close_matches(canonical, sorted(CANONICAL), n=1)
+            if canonical not in known:
+                near = difflib.get_close_matches(canonical, sorted(known), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 conflicts[key] = (
                     f"site {site.code} maps header {header!r} to unknown column {canonical!r}{hint}"
@@ -256,6 +308,7 @@ class _Table:
 
 @dataclass
 class _Reading:
+    columns: Columns = Columns()
     tables: list[_Table] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     ignored: set[str] = field(default_factory=set)
@@ -322,7 +375,7 @@ def _split_by_kind(
     reading: _Reading,
     label: str | None,
 ) -> None:
-    wanted = set(COLUMNS[kind])
+    wanted = set(reading.columns.of(kind))
     present = {c for c in columns if c}
     for c in sorted(present - wanted):
         reading.ignored.add(c)
@@ -455,14 +508,14 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         columns = headers.resolve(keys, reading, sheet=label)
         by_key = dict(zip(keys, columns, strict=True))
         kind = _kind_of((c for c in columns if c), named)
-        wanted = set(COLUMNS[kind])
+        wanted = set(reading.columns.of(kind))
         for c in sorted({c for c in columns if c} - wanted):
             reading.ignored.add(c)
         table = _Table(
             kind=kind, rows=[], columns={c for c in columns if c in wanted}, label=label,
         )
         for number, item in objects:
-            row = {c: None for c in COLUMNS[kind] if c in table.columns}
+            row = {c: None for c in reading.columns.of(kind) if c in table.columns}
             for key, value in item.items():
                 column = by_key.get(key)
                 if column in wanted:
@@ -471,9 +524,9 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         reading.tables.append(table)
 
 
-def _read(path: Path, config: ChainConfig | None) -> _Reading:
-    reading = _Reading()
-    headers = _HeaderMap(*column_aliases(config))
+def _read(path: Path, config: ChainConfig | None, columns: Columns) -> _Reading:
+    reading = _Reading(columns)
+    headers = _HeaderMap(*column_aliases(config, columns))
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
         _read_csv(path, headers, reading)
@@ -495,14 +548,17 @@ def _read(path: Path, config: ChainConfig | None) -> _Reading:
 Rows = list[tuple[int, dict[str, Any]]]
 
 
-def read_rows(path: Path, config: ChainConfig | None = None) -> list[tuple[str, Rows]]:
+def read_rows(
+    path: Path, config: ChainConfig | None = None, plugins: Plugins | None = None
+) -> list[tuple[str, Rows]]:
     """The tables of ``path``, patients first: ``(kind, [(row number, row by column)])``.
 
-    ``config`` adds the sites' ``import_columns`` header mappings. Raises
+    ``config`` adds the sites' ``import_columns`` header mappings, ``plugins`` the
+    episode attributes the specialties declare (without: they are ignored). Raises
     :class:`ImportFailed` when the file cannot be read (bad encoding, JSON, headers).
     """
     path = Path(path)
-    reading = _read(path, config)
+    reading = _read(path, config, Columns.of_plugins(plugins) if plugins else Columns())
     if reading.problems:
         raise ImportFailed(reading.problems, path.name)
     return [(t.kind, t.rows) for t in reading.tables]
@@ -521,9 +577,11 @@ class _Catalog:
     specialties: dict[str, str]
     procedures: dict[str, dict[str, str]]
     triggers: dict[tuple[str, str], str]
+    columns: Columns
+    models: dict[str, type[_Row]]
 
     @classmethod
-    def build(cls, config: ChainConfig, plugins: Plugins, now: datetime) -> _Catalog:
+    def build(cls, config: ChainConfig, plugins: Plugins, now: datetime, columns: Columns) -> _Catalog:
         sites: dict[str, str] = {}
         for code, site in config.sites.items():
             for name in (code, site.name.zh_CN, site.name.en):
@@ -540,7 +598,8 @@ class _Catalog:
                     table.setdefault(alias.casefold(), proc.code)
                 triggers[(key, proc.code)] = proc.trigger
             procedures[key] = table
-        return cls(config, now, sites, specialties, procedures, triggers)
+        models = {PATIENTS: PatientRow, EPISODES: _episode_model(columns.attributes)}
+        return cls(config, now, sites, specialties, procedures, triggers, columns, models)
 
     def site(self, value: str) -> Site:
         code = self.sites.get(value.casefold())
@@ -730,8 +789,6 @@ class EpisodeRow(_Row):
     department: str | None = None
     diagnosis: str | None = None
     notes: str | None = None
-    restored: bool | None = None
-    discharge_medication: str | None = None
 
     @field_validator("episode_id", "patient_id", mode="before")
     @classmethod
@@ -809,18 +866,29 @@ class EpisodeRow(_Row):
     def _short_text(cls, value: Any) -> str | None:
         return _optional_text(value, 200)
 
-    @field_validator("diagnosis", "notes", "discharge_medication", mode="before")
+    @field_validator("diagnosis", "notes", mode="before")
     @classmethod
     def _long_text(cls, value: Any) -> str | None:
         return _optional_text(value)
 
-    @field_validator("restored", mode="before")
-    @classmethod
-    def _restored(cls, value: Any) -> bool | None:
-        return _parse_bool(value)
+    def attributes(self, columns: Columns) -> dict[str, Any]:
+        """The declared attributes this row has a value for."""
+        return {k: v for k in columns.keys if (v := getattr(self, k, None)) is not None}
 
 
-MODELS: dict[str, type[_Row]] = {PATIENTS: PatientRow, EPISODES: EpisodeRow}
+_ATTRIBUTE_TYPES: dict[str, Any] = {
+    "yes_no": Annotated[bool | None, BeforeValidator(lambda v: _parse_bool(v))],
+    "text": Annotated[str | None, BeforeValidator(lambda v: _optional_text(v))],
+}
+
+
+@lru_cache(maxsize=16)
+def _episode_model(attributes: tuple[EpisodeAttribute, ...]) -> type[EpisodeRow]:
+    """``EpisodeRow`` with one optional field per declared attribute (its column)."""
+    if not attributes:
+        return EpisodeRow
+    fields: dict[str, Any] = {a.key: (_ATTRIBUTE_TYPES[a.type], None) for a in attributes}
+    return create_model("EpisodeRowWithAttributes", __base__=EpisodeRow, **fields)
 
 
 def _problems_of(err: ValidationError, row: int, sheet: str | None) -> Iterator[RowProblem]:
@@ -870,7 +938,7 @@ def _validate(
                 for c in missing
             )
             continue
-        model = MODELS[table.kind]
+        model = catalog.models[table.kind]
         id_column = "patient_id" if table.kind == PATIENTS else "episode_id"
         target: dict[str, Any] = valid.patients if table.kind == PATIENTS else valid.episodes
         columns = valid.patient_columns if table.kind == PATIENTS else valid.episode_columns
@@ -1027,9 +1095,7 @@ def _upsert_episodes(
             wanted.update({f: getattr(row, f) for f in _EPISODE_FIELDS if f in columns})
             old = existing.get(row.episode_id)
             if old is None:
-                attributes = {
-                    a: getattr(row, a) for a in ATTRIBUTE_COLUMNS if getattr(row, a) is not None
-                }
+                attributes = row.attributes(catalog.columns)
                 new.append({
                     "external_id": row.episode_id, **dict.fromkeys(_EPISODE_FIELDS), **wanted,
                     "attributes": attributes, "status": "active", "scheduled_at": None,
@@ -1038,7 +1104,7 @@ def _upsert_episodes(
                 continue
             changes = {k: v for k, v in wanted.items() if getattr(old, k) != v}
             attributes = dict(old.attributes or {})
-            for name in ATTRIBUTE_COLUMNS:
+            for name in catalog.columns.keys:
                 if name not in columns:
                     continue
                 if getattr(row, name) is None:
@@ -1085,9 +1151,10 @@ def import_file(
     path = Path(path)
     if now.tzinfo is None:
         raise ValueError("import_file needs an aware 'now'")
-    reading = _read(path, config)
+    columns = Columns.of_plugins(plugins)
+    reading = _read(path, config, columns)
     problems = list(reading.problems)
-    catalog = _Catalog.build(config, plugins, now)
+    catalog = _Catalog.build(config, plugins, now, columns)
     valid, known = _validate(session, catalog, reading, problems)
     if problems:
         order = {t.label: i for i, t in enumerate(reading.tables)}

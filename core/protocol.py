@@ -203,10 +203,24 @@ class Procedure(Strict):
     allows_booking: bool = False
 
 
+class EpisodeAttribute(Strict):
+    """A fact about an episode that clinics' exports carry as a column, declared by a specialty.
+
+    Imported into ``Episode.attributes``; milestone ``when`` conditions, scripts
+    (``attributes``) and the call card read it.
+    """
+
+    key: str = Field(pattern=_KEY, description="the column's canonical name, e.g. restored")
+    type: Literal["yes_no", "text"]
+    names: LocalizedText = Field(description="shown on the call card")
+    headers: tuple[str, ...] = Field(default=(), description="other headers exports use, e.g. 出院带药")
+
+
 class Specialty(Strict):
     key: str = Field(pattern=_KEY)
     names: LocalizedText
     procedures: tuple[Procedure, ...] = Field(min_length=1)
+    attributes: tuple[EpisodeAttribute, ...] = ()
 
     @field_validator("procedures")
     @classmethod
@@ -382,6 +396,7 @@ class ProtocolFile(Strict):
     """The schema of a plugin's ``protocol.yaml``."""
 
     specialty: SpecialtyHeader
+    attributes: tuple[EpisodeAttribute, ...] = ()
     questions: tuple[Question, ...] = ()
     procedures: tuple[ProtocolProcedure, ...] = Field(min_length=1)
     rules: tuple[Rule, ...] = ()
@@ -443,6 +458,7 @@ __all__ = [
     "Choice",
     "Condition",
     "Duration",
+    "EpisodeAttribute",
     "LocalizedText",
     "Milestone",
     "PatientInfo",

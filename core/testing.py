@@ -77,10 +77,17 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                 continue
             if not milestones:
                 problems.append(f"{where}: no milestones")
+            declared = {a.key for _, other in plugins.specialties().values() for a in other.attributes}
             for ms in milestones:
                 for key in ms.questions:
                     if key not in questions:
                         problems.append(f"{where}.{ms.key}: asks unknown question {key!r}")
+                for key in ms.when:
+                    if key not in declared:
+                        problems.append(
+                            f"{where}.{ms.key}: `when` tests episode attribute {key!r}, which no specialty "
+                            "declares (attributes: in protocol.yaml), so no import ever fills it"
+                        )
                 problems.extend(_render_problems(plugins, spec.key, proc.code, ms, locales, prepare_script))
             for locale in locales:
                 try:

@@ -61,3 +61,18 @@ def test_kit_reports_a_script_written_in_english_only(tmp_path, register_plugin)
         f"template 'eyes/call.j2' exists only in en: write {tmp_path / 'templates' / 'zh_CN' / 'eyes' / 'call.j2'} "
         "too, or zh_CN patients hear another language"
     ]
+
+
+def test_kit_reports_a_condition_on_an_attribute_nobody_imports(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(
+        EYES + "        when: {both_eyes: true}\n"
+        "attributes:\n  - {key: lens, type: text, names: {zh_CN: 晶体, en: Lens}}\n",
+        encoding="utf-8",
+    )
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+    assert conformance_problems("eyes", plugins) == [
+        "eyes.cataract.day1: `when` tests episode attribute 'both_eyes', which no specialty declares "
+        "(attributes: in protocol.yaml), so no import ever fills it"
+    ]

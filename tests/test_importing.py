@@ -28,7 +28,7 @@ from core.content import ProtocolPlugin
 from core.db.engine import session_scope
 from core.db.models import AuditEntry, Episode, Patient
 from core.importing import ImportFailed, ImportResult, RowProblem, import_file, read_rows
-from core.plugins import Plugins
+from core.plugins import PluginError, Plugins
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests" / "data" / "import"
@@ -694,6 +694,55 @@ def test_a_restored_value_that_is_not_yes_or_no(run: Run, tmp_path: Path) -> Non
     with pytest.raises(ImportFailed) as excinfo:
         run(path)
     assert _where(excinfo) == [(2, "restored")]
+
+
+def _eyes(tmp_path: Path, attribute: str) -> ProtocolPlugin:
+    """A third-party specialty declaring one episode attribute of its own."""
+    root = tmp_path / "eyes"
+    root.mkdir(exist_ok=True)
+    (root / "protocol.yaml").write_text(
+        "specialty: {key: eyes, names: {zh_CN: 眼科, en: Ophthalmology}}\n"
+        f"attributes:\n  - {attribute}\n"
+        "procedures:\n"
+        "  - code: cataract\n"
+        "    names: {zh_CN: 白内障手术, en: Cataract surgery}\n"
+        "    milestones:\n"
+        "      - {key: day1, purpose: check_in, names: {zh_CN: 术后第一天, en: Day after}, "
+        "offset: 1d, window: [1d, 2d]}\n",
+        encoding="utf-8",
+    )
+    return ProtocolPlugin("eyes_plugin", root=root)
+
+
+def test_a_plugin_declares_its_own_episode_column(db_url: str, chain: ChainConfig, tmp_path: Path) -> None:
+    """Core knows no specialty's columns: a plugin's attribute, under its Chinese header, lands on the episode."""
+    plugins = Plugins()
+    plugins.register(ProtocolPlugin("test_dental", root=DATA / "plugins" / "dental"), "dental")
+    plugins.register(_eyes(tmp_path, "{key: lens, type: text, names: {zh_CN: 晶体, en: Lens}, headers: [晶体类型]}"),
+                     "eyes")
+    config = chain  # loaded afresh for this test
+    config.sites["SH-DENT"].specialties = [*config.sites["SH-DENT"].specialties, "eyes"]
+    with session_scope(db_url) as session:
+        import_file(session, config, plugins, DATA / "patients.csv", user="tester", now=NOW)
+        import_file(session, config, plugins, _csv(
+            tmp_path, f"{EPISODE_HEADER},晶体类型,restored",
+            "X1,P001,SH-DENT,eyes,cataract,2026-03-01 09:00,Toric IOL,",
+            "X2,P001,SH-DENT,dental,root_canal,2026-03-01 09:00,,no",
+        ), user="tester", now=NOW)
+    assert _episode(db_url, "X1").attributes == {"lens": "Toric IOL"}
+    assert _episode(db_url, "X2").attributes == {"restored": False}
+
+
+def test_two_plugins_cannot_give_one_column_two_types(db_url: str, chain: ChainConfig, tmp_path: Path) -> None:
+    plugins = Plugins()
+    plugins.register(ProtocolPlugin("test_dental", root=DATA / "plugins" / "dental"), "dental")
+    plugins.register(_eyes(tmp_path, "{key: restored, type: text, names: {zh_CN: 修复, en: Restored}}"), "eyes")
+    with session_scope(db_url) as session, pytest.raises(PluginError) as excinfo:
+        import_file(session, chain, plugins, DATA / "patients.csv", user="tester", now=NOW)
+    assert str(excinfo.value) == (
+        "plugin 'eyes', hook followup_specialties: attribute 'restored' is text, but plugin 'dental' declares it yes_no"
+    )
+    assert _snapshot(db_url) == []
 
 
 @pytest.mark.parametrize(

@@ -176,6 +176,14 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
 
 
+def _attribute_text(value: Any, zh: bool) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return ("是" if value else "否") if zh else ("yes" if value else "no")
+    return str(value)
+
+
 def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None,
                      phone: str | None = None) -> str:
     """DOMAIN.md §2: what the coordinator must see before dialing.
@@ -193,11 +201,14 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
+    attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
         ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
-        ("科室", "Department"), ("诊断", "Diagnosis"), ("出院带药", "Discharge medication"), ("本次", "This call"),
-        ("已尝试", "Earlier attempts"),
+        ("科室", "Department"), ("诊断", "Diagnosis"),
+        # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
+        *((a.names.zh_CN, a.names.en) for a in attributes),
+        ("本次", "This call"), ("已尝试", "Earlier attempts"),
     )
     values = (
         f"{context.patient.name} ({context.patient.external_id})",
@@ -207,7 +218,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         (proc.names.get(locale) if proc else context.procedure)
         + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
-        str(context.attributes.get("discharge_medication") or "—"),
+        *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
         f"{task.milestone} ({task.urgency})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
                   + (f": {a['note']}" if a["note"] else "")
