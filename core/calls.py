@@ -19,6 +19,7 @@ from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
 from core.errors import FollowupError
+from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
@@ -144,19 +145,25 @@ def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: s
 def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
     """Validate every answer against its question; raise with all problems, store nothing."""
     questions = plugins.questions(task.specialty, task.procedure, task.milestone)
-    parsed, problems = {}, []
+    parsed: dict[str, Any] = {}
+    problems: list[Any] = []  # each one a Msg, or a ValueError (rendered in the reader's language when it can be)
     for key, value in raw.items():
         question = questions.get(key)
         if question is None:
-            problems.append(f"unknown question {key!r} (this task asks: {', '.join(sorted(questions))})")
+            problems.append(Msg("unknown_question", key=key, keys=", ".join(sorted(questions))))
             continue
         try:
             parsed[key] = question.parse_answer(value)
         except ValueError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
     if problems:
-        raise CallError("; ".join(problems))
+        raise CallError(key="answer_problems", values={"problems": Joined(problems)})
     return parsed
+
+
+def status_word(status: str) -> Any:
+    """A task's status for a person: its catalogue word (zh_CN 已完成, en completed), or the status itself."""
+    return Msg(f"status.{status}") if f"status.{status}" in MESSAGES else status
 
 
 def record_call(
@@ -175,27 +182,25 @@ def record_call(
     """Record one attempt on a task and everything that follows from it."""
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
-        raise CallError(f"unknown outcome {outcome!r} (one of: {', '.join(OUTCOMES)})")
+        raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
     if task.status != "open":
-        raise CallError(f"task {task_id} is {task.status}, not open: nothing to record")
+        raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
     site = config.site(task.site)
     if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
-        raise CallError(
-            f"task {task_id} is held by {task.assignee} until {task.claimed_until.astimezone(site.timezone):%H:%M}: "
-            "two coordinators must not call the same patient"
-        )
+        until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
+        raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
     if outcome == "booked" and not (proc and proc.allows_booking):
-        raise CallError(f"outcome 'booked' is only for sales follow-ups; {task.procedure} is not one")
+        raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
     if outcome == "callback_requested":
         if callback_at is None:
-            raise CallError("outcome callback_requested needs --callback-at (when the patient asked to be called)")
+            raise CallError(key="callback_needs_time")
         check_callback_time(site, callback_at, now)
     elif callback_at is not None:
-        raise CallError(f"--callback-at only goes with outcome callback_requested, not {outcome!r}")
+        raise CallError(key="callback_only_with_request", values={"outcome": outcome})
     if answers and outcome not in ("reached", "booked"):
-        raise CallError(f"answers can only be recorded when the patient was reached, not with {outcome!r}")
+        raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
 
     attempt = Attempt(
@@ -277,13 +282,11 @@ def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> Non
     """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
     local = callback_at.astimezone(site.timezone)
     if callback_at <= now:
-        raise CallError(
-            f"callback time {local_iso(callback_at, site.timezone)} is not in the future "
-            f"(now {local_iso(now, site.timezone)})"
-        )
+        raise CallError(key="callback_in_past", values={"at": local_iso(callback_at, site.timezone),
+                                                         "now": local_iso(now, site.timezone)})
     if site.quiet_hours.contains(local.time()):
-        raise CallError(f"callback time {local:%Y-%m-%d %H:%M} falls in the quiet hours {site.quiet_hours}: "
-                        "agree on another time with the patient")
+        raise CallError(key="callback_quiet_hours", values={"at": f"{local:%Y-%m-%d %H:%M}",
+                                                             "quiet": str(site.quiet_hours)})
 
 
 def load_task(session: Session, config: ChainConfig, task_id: int, user: str) -> Task:
@@ -294,7 +297,7 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
     """
     task = session.get(Task, task_id)
     if task is None:
-        raise CallError(f"no task {task_id}")
+        raise CallError(key="no_task", values={"id": task_id})
     check_site_access(config, user, task.site)
     return task
 
@@ -302,7 +305,7 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
     staff = config.staff(user)
     if staff is not None and staff.sites and site_code not in staff.sites and staff.role != "admin":
-        raise CallError(f"{user} works for {', '.join(staff.sites)}, not for site {site_code}")
+        raise CallError(key="not_your_site", values={"user": user, "sites": ", ".join(staff.sites), "site": site_code})
 
 
 def apply_action(

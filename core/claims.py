@@ -4,8 +4,12 @@ A claim holds a patient's due tasks for ``claim_hold`` (chain config); expired
 holds simply become eligible again. On PostgreSQL one statement does it::
 
     UPDATE tasks SET assignee = :user, claimed_until = :until
-    WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) AND status = 'open' AND <hold expired>
-    RETURNING id, patient_id
+    WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) AND status = 'open' AND <due by its site's end of day>
+      AND <hold expired>
+    RETURNING id, patient_id, site
+
+"End of day" is each task's own site's midnight (``day``, default today there): one claim may
+cover sites in different timezones, and a site's tasks are never cut at another site's midnight.
 
 The inner SELECT locks the *patients* rows (``FOR UPDATE SKIP LOCKED``), not
 just task rows: a patient with two due tasks could otherwise go half to one
@@ -32,12 +36,27 @@ from core.tasklist import local_iso
 from core.worklist import end_of_day
 
 
-def _eligible(now: datetime, cutoff: datetime, sites: list[str]) -> Any:
+def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
+    """Each site's end of day (``day``, default today, in the site's own timezone), sites grouped by that instant.
+
+    A coordinator may cover sites in different timezones: each site's tasks are cut at its own
+    midnight, not at the first site's. Sites sharing a timezone (the usual case) make one group.
+    """
+    groups: dict[datetime, list[str]] = {}
+    for code in dict.fromkeys(sites):
+        tz = config.timezone_of(code)
+        groups.setdefault(end_of_day(day or now.astimezone(tz).date(), tz), []).append(code)
+    return groups
+
+
+def _eligible(now: datetime, cutoffs: dict[datetime, list[str]]) -> Any:
     return and_(
-        Task.site.in_(sites),
+        # Due by the end of the day of the task's own site: one branch per distinct cutoff.
+        or_(*(
+            and_(Task.site.in_(codes), Task.window_start < cutoff, Task.next_attempt_at < cutoff)
+            for cutoff, codes in cutoffs.items()
+        )),
         Task.status == "open",
-        Task.window_start < cutoff,
-        Task.next_attempt_at < cutoff,
         # A first call may be taken any time on its day; a retry (after a failed attempt, at least
         # min_gap later in another calling window) or a callback the patient asked for not before its time.
         or_(Task.attempts == 0, Task.next_attempt_at <= now),
@@ -67,10 +86,8 @@ def claim(
     """Give ``user`` the next ``count`` patients' due tasks; returns the claimed task ids."""
     if not sites:
         return []
-    tz = config.site(sites[0]).timezone
-    cutoff = end_of_day(day or now.astimezone(tz).date(), tz)
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
-    eligible = _eligible(now, cutoff, sites)
+    eligible = _eligible(now, _cutoffs(config, sites, now, day))
     priority = (
         select(
             Task.patient_id.label("pid"),
@@ -103,14 +120,14 @@ def claim(
         update(Task)
         .where(Task.patient_id.in_(picked_ids), eligible)
         .values(assignee=user, claimed_until=until, updated_at=now)
-        .returning(Task.id, Task.patient_id)
+        .returning(Task.id, Task.patient_id, Task.site)
         .execution_options(synchronize_session=False)
     )
     rows = sorted(session.execute(stmt).all())
-    for task_id, patient_id in rows:
+    for task_id, patient_id, site in rows:
         audit(session, user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
-              detail={"until": local_iso(until, tz)})
-    return [task_id for task_id, _ in rows]
+              detail={"until": local_iso(until, config.timezone_of(site))})
+    return [task_id for task_id, _, _ in rows]
 
 
 def naive_select(session: Session, *, sites: list[str], count: int, now: datetime, cutoff: datetime) -> list[int]:

@@ -42,16 +42,16 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
 def _complaint(session: Session, complaint_id: int) -> Complaint:
     row = session.get(Complaint, complaint_id)
     if row is None:
-        raise NotFound(f"no complaint {complaint_id}")
+        raise NotFound(key="no_complaint", values={"id": complaint_id})
     return row
 
 
 def respond_complaint(session: Session, complaint_id: int, *, response: str, user: str, now: datetime) -> Complaint:
     row = _complaint(session, complaint_id)
     if row.status == "closed":
-        raise FollowupError(f"complaint {complaint_id} is closed")
+        raise FollowupError(key="complaint_is_closed", values={"id": complaint_id})
     if not response.strip():
-        raise FollowupError("a response needs text (--text)")
+        raise FollowupError(key="response_needs_text")
     row.response = response
     row.responded_at = row.responded_at or now
     row.status = "responded"
@@ -63,9 +63,9 @@ def respond_complaint(session: Session, complaint_id: int, *, response: str, use
 def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime, note: str | None = None) -> Complaint:
     row = _complaint(session, complaint_id)
     if row.status == "closed":
-        raise FollowupError(f"complaint {complaint_id} is already closed")
+        raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
     if row.responded_at is None:
-        raise FollowupError(f"complaint {complaint_id} has no response yet: respond first")
+        raise FollowupError(key="complaint_not_responded", values={"id": complaint_id})
     row.status = "closed"
     row.closed_at = now
     audit(session, user=user, at=now, action="complaint:close", entity="complaint", entity_id=row.id,
@@ -94,11 +94,11 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
 def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str, now: datetime) -> Escalation:
     row = session.get(Escalation, escalation_id)
     if row is None:
-        raise NotFound(f"no escalation {escalation_id}")
+        raise NotFound(key="no_escalation", values={"id": escalation_id})
     if row.status == "resolved":
-        raise FollowupError(f"escalation {escalation_id} was already resolved by {row.resolved_by}")
+        raise FollowupError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
     if not resolution.strip():
-        raise FollowupError("say how it was resolved (--how)")
+        raise FollowupError(key="resolution_needs_text")
     row.status, row.resolved_at, row.resolved_by, row.resolution = "resolved", now, user, resolution
     audit(session, user=user, at=now, action="escalation:resolve", entity="escalation", entity_id=row.id,
           patient_id=row.patient_id)
@@ -110,9 +110,9 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
     """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
     patient = session.execute(select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
     if patient is None:
-        raise NotFound(f"no patient {external_id!r}")
+        raise NotFound(key="no_patient", values={"patient": external_id})
     if patient.do_not_contact == on:
-        raise FollowupError(f"patient {external_id} is {'already' if on else 'not'} marked do-not-contact")
+        raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
     old, new = ("open", "suppressed") if on else ("suppressed", "open")

@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import AuditEntry, Episode, Patient
-from core.errors import FollowupError
+from core.errors import FollowupError, InvalidValue
 from core.plugins import PluginError, Plugins
 from core.protocol import EpisodeAttribute
 
@@ -191,27 +191,36 @@ class RowProblem:
     column: str | None
     reason: str
     sheet: str | None = None
+    text: Any = field(default=None, compare=False)  # the reason as a catalogue message (core.messages), if it is one
 
     def __str__(self) -> str:
-        where = f"row {self.row}" if self.row else "file"
+        return self.render("en")
+
+    def render(self, locale: str | None) -> str:
+        """Where (row, sheet, column) in ``locale``; the reason as the validator gave it."""
+        from core.messages import localize, message
+
+        zh = locale == "zh_CN"
+        where = message("import_row", locale, row=self.row) if self.row else message("import_whole_file", locale)
         if self.sheet:
-            where = f"{self.sheet}, {where}"
+            where = f"{self.sheet}{'，' if zh else ', '}{where}"
         if self.column:
-            where += f", {self.column}"
-        return f"{where}: {self.reason}"
+            where += f"{'，' if zh else ', '}{self.column}"
+        return f"{where}{'：' if zh else ': '}{localize(self.text or self.reason, locale)}"
 
 
 class ImportFailed(FollowupError):
-    """The file has problems; nothing was written. ``str()`` lists every problem."""
+    """The file has problems; nothing was written. ``str()`` lists every problem, :meth:`render` in a locale."""
 
     def __init__(self, problems: list[RowProblem], file: str | None = None):
         self.problems = problems
         self.file = file
-        head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        if file:
-            head += f" in {file}"
-        lines = [f"{head}; nothing was imported:"] + [f"  {p}" for p in problems]
-        super().__init__("\n".join(lines))
+        super().__init__(key="import_failed_one" if len(problems) == 1 else "import_failed",
+                         values={"n": len(problems), "file": file or "?"})
+        self.args = (self.render("en"),)
+
+    def render(self, locale: str | None) -> str:
+        return "\n".join([super().render(locale)] + [f"  {p.render(locale)}" for p in self.problems])
 
 
 @dataclass
@@ -629,16 +638,16 @@ def _text(value: Any) -> str | None:
 def _required_text(value: Any, max_length: int) -> str:
     text = _text(value)
     if text is None:
-        raise ValueError("required value is missing")
+        raise InvalidValue(key="import_missing")
     if len(text) > max_length:
-        raise ValueError(f"longer than {max_length} characters")
+        raise InvalidValue(key="import_too_long", values={"n": max_length})
     return text
 
 
 def _optional_text(value: Any, max_length: int | None = None) -> str | None:
     text = _text(value)
     if text is not None and max_length is not None and len(text) > max_length:
-        raise ValueError(f"longer than {max_length} characters")
+        raise InvalidValue(key="import_too_long", values={"n": max_length})
     return text
 
 
@@ -653,7 +662,7 @@ def _parse_bool(value: Any) -> bool | None:
         return True
     if key in _FALSE:
         return False
-    raise ValueError(f"{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)")
+    raise InvalidValue(key="import_not_yes_no", values={"text": text})
 
 
 def _parse_datetime(value: Any) -> datetime | None:
@@ -724,20 +733,20 @@ class PatientRow(_Row):
         text = _required_text(value, 20)
         gender = _GENDERS.get(text.casefold())
         if gender is None:
-            raise ValueError(f"{text!r} is not a gender (use F/M, female/male or 女/男)")
+            raise InvalidValue(key="import_not_gender", values={"text": text})
         return gender
 
     @field_validator("birth_date", mode="before")
     @classmethod
     def _birth_date(cls, value: Any, info: ValidationInfo) -> date:
         if _text(value) is None:
-            raise ValueError("required value is missing")
+            raise InvalidValue(key="import_missing")
         moment = _parse_datetime(value)
         if moment is None:
-            raise ValueError("not a date (write it as YYYY-MM-DD)")
+            raise InvalidValue(key="import_not_date")
         born = moment.date()
         if born > _context(info).now.date() or born.year < 1880:
-            raise ValueError("not a plausible birth date (in the future or before 1880)")
+            raise InvalidValue(key="import_birth_implausible")
         return born
 
     @field_validator("phone", mode="before")
@@ -745,12 +754,10 @@ class PatientRow(_Row):
     def _phone(cls, value: Any) -> str:
         text = _required_text(value, 40)
         if not _PHONE_ALLOWED.match(text) or "+" in text[1:]:
-            raise ValueError(
-                "a phone number holds digits, an optional leading +, spaces, dashes or brackets"
-            )
+            raise InvalidValue(key="import_phone_characters")
         digits = re.sub(r"\D", "", text)
         if not 7 <= len(digits) <= 15:
-            raise ValueError(f"a phone number has 7 to 15 digits, this one has {len(digits)}")
+            raise InvalidValue(key="import_phone_digits", values={"n": len(digits)})
         return ("+" if text.startswith("+") else "") + digits
 
     @field_validator("site", mode="before")
@@ -767,7 +774,7 @@ class PatientRow(_Row):
             return None
         locale = _LOCALES.get(text.casefold())
         if locale is None:
-            raise ValueError(f"unknown locale {text!r} (use zh_CN or en)")
+            raise InvalidValue(key="import_unknown_locale", values={"text": text})
         return locale
 
     @field_validator("do_not_contact", mode="before")
@@ -846,7 +853,7 @@ class EpisodeRow(_Row):
     @classmethod
     def _occurred_at(cls, value: Any, info: ValidationInfo) -> datetime:
         if _text(value) is None:
-            raise ValueError("required value is missing")
+            raise InvalidValue(key="import_missing")
         moment = _parse_datetime(value)
         if moment is None:
             raise ValueError(
@@ -895,9 +902,12 @@ def _problems_of(err: ValidationError, row: int, sheet: str | None) -> Iterator[
     for item in err.errors(include_url=False):
         column = str(item["loc"][0]) if item["loc"] else None
         message = item["msg"].removeprefix("Value error, ")
+        error = (item.get("ctx") or {}).get("error")
+        text = error if isinstance(error, InvalidValue) else None
         if item["type"] == "missing":
-            message = "required value is missing"
-        yield RowProblem(row, column, message, sheet)
+            text = InvalidValue(key="import_missing")
+            message = str(text)
+        yield RowProblem(row, column, message, sheet, text)
 
 
 # -- validation -------------------------------------------------------------------
@@ -972,11 +982,8 @@ def _validate(
     known = _patient_ids(session, wanted)
     for number, sheet, row in valid.episodes.values():
         if row.patient_id not in file_patient_ids and row.patient_id not in known:
-            problems.append(RowProblem(
-                number, "patient_id",
-                f"patient {row.patient_id!r} is neither in the database nor in this file",
-                sheet,
-            ))
+            unknown = InvalidValue(key="import_unknown_patient", values={"patient": row.patient_id})
+            problems.append(RowProblem(number, "patient_id", str(unknown), sheet, unknown))
     return valid, known
 
 

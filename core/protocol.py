@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
+from core.errors import InvalidValue
+
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 TriggerKind = Literal[
     "procedure",
@@ -262,7 +264,7 @@ class Question(Strict):
         return self
 
     def parse_answer(self, raw: Any) -> Any:
-        """Validate one answer; raise ``ValueError`` with a message a coordinator understands."""
+        """Validate one answer; raise ``ValueError`` (an ``InvalidValue``: zh_CN and en) a coordinator understands."""
         text = str(raw).strip()
         if self.type == "yes_no":
             lowered = text.lower()
@@ -270,14 +272,15 @@ class Question(Strict):
                 return True
             if lowered in ("no", "n", "false", "0", "否", "没有", "无"):
                 return False
-            raise ValueError(f"{self.key}: answer yes or no, got {text!r}")
+            raise InvalidValue(key="answer_yes_no", values={"key": self.key, "text": text})
         if self.type in ("scale", "number"):
             try:
                 number = int(text)
             except ValueError:
-                raise ValueError(f"{self.key}: expected a whole number, got {text!r}") from None
+                raise InvalidValue(key="answer_whole_number", values={"key": self.key, "text": text}) from None
             if self.type == "scale" and not (self.min <= number <= self.max):  # type: ignore[operator]
-                raise ValueError(f"{self.key}: expected {self.min}–{self.max}, got {number}")
+                raise InvalidValue(key="answer_range",
+                                   values={"key": self.key, "min": self.min, "max": self.max, "number": number})
             return number
         if self.type == "choice":
             # The value, its label in either language, or its number in the list (as the prompt shows it).
@@ -286,9 +289,10 @@ class Question(Strict):
                 if text.casefold() in labels or text == str(number):
                     return choice.value
             values = [c.value for c in self.choices]
-            raise ValueError(f"{self.key}: expected one of {', '.join(values)} (or 1–{len(values)}), got {text!r}")
+            raise InvalidValue(key="answer_choice",
+                               values={"key": self.key, "values": ", ".join(values), "n": len(values), "text": text})
         if not text:
-            raise ValueError(f"{self.key}: empty answer")
+            raise InvalidValue(key="answer_empty", values={"key": self.key})
         return text
 
 

@@ -57,7 +57,9 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
 
 def record(cli, url: str, task: int, outcome: str, now: str, *extra: str, user: str = "zhang.li",  # type: ignore[no-untyped-def]
            ok: bool = True):
-    result = cli("record", str(task), "--outcome", outcome, "--format", "json", *extra, db=url, now=now, user=user, ok=ok)
+    """``followup record --format json``; its errors in English (--locale en)."""
+    result = cli("record", str(task), "--outcome", outcome, "--format", "json", "--locale", "en", *extra, db=url,
+                 now=now, user=user, ok=ok)
     return json.loads(result.output) if ok else result
 
 
@@ -274,7 +276,8 @@ def test_a_coordinator_cannot_record_for_another_site(cli, clinic: str) -> None:
     t = tid(cli, clinic, "D2", "check_1w")
     result = record(cli, clinic, t, "reached", "2026-11-23T10:05+08:00", user="wang.fang", ok=False)
     assert result.exit_code == 1 and "wang.fang works for SH-AES, not for site SH-DENT" in result.output
-    script = cli("script", str(t), db=clinic, now="2026-11-23T10:05+08:00", user="wang.fang", ok=False)
+    script = cli("script", str(t), "--locale", "en", db=clinic, now="2026-11-23T10:05+08:00", user="wang.fang",
+                 ok=False)
     assert script.exit_code == 1 and "not for site SH-DENT" in script.output
     assert "李强" not in script.output
 
@@ -290,7 +293,8 @@ def test_unknown_outcome_is_refused(cli, clinic: str) -> None:  # type: ignore[n
 def test_an_unknown_task_is_a_one_line_error(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     result = record(cli, clinic, 99999, "reached", "2026-11-23T10:05+08:00", ok=False)
     assert result.exit_code == 1 and result.output.strip() == "Error: no task 99999"
-    script = cli("script", "99999", db=clinic, now="2026-11-23T10:05+08:00", user="zhang.li", ok=False)
+    script = cli("script", "99999", "--locale", "en", db=clinic, now="2026-11-23T10:05+08:00", user="zhang.li",
+                 ok=False)
     assert script.exit_code == 1 and script.output.strip() == "Error: no task 99999"
 
 

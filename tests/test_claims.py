@@ -107,10 +107,10 @@ def test_claim_hold_is_the_configured_time(cli, clinic: str) -> None:  # type: i
 def test_coordinators_only_claim_their_own_sites(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     got = claim_json(cli, clinic, "wang.fang", NOW, "--count", "10")
     assert got == [task_id(cli, clinic, "A1", "lead_care")]
-    denied = cli("claim", "--site", "SH-DENT", db=clinic, now=NOW, user="wang.fang", ok=False)
+    denied = cli("claim", "--site", "SH-DENT", "--locale", "en", db=clinic, now=NOW, user="wang.fang", ok=False)
     assert denied.exit_code == 1
     assert "wang.fang works for SH-AES, not for site SH-DENT" in denied.output
-    unknown = cli("claim", db=clinic, now=NOW, user="nobody", ok=False)
+    unknown = cli("claim", "--locale", "en", db=clinic, now=NOW, user="nobody", ok=False)
     assert unknown.exit_code == 1 and "not in the staff list" in unknown.output
 
 
@@ -142,8 +142,8 @@ def test_a_patient_held_by_one_coordinator_is_not_split_with_another(cli, clinic
     # At 10:45 the callback is due, but D2 is on zhang.li's phone list: not to a colleague.
     assert one_w not in claim_json(cli, clinic, "chen.jing", "2026-11-23T10:45+08:00", "--site", "SH-DENT", "--count", "9")
     # ...and a colleague cannot record on zhang.li's held call either.
-    held = cli("record", str(two_h), "--outcome", "reached", db=clinic, now="2026-11-23T10:45+08:00",
-               user="chen.jing", ok=False)
+    held = cli("record", str(two_h), "--outcome", "reached", "--locale", "en", db=clinic,
+               now="2026-11-23T10:45+08:00", user="chen.jing", ok=False)
     assert held.exit_code == 1 and "held by zhang.li until 11:00" in held.output
     after = next(t for t in tasks_of(cli, clinic, patient="D2") if t["id"] == two_h)
     assert (after["status"], after["attempts"]) == ("open", 0)  # nothing written for the colleague
@@ -278,3 +278,107 @@ def test_the_naive_claim_does_hand_out_duplicates(crowd: str, config) -> None:  
     duplicates = {tid: n for tid, n in Counter(claimed).items() if n > 1}
     assert duplicates, "the naive claim produced no duplicates: the concurrency test could not catch any"
     assert max(duplicates.values()) == WORKERS  # all eight were told they own the same calls
+
+
+# -- sites in different timezones ----------------------------------------------------------------
+
+
+def _two_zone_config(config, zone: str):  # type: ignore[no-untyped-def]
+    """The demo chain with SH-AES moved to ``zone``; SH-DENT stays in Asia/Shanghai."""
+    from dataclasses import replace
+
+    return replace(config, sites={**config.sites, "SH-AES": replace(config.sites["SH-AES"], timezone=ZoneInfo(zone))})
+
+
+def _due_tasks(url: str, due: dict[str, tuple[str, datetime]]) -> dict[str, int]:
+    """One patient and one open first-call task per key, at ``site`` due at the given instant."""
+    from core.db.engine import session_scope
+    from core.db.models import Episode, Patient, Task
+
+    ids = {}
+    with session_scope(url) as session:
+        for n, (key, (site, at)) in enumerate(due.items()):
+            patient = Patient(external_id=key, name=f"患者{key}", phone=f"1380000{n:04d}", site=site)
+            session.add(patient)
+            session.flush()
+            episode = Episode(external_id=f"E-{key}", patient_id=patient.id, site=site, specialty="dental",
+                              procedure="scaling", trigger="procedure", occurred_at=at - timedelta(days=1))
+            session.add(episode)
+            session.flush()
+            task = Task(episode_id=episode.id, patient_id=patient.id, site=site, specialty="dental",
+                        procedure="scaling", milestone="check_1d", purpose="recovery_check", channel="phone",
+                        urgency="routine", due_at=at, window_start=at - timedelta(hours=1),
+                        window_end=at + timedelta(days=1), target_at=at, offset="1d", window_earliest="0d",
+                        window_latest="2d", next_attempt_at=at)
+            session.add(task)
+            session.flush()
+            ids[key] = task.id
+    return ids
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "Asia/Urumqi"])
+@pytest.mark.parametrize("order", [("SH-DENT", "SH-AES"), ("SH-AES", "SH-DENT")])
+def test_each_site_is_cut_at_its_own_end_of_day(  # type: ignore[no-untyped-def]
+    db_url: str, config, zone: str, order: tuple[str, str]
+) -> None:
+    """SH-DENT in Shanghai, SH-AES in London (UTC+0) or Urumqi (UTC+6): 10:30 in Shanghai is Monday everywhere.
+
+    Late-Monday tasks of either site are claimable; a task due just after its own site's
+    midnight is not, although it falls before the other site's midnight. Whichever site
+    the coordinator's list names first.
+    """
+    from core.claims import claim
+    from core.db.engine import session_scope
+    from core.worklist import worklist
+
+    chain = _two_zone_config(config, zone)
+    other = ZoneInfo(zone)
+    ids = _due_tasks(db_url, {
+        "SH-late": ("SH-DENT", datetime(2026, 11, 23, 23, 30, tzinfo=SH)),  # after the other site's midnight if UTC+6
+        "SH-next": ("SH-DENT", datetime(2026, 11, 24, 0, 30, tzinfo=SH)),   # Monday evening in the other zone
+        "XX-late": ("SH-AES", datetime(2026, 11, 23, 23, 30, tzinfo=other)),  # Tuesday morning in Shanghai
+        "XX-next": ("SH-AES", datetime(2026, 11, 24, 0, 30, tzinfo=other)),
+    })
+    now = datetime.fromisoformat(NOW)
+    day = now.astimezone(SH).date()
+    assert now.astimezone(other).date() == day
+    with session_scope(db_url) as session:
+        listed = {line.patient_id for line in worklist(session, chain, day=day, now=now, sites=list(order))}
+    assert listed == {"SH-late", "XX-late"}
+    with session_scope(db_url, immediate=True) as session:
+        got = claim(session, chain, user="chen.jing", sites=list(order), count=10, now=now)
+    assert sorted(got) == sorted([ids["SH-late"], ids["XX-late"]])
+    # The claim's audit shows the hold in each task's own site time.
+    from sqlalchemy import select
+
+    from core.db.models import AuditEntry
+
+    with session_scope(db_url) as session:
+        until = {e.entity_id: e.detail["until"] for e in session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "claim"))}
+    hold_end = now + timedelta(minutes=30)
+    assert until[ids["SH-late"]] == hold_end.astimezone(SH).isoformat(timespec="minutes")
+    assert until[ids["XX-late"]] == hold_end.astimezone(other).isoformat(timespec="minutes")
+    # Tuesday: the rest becomes due, each at its own site's day.
+    with session_scope(db_url, immediate=True) as session:
+        tomorrow = claim(session, chain, user="chen.jing", sites=list(order), count=10, now=now,
+                         day=day + timedelta(days=1))
+    assert sorted(tomorrow) == sorted([ids["SH-next"], ids["XX-next"]])
+
+
+def test_today_is_each_sites_own_date(db_url: str, config) -> None:  # type: ignore[no-untyped-def]
+    """At 07:00 Tuesday in Shanghai it is still Monday 23:00 in London: London's Tuesday calls are not due yet."""
+    from core.claims import claim
+    from core.db.engine import session_scope
+
+    chain = _two_zone_config(config, "Europe/London")
+    london = ZoneInfo("Europe/London")
+    ids = _due_tasks(db_url, {
+        "SH-tue": ("SH-DENT", datetime(2026, 11, 24, 9, 0, tzinfo=SH)),
+        "LO-mon": ("SH-AES", datetime(2026, 11, 23, 22, 0, tzinfo=london)),
+        "LO-tue": ("SH-AES", datetime(2026, 11, 24, 9, 0, tzinfo=london)),
+    })
+    now = datetime(2026, 11, 24, 7, 0, tzinfo=SH)
+    with session_scope(db_url, immediate=True) as session:
+        got = claim(session, chain, user="chen.jing", sites=["SH-DENT", "SH-AES"], count=10, now=now)
+    assert sorted(got) == sorted([ids["SH-tue"], ids["LO-mon"]])

@@ -107,7 +107,7 @@ def test_the_card_warns_of_a_number_flagged_wrong_in_both_languages(cli, clinic:
 
 def test_script_of_another_site_is_refused(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     result = cli("script", str(tid(cli, clinic, "H1")), db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert result.exit_code == 1 and "zhang.li works for SH-DENT, not for site BJ-HOSP" in result.output
+    assert result.exit_code == 1 and "错误：zhang.li 负责 SH-DENT，不负责门店 BJ-HOSP" in result.output  # her language
     assert "刘建国" not in result.output
 
 
@@ -189,7 +189,7 @@ def test_call_works_only_through_my_own_claims(cli, clinic: str) -> None:  # typ
     assert "没有可领取的回访" in cli("claim", db=clinic, now=NOW, user="zhang.li").output
     assert "您手上没有回访任务" in cli("call", db=clinic, now=NOW, user="zhang.li").output
     denied = cli("call", "--site", "BJ-HOSP", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert denied.exit_code == 1 and "not for site BJ-HOSP" in denied.output
+    assert denied.exit_code == 1 and "不负责门店 BJ-HOSP" in denied.output
 
 
 def test_record_json_returns_the_task_and_the_actions(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

@@ -80,14 +80,14 @@ def test_resolving_an_escalation_says_how_and_by_whom(cli, clinic: str) -> None:
     reached(cli, clinic, tid(cli, clinic, "D1", "check_24h"), "bleeding_stopped=no")
     [row] = listing(cli, clinic, "escalations", "list", "--status", "open")
     empty = cli("escalations", "resolve", str(row["id"]), "--how", "  ", db=clinic, now=NOW, user="chen.jing", ok=False)
-    assert empty.exit_code == 1 and "say how it was resolved" in empty.output
-    out = cli("escalations", "resolve", str(row["id"]), "--how", "Dr Chen saw her at 11:00, sutured",
+    assert empty.exit_code == 1 and "请说明处理方式（--how）" in empty.output  # chen.jing reads Chinese
+    out = cli("escalations", "resolve", str(row["id"]), "--how", "Dr Chen saw her at 11:00, sutured", "--locale", "en",
               db=clinic, now="2026-11-23T11:30+08:00", user="chen.jing").output
     assert f"Escalation {row['id']} resolved by chen.jing" in out
     [done] = listing(cli, clinic, "escalations", "list", "--status", "resolved")
     assert (done["resolved_by"], done["resolution"]) == ("chen.jing", "Dr Chen saw her at 11:00, sutured")
     again = cli("escalations", "resolve", str(row["id"]), "--how", "x", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert again.exit_code == 1 and "already resolved by chen.jing" in again.output
+    assert again.exit_code == 1 and f"上报医生 {row['id']} 已由 chen.jing 处理过" in again.output
     assert listing(cli, clinic, "escalations", "list", "--status", "open") == []
 
 
@@ -97,7 +97,7 @@ def test_escalations_of_another_site_are_not_shown_or_resolvable(cli, clinic: st
     assert len(listing(cli, clinic, "escalations", "list", user="chen.jing")) == 1
     [row] = listing(cli, clinic, "escalations", "list")
     denied = cli("escalations", "resolve", str(row["id"]), "--how", "x", db=clinic, now=NOW, user="wang.fang", ok=False)
-    assert denied.exit_code == 1 and "not for site SH-DENT" in denied.output
+    assert denied.exit_code == 1 and f"上报医生 {row['id']}：wang.fang 负责 SH-AES，不负责门店 SH-DENT" in denied.output
 
 
 # -- complaints -----------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_complaint_life_cycle_and_overdue_highlight(cli, clinic: str) -> None:  
     [row] = listing(cli, clinic, "complaints", "list")
     cid = str(row["id"])
     early = cli("complaints", "close", cid, db=clinic, now=NOW, user="chen.jing", ok=False)
-    assert early.exit_code == 1 and "no response yet" in early.output
+    assert early.exit_code == 1 and f"投诉 {cid} 尚未答复：请先答复" in early.output
     # Thursday 10:06: past the 3-day deadline without a response
     late = "2026-11-26T10:06+08:00"
     [overdue] = listing(cli, clinic, "complaints", "list", now=late)
@@ -145,20 +145,20 @@ def test_complaint_life_cycle_and_overdue_highlight(cli, clinic: str) -> None:  
     assert "OVERDUE" in table
     out = cli("complaints", "respond", cid, "--text", "Called back, apologised, free review booked",
               db=clinic, now=late, user="chen.jing").output
-    assert "after the 3-day deadline" in out
+    assert f"投诉 {cid} 已答复（超过 3 天期限）" in out
     shown = json.loads(cli("complaints", "show", cid, "--format", "json", db=clinic, now=late).output)
     assert shown["status"] == "responded" and shown["overdue"] is False
     assert shown["response"] == "Called back, apologised, free review booked"
     cli("complaints", "close", cid, "--note", "patient satisfied", db=clinic, now=late, user="chen.jing")
     assert listing(cli, clinic, "complaints", "list", "--status", "closed", now=late)[0]["id"] == row["id"]
     again = cli("complaints", "close", cid, db=clinic, now=late, user="chen.jing", ok=False)
-    assert again.exit_code == 1 and "already closed" in again.output
+    assert again.exit_code == 1 and f"投诉 {cid} 已经结案" in again.output
 
 
 def test_complaint_answered_in_time(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     reached(cli, clinic, tid(cli, clinic, "D2", "check_1w"), "complaint=yes")
     [row] = listing(cli, clinic, "complaints", "list")
-    out = cli("complaints", "respond", str(row["id"]), "--text", "explained the fee", db=clinic,
+    out = cli("complaints", "respond", str(row["id"]), "--text", "explained the fee", "--locale", "en", db=clinic,
               now="2026-11-24T09:00+08:00", user="zhang.li").output
     assert "on time" in out
 
@@ -223,7 +223,7 @@ def test_do_not_contact_suppresses_every_open_task_and_is_undoable(cli, clinic: 
     cli("claim", "--count", "5", db=clinic, now=NOW, user="zhang.li")
     out = cli("patients", "dnc", "D2", "--reason", "patient asked: no more calls", db=clinic, now=NOW,
               user="zhang.li").output
-    assert "2 open task(s) suppressed" in out
+    assert "患者 D2：已设为勿扰，2 个待回访任务已屏蔽" in out
     tasks = json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)
     assert {t["status"] for t in tasks} == {"suppressed"}
     assert "D2" not in [ln["patient_id"] for ln in listing(cli, clinic, "worklist", user="chen.jing")]
@@ -232,11 +232,12 @@ def test_do_not_contact_suppresses_every_open_task_and_is_undoable(cli, clinic: 
                              user="chen.jing").output)["claimed"]
     assert not set(claimed) & {t["id"] for t in tasks}
     blocked = cli("record", str(tasks[0]["id"]), "--outcome", "reached", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert blocked.exit_code == 1 and "suppressed" in blocked.output
+    assert blocked.exit_code == 1 and "已屏蔽（勿扰）" in blocked.output
     twice = cli("patients", "dnc", "D2", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert twice.exit_code == 1 and "already" in twice.output
+    assert twice.exit_code == 1 and "患者 D2 已经设为勿扰" in twice.output
 
-    out = cli("patients", "dnc", "D2", "--undo", db=clinic, now="2026-11-24T10:00+08:00", user="chen.jing").output
+    out = cli("patients", "dnc", "D2", "--undo", "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00",
+              user="chen.jing").output
     assert "2 task(s) reopened" in out
     tasks = json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)
     assert {t["status"] for t in tasks} == {"open"}
@@ -246,7 +247,8 @@ def test_do_not_contact_suppresses_every_open_task_and_is_undoable(cli, clinic: 
 def test_dnc_leaves_finished_tasks_alone(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     done = tid(cli, clinic, "D2", "check_1w")
     reached(cli, clinic, done, "pain_level=1")
-    assert "1 open task(s) suppressed" in cli("patients", "dnc", "D2", db=clinic, now=NOW, user="zhang.li").output
+    assert "1 open task(s) suppressed" in cli("patients", "dnc", "D2", "--locale", "en", db=clinic, now=NOW,
+                                              user="zhang.li").output
     cli("patients", "dnc", "D2", "--undo", db=clinic, now=NOW, user="zhang.li")
     statuses = {t["milestone"]: t["status"]
                 for t in json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)}
@@ -255,8 +257,8 @@ def test_dnc_leaves_finished_tasks_alone(cli, clinic: str) -> None:  # type: ign
 
 def test_a_coordinator_cannot_mark_another_sites_patient(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     denied = cli("patients", "dnc", "D2", db=clinic, now=NOW, user="wang.fang", ok=False)
-    assert denied.exit_code == 1 and "not a patient of SH-AES" in denied.output
-    unknown = cli("patients", "dnc", "NOPE", db=clinic, now=NOW, user="zhang.li", ok=False)
+    assert denied.exit_code == 1 and "患者 D2 不是 SH-AES 的患者" in denied.output
+    unknown = cli("patients", "dnc", "NOPE", "--locale", "en", db=clinic, now=NOW, user="zhang.li", ok=False)
     assert unknown.exit_code == 1 and "no patient 'NOPE'" in unknown.output
 
 

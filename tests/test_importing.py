@@ -790,7 +790,7 @@ def test_cli_import_of_a_bad_file_exits_non_zero_naming_file_row_and_column(
 ) -> None:
     path = _csv(tmp_path, PATIENT_HEADER, GOOD["patients"], "P1,Ma Li,X,1970-01-01,13800000001,",
                 name="bad.csv")
-    result = cli("import", str(path), db=db_url, ok=False)
+    result = cli("import", str(path), "--locale", "en", db=db_url, ok=False)
     assert result.exit_code == 1
     assert "1 problem in bad.csv; nothing was imported" in result.output
     assert "row 3, gender:" in result.output

@@ -101,7 +101,7 @@ def test_coordinators_see_only_their_sites(cli, clinic: str) -> None:  # type: i
     assert {ln["site"] for ln in worklist(cli, clinic, user="wang.fang")} == {"SH-AES"}
     assert {ln["site"] for ln in worklist(cli, clinic, user="chen.jing")} == {"SH-DENT", "SH-AES"}
     denied = cli("worklist", "--site", "SH-AES", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert denied.exit_code == 1 and "zhang.li works for SH-DENT, not for site SH-AES" in denied.output
+    assert denied.exit_code == 1 and "zhang.li 负责 SH-DENT，不负责门店 SH-AES" in denied.output  # in her language
 
 
 def test_phone_numbers_are_masked(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

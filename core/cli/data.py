@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, to_json
+from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
+from core.messages import message
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -20,15 +21,16 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate every row and show what would change; write nothing.")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
+def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str) -> None:
     """Import patients or episodes (CSV, XLSX or JSON); all rows or none."""
     from core.db.engine import session_scope
     from core.importing import import_file
 
     if not file.exists():
-        raise FollowupError(f"{file}: file not found")
+        raise FollowupError(key="file_not_found", values={"file": file})
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
     with session_scope(url) as session, _progress(f"importing {file.name}") as progress:
         bar = progress.add_task("rows", total=None)
@@ -40,16 +42,16 @@ def import_cmd(app: App, file: Path, dry_run: bool, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(data))  # data["dry_run"] is the flag
         return
-    for warning in result.warnings:
+    loc = app.ui_locale(locale)
+    for warning in result.warnings:  # about the file's columns and sheets: English, like the importer's log
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
-    verb = "would import" if dry_run else "imported"
-    click.echo(
-        f"{file}: {verb} patients {data['patients_created']} new, {data['patients_updated']} updated, "
-        f"{data['patients_unchanged']} unchanged; episodes {data['episodes_created']} new, "
-        f"{data['episodes_updated']} updated, {data['episodes_unchanged']} unchanged"
-    )
+    click.echo(message(
+        "would_import" if dry_run else "imported", loc, file=file,
+        pc=data["patients_created"], pu=data["patients_updated"], pn=data["patients_unchanged"],
+        ec=data["episodes_created"], eu=data["episodes_updated"], en=data["episodes_unchanged"],
+    ))
     if not dry_run and data["episodes_created"]:
-        click.echo("Next: followup schedule")
+        click.echo(message("next_schedule", loc))
 
 
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
@@ -57,9 +59,10 @@ ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner s
 
 @click.command("schedule")
 @click.option("--replan", is_flag=True, help="Re-place provisional tasks (after new holiday data arrived).")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
+def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
     """Create the follow-up tasks of every episode; running it again creates nothing new."""
     from sqlalchemy import func, select
 
@@ -72,7 +75,8 @@ def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
     with session_scope(url) as session:
         if replan:
             moved = do_replan(session, config, now)
-            click.echo(to_json({"moved": moved}) if fmt == "json" else f"re-placed {moved} provisional task(s)")
+            click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
+                                                                                n=moved))
             return
         total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
         with _progress("scheduling") as progress:
@@ -85,13 +89,14 @@ def schedule_cmd(app: App, replan: bool, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(result.as_dict()))
         return
-    for problem in result.problems:
+    loc = app.ui_locale(locale)
+    for problem in result.problems:  # protocol problems, for whoever maintains the plugins: English
         click.secho(f"Warning: {problem}", fg="yellow", err=True)
     click.echo(
-        f"{result.episodes} episodes: {result.created} tasks created, {result.existing} already scheduled"
-        + (f", {result.expired} expired (window closed before scheduling)" if result.expired else "")
-        + (f", {result.suppressed} suppressed (do not contact)" if result.suppressed else "")
-        + (f", {result.provisional} provisional (holiday data not yet published)" if result.provisional else "")
+        message("scheduled", loc, episodes=result.episodes, created=result.created, existing=result.existing)
+        + (message("scheduled_expired", loc, n=result.expired) if result.expired else "")
+        + (message("scheduled_suppressed", loc, n=result.suppressed) if result.suppressed else "")
+        + (message("scheduled_provisional", loc, n=result.provisional) if result.provisional else "")
     )
 
 

@@ -60,8 +60,16 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FollowupError as exc:
-            click.secho(f"Error: {exc}", fg="red", err=True)
+            click.secho(_error_line(ctx.obj, exc), fg="red", err=True)
             ctx.exit(1)
+
+
+def _error_line(app: Any, exc: Any) -> str:
+    """An error in the reader's language when it is in the catalogue; an administrator's error stays English."""
+    from core.messages import FALLBACK, message
+
+    locale = app.error_locale() if exc.localized and isinstance(app, App) else FALLBACK
+    return message("error", locale, error=exc)
 
 
 class App:
@@ -73,6 +81,23 @@ class App:
         self._now = now
         self.user = user or _os_user()
         self._config: Any = None
+        self.locale: str | None = None  # the command's --locale, set while its options are parsed
+
+    def ui_locale(self, locale: str | None = None) -> str:
+        """The language this user reads: --locale, else the staff member's own, else the chain's."""
+        from core.messages import ui_locale
+
+        config = self.config
+        return ui_locale(locale or self.locale, config.staff(self.user), config.model.defaults.locale)
+
+    def error_locale(self) -> str:
+        """:meth:`ui_locale`; when the configuration does not load, --locale if given, else English."""
+        from core.messages import FALLBACK
+
+        try:
+            return self.ui_locale()
+        except Exception:
+            return self.locale or FALLBACK
 
     @property
     def plugins(self) -> Any:

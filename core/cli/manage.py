@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, to_json
+from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.messages import message
 
 
 def _visible(app: App, rows: list[dict], site: str | None) -> list[dict]:
@@ -16,14 +17,15 @@ def _visible(app: App, rows: list[dict], site: str | None) -> list[dict]:
     return [r for r in rows if r["site"] in allowed]
 
 
-def _check_site(app: App, site: str, what: str) -> None:
+def _check_site(app: App, site: str, what: str, item_id: int) -> None:
+    """``what`` is the message key that names the item: escalation_denied or complaint_denied."""
     from core.calls import check_site_access
     from core.errors import FollowupError
 
     try:
         check_site_access(app.config, app.user, site)
     except FollowupError as exc:
-        raise FollowupError(f"{what}: {exc}") from None
+        raise FollowupError(key=what, values={"id": item_id, "error": exc}) from None
 
 
 @click.group("escalations", invoke_without_command=True)
@@ -53,8 +55,9 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 @escalations_group.command("resolve")
 @click.argument("escalation_id", type=int)
 @click.option("--how", required=True, help="What was done (e.g. 'seen by Dr Chen, antibiotics changed').")
+@locale_option()
 @click.pass_obj
-def escalations_resolve(app: App, escalation_id: int, how: str) -> None:
+def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | None) -> None:
     """Mark an escalation resolved, saying how."""
     from core.db.engine import session_scope
     from core.db.models import Escalation
@@ -63,9 +66,9 @@ def escalations_resolve(app: App, escalation_id: int, how: str) -> None:
     with session_scope(app.ready_db()) as session:
         row = session.get(Escalation, escalation_id)
         if row is not None:
-            _check_site(app, row.site, f"escalation {escalation_id}")
+            _check_site(app, row.site, "escalation_denied", escalation_id)
         resolve_escalation(session, escalation_id, resolution=how, user=app.user, now=app.now)
-    click.echo(f"Escalation {escalation_id} resolved by {app.user}.")
+    click.echo(message("escalation_resolved", app.ui_locale(locale), id=escalation_id, user=app.user))
 
 
 @click.group("complaints", invoke_without_command=True)
@@ -108,9 +111,10 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
 
 @complaints_group.command("show")
 @click.argument("complaint_id", type=int)
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def complaints_show(app: App, complaint_id: int, fmt: str) -> None:
+def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -> None:
     """One complaint in full."""
     from core.db.engine import session_scope
     from core.errors import FollowupError
@@ -120,7 +124,7 @@ def complaints_show(app: App, complaint_id: int, fmt: str) -> None:
         rows = [r for r in _visible(app, list_complaints(session, app.config, now=app.now), None)
                 if r["id"] == complaint_id]
     if not rows:
-        raise FollowupError(f"no complaint {complaint_id}")
+        raise FollowupError(key="no_complaint", values={"id": complaint_id})
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
@@ -131,8 +135,9 @@ def complaints_show(app: App, complaint_id: int, fmt: str) -> None:
 @complaints_group.command("respond")
 @click.argument("complaint_id", type=int)
 @click.option("--text", required=True, help="The answer given to the patient.")
+@locale_option()
 @click.pass_obj
-def complaints_respond(app: App, complaint_id: int, text: str) -> None:
+def complaints_respond(app: App, complaint_id: int, text: str, locale: str | None) -> None:
     """Record the answer given to the patient."""
     from core.db.engine import session_scope
     from core.followthrough import respond_complaint
@@ -141,14 +146,16 @@ def complaints_respond(app: App, complaint_id: int, text: str) -> None:
         _check_complaint_site(app, session, complaint_id)
         row = respond_complaint(session, complaint_id, response=text, user=app.user, now=app.now)
         late = row.responded_at > row.due_at
-    click.echo(f"Complaint {complaint_id} responded" + (" (after the 3-day deadline)" if late else " on time") + ".")
+    click.echo(message("complaint_responded_late" if late else "complaint_responded", app.ui_locale(locale),
+                       id=complaint_id))
 
 
 @complaints_group.command("close")
 @click.argument("complaint_id", type=int)
 @click.option("--note", help="Why it can be closed.")
+@locale_option()
 @click.pass_obj
-def complaints_close(app: App, complaint_id: int, note: str | None) -> None:
+def complaints_close(app: App, complaint_id: int, note: str | None, locale: str | None) -> None:
     """Close a responded complaint."""
     from core.db.engine import session_scope
     from core.followthrough import close_complaint
@@ -156,7 +163,7 @@ def complaints_close(app: App, complaint_id: int, note: str | None) -> None:
     with session_scope(app.ready_db()) as session:
         _check_complaint_site(app, session, complaint_id)
         close_complaint(session, complaint_id, user=app.user, now=app.now, note=note)
-    click.echo(f"Complaint {complaint_id} closed.")
+    click.echo(message("complaint_closed", app.ui_locale(locale), id=complaint_id))
 
 
 def _check_complaint_site(app: App, session: object, complaint_id: int) -> None:
@@ -164,7 +171,7 @@ def _check_complaint_site(app: App, session: object, complaint_id: int) -> None:
 
     row = session.get(Complaint, complaint_id)  # type: ignore[attr-defined]
     if row is not None:
-        _check_site(app, row.site, f"complaint {complaint_id}")
+        _check_site(app, row.site, "complaint_denied", complaint_id)
 
 
 @click.group("patients")
@@ -176,8 +183,9 @@ def patients_group() -> None:
 @click.argument("patient_id")
 @click.option("--reason", help="Why the patient must not be contacted.")
 @click.option("--undo", is_flag=True, help="Allow contact again and reopen the suppressed tasks.")
+@locale_option()
 @click.pass_obj
-def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool) -> None:
+def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool, locale: str | None) -> None:
     """Do not contact: suppress every open task of the patient at once (undo with --undo)."""
     from core.db.engine import session_scope
     from core.followthrough import set_do_not_contact
@@ -185,8 +193,7 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool) -> N
     with session_scope(app.ready_db()) as session:
         _check_patient_site(app, session, patient_id)
         changed = set_do_not_contact(session, patient_id, on=not undo, reason=reason, user=app.user, now=app.now)
-    click.echo(f"Patient {patient_id}: " + (f"contact allowed again, {changed} task(s) reopened" if undo
-                                           else f"do not contact, {changed} open task(s) suppressed"))
+    click.echo(message("dnc_off" if undo else "dnc_on", app.ui_locale(locale), patient=patient_id, n=changed))
 
 
 def _check_patient_site(app: App, session: object, external_id: str) -> None:
@@ -206,8 +213,8 @@ def _check_patient_site(app: App, session: object, external_id: str) -> None:
     sites = {patient.site} | set(session.execute(  # type: ignore[attr-defined]
         select(Task.site).where(Task.patient_id == patient.id)).scalars())
     if not sites & set(staff.sites):
-        raise FollowupError(f"patient {external_id} is not a patient of {', '.join(staff.sites)} "
-                            f"({app.user} works there)")
+        raise FollowupError(key="not_your_patient",
+                            values={"patient": external_id, "sites": ", ".join(staff.sites), "user": app.user})
 
 
 @click.command("audit")
@@ -230,7 +237,7 @@ def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
         if patient:
             pid = session.execute(select(Patient.id).where(Patient.external_id == patient)).scalar_one_or_none()
             if pid is None:
-                raise FollowupError(f"no patient {patient!r}")
+                raise FollowupError(key="no_patient", values={"patient": patient})
             query = query.where(AuditEntry.patient_id == pid)
         tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
         rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,

@@ -19,6 +19,17 @@ def format_option(*choices: str) -> Any:
                         show_default=True, help="Output format.")
 
 
+def locale_option(help: str = "Language of the messages (default: yours, else the chain's).") -> Any:
+    """``--locale zh_CN|en``; also remembered on the App, so an error of this command is printed in it."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value and ctx.obj is not None:
+            ctx.obj.locale = value
+        return value
+
+    return click.option("--locale", type=click.Choice(["zh_CN", "en"]), callback=remember, is_eager=True, help=help)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()

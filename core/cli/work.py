@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, to_json
+from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
+from core.messages import localize, message
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -22,45 +23,17 @@ def _sites_for(app: App, site: str | None) -> list[str]:
     if site:
         config.site(site)
         if site not in allowed:
-            raise FollowupError(f"{app.user} works for {', '.join(allowed)}, not for site {site}")
+            raise FollowupError(key="not_your_site",
+                                values={"user": app.user, "sites": ", ".join(allowed), "site": site})
         return [site]
     return allowed
-
-
-# What the interactive commands say to a coordinator, in zh_CN and en.
-MESSAGES: dict[str, tuple[str, str]] = {
-    "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
-                "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
-    "nothing_to_claim": ("没有可领取的回访：到期的电话都已完成或由同事处理中。",
-                         "Nothing to claim: every due call is done or held by a colleague."),
-    "no_calls": ("您手上没有回访任务。请先领取：followup claim", "You hold no calls. Claim some first: followup claim"),
-    "also_covers": ("\n这通电话同时完成任务 {task}：", "\nThe same call also covers task {task}:"),
-    "outcome": ("通话结果", "Outcome"),
-    "note": ("备注（可不填）", "Note (optional)"),
-    "callback_at": ("回电时间（ISO 格式，例如 2026-11-24T15:00）", "Call back at (ISO, e.g. 2026-11-24T15:00)"),
-    "not_saved": ("任务 {task} 未保存：{error}。请选择其他结果，或输入 skip 跳过。",
-                  "Task {task} not saved: {error}. Choose another outcome, or skip."),
-    "stopped": ("\n已停止。已记录 {n} 通电话；其余任务保留到领取时限结束。",
-                "\nStopped. {n} call(s) recorded; the rest stay claimed until the hold expires."),
-    "done": ("\n完成：已记录 {n} 通电话。", "\nDone: {n} call(s) recorded."),
-}
-
-
-def message(key: str, locale: str | None, **values: Any) -> str:
-    zh, en = MESSAGES[key]
-    return (zh if locale == "zh_CN" else en).format(**values)
-
-
-def _ui_locale(app: App, staff: Any, locale: str | None = None) -> str:
-    """--locale, else the coordinator's own language, else the chain's."""
-    return locale or getattr(staff, "locale", None) or app.config.model.defaults.locale
 
 
 def _require_staff(app: App) -> Any:
     staff = app.config.staff(app.user)
     if staff is None:
         known = ", ".join(s.username for s in app.config.model.staff) or "none"
-        raise FollowupError(f"{app.user!r} is not in the staff list of {app.config.path} (staff: {known}); use --as USER")
+        raise FollowupError(key="not_staff", values={"user": app.user, "path": app.config.path, "known": known})
     return staff
 
 
@@ -125,14 +98,16 @@ def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
 @click.command("claim")
 @click.option("--site", help="Site code (default: every site you work for).")
 @click.option("--count", type=click.IntRange(1, 500), default=5, show_default=True, help="How many patients.")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
+def claim_cmd(app: App, site: str | None, count: int, locale: str | None, fmt: str) -> None:
     """Take the next patients' calls; they are held for you for the chain's claim_hold."""
     from core.claims import claim
     from core.db.engine import session_scope
 
-    loc = _ui_locale(app, _require_staff(app))
+    _require_staff(app)
+    loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, now, url = app.config, app.now, app.ready_db()
     with session_scope(url, immediate=True) as session:
@@ -148,7 +123,7 @@ def claim_cmd(app: App, site: str | None, count: int, fmt: str) -> None:
 
 @click.command("script")
 @click.argument("task_id", type=int)
-@click.option("--locale", type=click.Choice(["zh_CN", "en"]), help="Default: the patient's, else the site's.")
+@locale_option("Default: the patient's, else the site's.")
 @click.pass_obj
 def script_cmd(app: App, task_id: int, locale: str | None) -> None:
     """What to say on this call: the preparation card and the script."""
@@ -238,10 +213,11 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
 @click.option("--note", help="Free-text note.")
 @click.option("--callback-at", help="ISO time the patient asked to be called back.")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
 def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], note: str | None,
-               callback_at: str | None, fmt: str) -> None:
+               callback_at: str | None, locale: str | None, fmt: str) -> None:
     """Record a call without the interactive session (for scripts and integrations)."""
     from core.calls import record_call
     from core.db.engine import session_scope
@@ -249,7 +225,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
     parsed: dict[str, str] = {}
     for item in answers:
         if "=" not in item:
-            raise FollowupError(f"--answer {item!r}: write KEY=VALUE")
+            raise FollowupError(key="answer_format", values={"item": item})
         key, value = item.split("=", 1)
         parsed[key.strip()] = value
     callback = _parse_time(app, callback_at) if callback_at else None
@@ -261,17 +237,29 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
     if fmt == "json":
         click.echo(to_json(data))
         return
-    click.echo(describe_result(data))
+    click.echo(describe_result(data, app.ui_locale(locale)))
 
 
-def describe_result(data: dict[str, Any]) -> str:
+def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
+    """What one recorded call changed, for a person: the JSON of ``record`` in words."""
+    from core.messages import MESSAGES
+    from core.reports.labels import OUTCOMES
+    from core.reports.labels import label as report_label
+
+    def word(prefix: str, key: str) -> str:  # an outcome, status or action kind; its own name if unknown
+        return message(f"{prefix}.{key}", locale) if f"{prefix}.{key}" in MESSAGES else key
+
     task = data["task"]
-    lines = [f"Task {task['id']}: {data['outcome']} → {task['status']} "
-             f"(attempt {task['attempts']}, failed {task['failed_attempts']}/{task['max_attempts']})"]
+    outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
+    lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
+                     attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
     if task["status"] == "open" and task["next_attempt_at"]:
-        lines.append(f"  next attempt: {task['next_attempt_at']}" + ("  (past the window: overdue)" if task["overdue"] else ""))
+        lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
+                             at=task["next_attempt_at"]))
     for action in data["actions"]:
-        lines.append(f"  → {action['kind']}: {action.get('reason', '')}" + (f" [#{action['id']}]" if action.get("id") else ""))
+        reason = message("fix_phone_reason", locale) if action["kind"] == "fix_phone" else action.get("reason") or ""
+        lines.append(message("action", locale, kind=word("action", action["kind"]), reason=reason)
+                     + (message("action_id", locale, id=action["id"]) if action.get("id") else ""))
     return "\n".join(lines)
 
 
@@ -281,7 +269,7 @@ def _parse_time(app: App, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise FollowupError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-24T15:00)") from None
+        raise FollowupError(key="not_iso_time", values={"text": text}) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(app.config.model.defaults.timezone))
     return moment
@@ -289,8 +277,7 @@ def _parse_time(app: App, text: str) -> datetime:
 
 @click.command("call")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--locale", type=click.Choice(["zh_CN", "en"]),
-              help="Language of the scripts (default: each patient's) and of the prompts (default: yours).")
+@locale_option("Language of the scripts (default: each patient's) and of the prompts (default: yours).")
 @click.pass_obj
 def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     """Work through your claimed calls interactively; Ctrl-C keeps everything recorded so far."""
@@ -300,7 +287,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     from core.db.engine import session_scope
     from core.db.models import Task
 
-    loc = _ui_locale(app, _require_staff(app), locale)
+    _require_staff(app)
+    loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()
     with session_scope(url) as session:
@@ -335,7 +323,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
                 if outcome in ("reached", "booked"):
                     for task_id in pending:  # a question shared by two tasks is asked once
-                        answers.update(_ask_questions(app, task_id, locale, skip=set(answers)))
+                        answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
                     note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
@@ -350,7 +338,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                         break
                     pending.remove(task_id)
                     done += 1
-                    click.secho(describe_result(data), fg="green")
+                    click.secho(describe_result(data, loc), fg="green")
     except (KeyboardInterrupt, click.Abort):
         click.echo(message("stopped", loc, n=done))
         return
@@ -380,10 +368,12 @@ def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
             check_callback_time(site, moment, app.now)
             return moment
         except (FollowupError, CallError) as exc:
-            click.secho(str(exc), fg="red")
+            click.secho(localize(exc, locale), fg="red")
 
 
-def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None) -> dict[str, str]:
+def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None,
+                   ui: str | None = None) -> dict[str, str]:
+    """Ask the task's questions in the script's language; a bad answer is explained in the coordinator's (ui)."""
     from core.calls import task_context, task_milestone
     from core.db.engine import session_scope
     from core.db.models import Task
@@ -410,7 +400,7 @@ def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | 
             try:
                 q.parse_answer(raw)
             except ValueError as exc:
-                click.secho(str(exc), fg="red")
+                click.secho(localize(exc, ui or loc), fg="red")
                 continue
             answers[q.key] = raw
             break

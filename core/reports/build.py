@@ -6,7 +6,6 @@ so the same figure has the same value in every format.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
-from core.privacy import mask_phone
+from core.privacy import mask_phone, scrub_phones
 from core.reports import queries as q
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
@@ -41,14 +40,6 @@ RATE_BASES = {
     "overall_satisfaction_rate": "satisfaction_n",
     "nps": "nps_n",
 }
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d){8}(?!\d)")
-
-
-def scrub_phones(text: str | None) -> str | None:
-    """Mask mobile numbers typed into free text (suggestions, complaint descriptions, staff answers)."""
-    if not text:
-        return text
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 @dataclass

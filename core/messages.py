@@ -1,0 +1,223 @@
+"""What followup says to a coordinator, in zh_CN and en: one catalogue, one renderer, one locale rule.
+
+Every entry is a (zh_CN, en) pair of ``str.format`` texts with the same
+placeholders. A summary is rendered with :func:`message`; an error carries a
+:class:`Msg` (key and values) and is rendered when it is printed, in the
+language of whoever reads it (:func:`ui_locale`). ``str()`` of a :class:`Msg` is
+the English text, so logs and library callers see what they always saw.
+
+Machine output (``--format json``) never goes through this module: its keys
+and values are a contract.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from typing import Any
+
+LOCALES = ("zh_CN", "en")
+FALLBACK = "en"  # when nobody's language is known (no configuration loaded)
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # -- errors: the frame the CLI prints them in
+    "error": ("错误：{error}", "Error: {error}"),
+    # -- claim and call (interactive)
+    "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
+                "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
+    "nothing_to_claim": ("没有可领取的回访：到期的电话都已完成或由同事处理中。",
+                         "Nothing to claim: every due call is done or held by a colleague."),
+    "no_calls": ("您手上没有回访任务。请先领取：followup claim", "You hold no calls. Claim some first: followup claim"),
+    "also_covers": ("\n这通电话同时完成任务 {task}：", "\nThe same call also covers task {task}:"),
+    "outcome": ("通话结果", "Outcome"),
+    "note": ("备注（可不填）", "Note (optional)"),
+    "callback_at": ("回电时间（ISO 格式，例如 2026-11-24T15:00）", "Call back at (ISO, e.g. 2026-11-24T15:00)"),
+    "not_saved": ("任务 {task} 未保存：{error}。请选择其他结果，或输入 skip 跳过。",
+                  "Task {task} not saved: {error}. Choose another outcome, or skip."),
+    "stopped": ("\n已停止。已记录 {n} 通电话；其余任务保留到领取时限结束。",
+                "\nStopped. {n} call(s) recorded; the rest stay claimed until the hold expires."),
+    "done": ("\n完成：已记录 {n} 通电话。", "\nDone: {n} call(s) recorded."),
+    # -- record: what one call changed
+    "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
+                 "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
+    "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
+                             "  next attempt: {at}  (past the window: overdue)"),
+    "action": ("  → {kind}：{reason}", "  → {kind}: {reason}"),
+    "action_id": (" [#{id}]", " [#{id}]"),
+    "action.escalate": ("上报医生", "escalate"),
+    "action.complaint": ("投诉", "complaint"),
+    "action.referral": ("转诊", "referral"),
+    "action.extra_call": ("追加回访", "extra_call"),
+    "action.record_dates": ("记录日期", "record_dates"),
+    "action.fix_phone": ("更正号码", "fix_phone"),
+    "fix_phone_reason": ("号码已标记为错误，需更正", "phone number flagged for correction"),
+    "status.open": ("待回访", "open"),
+    "status.completed": ("已完成", "completed"),
+    "status.unsuccessful": ("不成功回访", "unsuccessful"),
+    "status.wrong_number": ("号码错误", "wrong_number"),
+    "status.refused": ("拒绝回访", "refused"),
+    "status.booked": ("已预约", "booked"),
+    "status.suppressed": ("已屏蔽（勿扰）", "suppressed"),
+    "status.expired": ("已过期", "expired"),
+    # -- errors a coordinator meets while recording a call
+    "no_task": ("任务 {id} 不存在", "no task {id}"),
+    "not_your_site": ("{user} 负责 {sites}，不负责门店 {site}", "{user} works for {sites}, not for site {site}"),
+    "not_staff": ("{user!r} 不在 {path} 的员工名单中（员工：{known}）；请用 --as USER 指定",
+                  "{user!r} is not in the staff list of {path} (staff: {known}); use --as USER"),
+    "unknown_outcome": ("未知的通话结果 {outcome!r}（可选：{choices}）",
+                        "unknown outcome {outcome!r} (one of: {choices})"),
+    "task_not_open": ("任务 {id} 的状态是 {status}，不是待回访：无需记录",
+                      "task {id} is {status}, not open: nothing to record"),
+    "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
+                  "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
+    "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",
+                         "outcome 'booked' is only for sales follow-ups; {procedure} is not one"),
+    "callback_needs_time": ("通话结果 callback_requested 需要 --callback-at（患者希望回电的时间）",
+                            "outcome callback_requested needs --callback-at (when the patient asked to be called)"),
+    "callback_only_with_request": ("--callback-at 只能与通话结果 callback_requested 一起使用，不能与 {outcome!r}",
+                                   "--callback-at only goes with outcome callback_requested, not {outcome!r}"),
+    "answers_only_when_reached": ("只有联系到患者时才能记录回答，{outcome!r} 不行",
+                                  "answers can only be recorded when the patient was reached, not with {outcome!r}"),
+    "unknown_question": ("未知的问题 {key!r}（此任务的问题：{keys}）",
+                         "unknown question {key!r} (this task asks: {keys})"),
+    "callback_in_past": ("回电时间 {at} 已过（现在是 {now}）", "callback time {at} is not in the future (now {now})"),
+    "callback_quiet_hours": ("回电时间 {at} 在免打扰时段 {quiet} 内：请与患者另约时间",
+                             "callback time {at} falls in the quiet hours {quiet}: "
+                             "agree on another time with the patient"),
+    "answer_format": ("--answer {item!r}：请写成 KEY=VALUE", "--answer {item!r}: write KEY=VALUE"),
+    "not_iso_time": ("{text!r} 不是 ISO-8601 时间（例如 2026-11-24T15:00）",
+                     "{text!r} is not an ISO-8601 time (e.g. 2026-11-24T15:00)"),
+    # -- answers that do not fit their question
+    "answer_yes_no": ("{key}：请回答 是 或 否，收到的是 {text!r}", "{key}: answer yes or no, got {text!r}"),
+    "answer_whole_number": ("{key}：应为整数，收到的是 {text!r}", "{key}: expected a whole number, got {text!r}"),
+    "answer_range": ("{key}：应在 {min}–{max} 之间，收到的是 {number}", "{key}: expected {min}–{max}, got {number}"),
+    "answer_choice": ("{key}：应为 {values} 之一（或 1–{n}），收到的是 {text!r}",
+                      "{key}: expected one of {values} (or 1–{n}), got {text!r}"),
+    "answer_empty": ("{key}：回答为空", "{key}: empty answer"),
+    "answer_problems": ("{problems}", "{problems}"),  # every problem of one call's answers, joined
+    # -- escalations, complaints, do-not-contact
+    "escalation_resolved": ("上报医生 {id} 已由 {user} 处理完毕。", "Escalation {id} resolved by {user}."),
+    "no_escalation": ("上报医生记录 {id} 不存在", "no escalation {id}"),
+    "escalation_already_resolved": ("上报医生 {id} 已由 {user} 处理过",
+                                    "escalation {id} was already resolved by {user}"),
+    "resolution_needs_text": ("请说明处理方式（--how）", "say how it was resolved (--how)"),
+    "escalation_denied": ("上报医生 {id}：{error}", "escalation {id}: {error}"),
+    "complaint_responded": ("投诉 {id} 已按时答复。", "Complaint {id} responded on time."),
+    "complaint_responded_late": ("投诉 {id} 已答复（超过 3 天期限）。",
+                                 "Complaint {id} responded (after the 3-day deadline)."),
+    "complaint_closed": ("投诉 {id} 已结案。", "Complaint {id} closed."),
+    "no_complaint": ("投诉 {id} 不存在", "no complaint {id}"),
+    "complaint_is_closed": ("投诉 {id} 已结案", "complaint {id} is closed"),
+    "complaint_already_closed": ("投诉 {id} 已经结案", "complaint {id} is already closed"),
+    "complaint_not_responded": ("投诉 {id} 尚未答复：请先答复", "complaint {id} has no response yet: respond first"),
+    "response_needs_text": ("答复内容不能为空（--text）", "a response needs text (--text)"),
+    "complaint_denied": ("投诉 {id}：{error}", "complaint {id}: {error}"),
+    "dnc_on": ("患者 {patient}：已设为勿扰，{n} 个待回访任务已屏蔽",
+               "Patient {patient}: do not contact, {n} open task(s) suppressed"),
+    "dnc_off": ("患者 {patient}：已恢复联系，{n} 个任务已重新开放",
+                "Patient {patient}: contact allowed again, {n} task(s) reopened"),
+    "dnc_already": ("患者 {patient} 已经设为勿扰", "patient {patient} is already marked do-not-contact"),
+    "dnc_not_set": ("患者 {patient} 未设为勿扰", "patient {patient} is not marked do-not-contact"),
+    "no_patient": ("患者 {patient!r} 不存在", "no patient {patient!r}"),
+    "not_your_patient": ("患者 {patient} 不是 {sites} 的患者（{user} 在这些门店工作）",
+                         "patient {patient} is not a patient of {sites} ({user} works there)"),
+    # -- import and schedule
+    "file_not_found": ("{file}：文件不存在", "{file}: file not found"),
+    "imported": ("{file}：已导入 患者 新增 {pc}、更新 {pu}、未变 {pn}；就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
+                 "{file}: imported patients {pc} new, {pu} updated, {pn} unchanged; "
+                 "episodes {ec} new, {eu} updated, {en} unchanged"),
+    "would_import": ("{file}：试运行（未写入）患者 新增 {pc}、更新 {pu}、未变 {pn}；"
+                     "就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
+                     "{file}: would import patients {pc} new, {pu} updated, {pn} unchanged; "
+                     "episodes {ec} new, {eu} updated, {en} unchanged"),
+    "next_schedule": ("下一步：followup schedule", "Next: followup schedule"),
+    "import_failed_one": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problem in {file}; nothing was imported:"),
+    "import_failed": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problems in {file}; nothing was imported:"),
+    "import_row": ("第 {row} 行", "row {row}"),
+    "import_whole_file": ("文件", "file"),
+    "import_missing": ("缺少必填值", "required value is missing"),
+    "import_too_long": ("超过 {n} 个字符", "longer than {n} characters"),
+    "import_not_yes_no": ("{text!r} 不是 是/否（请填 yes/no、true/false、是/否 或 1/0）",
+                          "{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)"),
+    "import_not_gender": ("{text!r} 不是性别（请填 F/M、female/male 或 女/男）",
+                          "{text!r} is not a gender (use F/M, female/male or 女/男)"),
+    "import_not_date": ("不是日期（请写成 YYYY-MM-DD）", "not a date (write it as YYYY-MM-DD)"),
+    "import_birth_implausible": ("出生日期不合理（在未来或早于 1880 年）",
+                                 "not a plausible birth date (in the future or before 1880)"),
+    "import_phone_characters": ("电话号码只能包含数字、开头的 +、空格、短横线或括号",
+                                "a phone number holds digits, an optional leading +, spaces, dashes or brackets"),
+    "import_phone_digits": ("电话号码应有 7 到 15 位数字，这个有 {n} 位",
+                            "a phone number has 7 to 15 digits, this one has {n}"),
+    "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
+    "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
+                               "patient {patient!r} is neither in the database nor in this file"),
+    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，已排期 {existing} 个",
+                  "{episodes} episodes: {created} tasks created, {existing} already scheduled"),
+    "scheduled_expired": ("，已过期 {n} 个（排期前回访窗口已关闭）", ", {n} expired (window closed before scheduling)"),
+    "scheduled_suppressed": ("，已屏蔽 {n} 个（勿扰）", ", {n} suppressed (do not contact)"),
+    "scheduled_provisional": ("，暂定 {n} 个（节假日安排尚未公布）",
+                              ", {n} provisional (holiday data not yet published)"),
+    "replanned": ("已重新安排 {n} 个暂定任务", "re-placed {n} provisional task(s)"),
+}
+
+
+def message(key: str, locale: str | None, /, **values: Any) -> str:
+    """The catalogue text ``key`` in ``locale`` (English unless zh_CN); values that are messages are rendered too."""
+    zh, en = MESSAGES[key]
+    text = zh if locale == "zh_CN" else en
+    return text.format(**{k: localize(v, locale) if _renders(v) else v for k, v in values.items()})
+
+
+def localize(value: Any, locale: str | None) -> str:
+    """A :class:`Msg`, :class:`Joined` or error in ``locale``; anything else as ``str()``."""
+    return value.render(locale) if _renders(value) else str(value)
+
+
+def _renders(value: Any) -> bool:
+    return callable(getattr(value, "render", None))
+
+
+class Msg:
+    """A catalogue message not yet rendered: the key and its values. ``str()`` is the English text."""
+
+    __slots__ = ("key", "values")
+
+    def __init__(self, key: str, /, **values: Any) -> None:
+        if key not in MESSAGES:
+            raise KeyError(f"no message {key!r} in core.messages.MESSAGES")
+        self.key, self.values = key, values
+
+    def render(self, locale: str | None) -> str:
+        return message(self.key, locale, **self.values)
+
+    def __str__(self) -> str:
+        return self.render(FALLBACK)
+
+    def __repr__(self) -> str:
+        return f"Msg({self.key!r}, **{self.values!r})"
+
+
+class Joined:
+    """Several messages shown as one: joined by '；' in Chinese and '; ' in English."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        self.parts = list(parts)
+
+    def render(self, locale: str | None) -> str:
+        return ("；" if locale == "zh_CN" else "; ").join(localize(p, locale) for p in self.parts)
+
+    def __str__(self) -> str:
+        return self.render(FALLBACK)
+
+
+def ui_locale(option: str | None, staff: Any, default: str | None) -> str:
+    """The language a user reads: ``--locale``, else the staff member's own, else the chain's, else English."""
+    return option or getattr(staff, "locale", None) or default or FALLBACK
+
+
+def placeholders(text: str) -> set[str]:
+    """The names a catalogue text fills in (``{id}``, ``{outcome!r}`` -> ``id``, ``outcome``)."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}

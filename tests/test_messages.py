@@ -1,0 +1,239 @@
+"""Everything a coordinator reads exists in zh_CN and en: summaries and errors come in the reader's language.
+
+The language: ``--locale``, else the staff member's own (``staff[].locale``), else the chain's (zh_CN in the
+demo chain). JSON output is the same in every language. Monday 2026-11-23 at SH-DENT: zhang.li reads the
+chain's Chinese, anna.w (added here, ``locale: en``) English.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clinic_data import PATIENT_HEADER, seed, write_csv
+from clinic_data import task_id as tid
+
+from core.messages import MESSAGES, placeholders
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = "2026-11-23T10:05+08:00"
+RECORD_KEYS = {"task", "outcome", "attempt_id", "actions"}
+
+
+def test_every_message_has_chinese_and_english_with_the_same_placeholders() -> None:
+    for key, (zh, en) in MESSAGES.items():
+        assert zh.strip() and en.strip(), key
+        assert placeholders(zh) == placeholders(en), key
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    from core.db.engine import get_engine
+    from core.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    upgrade(url)
+    yield url
+    get_engine(url).dispose()
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Path:
+    """The demo chain plus anna.w, an SH-DENT coordinator who reads English."""
+    text = (ROOT / "config" / "chain.yaml").read_text(encoding="utf-8")
+    zhang = "  - {username: zhang.li, name: 张丽, role: coordinator, sites: [SH-DENT]}\n"
+    assert zhang in text and "sites_dir: sites" in text
+    text = text.replace(zhang, zhang + "  - {username: anna.w, name: Anna Wu, role: coordinator, sites: [SH-DENT], "
+                                       "locale: en}\n")
+    path = tmp_path / "chain" / "chain.yaml"
+    path.parent.mkdir()
+    path.write_text(text.replace("sites_dir: sites", f"sites_dir: {ROOT / 'config' / 'sites'}"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run(cli, url: str, chain: Path):  # type: ignore[no-untyped-def]
+    """``followup`` against the clinic below, with anna.w in the staff list; zhang.li unless told."""
+
+    def go(*args: str, user: str = "zhang.li", now: str = NOW, ok: bool = True,  # type: ignore[no-untyped-def]
+           input: str | None = None):
+        return cli(*args, db=url, now=now, user=user, config=chain, ok=ok, input=input)
+
+    return go
+
+
+@pytest.fixture
+def clinic(cli, tmp_path: Path, url: str) -> str:  # type: ignore[no-untyped-def]
+    """D1 implant Sunday (24 h check due Monday), D2 extraction the Monday before (2 calls due)."""
+    seed(cli, tmp_path, url, [
+        ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
+        ["D2", "李强", "M", "1986-09-03", "13912345602", "SH-DENT"],
+    ], [
+        ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远"],
+        ["E2", "D2", "SH-DENT", "dental", "extraction", "2026-11-16T10:00", "陈志远"],
+    ])
+    return url
+
+
+# -- record ------------------------------------------------------------------------------------------
+
+
+def test_record_says_what_happened_in_the_coordinators_language(run: Any, cli: Any, clinic: str) -> None:
+    t = tid(cli, clinic, "D2", "check_1w")
+    zh = run("record", str(t), "--outcome", "no_answer").output  # zhang.li: the chain's language
+    assert f"已记录 任务 {t}：无人接听 → 待回访（第 1 次拨打，失败 1/3）" in zh
+    assert "下次拨打：2026-11-23T15:30+08:00" in zh
+    en = run("record", str(t), "--outcome", "busy", user="anna.w").output  # her own language
+    assert f"Task {t}: busy → open (attempt 2, failed 2/3)" in en
+    en = run("record", str(t), "--outcome", "busy", "--locale", "en").output  # --locale wins over hers
+    assert f"Task {t}: busy → unsuccessful (attempt 3, failed 3/3)" in en
+    zh = run("record", str(t), "--outcome", "busy", "--locale", "zh_CN", user="anna.w", ok=False).output
+    assert zh.strip() == f"错误：任务 {t} 的状态是 不成功回访，不是待回访：无需记录"
+
+
+def test_record_json_is_the_same_in_every_language(run: Any, cli: Any, clinic: str) -> None:
+    d1, d2 = tid(cli, clinic, "D1", "check_24h"), tid(cli, clinic, "D2", "check_1w")
+    zh = json.loads(run("record", str(d1), "--outcome", "reached", "--answer", "fever=yes", "--format", "json",
+                        "--locale", "zh_CN").output)
+    en = json.loads(run("record", str(d2), "--outcome", "reached", "--answer", "fever=yes", "--format", "json",
+                        "--locale", "en").output)
+    assert set(zh) == set(en) == RECORD_KEYS and set(zh["task"]) == set(en["task"])
+    assert (zh["outcome"], zh["task"]["status"]) == (en["outcome"], en["task"]["status"]) == ("reached", "completed")
+    assert [a["kind"] for a in zh["actions"]] == ["escalate"]
+
+
+def test_a_red_flag_is_announced_in_chinese(run: Any, cli: Any, clinic: str) -> None:
+    t = tid(cli, clinic, "D1", "check_24h")
+    out = run("record", str(t), "--outcome", "reached", "--answer", "fever=yes").output
+    assert f"已记录 任务 {t}：已接通 → 已完成" in out
+    assert "  → 上报医生：" in out and "[#1]" in out
+
+
+# -- errors a coordinator meets ----------------------------------------------------------------------
+
+
+def test_an_unknown_task_is_reported_in_the_readers_language(run: Any, clinic: str) -> None:
+    zh = run("record", "99999", "--outcome", "reached", ok=False)
+    assert zh.exit_code == 1 and zh.output.strip() == "错误：任务 99999 不存在"
+    en = run("record", "99999", "--outcome", "reached", user="anna.w", ok=False)
+    assert en.exit_code == 1 and en.output.strip() == "Error: no task 99999"
+    assert run("script", "99999", "--locale", "en", ok=False).output.strip() == "Error: no task 99999"
+
+
+@pytest.mark.parametrize(("args", "zh", "en"), [
+    (("--outcome", "reached", "--answer", "fever=5"),
+     "fever：请回答 是 或 否，收到的是 '5'", "fever: answer yes or no, got '5'"),
+    (("--outcome", "reached", "--answer", "pain_level=11", "--answer", "colour=blue"),
+     "pain_level：应在 0–10 之间，收到的是 11；未知的问题 'colour'",
+     "pain_level: expected 0–10, got 11; unknown question 'colour'"),
+    (("--outcome", "voicemail"), "未知的通话结果 'voicemail'", "unknown outcome 'voicemail'"),
+    (("--outcome", "callback_requested", "--callback-at", "2026-11-23T09:00"),
+     "回电时间 2026-11-23T09:00+08:00 已过（现在是 2026-11-23T10:05+08:00）", "is not in the future"),
+    (("--outcome", "callback_requested", "--callback-at", "tomorrow"),
+     "'tomorrow' 不是 ISO-8601 时间", "'tomorrow' is not an ISO-8601 time"),
+    (("--outcome", "reached", "--answer", "fever"), "--answer 'fever'：请写成 KEY=VALUE", "write KEY=VALUE"),
+])
+def test_a_call_that_cannot_be_recorded_is_explained_in_the_readers_language(
+        run: Any, cli: Any, clinic: str, args: tuple[str, ...], zh: str, en: str) -> None:
+    t = str(tid(cli, clinic, "D2", "check_1w"))
+    chinese = run("record", t, *args, ok=False)
+    assert chinese.exit_code == 1 and chinese.output.startswith("错误：") and zh in chinese.output
+    english = run("record", t, *args, user="anna.w", ok=False)
+    assert english.exit_code == 1 and english.output.startswith("Error: ") and en in english.output
+
+
+def test_another_sites_task_and_a_stranger_are_refused(run: Any, cli: Any, clinic: str) -> None:
+    t = str(tid(cli, clinic, "D2", "check_1w"))
+    assert "wang.fang 负责 SH-AES，不负责门店 SH-DENT" in run("record", t, "--outcome", "reached", user="wang.fang",
+                                                             ok=False).output
+    stranger = run("claim", user="nobody", ok=False).output  # not staff: the chain's language
+    assert stranger.startswith("错误：'nobody' 不在") and "的员工名单中" in stranger
+    assert "'nobody' is not in the staff list" in run("claim", "--locale", "en", user="nobody", ok=False).output
+
+
+def test_a_bad_answer_in_the_interactive_call_is_explained_in_the_coordinators_language(
+        run: Any, clinic: str) -> None:
+    run("claim", "--count", "1", "--format", "json")
+    out = run("call", input="reached\nlots\n").output  # D2's first question: has the bleeding stopped?
+    assert "bleeding_stopped：请回答 是 或 否，收到的是 'lots'" in out
+    assert "已停止。已记录 0 通电话" in out
+
+
+def test_an_administrators_error_stays_in_english(run: Any, cli: Any, clinic: str, tmp_path: Path) -> None:
+    """Configuration and database errors are not in the catalogue; without a configuration no language is known."""
+    broken = cli("record", "1", "--outcome", "reached", db=f"sqlite:///{tmp_path}/none/x.db", now=NOW,
+                 user="zhang.li", ok=False)
+    assert broken.exit_code == 1 and broken.output.startswith("Error: cannot open database")
+    missing = cli("record", "99999", "--outcome", "reached", db=clinic, now=NOW, user="zhang.li",
+                  config=tmp_path / "nowhere.yaml", ok=False)
+    assert missing.exit_code == 1 and missing.output.startswith("Error: ") and "错误" not in missing.output
+
+
+# -- import and schedule -----------------------------------------------------------------------------
+
+
+def test_import_and_schedule_summaries_in_the_readers_language(run: Any, tmp_path: Path) -> None:
+    patients = write_csv(tmp_path / "p.csv", PATIENT_HEADER, [["P1", "马丽", "F", "1970-01-01", "13800000001", ""]])
+    dry = [json.loads(run("import", str(patients), "--dry-run", "--format", "json", "--locale", loc).output)
+           for loc in ("zh_CN", "en")]
+    assert dry[0] == dry[1] and dry[0]["patients_created"] == 1  # JSON: one contract, every language
+    assert "试运行（未写入）患者 新增 1" in run("import", str(patients), "--dry-run").output
+    zh = run("import", str(patients)).output
+    assert f"{patients}：已导入 患者 新增 1、更新 0、未变 0；就诊记录 新增 0、更新 0、未变 0" in zh
+    en = run("import", str(patients), user="anna.w").output
+    assert f"{patients}: imported patients 0 new, 0 updated, 1 unchanged; episodes 0 new" in en
+
+    episodes = write_csv(tmp_path / "e.csv", ["episode_id", "patient_id", "site", "specialty", "procedure",
+                                              "occurred_at"], [["E1", "P1", "SH-DENT", "dental", "scaling",
+                                                                "2026-11-22T10:00"]])
+    assert "下一步：followup schedule" in run("import", str(episodes)).output
+    zh = run("schedule").output
+    assert "1 个就诊记录：新建任务" in zh and "已排期 0 个" in zh
+    en = run("schedule", "--locale", "en").output
+    assert "1 episodes: 0 tasks created" in en and "already scheduled" in en
+    assert json.loads(run("schedule", "--format", "json", "--locale", "zh_CN").output) == \
+        json.loads(run("schedule", "--format", "json", "--locale", "en").output)
+
+
+def test_import_problems_keep_file_row_and_column_in_the_readers_language(
+        run: Any, tmp_path: Path) -> None:
+    bad = write_csv(tmp_path / "bad.csv", PATIENT_HEADER, [["P1", "马丽", "F", "1970-01-01", "13800000001", ""],
+                                                          ["P2", "Ma Li", "X", "1970-01-01", "12", ""]])
+    zh = run("import", str(bad), ok=False).output
+    assert "错误：bad.csv 有 2 个问题，未导入任何数据：" in zh
+    assert "第 3 行，gender：'X' 不是性别（请填 F/M、female/male 或 女/男）" in zh
+    assert "第 3 行，phone：电话号码应有 7 到 15 位数字，这个有 2 位" in zh
+    en = run("import", str(bad), user="anna.w", ok=False).output
+    assert "2 problems in bad.csv; nothing was imported:" in en and "row 3, gender: 'X' is not a gender" in en
+    gone = run("import", str(tmp_path / "gone.csv"), ok=False).output
+    assert gone.strip() == f"错误：{tmp_path / 'gone.csv'}：文件不存在"
+
+
+# -- escalations, complaints, do-not-contact -----------------------------------------------------------
+
+
+def test_escalation_complaint_and_dnc_summaries_in_the_readers_language(
+        run: Any, cli: Any, clinic: str) -> None:
+    run("record", str(tid(cli, clinic, "D1", "check_24h")), "--outcome", "reached", "--answer", "fever=yes",
+        "--answer", "complaint=yes")
+    [esc] = json.loads(run("escalations", "list", "--format", "json").output)
+    assert run("escalations", "resolve", str(esc["id"]), "--how", "seen").output.strip() == \
+        f"上报医生 {esc['id']} 已由 zhang.li 处理完毕。"
+    again = run("escalations", "resolve", str(esc["id"]), "--how", "x", user="anna.w", ok=False).output
+    assert f"Error: escalation {esc['id']} was already resolved by zhang.li" in again
+
+    [c] = json.loads(run("complaints", "list", "--format", "json").output)
+    assert run("complaints", "respond", str(c["id"]), "--text", "致歉").output.strip() == f"投诉 {c['id']} 已按时答复。"
+    assert run("complaints", "close", str(c["id"]), user="anna.w").output.strip() == f"Complaint {c['id']} closed."
+    assert f"错误：投诉 {c['id']} 已经结案" in run("complaints", "close", str(c["id"]), ok=False).output
+    shown = [json.loads(run("complaints", "show", str(c["id"]), "--format", "json", "--locale", loc).output)
+             for loc in ("zh_CN", "en")]
+    assert shown[0] == shown[1] and shown[0]["status"] == "closed"
+
+    assert run("patients", "dnc", "D2").output.strip() == "患者 D2：已设为勿扰，2 个待回访任务已屏蔽"
+    assert "错误：患者 D2 已经设为勿扰" in run("patients", "dnc", "D2", ok=False).output
+    assert run("patients", "dnc", "D2", "--undo", user="anna.w").output.strip() == \
+        "Patient D2: contact allowed again, 2 task(s) reopened"
+    assert "错误：患者 'NOPE' 不存在" in run("patients", "dnc", "NOPE", ok=False).output
