@@ -363,7 +363,8 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
 
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
-        procedure=task.procedure, milestone=f"extra_{n}", purpose="extra_call", channel="phone", urgency="routine",
+        procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
+        channel="phone", urgency="routine",
         due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
         offset=since_event(target), window_earliest=since_event(times.window_start),
         window_latest=since_event(times.window_end),

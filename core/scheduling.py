@@ -30,6 +30,7 @@ from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, upda
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
+from core.db import rollups
 from core.db.models import Episode, Patient, Task
 from core.placement import Placer, milestone_times, place, regular_offset, shifter, times_for
 from core.plugins import Plugins
@@ -88,6 +89,11 @@ class Protocols:
         proc = spec.procedure(procedure) if spec else None
         return (proc.max_attempts if proc else None) or site.max_failed_attempts
 
+    def trigger(self, specialty: str, procedure: str) -> str:
+        spec = self.plugins.specialty(specialty)
+        proc = spec.procedure(procedure) if spec else None
+        return proc.trigger if proc else "procedure"
+
     def plan(self, site: Site, specialty: str, procedure: str, stamp: Any) -> _Plan:
         """What scheduling one episode of this procedure at this site needs, worked out once.
 
@@ -104,6 +110,7 @@ class Protocols:
             found = self._plans[key] = _Plan.build(
                 site, specialty, procedure, self.milestones(site, specialty, procedure),
                 max_attempts=self.max_attempts(site, specialty, procedure), placer=placer, stamp=stamp,
+                trigger=self.trigger(specialty, procedure),
             )
         return found
 
@@ -115,7 +122,7 @@ _VARYING = (
     "target_at", "provisional", "outside_window", "status",
 )
 _FIXED = (
-    "site", "specialty", "procedure", "milestone", "purpose", "channel", "urgency", "offset",
+    "site", "specialty", "procedure", "trigger", "milestone", "purpose", "channel", "urgency", "offset",
     "window_earliest", "window_latest", "max_attempts", "attempts", "failed_attempts",
     "created_at", "updated_at",
 )
@@ -156,7 +163,7 @@ class _Plan:
     @classmethod
     def build(
         cls, site: Site, specialty: str, procedure: str, milestones: list[Milestone], *,
-        max_attempts: int, placer: Placer, stamp: Any,
+        max_attempts: int, placer: Placer, stamp: Any, trigger: str = "procedure",
     ) -> _Plan:
         durations: dict[str, int] = {}
         shifts: list[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]] = []
@@ -171,7 +178,8 @@ class _Plan:
         steps = []
         for ms in milestones:
             fixed = {
-                "site": site.code, "specialty": specialty, "procedure": procedure, "milestone": ms.key,
+                "site": site.code, "specialty": specialty, "procedure": procedure, "trigger": trigger,
+                "milestone": ms.key,
                 "purpose": ms.purpose, "channel": ms.channel, "urgency": ms.urgency,
                 "offset": str(ms.offset), "window_earliest": str(ms.window.earliest),
                 "window_latest": str(ms.window.latest), "max_attempts": max_attempts,
@@ -216,6 +224,7 @@ def task_rows(
             "site": site.code,
             "specialty": episode.specialty,
             "procedure": episode.procedure,
+            "trigger": episode.trigger,
             "milestone": ms.key,
             "purpose": ms.purpose,
             "channel": ms.channel,
@@ -269,12 +278,14 @@ def schedule(
     if episode_ids is not None:
         query = query.where(Episode.id.in_(list(episode_ids)))
 
-    for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
-        ids = [episode.id for episode in batch]
-        rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
-        _store_batch(session, writer, ids, rows, now, result)
-        if progress:
-            progress(len(ids))
+    # The reports' day counts take the run's tasks at the end, grouped (core/db/rollups.py).
+    with rollups.deferred(session.connection(), now):
+        for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
+            ids = [episode.id for episode in batch]
+            rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
+            _store_batch(session, writer, ids, rows, now, result)
+            if progress:
+                progress(len(ids))
     return result
 
 

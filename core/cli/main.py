@@ -154,6 +154,13 @@ class App:
             if url.startswith("sqlite"):
                 try:
                     upgrade(url)
+                    from zoneinfo import ZoneInfo
+
+                    from core.db.migrate import set_day_offset
+
+                    set_day_offset(url, ZoneInfo(self.config.model.defaults.timezone))
+                except FollowupError:
+                    raise
                 except Exception as exc:  # migrations run in one transaction: nothing half-applied
                     raise FollowupError(f"cannot upgrade {_safe_url(url)}: {exc}") from None
             else:

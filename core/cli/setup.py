@@ -93,12 +93,27 @@ def db_upgrade(app: App) -> None:
 
     try:
         upgrade(app.db_url)
+        _count_days_in_chain_timezone(app)
         analyze(app.db_url)  # new indexes are only chosen once the planner knows the tables
         click.echo(f"{_safe_url(app.db_url)}: at revision {current_revision(app.db_url)}")
     except FollowupError:
         raise
     except Exception as exc:
         raise FollowupError(f"cannot upgrade {_safe_url(app.db_url)}: {exc}") from None
+
+
+def _count_days_in_chain_timezone(app: App) -> None:
+    """The reports' per-day counts follow the chain's timezone (recounted if it changed)."""
+    from core.db.migrate import set_day_offset
+
+    try:
+        config = app.config
+    except FollowupError:  # no chain file: the database alone is upgraded
+        return
+    from zoneinfo import ZoneInfo
+
+    if set_day_offset(app.db_url, ZoneInfo(config.model.defaults.timezone)):
+        click.echo("report day counts recounted for the chain's timezone")
 
 
 def effective_protocols(app: App, selector: str | None, site_code: str | None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -38,3 +39,16 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def set_day_offset(url: str, timezone: Any) -> bool:
+    """Count the reports' per-day rows in the chain's days (core/db/rollups.py); True if that changed
+    them (they are then recounted). A timezone with summer time counts in its January offset: reports
+    over periods in the other offset count from the rows."""
+    from datetime import datetime
+
+    from core.db import rollups
+
+    january = datetime(datetime.now().year, 1, 15, tzinfo=timezone)
+    with get_engine(url).begin() as connection:
+        return rollups.set_offset(connection, rollups.zone_offset(timezone, january))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +35,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Episodes of these triggers are sales leads (DOMAIN.md §1): a consultation that did not come,
+# a visit that did not go ahead. Their tasks have a partial index; a query uses it by repeating
+# LEADS_PREDICATE word for word (SQLite's planner matches partial index predicates textually).
+LEAD_TRIGGERS = ("consultation", "visit_without_treatment")
+LEADS_PREDICATE = "\"trigger\" IN ('consultation', 'visit_without_treatment')"
 
 # Task statuses. "open" tasks are on worklists; the rest are final.
 OPEN = "open"
@@ -197,6 +205,8 @@ class Task(Base):
         UniqueConstraint("episode_id", "milestone"),
         Index("ix_tasks_worklist", "site", "status", "next_attempt_at"),  # worklist, claims (0002)
         Index("ix_tasks_due", "status", "due_at"),
+        # Sales leads of a period (reports): only the tasks of lead episodes are in it (0004).
+        Index("ix_tasks_leads", "due_at", sqlite_where=text(LEADS_PREDICATE), postgresql_where=text(LEADS_PREDICATE)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
@@ -204,6 +214,8 @@ class Task(Base):
     site: Mapped[str] = mapped_column(String(64))
     specialty: Mapped[str] = mapped_column(String(64))
     procedure: Mapped[str] = mapped_column(String(64))
+    # the episode's trigger (why it is followed up), copied like site and procedure (0004)
+    trigger: Mapped[str] = mapped_column(String(32), server_default="procedure")
     milestone: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(20))
@@ -298,3 +310,53 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# -- per-day counts for reports, kept by triggers (core/db/rollups.py, migration 0004) ---------------
+class ReportSettings(Base):
+    __tablename__ = "report_settings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offset_minutes: Mapped[int] = mapped_column(Integer)  # the rollups' day: UTC shifted by this
+    deferred: Mapped[int] = mapped_column(Integer, default=0)  # 1 only inside a scheduling run's transaction
+
+
+class TaskDay(Base):
+    __tablename__ = "report_task_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due: Mapped[int] = mapped_column(Integer, default=0)
+    attempted: Mapped[int] = mapped_column(Integer, default=0)
+    reached: Mapped[int] = mapped_column(Integer, default=0)
+    reached_in_window: Mapped[int] = mapped_column(Integer, default=0)
+    unsuccessful: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    wrong_number: Mapped[int] = mapped_column(Integer, default=0)
+    open: Mapped[int] = mapped_column(Integer, default=0)
+    reached_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallDay(Base):
+    __tablename__ = "report_call_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
+    by: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reached: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AnswerDay(Base):
+    __tablename__ = "report_answer_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
+    question: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0)
+    top2: Mapped[int] = mapped_column(Integer, default=0)
+    promoters: Mapped[int] = mapped_column(Integer, default=0)
+    detractors: Mapped[int] = mapped_column(Integer, default=0)

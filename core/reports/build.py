@@ -280,20 +280,29 @@ def _who(r: Any) -> dict[str, Any]:
 
 def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
     tz = period.tz
-    return [
-        {
-            **_who(r),
-            "procedure": f"{r.specialty}.{r.procedure}",
-            "milestone": r.milestone,
-            "due_at": local_iso(r.due_at, tz),
-            "status": r.status,
-            "attempts": int(r.n_attempts or 0),
-            "last_outcome": r.last_outcome,
-            "last_outcome_label": label(r.last_outcome, locale, OUTCOMES) if r.last_outcome else None,
-            "last_attempt_at": local_iso(r.last_at, tz),
-        }
-        for r in q.unreachable(session, scope, period.start, period.end)
-    ]
+    labels: dict[str, str] = {}
+    out = []
+    # plain tuples: thousands of rows at a chain's size, attribute access per value is measurable
+    for (task_id, site, specialty, procedure, milestone, due_at, status, n_attempts, last_outcome, last_at,
+         external_id, name, phone) in q.unreachable(session, scope, period.start, period.end):
+        if last_outcome and last_outcome not in labels:
+            labels[last_outcome] = label(last_outcome, locale, OUTCOMES)
+        out.append({
+            "task_id": task_id,
+            "patient_id": external_id,
+            "patient_name": name,
+            "phone": mask_phone(phone),
+            "site": site,
+            "procedure": f"{specialty}.{procedure}",
+            "milestone": milestone,
+            "due_at": local_iso(due_at, tz),
+            "status": status,
+            "attempts": int(n_attempts or 0),
+            "last_outcome": last_outcome,
+            "last_outcome_label": labels[last_outcome] if last_outcome else None,
+            "last_attempt_at": local_iso(last_at, tz),
+        })
+    return out
 
 
 def _suggestion_list(texts: list[Any], tz: ZoneInfo) -> list[dict[str, Any]]:

@@ -18,15 +18,29 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, false, func, literal, literal_column, or_, select
+from sqlalchemy import String, and_, case, false, func, literal, literal_column, or_, select, text
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.db import rollups
+from core.db.models import (
+    LEADS_PREDICATE,
+    Answer,
+    AnswerDay,
+    Attempt,
+    CallDay,
+    Complaint,
+    Episode,
+    Escalation,
+    Patient,
+    ReportSettings,
+    Task,
+    TaskDay,
+)
 
 REACHED = ("completed", "booked")
 ANSWERED = ("reached", "booked")  # the call outcomes answers are recorded with (core.calls)
@@ -181,7 +195,81 @@ def _count_columns(columns: Any) -> list[Any]:
 SALES = ("leads", "followed_up", "booked")
 
 
+def rollup_days(session: Session, boundaries: Sequence[datetime]) -> list[date] | None:
+    """The days of the per-day counts (core/db/rollups.py) the boundaries start, or None when one
+    of them is not a midnight of those days (a summer-time change, another timezone): then the
+    figures are counted from the rows."""
+    minutes = session.execute(select(ReportSettings.offset_minutes).where(ReportSettings.id == 1)).scalar()
+    return None if minutes is None else rollups.days_of(boundaries, minutes)
+
+
+def _sum_columns(c: Any, names: Iterable[str]) -> list[Any]:
+    return [func.sum(c[n]).label(n) for n in names]
+
+
 def task_summary(
+    session: Session, scope: Scope, boundaries: Sequence[datetime]
+) -> dict[tuple[int, str], dict[str, int]]:
+    """Every task count of consecutive periods, per (period index, site).
+
+    From the per-day counts when the periods are whole days of them, else from the
+    tasks in one grouped pass (:func:`task_summary_rows`); the same numbers either way.
+    """
+    days = rollup_days(session, boundaries)
+    if days is None:
+        return task_summary_rows(session, scope, boundaries)
+    names = (*COUNTS, "reached_attempts")
+    where = [TaskDay.day >= days[0], TaskDay.day < days[-1], TaskDay.site.in_(scope.sites)]
+    if scope.specialties:
+        where.append(TaskDay.specialty.in_(scope.specialties))
+    inner = (
+        select(_bucket(TaskDay.day, days).label("bucket"), TaskDay.site, *(TaskDay.__table__.c[n] for n in names))
+        .where(*where)
+        .subquery("days")
+    )
+    query = select(inner.c.bucket, inner.c.site, *_sum_columns(inner.c, names)).group_by(inner.c.bucket, inner.c.site)
+    out = {
+        (int(row["bucket"]), row["site"]): {**{k: _int(row[k]) for k in names}, **dict.fromkeys(SALES, 0)}
+        for row in session.execute(query).mappings()
+    }
+    for key, sales in _lead_summary(session, scope, boundaries).items():
+        out.setdefault(key, {**dict.fromkeys(names, 0), **dict.fromkeys(SALES, 0)}).update(sales)
+    return out
+
+
+def _lead_summary(
+    session: Session, scope: Scope, boundaries: Sequence[datetime]
+) -> dict[tuple[int, str], dict[str, int]]:
+    """Sales leads per (period index, site): distinct episodes, from the lead tasks' own index."""
+    pairs = [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+    if not pairs:
+        return {}
+    inner = (
+        select(
+            _bucket(Task.due_at, boundaries).label("bucket"),
+            Task.site,
+            Task.status,
+            Task.attempts.label("n_attempts"),
+            Task.episode_id.label("lead"),
+        )
+        .where(text(LEADS_PREDICATE), or_(*pairs), *_due_where(scope, boundaries[0], boundaries[-1]))
+        .subquery("leads")
+    )
+    c = inner.c
+    query = select(
+        c.bucket,
+        c.site,
+        func.count(func.distinct(c.lead)).label("leads"),
+        func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
+        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+    ).group_by(c.bucket, c.site)
+    return {
+        (int(row["bucket"]), row["site"]): {k: _int(row[k]) for k in SALES}
+        for row in session.execute(query).mappings()
+    }
+
+
+def task_summary_rows(
     session: Session, scope: Scope, boundaries: Sequence[datetime]
 ) -> dict[tuple[int, str], dict[str, int]]:
     """Every task count of consecutive periods, per (period index, site), in one grouped pass.
@@ -297,7 +385,51 @@ def answer_rows(
     return query.where(Attempt.at >= start, Attempt.at < end, *scope.call_filter()).subquery("ans")
 
 
+SCORES = ("n", "total", "top2", "promoters", "detractors")
+
+
+def _scale_and_headline_questions(scope: Scope) -> list[str]:
+    return sorted({OVERALL, RECOMMEND, *(k for keys in scope.scale_questions.values() for k in keys)})
+
+
 def answer_summary(
+    session: Session, scope: Scope, boundaries: Sequence[datetime]
+) -> dict[tuple[int, str, str, str, str], dict[str, float]]:
+    """The scored answers of consecutive periods: from the per-day counts when the periods are
+    whole days of them, else from the answers (:func:`answer_summary_rows`)."""
+    days = rollup_days(session, boundaries)
+    if days is None:
+        return answer_summary_rows(session, scope, boundaries)
+    A = AnswerDay
+    where = [A.day >= days[0], A.day < days[-1], A.site.in_(scope.sites),
+             A.question.in_(_scale_and_headline_questions(scope))]
+    if scope.specialties:
+        where.append(A.specialty.in_(scope.specialties))
+    inner = (
+        select(_bucket(A.day, days).label("bucket"), A.site, A.specialty, A.question, A.dimension,
+               *(A.__table__.c[n] for n in SCORES))
+        .where(*where)
+        .subquery("days")
+    )
+    c = inner.c
+    query = (
+        select(c.bucket, c.site, c.specialty, c.question, c.dimension, *_sum_columns(c, SCORES))
+        .group_by(c.bucket, c.site, c.specialty, c.question, c.dimension)
+        .having(func.sum(c.n) > 0)
+    )
+    return {
+        (int(row["bucket"]), row["site"], row["specialty"], row["question"], row["dimension"]): {
+            "n": _int(row["n"]),
+            "total": float(row["total"] or 0),
+            "top2": _int(row["top2"]),
+            "promoters": _int(row["promoters"]),
+            "detractors": _int(row["detractors"]),
+        }
+        for row in session.execute(query).mappings()
+    }
+
+
+def answer_summary_rows(
     session: Session, scope: Scope, boundaries: Sequence[datetime]
 ) -> dict[tuple[int, str, str, str, str], dict[str, float]]:
     """The scored answers of consecutive periods in one grouped pass.
@@ -307,7 +439,7 @@ def answer_summary(
     overall satisfaction rate, NPS and satisfaction per dimension of every period
     and site are sums of these groups.
     """
-    questions = {OVERALL, RECOMMEND, *(k for keys in scope.scale_questions.values() for k in keys)}
+    questions = _scale_and_headline_questions(scope)
     inner = (
         select(
             _bucket(Attempt.at, boundaries).label("bucket"),
@@ -324,7 +456,7 @@ def answer_summary(
             Attempt.at >= boundaries[0],
             Attempt.at < boundaries[-1],
             Answer.number.is_not(None),
-            Answer.question.in_(sorted(questions)),
+            Answer.question.in_(questions),
             *scope.call_filter(),
         )
         .subquery("ans")
@@ -584,7 +716,35 @@ def sales_figures(counts: dict[str, int]) -> dict[str, Any]:
 def coordinator_figures(
     session: Session, scope: Scope, day_starts: Sequence[datetime]
 ) -> list[dict[str, Any]]:
-    """Attempts and reached calls per coordinator; calling hours = per-day spans (min 1 h)."""
+    """Attempts and reached calls per coordinator; calling hours = per-day spans (min 1 h).
+
+    From the per-day counts when the days are theirs, else from the calls.
+    """
+    days = rollup_days(session, day_starts)
+    if days is None:
+        query = _coordinator_rows(scope, day_starts)
+    else:
+        where = [CallDay.day >= days[0], CallDay.day < days[-1], CallDay.site.in_(scope.sites)]
+        if scope.specialties:
+            where.append(CallDay.specialty.in_(scope.specialties))
+        query = (
+            select(
+                CallDay.by,
+                CallDay.day,
+                func.sum(CallDay.attempts).label("attempts"),
+                func.sum(CallDay.reached).label("reached"),
+                func.min(CallDay.first_at).label("first"),
+                func.max(CallDay.last_at).label("last"),
+            )
+            .where(*where)
+            .group_by(CallDay.by, CallDay.day)
+            .having(func.sum(CallDay.attempts) > 0)
+        )
+    return _coordinator_totals(session, query)
+
+
+def _coordinator_rows(scope: Scope, day_starts: Sequence[datetime]) -> Any:
+    """The calls per coordinator and day, counted from the calls."""
     start, end = day_starts[0], day_starts[-1]
     base = select(
         Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day")
@@ -600,34 +760,38 @@ def coordinator_figures(
         func.min(base.c.at).label("first"),
         func.max(base.c.at).label("last"),
     ).group_by(base.c.by, base.c.day)
-    totals: dict[str, dict[str, Any]] = {}
-    for row in session.execute(query).mappings():
-        entry = totals.setdefault(
-            row["by"], {"coordinator": row["by"], "attempts": 0, "reached": 0, "hours": 0.0}
-        )
-        entry["attempts"] += _int(row["attempts"])
-        entry["reached"] += _int(row["reached"])
-        first, last = row["first"], row["last"]
-        span = (_aware(last) - _aware(first)).total_seconds() / 3600 if first and last else 0.0
-        entry["hours"] += max(1.0, span)
+    return query
+
+
+def _hours(session: Session, first: Any, last: Any) -> ColumnElement[float]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", last - first) / 3600.0
+    return (func.julianday(last) - func.julianday(first)) * 24.0
+
+
+def _coordinator_totals(session: Session, per_day: Any) -> list[dict[str, Any]]:
+    """Per coordinator: the sums of ``per_day`` (by, day, attempts, reached, first, last) and the
+    calling hours, each day's span from the first call to the last, at least 1 h; in SQL."""
+    d = per_day.subquery("per_day")
+    span = _hours(session, d.c.first, d.c.last)
+    query = select(
+        d.c.by,
+        func.sum(d.c.attempts).label("attempts"),
+        func.sum(d.c.reached).label("reached"),
+        func.sum(case((span > 1.0, span), else_=1.0)).label("hours"),
+    ).group_by(d.c.by)
     out = []
-    for entry in sorted(totals.values(), key=lambda e: (-e["attempts"], e["coordinator"])):
-        hours = entry.pop("hours")
-        out.append(
-            {
-                **entry,
-                "calling_hours": round(hours, 2),
-                "calls_per_hour": rate(entry["attempts"], hours, 2),
-            }
-        )
+    for by, attempts, reached, hours in session.execute(query).all():
+        hours = float(hours or 0)
+        out.append({
+            "coordinator": by,
+            "attempts": _int(attempts),
+            "reached": _int(reached),
+            "calling_hours": round(hours, 2),
+            "calls_per_hour": rate(_int(attempts), hours, 2),
+        })
+    out.sort(key=lambda e: (-e["attempts"], e["coordinator"]))
     return out
-
-
-def _aware(moment: Any) -> datetime:
-    """Aggregates of a UTC column come back typed; guard raw SQLite text anyway."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[Any]:

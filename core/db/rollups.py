@@ -1,0 +1,431 @@
+"""Per-day counts the reports read instead of the rows: kept by the database itself.
+
+A report sums three small tables (one row per day, site, specialty and a few more
+keys) instead of reading a million tasks and two million calls:
+
+``report_task_days``
+    the counted tasks (not cancelled, suppressed or expired) due that day: due,
+    attempted, reached, reached in window, unsuccessful, refused, wrong number, open,
+    and the attempts of the reached ones;
+``report_call_days``
+    the calls made that day per coordinator: how many, how many reached the
+    patient, the first and the last (calling hours);
+``report_answer_days``
+    the scored answers given that day (in calls that reached the patient) per
+    question and dimension: n, sum, 4–5, 9–10, 0–6.
+
+Triggers written here keep them exact on every insert, update and delete of
+tasks, attempts and answers, whoever writes (the framework, an import, a
+migration, someone's SQL): SQLite with row triggers, PostgreSQL with statement
+triggers over transition tables, so a ``COPY`` of 2,000 tasks adds one grouped
+upsert, not 2,000. An update that changes no count (a claim) changes no day row.
+
+A *day* is the UTC instant shifted by ``report_settings.offset_minutes`` (the
+chain's UTC offset, 480 for China). A report uses the day rows only when each of
+its boundaries is a midnight at that offset (always, for a timezone without
+summer time); otherwise it counts the rows themselves (``core.reports.queries``).
+``followup db upgrade`` sets the offset from the chain's timezone and rebuilds
+the tables when it changes (:func:`ensure_offset`).
+
+Two things are taken as never changing once written, as the framework never
+changes them: a task's site and specialty as seen by its calls and answers (a
+call's day rows use the task's specialty). :func:`verify` compares the tables
+with a recount and :func:`rebuild` recounts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from core.db.models import UTCDateTime
+
+NOT_DUE = ("cancelled", "suppressed", "expired")
+REACHED = ("completed", "booked")  # final task statuses of a reached patient
+ANSWERED = ("reached", "booked")  # call outcomes recorded with answers
+CALL_REACHED = ("completed", "booked", "reached")  # call outcomes counted as reached per coordinator
+DEFAULT_OFFSET = 480  # minutes east of UTC: China Standard Time
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    table: str
+    keys: tuple[str, ...]
+    counts: tuple[str, ...]  # summed
+    extremes: tuple[tuple[str, str], ...] = ()  # (column, "min" | "max")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.keys + self.counts + tuple(c for c, _ in self.extremes)
+
+
+TASKS = Rollup(
+    "report_task_days",
+    ("day", "site", "specialty"),
+    ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open",
+     "reached_attempts"),
+)
+CALLS = Rollup(
+    "report_call_days",
+    ("day", "site", "specialty", "by"),
+    ("attempts", "reached"),
+    (("first_at", "min"), ("last_at", "max")),
+)
+ANSWERS = Rollup(
+    "report_answer_days",
+    ("day", "site", "specialty", "question", "dimension"),
+    ("n", "total", "top2", "promoters", "detractors"),
+)
+ROLLUPS = (TASKS, CALLS, ANSWERS)
+
+
+class Dialect:
+    """The few SQL spellings that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.pg = name == "postgresql"
+
+    def day(self, instant: str) -> str:
+        """The rollup day of a UTC instant column (``c`` is report_settings)."""
+        if self.pg:
+            return f"CAST({instant} + make_interval(mins => c.offset_minutes) AS DATE)"
+        return f"date({instant}, c.offset_minutes || ' minutes')"
+
+    def day_start(self, day: str, days: int = 0) -> str:
+        """The UTC instant a rollup day starts (``days`` later)."""
+        if self.pg:
+            return f"(CAST({day} AS TIMESTAMP) + make_interval(days => {days}, mins => -c.offset_minutes))"
+        return f"datetime({day}, '{days:+d} days', (-c.offset_minutes) || ' minutes')"
+
+    def q(self, name: str) -> str:
+        return f'"{name}"'
+
+
+# -- what each rollup counts, from base rows -------------------------------------------------------
+# The base row is ``s`` (a task, an attempt or an answer; ``a`` is an answer's attempt): a table
+# alias when ``rel`` (a table or a transition table) is given, else a SQLite trigger's NEW or OLD.
+# ``c`` is the settings row. ``sign`` is "" to add and "-" to subtract.
+
+
+def _select(d: Dialect, rollup: Rollup, exprs: list[str], froms: list[str], where: list[str]) -> str:
+    assert len(exprs) == len(rollup.columns)
+    columns = ", ".join(f"{e} AS {d.q(c)}" for e, c in zip(exprs, rollup.columns, strict=True))
+    return f"SELECT {columns} FROM {', '.join([*froms, 'report_settings c'])} WHERE {' AND '.join(['c.id = 1', *where])}"
+
+
+def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s") -> str:
+    reached = f"{s}.status IN {_in(REACHED)}"
+    on_time = f"{reached} AND {s}.completed_at >= {s}.window_start AND {s}.completed_at <= {s}.window_end"
+
+    def flag(cond: str) -> str:
+        return f"{sign}(CASE WHEN {cond} THEN 1 ELSE 0 END)"
+
+    exprs = [
+        d.day(f"{s}.due_at"), f"{s}.site", f"{s}.specialty",
+        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time), flag(f"{s}.status = 'unsuccessful'"),
+        flag(f"{s}.status = 'refused'"), flag(f"{s}.status = 'wrong_number'"), flag(f"{s}.status = 'open'"),
+        f"{sign}(CASE WHEN {reached} THEN {s}.attempts ELSE 0 END)",
+    ]
+    return _select(d, TASKS, exprs, [f"{rel} s"] if rel else [], [f"{s}.status NOT IN {_in(NOT_DUE)}"])
+
+
+def _call_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s") -> str:
+    extreme = ("CAST(NULL AS TIMESTAMP)" if d.pg else "NULL") if sign else f"{s}.at"
+    exprs = [
+        d.day(f"{s}.at"), f"{s}.site", "t.specialty", f"{s}.{d.q('by')}", f"{sign}1",
+        f"{sign}(CASE WHEN {s}.outcome IN {_in(CALL_REACHED)} THEN 1 ELSE 0 END)", extreme, extreme,
+    ]
+    return _select(d, CALLS, exprs, [*([f"{rel} s"] if rel else []), "tasks t"], [f"t.id = {s}.task_id"])
+
+
+def _answer_source(d: Dialect, sign: str, *, answers: str | None = None, attempts: str | None = None,
+                   s: str = "s", a: str = "a") -> str:
+    """``answers`` and ``attempts``: relations (else ``s`` / ``a`` are a trigger's NEW or OLD)."""
+    exprs = [
+        d.day(f"{a}.at"), f"{a}.site", "t.specialty", f"{s}.question", f"COALESCE({s}.dimension, {s}.question)",
+        f"{sign}1", f"{sign}{s}.number", f"{sign}(CASE WHEN {s}.number >= 4 THEN 1 ELSE 0 END)",
+        f"{sign}(CASE WHEN {s}.number >= 9 THEN 1 ELSE 0 END)", f"{sign}(CASE WHEN {s}.number <= 6 THEN 1 ELSE 0 END)",
+    ]
+    froms = [*([f"{answers} s"] if answers else []), *([f"{attempts} a"] if attempts else []), "tasks t"]
+    where = [f"{a}.id = {s}.attempt_id", f"t.id = {s}.task_id", f"{s}.number IS NOT NULL",
+             f"{a}.outcome IN {_in(ANSWERED)}"]
+    return _select(d, ANSWERS, exprs, froms, where)
+
+
+def _sets(rollup: Rollup, d: Dialect) -> str:
+    r = rollup.table  # no alias: SQLite refuses one inside a trigger
+    sets = [f"{d.q(c)} = {r}.{d.q(c)} + excluded.{d.q(c)}" for c in rollup.counts]
+    for c, fn in rollup.extremes:
+        better = "<" if fn == "min" else ">"
+        sets.append(f"{d.q(c)} = CASE WHEN {r}.{d.q(c)} IS NULL OR excluded.{d.q(c)} {better} {r}.{d.q(c)} "
+                    f"THEN excluded.{d.q(c)} ELSE {r}.{d.q(c)} END")
+    return ", ".join(sets)
+
+
+def _upsert(d: Dialect, rollup: Rollup, sources: list[str]) -> str:
+    """Add the (signed) rows of ``sources`` to ``rollup``, grouped by its keys (PostgreSQL: one
+    statement per trigger; groups whose counts all cancel out, as in a claim, are left alone)."""
+    names = ", ".join(d.q(c) for c in rollup.columns)
+    keys = ", ".join(d.q(k) for k in rollup.keys)
+    agg = [d.q(k) for k in rollup.keys]
+    agg += [f"SUM({d.q(c)})" for c in rollup.counts]
+    agg += [f"{fn.upper()}({d.q(c)})" for c, fn in rollup.extremes]
+    changed = " OR ".join(f"SUM({d.q(c)}) <> 0" for c in rollup.counts)
+    return (
+        f"INSERT INTO {rollup.table} ({names}) "
+        f"SELECT {', '.join(agg)} FROM ({' UNION ALL '.join(sources)}) AS d GROUP BY {keys} HAVING {changed} "
+        f"ORDER BY {keys} "  # the same lock order in every transaction
+        f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}"
+    )
+
+
+def _upsert_row(d: Dialect, rollup: Rollup, source: str) -> str:
+    """SQLite, one row at a time: add what ``source`` selects (it ends with WHERE, as upsert needs)."""
+    names = ", ".join(d.q(c) for c in rollup.columns)
+    keys = ", ".join(d.q(k) for k in rollup.keys)
+    return f"INSERT INTO {rollup.table} ({names}) {source} ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}"
+
+
+def _recount_extremes(d: Dialect, *, rel: str | None = None, s: str = "s") -> str:
+    """After calls were removed or changed: first and last call again for the day rows they were in."""
+    by, r = d.q("by"), CALLS.table  # no alias: SQLite refuses one inside a trigger
+    scope = (f"FROM attempts x JOIN tasks y ON y.id = x.task_id, report_settings c "
+             f"WHERE c.id = 1 AND x.site = {r}.site AND x.{by} = {r}.{by} "
+             f"AND y.specialty = {r}.specialty AND x.at >= {d.day_start(f'{r}.day')} "
+             f"AND x.at < {d.day_start(f'{r}.day', 1)}")
+    froms = ", ".join([*([f"{rel} s"] if rel else []), "tasks t", "report_settings c"])
+    touched = (f"SELECT {d.day(f'{s}.at')}, {s}.site, t.specialty, {s}.{by} FROM {froms} "
+               f"WHERE c.id = 1 AND t.id = {s}.task_id")
+    keys = f"({r}.day, {r}.site, {r}.specialty, {r}.{by})"
+    return (f"UPDATE {r} SET first_at = (SELECT MIN(x.at) {scope}), last_at = (SELECT MAX(x.at) {scope}) "
+            f"WHERE {keys} IN ({touched})")
+
+
+# -- triggers ---------------------------------------------------------------------------------------
+TASK_COLUMNS = ("status", "attempts", "due_at", "completed_at", "window_start", "window_end", "site", "specialty")
+CALL_COLUMNS = ("task_id", "at", "site", "by", "outcome")
+ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "number")
+# Scheduling creates tasks spread over a year of days: row by row that is one day row updated per
+# task. It defers (``report_settings.deferred``, inside its own transaction) and adds its tasks
+# once at the end, grouped (:func:`deferred`).
+NOT_DEFERRED = "(SELECT deferred FROM report_settings WHERE id = 1) = 0"
+
+
+def _changed(columns: Iterable[str], d: Dialect) -> str:
+    return " OR ".join(f"OLD.{d.q(c)} IS NOT NEW.{d.q(c)}" for c in columns)
+
+
+def _sqlite_triggers() -> list[str]:
+    d = Dialect("sqlite")
+    out = []
+
+    def trigger(name: str, event: str, table: str, body: list[str], when: str | None = None) -> None:
+        condition = f" WHEN {when}" if when else ""
+        out.append(f"CREATE TRIGGER {name} AFTER {event} ON {table}{condition} BEGIN " + "; ".join(body) + "; END")
+
+    def up(rollup: Rollup, source: str) -> str:
+        return _upsert_row(d, rollup, source)
+
+    trigger("trg_tasks_rollup_ins", "INSERT", "tasks", [up(TASKS, _task_source(d, "", s="NEW"))], NOT_DEFERRED)
+    trigger("trg_tasks_rollup_upd", f"UPDATE OF {', '.join(TASK_COLUMNS)}", "tasks",
+            [up(TASKS, _task_source(d, "-", s="OLD")), up(TASKS, _task_source(d, "", s="NEW"))],
+            _changed(TASK_COLUMNS, d))
+    trigger("trg_tasks_rollup_del", "DELETE", "tasks", [up(TASKS, _task_source(d, "-", s="OLD"))])
+
+    trigger("trg_attempts_rollup_ins", "INSERT", "attempts", [up(CALLS, _call_source(d, "", s="NEW"))])
+    trigger("trg_attempts_rollup_upd", f"UPDATE OF {', '.join(d.q(c) for c in CALL_COLUMNS)}", "attempts", [
+        up(CALLS, _call_source(d, "-", s="OLD")), up(CALLS, _call_source(d, "", s="NEW")),
+        _recount_extremes(d, s="OLD"),
+        # the answers given in this call move with it (day, site, outcome)
+        up(ANSWERS, _answer_source(d, "-", answers="answers", a="OLD")),
+        up(ANSWERS, _answer_source(d, "", answers="answers", a="NEW")),
+    ], _changed(CALL_COLUMNS, d))
+    trigger("trg_attempts_rollup_del", "DELETE", "attempts",
+            [up(CALLS, _call_source(d, "-", s="OLD")), _recount_extremes(d, s="OLD")])
+
+    trigger("trg_answers_rollup_ins", "INSERT", "answers", [up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW"))])
+    trigger("trg_answers_rollup_upd", f"UPDATE OF {', '.join(ANSWER_COLUMNS)}", "answers", [
+        up(ANSWERS, _answer_source(d, "-", attempts="attempts", s="OLD")),
+        up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW")),
+    ], _changed(ANSWER_COLUMNS, d))
+    trigger("trg_answers_rollup_del", "DELETE", "answers",
+            [up(ANSWERS, _answer_source(d, "-", attempts="attempts", s="OLD"))])
+    return out
+
+
+def _pg_triggers() -> list[str]:
+    d = Dialect("postgresql")
+    out = []
+
+    def trigger(table: str, event: str, referencing: str, body: list[str], when: str | None = None) -> None:
+        name = f"trg_{table}_rollup_{event.lower()[:3]}"
+        statements = "".join(f"{s};\n" for s in body)
+        if when:
+            statements = f"IF {when} THEN\n{statements}END IF;\n"
+        out.append(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$\nBEGIN\n"
+                   f"{statements}RETURN NULL;\nEND\n$fn$")
+        out.append(f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {referencing} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()")
+
+    new, old, both = "NEW TABLE AS new_rows", "OLD TABLE AS old_rows", "OLD TABLE AS old_rows NEW TABLE AS new_rows"
+    trigger("tasks", "INSERT", new, [_upsert(d, TASKS, [_task_source(d, "", rel="new_rows")])], NOT_DEFERRED)
+    trigger("tasks", "UPDATE", both, [_upsert(d, TASKS, [_task_source(d, "-", rel="old_rows"),
+                                                          _task_source(d, "", rel="new_rows")])])
+    trigger("tasks", "DELETE", old, [_upsert(d, TASKS, [_task_source(d, "-", rel="old_rows")])])
+    trigger("attempts", "INSERT", new, [_upsert(d, CALLS, [_call_source(d, "", rel="new_rows")])])
+    trigger("attempts", "UPDATE", both, [
+        _upsert(d, CALLS, [_call_source(d, "-", rel="old_rows"), _call_source(d, "", rel="new_rows")]),
+        _recount_extremes(d, rel="old_rows"),
+        _upsert(d, ANSWERS, [_answer_source(d, "-", answers="answers", attempts="old_rows"),
+                             _answer_source(d, "", answers="answers", attempts="new_rows")]),
+    ])
+    trigger("attempts", "DELETE", old, [
+        _upsert(d, CALLS, [_call_source(d, "-", rel="old_rows")]), _recount_extremes(d, rel="old_rows"),
+    ])
+    trigger("answers", "INSERT", new, [_upsert(d, ANSWERS, [_answer_source(d, "", answers="new_rows",
+                                                                            attempts="attempts")])])
+    trigger("answers", "UPDATE", both, [_upsert(d, ANSWERS, [
+        _answer_source(d, "-", answers="old_rows", attempts="attempts"),
+        _answer_source(d, "", answers="new_rows", attempts="attempts")])])
+    trigger("answers", "DELETE", old, [_upsert(d, ANSWERS, [_answer_source(d, "-", answers="old_rows",
+                                                                            attempts="attempts")])])
+    return out
+
+
+def create_triggers(conn: Connection) -> None:
+    statements = _pg_triggers() if conn.dialect.name == "postgresql" else _sqlite_triggers()
+    for sql in statements:
+        conn.exec_driver_sql(sql)
+
+
+def drop_triggers(conn: Connection) -> None:
+    for table in ("tasks", "attempts", "answers"):
+        for event in ("ins", "upd", "del"):
+            name = f"trg_{table}_rollup_{event}"
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+                conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
+            else:
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+
+# -- recount, check, offset -------------------------------------------------------------------------
+def _recount_selects(d: Dialect) -> dict[str, str]:
+    """Each rollup recounted from the base tables, as a grouped SELECT (no zero rows)."""
+    out = {}
+    for rollup, source in ((TASKS, _task_source(d, "", rel="tasks")), (CALLS, _call_source(d, "", rel="attempts")),
+                           (ANSWERS, _answer_source(d, "", answers="answers", attempts="attempts"))):
+        keys = ", ".join(d.q(k) for k in rollup.keys)
+        agg = [d.q(k) for k in rollup.keys] + [f"SUM({d.q(c)})" for c in rollup.counts]
+        agg += [f"{fn.upper()}({d.q(c)})" for c, fn in rollup.extremes]
+        out[rollup.table] = f"SELECT {', '.join(agg)} FROM ({source}) AS d GROUP BY {keys}"
+    return out
+
+
+def rebuild(conn: Connection) -> None:
+    """Recount every rollup from the tasks, attempts and answers (inside the caller's transaction)."""
+    d = Dialect(conn.dialect.name)
+    for rollup in ROLLUPS:
+        conn.exec_driver_sql(f"DELETE FROM {rollup.table}")
+        names = ", ".join(d.q(c) for c in rollup.columns)
+        conn.exec_driver_sql(f"INSERT INTO {rollup.table} ({names}) {_recount_selects(d)[rollup.table]}")
+
+
+def verify(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows where a rollup and a recount disagree, per table (empty: all agree).
+
+    Rows whose counts are all zero are the same as no row.
+    """
+    d = Dialect(conn.dialect.name)
+    recount = _recount_selects(d)
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for rollup in ROLLUPS:
+        names = ", ".join(d.q(c) for c in rollup.columns)
+        nonzero = " OR ".join(f"{d.q(c)} <> 0" for c in rollup.counts)
+        stored = conn.exec_driver_sql(f"SELECT {names} FROM {rollup.table} WHERE {nonzero}").all()
+        fresh = conn.exec_driver_sql(recount[rollup.table]).all()
+        norm = _normalizer(rollup)
+        a, b = {norm(r) for r in stored}, {norm(r) for r in fresh}
+        if a != b:
+            out[rollup.table] = sorted(a ^ b, key=repr)
+    return out
+
+
+def _normalizer(rollup: Rollup) -> Callable[[Any], tuple[Any, ...]]:
+    n_keys, n_counts = len(rollup.keys), len(rollup.counts)
+
+    def norm(row: Any) -> tuple[Any, ...]:
+        values = list(row)
+        values[0] = values[0] if isinstance(values[0], str) else values[0].isoformat()
+        for i in range(n_keys, n_keys + n_counts):
+            values[i] = round(float(values[i] or 0), 6)
+        for i in range(n_keys + n_counts, len(values)):
+            v = values[i]
+            values[i] = v if v is None or isinstance(v, str) else v.isoformat(sep=" ", timespec="microseconds")
+        return tuple(values)
+
+    return norm
+
+
+@contextmanager
+def deferred(conn: Connection, created_at: datetime) -> Iterator[None]:
+    """Tasks created inside (by one scheduling run, all stamped ``created_at``) are added to the
+    day rows once, grouped, at the end, instead of one day row updated per task.
+
+    Only the caller's transaction sees ``deferred = 1``: every other writer's tasks are counted by
+    the triggers as usual. On PostgreSQL the flag's row lock also makes two scheduling runs take
+    turns. An error inside leaves the transaction to be rolled back, flag included.
+    """
+    conn.execute(text("UPDATE report_settings SET deferred = 1 WHERE id = 1"))
+    before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tasks")).scalar_one()
+    yield
+    d = Dialect(conn.dialect.name)
+    ours = f"(SELECT * FROM tasks WHERE id > {int(before)} AND created_at = :stamp)"
+    stmt = text(_upsert(d, TASKS, [_task_source(d, "", rel=ours)])).bindparams(
+        bindparam("stamp", type_=UTCDateTime())
+    )
+    conn.execute(stmt, {"stamp": created_at})
+    conn.execute(text("UPDATE report_settings SET deferred = 0 WHERE id = 1"))
+
+
+def offset(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SELECT offset_minutes FROM report_settings WHERE id = 1").scalar_one())
+
+
+def set_offset(conn: Connection, minutes: int) -> bool:
+    """Count days at ``minutes`` east of UTC; recounts everything when that changes. True if it did."""
+    if offset(conn) == minutes:
+        return False
+    conn.exec_driver_sql(f"UPDATE report_settings SET offset_minutes = {int(minutes)} WHERE id = 1")
+    rebuild(conn)
+    return True
+
+
+def zone_offset(tz: Any, at: datetime | None = None) -> int:
+    """The offset (minutes) of ``tz`` at ``at`` (default: now)."""
+    moment = (at or datetime.now(tz)).astimezone(tz)
+    delta = moment.utcoffset() or timedelta(0)
+    return int(delta.total_seconds() // 60)
+
+
+def days_of(boundaries: Iterable[datetime], minutes: int) -> list[date] | None:
+    """The rollup days the instants start, or None if one is not a midnight at ``minutes`` east of UTC."""
+    out = []
+    shift = timedelta(minutes=minutes)
+    for b in boundaries:
+        moved = b.astimezone(UTC).replace(tzinfo=None) + shift
+        if moved.hour or moved.minute or moved.second or moved.microsecond:
+            return None
+        out.append(moved.date())
+    return out
