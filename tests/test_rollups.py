@@ -227,3 +227,14 @@ def test_0004_counts_what_is_already_there(cli, db_url, tmp_path):  # type: igno
 
 def test_now_is_the_reports_test_now():  # keeps NOW imported for readers of this file
     assert json.loads(json.dumps(NOW)) == NOW
+
+
+def test_db_recount_checks_and_repairs(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    build(cli, db_url, tmp_path)
+    assert "agree" in cli("db", "recount", "--check", db=db_url).output
+    with get_engine(db_url).begin() as conn:  # a restore that lost some day rows
+        conn.execute(text("DELETE FROM report_task_days WHERE site = 'SH-DENT'"))
+    broken = cli("db", "recount", "--check", db=db_url, ok=False)
+    assert broken.exit_code == 1 and "report_task_days" in broken.output
+    cli("db", "recount", db=db_url)
+    assert _verify(db_url) == {}

@@ -217,8 +217,8 @@ TASK_COLUMNS = ("status", "attempts", "due_at", "completed_at", "window_start", 
 CALL_COLUMNS = ("task_id", "at", "site", "by", "outcome")
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "number")
 # Scheduling creates tasks spread over a year of days: row by row that is one day row updated per
-# task. It defers (``report_settings.deferred``, inside its own transaction) and adds its tasks
-# once at the end, grouped (:func:`deferred`).
+# task. It defers, inside its own transaction, and adds its tasks once at the end, grouped
+# (:func:`deferred`).
 NOT_DEFERRED = "(SELECT deferred FROM report_settings WHERE id = 1) = 0"
 
 
@@ -237,7 +237,7 @@ def _sqlite_triggers() -> list[str]:
     def up(rollup: Rollup, source: str) -> str:
         return _upsert_row(d, rollup, source)
 
-    trigger("trg_tasks_rollup_ins", "INSERT", "tasks", [up(TASKS, _task_source(d, "", s="NEW"))], NOT_DEFERRED)
+    trigger("trg_tasks_rollup_ins", "INSERT", "tasks", [up(TASKS, _task_source(d, "", s="NEW"))])
     trigger("trg_tasks_rollup_upd", f"UPDATE OF {', '.join(TASK_COLUMNS)}", "tasks",
             [up(TASKS, _task_source(d, "-", s="OLD")), up(TASKS, _task_source(d, "", s="NEW"))],
             _changed(TASK_COLUMNS, d))
@@ -383,20 +383,30 @@ def deferred(conn: Connection, created_at: datetime) -> Iterator[None]:
     """Tasks created inside (by one scheduling run, all stamped ``created_at``) are added to the
     day rows once, grouped, at the end, instead of one day row updated per task.
 
-    Only the caller's transaction sees ``deferred = 1``: every other writer's tasks are counted by
-    the triggers as usual. On PostgreSQL the flag's row lock also makes two scheduling runs take
-    turns. An error inside leaves the transaction to be rolled back, flag included.
+    Only the caller's transaction skips the per-task counting; every other writer's tasks are
+    counted by the triggers as usual. SQLite (one writer at a time) drops the insert trigger
+    and creates it again, both inside the transaction: checking a flag would cost each insert a
+    lookup. PostgreSQL sets ``report_settings.deferred``, whose row lock also makes two
+    scheduling runs take turns. An error inside leaves the transaction to be rolled back, and
+    with it the trigger or the flag.
     """
-    conn.execute(text("UPDATE report_settings SET deferred = 1 WHERE id = 1"))
+    d = Dialect(conn.dialect.name)
+    insert_trigger = "trg_tasks_rollup_ins"
+    if d.pg:
+        conn.execute(text("UPDATE report_settings SET deferred = 1 WHERE id = 1"))
+    else:
+        conn.exec_driver_sql(f"DROP TRIGGER {insert_trigger}")
     before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tasks")).scalar_one()
     yield
-    d = Dialect(conn.dialect.name)
     ours = f"(SELECT * FROM tasks WHERE id > {int(before)} AND created_at = :stamp)"
     stmt = text(_upsert(d, TASKS, [_task_source(d, "", rel=ours)])).bindparams(
         bindparam("stamp", type_=UTCDateTime())
     )
     conn.execute(stmt, {"stamp": created_at})
-    conn.execute(text("UPDATE report_settings SET deferred = 0 WHERE id = 1"))
+    if d.pg:
+        conn.execute(text("UPDATE report_settings SET deferred = 0 WHERE id = 1"))
+    else:
+        conn.exec_driver_sql(next(sql for sql in _sqlite_triggers() if f" {insert_trigger} " in sql))
 
 
 def offset(conn: Connection) -> int:

@@ -93,23 +93,27 @@ class Summary:
     tasks: dict[tuple[int, str], dict[str, int]]
     answers: dict[tuple[int, str, str, str, str], dict[str, float]]
 
+    def __post_init__(self) -> None:
+        # per (period, site): a report asks for every site's figures, each in one lookup
+        self._answers: dict[tuple[int, str], list[tuple[str, str, str, dict[str, float]]]] = {}
+        for (b, s, spec, question, dim), v in self.answers.items():
+            self._answers.setdefault((b, s), []).append((spec, question, dim, v))
+
     def counts(self, bucket: int, site: str | None = None) -> dict[str, int]:
-        return q.add_counts(
-            c for (b, s), c in self.tasks.items() if b == bucket and (site is None or s == site)
-        )
+        if site is not None:
+            return dict(self.tasks.get((bucket, site), {}))
+        return q.add_counts(c for (b, _), c in self.tasks.items() if b == bucket)
+
+    def _answer_groups(self, bucket: int, site: str | None) -> list[tuple[str, str, str, dict[str, float]]]:
+        if site is not None:
+            return self._answers.get((bucket, site), [])
+        return [g for (b, _), groups in self._answers.items() if b == bucket for g in groups]
 
     def scores(self, bucket: int, site: str | None = None) -> dict[str, Any]:
-        return q.scores_headline(
-            (question, v)
-            for (b, s, _, question, _), v in self.answers.items()
-            if b == bucket and (site is None or s == site)
-        )
+        return q.scores_headline((question, v) for _, question, _, v in self._answer_groups(bucket, site))
 
     def satisfaction(self, scope: q.Scope, bucket: int) -> list[dict[str, Any]]:
-        return q.satisfaction_rows(
-            scope,
-            ((spec, question, dim, v) for (b, _, spec, question, dim), v in self.answers.items() if b == bucket),
-        )
+        return q.satisfaction_rows(scope, self._answer_groups(bucket, None))
 
 
 def summarize(session: Session, req: ReportRequest) -> tuple[list[Period], Summary]:
@@ -234,7 +238,8 @@ def breakdown(
     by = req.by
     assert by is not None
     start, end = req.period.start, req.period.end
-    base = q.due_rows(req.scope, start, end, last=by == "coordinator", doctor=by == "staff")
+    pg = session.get_bind().dialect.name == "postgresql"
+    base = q.due_rows(req.scope, start, end, last=by == "coordinator", doctor=by == "staff", pg=pg)
     answers = q.answer_rows(session, req.scope, start, end, doctor=by == "staff")
     tasks = q.task_figures(session, base, by)
     scores = q.answer_headline(session, answers, by)
@@ -283,8 +288,8 @@ def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: 
     labels: dict[str, str] = {}
     out = []
     # plain tuples: thousands of rows at a chain's size, attribute access per value is measurable
-    for (task_id, site, specialty, procedure, milestone, due_at, status, n_attempts, last_outcome, last_at,
-         external_id, name, phone) in q.unreachable(session, scope, period.start, period.end):
+    for (task_id, site, specialty, procedure, milestone, due_at, status, n_attempts, external_id, name, phone,
+         last_outcome, last_at) in q.unreachable(session, scope, period.start, period.end):
         if last_outcome and last_outcome not in labels:
             labels[last_outcome] = label(last_outcome, locale, OUTCOMES)
         out.append({

@@ -21,7 +21,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, case, false, func, literal, literal_column, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -126,15 +142,29 @@ def _due_where(scope: Scope, start: datetime, end: datetime) -> list[ColumnEleme
     return [Task.due_at >= start, Task.due_at < end, Task.status.notin_(NOT_DUE), *scope.task_filter()]
 
 
-def _last_attempt_id() -> Any:
-    """The task's latest attempt (``attempts(task_id)`` index), evaluated only for the rows that need it."""
-    return (
-        select(func.max(Attempt.id)).where(Attempt.task_id == Task.id).correlate(Task).scalar_subquery()
-    )
+def _with_last_attempt(query: Any, pg: bool) -> tuple[Any, Any]:
+    """``query`` (over tasks) outer-joined to each task's latest attempt, looked up by the
+    ``attempts(task_id)`` index only for the rows that need it; returns (query, attempt columns).
+
+    PostgreSQL takes a LATERAL subquery (joined on ``max(id)`` it hashes every attempt of the
+    table); SQLite, which has no LATERAL, loops over the few candidate tasks either way.
+    """
+    if pg:
+        latest = (
+            select(Attempt.by, Attempt.outcome, Attempt.at)
+            .where(Attempt.task_id == Task.id)
+            .order_by(Attempt.id.desc())
+            .limit(1)
+            .lateral("last_attempt")
+        )
+        return query.outerjoin(latest, true()), latest.c
+    last = aliased(Attempt, name="last_attempt")
+    last_id = select(func.max(Attempt.id)).where(Attempt.task_id == Task.id).correlate(Task).scalar_subquery()
+    return query.outerjoin(last, last.id == last_id), last
 
 
 def due_rows(
-    scope: Scope, start: datetime, end: datetime, *, last: bool = False, doctor: bool = False
+    scope: Scope, start: datetime, end: datetime, *, last: bool = False, doctor: bool = False, pg: bool = False
 ) -> Subquery:
     """Tasks due in [start, end) that count (not cancelled, suppressed, expired).
 
@@ -159,10 +189,8 @@ def due_rows(
     ]
     query = select(*columns).select_from(Task)
     if last:
-        latest = aliased(Attempt, name="last_attempt")
-        query = query.add_columns(latest.by.label("last_by")).outerjoin(
-            latest, latest.id == _last_attempt_id()
-        )
+        query, latest = _with_last_attempt(query, pg)
+        query = query.add_columns(latest.by.label("last_by"))
     if doctor:
         query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
     return query.where(*_due_where(scope, start, end)).subquery("due")
@@ -794,32 +822,25 @@ def _coordinator_totals(session: Session, per_day: Any) -> list[dict[str, Any]]:
     return out
 
 
-def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[Any]:
+def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
     """Due tasks given up as unsuccessful, or still open after an unreachable last call.
 
-    The latest attempt is looked up only for the tasks that could be on the list
-    (unsuccessful, or open with at least one attempt).
+    Rows: task id, site, specialty, procedure, milestone, due, status, attempts, the patient's
+    id, name and phone, the last call's outcome and time. The latest attempt is looked up only
+    for the tasks that could be on the list (unsuccessful, or open with at least one attempt).
+    On PostgreSQL the patients come in a second query by id: joined, the planner hashes the
+    whole patients table for a few thousand rows.
     """
-    latest = aliased(Attempt, name="last_attempt")
+    pg = session.get_bind().dialect.name == "postgresql"
+    task_columns = (Task.id, Task.site, Task.specialty, Task.procedure, Task.milestone, Task.due_at, Task.status,
+                    Task.attempts)
+    patient_columns = (Patient.external_id, Patient.name, Patient.phone)
+    query = select(*task_columns, *((Task.patient_id,) if pg else patient_columns)).select_from(Task)
+    if not pg:
+        query = query.join(Patient, Patient.id == Task.patient_id)
+    query, latest = _with_last_attempt(query, pg)
     query = (
-        select(
-            Task.id.label("task_id"),
-            Task.site,
-            Task.specialty,
-            Task.procedure,
-            Task.milestone,
-            Task.due_at,
-            Task.status,
-            Task.attempts.label("n_attempts"),
-            latest.outcome.label("last_outcome"),
-            latest.at.label("last_at"),
-            Patient.external_id,
-            Patient.name,
-            Patient.phone,
-        )
-        .select_from(Task)
-        .join(Patient, Patient.id == Task.patient_id)
-        .outerjoin(latest, latest.id == _last_attempt_id())
+        query.add_columns(latest.outcome, latest.at)
         .where(
             *_due_where(scope, start, end),
             Task.status.in_(("unsuccessful", "open")),
@@ -828,4 +849,14 @@ def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) 
         )
         .order_by(Task.site, Task.due_at, Task.id)
     )
-    return list(session.execute(query).all())
+    rows = [tuple(row) for row in session.execute(query).all()]
+    if not pg or not rows:
+        return rows
+    ids = sorted({row[8] for row in rows})
+    patients = {
+        pid: rest
+        for pid, *rest in session.execute(
+            select(Patient.id, *patient_columns).where(Patient.id == any_(bindparam("ids", ids, type_=ARRAY(Integer))))
+        ).all()
+    }
+    return [(*row[:8], *patients[row[8]], *row[9:]) for row in rows]
