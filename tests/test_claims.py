@@ -252,6 +252,40 @@ def test_eight_concurrent_claimers_never_share_a_patient(crowd: str, config) -> 
                 assert set(siblings) <= set(ids)
 
 
+def test_eight_coordinators_recording_at_once_keep_the_report_counts_exact(  # type: ignore[no-untyped-def]
+    crowd: str, config, plugins
+) -> None:
+    """Each records every call of the patients they claimed, in one transaction, half of them in the
+    opposite task order: the reports' day rows (updated by each call) neither deadlock nor drift."""
+    from sqlalchemy import func, select
+
+    from core.calls import record_call
+    from core.claims import claim
+    from core.db import rollups
+    from core.db.engine import get_engine, session_scope
+    from core.db.models import Attempt
+
+    now = datetime.fromisoformat(NOW)
+    barrier = threading.Barrier(WORKERS, timeout=60)
+
+    def worker(i: int) -> list[int]:
+        with session_scope(crowd, immediate=True) as session:
+            ids = claim(session, config, user=f"coord{i}", sites=["SH-DENT"], count=3, now=now)
+        barrier.wait()
+        with session_scope(crowd, immediate=True) as session:
+            for tid in sorted(ids, reverse=bool(i % 2)):
+                record_call(session, config, plugins, tid, outcome="reached" if tid % 3 else "no_answer",
+                            user=f"coord{i}", now=now + timedelta(minutes=5))
+        return ids
+
+    recorded = [tid for ids in _run_workers(worker) for tid in ids]
+    assert len(recorded) >= 2 * WORKERS  # most claims hold a patient's two extraction calls
+    with session_scope(crowd) as session:
+        assert session.execute(select(func.count()).select_from(Attempt)).scalar() == len(recorded)
+    with get_engine(crowd).connect() as conn:
+        assert rollups.verify(conn) == {}
+
+
 def test_the_naive_claim_does_hand_out_duplicates(crowd: str, config) -> None:  # type: ignore[no-untyped-def]
     """Negative control: the same 8-worker race with read-then-write and no re-check duplicates work.
 
