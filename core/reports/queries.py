@@ -265,11 +265,24 @@ def task_summary(
     return out
 
 
+def _sales_pairs(scope: Scope) -> list[ColumnElement[bool]]:
+    return [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+
+
+def _lead_columns(c: Any) -> list[Any]:
+    """Distinct lead episodes (``c.lead``): all, followed up (attempted), booked."""
+    return [
+        func.count(func.distinct(c.lead)).label("leads"),
+        func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
+        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+    ]
+
+
 def _lead_summary(
     session: Session, scope: Scope, boundaries: Sequence[datetime]
 ) -> dict[tuple[int, str], dict[str, int]]:
     """Sales leads per (period index, site): distinct episodes, from the lead tasks' own index."""
-    pairs = [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+    pairs = _sales_pairs(scope)
     if not pairs:
         return {}
     inner = (
@@ -287,9 +300,7 @@ def _lead_summary(
     query = select(
         c.bucket,
         c.site,
-        func.count(func.distinct(c.lead)).label("leads"),
-        func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
-        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+        *_lead_columns(c),
     ).group_by(c.bucket, c.site)
     return {
         (int(row["bucket"]), row["site"]): {k: _int(row[k]) for k in SALES}
@@ -307,7 +318,7 @@ def task_summary_rows(
     these groups, so they agree with each other by construction. Sales leads are
     counted per episode (an episode belongs to one site, so per-site counts add up).
     """
-    pairs = [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+    pairs = _sales_pairs(scope)
     sales = or_(*pairs) if pairs else false()
     inner = (
         select(
@@ -328,9 +339,7 @@ def task_summary_rows(
         c.bucket,
         c.site,
         *_count_columns(c),
-        func.count(func.distinct(c.lead)).label("leads"),
-        func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
-        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+        *_lead_columns(c),
     ).group_by(c.bucket, c.site)
     names = (*COUNTS, "reached_attempts", *SALES)
     return {
