@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.config import ChainConfig, Site
+from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
@@ -166,21 +167,6 @@ def status_word(status: str) -> Any:
     return Msg(f"status.{status}") if f"status.{status}" in MESSAGES else status
 
 
-SITE_LOCKS = 7203  # pg_advisory_xact_lock(SITE_LOCKS, hashtext(site)): a site's calls take turns
-
-
-def take_site_turn(session: Session, site: str) -> None:
-    """On PostgreSQL, wait for the site's other calls being recorded to commit.
-
-    Every recorded call updates its site's rows of the reports' day counts (core/db/rollups.py),
-    a call of several tasks in several statements. Taking turns per site means two such calls
-    never lock those rows in opposite orders (a deadlock); they would mostly wait for each other
-    on the same day rows anyway. SQLite has one writer at a time already.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(SITE_LOCKS, func.hashtext(site))))
-
-
 def record_call(
     session: Session,
     config: ChainConfig,
@@ -217,7 +203,7 @@ def record_call(
     if answers and outcome not in ("reached", "booked"):
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
-    take_site_turn(session, task.site)
+    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at

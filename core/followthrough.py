@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.config import ChainConfig
+from core.db import rollups
 from core.db.models import Complaint, Escalation, Patient, Task
 from core.errors import FollowupError
 from core.tasklist import local_iso
@@ -116,6 +117,8 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
     old, new = ("open", "suppressed") if on else ("suppressed", "open")
+    sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
+    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
     result = session.execute(
         update(Task).where(Task.patient_id == patient.id, Task.status == old)
         .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)

@@ -279,7 +279,7 @@ def schedule(
         query = query.where(Episode.id.in_(list(episode_ids)))
 
     # The reports' day counts take the run's tasks at the end, grouped (core/db/rollups.py).
-    with rollups.deferred(session.connection(), now):
+    with rollups.deferred(session.connection(), now, sites=config.sites):
         for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
             ids = [episode.id for episode in batch]
             rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
@@ -533,6 +533,7 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
 
 def replan(session: Session, config: ChainConfig, now: datetime) -> int:
     """Re-place open provisional tasks now that holiday data may have arrived. Returns how many moved."""
+    rollups.take_turns(session, config.sites)  # moved tasks move their day counts (core/db/rollups.py)
     moved = 0
     query = (
         select(Task, Episode.occurred_at)

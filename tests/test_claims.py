@@ -286,6 +286,55 @@ def test_eight_coordinators_recording_at_once_keep_the_report_counts_exact(  # t
         assert rollups.verify(conn) == {}
 
 
+def test_calls_and_do_not_contact_at_once_keep_the_report_counts_exact(  # type: ignore[no-untyped-def]
+    crowd: str, config, plugins
+) -> None:
+    """Four coordinators record their claimed calls while four others mark the remaining patients
+    do-not-contact, three per transaction, half of each in the opposite order."""
+    from core.calls import record_call
+    from core.claims import claim
+    from core.db import rollups
+    from core.db.engine import get_engine, session_scope
+    from core.followthrough import set_do_not_contact
+
+    now = datetime.fromisoformat(NOW)
+    claimed: list[list[int]] = []
+    for i in range(WORKERS // 2):
+        with session_scope(crowd, immediate=True) as session:
+            claimed.append(claim(session, config, user=f"coord{i}", sites=["SH-DENT"], count=3, now=now))
+    held = {patient for ids in claimed for patient in _patients_of(crowd, ids)}
+    rest = sorted({f"C{i:02d}" for i in range(24)} - held)
+    assert len(rest) >= WORKERS // 2 * 3
+    barrier = threading.Barrier(WORKERS, timeout=60)
+
+    def worker(i: int) -> None:
+        half = i // (WORKERS // 2)
+        mine = claimed[i] if not half else rest[(i - WORKERS // 2) * 3:(i - WORKERS // 2) * 3 + 3]
+        barrier.wait()
+        with session_scope(crowd, immediate=True) as session:
+            for item in sorted(mine, reverse=bool(i % 2)):
+                if half:
+                    set_do_not_contact(session, item, on=True, reason="test", user=f"admin{i}", now=now)
+                else:
+                    record_call(session, config, plugins, item, outcome="no_answer", user=f"coord{i}",
+                                now=now + timedelta(minutes=5))
+
+    _run_workers(worker)
+    with get_engine(crowd).connect() as conn:
+        assert rollups.verify(conn) == {}
+
+
+def _patients_of(url: str, task_ids: list[int]) -> set[str]:
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Patient, Task
+
+    with session_scope(url) as session:
+        return set(session.scalars(select(Patient.external_id).join(Task, Task.patient_id == Patient.id)
+                                   .where(Task.id.in_(task_ids))))
+
+
 def test_the_naive_claim_does_hand_out_duplicates(crowd: str, config) -> None:  # type: ignore[no-untyped-def]
     """Negative control: the same 8-worker race with read-then-write and no re-check duplicates work.
 

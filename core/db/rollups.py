@@ -378,8 +378,27 @@ def _normalizer(rollup: Rollup) -> Callable[[Any], tuple[Any, ...]]:
     return norm
 
 
+SITE_LOCKS = 7203  # pg_advisory_xact_lock(SITE_LOCKS, hashtext(site)): one site's writers take turns
+
+
+def take_turns(conn: Any, sites: Iterable[str]) -> None:
+    """On PostgreSQL, wait until no other transaction is changing these sites' day counts.
+
+    Writers that change several day rows in several statements (a call of several tasks,
+    replanning) could otherwise lock them in opposite orders: a deadlock. Every writer that
+    changes tasks, calls or answers of a site takes that site's turn first (sorted, so turns
+    are taken in one order too); they would mostly wait for each other on the same day rows
+    anyway. SQLite has one writer at a time already. ``conn``: a Connection or a Session.
+    """
+    dialect = conn.get_bind().dialect if hasattr(conn, "get_bind") else conn.dialect
+    if dialect.name != "postgresql":
+        return
+    for site in sorted(set(sites)):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:site))"), {"ns": SITE_LOCKS, "site": site})
+
+
 @contextmanager
-def deferred(conn: Connection, created_at: datetime) -> Iterator[None]:
+def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) -> Iterator[None]:
     """Tasks created inside (by one scheduling run, all stamped ``created_at``) are added to the
     day rows once, grouped, at the end, instead of one day row updated per task.
 
@@ -387,8 +406,9 @@ def deferred(conn: Connection, created_at: datetime) -> Iterator[None]:
     counted by the triggers as usual. SQLite (one writer at a time) drops the insert trigger
     and creates it again, both inside the transaction: checking a flag would cost each insert a
     lookup. PostgreSQL sets ``report_settings.deferred``, whose row lock also makes two
-    scheduling runs take turns. An error inside leaves the transaction to be rolled back, and
-    with it the trigger or the flag.
+    scheduling runs take turns, and takes the turns of ``sites`` (:func:`take_turns`) before
+    adding its counts. An error inside leaves the transaction to be rolled back, and with it
+    the trigger or the flag.
     """
     d = Dialect(conn.dialect.name)
     insert_trigger = "trg_tasks_rollup_ins"
@@ -398,6 +418,7 @@ def deferred(conn: Connection, created_at: datetime) -> Iterator[None]:
         conn.exec_driver_sql(f"DROP TRIGGER {insert_trigger}")
     before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tasks")).scalar_one()
     yield
+    take_turns(conn, sites)
     ours = f"(SELECT * FROM tasks WHERE id > {int(before)} AND created_at = :stamp)"
     stmt = text(_upsert(d, TASKS, [_task_source(d, "", rel=ours)])).bindparams(
         bindparam("stamp", type_=UTCDateTime())
