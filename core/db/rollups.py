@@ -218,7 +218,7 @@ CALL_COLUMNS = ("task_id", "at", "site", "by", "outcome")
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "number")
 # Scheduling creates tasks spread over a year of days: row by row that is one day row updated per
 # task. It defers, inside its own transaction, and adds its tasks once at the end, grouped
-# (:func:`deferred`).
+# (:func:`deferred`). PostgreSQL's insert trigger checks this; SQLite's is dropped meanwhile.
 NOT_DEFERRED = "(SELECT deferred FROM report_settings WHERE id = 1) = 0"
 
 
