@@ -36,7 +36,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig, Site
 from core.db.models import AuditEntry, Episode, Patient
 from core.errors import FollowupError, InvalidValue
+from core.messages import Msg
 from core.plugins import PluginError, Plugins
 from core.protocol import EpisodeAttribute
 
@@ -209,6 +210,16 @@ class RowProblem:
         return f"{where}{'：' if zh else ': '}{localize(self.text or self.reason, locale)}"
 
 
+def _problem(row: int, column: str | None, text: Msg, sheet: str | None = None) -> RowProblem:
+    """A problem whose reason is a catalogue message (``reason`` is its English text)."""
+    return RowProblem(row, column, str(text), sheet, text)
+
+
+def _hint(near: Sequence[str]) -> Msg | str:
+    """`` — did you mean 'x'?`` for the closest match, if there is one."""
+    return Msg("did_you_mean", suggestion=near[0]) if near else ""
+
+
 class ImportFailed(FollowupError):
     """The file has problems; nothing was written. ``str()`` lists every problem, :meth:`render` in a locale."""
 
@@ -231,11 +242,18 @@ class ImportResult:
     episodes_created: int = 0
     episodes_updated: int = 0
     episodes_unchanged: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # in English (JSON output); shown from warning_messages
     new_episode_ids: list[int] = field(default_factory=list)
     updated_episode_ids: list[int] = field(default_factory=list)
     rows: int = 0
     dry_run: bool = False
+    warning_messages: list[Msg] = field(default_factory=list, repr=False, compare=False)  # not in as_dict
+
+    def warn(self, key: str, **values: Any) -> None:
+        """A warning about the file, kept as a catalogue message and as its English text."""
+        text = Msg(key, **values)
+        self.warning_messages.append(text)
+        self.warnings.append(str(text))
 
     def counts(self) -> dict[str, int]:
         return {
@@ -247,7 +265,12 @@ class ImportResult:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result for ``--format json`` (warnings in English: a contract, like every key)."""
+        return {f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "warning_messages"}
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 # -- reading --------------------------------------------------------------------
@@ -268,7 +291,7 @@ def _builtin_aliases(columns: Columns) -> dict[str, str]:
 
 def column_aliases(
     config: ChainConfig | None = None, columns: Columns = Columns()
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, Msg]]:
     """Header → canonical column, and the site mappings' problems by header.
 
     Every site's ``import_columns`` applies (a chain usually has one HIS); a site
@@ -277,7 +300,7 @@ def column_aliases(
     """
     table = _builtin_aliases(columns)
     known = columns.canonical
-    conflicts: dict[str, str] = {}
+    conflicts: dict[str, Msg] = {}
     if config is None:
         return table, conflicts
     chosen: dict[str, tuple[str, str]] = {}
@@ -286,17 +309,13 @@ def column_aliases(
             key, canonical = _norm_header(header), str(target).strip()
             if canonical not in known:
                 near = difflib.get_close_matches(canonical, sorted(known), n=1)
-                hint = f" — did you mean {near[0]!r}?" if near else ""
-                conflicts[key] = (
-                    f"site {site.code} maps header {header!r} to unknown column {canonical!r}{hint}"
-                )
+                conflicts[key] = Msg("import_unknown_mapping", site=site.code, header=header, column=canonical,
+                                     hint=_hint(near))
                 continue
             if key in chosen and chosen[key][1] != canonical:
                 other, previous = chosen[key]
-                conflicts[key] = (
-                    f"header {header!r} is mapped to {previous!r} by site {other} "
-                    f"and to {canonical!r} by site {site.code}"
-                )
+                conflicts[key] = Msg("import_mapping_conflict", header=header, previous=previous, other=other,
+                                     column=canonical, site=site.code)
                 continue
             chosen[key] = (site.code, canonical)
     for key, (_, canonical) in chosen.items():
@@ -332,7 +351,7 @@ def _cell(value: Any) -> Any:
 
 
 class _HeaderMap:
-    def __init__(self, aliases: dict[str, str], conflicts: dict[str, str]):
+    def __init__(self, aliases: dict[str, str], conflicts: dict[str, Msg]):
         self.aliases, self.conflicts = aliases, conflicts
 
     def resolve(
@@ -347,9 +366,7 @@ class _HeaderMap:
                 continue
             key = _norm_header(header)
             if key in self.conflicts:
-                reading.problems.append(
-                    RowProblem(row, str(header).strip(), self.conflicts[key], sheet)
-                )
+                reading.problems.append(_problem(row, str(header).strip(), self.conflicts[key], sheet))
                 out.append(None)
                 continue
             canonical = self.aliases.get(key)
@@ -358,12 +375,9 @@ class _HeaderMap:
                 out.append(None)
                 continue
             if canonical in seen:
-                reading.problems.append(RowProblem(
-                    row, canonical,
-                    f"columns {seen[canonical]!r} and {str(header).strip()!r} "
-                    f"both mean {canonical!r}; remove or rename one",
-                    sheet,
-                ))
+                reading.problems.append(_problem(row, canonical, Msg(
+                    "import_same_column", first=seen[canonical], second=str(header).strip(), column=canonical,
+                ), sheet))
                 out.append(None)
                 continue
             seen[canonical] = str(header).strip()
@@ -411,9 +425,7 @@ def _read_text(path: Path, reading: _Reading) -> str | None:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        reading.problems.append(RowProblem(
-            0, None, "the file is neither UTF-8 nor GB18030 text: save it as UTF-8 CSV",
-        ))
+        reading.problems.append(_problem(0, None, Msg("import_not_text")))
         return None
 
 
@@ -424,9 +436,7 @@ def _csv_records(records: Iterator[list[str]], reading: _Reading) -> Iterator[tu
         for number, record in enumerate(records, start=1):
             yield number, record
     except csv.Error as exc:
-        reading.problems.append(RowProblem(
-            number + 1, None, f"cannot read this row as CSV ({exc}): is a quote left open?",
-        ))
+        reading.problems.append(_problem(number + 1, None, Msg("import_bad_csv_row", error=exc)))
 
 
 def _read_csv(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
@@ -442,7 +452,7 @@ def _read_csv(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     header = next(records, None)
     if header is None:
         if not reading.problems:
-            reading.problems.append(RowProblem(1, None, "the file is empty"))
+            reading.problems.append(_problem(1, None, Msg("import_empty_file")))
         return
     columns = headers.resolve(header[1], reading)
     _split_by_kind(_kind_of(c for c in columns if c), columns, records, reading, None)
@@ -454,7 +464,7 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        reading.problems.append(RowProblem(0, None, f"cannot open the workbook: {exc}"))
+        reading.problems.append(_problem(0, None, Msg("import_bad_workbook", error=exc)))
         return
     try:
         sheets = [book.worksheets[0]] if book.worksheets else []
@@ -489,28 +499,25 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        reading.problems.append(RowProblem(0, None, f"not valid JSON (line {exc.lineno}): {exc}"))
+        reading.problems.append(_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
         return
     if isinstance(data, list):
         parts: list[tuple[str | None, Any]] = [(None, data)]
     elif isinstance(data, dict) and set(data) <= {PATIENTS, EPISODES} and data:
         parts = [(k, data[k]) for k in (PATIENTS, EPISODES) if k in data]
     else:
-        reading.problems.append(RowProblem(
-            0, None,
-            'a JSON file holds a list of row objects or {"patients": [...], "episodes": [...]}',
-        ))
+        reading.problems.append(_problem(0, None, Msg("import_json_shape")))
         return
     for named, items in parts:
         label = named if len(parts) > 1 else None
         if not isinstance(items, list):
-            reading.problems.append(RowProblem(0, None, f"{named!r} must be a list of row objects"))
+            reading.problems.append(_problem(0, None, Msg("import_json_not_list", part=named)))
             continue
         objects: list[tuple[int, dict[str, Any]]] = []
         keys: list[Any] = []
         for number, item in enumerate(items, start=1):
             if not isinstance(item, dict):
-                reading.problems.append(RowProblem(number, None, "not a row object", label))
+                reading.problems.append(_problem(number, None, Msg("import_not_row_object"), label))
                 continue
             objects.append((number, item))
             keys.extend(k for k in item if k not in keys)
@@ -544,11 +551,11 @@ def _read(path: Path, config: ChainConfig | None, columns: Columns) -> _Reading:
     elif suffix == ".json":
         _read_json(path, headers, reading)
     elif suffix == ".xls":
-        reason = "old .xls workbooks are not read: save it as .xlsx or .csv"
-        reading.problems.append(RowProblem(0, None, reason))
+        reading.problems.append(_problem(0, None, Msg("import_xls")))
+    elif suffix:
+        reading.problems.append(_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
     else:
-        reason = f"unknown file type {suffix or '(none)'!r}: use .csv, .xlsx or .json"
-        reading.problems.append(RowProblem(0, None, reason))
+        reading.problems.append(_problem(0, None, Msg("import_no_file_type")))
     # Patients go first: episodes of the same file refer to them.
     reading.tables.sort(key=lambda t: t.kind != PATIENTS)
     return reading
@@ -616,8 +623,8 @@ class _Catalog:
             codes = list(self.config.sites)
             upper = {c.upper(): c for c in codes}
             near = difflib.get_close_matches(value.upper(), list(upper), n=1)
-            hint = f" — did you mean {upper[near[0]]!r}?" if near else ""
-            raise ValueError(f"unknown site {value!r}{hint} (sites: {', '.join(codes)})")
+            raise InvalidValue(key="import_unknown_site", values={
+                "site": value, "hint": _hint([upper[n] for n in near]), "sites": ", ".join(codes)})
         return self.config.sites[code]
 
 
@@ -816,18 +823,16 @@ class EpisodeRow(_Row):
         if key is None:
             installed = sorted(catalog.procedures)
             near = difflib.get_close_matches(text, installed, n=1)
-            hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise ValueError(
-                f"unknown specialty {text!r}{hint} (installed: {', '.join(installed) or 'none'})"
+            raise InvalidValue(
+                key="import_unknown_specialty" if installed else "import_unknown_specialty_none",
+                values={"specialty": text, "hint": _hint(near), "installed": ", ".join(installed)},
             )
         site = info.data.get("site")
         if site is not None:
             enabled = catalog.config.sites[site].specialties
             if key not in enabled:
-                raise ValueError(
-                    f"specialty {key!r} is not enabled at site {site} "
-                    f"(enabled: {', '.join(enabled)})"
-                )
+                raise InvalidValue(key="import_specialty_not_enabled",
+                                   values={"specialty": key, "site": site, "enabled": ", ".join(enabled)})
         return key
 
     @field_validator("procedure", mode="before")
@@ -843,10 +848,9 @@ class EpisodeRow(_Row):
         if code is None:
             codes = sorted(set(table.values()))
             near = difflib.get_close_matches(text.casefold(), list(table), n=1)
-            hint = f" — did you mean {table[near[0]]!r}?" if near else ""
-            raise ValueError(
-                f"unknown procedure {text!r} for {specialty}{hint} (procedures: {', '.join(codes)})"
-            )
+            raise InvalidValue(key="import_unknown_procedure", values={
+                "procedure": text, "specialty": specialty, "hint": _hint([table[n] for n in near]),
+                "procedures": ", ".join(codes)})
         return code
 
     @field_validator("occurred_at", mode="before")
@@ -856,10 +860,7 @@ class EpisodeRow(_Row):
             raise InvalidValue(key="import_missing")
         moment = _parse_datetime(value)
         if moment is None:
-            raise ValueError(
-                f"{_text(value)!r} is not a date and time "
-                "(write ISO 8601: 2026-03-01 09:00, or 2026-03-01T09:00+08:00)"
-            )
+            raise InvalidValue(key="import_not_datetime", values={"text": _text(value)})
         if moment.tzinfo is None:
             site = info.data.get("site")
             if site is None:
@@ -943,10 +944,8 @@ def _validate(
             continue  # e.g. {"patients": [...], "episodes": []}
         missing = [c for c in REQUIRED[table.kind] if c not in table.columns]
         if missing:
-            problems.extend(
-                RowProblem(1, c, f"no {c!r} column (needed for {table.kind})", sheet)
-                for c in missing
-            )
+            kind = Msg(f"import_kind.{table.kind}")
+            problems.extend(_problem(1, c, Msg("import_no_column", column=c, kind=kind), sheet) for c in missing)
             continue
         model = catalog.models[table.kind]
         id_column = "patient_id" if table.kind == PATIENTS else "episode_id"
@@ -971,19 +970,17 @@ def _validate(
             elif earlier[2] == row:
                 valid.repeated += 1
             else:
-                first = f"row {earlier[0]}" + (f" of {earlier[1]}" if earlier[1] != sheet else "")
-                problems.append(RowProblem(
-                    number, id_column,
-                    f"{id_column} {key!r} appears again with different content (first at {first})",
-                    sheet,
-                ))
+                text = (Msg("import_duplicate", column=id_column, key=key, first=earlier[0]) if earlier[1] == sheet
+                        else Msg("import_duplicate_in_sheet", column=id_column, key=key, first=earlier[0],
+                                 sheet=earlier[1]))
+                problems.append(_problem(number, id_column, text, sheet))
     # Episodes must refer to a patient of this file or of the database.
     wanted = sorted({row.patient_id for _, _, row in valid.episodes.values()} - file_patient_ids)
     known = _patient_ids(session, wanted)
     for number, sheet, row in valid.episodes.values():
         if row.patient_id not in file_patient_ids and row.patient_id not in known:
-            unknown = InvalidValue(key="import_unknown_patient", values={"patient": row.patient_id})
-            problems.append(RowProblem(number, "patient_id", str(unknown), sheet, unknown))
+            unknown = Msg("import_unknown_patient", patient=row.patient_id)
+            problems.append(_problem(number, "patient_id", unknown, sheet))
     return valid, known
 
 
@@ -1171,15 +1168,11 @@ def import_file(
 
     result = ImportResult(dry_run=dry_run, rows=valid.rows)
     if reading.ignored:
-        result.warnings.append(
-            "columns ignored (not known): " + ", ".join(repr(c) for c in sorted(reading.ignored))
-        )
+        result.warn("import_columns_ignored", columns=", ".join(repr(c) for c in sorted(reading.ignored)))
     for title in reading.skipped:
-        result.warnings.append(f"sheet {title!r} ignored: its first row names no known column")
+        result.warn("import_sheet_ignored", sheet=title)
     if valid.repeated:
-        result.warnings.append(
-            f"{valid.repeated} rows repeat an earlier row of the file and were counted once"
-        )
+        result.warn("import_rows_repeated", n=valid.repeated)
     patient_ids = dict(known)
     patient_ids.update(_upsert_patients(session, valid, result, now, dry_run, progress))
     _upsert_episodes(session, catalog, valid, patient_ids, result, dry_run, progress)

@@ -237,3 +237,200 @@ def test_escalation_complaint_and_dnc_summaries_in_the_readers_language(
     assert run("patients", "dnc", "D2", "--undo", user="anna.w").output.strip() == \
         "Patient D2: contact allowed again, 2 task(s) reopened"
     assert "错误：患者 'NOPE' 不存在" in run("patients", "dnc", "NOPE", ok=False).output
+
+
+# -- import: what is wrong with a file, and warnings about one that was imported ---------------------
+
+EPISODE = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at"]
+
+
+@pytest.fixture
+def patient(run: Any, tmp_path: Path) -> None:
+    """P1, an SH-DENT patient whom the episode files below refer to."""
+    run("import", str(write_csv(tmp_path / "p1.csv", PATIENT_HEADER,
+                                [["P1", "马丽", "F", "1970-01-01", "13800000001", "SH-DENT"]])))
+
+
+def test_import_warnings_in_the_readers_language_and_english_in_json(run: Any, tmp_path: Path) -> None:
+    row = ["P1", "马丽", "F", "1970-01-01", "13800000001", "SH-DENT", "2026-01-05"]
+    path = write_csv(tmp_path / "p.csv", [*PATIENT_HEADER, "入院日期"], [row, row])
+    zh = run("import", str(path), "--dry-run").output
+    assert "警告：已忽略未知的列：'入院日期'" in zh
+    assert "警告：1 行与文件中前面的行完全相同，只计一次" in zh
+    assert "Warning" not in zh
+    en = run("import", str(path), "--dry-run", user="anna.w").output
+    assert "Warning: columns ignored (not known): '入院日期'" in en
+    assert "Warning: 1 rows repeat an earlier row of the file and were counted once" in en
+    assert "警告" not in en
+    assert "Warning: columns ignored" in run("import", str(path), "--locale", "en").output
+    dry = [json.loads(run("import", str(path), "--dry-run", "--format", "json", "--locale", loc).output)
+           for loc in ("zh_CN", "en")]
+    assert dry[0] == dry[1]  # JSON: one contract, the warnings in English
+    assert dry[0]["warnings"] == ["columns ignored (not known): '入院日期'",
+                                  "1 rows repeat an earlier row of the file and were counted once"]
+
+
+def test_an_ignored_sheet_is_announced_in_the_readers_language(run: Any, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Summary"
+    book.active.append(["Export of 2026-11-22"])
+    sheet = book.create_sheet("patients")
+    sheet.append(PATIENT_HEADER)
+    sheet.append(["P1", "马丽", "F", "1970-01-01", "13800000001", "SH-DENT"])
+    path = tmp_path / "export.xlsx"
+    book.save(path)
+    assert "警告：已忽略工作表 'Summary'：第一行没有可识别的列名" in run("import", str(path), "--dry-run").output
+    assert "Warning: sheet 'Summary' ignored: its first row names no known column" in \
+        run("import", str(path), "--dry-run", "--locale", "en").output
+
+
+@pytest.mark.parametrize(("header", "rows", "zh", "en"), [
+    pytest.param(PATIENT_HEADER, [["P2", "李强", "M", "1986-09-03", "13912345602", "SH-DNT"]],
+                 "第 2 行，site：未知门店 'SH-DNT'，是否想输入 'SH-DENT'？（门店：",
+                 "row 2, site: unknown site 'SH-DNT' — did you mean 'SH-DENT'? (sites: ", id="site"),
+    pytest.param(EPISODE, [["E1", "P1", "SH-DENT", "dentl", "implant", "2026-11-22T10:00"]],
+                 "第 2 行，specialty：未知专科 'dentl'，是否想输入 'dental'？（已安装：",
+                 "row 2, specialty: unknown specialty 'dentl' — did you mean 'dental'? (installed: ",
+                 id="specialty"),
+    pytest.param(EPISODE, [["E1", "P1", "SH-DENT", "aesthetic", "rhinoplasty", "2026-11-22T10:00"]],
+                 "第 2 行，specialty：门店 SH-DENT 未开通专科 'aesthetic'（已开通：dental）",
+                 "row 2, specialty: specialty 'aesthetic' is not enabled at site SH-DENT (enabled: dental)",
+                 id="specialty-not-enabled"),
+    pytest.param(EPISODE, [["E1", "P1", "SH-DENT", "dental", "implnt", "2026-11-22T10:00"]],
+                 "第 2 行，procedure：专科 dental 没有项目 'implnt'，是否想输入 'implant'？（可选项目：",
+                 "row 2, procedure: unknown procedure 'implnt' for dental — did you mean 'implant'? (procedures: ",
+                 id="procedure"),
+    pytest.param(EPISODE, [["E1", "P1", "SH-DENT", "dental", "implant", "yesterday"]],
+                 "第 2 行，occurred_at：'yesterday' 不是日期时间（请写成 ISO 8601：2026-03-01 09:00 或 "
+                 "2026-03-01T09:00+08:00）",
+                 "row 2, occurred_at: 'yesterday' is not a date and time (write ISO 8601: 2026-03-01 09:00, "
+                 "or 2026-03-01T09:00+08:00)", id="date-and-time"),
+    pytest.param(EPISODE, [["E1", "P1", "SH-DENT", "dental", "implant", "2026-11-22T10:00"],
+                           ["E1", "P1", "SH-DENT", "dental", "extraction", "2026-11-22T10:00"]],
+                 "第 3 行，episode_id：episode_id 'E1' 再次出现，内容与第 2 行不同",
+                 "row 3, episode_id: episode_id 'E1' appears again with different content (first at row 2)",
+                 id="duplicate"),
+    pytest.param(EPISODE[:-1], [["E1", "P1", "SH-DENT", "dental", "implant"]],
+                 "第 1 行，occurred_at：缺少 'occurred_at' 列（导入就诊记录必需）",
+                 "row 1, occurred_at: no 'occurred_at' column (needed for episodes)", id="missing-column"),
+    pytest.param(["就诊编号", "病历号", "院区", "专科", "项目", "出院日期", "手术日期"], [],
+                 "第 1 行，occurred_at：列 '出院日期' 和 '手术日期' 都表示 'occurred_at'：请删除或重命名其中一列",
+                 "row 1, occurred_at: columns '出院日期' and '手术日期' both mean 'occurred_at'; remove or rename one",
+                 id="two-headers"),
+])
+def test_import_reasons_with_suggestions_in_the_readers_language(
+        run: Any, tmp_path: Path, patient: None, header: list[str], rows: list[list[str]], zh: str,
+        en: str) -> None:
+    path = write_csv(tmp_path / "bad.csv", header, rows)
+    chinese = run("import", str(path), ok=False).output
+    assert chinese.lstrip().startswith("错误：bad.csv 有 1 个问题，未导入任何数据：")
+    assert f"\n  {zh}" in chinese, chinese
+    english = run("import", str(path), user="anna.w", ok=False).output
+    assert english.lstrip().startswith("Error: 1 problem in bad.csv; nothing was imported:") and f"\n  {en}" in english
+    assert f"\n  {en}" in run("import", str(path), "--locale", "en", ok=False).output
+    assert f"\n  {zh}" in run("import", str(path), "--locale", "zh_CN", user="anna.w", ok=False).output
+
+
+def test_a_duplicate_in_another_sheet_names_that_sheet(run: Any, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Export"
+    book.active.append(PATIENT_HEADER)
+    book.active.append(["P1", "马丽", "F", "1970-01-01", "13800000001", "SH-DENT"])
+    book.create_sheet("patients").append(PATIENT_HEADER)
+    book["patients"].append(["P1", "马丽", "F", "1971-01-01", "13800000001", "SH-DENT"])
+    path = tmp_path / "two.xlsx"
+    book.save(path)
+    assert "patients，第 2 行，patient_id：patient_id 'P1' 再次出现，内容与 Export 第 2 行不同" in \
+        run("import", str(path), ok=False).output
+    assert "patients, row 2, patient_id: patient_id 'P1' appears again with different content " \
+           "(first at row 2 of Export)" in run("import", str(path), "--locale", "en", ok=False).output
+
+
+_UNCLOSED = "\n".join([",".join(PATIENT_HEADER), "P0,Good Row,M,1980-01-01,13800000000,",
+                       'PX,"Ma Li,F,1970-01-01,13800000001,',
+                       *(f"P{i},Patient {i},F,1970-01-01,138{i:08},SH-DENT" for i in range(4000))]).encode()
+
+
+@pytest.mark.parametrize(("name", "content", "zh", "en"), [
+    pytest.param("u16.csv", f"{','.join(PATIENT_HEADER)}\nP1,Ma Li,F,1970-01-01,13800000001,\n".encode("utf-16"),
+                 "文件：文件既不是 UTF-8 也不是 GB18030 文本：请另存为 UTF-8 CSV",
+                 "file: the file is neither UTF-8 nor GB18030 text: save it as UTF-8 CSV", id="utf-16"),
+    pytest.param("empty.csv", b"", "第 1 行：文件是空的", "row 1: the file is empty", id="empty"),
+    pytest.param("quote.csv", _UNCLOSED, "第 3 行：无法按 CSV 读取此行（", "row 3: cannot read this row as CSV (",
+                 id="unclosed-quote"),
+    pytest.param("broken.xlsx", b"not a workbook", "文件：无法打开工作簿：", "file: cannot open the workbook: ",
+                 id="bad-xlsx"),
+    pytest.param("bad.json", b"{not json", "文件：不是有效的 JSON（第 1 行）：", "file: not valid JSON (line 1): ",
+                 id="bad-json"),
+    pytest.param("visits.json", b'{"visits": []}',
+                 '文件：JSON 文件应为行对象的列表，或 {"patients": [...], "episodes": [...]}',
+                 'file: a JSON file holds a list of row objects or {"patients": [...], "episodes": [...]}',
+                 id="json-shape"),
+    pytest.param("part.json", b'{"patients": {}}', "文件：'patients' 必须是行对象的列表",
+                 "file: 'patients' must be a list of row objects", id="json-part"),
+    pytest.param("numbers.json", b"[1]", "第 1 行：不是行对象", "row 1: not a row object", id="json-row"),
+    pytest.param("old.xls", b"", "文件：不读取旧版 .xls 工作簿：请另存为 .xlsx 或 .csv",
+                 "file: old .xls workbooks are not read: save it as .xlsx or .csv", id="xls"),
+    pytest.param("scan.pdf", b"", "文件：未知的文件类型 '.pdf'：请使用 .csv、.xlsx 或 .json",
+                 "file: unknown file type '.pdf': use .csv, .xlsx or .json", id="pdf"),
+    pytest.param("export", b"", "文件：文件没有扩展名：请使用 .csv、.xlsx 或 .json",
+                 "file: unknown file type '(none)': use .csv, .xlsx or .json", id="no-suffix"),
+])
+def test_an_unreadable_file_is_explained_in_the_readers_language(
+        run: Any, tmp_path: Path, name: str, content: bytes, zh: str, en: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    chinese = run("import", str(path), ok=False).output
+    assert chinese.lstrip().startswith(f"错误：{name} 有 ") and f"\n  {zh}" in chinese, chinese
+    english = run("import", str(path), user="anna.w", ok=False).output
+    assert english.lstrip().startswith("Error: ") and f"\n  {en}" in english, english
+    assert "\n  " + en in run("import", str(path), "--locale", "en", ok=False).output
+
+
+def test_unclosed_quote_reason_in_full(run: Any, tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_bytes(_UNCLOSED)
+    zh = run("import", str(path), ok=False).output
+    assert "）：是否有引号未闭合？" in zh
+    assert "): is a quote left open?" in run("import", str(path), "--locale", "en", ok=False).output
+
+
+def test_site_header_mappings_are_explained_in_the_readers_language(
+        run: Any, tmp_path: Path, chain: Path) -> None:
+    import shutil
+
+    import yaml
+
+    sites = tmp_path / "sites"
+    shutil.copytree(ROOT / "config" / "sites", sites)
+    for file, columns in (("sh-dent.yaml", {"病人姓名": "nam", "手术项目": "procedure"}),
+                          ("sh-aes.yaml", {"手术项目": "diagnosis"})):
+        data = yaml.safe_load((sites / file).read_text(encoding="utf-8"))
+        data["import_columns"] = columns
+        (sites / file).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    chain.write_text(chain.read_text(encoding="utf-8").replace(str(ROOT / "config" / "sites"), str(sites)),
+                     encoding="utf-8")
+    path = write_csv(tmp_path / "p.csv", ["patient_id", "病人姓名", "gender", "birth_date", "phone", "手术项目"],
+                     [["P1", "马丽", "F", "1970-01-01", "13800000001", "x"]])
+    zh = run("import", str(path), ok=False).output
+    assert "第 1 行，病人姓名：门店 SH-DENT 把列名 '病人姓名' 对应到未知的列 'nam'，是否想输入 'name'？" in zh
+    assert "第 1 行，手术项目：列名 '手术项目' 被门店 SH-" in zh and "，又被门店 SH-" in zh
+    assert "第 1 行，name：缺少 'name' 列（导入患者必需）" in zh
+    en = run("import", str(path), user="anna.w", ok=False).output
+    assert "row 1, 病人姓名: site SH-DENT maps header '病人姓名' to unknown column 'nam' — did you mean 'name'?" in en
+    assert "row 1, 手术项目: header '手术项目' is mapped to '" in en and "' by site SH-" in en
+    assert "row 1, name: no 'name' column (needed for patients)" in en
+
+
+def test_an_import_reason_without_a_suggestion_reads_well_in_both_languages() -> None:
+    from core.messages import Msg
+
+    text = Msg("import_unknown_site", site="XX", hint="", sites="SH-DENT")
+    assert (text.render("zh_CN"), str(text)) == ("未知门店 'XX'（门店：SH-DENT）", "unknown site 'XX' (sites: SH-DENT)")
+    none = Msg("import_unknown_specialty_none", specialty="dental", hint="", installed="")
+    assert none.render("zh_CN") == "未知专科 'dental'（未安装任何专科）"
+    assert str(none) == "unknown specialty 'dental' (installed: none)"

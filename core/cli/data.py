@@ -32,7 +32,8 @@ def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str
     if not file.exists():
         raise FollowupError(key="file_not_found", values={"file": file})
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session, _progress(f"importing {file.name}") as progress:
+    loc = app.ui_locale(locale)
+    with session_scope(url) as session, _progress(message("importing", loc, file=file.name)) as progress:
         bar = progress.add_task("rows", total=None)
         result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run,
                              progress=lambda n: progress.advance(bar, n))
@@ -42,9 +43,8 @@ def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str
     if fmt == "json":
         click.echo(to_json(data))  # data["dry_run"] is the flag
         return
-    loc = app.ui_locale(locale)
-    for warning in result.warnings:  # about the file's columns and sheets: English, like the importer's log
-        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    for warning in result.warning_messages:  # about the file's columns, sheets and repeated rows
+        click.secho(message("warning", loc, warning=warning), fg="yellow", err=True)
     click.echo(message(
         "would_import" if dry_run else "imported", loc, file=file,
         pc=data["patients_created"], pu=data["patients_updated"], pn=data["patients_unchanged"],
