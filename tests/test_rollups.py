@@ -3,7 +3,6 @@ them give exactly what counting the rows gives."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +16,7 @@ from core.db.engine import get_engine
 from core.db.migrate import set_day_offset
 from core.db.models import Answer, Attempt, Episode, Patient, Task
 from tests.test_migrations import _to
-from tests.test_reports import NOW, build, report_json
+from tests.test_reports import build, report_json
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -51,6 +50,27 @@ def test_reports_from_day_counts_equal_reports_from_rows(cli, db_url, tmp_path, 
     _count_rows(db_url)
     from_rows = report_json(cli, db_url, *args)
     assert _figures(from_days) == _figures(from_rows)
+
+
+def test_reports_read_the_day_counts_when_the_days_fit(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    """Proof that the fast path is taken (else the comparison above would hold trivially):
+    a day row changed by hand shows in the report, and is ignored once the days do not fit."""
+    build(cli, db_url, tmp_path)
+    before = report_json(cli, db_url, "week")
+    honest = before["figures"]
+    with get_engine(db_url).begin() as conn:
+        tasks = conn.execute(text("UPDATE report_task_days SET due = due + 100, reached = reached + 100 "
+                                  "WHERE site = 'SH-DENT' AND day = '2026-11-18'")).rowcount
+        calls = conn.execute(text("UPDATE report_call_days SET attempts = attempts + 7 "
+                                  "WHERE day = '2026-11-17'")).rowcount
+    assert tasks == 1 and calls >= 1
+    tampered = report_json(cli, db_url, "week")
+    assert tampered["figures"]["due"] == honest["due"] + 100
+    assert tampered["figures"]["reached"] == honest["reached"] + 100
+    assert sum(c["attempts"] for c in tampered["coordinators"]) == \
+        sum(c["attempts"] for c in before["coordinators"]) + 7 * calls
+    _count_rows(db_url)
+    assert report_json(cli, db_url, "week")["figures"] == honest
 
 
 def test_a_claim_changes_no_day_count_and_calls_move_their_answers(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
@@ -223,10 +243,6 @@ def test_0004_counts_what_is_already_there(cli, db_url, tmp_path):  # type: igno
     assert leads == [("consultation",)]
     assert _figures(report_json(cli, db_url, "week")) == _figures(expected)
     assert expected["sales"]["leads"] == 2
-
-
-def test_now_is_the_reports_test_now():  # keeps NOW imported for readers of this file
-    assert json.loads(json.dumps(NOW)) == NOW
 
 
 def test_db_recount_checks_and_repairs(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]

@@ -40,7 +40,7 @@ NAMING = {
 # a visit that did not go ahead. Their tasks have a partial index; a query uses it by repeating
 # LEADS_PREDICATE word for word (SQLite's planner matches partial index predicates textually).
 LEAD_TRIGGERS = ("consultation", "visit_without_treatment")
-LEADS_PREDICATE = "\"trigger\" IN ('consultation', 'visit_without_treatment')"
+LEADS_PREDICATE = '"trigger" IN (' + ", ".join(f"'{t}'" for t in LEAD_TRIGGERS) + ")"
 
 # Task statuses. "open" tasks are on worklists; the rest are final.
 OPEN = "open"

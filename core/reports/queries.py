@@ -58,9 +58,8 @@ from core.db.models import (
     TaskDay,
 )
 
-REACHED = ("completed", "booked")
-ANSWERED = ("reached", "booked")  # the call outcomes answers are recorded with (core.calls)
-NOT_DUE = ("cancelled", "suppressed", "expired")
+# what counts (task statuses, call outcomes): one definition for the rows and the day counts
+REACHED, ANSWERED, NOT_DUE, CALL_REACHED = rollups.REACHED, rollups.ANSWERED, rollups.NOT_DUE, rollups.CALL_REACHED
 UNREACHABLE_OUTCOMES = ("no_answer", "powered_off", "out_of_service", "cannot_connect")
 OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
     "overall_satisfaction",
@@ -429,6 +428,21 @@ def _scale_and_headline_questions(scope: Scope) -> list[str]:
     return sorted({OVERALL, RECOMMEND, *(k for keys in scope.scale_questions.values() for k in keys)})
 
 
+def _score_groups(rows: Iterable[Any]) -> dict[tuple[int, str, str, str, str], dict[str, float]]:
+    """Rows of (bucket, site, specialty, question, dimension, n, total, top2, promoters, detractors)
+    keyed by the first five."""
+    return {
+        (int(row["bucket"]), row["site"], row["specialty"], row["question"], row["dimension"]): {
+            "n": _int(row["n"]),
+            "total": float(row["total"] or 0),
+            "top2": _int(row["top2"]),
+            "promoters": _int(row["promoters"]),
+            "detractors": _int(row["detractors"]),
+        }
+        for row in rows
+    }
+
+
 def answer_summary(
     session: Session, scope: Scope, boundaries: Sequence[datetime]
 ) -> dict[tuple[int, str, str, str, str], dict[str, float]]:
@@ -454,16 +468,7 @@ def answer_summary(
         .group_by(c.bucket, c.site, c.specialty, c.question, c.dimension)
         .having(func.sum(c.n) > 0)
     )
-    return {
-        (int(row["bucket"]), row["site"], row["specialty"], row["question"], row["dimension"]): {
-            "n": _int(row["n"]),
-            "total": float(row["total"] or 0),
-            "top2": _int(row["top2"]),
-            "promoters": _int(row["promoters"]),
-            "detractors": _int(row["detractors"]),
-        }
-        for row in session.execute(query).mappings()
-    }
+    return _score_groups(session.execute(query).mappings())
 
 
 def answer_summary_rows(
@@ -511,16 +516,7 @@ def answer_summary_rows(
         func.sum(case((c.number >= 9, 1), else_=0)).label("promoters"),
         func.sum(case((c.number <= 6, 1), else_=0)).label("detractors"),
     ).group_by(c.bucket, c.site, c.specialty, c.question, c.dimension)
-    return {
-        (int(row["bucket"]), row["site"], row["specialty"], row["question"], row["dimension"]): {
-            "n": _int(row["n"]),
-            "total": float(row["total"] or 0),
-            "top2": _int(row["top2"]),
-            "promoters": _int(row["promoters"]),
-            "detractors": _int(row["detractors"]),
-        }
-        for row in session.execute(query).mappings()
-    }
+    return _score_groups(session.execute(query).mappings())
 
 
 def scores_headline(groups: Iterable[tuple[str, dict[str, float]]]) -> dict[str, Any]:
@@ -793,7 +789,7 @@ def _coordinator_rows(scope: Scope, day_starts: Sequence[datetime]) -> Any:
         base.c.by,
         base.c.day,
         func.count().label("attempts"),
-        func.sum(case((base.c.outcome.in_(REACHED + ("reached",)), 1), else_=0)).label("reached"),
+        func.sum(case((base.c.outcome.in_(CALL_REACHED), 1), else_=0)).label("reached"),
         func.min(base.c.at).label("first"),
         func.max(base.c.at).label("last"),
     ).group_by(base.c.by, base.c.day)
