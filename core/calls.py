@@ -64,7 +64,8 @@ def age_on(birth: date | None, day: date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime,
+                 user: str | None = None) -> TaskContext:
     """What hooks are told about a task: never the phone number."""
     episode = session.get(Episode, task.episode_id)
     patient = session.get(Patient, task.patient_id)
@@ -73,7 +74,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty,
+        procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
