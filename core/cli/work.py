@@ -11,6 +11,7 @@ from core.cli.main import App
 from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
 from core.messages import localize, message
+from core.vocab import REACHED_OUTCOMES, TaskStatus
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -253,7 +254,7 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
-    if task["status"] == "open" and task["next_attempt_at"]:
+    if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
     for action in data["actions"]:
@@ -294,7 +295,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.claimed_until >= now
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -315,13 +316,13 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
+                outcome = click.prompt(message("outcome", loc), type=click.Choice([*map(str, OUTCOMES), "skip"]),
                                        default="reached")
                 if outcome == "skip":
                     break
                 note = None
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
-                if outcome in ("reached", "booked"):
+                if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
@@ -329,7 +330,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                            mine = _answers_for(app, session, task_id, answers) if outcome in REACHED_OUTCOMES else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback)
                             data = result.as_dict(config.site(result.task.site).timezone)
