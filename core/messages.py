@@ -22,6 +22,22 @@ FALLBACK = "en"  # when nobody's language is known (no configuration loaded)
 MESSAGES: dict[str, tuple[str, str]] = {
     # -- errors: the frame the CLI prints them in
     "error": ("错误：{error}", "Error: {error}"),
+    # -- finding the chain, followup init
+    "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
+                 "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
+                 "no chain configuration found (looked for {looked}). Create one with 'followup init' "
+                 "(in {folder}), or 'followup init DIR' and point at it with --config DIR/chain.yaml "
+                 "or FOLLOWUP_CONFIG"),
+    "init_exists": ("{path} 已存在：未覆盖（用 --force 覆盖）",
+                    "{path} already exists: not overwritten (--force to overwrite)"),
+    "init_no_specialties": ("未安装任何专科插件：请先安装一个（例如 pip install 某专科插件）",
+                            "no specialty plugin is installed: install one first"),
+    "init_cannot_write": ("无法写入 {path}：{error}", "cannot write {path}: {error}"),
+    "init_written": ("已写入：{files}", "Wrote {files}"),
+    "init_found": ("followup 会自动找到这份配置。下一步：编辑门店名称，然后 followup config check",
+                   "followup finds this chain by itself. Next: edit the names, then followup config check"),
+    "init_point": ("使用方法：followup --config {path} config check，或 export FOLLOWUP_CONFIG={path}",
+                   "Point at it with: followup --config {path} config check, or export FOLLOWUP_CONFIG={path}"),
     # -- claim and call (interactive)
     "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
                 "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
