@@ -37,6 +37,8 @@ def find_config(option: str | Path | None) -> Path:
     """
     if option:
         return Path(option)
+    if LOCAL.is_file():  # the common case, without importing platformdirs
+        return LOCAL
     for path in candidates():
         if path.is_file():
             return path
