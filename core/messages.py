@@ -38,6 +38,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "followup finds this chain by itself. Next: edit the names, then followup config check"),
     "init_point": ("使用方法：followup --config {path} config check，或 export FOLLOWUP_CONFIG={path}",
                    "Point at it with: followup --config {path} config check, or export FOLLOWUP_CONFIG={path}"),
+    # -- setup: config check, plugins list
+    "holiday_provisional": ("{country} 的节假日安排只公布到 {until}，回访排到了 {horizon}：{years} 年的常规回访为暂定安排"
+                            "（公布后在 holiday_notices 中填写官方通知，再运行 followup schedule --replan）",
+                            "holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
+                            "routine calls in {years} are placed provisionally (add the official notice under "
+                            "holiday_notices, then run 'followup schedule --replan')"),
+    "config_ok": ("{path}：配置正确，共 {n} 个门店", "{path}: OK — {n} sites"),
+    "plugin_failed": ("插件 {name!r} 加载失败：{error}", "plugin {name!r} failed to load: {error}"),
+    "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
+    "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
+    "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- lists
+    "worklist_title": ("{sites}：{n} 个电话", "{sites}: {n} call(s)"),
     # -- claim and call (interactive)
     "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
                 "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),

@@ -146,4 +146,6 @@ def test_tasks_json_has_the_contract_keys_and_site_offsets(cli, db_url: str, tmp
     assert task["window_end"] == "2026-11-23T10:00+08:00"
     assert task["due_at"] == "2026-11-23T09:00+08:00"
     csv_out = cli("tasks", "--patient", "P1", "--format", "csv", db=db_url, now=NOW).output
-    assert csv_out.splitlines()[0].startswith("id,patient_id,episode_id,site")
+    assert csv_out.splitlines()[0].startswith("\ufeffid,patient_id,episode_id,site")  # a BOM for Excel...
+    machine = cli("tasks", "--patient", "P1", "--format", "csv", "--no-bom", db=db_url, now=NOW).output
+    assert machine.splitlines()[0].startswith("id,patient_id,episode_id,site")  # ...none for machines

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
 from core.messages import message
 
@@ -106,10 +106,12 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
 @click.option("--site", help="Site code.")
 @click.option("--status", help="open, completed, unsuccessful, suppressed, expired, ...")
 @click.option("--limit", type=int, help="At most this many.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
 def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | None, status: str | None,
-              limit: int | None, fmt: str) -> None:
+              limit: int | None, locale: str | None, bom: bool, fmt: str) -> None:
     """List follow-up tasks."""
     from core.db.engine import session_scope
     from core.tasklist import TASK_COLUMNS, list_tasks
@@ -119,8 +121,20 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
                           now=app.now)
     if fmt == "table":
-        emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
-             "table")
+        from core.words import Names, word
+
+        loc = app.ui_locale(locale)
+        names = Names(app.plugins, loc)
+        shown = [{
+            **r,
+            "procedure": names.procedure(r["specialty"], r["procedure"]),
+            "milestone": names.milestone(r["specialty"], r["procedure"], r["milestone"]),
+            "urgency": word("urgency", r["urgency"], loc),
+            "status": word("status", r["status"], loc) + (" " + word("flag", "overdue", loc) if r["overdue"] else ""),
+            "due_at": short_time(r["due_at"]),
+        } for r in rows]
+        emit(shown, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
+             "table", locale=loc, drop={"site": 2 if site else 1, "urgency": 1 if site else 2})
     else:
         extra = ("failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
-        emit(rows, (*TASK_COLUMNS, *extra), fmt)
+        emit(rows, (*TASK_COLUMNS, *extra), fmt, bom=bom)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
 
@@ -40,11 +40,15 @@ def _require_staff(app: App) -> Any:
 
 @click.command("worklist")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today in the site's timezone).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
+              help="The day (default: today in the site's timezone).")
 @click.option("--mine", is_flag=True, help="Only what you have claimed.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, fmt: str) -> None:
+def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, locale: str | None, bom: bool,
+                 fmt: str) -> None:
     """Today's calls: clinical first, then overdue, then by due time; one line per patient."""
     from core.db.engine import session_scope
     from core.worklist import worklist
@@ -59,41 +63,61 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
             for line in worklist(session, config, day=the_day, now=now, sites=[code],
                                  assignee=app.user if mine else None):
                 rows.append(line.as_dict(tz))
+        what = _task_names(session, [t for r in rows for t in r["task_ids"]]) if fmt == "table" else {}
     if fmt == "table":
-        _worklist_table(rows, sites)
+        _worklist_table(app, rows, what, sites, app.ui_locale(locale))
     else:
-        if fmt == "csv":  # one cell per list, "5;6", not a Python list
-            rows = [{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt, bom=bom)
 
 
-def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
-    """A table that stays readable in an 80-column terminal: the overdue mark and the phone are never cut."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """(specialty, procedure, milestone) of each task: the table shows their names, not keys."""
+    from sqlalchemy import select
 
-    table = Table(title=f"{', '.join(sites)}: {len(rows)} call(s)", box=box.SIMPLE_HEAD, header_style="bold",
-                  pad_edge=False, collapse_padding=True, padding=(0, 1))
+    from core.db.models import Task
+
+    out: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 500):
+        query = select(Task.id, Task.specialty, Task.procedure, Task.milestone).where(Task.id.in_(ids[start:start + 500]))
+        out.update((i, (s, p, m)) for i, s, p, m in session.execute(query))
+    return out
+
+
+def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tuple[str, str, str]],
+                    sites: list[str], loc: str) -> None:
+    """A table that fits the terminal (80 columns when piped): ids, phone, the overdue mark and the time whole."""
+    from core.cli.output import Column, print_table
+    from core.words import Names, header, word
+
+    names = Names(app.plugins, loc)
     many_sites = len(sites) > 1
-    if many_sites:
-        table.add_column("site", no_wrap=True)
-    table.add_column("tasks")
-    table.add_column("patient / phone", no_wrap=True)
-    table.add_column("milestones")
-    table.add_column("urgency", no_wrap=True)
-    table.add_column("due", no_wrap=True)
-    table.add_column("tries", justify="right")
-    table.add_column("held by")
+    columns = [
+        *([Column("site", header("site", loc), keep=True, drop=1)] if many_sites else []),
+        Column("task_ids", header("task_ids", loc), keep=True),
+        Column("patient", header("patient", loc), keep=True),
+        Column("milestones", header("milestones", loc)),
+        Column("urgency", header("urgency", loc), keep=True),
+        Column("due_at", header("due_at", loc), keep=True),
+        Column("attempts", header("attempts", loc), keep=True, justify="right", drop=2),
+        Column("assignee", header("assignee", loc), drop=3),
+    ]
+    cells, styles = [], []
     for r in rows:
-        urgency = r["urgency"] + ("\nOVERDUE" if r["overdue"] else "")
-        style = "bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None)
-        cells = [",".join(map(str, r["task_ids"])), f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
-                 "\n".join(r["milestones"]), urgency, r["due_at"][5:16].replace("T", "\n"), str(r["attempts"]),
-                 r["assignee"] or ""]
-        table.add_row(*([r["site"]] if many_sites else []), *cells, style=style)
-    Console().print(table)
+        what = []
+        for task_id in r["task_ids"]:
+            specialty, code, key = what_of[task_id]
+            what.append(f"{names.procedure(specialty, code)}\n·{names.milestone(specialty, code, key)}")
+        urgency = word("urgency", r["urgency"], loc) + ("\n" + word("flag", "overdue", loc) if r["overdue"] else "")
+        cells.append([
+            *([r["site"]] if many_sites else []),
+            ",".join(map(str, r["task_ids"])),
+            f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+            "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
+        ])
+        styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
+    title = message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
+    print_table(columns, cells, title=title, styles=styles)
 
 
 @click.command("claim")
