@@ -191,13 +191,12 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
     outcome's own name, the one ``followup record --outcome`` takes.
     """
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import Names, word
 
     zh = locale == "zh_CN"
 
     def outcome(key: str) -> str:
-        return report_label(key, "zh_CN", OUTCOMES) if zh else key
+        return word("outcome", key, "zh_CN") if zh else key
 
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
@@ -219,14 +218,18 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
-        f"{task.milestone} ({task.urgency})",
+        f"{Names(plugins, locale).milestone(task.specialty, task.procedure, task.milestone)}"
+        f" ({word('urgency', task.urgency, locale)})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
                   + (f": {a['note']}" if a["note"] else "")
                   for a in context.attempt_history) or "—",
     )
-    width = max(len(label[0 if zh else 1]) for label in labels)
+    from rich.cells import cell_len
+
+    names = [label[0 if zh else 1] for label in labels]
+    width = max(cell_len(name) for name in names)
     lines = ["─" * 60]
-    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    lines += [f"{name}{' ' * (width - cell_len(name))} : {value}" for name, value in zip(names, values, strict=True)]
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -283,14 +286,13 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
 def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     """What one recorded call changed, for a person: the JSON of ``record`` in words."""
     from core.messages import MESSAGES
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import word as vocab
 
-    def word(prefix: str, key: str) -> str:  # an outcome, status or action kind; its own name if unknown
+    def word(prefix: str, key: str) -> str:  # a status or action kind; its own name if unknown
         return message(f"{prefix}.{key}", locale) if f"{prefix}.{key}" in MESSAGES else key
 
     task = data["task"]
-    outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
+    outcome = vocab("outcome", data["outcome"], "zh_CN") if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
     if task["status"] == "open" and task["next_attempt_at"]:
