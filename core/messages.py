@@ -22,6 +22,23 @@ FALLBACK = "en"  # when nobody's language is known (no configuration loaded)
 MESSAGES: dict[str, tuple[str, str]] = {
     # -- errors: the frame the CLI prints them in
     "error": ("错误：{error}", "Error: {error}"),
+    # -- followup demo
+    "demo_chain": ("演示集团：{chain}，{n} 个门店，数据库 {db}", "Demo chain: {chain} — {n} sites, database {db}"),
+    "demo_imported": ("已导入新患者 {patients} 位、新就诊记录 {episodes} 条；新建回访任务 {created} 个"
+                      "（已排期 {existing} 个，排期前已过期 {expired} 个）。",
+                      "Imported {patients} new patients and {episodes} new episodes; scheduled {created} new "
+                      "follow-up tasks ({existing} already scheduled, {expired} expired before scheduling)."),
+    "demo_simulated": ("已模拟 {n} 次过去的拨打（报表因此有数据：followup report month）。",
+                       "Simulated {n} past call attempts (so reports have data: followup report month)."),
+    "demo_site_today": ("{site}（{code}）— {day}：{n} 个电话", "{site} ({code}) — {day}: {n} call(s)"),
+    "demo_open": ("\n共有 {n} 个待回访任务。", "\n{n} open follow-ups in total."),
+    "demo_try": ("\n接下来可以试试：", "\nTry next:"),
+    "demo_try_worklist": ("今天的电话，每位患者一行", "today's calls, one line per patient"),
+    "demo_try_claim": ("领取电话（保留 30 分钟）", "take calls (held 30 min)"),
+    "demo_try_call": ("引导式回访：资料卡、话术、回答", "guided calls: card, script, answers"),
+    "demo_try_script": ("一通电话该说什么（英文话术）", "what to say on one call"),
+    "demo_try_protocols": ("门店的第 5 天拆鼻夹板设置", "the site's day-5 splint override"),
+    "demo_try_report": ("上周的数据", "last week's figures"),
     # -- finding the chain, followup init
     "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
                  "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
@@ -39,7 +56,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "init_point": ("使用方法：followup --config {path} config check，或 export FOLLOWUP_CONFIG={path}",
                    "Point at it with: followup --config {path} config check, or export FOLLOWUP_CONFIG={path}"),
     # -- setup: config check, plugins list
-    "holiday_provisional": ("{country} 的节假日安排只公布到 {until}，回访排到了 {horizon}：{years} 年的常规回访为暂定安排"
+    "holiday_provisional": ("{country} 的节假日安排只公布到 {until}，回访排到了 {horizon}："
+                            "{years} 年的常规回访为暂定安排"
                             "（公布后在 holiday_notices 中填写官方通知，再运行 followup schedule --replan）",
                             "holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
                             "routine calls in {years} are placed provisionally (add the official notice under "

@@ -254,7 +254,8 @@ def protocols(app: App, selector: str | None, site_code: str | None, locale: str
         for r in group:
             offset, earliest, latest = span(r)
             cells.append([r["_milestone"].names.get(loc), offset + (" *" if r["overridden"] else ""),
-                          f"{earliest}–{latest}", word("urgency", r["urgency"], loc), word("channel", r["channel"], loc),
+                          f"{earliest}–{latest}", word("urgency", r["urgency"], loc),
+                          word("channel", r["channel"], loc),
                           r["milestone"]])
         print_table([Column(c, header(c, loc), keep=c in keep) for c in columns], cells,
                     title=f"{names.procedure(specialty, procedure)} ({specialty}.{procedure})")

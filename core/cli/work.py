@@ -79,13 +79,14 @@ def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]
 
     out: dict[int, tuple[str, str, str]] = {}
     for start in range(0, len(ids), 500):
-        query = select(Task.id, Task.specialty, Task.procedure, Task.milestone).where(Task.id.in_(ids[start:start + 500]))
+        query = select(Task.id, Task.specialty, Task.procedure, Task.milestone).where(
+            Task.id.in_(ids[start:start + 500]))
         out.update((i, (s, p, m)) for i, s, p, m in session.execute(query))
     return out
 
 
 def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tuple[str, str, str]],
-                    sites: list[str], loc: str) -> None:
+                    sites: list[str], loc: str, title: str | None = None) -> None:
     """A table that fits the terminal (80 columns when piped): ids, phone, the overdue mark and the time whole."""
     from core.cli.output import Column, print_table
     from core.words import Names, header, word
@@ -116,7 +117,7 @@ def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tup
             "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
         ])
         styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
-    title = message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
+    title = title or message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
     print_table(columns, cells, title=title, styles=styles)
 
 
