@@ -68,6 +68,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
     "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
     # -- lists
+    "wrote": ("已写入 {file}", "wrote {file}"),
     "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
     "complaints_title": ("投诉：{n} 条", "{n} complaint(s)"),
     "worklist_title": ("{sites}：{n} 个电话", "{sites}: {n} call(s)"),
