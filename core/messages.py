@@ -188,6 +188,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
                      "{file}: would import patients {pc} new, {pu} updated, {pn} unchanged; "
                      "episodes {ec} new, {eu} updated, {en} unchanged"),
+    "template_exists": ("{path} 已存在：未覆盖（请换一个文件名）",
+                        "{path} already exists: not overwritten (give another FILE)"),
+    "template_written": ("已写入空白导入模板 {file}（{n} 列；列名见 docs/import.md）",
+                         "wrote the empty import template {file} ({n} columns; see docs/import.md)"),
     "next_schedule": ("下一步：followup schedule", "Next: followup schedule"),
     "import_failed_one": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problem in {file}; nothing was imported:"),
     "import_failed": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problems in {file}; nothing was imported:"),
@@ -206,6 +210,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                 "a phone number holds digits, an optional leading +, spaces, dashes or brackets"),
     "import_phone_digits": ("电话号码应有 7 到 15 位数字，这个有 {n} 位",
                             "a phone number has 7 to 15 digits, this one has {n}"),
+    "import_phone_invalid": ("不是有效的电话号码：手机为 1 开头的 11 位数字，固话需带区号（如 010-12345678），"
+                             "境外号码请写 +国家代码（如 +852…）；确需导入请加 --allow-invalid-phone",
+                             "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
+                             "a landline needs its area code (010-12345678), a foreign number its +country code; "
+                             "to import it anyway, use --allow-invalid-phone"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -260,6 +269,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "import_columns_ignored": ("已忽略未知的列：{columns}", "columns ignored (not known): {columns}"),
     "import_sheet_ignored": ("已忽略工作表 {sheet!r}：第一行没有可识别的列名",
                              "sheet {sheet!r} ignored: its first row names no known column"),
+    "import_phones_flagged": ("{n} 个电话号码无效，已照原样导入并标记为待更正（第 {rows} 行）",
+                              "{n} invalid phone number(s) imported as given and flagged for correction "
+                              "(rows {rows})"),
     "import_rows_repeated": ("{n} 行与文件中前面的行完全相同，只计一次",
                              "{n} rows repeat an earlier row of the file and were counted once"),
     "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，已排期 {existing} 个",
