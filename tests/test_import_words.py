@@ -125,3 +125,21 @@ def test_a_template_names_every_column_and_reads_back_as_itself(cli, db_url, tmp
         assert "episodes 1 new" in imported and "Warning" not in imported
     again = cli("import", str(target), "--template", "episodes", "--format", fmt, "--locale", "en", ok=False)
     assert again.exit_code == 1 and "already exists: not overwritten" in again.output  # never overwritten
+
+
+def test_docs_import_md_lists_every_column_alias_and_procedure_alias(plugins) -> None:  # type: ignore[no-untyped-def]
+    from core.importing import ALIASES, CANONICAL, Columns, template_headers
+
+    doc = (Path(__file__).parents[1] / "docs" / "import.md").read_text(encoding="utf-8")
+    for column in CANONICAL:
+        assert f"`{column}`" in doc, column
+        for alias in ALIASES.get(column, ()):
+            assert f"`{alias}`" in doc, (column, alias)
+    columns = Columns.of_plugins(plugins)
+    for attribute in columns.attributes:
+        assert f"`{attribute.key}`" in doc and all(f"`{h}`" in doc for h in attribute.headers)
+    for header in template_headers("patients", columns) + template_headers("episodes", columns):
+        assert header in doc, header
+    for key, (_, spec) in plugins.specialties().items():
+        for proc in spec.procedures:
+            assert f"`{proc.code}`" in doc and all(alias in doc for alias in proc.aliases), (key, proc.code)
