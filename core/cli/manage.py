@@ -317,7 +317,7 @@ def detail_text(detail: Any, locale: str | None) -> str:
         elif isinstance(value, dict):
             shown = "(" + detail_text(value, locale) + ")"
         elif isinstance(value, list):
-            shown = ",".join(map(str, value)) or "—"
+            shown = ", ".join(map(str, value)) or "—"
         else:
             shown = str(value)
         parts.append(f"{name}={shown}")

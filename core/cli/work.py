@@ -358,8 +358,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
-                                       default="reached")
+                outcome = _ask_outcome(loc, OUTCOMES)
                 if outcome == "skip":
                     break
                 note = None
@@ -386,6 +385,27 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
         click.echo(message("stopped", loc, n=done))
         return
     click.echo(message("done", loc, n=done))
+
+
+def _ask_outcome(loc: str, outcomes: tuple[str, ...]) -> str:
+    """The call's outcome: in Chinese a numbered menu of the outcomes' names (the number, the name or the
+    outcome's own key is accepted); in English the keys ``record --outcome`` takes."""
+    from core.words import word
+
+    if loc != "zh_CN":
+        return click.prompt(message("outcome", loc), type=click.Choice([*outcomes, "skip"]), default="reached")
+    keys = [*outcomes, "skip"]
+    names = [word("outcome", k, loc) if k != "skip" else message("skip_word", loc) for k in keys]
+    click.echo("  ".join(f"{i} {name}" for i, name in enumerate(names, 1)))
+    while True:
+        typed = click.prompt(message("outcome_pick", loc), default="1").strip()
+        if typed.isdigit() and 1 <= int(typed) <= len(keys):
+            return keys[int(typed) - 1]
+        if typed in names:
+            return keys[names.index(typed)]
+        if typed in keys:
+            return typed
+        click.secho(message("outcome_not_known", loc, text=typed, n=len(keys)), fg="red")
 
 
 def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) -> dict[str, str]:
