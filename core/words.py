@@ -48,6 +48,7 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "phone": ("电话", "phone"),
         "sms": ("短信", "SMS"),
         "wechat": ("微信", "WeChat"),
+        "email": ("电子邮件", "email"),
         "letter": ("信件", "letter"),
         "questionnaire": ("问卷", "questionnaire"),
     },

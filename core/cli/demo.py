@@ -19,6 +19,7 @@ from core.cli.main import App
 from core.cli.output import locale_option
 from core.errors import FollowupError
 from core.messages import message
+from core.vocab import TaskStatus
 
 
 def _write_episode_export(source: Path, target: Path, app: App) -> None:
@@ -84,7 +85,7 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
         click.echo(message("demo_simulated", loc, n=history))
     _show_today(app, url, loc)
     with session_scope(url) as session:
-        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
+        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN))
     click.echo(message("demo_open", loc, n=open_total))
     click.secho(message("demo_try", loc), bold=True)
     for command, key in TRY_NEXT:
@@ -132,7 +133,8 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
     cutoff = datetime.combine(now.astimezone(tz).date(), time(0), tz)  # today's calls are left to the user
     while True:
         due = session.execute(
-            select(Task).where(Task.status == "open", Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff)
+            .order_by(Task.next_attempt_at, Task.id)
         ).scalars().all()
         if not due:
             return recorded

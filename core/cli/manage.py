@@ -283,8 +283,9 @@ def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom
                 raise FollowupError(key="no_patient", values={"patient": patient})
             query = query.where(AuditEntry.patient_id == pid)
         tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
-        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
-                 "entity_id": e.entity_id, "detail": e.detail} for e in session.execute(query).scalars()]
+        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action,
+                 "entity": e.entity, "entity_id": e.entity_id, "detail": e.detail}
+                for e in session.execute(query).scalars()]
     columns = ["at", "user", "action", "entity", "entity_id", "detail"]
     if fmt != "table":
         emit(rows, columns, fmt, bom=bom)

@@ -12,6 +12,7 @@ from core.cli.main import App
 from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
+from core.vocab import REACHED_OUTCOMES, TaskStatus
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -204,7 +205,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
         *((a.names.zh_CN, a.names.en) for a in attributes),
@@ -216,7 +218,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
-        + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
+        + f" · {(context.occurred_at.astimezone(tz) if tz else context.occurred_at).date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
         f"{Names(plugins, locale).milestone(task.specialty, task.procedure, task.milestone)}"
@@ -230,7 +232,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     names = [label[0 if zh else 1] for label in labels]
     width = max(cell_len(name) for name in names)
     lines = ["─" * 60]
-    lines += [f"{name}{' ' * (width - cell_len(name))} : {value}" for name, value in zip(names, values, strict=True)]
+    lines += [f"{name}{' ' * (width - cell_len(name))} : {value}"
+              for name, value in zip(names, values, strict=True)]
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -296,7 +299,7 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = vocab("outcome", data["outcome"], "zh_CN") if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
-    if task["status"] == "open" and task["next_attempt_at"]:
+    if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
     for action in data["actions"]:
@@ -337,7 +340,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites),
+                Task.claimed_until >= now,
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -358,12 +362,12 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = _ask_outcome(loc, OUTCOMES)
+                outcome = _ask_outcome(loc, tuple(map(str, OUTCOMES)))
                 if outcome == "skip":
                     break
                 note = None
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
-                if outcome in ("reached", "booked"):
+                if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
@@ -371,7 +375,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                            reached = outcome in REACHED_OUTCOMES
+                            mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback)
                             data = result.as_dict(config.site(result.task.site).timezone)
