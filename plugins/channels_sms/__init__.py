@@ -87,7 +87,7 @@ class SmsChannel(Channel):
         return send_http(self.settings, message)
 
     def reports(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> list[DeliveryReport]:
-        """Delivery reports pushed by the provider, signed ``X-Followup-Signature: hex(HMAC-SHA256(report_secret, body))``.
+        """Delivery reports pushed to /hooks/sms, signed ``X-Followup-Signature: hex(HMAC-SHA256(secret, body))``.
 
         Alibaba Cloud and Tencent Cloud push reports to a URL the chain registers
         with them; put it behind a relay that signs them, or use the gateway's own
