@@ -109,11 +109,9 @@ def compose(
     row["recipient"] = address
     milestone = _milestone(plugins, site, task)
     link = None
-    # The window's end, but never before the end of the day the message is due (a call placed after
-    # a short window still gets its day).
-    due_day_end = datetime.combine(task.due_at.astimezone(site.timezone).date() + timedelta(days=1), time(0),
-                                   site.timezone)
-    expires = max(task.window_end, due_day_end)
+    # The window's end, but never less than two days after the message is due (a short window, a night
+    # in between, a provider down for an hour: the message and its link keep their meaning).
+    expires = max(task.window_end, task.due_at + timedelta(days=2))
     if kind == "after_unsuccessful":
         expires = max(expires, now + timedelta(days=7))
     if has_questionnaire(plugins, site, task, kind):

@@ -46,8 +46,10 @@ def send_aliyun(settings: Any, message: Message) -> Receipt:
     except ThrottlingException as exc:
         return Receipt.retry(f"throttled: {getattr(exc, 'code', '')}")
     except ClientException as exc:
-        status = getattr(exc, "status_code", None)
-        return Receipt.failed(f"refused ({status}): {getattr(exc, 'code', '') or exc}")
+        status, code = getattr(exc, "status_code", None), str(getattr(exc, "code", "") or "")
+        if status == 429 or code.startswith(RETRY_CODES):
+            return Receipt.retry(f"rate limited ({status}): {code}")
+        return Receipt.failed(f"refused ({status}): {code or exc}")
     except Exception as exc:  # network, timeout, 5xx: the SDK's own exceptions
         return Receipt.retry(f"{type(exc).__name__}: {str(exc)[:200]}")
     body = response.body
