@@ -169,8 +169,9 @@ def _sender(url: str, cfg: str, folder: str, barrier, out) -> None:  # type: ign
 
 @pytest.mark.postgres
 def test_four_senders_never_send_one_message_twice(cli, tmp_path, pg_server):
-    from core.db.migrate import upgrade
     from conftest import _pg_schema_url
+
+    from core.db.migrate import upgrade
 
     for url in _pg_schema_url(pg_server):
         upgrade(url)
