@@ -40,8 +40,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import FollowupError
+from core.vocab import Channel as ChannelName
 
-MESSAGE_CHANNELS: tuple[str, ...] = ("sms", "wechat", "email")  # milestone channels sent by `followup send`
+# milestone channels sent by `followup send` instead of appearing on a worklist
+MESSAGE_CHANNELS: tuple[str, ...] = (ChannelName.SMS, ChannelName.WECHAT, ChannelName.EMAIL)
 MESSAGE_KINDS: tuple[str, ...] = ("milestone", "notice", "after_unsuccessful")
 OUTBOX_STATUSES: tuple[str, ...] = ("queued", "sending", "sent", "delivered", "failed", "expired")
 Address = Literal["phone", "email", "wechat_openid", "none"]
