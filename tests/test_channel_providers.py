@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -373,3 +374,68 @@ def test_email_uses_starttls_login_and_sends_plain_and_html(tmp_path) -> None:
         controller.stop()
     closed = channel("email", host="127.0.0.1", port=port, sender="f@kanghua.example", timeout=2)
     assert closed.send(message).status == "retry"
+
+
+# -- the followup_channels hook -------------------------------------------------------------------
+
+
+def test_followup_channels_lists_the_built_in_channels_and_plugins_list_shows_them() -> None:
+    from core.plugins import build_plugins
+
+    plugins = build_plugins()
+    assert {"file", "email", "sms", "wechat"} <= set(plugins.channels())
+    listed = {p["name"]: p for p in plugins.list_plugins()}
+    assert listed["channels_sms"]["channels"] == ["sms"] and listed["channels_sms"]["specialties"] == []
+
+
+def test_followup_channels_duplicate_name_and_garbage_name_the_plugin() -> None:
+    from core import Capabilities, Channel, Receipt
+    from core.general import CorePlugin
+    from core.hookspecs import hookimpl
+    from core.plugins import PluginError, Plugins
+
+    class Loud(Channel):
+        name = "sms"
+        capabilities = Capabilities(address="phone")
+
+        def send(self, message: Message) -> Receipt:
+            return Receipt.sent()
+
+    class Mine:
+        @hookimpl
+        def followup_channels(self) -> list[type[Channel]]:
+            return [Loud]
+
+    class Garbage:
+        @hookimpl
+        def followup_channels(self) -> list[Any]:
+            return ["not a channel"]
+
+    plugins = Plugins()
+    plugins.register(CorePlugin(), "core")
+    plugins.register(Mine(), "chain_sms")
+    plugins.register(Mine(), "other_sms")
+    with pytest.raises(PluginError, match="also provided by plugin 'chain_sms'"):
+        plugins.channels()
+    plugins.unregister("other_sms")
+    plugins.register(Garbage(), "garbage")
+    with pytest.raises(PluginError, match="plugin 'garbage', hook followup_channels"):
+        plugins.channels()
+
+
+def test_config_check_names_missing_credentials_and_unknown_channel_plugins(cli, tmp_path) -> None:
+    import shutil
+
+    folder = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config", folder)
+    chain = folder / "chain.yaml"
+    text = chain.read_text(encoding="utf-8").replace(
+        "  sms: {plugin: file, folder: var/messages}",
+        "  sms: {provider: aliyun, access_key_id: '${CH_TEST_AK}', access_key_secret: '${CH_TEST_SK}', "
+        "sign_name: 康华医疗}")
+    chain.write_text(text, encoding="utf-8")
+    result = cli("config", "check", config=chain)
+    assert "CH_TEST_AK is not set" in result.output and "CH_TEST_SK" in result.output
+    chain.write_text(text.replace("provider: aliyun,", "plugin: smss, provider: aliyun,"), encoding="utf-8")
+    bad = cli("config", "check", config=chain, ok=False)
+    assert bad.exit_code == 1 and "no channel plugin 'smss'" in bad.output and "chain.yaml:" in bad.output

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from clinic_data import seed
+from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PATIENTS = [["P1", "李娜", "F", "1990-03-02", "13912345678", "SH-DENT"],
@@ -30,7 +30,19 @@ def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str 
     text = re.sub(r"  sms: \{plugin: file, folder: var/messages\}", "  sms: " + sms.replace(
         "MSGS", str(tmp_path / "messages")), text)
     (folder / "chain.yaml").write_text(text + extra, encoding="utf-8")
+    site = folder / "sites" / "sh-dent.yaml"  # the next-day check after a cleaning: an SMS questionnaire
+    site.write_text(site.read_text(encoding="utf-8").replace("    after_unsuccessful: sms\n",
+                                                             "    channel: sms\n    fallback: phone\n"),
+                    encoding="utf-8")
     return folder / "chain.yaml"
+
+
+def seed(cli, tmp_path: Path, url: str, patients: list[list[str]], episodes: list[list[str]],  # type: ignore[no-untyped-def]
+         now: str = "2026-11-23T08:00+08:00") -> None:
+    cfg = tmp_path / "config" / "chain.yaml"
+    cli("import", str(write_csv(tmp_path / "patients.csv", PATIENT_HEADER, patients)), db=url, now=now, config=cfg)
+    cli("import", str(write_csv(tmp_path / "episodes.csv", EPISODE_HEADER, episodes)), db=url, now=now, config=cfg)
+    cli("schedule", db=url, now=now, config=cfg)
 
 
 def outbox(cli, url: str, cfg: Path, *args: str) -> list[dict]:  # type: ignore[no-untyped-def]
