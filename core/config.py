@@ -160,7 +160,7 @@ class MessagingModel(_Model):
     notice_at: str = Field(default="10:00", pattern=r"^\d{2}:\d{2}$",
                            description="local time the day before a call when its notice goes out")
     questionnaire_url: str = Field(default="http://127.0.0.1:8000",
-                                   description="where `followup serve` is reached from patients' phones")
+                                   description="where patients' phones reach `followup serve`")
     secret: str | None = Field(default=None, description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
 
 
@@ -265,6 +265,9 @@ class Site:
                 data["offset"] = override.offset.model_dump()
             if override.window is not None:
                 data["window"] = override.window.model_dump()
+            if override.channel is not None and override.channel != data.get("channel"):
+                # another channel: the options of the old one no longer apply
+                data.update(fallback=None, notice=None, after_unsuccessful=None)
             for key in ("channel", "fallback", "notice", "after_unsuccessful"):
                 if getattr(override, key) is not None:
                     data[key] = getattr(override, key)
@@ -489,6 +492,8 @@ def _channel_problems(config: ChainConfig, plugins: Any) -> list[str]:
 
     installed = plugins.channels()
     problems: list[str] = []
+    if not installed:  # e.g. FOLLOWUP_LOAD_PLUGINS without the channel plugins: `send` says so when used
+        return problems
     chain_src = load_located(config.path)
     seen: set[tuple[str, str]] = set()
     for site in config.sites.values():
@@ -520,7 +525,8 @@ def channel_warnings(config: ChainConfig) -> list[str]:
     if secret:
         for var in missing_env({"secret": secret}):
             out.setdefault(var, []).append("messaging.secret")
-    return [f"environment variable {var} is not set (needed by: {', '.join(users)})" for var, users in sorted(out.items())]
+    return [f"environment variable {var} is not set (needed by: {', '.join(users)})"
+            for var, users in sorted(out.items())]
 
 
 def _calendar_problem(

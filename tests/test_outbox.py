@@ -31,9 +31,9 @@ def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str 
         "MSGS", str(tmp_path / "messages")), text)
     (folder / "chain.yaml").write_text(text + extra, encoding="utf-8")
     site = folder / "sites" / "sh-dent.yaml"  # the next-day check after a cleaning: an SMS questionnaire
-    site.write_text(site.read_text(encoding="utf-8").replace("    after_unsuccessful: sms\n",
-                                                             "    channel: sms\n    fallback: phone\n"),
-                    encoding="utf-8")
+    site.write_text(site.read_text(encoding="utf-8") + (
+        "overrides:\n  - milestone: dental.scaling.check_1d\n    channel: sms\n    fallback: phone\n"),
+        encoding="utf-8")
     return folder / "chain.yaml"
 
 
@@ -179,14 +179,10 @@ def _sender(url: str, cfg: str, folder: str, barrier, out) -> None:  # type: ign
     out.put([m["id"] for m in summary.messages if m["status"] == "sent"])
 
 
-@pytest.mark.postgres
-def test_four_senders_never_send_one_message_twice(cli, tmp_path, pg_server):
-    from conftest import _pg_schema_url
-
-    from core.db.migrate import upgrade
-
-    for url in _pg_schema_url(pg_server):
-        upgrade(url)
+def test_four_senders_never_send_one_message_twice(cli, tmp_path, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("four sender processes need row locks; SQLite serialises writers (BEGIN IMMEDIATE)")
+    for url in [db_url]:
         cfg = chain(tmp_path)
         patients = [[f"P{i}", f"患者{i}", "F", "1990-01-01", f"139000{i:05d}", "SH-DENT"] for i in range(24)]
         episodes = [[f"E{i}", f"P{i}", "SH-DENT", "dental", "scaling", "2026-11-23T09:30+08:00", "陈医生"]
