@@ -373,14 +373,61 @@ def _checked_against_plugins(config: ChainConfig) -> None:
         check_against_plugins(config)
         return
     key = _check_key(config)
-    warnings = cache.get("config-check", key) if key is not None else None
-    if isinstance(warnings, list):
+    stored = cache.get("config-check", key) if key is not None else None
+    warnings = _decode(stored) if isinstance(stored, list) else None
+    if warnings is not None:
         config.warnings.extend(warnings)
         return
     before = len(config.warnings)
     check_against_plugins(config)
-    if key is not None:
-        cache.put("config-check", key, config.warnings[before:])
+    encoded = _encode(config.warnings[before:])
+    if key is not None and encoded is not None:
+        cache.put("config-check", key, encoded)
+
+
+def _encode(value: Any) -> Any:
+    """Warnings as JSON: text, catalogue messages (core.messages.Msg, Joined) and their plain values;
+    ``None`` when something else is in them (then they are not cached)."""
+    from core.messages import Joined, Msg
+
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    if isinstance(value, list):
+        items = [_encode(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+    if isinstance(value, Msg):
+        values = {k: _encode(v) for k, v in value.values.items()}
+        if any(values[k] is None and value.values[k] is not None for k in values):
+            return None
+        return {"msg": value.key, "values": values}
+    if isinstance(value, Joined):
+        parts = _encode(value.parts)
+        return None if parts is None else {"joined": parts}
+    return None
+
+
+def _decode(value: Any) -> Any:
+    """:func:`_encode` undone; ``None`` for an entry this version cannot read (then the check runs)."""
+    try:
+        return _decoded(value)
+    except (KeyError, TypeError, ValueError, AttributeError):  # e.g. a message no longer in the catalogue
+        return None
+
+
+def _decoded(value: Any) -> Any:
+    from core.messages import Joined, Msg
+
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, dict):
+        if "date" in value:
+            return date.fromisoformat(value["date"])
+        if "joined" in value:
+            return Joined(_decoded(value["joined"]))
+        return Msg(value["msg"], **{k: _decoded(v) for k, v in value["values"].items()})
+    return value
 
 
 def _check_key(config: ChainConfig) -> list[Any] | None:
