@@ -1,23 +1,29 @@
-"""Claiming work: two coordinators never receive the same patient.
+"""Claiming work: two coordinators never receive the same patient, and nobody is told "nothing to
+claim" while work is free.
 
-A claim holds a patient's due tasks for ``claim_hold`` (chain config); expired
-holds simply become eligible again. On PostgreSQL one statement does it::
+A claim holds a patient's due tasks for ``claim_hold`` (chain config); expired holds simply become
+eligible again. "Due" is by each task's own site's end of day (``day``, default today there): one
+claim may cover sites in different timezones, and a site's tasks are never cut at another site's
+midnight.
 
-    UPDATE tasks SET assignee = :user, claimed_until = :until
-    WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) AND status = 'open' AND <due by its site's end of day>
-      AND <hold expired>
-    RETURNING id, patient_id, site
+Each round of a claim runs three statements:
 
-"End of day" is each task's own site's midnight (``day``, default today there): one claim may
-cover sites in different timezones, and a site's tasks are never cut at another site's midnight.
+1. the next patients, read through the worklist index (site, status, next_attempt_at): the
+   eligible tasks in claim order (clinical first, then by next attempt) with a ``LIMIT``, the
+   first row of each patient giving its place; no aggregate over every due task of the sites;
+2. their *patients* rows locked ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), leaving out patients
+   who must not be called or whose calls a colleague holds: a patient with two due tasks never
+   goes half to one coordinator and half to another;
+3. ``UPDATE tasks ... RETURNING`` of the locked patients' tasks that are *still* eligible: the
+   status and hold are re-checked against the newest committed row, so a claim that committed
+   meanwhile wins.
 
-The inner SELECT locks the *patients* rows (``FOR UPDATE SKIP LOCKED``), not
-just task rows: a patient with two due tasks could otherwise go half to one
-coordinator and half to another. The status and hold re-check in the outer
-UPDATE is re-evaluated against the newest committed row, so a claim that
-committed meanwhile wins. SQLAlchemy drops SKIP LOCKED on SQLite without a word;
-there the transaction starts with ``BEGIN IMMEDIATE`` (one writer at a time) and
-the same re-check keeps it correct.
+A claimer that loses a race (a patient another claim took between 1 and 3, or one locked by
+another claimer) goes on with the next patients in a new round, until it has ``count`` patients
+or no candidate is left; each round is a new statement, so on PostgreSQL (READ COMMITTED) it sees
+what the others committed. The audit rows are written in one INSERT. SQLite has no row locks:
+there the transaction starts with ``BEGIN IMMEDIATE`` (claimers wait their turn, busy timeout)
+and the same rounds run alone.
 """
 
 from __future__ import annotations
@@ -26,16 +32,18 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from core.audit import audit
+from core.audit import audit_many
 from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
 from core.tasklist import local_iso
 from core.vocab import TaskStatus, Urgency
 from core.worklist import end_of_day
+
+ROWS_PER_PATIENT = 4  # round 1 reads this many task rows per patient still wanted (most have 1-4 due)
 
 
 def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
@@ -76,6 +84,25 @@ def _held_by_colleague(user: str, now: datetime) -> Any:
     )
 
 
+def _candidates(session: Session, eligible: Any, tried: set[int], wanted: int) -> list[int]:
+    """The next ``wanted`` patients not tried yet, in claim order: clinical first, then by next attempt.
+
+    Reads task rows in that order with a LIMIT (the worklist index gives the day's due tasks of a
+    site); a patient's first row is its place. Reads more rows when a few patients fill them.
+    """
+    rank = case((Task.urgency == Urgency.CLINICAL, 0), else_=1)
+    limit = max(wanted * ROWS_PER_PATIENT, 16)
+    while True:
+        query = select(Task.patient_id).where(eligible).order_by(rank, Task.next_attempt_at, Task.id).limit(limit)
+        if tried:
+            query = query.where(Task.patient_id.not_in(tried))
+        rows = session.execute(query).scalars().all()
+        patients = list(dict.fromkeys(rows))
+        if len(patients) >= wanted or len(rows) < limit:
+            return patients[:wanted]
+        limit *= 4
+
+
 def claim(
     session: Session,
     config: ChainConfig,
@@ -91,45 +118,40 @@ def claim(
         return []
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
     eligible = _eligible(now, _cutoffs(config, sites, now, day))
-    priority = (
-        select(
-            Task.patient_id.label("pid"),
-            func.min(case((Task.urgency == Urgency.CLINICAL, 0), else_=1)).label("urg"),
-            func.min(Task.next_attempt_at).label("due"),
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows: list[Any] = []
+    claimed: set[int] = set()
+    tried: set[int] = set()
+    while len(claimed) < count:
+        candidates = _candidates(session, eligible, tried, count - len(claimed))
+        if not candidates:
+            break
+        tried.update(candidates)
+        lock = (
+            select(Patient.id)
+            .where(Patient.id.in_(candidates), Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False),
+                   ~_held_by_colleague(user, now))
         )
-        .where(eligible)
-        .group_by(Task.patient_id)
-        .subquery()
-    )
-    picked = (
-        select(Patient.id)
-        .join(priority, priority.c.pid == Patient.id)
-        .where(Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False), ~_held_by_colleague(user, now))
-        .order_by(priority.c.urg, priority.c.due, Patient.id)
-        .limit(count)
-        .with_for_update(of=Patient, skip_locked=True)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # A materialised CTE runs once. As a plain IN (subquery) PostgreSQL may rescan it per
-        # task row, and a rescan with SKIP LOCKED and LIMIT can answer differently while other
-        # claims commit: a patient's first task claimed and the second not.
-        chosen = picked.cte("picked").prefix_with("MATERIALIZED")
-        picked_ids = select(chosen.c.id).scalar_subquery()
-    else:  # SQLite: already inside BEGIN IMMEDIATE; materialise the choice first
-        picked_ids = list(session.execute(picked).scalars())
-        if not picked_ids:
-            return []
-    stmt = (
-        update(Task)
-        .where(Task.patient_id.in_(picked_ids), eligible)
-        .values(assignee=user, claimed_until=until, updated_at=now)
-        .returning(Task.id, Task.patient_id, Task.site)
-        .execution_options(synchronize_session=False)
-    )
-    rows = sorted(session.execute(stmt).all())
-    for task_id, patient_id, site in rows:
-        audit(session, user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
-              detail={"until": local_iso(until, config.timezone_of(site))})
+        if postgres:  # SQLite has no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises
+            lock = lock.with_for_update(of=Patient, skip_locked=True)
+        locked = list(session.execute(lock).scalars())
+        if not locked:
+            continue
+        got = session.execute(
+            update(Task)
+            .where(Task.patient_id.in_(locked), eligible)
+            .values(assignee=user, claimed_until=until, updated_at=now)
+            .returning(Task.id, Task.patient_id, Task.site)
+            .execution_options(synchronize_session=False)
+        ).all()
+        rows += got
+        claimed.update(patient for _, patient, _ in got)
+    rows.sort()
+    audit_many(session, [
+        dict(user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
+             detail={"until": local_iso(until, config.timezone_of(site))})
+        for task_id, patient_id, site in rows
+    ])
     return [task_id for task_id, _, _ in rows]
 
 

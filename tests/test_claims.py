@@ -254,6 +254,72 @@ def test_eight_concurrent_claimers_never_share_a_patient(crowd: str, config) -> 
                 assert set(siblings) <= set(ids)
 
 
+def test_eight_claiming_processes_share_nothing_and_stop_only_when_nothing_is_left(  # type: ignore[no-untyped-def]
+    crowd: str
+) -> None:
+    """Eight processes start together (a barrier) and each claims 2 patients at a time until it is told
+    there is nothing to claim. Nobody gets a task or a patient another got, and nobody is told "nothing"
+    while work is free: no claim that started after someone's empty answer got anything. A claimer
+    that loses a race goes on to the next patients. On SQLite they wait for the write lock in turn
+    (never "database is locked")."""
+    import multiprocessing
+
+    from claimer import claim_until_empty
+
+    patient_of = _task_patients(crowd)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(WORKERS, timeout=120), ctx.Queue()
+    procs = [ctx.Process(target=claim_until_empty, args=(crowd, f"coord{i}", 2, NOW, barrier, out))
+             for i in range(WORKERS)]
+    for proc in procs:
+        proc.start()
+    results = dict(out.get(timeout=240) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+    assert {user: r for user, r in results.items() if isinstance(r, str)} == {}
+    claimed = [tid for claims in results.values() for _, _, ids in claims for tid in ids]
+    assert [tid for tid, n in Counter(claimed).items() if n > 1] == []
+    owners: dict[int, set[str]] = {}
+    for user, claims in results.items():
+        for _, _, ids in claims:
+            for tid in ids:
+                owners.setdefault(patient_of[tid], set()).add(user)
+    assert {p: o for p, o in owners.items() if len(o) > 1} == {}
+    assert len(owners) == 24  # every patient of the crowd was handed out
+    told_empty = {user: claims[-1][1] for user, claims in results.items()}
+    late = [(user, when, other) for user, when in told_empty.items() for other, claims in results.items()
+            for started, _, ids in claims if ids and started > when]
+    assert late == [], "told there was nothing to claim while work was free (a claim after it got some)"
+
+
+def test_a_claimer_that_loses_the_race_takes_the_next_patients(  # type: ignore[no-untyped-def]
+    crowd: str, config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B read its candidates just before A's claim of the same patients committed (made certain here by
+    handing B a stale first read): B is not told "nothing to claim" but gets the next three patients."""
+    import core.claims
+    from core.claims import claim
+    from core.db.engine import session_scope
+
+    now = datetime.fromisoformat(NOW)
+    patient_of = _task_patients(crowd)
+    with session_scope(crowd, immediate=True) as session:
+        first = claim(session, config, user="coord_a", sites=["SH-DENT"], count=3, now=now)
+    taken = sorted({patient_of[t] for t in first})
+    assert len(taken) == 3
+    real, reads = core.claims._candidates, []
+
+    def stale_then_real(session, eligible, tried, wanted):  # type: ignore[no-untyped-def]
+        reads.append(wanted)
+        return taken[:wanted] if len(reads) == 1 else real(session, eligible, tried, wanted)
+
+    monkeypatch.setattr(core.claims, "_candidates", stale_then_real)
+    with session_scope(crowd, immediate=True) as session:
+        second = claim(session, config, user="coord_b", sites=["SH-DENT"], count=3, now=now)
+    got = {patient_of[t] for t in second}
+    assert len(got) == 3 and not got & set(taken) and len(reads) >= 2
+
+
 def test_eight_coordinators_recording_at_once_keep_the_report_counts_exact(  # type: ignore[no-untyped-def]
     crowd: str, config, plugins
 ) -> None:

@@ -47,7 +47,9 @@ def get_engine(url: str) -> Engine:
             conn.exec_driver_sql(conn.info.pop("begin", "BEGIN"))
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # No ping before each checkout (a round trip per transaction: claims at queue speed, issue 13); a
+    # long-running process (followup serve) recycles connections older than half an hour instead.
+    return create_engine(url, pool_recycle=1800)
 
 
 ANALYZED_TABLES = ("patients", "episodes", "tasks", "attempts", "answers")
