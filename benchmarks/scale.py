@@ -68,7 +68,7 @@ REPORT_PERIOD = f"{YEAR}-11"
 WORKLIST_DAY = REPORT_NOW.date()
 CLAIM_NOW = datetime(YEAR + 2, 6, 1, 10, 0, tzinfo=TZ)  # after every task's due time
 CHUNK = 20_000
-GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0}
+GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5}
 HELP_GOAL_MS = 150.0
 
 # 50 sites: (prefix, count, specialties)
@@ -244,6 +244,7 @@ class Database:
 def sqlite_database(folder: Path) -> Database:
     from core.db.migrate import upgrade
 
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -622,6 +623,23 @@ ORDER BY t.next_attempt_at, t.id
 """
 
 
+def ab_medians(framework: Callable[[], Any], baseline: Callable[[], Any], repeat: int
+               ) -> tuple[float, Any, float, Any]:
+    """Framework and baseline alternately (A/B/A/B, after one warm-up each): a busy machine slows both
+    alike, instead of one of them minutes later. Returns each one's median time and last result."""
+    fw_result, raw_result = framework(), baseline()
+    fw_times, raw_times = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fw_result = framework()
+        t1 = time.perf_counter()
+        raw_result = baseline()
+        t2 = time.perf_counter()
+        fw_times.append(t1 - t0)
+        raw_times.append(t2 - t1)
+    return statistics.median(fw_times), fw_result, statistics.median(raw_times), raw_result
+
+
 def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     result = fn()  # warm-up: statement caches, page cache
     times = []
@@ -652,14 +670,26 @@ def measure_worklist(db: Database, chain: Chain, out: Results, repeat: int) -> N
         def framework() -> Any:
             return worklist(session, config, day=WORKLIST_DAY, now=REPORT_NOW, sites=[code])
 
+        if db.is_pg:
+            # The best plan for the hand-written query: a generic one (the custom plan PostgreSQL picks for
+            # the first executions hashes every patient), prepared once like the framework's statements.
+            raw.execute("SET plan_cache_mode = force_generic_plan")
+
         def baseline() -> Any:
+            if db.is_pg:
+                cur = raw.conn.cursor()
+                cur.execute(WORKLIST_SQL.replace("?", "%s"), [raw.value(p) for p in (code, cutoff, cutoff, False)],
+                            prepare=True)
+                rows = cur.fetchall()
+                cur.close()
+                return rows
             return raw.query(WORKLIST_SQL, [code, cutoff, cutoff, False])
 
-        fw_time, lines = median_time(framework, repeat)
-        raw_time, rows = median_time(baseline, repeat)
+        fw_time, lines, raw_time, rows = ab_medians(framework, baseline, repeat)
     finally:
         session.close()
         if db.is_pg:
+            raw.execute("RESET plan_cache_mode")
             raw.commit()
         raw.close()
     expected: dict[str, list[int]] = defaultdict(list)
@@ -709,8 +739,7 @@ def measure_report(db: Database, chain: Chain, out: Results, repeat: int) -> Non
         return rows
 
     try:
-        fw_time, report = median_time(framework, repeat)
-        raw_time, rows = median_time(baseline, repeat)
+        fw_time, report, raw_time, rows = ab_medians(framework, baseline, repeat)
     finally:
         raw.close()
     expected = {
@@ -766,69 +795,167 @@ def measure_help(out: Results, repeat: int = 9) -> None:
     out.data["help"] = {"followup_ms": round(ms, 1), "python_ms": round(python * 1000, 1), "goal_met": ok}
 
 
-# -- 5. concurrent claims (PostgreSQL) --------------------------------------------------------------
-def measure_claims(base_url: str, chain: Chain, out: Results, n_tasks: int, seed: int, *,
-                   workers: int = 8, per_claim: int = 5, keep: bool = False) -> None:
+# -- 5. concurrent claims ------------------------------------------------------------------------------
+def _reset_claims(db: Database) -> None:
+    """Every task free again, no claim audit rows, dead row versions vacuumed: each drain starts alike."""
     from sqlalchemy import text
 
-    from core.claims import claim
+    from core.db.engine import get_engine
+
+    with get_engine(db.url).begin() as conn:
+        conn.execute(text("UPDATE tasks SET assignee = NULL, claimed_until = NULL WHERE assignee IS NOT NULL"))
+        conn.execute(text("DELETE FROM audit_log WHERE action = 'claim'"))
+    analyze(db)
+    get_engine(db.url).dispose()  # the children connect on their own
+
+
+def _drain(db: Database, chain_yaml: Path, kind: str, workers: int, per_claim: int) -> dict[str, Any]:
+    """``workers`` processes (spawned: real parallelism, no shared interpreter lock) claim until nothing is
+    left; claims per second from the moment all were ready to the last one's finish."""
+    import multiprocessing
+
+    from benchmarks.claimers import run as claimer
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(workers + 1, timeout=600), ctx.Queue()
+    procs = [ctx.Process(target=claimer, args=(kind, db.url, str(chain_yaml), f"{kind}{i}", per_claim,
+                                               CLAIM_NOW.isoformat(), barrier, out)) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    errors: list[str] = []
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        errors.append("a claimer failed before the start")
+    t0 = time.monotonic()
+    results = [out.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    errors += [ids[0] for _, n, ids, _ in results if n < 0]
+    every = [t for _, n, ids, _ in results if n >= 0 for t in ids]
+    elapsed = max(end for *_, end in results) - t0
+    claims = sum(n for _, n, _, _ in results if n > 0)
+    return {"kind": kind, "workers": workers, "claims": claims, "tasks": len(every),
+            "doubles": len(every) - len(set(every)), "seconds": round(elapsed, 3),
+            "claims_per_s": round(claims / elapsed, 1) if elapsed > 0 else 0.0, "errors": errors}
+
+
+def measure_claims(db: Database, chain: Chain, chain_yaml: Path, out: Results, n_tasks: int, seed: int, *,
+                   workers: int = 8, per_claim: int = 5, rounds: int = 2) -> None:
+    """``followup claim``'s claims against a plain SKIP LOCKED queue taking as many patients per claim,
+    both drained by the same number of processes in the same run, alternately (A/B/A/B); the framework
+    also with 1 and 4 processes (more claimers must not mean fewer claims)."""
+    from sqlalchemy import text
+
     from core.db.engine import get_engine, session_scope
     from core.scheduling import schedule
 
-    db = pg_database(base_url, keep=keep)
-    try:
-        populate(db, chain, n_tasks, seed + 7, dnc_rate=0.0)
-        with session_scope(db.url) as session:
-            schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
-        analyze(db)
+    populate(db, chain, n_tasks, seed + 7, dnc_rate=0.0)
+    with session_scope(db.url) as session:
+        schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+    analyze(db)
+    with get_engine(db.url).connect() as conn:
+        open_tasks = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open'")).scalar_one()
+    plan = [("framework", 1), ("framework", 4)] if db.is_pg else [("framework", 1)]
+    plan += [("framework", workers), ("queue", workers)] * rounds
+    runs: list[dict[str, Any]] = []
+    for kind, n in plan:
+        _reset_claims(db)
+        run = _drain(db, chain_yaml, kind, n, per_claim)
         with get_engine(db.url).connect() as conn:
-            open_tasks = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open'")).scalar_one()
-        codes = list(chain.config.sites)
-        claimed: list[list[int]] = [[] for _ in range(workers)]
-        calls = [0] * workers
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(workers)
+            run["left"] = conn.execute(text(
+                "SELECT count(*) FROM tasks WHERE status = 'open' AND assignee IS NULL")).scalar_one()
+        runs.append(run)
+        out.emit(f"claims    {db.name:<10} {kind:<9} {n} processes: {run['claims']} claims of {per_claim} "
+                 f"patients, {run['tasks']}/{open_tasks} tasks in {run['seconds']:.2f} s = "
+                 f"{run['claims_per_s']:.0f} claims/s, double claims {run['doubles']}, left {run['left']}"
+                 f"{'' if not run['errors'] else ', errors: ' + run['errors'][0]}")
 
-        def work(i: int) -> None:
-            try:
-                barrier.wait()
-                while True:
-                    with session_scope(db.url, immediate=True) as session:
-                        ids = claim(session, chain.config, user=f"bench{i}", sites=codes, count=per_claim,
-                                    now=CLAIM_NOW)
-                    if not ids:
-                        return
-                    calls[i] += 1
-                    claimed[i].extend(ids)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+    def rate(kind: str, n: int) -> float:
+        return statistics.median(r["claims_per_s"] for r in runs if r["kind"] == kind and r["workers"] == n)
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
-        every = [task for ids in claimed for task in ids]
-        doubles = len(every) - len(set(every))
-        with get_engine(db.url).connect() as conn:
-            left = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open' AND assignee IS NULL")
-                                ).scalar_one()
-        ok = not errors and doubles == 0 and left == 0 and len(every) == open_tasks
-        n_calls = sum(calls)
-        line = (f"claims    postgresql {workers} threads drained {len(set(every))}/{open_tasks} tasks in "
-                f"{elapsed:.2f} s: {n_calls / elapsed:.0f} claims/s ({len(every) / elapsed:.0f} tasks/s), "
-                f"double claims {doubles}, left {left}{'' if not errors else f', errors: {errors[0]!r}'}"
-                f"   {'ok' if ok else 'CHECK FAILED'}")
+    framework, queue = rate("framework", workers), rate("queue", workers)
+    fw_runs = [r for r in runs if r["kind"] == "framework"]
+    ok = all(r["doubles"] == 0 and r["left"] == 0 and not r["errors"] and r["tasks"] == open_tasks for r in runs)
+    rising = not db.is_pg or rate("framework", 4) >= rate("framework", 1)
+    scaling = " -> ".join(f"{n}: {rate('framework', n):.0f}/s" for n in sorted({r["workers"] for r in fw_runs}))
+    # As the other lines: the framework's time per claim over the baseline's (queue rate / framework rate).
+    out.add(db, "claims", 1 / framework if framework else math.inf, 1 / queue if queue else 0.0,
+            f"SKIP LOCKED queue ({queue:.0f}/s)",
+            f"{workers} processes, {per_claim} patients per claim: {framework:.0f} claims/s; by processes {scaling}"
+            f"{'' if rising else ' (FALLS from 1 to 4)'} (median of {rounds})",
+            check=ok and rising, check_detail=f"runs={runs}")
+    out.data[db.name]["claims"] = {"tasks": open_tasks, "per_claim": per_claim, "runs": runs,
+                                   "framework_claims_per_s": framework, "queue_claims_per_s": queue}
+
+
+# -- 6. what the day counts cost a write --------------------------------------------------------------------
+RECORD_GOAL = 1.2
+
+
+def measure_records(db: Database, chain: Chain, out: Results, n: int, block: int = 250) -> None:
+    """``record_call`` (no_answer, one transaction each, as ``followup record``) ``n`` times with the
+    day-count triggers and ``n`` times without, in alternating blocks on different open tasks."""
+    from sqlalchemy import text
+
+    from core.calls import record_call
+    from core.db import rollups
+    from core.db.engine import get_engine, session_scope
+
+    _reset_claims(db)
+    engine = get_engine(db.url)
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(text(
+            "SELECT id FROM tasks WHERE status = 'open' AND channel = 'phone' ORDER BY id LIMIT :n"), {"n": 2 * n})]
+    n = len(ids) // 2
+    block = max(1, min(block, n // 2))
+    if n < 2:
+        out.emit(f"writes    {db.name:<10} skipped: {len(ids)} open tasks, fewer than two blocks of {block}")
+        return
+    times = {True: 0.0, False: 0.0}
+    done = {True: 0, False: 0}
+    at = CLAIM_NOW
+    for start in range(0, 2 * n - 2 * block + 1, 2 * block):
+        for counted in (True, False):
+            chunk = ids[start + (0 if counted else block):start + (block if counted else 2 * block)]
+            if not counted:
+                with engine.begin() as conn:
+                    rollups.drop_triggers(conn)
+            t0 = time.perf_counter()
+            for task_id in chunk:
+                with session_scope(db.url) as session:
+                    record_call(session, chain.config, chain.plugins, task_id, outcome="no_answer",
+                                user="bench", now=at)
+            times[counted] += time.perf_counter() - t0
+            done[counted] += len(chunk)
+            if not counted:
+                with engine.begin() as conn:
+                    rollups.create_triggers(conn)
+    with engine.begin() as conn:
+        rollups.rebuild(conn)
+    per = {k: times[k] / done[k] for k in times}
+    ratio = per[True] / per[False]
+    out.emit(f"writes    {db.name:<10} record x{done[True]} with day counts {per[True] * 1000:7.2f} ms each, "
+             f"x{done[False]} without {per[False] * 1000:7.2f} ms   ratio {ratio:5.2f}   "
+             f"goal <= {RECORD_GOAL:g}x {'ok' if ratio <= RECORD_GOAL else 'MISSED'}   "
+             f"(blocks of {block}, alternating)")
+    out.data[db.name]["record"] = {"n": done[True], "with_ms": round(per[True] * 1000, 3),
+                                   "without_ms": round(per[False] * 1000, 3), "ratio": round(ratio, 3)}
+
+
+# -- 6. everyday commands (benchmarks/cli.py) ---------------------------------------------------------
+def measure_cli(out: Results, rounds: int) -> None:
+    from benchmarks import cli
+
+    with tempfile.TemporaryDirectory(prefix="followup-cli-") as tmp:
+        times = cli.measure(rounds, Path(tmp))
+    lines, ratios = cli.report(times)
+    for line in lines:
         out.emit(line)
-        out.checks.append(("postgresql", "claims", ok, f"doubles={doubles} left={left} errors={len(errors)}"))
-        out.data["claims"] = {"workers": workers, "tasks": open_tasks, "claimed": len(set(every)),
-                              "double_claims": doubles, "left": left, "seconds": round(elapsed, 2),
-                              "claims_per_s": round(n_calls / elapsed, 1),
-                              "tasks_per_s": round(len(every) / elapsed, 1), "errors": [repr(e) for e in errors]}
-    finally:
-        db.cleanup()
+    worst = max(ratios.values())
+    out.ratios.setdefault("cli", {})["cli"] = worst
+    out.checks.append(("cli", "cli", True, ""))
+    out.data["cli"] = {"cpu_s": {k: statistics.median(v) for k, v in times.items()}, "ratios": ratios}
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -908,6 +1035,12 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--pg", metavar="URL", help="also measure on this PostgreSQL database (a fresh schema)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure on one database only")
     parser.add_argument("--claim-tasks", type=int, default=10_000, help="tasks the concurrent claimers drain")
+    parser.add_argument("--claim-rounds", type=int, default=2, help="A/B rounds of the 8-claimer drains (median)")
+    parser.add_argument("--cli-rounds", type=int, default=7, help="interleaved rounds of benchmarks/cli.py")
+    parser.add_argument("--no-cli", action="store_true", help="skip the everyday commands' CPU time")
+    parser.add_argument("--no-claims", action="store_true", help="skip the concurrent claims and the writes")
+    parser.add_argument("--records", type=int, default=20_000,
+                        help="record_call runs with and without the day counts each (capped by the claim tasks)")
     parser.add_argument("--repeat", type=int, default=9, help="runs per worklist measurement (median)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workdir", type=Path, help="where the chain and SQLite file go (default: a temp dir)")
@@ -923,7 +1056,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     out.data["machine"] = info
     out.data["args"] = {"tasks": args.tasks, "attempts": args.attempts, "claim_tasks": args.claim_tasks}
     try:
-        chain = load_chain(write_chain(workdir / "chain"))
+        chain_yaml = write_chain(workdir / "chain")
+        chain = load_chain(chain_yaml)
         emit(f"# clinic-followup scale benchmark: {args.tasks} tasks, {args.attempts} attempts, "
              f"{len(chain.config.sites)} sites; nproc {info['nproc']}, RAM {info['ram_mb']} MB, "
              f"Python {info['python']}, SQLite {info['sqlite']}")
@@ -936,6 +1070,16 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 from core.db.engine import get_engine
 
                 get_engine(db.url).dispose()
+            if not args.no_claims:
+                db = sqlite_database(workdir / "claims")
+                try:
+                    measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
+                                   rounds=args.claim_rounds)
+                    measure_records(db, chain, out, args.records)
+                finally:
+                    from core.db.engine import get_engine
+
+                    get_engine(db.url).dispose()
         if args.pg and args.only != "sqlite":
             db = pg_database(args.pg, keep=args.keep)
             try:
@@ -948,9 +1092,18 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                             repeat=args.repeat)
             finally:
                 db.cleanup()
-            measure_claims(args.pg, chain, out, args.claim_tasks, args.seed, keep=args.keep)
+            if not args.no_claims:
+                db = pg_database(args.pg, keep=args.keep)
+                try:
+                    measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
+                                   rounds=args.claim_rounds)
+                    measure_records(db, chain, out, args.records)
+                finally:
+                    db.cleanup()
         if not args.no_help:
             measure_help(out)
+        if not args.no_cli:
+            measure_cli(out, args.cli_rounds)
         for db_name, ratios in out.ratios.items():
             emit(f"{db_name} ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
         for db_name, name, ok, detail in out.checks:

@@ -28,7 +28,7 @@ def audit(
 
 def audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     """Several audit rows (keys as :func:`audit`'s arguments) in one INSERT: a claim of many tasks."""
-    if rows:
-        session.execute(insert(AuditEntry), [
+    if rows:  # one statement for all (executemany: psycopg sends them in one pipeline), compiled once
+        session.connection().execute(insert(AuditEntry.__table__), [
             {"entity_id": None, "patient_id": None, **row, "detail": row.get("detail") or {}} for row in rows
         ])

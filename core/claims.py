@@ -8,12 +8,15 @@ midnight.
 
 Each round of a claim runs three statements:
 
-1. the next patients, read through the worklist index (site, status, next_attempt_at): the
-   eligible tasks in claim order (clinical first, then by next attempt) with a ``LIMIT``, the
-   first row of each patient giving its place; no aggregate over every due task of the sites;
-2. their *patients* rows locked ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), leaving out patients
-   who must not be called or whose calls a colleague holds: a patient with two due tasks never
-   goes half to one coordinator and half to another;
+1. the next candidate patients (a few times as many as wanted), read through the worklist index
+   (site, status, next_attempt_at): the eligible tasks in claim order (clinical first, then by
+   next attempt) with a ``LIMIT``, the first row of each patient giving its place; no aggregate
+   over every due task of the sites;
+2. the first of them in that order that no other claim has locked, locked ``FOR UPDATE SKIP
+   LOCKED`` (their *patients* rows, PostgreSQL) with a ``LIMIT``, leaving out patients who must
+   not be called or whose calls a colleague holds: claimers at the same moment take different
+   patients of the same candidates, and a patient with two due tasks never goes half to one
+   coordinator and half to another;
 3. ``UPDATE tasks ... RETURNING`` of the locked patients' tasks that are *still* eligible: the
    status and hold are re-checked against the newest committed row, so a claim that committed
    meanwhile wins.
@@ -30,9 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy import ARRAY, Integer, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core.audit import audit_many
@@ -43,7 +47,8 @@ from core.tasklist import local_iso
 from core.vocab import TaskStatus, Urgency
 from core.worklist import end_of_day
 
-ROWS_PER_PATIENT = 4  # round 1 reads this many task rows per patient still wanted (most have 1-4 due)
+ROWS_PER_PATIENT = 4  # task rows read per candidate patient (most have 1-4 due)
+POOL = 4  # candidates per patient wanted: claimers at once lock different ones (SKIP LOCKED)
 
 
 def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
@@ -59,44 +64,70 @@ def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | N
     return groups
 
 
-def _eligible(now: datetime, cutoffs: dict[datetime, list[str]]) -> Any:
+def _eligible(groups: int) -> Any:
+    """Eligible now, with bound parameters: ``now``, and per cutoff group ``sites_i`` (expanding) and ``cutoff_i``."""
     return and_(
         # Due by the end of the day of the task's own site: one branch per distinct cutoff.
         or_(*(
-            and_(Task.site.in_(codes), Task.window_start < cutoff, Task.next_attempt_at < cutoff)
-            for cutoff, codes in cutoffs.items()
+            and_(Task.site.in_(bindparam(f"sites_{i}", expanding=True)), Task.window_start < bindparam(f"cutoff_{i}"),
+                 Task.next_attempt_at < bindparam(f"cutoff_{i}"))
+            for i in range(groups)
         )),
         Task.status == TaskStatus.OPEN,
         Task.channel.not_in(MESSAGE_CHANNELS),  # messages are sent by `followup send`, not called
         # A first call may be taken any time on its day; a retry (after a failed attempt, at least
         # min_gap later in another calling window) or a callback the patient asked for not before its time.
-        or_(Task.attempts == 0, Task.next_attempt_at <= now),
-        or_(Task.claimed_until.is_(None), Task.claimed_until < now),
+        or_(Task.attempts == 0, Task.next_attempt_at <= bindparam("now")),
+        or_(Task.claimed_until.is_(None), Task.claimed_until < bindparam("now")),
     )
 
 
-def _held_by_colleague(user: str, now: datetime) -> Any:
+def _held_by_colleague() -> Any:
     """The patient has a task a colleague holds: none of the patient's calls go to anyone else meanwhile."""
     held = aliased(Task)
     return exists().where(
-        held.patient_id == Patient.id, held.status == TaskStatus.OPEN, held.assignee != user,
-        held.claimed_until.is_not(None), held.claimed_until >= now,
+        held.patient_id == Patient.id, held.status == TaskStatus.OPEN, held.assignee != bindparam("user"),
+        held.claimed_until.is_not(None), held.claimed_until >= bindparam("now"),
     )
 
 
-def _candidates(session: Session, eligible: Any, tried: set[int], wanted: int) -> list[int]:
+@lru_cache(maxsize=16)
+def _statements(groups: int, postgres: bool) -> tuple[Any, Any, Any]:
+    """The three statements of a round, built once per shape (building them costs more CPU than running them):
+    the candidates, the lock, the update. Parameters: see :func:`_eligible`, and ``tried``, ``rows``,
+    ``pool``, ``need``, ``user``, ``until``."""
+    eligible = _eligible(groups)
+    rank = case((Task.urgency == Urgency.CLINICAL, 0), else_=1)
+    candidates = (
+        select(Task.patient_id)
+        .where(eligible, Task.patient_id.not_in(bindparam("tried", expanding=True)))
+        .order_by(rank, Task.next_attempt_at, Task.id)
+        .limit(bindparam("rows"))
+    )
+    lock = select(Patient.id).where(Patient.id.in_(bindparam("pool", expanding=True)),
+                                    Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False),
+                                    ~_held_by_colleague())
+    if postgres:  # in the pool's order, the first ``need`` no other claim holds
+        lock = (lock.order_by(func.array_position(bindparam("order", type_=ARRAY(Integer)), Patient.id))
+                .limit(bindparam("need")).with_for_update(of=Patient, skip_locked=True))
+    take = (
+        update(Task.__table__)
+        .where(Task.patient_id.in_(bindparam("locked", expanding=True)), eligible)
+        .values(assignee=bindparam("user"), claimed_until=bindparam("until"), updated_at=bindparam("now"))
+        .returning(Task.id, Task.patient_id, Task.site)
+    )
+    return candidates, lock, take
+
+
+def _candidates(session: Session, statement: Any, params: dict[str, Any], tried: set[int], wanted: int) -> list[int]:
     """The next ``wanted`` patients not tried yet, in claim order: clinical first, then by next attempt.
 
     Reads task rows in that order with a LIMIT (the worklist index gives the day's due tasks of a
     site); a patient's first row is its place. Reads more rows when a few patients fill them.
     """
-    rank = case((Task.urgency == Urgency.CLINICAL, 0), else_=1)
     limit = max(wanted * ROWS_PER_PATIENT, 16)
     while True:
-        query = select(Task.patient_id).where(eligible).order_by(rank, Task.next_attempt_at, Task.id).limit(limit)
-        if tried:
-            query = query.where(Task.patient_id.not_in(tried))
-        rows = session.execute(query).scalars().all()
+        rows = session.execute(statement, {**params, "tried": sorted(tried) or [0], "rows": limit}).scalars().all()
         patients = list(dict.fromkeys(rows))
         if len(patients) >= wanted or len(rows) < limit:
             return patients[:wanted]
@@ -117,33 +148,31 @@ def claim(
     if not sites:
         return []
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
-    eligible = _eligible(now, _cutoffs(config, sites, now, day))
+    cutoffs = _cutoffs(config, sites, now, day)
     postgres = session.get_bind().dialect.name == "postgresql"
+    candidates, lock, take = _statements(len(cutoffs), postgres)
+    params: dict[str, Any] = {"now": now, "user": user, "until": until}
+    for i, (cutoff, codes) in enumerate(cutoffs.items()):
+        params[f"sites_{i}"], params[f"cutoff_{i}"] = codes, cutoff
     rows: list[Any] = []
     claimed: set[int] = set()
     tried: set[int] = set()
     while len(claimed) < count:
-        candidates = _candidates(session, eligible, tried, count - len(claimed))
-        if not candidates:
+        need = count - len(claimed)
+        # More candidates than needed: claimers running at once lock different ones of the same pool.
+        pool = _candidates(session, candidates, params, tried, need * POOL)
+        if not pool:
             break
-        tried.update(candidates)
-        lock = (
-            select(Patient.id)
-            .where(Patient.id.in_(candidates), Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False),
-                   ~_held_by_colleague(user, now))
-        )
-        if postgres:  # SQLite has no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises
-            lock = lock.with_for_update(of=Patient, skip_locked=True)
-        locked = list(session.execute(lock).scalars())
-        if not locked:
+        if postgres:
+            locked = list(session.execute(lock, {**params, "pool": pool, "order": pool, "need": need}).scalars())
+        else:  # no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises the claims
+            free = set(session.execute(lock, {**params, "pool": pool}).scalars())
+            locked = [pid for pid in pool if pid in free][:need]
+        if not locked:  # the pool is all held by claims in flight or not to be called: look further
+            tried.update(pool)
             continue
-        got = session.execute(
-            update(Task)
-            .where(Task.patient_id.in_(locked), eligible)
-            .values(assignee=user, claimed_until=until, updated_at=now)
-            .returning(Task.id, Task.patient_id, Task.site)
-            .execution_options(synchronize_session=False)
-        ).all()
+        tried.update(locked)
+        got = session.execute(take, {**params, "locked": locked}).all()
         rows += got
         claimed.update(patient for _, patient, _ in got)
     rows.sort()

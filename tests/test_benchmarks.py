@@ -28,7 +28,8 @@ from core.placement import Placer, milestone_times, place, regular_offset, shift
 from core.protocol import Duration
 
 ROOT = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(r"^ratios: schedule=\d+\.\d+ worklist=\d+\.\d+ report=\d+\.\d+$")
+NUMBER = r"(\d+\.\d+|nan)"
+SUMMARY = re.compile(rf"^ratios: schedule={NUMBER} worklist={NUMBER} report={NUMBER} claims={NUMBER} cli={NUMBER}$")
 
 
 def load_benchmark() -> ModuleType:
@@ -50,12 +51,18 @@ def assert_agrees(data: dict, backend: str) -> None:
     assert report["report"] == report["group_by"]
     assert report["report"]["due"] > 0 and report["report"]["reached"] > 0
     assert data[backend]["setup"]["attempts"] == 6000
+    claims = data[backend]["claims"]
+    assert claims["tasks"] >= 300 and claims["runs"]
+    for run in claims["runs"]:  # every drain: all tasks handed out, none twice, no errors
+        assert run["tasks"] == claims["tasks"] and run["doubles"] == 0 and run["left"] == 0 and not run["errors"]
+    assert data[backend]["record"]["n"] >= 100
 
 
 def test_small_benchmark_on_sqlite(tmp_path: Path) -> None:
     bench = load_benchmark()
     lines: list[str] = []
-    out = bench.run(["--tasks", "3000", "--attempts", "6000", "--workdir", str(tmp_path), "--repeat", "2"],
+    out = bench.run(["--tasks", "3000", "--attempts", "6000", "--workdir", str(tmp_path), "--repeat", "2",
+                     "--claim-tasks", "300", "--claim-rounds", "1", "--records", "100", "--no-cli"],
                     emit=lines.append)
     assert out.ok, "\n".join(lines)
     assert_agrees(out.data, "sqlite")
@@ -71,14 +78,13 @@ def test_small_benchmark_on_postgresql(pg_server: str, tmp_path: Path) -> None:
     lines: list[str] = []
     out = bench.run(
         ["--tasks", "3000", "--attempts", "6000", "--pg", pg_server, "--only", "postgresql",
-         "--claim-tasks", "300", "--repeat", "2", "--workdir", str(tmp_path), "--no-help"],
+         "--claim-tasks", "300", "--claim-rounds", "1", "--records", "100", "--repeat", "2",
+         "--workdir", str(tmp_path), "--no-help", "--no-cli"],
         emit=lines.append,
     )
     assert out.ok, "\n".join(lines)
     assert_agrees(out.data, "postgresql")
-    claims = out.data["claims"]
-    assert claims["double_claims"] == 0 and claims["left"] == 0 and not claims["errors"]
-    assert claims["claimed"] == claims["tasks"] >= 300
+    assert {r["workers"] for r in out.data["postgresql"]["claims"]["runs"]} == {1, 4, 8}
     assert SUMMARY.match(lines[-1]), lines[-1]
 
 

@@ -309,9 +309,9 @@ def test_a_claimer_that_loses_the_race_takes_the_next_patients(  # type: ignore[
     assert len(taken) == 3
     real, reads = core.claims._candidates, []
 
-    def stale_then_real(session, eligible, tried, wanted):  # type: ignore[no-untyped-def]
+    def stale_then_real(session, statement, params, tried, wanted):  # type: ignore[no-untyped-def]
         reads.append(wanted)
-        return taken[:wanted] if len(reads) == 1 else real(session, eligible, tried, wanted)
+        return taken[:wanted] if len(reads) == 1 else real(session, statement, params, tried, wanted)
 
     monkeypatch.setattr(core.claims, "_candidates", stale_then_real)
     with session_scope(crowd, immediate=True) as session:
