@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import vocab
@@ -43,19 +43,25 @@ class CallResult:
     outcome: str
     attempt_id: int
     actions: list[dict[str, Any]] = field(default_factory=list)
+    counted: bool = True  # False: a failed attempt too soon after the previous counted one (:func:`counts`)
+    previous_failure: datetime | None = None  # the counted failed attempt it came too soon after
+    min_gap: Duration | None = None
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         t = self.task
         return {
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
-                "max_attempts": t.max_attempts,
+                "attempts_logged": t.attempts_logged, "max_attempts": t.max_attempts,
                 "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
                 "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
             "attempt_id": self.attempt_id,
+            "counted": self.counted,
+            "previous_failed_at": None if self.counted else local_iso(self.previous_failure, tz),
+            "min_gap": str(self.min_gap) if self.min_gap else None,
             "actions": self.actions,
         }
 
@@ -145,6 +151,27 @@ def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: s
     return earliest  # pragma: no cover - no working day in 90 days
 
 
+def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
+    """Does this attempt count (towards ``attempts`` and, failed, towards the unsuccessful limit)?
+
+    Every attempt counts except a failed one less than ``min_gap`` after the previous *counted*
+    failed attempt of the same task (``previous_failure``): a call that dropped and was redialled
+    at once, or three tries in one minute, are one try, not three (DOMAIN.md §4, seed 001). It is
+    still recorded (``attempts_logged``, the coordinators' calls in the reports).
+    """
+    if outcome not in FAILED or previous_failure is None or previous_failure > at:
+        return True
+    return at >= min_gap.add_to(previous_failure)
+
+
+def last_counted_failure(session: Session, task_id: int, before: datetime) -> datetime | None:
+    """When the task's latest counted failed attempt up to ``before`` was made (None: there is none)."""
+    return session.execute(
+        select(func.max(Attempt.at)).where(Attempt.task_id == task_id, Attempt.counted.is_(True),
+                                           Attempt.outcome.in_(FAILED), Attempt.at <= before)
+    ).scalar()
+
+
 def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
     """Validate every answer against its question; raise with all problems, store nothing."""
     questions = plugins.questions(task.specialty, task.procedure, task.milestone)
@@ -207,19 +234,26 @@ def record_call(
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
     rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
+    min_gap = site.attempt_policy.min_gap
+    previous = last_counted_failure(session, task.id, now) if outcome in FAILED else None
+    counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
-        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at
+        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        counted=counted,
     )
     session.add(attempt)
     session.flush()
-    task.attempts += 1
+    task.attempts_logged += 1
+    task.attempts += counted
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
     assert patient is not None
     actions: list[dict[str, Any]] = []
 
-    if outcome in FAILED:
+    if outcome in FAILED and not counted:
+        pass  # recorded, not counted: the retry planned after the counted failure stays as it was
+    elif outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
             task.status = TaskStatus.UNSUCCESSFUL
@@ -246,13 +280,15 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status,
+                  **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
-    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions, counted=counted,
+                      previous_failure=None if counted else previous, min_gap=min_gap)
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:

@@ -64,6 +64,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- record: what one call changed
     "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
                  "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "not_counted": ("  本次不计入失败次数：距上一次计入的失败拨打（{at}）不足 {min_gap}，视为同一次尝试",
+                    "  not counted towards the failed attempts: less than {min_gap} after the counted failed "
+                    "attempt at {at}, so the same try"),
     "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
     "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
                              "  next attempt: {at}  (past the window: overdue)"),

@@ -270,6 +270,8 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
+    if not data.get("counted", True):
+        lines.append(message("not_counted", locale, at=data["previous_failed_at"], min_gap=data["min_gap"]))
     if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))

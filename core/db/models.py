@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -230,8 +231,11 @@ class Task(Base):
     outside_window: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=OPEN)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Counted attempts: a failed one less than the minimum gap after the previous counted failed
+    # one (a dropped call redialled at once) is stored but not counted (core/calls.py, 0005).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # counted failed attempts
+    attempts_logged: Mapped[int] = mapped_column(Integer, server_default="0")  # every attempt row (0005)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -254,6 +258,8 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Answer(Base):
