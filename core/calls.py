@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from core.placement import place
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -209,12 +209,20 @@ def record_call(
     note: str | None = None,
     callback_at: datetime | None = None,
 ) -> CallResult:
-    """Record one attempt on a task and everything that follows from it."""
+    """Record one attempt on a task and everything that follows from it.
+
+    Two coordinators recording on the same task at once both count, one after the other: the
+    task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
+    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
+    Whoever comes second after the task became final is refused, with who recorded it and when.
+    """
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
+    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
+    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
     if task.status != TaskStatus.OPEN:
-        raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
+        refuse_closed(session, config, task)
     site = config.site(task.site)
     if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
         until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
@@ -232,7 +240,6 @@ def record_call(
     if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
     min_gap = site.attempt_policy.min_gap
     previous = last_counted_failure(session, task.id, now) if outcome in FAILED else None
@@ -340,6 +347,26 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
         raise CallError(key="no_task", values={"id": task_id})
     check_site_access(config, user, task.site)
     return task
+
+
+def lock_task(session: Session, task_id: int) -> Task:
+    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
+    return session.execute(
+        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
+    """A task that is not open takes no attempt: say what it is, and who made it final when."""
+    last = session.execute(
+        select(Attempt.by, Attempt.at).where(Attempt.task_id == task.id).order_by(Attempt.at.desc(), Attempt.id.desc())
+        .limit(1)
+    ).first()
+    values = {"id": task.id, "status": status_word(task.status)}
+    if task.status in FINAL_STATUSES and last is not None:
+        at = last.at.astimezone(config.timezone_of(task.site))
+        raise CallError(key="task_final", values={**values, "by": last.by, "at": f"{at:%Y-%m-%d %H:%M}"})
+    raise CallError(key="task_not_open", values=values)
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:

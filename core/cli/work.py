@@ -233,7 +233,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         parsed[key.strip()] = value
     config, plugins, now = app.config, app.plugins, app.now
     loc = app.ui_locale(locale)
-    with session_scope(app.ready_db()) as session:
+    with session_scope(app.ready_db(), immediate=True) as session:  # SQLite: writers wait for their turn
         callback = None
         if callback_at:
             from core.db.models import Task
@@ -347,7 +347,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                     note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
                     try:
-                        with session_scope(url) as session:
+                        with session_scope(url, immediate=True) as session:
                             mine = _answers_for(app, session, task_id, answers) if outcome in REACHED_OUTCOMES else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback)
