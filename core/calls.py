@@ -54,7 +54,8 @@ class CallResult:
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
                 "attempts_logged": t.attempts_logged, "max_attempts": t.max_attempts,
                 "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
-                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
+                and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
@@ -72,7 +73,8 @@ def age_on(birth: date | None, day: date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime,
+                 user: str | None = None) -> TaskContext:
     """What hooks are told about a task: never the phone number."""
     episode = session.get(Episode, task.episode_id)
     patient = session.get(Patient, task.patient_id)
@@ -81,7 +83,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty,
+        procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
@@ -208,6 +211,7 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    channel: str = "phone",
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
 
@@ -215,6 +219,9 @@ def record_call(
     task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
     FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
     Whoever comes second after the task became final is refused, with who recorded it and when.
+
+    ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
+    (core/questionnaire.py): those are taken even while a coordinator holds the task.
     """
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
@@ -224,7 +231,8 @@ def record_call(
     if task.status != TaskStatus.OPEN:
         refuse_closed(session, config, task)
     site = config.site(task.site)
-    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
+    if (channel == "phone" and task.assignee and task.assignee != user and task.claimed_until is not None
+            and task.claimed_until >= now):
         until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
@@ -247,6 +255,7 @@ def record_call(
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
         counted=counted,
+        channel=channel,
     )
     session.add(attempt)
     session.flush()
@@ -287,7 +296,7 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status,
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
                   **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)

@@ -1,7 +1,7 @@
 """attempts that count: attempts.counted, tasks.attempts_logged
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-06 03:00:00
 
 A failed attempt less than the minimum gap after the previous counted failed
@@ -21,7 +21,7 @@ from alembic import op
 from core.db import rollups
 
 revision = '0005'
-down_revision = '0004'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
