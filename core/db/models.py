@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -207,8 +206,9 @@ class Task(Base):
         UniqueConstraint("episode_id", "milestone"),
         Index("ix_tasks_worklist", "site", "status", "next_attempt_at"),  # worklist, claims (0002)
         Index("ix_tasks_due", "status", "due_at"),
-        # Sales leads of a period (reports): only the tasks of lead episodes are in it (0004).
-        Index("ix_tasks_leads", "due_at", sqlite_where=text(LEADS_PREDICATE), postgresql_where=text(LEADS_PREDICATE)),
+        # ix_tasks_leads, the sales leads of a period (reports), is partial: only the tasks of lead episodes
+        # are in it (migration 0004, WHERE LEADS_PREDICATE). Not declared here: its postgresql_where would
+        # import the PostgreSQL dialect into every command, also on SQLite.
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
