@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.config import ChainConfig
-from core.db import rollups
 from core.db.models import Complaint, Escalation, Patient, Task
+from core.db.uow import unit_of_work
 from core.errors import FollowupError
 from core.tasklist import local_iso
 from core.vocab import TaskStatus
@@ -123,12 +123,12 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
     patient.dnc_reason = reason if on else None
     old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
     sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
-    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
-    result = session.execute(
-        update(Task).where(Task.patient_id == patient.id, Task.status == old)
-        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
-    )
-    changed = result.rowcount or 0
-    audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
-          patient_id=patient.id, detail={"tasks": changed, "reason": reason})
+    with unit_of_work(session, None, sites=list(sites), user=user, now=now, action="dnc") as uow:
+        result = session.execute(
+            update(Task).where(Task.patient_id == patient.id, Task.status == old)
+            .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+        )
+        changed = result.rowcount or 0
+        uow.audit("dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id, patient_id=patient.id,
+                  detail={"tasks": changed, "reason": reason})
     return changed

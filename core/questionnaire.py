@@ -140,7 +140,7 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
            now: datetime) -> Any:
     """Record the patient's answers as a reached attempt on channel ``questionnaire``; returns the CallResult."""
     from core.calls import record_call
-    from core.db import rollups
+    from core.db.uow import unit_of_work
 
     opened = open_questionnaire(session, config, plugins, token, now)
     task = opened.task
@@ -152,12 +152,12 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
                                                     Attempt.channel == "questionnaire")).first():
             raise TokenProblem("used")
     answers = {k: v for k, v in raw.items() if str(v).strip() != ""}
-    if task.status == "unsuccessful":  # the link of an after_unsuccessful message: the patient answered after all
-        rollups.take_turns(session, [task.site])
-        task.status, task.completed_at = "open", None
-        session.flush()
-    result = record_call(session, config, plugins, task.id, outcome="reached", user="patient", now=now,
-                         answers=answers, channel="questionnaire")
+    with unit_of_work(session, config, sites=[task.site], user="patient", now=now, action="questionnaire"):
+        if task.status == "unsuccessful":  # the link of an after_unsuccessful message: the patient answered after all
+            task.status, task.completed_at = "open", None
+            session.flush()
+        result = record_call(session, config, plugins, task.id, outcome="reached", user="patient", now=now,
+                             answers=answers, channel="questionnaire")
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))
     return result

@@ -30,8 +30,8 @@ from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, upda
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
-from core.db import rollups
 from core.db.models import Episode, Patient, Task
+from core.db.uow import inside, unit_of_work
 from core.placement import Placer, milestone_times, place, regular_offset, shifter, times_for
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone
@@ -260,8 +260,9 @@ def schedule(
     episode_ids: Iterable[int] | None = None,
     batch_size: int = 2000,
     progress: Callable[[int], None] | None = None,
+    user: str = "system",
 ) -> ScheduleResult:
-    """Create the missing tasks of every active episode (or of ``episode_ids``)."""
+    """Create the missing tasks of every active episode (or of ``episode_ids``), in one unit of work."""
     protocols = Protocols(config, plugins)
     result = ScheduleResult()
     writer = _TaskWriter.for_session(session)
@@ -281,7 +282,8 @@ def schedule(
         query = query.where(Episode.id.in_(list(episode_ids)))
 
     # The reports' day counts take the run's tasks at the end, grouped (core/db/rollups.py).
-    with rollups.deferred(session.connection(), now, sites=config.sites):
+    with (unit_of_work(session, config, sites=config.sites, user=user, now=now, action="schedule", turns=False) as uow,
+          uow.deferred(config.sites)):
         for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
             ids = [episode.id for episode in batch]
             rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
@@ -500,6 +502,7 @@ class _CopyWriter(_TaskWriter):
 
     @staticmethod
     def _copy(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the guard is asked here
         with conn.connection.driver_connection.cursor() as cursor:
             with cursor.copy(sql) as copy:
                 write_row = copy.write_row
@@ -533,9 +536,13 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     return insert(Task.__table__).on_conflict_do_nothing(index_elements=["episode_id", "milestone"])
 
 
-def replan(session: Session, config: ChainConfig, now: datetime) -> int:
+def replan(session: Session, config: ChainConfig, now: datetime, user: str = "system") -> int:
     """Re-place open provisional tasks now that holiday data may have arrived. Returns how many moved."""
-    rollups.take_turns(session, config.sites)  # moved tasks move their day counts (core/db/rollups.py)
+    with unit_of_work(session, config, sites=config.sites, user=user, now=now, action="replan"):
+        return _replan(session, config, now)
+
+
+def _replan(session: Session, config: ChainConfig, now: datetime) -> int:
     moved = 0
     query = (
         select(Task, Episode.occurred_at)

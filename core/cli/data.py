@@ -128,9 +128,9 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
     from core.scheduling import schedule
 
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session:
+    with session_scope(url, immediate=True) as session:  # a writer: SQLite's write lock from the start
         if replan:
-            moved = do_replan(session, config, now)
+            moved = do_replan(session, config, now, user=app.user)
             click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
                                                                                 n=moved))
             return
@@ -138,7 +138,8 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
         total = session.scalar(active) or 0
         with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
-            result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))
+            result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
+                              user=app.user)
     if result.created >= ANALYZE_AFTER:
         from core.db.engine import analyze
 

@@ -77,7 +77,7 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
         with session_scope(url) as session:
             patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=app.user, now=now)
             episodes = import_file(session, config, plugins, export, user=app.user, now=now)
-            result = schedule(session, config, plugins, now)
+            result = schedule(session, config, plugins, now, user=app.user)
             history = simulate_history(session, config, plugins, now)
     click.echo(message("demo_imported", loc, patients=patients.patients_created, episodes=episodes.episodes_created,
                        created=result.created, existing=result.existing, expired=result.expired))
