@@ -138,7 +138,8 @@ def unit_of_work(session: Session, config: Any = None, *, sites: Iterable[str] =
     uow = UnitOfWork(session, config, user, now)
     if action:
         uow.check(action, sites=sites)
-    conn.info[MARK] = conn.info.get(MARK, 0) + 1
+    info = conn.info  # the connection's own dict: still there if the transaction ends early
+    info[MARK] = info.get(MARK, 0) + 1
     session.info[MARK] = uow
     try:
         if turns:
@@ -147,7 +148,7 @@ def unit_of_work(session: Session, config: Any = None, *, sites: Iterable[str] =
         session.flush()
     finally:
         session.info.pop(MARK, None)
-        conn.info[MARK] -= 1
+        info[MARK] -= 1
 
 
 @contextmanager
@@ -155,14 +156,14 @@ def outside(bind: Session | Connection) -> Iterator[None]:
     """A deliberate write of tasks, attempts or answers outside a unit of work: migrations, a test
     that builds a state by hand (or checks that the triggers count any writer), a benchmark's raw
     baseline. Production writers use :func:`unit_of_work`."""
-    conn = bind.connection() if isinstance(bind, Session) else bind
-    conn.info[MARK] = conn.info.get(MARK, 0) + 1
+    info = (bind.connection() if isinstance(bind, Session) else bind).info
+    info[MARK] = info.get(MARK, 0) + 1
     try:
         yield
         if isinstance(bind, Session):
             bind.flush()
     finally:
-        conn.info[MARK] -= 1
+        info[MARK] -= 1
 
 
 # -- the guard ---------------------------------------------------------------------------------------
