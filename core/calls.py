@@ -23,7 +23,7 @@ from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
 from core.plugins import Plugins
-from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
+from core.protocol import TREATED_TRIGGERS, Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
 
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
@@ -90,6 +90,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         ),
         coordinator=staff.name if staff else None,
         age_bands=config.model.defaults.age_bands.model_dump(),
+        timezone=str(site.timezone),
+        treated=task.trigger in TREATED_TRIGGERS,
     )
 
 

@@ -66,8 +66,17 @@ class AttemptPolicy(_Model):
 
 
 class AgeBands(_Model):
+    """Who is a child (小朋友), who is reached through a parent or guardian, who is elderly (奶奶/爷爷)."""
+
     child_under: int = Field(default=14, ge=1, le=30)
+    minor_under: int = Field(default=18, ge=1, le=30, description="called through a parent or guardian")
     elderly_from: int = Field(default=60, ge=30, le=120)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeBands:
+        if self.child_under > self.minor_under:
+            raise ValueError(f"child_under ({self.child_under}) is above minor_under ({self.minor_under})")
+        return self
 
 
 def _valid_timezone(value: str | None) -> str | None:
