@@ -155,6 +155,9 @@ def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str
         if question is None:
             problems.append(Msg("unknown_question", key=key, keys=", ".join(sorted(questions))))
             continue
+        if question.treated_only and task.trigger not in TREATED_TRIGGERS:
+            problems.append(Msg("question_treated_only", key=key))
+            continue
         try:
             parsed[key] = question.parse_answer(value)
         except ValueError as exc:

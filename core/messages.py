@@ -79,6 +79,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "--callback-at only goes with outcome callback_requested, not {outcome!r}"),
     "answers_only_when_reached": ("只有联系到患者时才能记录回答，{outcome!r} 不行",
                                   "answers can only be recorded when the patient was reached, not with {outcome!r}"),
+    "question_treated_only": ("问题 {key} 只问接受过治疗的患者（这位患者没有在这里治疗过）",
+                              "question {key} is asked only of patients who were treated (this patient was not)"),
     "unknown_question": ("未知的问题 {key!r}（此任务的问题：{keys}）",
                          "unknown question {key!r} (this task asks: {keys})"),
     "callback_in_past": ("回电时间 {at} 已过（现在是 {now}）", "callback time {at} is not in the future (now {now})"),
