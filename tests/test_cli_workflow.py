@@ -90,7 +90,7 @@ def test_the_preparation_card_shows_what_to_know_before_dialing(cli, clinic: str
     assert (card["Doctor"], card["Department"], card["Diagnosis"]) == ("王建华", "心内科", "冠心病")
     assert card["Discharge medication"] == "阿司匹林 100mg qd; 阿托伐他汀 20mg qn"
     assert card["Earlier attempts"] == "2026-11-23 09:10 no_answer (liu.min): no voicemail"
-    assert "We tried you once before" in sheet
+    assert "We called you earlier but nobody answered" in sheet  # the no answer, as it happened
     zh = cli("script", str(t), db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
     assert "出院带药" in zh and "刘" in zh
     assert "2026-11-23 09:10 无人接听 (liu.min): no voicemail" in zh  # the outcome in the card's language

@@ -78,8 +78,10 @@ def test_age_bands_are_configurable(cli, tmp_path: Path, saluted: str) -> None: 
     """A chain that treats 14-year-olds as adults (minor_under: 14) greets 高佳怡 herself."""
     chain_dir = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
     chain = chain_dir / "chain.yaml"
-    chain.write_text(chain.read_text(encoding="utf-8").replace(
-        "    child_under: 14\n", "    child_under: 12\n    minor_under: 14\n"), encoding="utf-8")
+    text = chain.read_text(encoding="utf-8")
+    assert "    child_under: 14\n    minor_under: 18" in text
+    chain.write_text(text.replace("    child_under: 14\n    minor_under: 18",
+                                  "    child_under: 12\n    minor_under: 14"), encoding="utf-8")
     task = tid(cli, saluted, "S4", "check_1d")
     text = cli("script", str(task), db=saluted, now=NOW, config=chain).output
     assert "请问是高女士吗？" in text
