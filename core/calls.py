@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
@@ -281,7 +281,11 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
                 for loc in ("zh_CN", "en")
             }
             names = first_plugin if plugin_name == first_plugin else f"{first_plugin}+{plugin_name}"
-            merged[key] = (names, first.model_copy(update={"reason": first.reason.model_validate(reason)}))
+            update: dict[str, Any] = {"reason": first.reason.model_validate(reason)}
+            if action.kind == "escalate":  # one red flag makes the whole escalation clinical
+                severities = {first.severity or "clinical", action.severity or "clinical"}
+                update["severity"] = "clinical" if "clinical" in severities else "routine"
+            merged[key] = (names, first.model_copy(update=update))
     return list(merged.values())
 
 
@@ -325,11 +329,12 @@ def apply_action(
     assert episode is not None
     out: dict[str, Any] = {"kind": action.kind, "reason": reason, "plugin": plugin_name, "question": action.question}
     if action.kind == "escalate":
-        row = Escalation(task_id=task.id, patient_id=task.patient_id, site=task.site, doctor=episode.doctor,
-                         reason=reason, opened_at=now)
-        session.add(row)
-        session.flush()
-        out.update(id=row.id, doctor=episode.doctor)
+        from core.escalations import open_escalation
+
+        row = open_escalation(session, config, task, reason=reason, severity=action.severity or "clinical",
+                              user=user, now=now, source=plugin_name)
+        out.update(id=row.id, doctor=episode.doctor, assignee=row.assignee, severity=row.severity,
+                   due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "complaint":
         staff = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
         description = reason + (f" — {note}" if note else "")

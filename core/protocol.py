@@ -425,6 +425,9 @@ class Action(Strict):
     category: ComplaintCategory | None = None
     after: Duration | None = Field(default=None, description="for extra_call: when, after the call")
     question: str | None = None
+    severity: Literal["clinical", "routine"] | None = Field(
+        default=None, description="for escalate: clinical (a red flag, the default) or routine (arrange a visit)",
+    )
 
 
 class Rule(Strict):
@@ -435,6 +438,7 @@ class Rule(Strict):
     reason: LocalizedText
     category: ComplaintCategory | None = None
     after: Duration | None = None
+    severity: Literal["clinical", "routine"] | None = None
     procedures: tuple[str, ...] = Field(default=(), description="limit to these procedure codes")
 
     def evaluate(self, answers: dict[str, Any], days_since: float, procedure: str) -> Action | None:
@@ -447,6 +451,7 @@ class Rule(Strict):
                 category=self.category,
                 after=self.after,
                 question=self.when[0].question,
+                severity=self.severity,
             )
         return None
 

@@ -134,7 +134,7 @@ def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) 
     assert [(a.by, a.outcome, a.note) for a in attempts] == [("zhang.li", "reached", "still oozing a little")]
     assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
     [escalation] = json.loads(cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li").output)
-    assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
+    assert (escalation["patient_id"], escalation["assignee"], escalation["status"]) == ("D1", "chen.zhiyuan", "open")
 
 
 def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

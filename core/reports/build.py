@@ -181,7 +181,7 @@ def build_report(
         "delta": _delta(figures, previous),
         "satisfaction": satisfaction,
         "complaints": complaints,
-        "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        "escalations": q.escalation_figures(session, scope, period.start, period.end, now),
         # free text: a number typed in the praise or criticism answer is masked like any other
         "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
