@@ -259,17 +259,20 @@ def record_call(
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
-    """One escalation per call (reasons joined), one complaint per category, one referral, one reminder.
+    """One escalation per call (reasons joined), one complaint per call with all its categories, one referral,
+    one reminder.
 
-    Several rules often fire on one answer set (a specialty's referral rule and
-    core's); the doctor and the complaint desk should see one item with every
-    reason, not three.
+    Several rules often fire on one answer set (low satisfaction, a criticism and
+    complaint=是; a specialty's referral rule and core's); the doctor and the
+    complaint desk should see one item with every reason, not three.
     """
     merged: dict[tuple[str, str | None], tuple[str, Action]] = {}
     for plugin_name, action in found:
-        key = (action.kind, action.category if action.kind == "complaint" else None)
+        key: tuple[str, str | None] = (action.kind, None)
         if action.kind == "extra_call":
             key = (action.kind, str(action.after))
+        if action.kind == "complaint":
+            action = action.model_copy(update={"categories": complaint_categories([action])})
         if key not in merged:
             merged[key] = (plugin_name, action)
             continue
@@ -285,8 +288,34 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
             if action.kind == "escalate":  # one red flag makes the whole escalation clinical
                 severities = {first.severity or "clinical", action.severity or "clinical"}
                 update["severity"] = "clinical" if "clinical" in severities else "routine"
+            if action.kind == "complaint":
+                categories = complaint_categories([first, action])
+                update.update(categories=categories, category=categories[0])
             merged[key] = (names, first.model_copy(update=update))
     return list(merged.values())
+
+
+def complaint_categories(actions: list[Action]) -> tuple[Any, ...]:
+    """Every category of the complaints of one call, the specific ones before ``other``."""
+    seen = [c for a in actions for c in (a.categories or (a.category or "other",))]
+    unique = list(dict.fromkeys(seen))
+    return tuple([c for c in unique if c != "other"] + [c for c in unique if c == "other"])
+
+
+def staff_named(text: str | None, config: ChainConfig, doctor: str | None) -> str | None:
+    """The staff member a criticism names: a colleague on the staff list or the attending doctor, or a
+    titled name (李护士, 王医生); ``None`` when the text names nobody (it stays in the description)."""
+    import re
+
+    if not text:
+        return None
+    for name in sorted({m.name for m in config.model.staff} | ({doctor} if doctor else set()), key=len, reverse=True):
+        if name and name in text:
+            return name
+    titled = re.search(r"([\u4e00-\u9fff]{1,3}?)(医生|护士长|护士|大夫|主任|咨询师|前台|院长)", text)
+    if titled and titled.group(1) not in ("的", "那个", "这个", "有个", "一个", "位"):
+        return titled.group(0)
+    return None
 
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
@@ -336,14 +365,18 @@ def apply_action(
         out.update(id=row.id, doctor=episode.doctor, assignee=row.assignee, severity=row.severity,
                    due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "complaint":
-        staff = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
-        description = reason + (f" — {note}" if note else "")
+        criticism = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
+        categories = list(action.categories or (action.category or "other",))
+        said = ("批评：" if site.locale == "zh_CN" else "criticism: ") + criticism if criticism else None
+        description = " — ".join(part for part in (reason, said, note) if part)
+        handler = site.complaint_handler.get(site.locale)
         row = Complaint(task_id=task.id, patient_id=task.patient_id, site=task.site,
-                        category=action.category or "other", staff=staff, description=description,
-                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS))
+                        category=categories[0], categories=categories,
+                        staff=staff_named(criticism, config, episode.doctor), description=description,
+                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS), handler_role=handler)
         session.add(row)
         session.flush()
-        out.update(id=row.id, category=row.category,
+        out.update(id=row.id, category=row.category, categories=categories, staff=row.staff, handler=handler,
                    due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")

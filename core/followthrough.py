@@ -31,7 +31,8 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
     for c, patient in session.execute(query):
         tz = config.timezone_of(c.site)
         out.append({
-            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
+            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category,
+            "categories": list(c.categories or [c.category]), "handler": c.handler_role, "staff": c.staff,
             "description": c.description, "status": c.status, "opened_at": local_iso(c.opened_at, tz),
             "due_at": local_iso(c.due_at, tz), "responded_at": local_iso(c.responded_at, tz), "response": c.response,
             "closed_at": local_iso(c.closed_at, tz),

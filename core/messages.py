@@ -45,6 +45,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "  next attempt: {at}  (past the window: overdue)"),
     "action": ("  → {kind}：{reason}", "  → {kind}: {reason}"),
     "action_id": (" [#{id}]", " [#{id}]"),
+    "action_handler": ("（先交{handler}处理）", " (first to the {handler})"),
+    "action_assignee": ("（{assignee}，时限 {due}）", " ({assignee}, due {due})"),
     "action.escalate": ("上报医生", "escalate"),
     "action.complaint": ("投诉", "complaint"),
     "action.referral": ("转诊", "referral"),

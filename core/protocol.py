@@ -428,6 +428,9 @@ class Action(Strict):
     severity: Literal["clinical", "routine"] | None = Field(
         default=None, description="for escalate: clinical (a red flag, the default) or routine (arrange a visit)",
     )
+    categories: tuple[ComplaintCategory, ...] = Field(
+        default=(), description="for a complaint merged from several rules: every category it touches",
+    )
 
 
 class Rule(Strict):

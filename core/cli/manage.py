@@ -165,17 +165,18 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
         from rich.table import Table
 
         table = Table(header_style="bold", title=f"{len(rows)} complaint(s)")
-        for col in ("id", "patient_id", "site", "category", "staff", "status", "due_at", "description"):
+        for col in ("id", "patient_id", "site", "categories", "staff", "status", "due_at", "description"):
             table.add_column(col)
         for r in rows:
             style = "bold red" if r["overdue"] else None
-            table.add_row(*(str(r[c] or "") for c in ("id", "patient_id", "site", "category", "staff")),
+            cells = {**r, "categories": ", ".join(r["categories"])}
+            table.add_row(*(str(cells[c] or "") for c in ("id", "patient_id", "site", "categories", "staff")),
                           r["status"] + (" OVERDUE" if r["overdue"] else ""), (r["due_at"] or "")[:16],
                           r["description"], style=style)
         Console().print(table)
         return
-    emit(rows, ["id", "patient_id", "site", "category", "staff", "description", "status", "opened_at", "due_at",
-                "responded_at", "response", "closed_at", "overdue"], fmt)
+    emit(rows, ["id", "patient_id", "site", "category", "categories", "handler", "staff", "description", "status",
+                "opened_at", "due_at", "responded_at", "response", "closed_at", "overdue"], fmt)
 
 
 @complaints_group.command("show")
