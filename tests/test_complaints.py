@@ -62,8 +62,8 @@ def test_several_dissatisfied_dimensions_are_one_complaint_with_every_category(c
 def test_the_site_names_who_answers_complaints_first(cli, tmp_path: Path, clinic: str) -> None:  # type: ignore[no-untyped-def]
     chain_dir = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
     site = chain_dir / "sites" / "sh-dent.yaml"
-    site.write_text(site.read_text(encoding="utf-8") + "complaint_handler: {zh_CN: 客服主管, en: patient service lead}\n",
-                    encoding="utf-8")
+    handler = "complaint_handler: {zh_CN: 客服主管, en: patient service lead}\n"
+    site.write_text(site.read_text(encoding="utf-8") + handler, encoding="utf-8")
     cli("record", str(tid(cli, clinic, "D2", "check_1w")), "--outcome", "reached", "--answer", "complaint=yes",
         db=clinic, now=NOW, user="zhang.li", config=chain_dir / "chain.yaml")
     [row] = complaints(cli, clinic)

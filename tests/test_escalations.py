@@ -129,3 +129,17 @@ def test_overdue_escalations_are_highlighted_in_lists_and_reports(cli, clinic: s
     report = json.loads(cli("report", "week", "--period", "2026-W48", "--site", "SH-DENT", "--format", "json",
                             db=clinic, now=late, user="chen.jing").output)
     assert report["escalations"]["overdue"] == 0
+
+
+def test_an_on_call_doctor_who_is_not_on_staff_is_a_config_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from conftest import ROOT
+
+    chain_dir = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    site = chain_dir / "sites" / "sh-dent.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("on_call_doctor: song.jia", "on_call_doctor: song.jai"),
+                    encoding="utf-8")
+    result = cli("config", "check", config=chain_dir / "chain.yaml", ok=False)
+    assert result.exit_code != 0 and "sh-dent.yaml" in result.output
+    assert "on_call_doctor: 'song.jai' is not a staff member" in result.output

@@ -111,7 +111,7 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
 
 
 def test_relative_dates_count_calendar_days(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
-    """Friday 18:00 read on Sunday morning is 前天 (2 days), not 昨天; the same day reads the same at 10:00 and 11:00."""
+    """Friday 18:00 read on Sunday morning is 前天 (2 days), not 昨天; one day reads the same at 10:00 and 11:00."""
     lead = tid(cli, clinic, "A1", "lead_care")
     zh = spoken(script(cli, clinic, lead, "2026-12-06T10:00+08:00"))
     assert "前天您向我们咨询过" in zh and "昨天" not in zh
