@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
@@ -25,9 +26,10 @@ from core.placement import place
 from core.plugins import Plugins
 from core.protocol import TREATED_TRIGGERS, Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
+from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
 
-FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
-OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
+FAILED = FAILED_OUTCOMES
+OUTCOMES = vocab.OUTCOMES
 COMPLAINT_DAYS = 3
 
 
@@ -48,8 +50,9 @@ class CallResult:
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
                 "max_attempts": t.max_attempts,
-                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == "open" else None,
-                "overdue": t.status == "open" and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
+                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
+                and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
@@ -64,7 +67,8 @@ def age_on(birth: date | None, day: date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime,
+                 user: str | None = None) -> TaskContext:
     """What hooks are told about a task: never the phone number."""
     episode = session.get(Episode, task.episode_id)
     patient = session.get(Patient, task.patient_id)
@@ -73,7 +77,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty,
+        procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
@@ -117,14 +122,14 @@ class _EveryDay:
         return True
 
 
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = "routine") -> datetime:
+def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
     """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
 
     A clinical task's retry keeps to calling windows but is not held back by a
     holiday: a 24-hour implant check that failed on 1 October is tried again
     that afternoon, not on 8 October.
     """
-    if urgency == "clinical":
+    if urgency == Urgency.CLINICAL:
         calendar = _EveryDay()
     tz = site.timezone
     local = failed_at.astimezone(tz)
@@ -189,7 +194,7 @@ def record_call(
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
-    if task.status != "open":
+    if task.status != TaskStatus.OPEN:
         raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
     site = config.site(task.site)
     if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
@@ -197,15 +202,15 @@ def record_call(
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    if outcome == "booked" and not (proc and proc.allows_booking):
+    if outcome == Outcome.BOOKED and not (proc and proc.allows_booking):
         raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
-    if outcome == "callback_requested":
+    if outcome == Outcome.CALLBACK_REQUESTED:
         if callback_at is None:
             raise CallError(key="callback_needs_time")
         check_callback_time(site, callback_at, now)
     elif callback_at is not None:
         raise CallError(key="callback_only_with_request", values={"outcome": outcome})
-    if answers and outcome not in ("reached", "booked"):
+    if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
     rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
@@ -225,22 +230,22 @@ def record_call(
     if outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
-            task.status = "unsuccessful"
+            task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
             task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
-    elif outcome == "wrong_number":
-        task.status = "wrong_number"
+    elif outcome == Outcome.WRONG_NUMBER:
+        task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
         patient.phone_invalid = True
         actions.append({"kind": "fix_phone", "reason": "phone number flagged for correction"})
-    elif outcome == "refused":
-        task.status = "refused"
+    elif outcome == Outcome.REFUSED:
+        task.status = TaskStatus.REFUSED
         task.completed_at = now
-    elif outcome == "callback_requested":
+    elif outcome == Outcome.CALLBACK_REQUESTED:
         task.next_attempt_at = callback_at
     else:  # reached or booked
-        task.status = "completed" if outcome == "reached" else "booked"
+        task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
@@ -250,7 +255,7 @@ def record_call(
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
           detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
-    if outcome in ("reached", "booked"):
+    if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
@@ -396,7 +401,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     from core.placement import MilestoneTimes
 
     times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, "routine", windows=site.calling_windows, quiet=site.quiet_hours,
+    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
                    calendar=site.calendar(config), tz=site.timezone)
     # The task's offset and window are measured from the episode's event time, like every other task
     # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
@@ -409,11 +414,11 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel="phone", urgency="routine",
+        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
         due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
         offset=since_event(target), window_earliest=since_event(times.window_start),
         window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status="open",
+        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
         max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
     )
     session.add(extra)

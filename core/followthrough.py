@@ -14,6 +14,7 @@ from core.db import rollups
 from core.db.models import Complaint, Patient, Task
 from core.errors import FollowupError
 from core.tasklist import local_iso
+from core.vocab import TaskStatus
 
 
 class NotFound(FollowupError):
@@ -22,7 +23,8 @@ class NotFound(FollowupError):
 
 def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
                     site: str | None = None) -> list[dict[str, Any]]:
-    query = select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id).order_by(Complaint.due_at)
+    query = (select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id)
+             .order_by(Complaint.due_at))
     if status:
         query = query.where(Complaint.status == status)
     if site:
@@ -62,7 +64,8 @@ def respond_complaint(session: Session, complaint_id: int, *, response: str, use
     return row
 
 
-def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime, note: str | None = None) -> Complaint:
+def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime,
+                    note: str | None = None) -> Complaint:
     row = _complaint(session, complaint_id)
     if row.status == "closed":
         raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
@@ -85,7 +88,7 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
-    old, new = ("open", "suppressed") if on else ("suppressed", "open")
+    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
     sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
     rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
     result = session.execute(

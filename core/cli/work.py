@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from core.cli.main import App
 from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
-from core.errors import FollowupError
+from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
+from core.vocab import REACHED_OUTCOMES, TaskStatus
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -39,7 +41,8 @@ def _require_staff(app: App) -> Any:
 
 @click.command("worklist")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today in the site's timezone).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
+              help="The day (default: today in the site's timezone).")
 @click.option("--mine", is_flag=True, help="Only what you have claimed.")
 @format_option(*FORMATS)
 @click.pass_obj
@@ -179,7 +182,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
         *((a.names.zh_CN, a.names.en) for a in attributes),
@@ -191,7 +195,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
-        + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
+        + f" · {(context.occurred_at.astimezone(tz) if tz else context.occurred_at).date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
         f"{task.milestone} ({task.urgency})",
@@ -201,7 +205,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     )
     width = max(len(label[0 if zh else 1]) for label in labels)
     lines = ["─" * 60]
-    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}"
+              for label, value in zip(labels, values, strict=True)]
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -212,7 +217,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
               "not_convenient, wrong_number, refused, callback_requested, booked")
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
 @click.option("--note", help="Free-text note.")
-@click.option("--callback-at", help="ISO time the patient asked to be called back.")
+@click.option("--callback-at", help="When the patient asked to be called back: 15:00, 明天下午3点, 后天上午, "
+              "周一 10:00, tomorrow 3pm or ISO 8601 (the site's local time).")
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
@@ -228,16 +234,30 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
             raise FollowupError(key="answer_format", values={"item": item})
         key, value = item.split("=", 1)
         parsed[key.strip()] = value
-    callback = _parse_time(app, callback_at) if callback_at else None
     config, plugins, now = app.config, app.plugins, app.now
+    loc = app.ui_locale(locale)
     with session_scope(app.ready_db()) as session:
+        callback = None
+        if callback_at:
+            from core.db.models import Task
+            from core.whenparse import describe
+
+            task = session.get(Task, task_id)
+            site = config.sites.get(task.site) if task is not None else None
+            callback = parse_callback(app, callback_at, site, loc)
+            if site is not None and outcome == "callback_requested":
+                from core.calls import check_callback_time
+
+                check_callback_time(site, callback, now)  # a past time is refused before it is read back
+            if fmt != "json":  # the JSON has it as next_attempt_at
+                click.echo(message("callback_echo", loc, at=describe(callback, loc)))
         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
                              answers=parsed, note=note, callback_at=callback)
         data = result.as_dict(config.site(result.task.site).timezone)
     if fmt == "json":
         click.echo(to_json(data))
         return
-    click.echo(describe_result(data, app.ui_locale(locale)))
+    click.echo(describe_result(data, loc))
 
 
 def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
@@ -253,7 +273,7 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
-    if task["status"] == "open" and task["next_attempt_at"]:
+    if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
     for action in data["actions"]:
@@ -266,16 +286,16 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _parse_time(app: App, text: str) -> datetime:
-    from zoneinfo import ZoneInfo
+def parse_callback(app: App, text: str, site: Any, locale: str | None) -> datetime:
+    """A callback time as the patient said it (15:00, 明天下午3点, tomorrow 3pm, ISO), in the site's time."""
+    from core.whenparse import parse_when, window_starts
 
+    tz = site.timezone if site is not None else ZoneInfo(app.config.model.defaults.timezone)
+    parts = window_starts(site.calling_windows) if site is not None else None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise FollowupError(key="not_iso_time", values={"text": text}) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(app.config.model.defaults.timezone))
-    return moment
+        return parse_when(text, app.now, tz, parts)
+    except InvalidValue as exc:  # a one-line error in the reader's language, never a traceback
+        raise FollowupError(key=exc.msg.key, values=exc.msg.values) from None
 
 
 @click.command("call")
@@ -297,7 +317,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites),
+                Task.claimed_until >= now,
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -318,13 +339,13 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
+                outcome = click.prompt(message("outcome", loc), type=click.Choice([*map(str, OUTCOMES), "skip"]),
                                        default="reached")
                 if outcome == "skip":
                     break
                 note = None
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
-                if outcome in ("reached", "booked"):
+                if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
@@ -332,7 +353,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                            reached = outcome in REACHED_OUTCOMES
+                            mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback)
                             data = result.as_dict(config.site(result.task.site).timezone)
@@ -362,16 +384,22 @@ def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
     from core.calls import CallError, check_callback_time
     from core.db.engine import session_scope
     from core.db.models import Task
+    from core.whenparse import describe
 
     with session_scope(app.ready_db()) as session:
         site = app.config.site(session.get(Task, task_id).site)
+    tomorrow = app.now.astimezone(site.timezone).date() + timedelta(days=1)
     while True:
         try:
-            moment = _parse_time(app, click.prompt(message("callback_at", locale)))
+            moment = parse_callback(app, click.prompt(message("callback_at", locale, example=f"{tomorrow} 15:00")),
+                                    site, locale)
             check_callback_time(site, moment, app.now)
-            return moment
-        except (FollowupError, CallError) as exc:
+        except (FollowupError, CallError, ValueError) as exc:
             click.secho(localize(exc, locale), fg="red")
+            continue
+        if click.confirm(message("callback_echo", locale, at=describe(moment, locale)) + "  "
+                         + message("callback_confirm", locale), default=True):
+            return moment
 
 
 def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None,
