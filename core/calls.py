@@ -24,9 +24,9 @@ from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
 from core.plugins import Plugins
-from core.protocol import TREATED_TRIGGERS, Action, Duration, Milestone, PatientInfo, TaskContext
+from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
+from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus, Urgency
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES

@@ -20,7 +20,7 @@ from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from core.errors import InvalidValue
-from core.vocab import TREATED_TRIGGERS, Channel, Trigger, Urgency
+from core.vocab import Channel, Trigger, Urgency
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 TriggerKind = Trigger

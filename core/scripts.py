@@ -14,16 +14,17 @@ from core.names import age_band, doctor_title, is_minor
 from core.plugins import Plugins
 from core.protocol import Milestone, Question, TaskContext
 from core.templates import render
+from core.vocab import Outcome
 
 # What an earlier, unsuccessful attempt was, as the script acknowledges it (issue 14 item 10).
 ATTEMPT_KINDS: dict[str, str] = {
-    "no_answer": "no_answer",
-    "busy": "busy",
-    "not_convenient": "not_convenient",
-    "powered_off": "unreachable",
-    "out_of_service": "unreachable",
-    "cannot_connect": "unreachable",
-    "callback_requested": "callback",
+    Outcome.NO_ANSWER: "no_answer",
+    Outcome.BUSY: "busy",
+    Outcome.NOT_CONVENIENT: "not_convenient",
+    Outcome.POWERED_OFF: "unreachable",
+    Outcome.OUT_OF_SERVICE: "unreachable",
+    Outcome.CANNOT_CONNECT: "unreachable",
+    Outcome.CALLBACK_REQUESTED: "callback",
 }
 
 

@@ -172,7 +172,7 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
 
 
 def _treated(plugins: Plugins, specialty: str, procedure: str) -> bool:
-    from core.protocol import TREATED_TRIGGERS
+    from core.vocab import TREATED_TRIGGERS
 
     spec = plugins.specialty(specialty)
     proc = spec.procedure(procedure) if spec else None
