@@ -1,7 +1,7 @@
 """escalations: severity, assignee, deadline, acknowledgement; complaints: categories and first handler
 
-Revision ID: 0007
-Revises: 0004
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06 03:00:00
 
 Escalations become a closed loop (issue 14 item 13): each has a severity, an
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0004'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
