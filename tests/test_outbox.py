@@ -20,7 +20,8 @@ EPISODES = [["E1", "P1", "SH-DENT", "dental", "scaling", "2026-11-23T09:30+08:00
 SEND_AT = "2026-11-24T10:05+08:00"
 
 
-def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str = "") -> Path:
+def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str = "",
+          by_sms: tuple[str, ...] = ("dental.scaling.check_1d",)) -> Path:
     """The demo chain with its SMS going to ``sms`` (a flow mapping), in a copy under tmp_path."""
     import shutil
 
@@ -31,9 +32,8 @@ def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str 
         "MSGS", str(tmp_path / "messages")), text)
     (folder / "chain.yaml").write_text(text + extra, encoding="utf-8")
     site = folder / "sites" / "sh-dent.yaml"  # the next-day check after a cleaning: an SMS questionnaire
-    site.write_text(site.read_text(encoding="utf-8") + (
-        "overrides:\n  - milestone: dental.scaling.check_1d\n    channel: sms\n    fallback: phone\n"),
-        encoding="utf-8")
+    site.write_text(site.read_text(encoding="utf-8") + "overrides:\n" + "".join(
+        f"  - milestone: {m}\n    channel: sms\n    fallback: phone\n" for m in by_sms), encoding="utf-8")
     return folder / "chain.yaml"
 
 
