@@ -181,4 +181,6 @@ def serve(url: str, config: ChainConfig, plugins: Plugins, host: str, port: int,
           clock: Callable[[], datetime] | None = None) -> None:
     from werkzeug.serving import run_simple
 
+    # Request lines carry questionnaire links (bearer tokens): not in the log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, create_app(url, config, plugins, clock), threaded=True, use_reloader=False)
