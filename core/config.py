@@ -161,7 +161,8 @@ class MessagingModel(_Model):
                            description="local time the day before a call when its notice goes out")
     questionnaire_url: str = Field(default="http://127.0.0.1:8000",
                                    description="where patients' phones reach `followup serve`")
-    secret: str | None = Field(default=None, description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
+    secret: str | None = Field(default=None,
+                               description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
 
 
 class SiteModel(_Model):

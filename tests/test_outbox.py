@@ -257,8 +257,7 @@ def _send(cli, url: str, cfg: Path, now: str) -> dict:  # type: ignore[no-untype
 def test_server_errors_are_retried_with_backoff_then_failed_and_the_task_becomes_a_call(cli, tmp_path, db_url,
                                                                                          gateway):
     server = gateway([500, 503, 502])
-    cfg = chain(tmp_path, sms="{provider: http, url: '%s', report_secret: hook-secret}" % server.url,
-                extra="")
+    cfg = chain(tmp_path, sms="{provider: http, url: 'URL', report_secret: hook-secret}".replace("URL", server.url))
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("messaging:\n", "messaging:\n  max_tries: 3\n"),
                    encoding="utf-8")
     seed(cli, tmp_path, db_url, [PATIENTS[0]], [EPISODES[0]])
@@ -291,7 +290,7 @@ def test_a_refused_message_fails_at_once_and_delivery_reports_need_the_signature
     from core.web import create_app
 
     server = gateway([400])
-    cfg = chain(tmp_path, sms="{provider: http, url: '%s', report_secret: hook-secret}" % server.url)
+    cfg = chain(tmp_path, sms="{provider: http, url: 'URL', report_secret: hook-secret}".replace("URL", server.url))
     seed(cli, tmp_path, db_url, PATIENTS, EPISODES)
     summary = _send(cli, db_url, cfg, SEND_AT)
     assert summary["failed"] == 1 and summary["sent"] == 1 and summary["fallbacks"] == 1
