@@ -567,9 +567,8 @@ def calendar_warnings(config: ChainConfig, plugins: Any) -> list[str]:
         until = getattr(cal, "published_until", lambda: date.max)()
         missing = [y for y in range(until.year + 1, horizon.year + 1) if y not in config.model.holiday_notices]
         if missing:
-            warnings.append(
-                f"holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
-                f"routine calls in {', '.join(map(str, missing))} are placed provisionally "
-                f"(add the official notice under holiday_notices, then run 'followup schedule --replan')"
-            )
+            from core.messages import Msg
+
+            warnings.append(Msg("holiday_provisional", country=country, until=until, horizon=horizon,
+                                years=", ".join(map(str, missing))))
     return warnings
