@@ -118,8 +118,8 @@ def test_overdue_escalations_are_highlighted_in_lists_and_reports(cli, clinic: s
     row = red_flag(cli, clinic)
     late = "2026-11-23T15:00+08:00"
     table = cli("escalations", "list", db=clinic, now=late, user="zhang.li").output
-    assert "OVERDUE" in table
-    assert "OVERDUE" not in cli("escalations", "list", db=clinic, now=NOW, user="zhang.li").output
+    assert "⚠ 逾期" in table
+    assert "逾期" not in cli("escalations", "list", db=clinic, now=NOW, user="zhang.li").output
     report = json.loads(cli("report", "week", "--period", "2026-W48", "--site", "SH-DENT", "--format", "json",
                             db=clinic, now=late, user="chen.jing").output)
     assert report["escalations"]["overdue"] == 1
