@@ -1,7 +1,7 @@
 """escalations: severity, assignee, deadline, acknowledgement; complaints: categories and first handler
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-06 03:00:00
 
 Escalations become a closed loop (issue 14 item 13): each has a severity, an
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
