@@ -382,9 +382,9 @@ def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # t
     db_url: str, plugins, kind: tuple, outcomes: list[str], delays: list[int],
 ) -> None:
     from core.calls import CallError, record_call
-    from core.planner import planner
     from core.db.engine import session_scope
     from core.db.models import Episode, Patient, Task
+    from core.planner import planner
     from core.scheduling import schedule
 
     site_code, specialty, procedure, milestone, user = kind
