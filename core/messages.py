@@ -230,7 +230,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "sheet {sheet!r} ignored: its first row names no known column"),
     "import_rows_repeated": ("{n} 行与文件中前面的行完全相同，只计一次",
                              "{n} rows repeat an earlier row of the file and were counted once"),
-    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，调整 {moved} 个，取消 {cancelled} 个，保持不变 {existing} 个",
+    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，调整 {moved} 个，取消 {cancelled} 个，"
+                  "保持不变 {existing} 个",
                   "{episodes} episodes: {created} tasks created, {moved} moved, {cancelled} cancelled, "
                   "{existing} left as they were"),
     "scheduled_dry_run": ("（试运行：未写入任何内容）", " (dry run: nothing written)"),

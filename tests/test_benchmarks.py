@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import place
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
 from core.config import TimeRange
 from core.placement import Placer, milestone_times, regular_offset, shifter
 from core.protocol import Duration
-from reference import place
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^ratios: schedule=\d+\.\d+ worklist=\d+\.\d+ report=\d+\.\d+$")

@@ -17,7 +17,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from reference import place, times_for
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "schedules.json"
