@@ -102,6 +102,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- record: what one call changed
     "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
                  "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "not_counted": ("  本次不计入失败次数：距上一次计入的失败拨打（{at}）不足 {min_gap}，视为同一次尝试",
+                    "  not counted towards the failed attempts: less than {min_gap} after the counted failed "
+                    "attempt at {at}, so the same try"),
     "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
     "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
                              "  next attempt: {at}  (past the window: overdue)"),
@@ -131,6 +134,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "unknown outcome {outcome!r} (one of: {choices})"),
     "task_not_open": ("任务 {id} 的状态是 {status}，不是待回访：无需记录",
                       "task {id} is {status}, not open: nothing to record"),
+    "task_final": ("任务 {id} 的状态已是 {status}，不是待回访：{by} 于 {at} 记录了最后一次拨打，无需再记录",
+                   "task {id} is {status}, not open: {by} recorded its last attempt at {at}; nothing to record"),
     "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
                   "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
     "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",

@@ -134,3 +134,16 @@ def test_the_checker_finds_english_words() -> None:
     text = "王秀英 P0001 SH-DENT check_24h 12-07 10:00 Asia/Shanghai NPS Emily dental 运行 followup schedule --replan"
     assert english_words(text, allowed) == []
     assert english_words("状态 OVERDUE open routine due", allowed) == ["open", "routine", "due"]
+
+
+@pytest.mark.parametrize("name", ["worklist-zh_CN-80col", "report-month-zh_CN-80col"])
+def test_the_screenshots_in_docs_are_80_columns_of_chinese(name: str) -> None:
+    """docs/screenshots: tmux captures of `followup worklist` and `followup report month` (scripts/screenshots.sh)."""
+    from rich.cells import cell_len
+
+    from core.plugins import get_plugins
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "screenshots" / f"{name}.txt").read_text(encoding="utf-8")
+    assert text.startswith("$ followup ") and len(text.splitlines()) > 10
+    assert all(cell_len(line) <= 80 for line in text.splitlines())
+    assert english_words(text.split("\n", 1)[1], NAMES | _codes(get_plugins())) == []

@@ -1,7 +1,7 @@
 """tasks say why reconcile cancelled them
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-06 03:30:00
 
 ``followup schedule`` reconciles tasks with their episodes and protocols
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
