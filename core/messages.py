@@ -39,6 +39,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "demo_try_script": ("一通电话该说什么（英文话术）", "what to say on one call"),
     "demo_try_protocols": ("门店的第 5 天拆鼻夹板设置", "the site's day-5 splint override"),
     "demo_try_report": ("上周的数据", "last week's figures"),
+    "demo_try_outbox": ("发给患者的短信、微信和邮件", "messages to patients"),
+    "demo_messages": ("\n消息（短信、微信、邮件）：", "\nMessages (SMS, WeChat, email):"),
+    "demo_messages_sent": ("  本次发送 {n} 条；演示环境把每条消息写成文件，存放在 {folder}（见 docs/channels.md）。",
+                           "  {n} sent now; the demo writes each message to a file in {folder} (docs/channels.md)."),
+    "demo_messages_queued": ("  另有 {n} 条等待发送：followup send（安静时段不发送）。",
+                             "  {n} queued for later: followup send (never in quiet hours)."),
+    "demo_messages_link": ("  打开患者问卷：先运行 followup serve，再在浏览器打开\n  {link}",
+                           "  Open a patient's questionnaire: run followup serve, then open\n  {link}"),
     # -- finding the chain, followup init
     "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
                  "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
