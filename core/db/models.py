@@ -242,6 +242,8 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -291,7 +293,7 @@ class Complaint(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
-    # One complaint per call with every category it touches (0009); ``category`` is the first.
+    # One complaint per call with every category it touches (0010); ``category`` is the first.
     categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Who answers it first: the role the site names (default 执行院长助理, seed 002).
     handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -310,7 +312,7 @@ class Escalation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
-    # The closed loop (0009): how urgent, who must act (a staff username), by when, and who opened it
+    # The closed loop (0010): how urgent, who must act (a staff username), by when, and who opened it
     # (a coordinator's own judgement, or the rules of a reached call).
     severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
