@@ -175,6 +175,11 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Greetings and relationship (0009): the days to greet ("MM-DD"), the chain's value tier, who referred them.
+    birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    value_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    referred_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -237,6 +242,10 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the appointment a call booked (0009): reviews, invitations, rebooking; sales bookings may leave it empty
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when the month-end sweep gave this unreachable follow-up one more attempt (0009; core/sweep.py)
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -255,6 +264,34 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0009)
+
+
+class QaReview(Base):
+    """A supervisor's score of one recorded call (the weekly spot check, seed 002)."""
+
+    __tablename__ = "qa_reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """A referral: an invitation accepted in a call (``accepted``), or a new patient who names a referrer (``referred``)."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_at", "at", "site"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    referred_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    site: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class Answer(Base):
