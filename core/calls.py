@@ -27,6 +27,13 @@ from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
 
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
+# Milestones whose purpose invites the patient back: a call on one of them may end with an
+# appointment (outcome ``booked`` with ``booked_at``), like the sales follow-ups of procedures that
+# allow booking (seed 002 邀请顾客到院复查, seed 003 另行约定复诊时间).
+INVITING_PURPOSES = (
+    "review", "suture_removal", "splint_removal", "dressing_change", "invitation", "rebook",
+    "restoration_reminder",
+)
 OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
 COMPLAINT_DAYS = 3
 
@@ -179,6 +186,8 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    booked_at: datetime | None = None,
+    recording: str | None = None,
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it."""
     task = load_task(session, config, task_id, user)
@@ -192,8 +201,9 @@ def record_call(
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    if outcome == "booked" and not (proc and proc.allows_booking):
-        raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
+    check_booking(task, proc, outcome, booked_at, site, now)
+    if recording is not None and outcome in FAILED:
+        raise CallError(key="recording_only_attempted", values={"outcome": outcome})
     if outcome == "callback_requested":
         if callback_at is None:
             raise CallError(key="callback_needs_time")
@@ -206,7 +216,8 @@ def record_call(
     rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
     attempt = Attempt(
-        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at
+        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        recording=recording,
     )
     session.add(attempt)
     session.flush()
@@ -237,6 +248,7 @@ def record_call(
     else:  # reached or booked
         task.status = "completed" if outcome == "reached" else "booked"
         task.completed_at = now
+        task.booked_at = booked_at
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
         question = questions[key]
@@ -251,6 +263,25 @@ def record_call(
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
     return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+
+
+def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
+    """``booked`` fits a sales follow-up or a milestone that invites the patient back; outside sales
+    it says when the patient comes (``booked_at``, ahead of now)."""
+    if booked_at is not None and outcome != "booked":
+        raise CallError(key="booked_at_only_with_booked", values={"outcome": outcome})
+    if outcome != "booked":
+        return
+    sales = bool(proc and proc.allows_booking)
+    if not sales and task.purpose not in INVITING_PURPOSES:
+        raise CallError(key="booked_not_inviting", values={"milestone": task.milestone, "purpose": task.purpose})
+    if booked_at is None:
+        if not sales:
+            raise CallError(key="booked_needs_time", values={"milestone": task.milestone})
+        return
+    if booked_at <= now:
+        raise CallError(key="booked_at_past", values={"at": local_iso(booked_at, site.timezone),
+                                                       "now": local_iso(now, site.timezone)})
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:

@@ -71,8 +71,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "task {id} is {status}, not open: nothing to record"),
     "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
                   "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
-    "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",
-                         "outcome 'booked' is only for sales follow-ups; {procedure} is not one"),
     "callback_needs_time": ("通话结果 callback_requested 需要 --callback-at（患者希望回电的时间）",
                             "outcome callback_requested needs --callback-at (when the patient asked to be called)"),
     "callback_only_with_request": ("--callback-at 只能与通话结果 callback_requested 一起使用，不能与 {outcome!r}",
@@ -103,6 +101,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "a booking on {milestone} needs --booked-at (when the patient will come)"),
     "booked_at_only_with_booked": ("--booked-at 只能与通话结果 booked 一起使用，不能与 {outcome!r}",
                                    "--booked-at only goes with outcome booked, not {outcome!r}"),
+    "booked_at_prompt": ("约好的到院时间（ISO 格式，如 2026-12-10T10:00；咨询转化可回车跳过）",
+                         "Appointment time (ISO, e.g. 2026-12-10T10:00; Enter to skip for sales follow-ups)"),
     "booked_at_past": ("预约时间 {at} 已过（现在是 {now}）", "the booking time {at} is not in the future (now {now})"),
     "booked_not_inviting": ("{milestone}（{purpose}）不是邀请患者回院的回访，不能记录 booked；"
                             "可以预约的节点：复查、拆线、邀约、改约、修复提醒、咨询转化",

@@ -213,11 +213,14 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
 @click.option("--note", help="Free-text note.")
 @click.option("--callback-at", help="ISO time the patient asked to be called back.")
+@click.option("--booked-at", help="With --outcome booked: ISO time of the appointment the call made.")
+@click.option("--recording", metavar="REF", help="The call's recording: a URL or a file path (for the weekly QA).")
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
 def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], note: str | None,
-               callback_at: str | None, locale: str | None, fmt: str) -> None:
+               callback_at: str | None, booked_at: str | None, recording: str | None, locale: str | None,
+               fmt: str) -> None:
     """Record a call without the interactive session (for scripts and integrations)."""
     from core.calls import record_call
     from core.db.engine import session_scope
@@ -229,10 +232,12 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         key, value = item.split("=", 1)
         parsed[key.strip()] = value
     callback = _parse_time(app, callback_at) if callback_at else None
+    booking = _parse_time(app, booked_at) if booked_at else None
     config, plugins, now = app.config, app.plugins, app.now
     with session_scope(app.ready_db()) as session:
         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
-                             answers=parsed, note=note, callback_at=callback)
+                             answers=parsed, note=note, callback_at=callback, booked_at=booking,
+                             recording=recording.strip() or None if recording is not None else None)
         data = result.as_dict(config.site(result.task.site).timezone)
     if fmt == "json":
         click.echo(to_json(data))
@@ -319,8 +324,9 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                                        default="reached")
                 if outcome == "skip":
                     break
-                note = None
+                note = recording = None  # recordings are attached by `record --recording`
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
+                booking = _prompt_booking(app, loc) if outcome == "booked" else None
                 if outcome in ("reached", "booked"):
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
@@ -331,7 +337,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                         with session_scope(url) as session:
                             mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
-                                                 now=now, answers=mine, note=note, callback_at=callback)
+                                                 now=now, answers=mine, note=note, callback_at=callback,
+                                                 booked_at=booking, recording=recording)
                             data = result.as_dict(config.site(result.task.site).timezone)
                     except CallError as exc:  # the outcome does not fit this task: ask again for what is left
                         click.secho(message("not_saved", loc, task=task_id, error=exc), fg="red")
@@ -352,6 +359,18 @@ def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) 
     task = session.get(Task, task_id)
     keys = app.plugins.questions(task.specialty, task.procedure, task.milestone)
     return {k: v for k, v in answers.items() if k in keys}
+
+
+def _prompt_booking(app: App, locale: str) -> datetime | None:
+    """The appointment a booked call made (Enter: none, which only a sales follow-up accepts)."""
+    while True:
+        text = click.prompt(message("booked_at_prompt", locale), default="", show_default=False).strip()
+        if not text:
+            return None
+        try:
+            return _parse_time(app, text)
+        except FollowupError as exc:
+            click.secho(localize(exc, locale), fg="red")
 
 
 def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
