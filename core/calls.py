@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Referral, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
@@ -369,6 +369,22 @@ def apply_action(
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
         out.update(task_id=add_extra_call(session, config, task, after, now))
+    elif action.kind == "referral" and answers.get("referral_accepted") is True:
+        # the invitation was accepted: one referral per call (counted in the month's report)
+        if session.execute(select(Referral.id).where(Referral.task_id == task.id)).first() is None:
+            row = Referral(kind="accepted", referrer_id=task.patient_id, referred_id=None, site=task.site,
+                           task_id=task.id, at=now, by=user)
+            session.add(row)
+            session.flush()
+            out.update(id=row.id, accepted=True)
+    elif action.kind == "record_dates":
+        patient = session.get(Patient, task.patient_id)
+        assert patient is not None
+        stored = {key: answers[key] for key in ("birthday", "anniversary") if answers.get(key)}
+        for key, value in stored.items():
+            setattr(patient, key, value)
+        if stored:
+            out.update(stored=stored)
     audit(session, user=user, at=now, action=f"action:{action.kind}", entity="task", entity_id=task.id,
           patient_id=task.patient_id, detail={k: v for k, v in out.items() if k not in ("reason",)})
     return out

@@ -47,7 +47,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "action_id": (" [#{id}]", " [#{id}]"),
     "action.escalate": ("上报医生", "escalate"),
     "action.complaint": ("投诉", "complaint"),
-    "action.referral": ("转诊", "referral"),
+    "action.referral": ("转介绍", "referral"),
     "action.extra_call": ("追加回访", "extra_call"),
     "action.record_dates": ("记录日期", "record_dates"),
     "action.fix_phone": ("更正号码", "fix_phone"),

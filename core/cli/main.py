@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "complaints": ("core.cli.manage:complaints_group", "Complaints (3-day deadline): list, show, respond, close."),
     "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact."),
     "audit": ("core.cli.manage:audit_cmd", "Who changed what, and when."),
+    "qa": ("core.cli.quality:qa_group", "Call quality: sample the week's calls per coordinator, score them."),
     "report": ("core.cli.report:report_cmd", "Weekly, monthly and quarterly figures: table, JSON, CSV, XLSX, HTML."),
     "plugin": ("core.cli.plugin:plugin_group", "Create a new specialty plugin project (plugin new NAME)."),
 }

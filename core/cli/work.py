@@ -148,7 +148,36 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
     flagged = " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
     phone = (patient.phone or "—") + (flagged if patient.phone_invalid else "")
-    return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
+    card = preparation_card(context, task, loc, plugins, site.timezone, phone, value_tier=patient.value_tier)
+    return card + "\n" + call_notes(config, task, loc) + prepared.text
+
+
+def call_notes(config: Any, task: Any, locale: str) -> str:
+    """Under the card: a month-end sweep call says so; then the chain's telephone manners (seed 001)."""
+    lines = []
+    if task.swept_at is not None:
+        lines.append("⟳ " + message("card_sweep", locale, outcome=_last_outcome(task, locale)))
+    manners = config.call_manners(locale)
+    if manners:
+        lines.append(message("card_manners", locale) + ("：" if locale == "zh_CN" else ":"))
+        lines += [f"  · {text}" for text in manners]
+    return "".join(line + "\n" for line in lines) + ("\n" if lines else "")
+
+
+def _last_outcome(task: Any, locale: str) -> str:
+    from sqlalchemy import select
+    from sqlalchemy.orm import object_session
+
+    from core.db.models import Attempt
+    from core.reports.labels import OUTCOMES
+    from core.reports.labels import label as report_label
+
+    session = object_session(task)
+    outcome = session.execute(
+        select(Attempt.outcome).where(Attempt.task_id == task.id, Attempt.at < task.swept_at)
+        .order_by(Attempt.at.desc(), Attempt.id.desc()).limit(1)
+    ).scalar() if session else None
+    return report_label(outcome, locale, OUTCOMES) if outcome else "—"
 
 
 def _attribute_text(value: Any, zh: bool) -> str:
@@ -160,7 +189,7 @@ def _attribute_text(value: Any, zh: bool) -> str:
 
 
 def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None,
-                     phone: str | None = None) -> str:
+                     phone: str | None = None, value_tier: str | None = None) -> str:
     """DOMAIN.md §2: what the coordinator must see before dialing.
 
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
@@ -202,6 +231,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     width = max(len(label[0 if zh else 1]) for label in labels)
     lines = ["─" * 60]
     lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    if value_tier:  # a valued patient (import column value_tier), right under the name
+        lines.insert(2, f"{message('card_value_tier', locale).ljust(width)} : ★ {value_tier}")
     lines.append("─" * 60)
     return "\n".join(lines)
 
