@@ -101,7 +101,8 @@ GENERAL_RULES: tuple[Rule, ...] = (
     Rule(
         when=(Condition(question="referral_accepted", op="eq", value=True),),
         action="referral",
-        reason=T(zh_CN="患者接受了推荐邀请：已登记为推荐人", en="The patient accepted the referral invitation: recorded"),
+        reason=T(zh_CN="患者接受了推荐邀请：已登记为推荐人",
+                 en="The patient accepted the referral invitation: recorded"),
     ),
     Rule(
         when=(Condition(question="birthday", op="answered"),),

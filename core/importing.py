@@ -1095,7 +1095,8 @@ def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int
 # -- writing ----------------------------------------------------------------------
 
 _PATIENT_FIELDS = (
-    "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "birthday", "anniversary", "value_tier",
+    "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
+    "birthday", "anniversary", "value_tier",
 )
 _EPISODE_FIELDS = ("doctor", "department", "diagnosis", "notes")
 

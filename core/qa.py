@@ -54,7 +54,9 @@ def _seed(week: str) -> int:
     return int.from_bytes(hashlib.sha256(f"followup-qa:{week}".encode()).digest()[:8], "big")
 
 
-def sample(session: Session, config: ChainConfig, week: Week, per_coordinator: int, sites: list[str]) -> list[dict[str, Any]]:
+def sample(
+    session: Session, config: ChainConfig, week: Week, per_coordinator: int, sites: list[str]
+) -> list[dict[str, Any]]:
     """Up to ``per_coordinator`` connected calls of the week per coordinator, the same pick every time."""
     rows = session.execute(
         select(Attempt.id, Attempt.by, Attempt.at, Attempt.site, Attempt.outcome, Attempt.task_id,

@@ -122,5 +122,6 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
              "table")
     else:
-        extra = ("failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional", "booked_at", "swept_at")
+        extra = ("failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional", "booked_at",
+                 "swept_at")
         emit(rows, (*TASK_COLUMNS, *extra), fmt)

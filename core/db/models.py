@@ -280,7 +280,7 @@ class QaReview(Base):
 
 
 class Referral(Base):
-    """A referral: an invitation accepted in a call (``accepted``), or a new patient who names a referrer (``referred``)."""
+    """A referral: an invitation accepted in a call (``accepted``), or a new patient naming a referrer."""
 
     __tablename__ = "referrals"
     __table_args__ = (Index("ix_referrals_at", "at", "site"),)
