@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
@@ -25,8 +26,10 @@ from core.placement import place
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
+from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
 
-FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
+FAILED = FAILED_OUTCOMES
+OUTCOMES = vocab.OUTCOMES
 # Milestones whose purpose invites the patient back: a call on one of them may end with an
 # appointment (outcome ``booked`` with ``booked_at``), like the sales follow-ups of procedures that
 # allow booking (seed 002 邀请顾客到院复查, seed 003 另行约定复诊时间).
@@ -34,7 +37,6 @@ INVITING_PURPOSES = (
     "review", "suture_removal", "splint_removal", "dressing_change", "invitation", "rebook",
     "restoration_reminder",
 )
-OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
 COMPLAINT_DAYS = 3
 
 
@@ -55,8 +57,8 @@ class CallResult:
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
                 "max_attempts": t.max_attempts,
-                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == "open" else None,
-                "overdue": t.status == "open" and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
+                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
@@ -122,14 +124,14 @@ class _EveryDay:
         return True
 
 
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = "routine") -> datetime:
+def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
     """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
 
     A clinical task's retry keeps to calling windows but is not held back by a
     holiday: a 24-hour implant check that failed on 1 October is tried again
     that afternoon, not on 8 October.
     """
-    if urgency == "clinical":
+    if urgency == Urgency.CLINICAL:
         calendar = _EveryDay()
     tz = site.timezone
     local = failed_at.astimezone(tz)
@@ -193,7 +195,7 @@ def record_call(
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
-    if task.status != "open":
+    if task.status != TaskStatus.OPEN:
         raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
     site = config.site(task.site)
     if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
@@ -204,13 +206,13 @@ def record_call(
     check_booking(task, proc, outcome, booked_at, site, now)
     if recording is not None and outcome in FAILED:
         raise CallError(key="recording_only_attempted", values={"outcome": outcome})
-    if outcome == "callback_requested":
+    if outcome == Outcome.CALLBACK_REQUESTED:
         if callback_at is None:
             raise CallError(key="callback_needs_time")
         check_callback_time(site, callback_at, now)
     elif callback_at is not None:
         raise CallError(key="callback_only_with_request", values={"outcome": outcome})
-    if answers and outcome not in ("reached", "booked"):
+    if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
     rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
@@ -231,22 +233,22 @@ def record_call(
     if outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
-            task.status = "unsuccessful"
+            task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
             task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
-    elif outcome == "wrong_number":
-        task.status = "wrong_number"
+    elif outcome == Outcome.WRONG_NUMBER:
+        task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
         patient.phone_invalid = True
         actions.append({"kind": "fix_phone", "reason": "phone number flagged for correction"})
-    elif outcome == "refused":
-        task.status = "refused"
+    elif outcome == Outcome.REFUSED:
+        task.status = TaskStatus.REFUSED
         task.completed_at = now
-    elif outcome == "callback_requested":
+    elif outcome == Outcome.CALLBACK_REQUESTED:
         task.next_attempt_at = callback_at
     else:  # reached or booked
-        task.status = "completed" if outcome == "reached" else "booked"
+        task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
         task.booked_at = booked_at
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
@@ -257,7 +259,7 @@ def record_call(
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
           detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
-    if outcome in ("reached", "booked"):
+    if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
@@ -268,9 +270,9 @@ def record_call(
 def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
     """``booked`` fits a sales follow-up or a milestone that invites the patient back; outside sales
     it says when the patient comes (``booked_at``, ahead of now)."""
-    if booked_at is not None and outcome != "booked":
+    if booked_at is not None and outcome != Outcome.BOOKED:
         raise CallError(key="booked_at_only_with_booked", values={"outcome": outcome})
-    if outcome != "booked":
+    if outcome != Outcome.BOOKED:
         return
     sales = bool(proc and proc.allows_booking)
     if not sales and task.purpose not in INVITING_PURPOSES:
@@ -400,7 +402,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     from core.placement import MilestoneTimes
 
     times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, "routine", windows=site.calling_windows, quiet=site.quiet_hours,
+    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
                    calendar=site.calendar(config), tz=site.timezone)
     # The task's offset and window are measured from the episode's event time, like every other task
     # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
@@ -413,11 +415,11 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel="phone", urgency="routine",
+        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
         due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
         offset=since_event(target), window_earliest=since_event(times.window_start),
         window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status="open",
+        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
         max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
     )
     session.add(extra)

@@ -14,6 +14,7 @@ from core.db import rollups
 from core.db.models import Complaint, Escalation, Patient, Task
 from core.errors import FollowupError
 from core.tasklist import local_iso
+from core.vocab import TaskStatus
 
 
 class NotFound(FollowupError):
@@ -116,7 +117,7 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
-    old, new = ("open", "suppressed") if on else ("suppressed", "open")
+    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
     sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
     rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
     result = session.execute(

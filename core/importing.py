@@ -62,6 +62,7 @@ from core.errors import FollowupError, InvalidValue
 from core.messages import Msg
 from core.plugins import PluginError, Plugins
 from core.protocol import EpisodeAttribute
+from core.vocab import EpisodeStatus
 
 log = logging.getLogger(__name__)
 
@@ -1224,7 +1225,7 @@ def _upsert_episodes(
                 attributes = row.attributes(catalog.columns)
                 new.append({
                     "external_id": row.episode_id, **dict.fromkeys(_EPISODE_FIELDS), **wanted,
-                    "attributes": attributes, "status": "active", "scheduled_at": None,
+                    "attributes": attributes, "status": EpisodeStatus.ACTIVE, "scheduled_at": None,
                     "created_at": catalog.now,
                 })
                 continue

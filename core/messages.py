@@ -22,6 +22,22 @@ FALLBACK = "en"  # when nobody's language is known (no configuration loaded)
 MESSAGES: dict[str, tuple[str, str]] = {
     # -- errors: the frame the CLI prints them in
     "error": ("错误：{error}", "Error: {error}"),
+    # -- finding the chain, followup init
+    "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
+                 "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
+                 "no chain configuration found (looked for {looked}). Create one with 'followup init' "
+                 "(in {folder}), or 'followup init DIR' and point at it with --config DIR/chain.yaml "
+                 "or FOLLOWUP_CONFIG"),
+    "init_exists": ("{path} 已存在：未覆盖（用 --force 覆盖）",
+                    "{path} already exists: not overwritten (--force to overwrite)"),
+    "init_no_specialties": ("未安装任何专科插件：请先安装一个（例如 pip install 某专科插件）",
+                            "no specialty plugin is installed: install one first"),
+    "init_cannot_write": ("无法写入 {path}：{error}", "cannot write {path}: {error}"),
+    "init_written": ("已写入：{files}", "Wrote {files}"),
+    "init_found": ("followup 会自动找到这份配置。下一步：编辑门店名称，然后 followup config check",
+                   "followup finds this chain by itself. Next: edit the names, then followup config check"),
+    "init_point": ("使用方法：followup --config {path} config check，或 export FOLLOWUP_CONFIG={path}",
+                   "Point at it with: followup --config {path} config check, or export FOLLOWUP_CONFIG={path}"),
     # -- claim and call (interactive)
     "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
                 "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
@@ -31,7 +47,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "also_covers": ("\n这通电话同时完成任务 {task}：", "\nThe same call also covers task {task}:"),
     "outcome": ("通话结果", "Outcome"),
     "note": ("备注（可不填）", "Note (optional)"),
-    "callback_at": ("回电时间（ISO 格式，例如 2026-11-24T15:00）", "Call back at (ISO, e.g. 2026-11-24T15:00)"),
+    "callback_at": ("回电时间（例如 {example}、明天下午3点、周一 10:00）",
+                    "Call back at (e.g. {example}, tomorrow 3pm, mon 10:00)"),
+    "callback_echo": ("回电时间：{at}", "Call back at: {at}"),
+    "callback_confirm": ("确认吗？", "Is that right?"),
+    "when_not_understood": ("看不懂时间 {text!r}：请写成 15:00、明天下午3点、后天上午、周一 10:00 或 2026-11-24 15:00",
+                            "{text!r} is not a time I understand: write 15:00, tomorrow 3pm, mon 10:00, "
+                            "or 2026-11-24 15:00"),
+    "when_no_such_day": ("{text!r} 不是存在的日期", "{text!r} is not a day that exists"),
+    "when_no_such_time": ("{text!r} 不是存在的钟点", "{text!r} is not a time of day that exists"),
     "not_saved": ("任务 {task} 未保存：{error}。请选择其他结果，或输入 skip 跳过。",
                   "Task {task} not saved: {error}. Choose another outcome, or skip."),
     "stopped": ("\n已停止。已记录 {n} 通电话；其余任务保留到领取时限结束。",
@@ -84,8 +108,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "callback time {at} falls in the quiet hours {quiet}: "
                              "agree on another time with the patient"),
     "answer_format": ("--answer {item!r}：请写成 KEY=VALUE", "--answer {item!r}: write KEY=VALUE"),
-    "not_iso_time": ("{text!r} 不是 ISO-8601 时间（例如 2026-11-24T15:00）",
-                     "{text!r} is not an ISO-8601 time (e.g. 2026-11-24T15:00)"),
     # -- answers that do not fit their question
     "answer_yes_no": ("{key}：请回答 是 或 否，收到的是 {text!r}", "{key}: answer yes or no, got {text!r}"),
     "answer_whole_number": ("{key}：应为整数，收到的是 {text!r}", "{key}: expected a whole number, got {text!r}"),

@@ -20,19 +20,10 @@ from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from core.errors import InvalidValue
+from core.vocab import Channel, Trigger, Urgency
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
-TriggerKind = Literal[
-    "procedure",
-    "discharge",
-    "consultation",
-    "visit_without_treatment",
-    "missed_appointment",
-    "interruption",
-    "visit",
-]
-Channel = Literal["phone", "sms", "wechat", "letter", "questionnaire"]
-Urgency = Literal["clinical", "routine"]
+TriggerKind = Trigger
 QuestionType = Literal["scale", "yes_no", "choice", "text", "number", "month_day"]
 ActionKind = Literal["escalate", "complaint", "referral", "extra_call", "record_dates"]
 ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff_or_service", "emotional", "other"]
@@ -172,8 +163,8 @@ class Milestone(Strict):
     anchor: Literal["occurred_at"] = "occurred_at"
     offset: Duration
     window: Window
-    channel: Channel = "phone"
-    urgency: Urgency = "routine"
+    channel: Channel = Channel.PHONE
+    urgency: Urgency = Urgency.ROUTINE
     questions: tuple[str, ...] = ()
     script: str = "script/base.j2"
     general_questions: bool = Field(
@@ -201,7 +192,7 @@ class Milestone(Strict):
 class Procedure(Strict):
     code: str = Field(pattern=_KEY)
     names: LocalizedText
-    trigger: TriggerKind = "procedure"
+    trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
 
@@ -444,7 +435,7 @@ class TaskContext(Strict):
     procedure: str
     milestone: str
     purpose: str
-    urgency: Urgency = "routine"
+    urgency: Urgency = Urgency.ROUTINE
     patient: PatientInfo
     occurred_at: datetime
     now: datetime

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
 from core.db.models import Episode, Patient, Task
+from core.vocab import TaskStatus
 
 TASK_COLUMNS = (
     "id", "patient_id", "episode_id", "site", "specialty", "procedure", "milestone", "purpose",
@@ -73,8 +74,8 @@ def list_tasks(
             "attempts": task.attempts,
             "failed_attempts": task.failed_attempts,
             "max_attempts": task.max_attempts,
-            "next_attempt_at": local_iso(task.next_attempt_at, tz) if task.status == "open" else None,
-            "overdue": task.status == "open" and task.window_end < now if now else False,
+            "next_attempt_at": local_iso(task.next_attempt_at, tz) if task.status == TaskStatus.OPEN else None,
+            "overdue": task.status == TaskStatus.OPEN and task.window_end < now if now else False,
             "provisional": task.provisional,
             "outside_window": task.outside_window,
             "booked_at": local_iso(task.booked_at, tz),

@@ -170,9 +170,13 @@ def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic:
 def test_a_callback_time_is_asked_again_until_it_is_valid(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     d1 = tid(cli, clinic, "D1")
     claim(cli, clinic, count=1)
-    typed = "callback_requested\n" + "soon\n" + "2026-11-23T08:00\n" + "2026-11-23T16:00\n" + "\n"
+    typed = ("callback_requested\n" + "soon\n" + "2026-11-23T08:00\n" + "tomorrow 3pm\n" + "n\n"
+             + "16:00\n" + "y\n" + "\n")
     result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
-    assert "is not an ISO-8601 time" in result.output and "is not in the future" in result.output
+    assert "is not a time I understand" in result.output and "is not in the future" in result.output
+    # the time as understood, read back before it is saved; "n" asks again
+    assert "Call back at: Tue 2026-11-24 15:00  Is that right?" in result.output
+    assert "Call back at: Mon 2026-11-23 16:00" in result.output
     assert "next attempt: 2026-11-23T16:00+08:00" in result.output
     task, attempts, _ = db_state(clinic, d1)
     assert [a.outcome for a in attempts] == ["callback_requested"] and task.failed_attempts == 0

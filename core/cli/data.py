@@ -10,6 +10,7 @@ from core.cli.main import App
 from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
 from core.messages import message
+from core.vocab import EpisodeStatus
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -78,7 +79,7 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
             click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
                                                                                 n=moved))
             return
-        total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
+        total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == EpisodeStatus.ACTIVE)) or 0
         with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))

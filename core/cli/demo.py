@@ -17,6 +17,7 @@ import click
 
 from core.cli.main import App
 from core.errors import FollowupError
+from core.vocab import TaskStatus
 
 
 def _write_episode_export(source: Path, target: Path, app: App) -> None:
@@ -84,7 +85,7 @@ def demo(app: App, fresh: bool) -> None:
         click.echo(f"Simulated {history} past call attempts (so reports have data: followup report month).")
     _show_today(app, url, worklist)
     with session_scope(url) as session:
-        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
+        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN))
     click.echo(f"\n{open_total} open follow-ups in total.")
     click.secho("\nTry next:", bold=True)
     for line in (
@@ -129,7 +130,7 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
     cutoff = datetime.combine(now.astimezone(tz).date(), time(0), tz)  # today's calls are left to the user
     while True:
         due = session.execute(
-            select(Task).where(Task.status == "open", Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
         ).scalars().all()
         if not due:
             return recorded

@@ -15,6 +15,7 @@ import click
 # name -> (module:attribute, one-line help shown by --help without importing)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("core.cli.demo:demo", "Create a demo database, import sample patients, schedule and show today."),
+    "init": ("core.cli.init:init_cmd", "Write a starter chain configuration (chain.yaml and one site)."),
     "config": ("core.cli.setup:config_group", "Check the clinic configuration."),
     "plugins": ("core.cli.setup:plugins_group", "List installed specialty plugins."),
     "db": ("core.cli.setup:db_group", "Database migrations."),
@@ -76,8 +77,8 @@ def _error_line(app: Any, exc: Any) -> str:
 class App:
     """Global options, and lazily built config, plugins and database URL."""
 
-    def __init__(self, config_path: str, db: str | None, now: str | None, user: str | None):
-        self.config_path = config_path
+    def __init__(self, config_path: str | None, db: str | None, now: str | None, user: str | None):
+        self.config_option = config_path  # --config or FOLLOWUP_CONFIG; None: looked for (find_config)
         self._db = db
         self._now = now
         self.user = user or _os_user()
@@ -113,6 +114,12 @@ class App:
 
             self._config = load_config(self.config_path)
         return self._config
+
+    @property
+    def config_path(self) -> Any:
+        from core.chainfile import find_config
+
+        return find_config(self.config_option)
 
     @property
     def db_url(self) -> str:
@@ -186,14 +193,15 @@ def _os_user() -> str:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="FOLLOWUP_CONFIG", default="config/chain.yaml",
-              show_default=True, help="Chain configuration file.")
+@click.option("--config", "config_path", envvar="FOLLOWUP_CONFIG",
+              help="Chain configuration file (default: ./config/chain.yaml, else chain.yaml in your config folder; "
+              "create one with 'followup init').")
 @click.option("--db", envvar="FOLLOWUP_DATABASE_URL", help="Database URL (default: the chain file's, else sqlite:///followup.db).")
 @click.option("--now", envvar="FOLLOWUP_NOW", help="The clock every command uses (ISO 8601), for demos and tests.")
 @click.option("--as", "user", envvar="FOLLOWUP_USER", help="Act as this user (default: the OS user).")
 @click.version_option(package_name="clinic-followup", prog_name="followup")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None, user: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | None, user: str | None) -> None:
     """Patient follow-up (回访 / 随访) for clinic chains."""
     ctx.obj = App(config_path, db, now, user)
 

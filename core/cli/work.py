@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from core.cli.main import App
 from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
-from core.errors import FollowupError
+from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
+from core.vocab import REACHED_OUTCOMES, Outcome, TaskStatus
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -243,8 +245,10 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
               "not_convenient, wrong_number, refused, callback_requested, booked")
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
 @click.option("--note", help="Free-text note.")
-@click.option("--callback-at", help="ISO time the patient asked to be called back.")
-@click.option("--booked-at", help="With --outcome booked: ISO time of the appointment the call made.")
+@click.option("--callback-at", help="When the patient asked to be called back: 15:00, 明天下午3点, 后天上午, "
+              "周一 10:00, tomorrow 3pm or ISO 8601 (the site's local time).")
+@click.option("--booked-at", help="With --outcome booked: the appointment the call made (10:00, 周三上午, tomorrow 3pm, "
+              "ISO 8601; the site's local time).")
 @click.option("--recording", metavar="REF", help="The call's recording: a URL or a file path (for the weekly QA).")
 @locale_option()
 @format_option("table", "json")
@@ -262,10 +266,28 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
             raise FollowupError(key="answer_format", values={"item": item})
         key, value = item.split("=", 1)
         parsed[key.strip()] = value
-    callback = _parse_time(app, callback_at) if callback_at else None
-    booking = _parse_time(app, booked_at) if booked_at else None
     config, plugins, now = app.config, app.plugins, app.now
+    loc = app.ui_locale(locale)
     with session_scope(app.ready_db()) as session:
+        callback = booking = None
+        if booked_at:  # the appointment, said like a callback time (10:00, 周三上午, ISO), in the site's time
+            from core.db.models import Task
+
+            task = session.get(Task, task_id)
+            booking = parse_callback(app, booked_at, config.sites.get(task.site) if task else None, loc)
+        if callback_at:
+            from core.db.models import Task
+            from core.whenparse import describe
+
+            task = session.get(Task, task_id)
+            site = config.sites.get(task.site) if task is not None else None
+            callback = parse_callback(app, callback_at, site, loc)
+            if site is not None and outcome == "callback_requested":
+                from core.calls import check_callback_time
+
+                check_callback_time(site, callback, now)  # a past time is refused before it is read back
+            if fmt != "json":  # the JSON has it as next_attempt_at
+                click.echo(message("callback_echo", loc, at=describe(callback, loc)))
         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
                              answers=parsed, note=note, callback_at=callback, booked_at=booking,
                              recording=recording.strip() or None if recording is not None else None)
@@ -273,7 +295,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
     if fmt == "json":
         click.echo(to_json(data))
         return
-    click.echo(describe_result(data, app.ui_locale(locale)))
+    click.echo(describe_result(data, loc))
 
 
 def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
@@ -289,7 +311,7 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
-    if task["status"] == "open" and task["next_attempt_at"]:
+    if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
     for action in data["actions"]:
@@ -299,16 +321,16 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _parse_time(app: App, text: str) -> datetime:
-    from zoneinfo import ZoneInfo
+def parse_callback(app: App, text: str, site: Any, locale: str | None) -> datetime:
+    """A callback time as the patient said it (15:00, 明天下午3点, tomorrow 3pm, ISO), in the site's time."""
+    from core.whenparse import parse_when, window_starts
 
+    tz = site.timezone if site is not None else ZoneInfo(app.config.model.defaults.timezone)
+    parts = window_starts(site.calling_windows) if site is not None else None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise FollowupError(key="not_iso_time", values={"text": text}) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(app.config.model.defaults.timezone))
-    return moment
+        return parse_when(text, app.now, tz, parts)
+    except InvalidValue as exc:  # a one-line error in the reader's language, never a traceback
+        raise FollowupError(key=exc.msg.key, values=exc.msg.values) from None
 
 
 @click.command("call")
@@ -330,7 +352,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.claimed_until >= now
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -351,14 +373,14 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
+                outcome = click.prompt(message("outcome", loc), type=click.Choice([*map(str, OUTCOMES), "skip"]),
                                        default="reached")
                 if outcome == "skip":
                     break
                 note = recording = None  # recordings are attached by `record --recording`
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
-                booking = _prompt_booking(app, loc) if outcome == "booked" else None
-                if outcome in ("reached", "booked"):
+                booking = _prompt_booking(app, pending[0], loc) if outcome == Outcome.BOOKED else None
+                if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
@@ -366,7 +388,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                            mine = _answers_for(app, session, task_id, answers) if outcome in REACHED_OUTCOMES else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback,
                                                  booked_at=booking, recording=recording)
@@ -392,14 +414,19 @@ def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) 
     return {k: v for k, v in answers.items() if k in keys}
 
 
-def _prompt_booking(app: App, locale: str) -> datetime | None:
+def _prompt_booking(app: App, task_id: int, locale: str) -> datetime | None:
     """The appointment a booked call made (Enter: none, which only a sales follow-up accepts)."""
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(app.ready_db()) as session:
+        site = app.config.sites.get(session.get(Task, task_id).site)
     while True:
         text = click.prompt(message("booked_at_prompt", locale), default="", show_default=False).strip()
         if not text:
             return None
         try:
-            return _parse_time(app, text)
+            return parse_callback(app, text, site, locale)
         except FollowupError as exc:
             click.secho(localize(exc, locale), fg="red")
 
@@ -409,16 +436,22 @@ def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
     from core.calls import CallError, check_callback_time
     from core.db.engine import session_scope
     from core.db.models import Task
+    from core.whenparse import describe
 
     with session_scope(app.ready_db()) as session:
         site = app.config.site(session.get(Task, task_id).site)
+    tomorrow = app.now.astimezone(site.timezone).date() + timedelta(days=1)
     while True:
         try:
-            moment = _parse_time(app, click.prompt(message("callback_at", locale)))
+            moment = parse_callback(app, click.prompt(message("callback_at", locale, example=f"{tomorrow} 15:00")),
+                                    site, locale)
             check_callback_time(site, moment, app.now)
-            return moment
-        except (FollowupError, CallError) as exc:
+        except (FollowupError, CallError, ValueError) as exc:
             click.secho(localize(exc, locale), fg="red")
+            continue
+        if click.confirm(message("callback_echo", locale, at=describe(moment, locale)) + "  "
+                         + message("callback_confirm", locale), default=True):
+            return moment
 
 
 def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None,

@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from core.vocab import SALES_TRIGGERS, EpisodeStatus, TaskStatus, sql_in
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -39,15 +41,12 @@ NAMING = {
 # Episodes of these triggers are sales leads (DOMAIN.md §1): a consultation that did not come,
 # a visit that did not go ahead. Their tasks have a partial index; a query uses it by repeating
 # LEADS_PREDICATE word for word (SQLite's planner matches partial index predicates textually).
-LEAD_TRIGGERS = ("consultation", "visit_without_treatment")
-LEADS_PREDICATE = '"trigger" IN (' + ", ".join(f"'{t}'" for t in LEAD_TRIGGERS) + ")"
+LEAD_TRIGGERS = SALES_TRIGGERS
+LEADS_PREDICATE = '"trigger" IN ' + sql_in(LEAD_TRIGGERS)
 
-# Task statuses. "open" tasks are on worklists; the rest are final.
-OPEN = "open"
-TASK_STATUSES = (
-    "open", "completed", "unsuccessful", "refused", "wrong_number", "booked",
-    "cancelled", "suppressed", "expired",
-)
+# Task statuses (core/vocab.py). "open" tasks are on worklists.
+OPEN = TaskStatus.OPEN
+TASK_STATUSES = tuple(TaskStatus)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -199,7 +198,7 @@ class Episode(Base):
     diagnosis: Mapped[str | None] = mapped_column(Text, nullable=True)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="active")
+    status: Mapped[str] = mapped_column(String(20), default=EpisodeStatus.ACTIVE)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

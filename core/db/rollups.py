@@ -45,11 +45,13 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from core.db.models import UTCDateTime
+from core.vocab import NOT_DUE_STATUSES, REACHED_OUTCOMES, REACHED_STATUSES, Outcome, TaskStatus
 
-NOT_DUE = ("cancelled", "suppressed", "expired")
-REACHED = ("completed", "booked")  # final task statuses of a reached patient
-ANSWERED = ("reached", "booked")  # call outcomes recorded with answers
-CALL_REACHED = ("completed", "booked", "reached")  # call outcomes counted as reached per coordinator
+NOT_DUE = NOT_DUE_STATUSES
+REACHED = REACHED_STATUSES  # final task statuses of a reached patient
+ANSWERED = REACHED_OUTCOMES  # call outcomes recorded with answers
+# call outcomes counted as reached per coordinator (older rows may say "completed")
+CALL_REACHED = (TaskStatus.COMPLETED, TaskStatus.BOOKED, Outcome.REACHED)
 DEFAULT_OFFSET = 480  # minutes east of UTC: China Standard Time
 
 
@@ -133,8 +135,9 @@ def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s")
 
     exprs = [
         d.day(f"{s}.due_at"), f"{s}.site", f"{s}.specialty",
-        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time), flag(f"{s}.status = 'unsuccessful'"),
-        flag(f"{s}.status = 'refused'"), flag(f"{s}.status = 'wrong_number'"), flag(f"{s}.status = 'open'"),
+        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time), flag(f"{s}.status = '{TaskStatus.UNSUCCESSFUL}'"),
+        flag(f"{s}.status = '{TaskStatus.REFUSED}'"), flag(f"{s}.status = '{TaskStatus.WRONG_NUMBER}'"),
+        flag(f"{s}.status = '{TaskStatus.OPEN}'"),
         f"{sign}(CASE WHEN {reached} THEN {s}.attempts ELSE 0 END)",
     ]
     return _select(d, TASKS, exprs, [f"{rel} s"] if rel else [], [f"{s}.status NOT IN {_in(NOT_DUE)}"])

@@ -15,17 +15,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
-from core.db.models import LEAD_TRIGGERS
 from core.privacy import mask_phone, scrub_phones
 from core.reports import queries as q
 from core.reports.followups import followup_figures, qa_by_coordinator
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
 from core.tasklist import local_iso
+from core.vocab import SALES_TRIGGERS  # the tasks of these episodes have their own index
 
 # Sales follow-ups (DOMAIN.md §1): leads who consulted but never came, and visits that did not buy.
 # Other bookable procedures (a dental invitation, a missed appointment) rebook patients, not leads.
-SALES_TRIGGERS = LEAD_TRIGGERS  # the tasks of these episodes have their own index (core/db/models.py)
 HEADLINE_RATES = (
     "coverage",
     "follow_up_rate",
