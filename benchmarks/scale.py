@@ -435,8 +435,8 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
     while True:
         with engine.connect() as conn:
             batch = conn.execute(
-                select(Episode.id, Episode.patient_id, Episode.site, Episode.specialty, Episode.procedure, Episode.trigger,
-                       Episode.occurred_at, Episode.attributes, Patient.do_not_contact)
+                select(Episode.id, Episode.patient_id, Episode.site, Episode.specialty, Episode.procedure,
+                       Episode.trigger, Episode.occurred_at, Episode.attributes, Patient.do_not_contact)
                 .join(Patient, Patient.id == Episode.patient_id)
                 .where(Episode.status == "active", Episode.id > last)
                 .order_by(Episode.id).limit(CHUNK // 4)

@@ -58,7 +58,8 @@ class CallResult:
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
                 "max_attempts": t.max_attempts,
                 "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
-                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
+                and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
@@ -73,7 +74,8 @@ def age_on(birth: date | None, day: date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime,
+                 user: str | None = None) -> TaskContext:
     """What hooks are told about a task: never the phone number."""
     episode = session.get(Episode, task.episode_id)
     patient = session.get(Patient, task.patient_id)
@@ -82,7 +84,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty,
+        procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ class NotFound(FollowupError):
 
 def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
                     site: str | None = None) -> list[dict[str, Any]]:
-    query = select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id).order_by(Complaint.due_at)
+    query = (select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id)
+             .order_by(Complaint.due_at))
     if status:
         query = query.where(Complaint.status == status)
     if site:
@@ -62,7 +63,8 @@ def respond_complaint(session: Session, complaint_id: int, *, response: str, use
     return row
 
 
-def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime, note: str | None = None) -> Complaint:
+def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime,
+                    note: str | None = None) -> Complaint:
     row = _complaint(session, complaint_id)
     if row.status == "closed":
         raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
@@ -77,7 +79,8 @@ def close_complaint(session: Session, complaint_id: int, *, user: str, now: date
 
 def list_escalations(session: Session, config: ChainConfig, *, status: str | None = None,
                      site: str | None = None) -> list[dict[str, Any]]:
-    query = select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id).order_by(Escalation.opened_at)
+    query = (select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id)
+             .order_by(Escalation.opened_at))
     if status:
         query = query.where(Escalation.status == status)
     if site:
@@ -93,7 +96,8 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
     return out
 
 
-def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str, now: datetime) -> Escalation:
+def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str,
+                       now: datetime) -> Escalation:
     row = session.get(Escalation, escalation_id)
     if row is None:
         raise NotFound(key="no_escalation", values={"id": escalation_id})

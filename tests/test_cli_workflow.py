@@ -60,12 +60,15 @@ def db_state(url: str, task_id: int):  # type: ignore[no-untyped-def]
     with session_scope(url) as session:
         task = session.get(Task, task_id)
         attempts = list(session.execute(select(Attempt).where(Attempt.task_id == task_id)).scalars())
-        answers = {a.question: a.value for a in session.execute(select(Answer).where(Answer.task_id == task_id)).scalars()}
+        rows = session.execute(select(Answer).where(Answer.task_id == task_id)).scalars()
+        answers = {a.question: a.value for a in rows}
         return task, attempts, answers
 
 
-def claim(cli, url: str, user: str = "zhang.li", count: int = 5, now: str = "2026-11-23T10:00+08:00") -> list[int]:  # type: ignore[no-untyped-def]
-    return json.loads(cli("claim", "--count", str(count), "--format", "json", db=url, now=now, user=user).output)["claimed"]
+def claim(cli, url: str, user: str = "zhang.li", count: int = 5,  # type: ignore[no-untyped-def]
+          now: str = "2026-11-23T10:00+08:00") -> list[int]:
+    result = cli("claim", "--count", str(count), "--format", "json", db=url, now=now, user=user)
+    return json.loads(result.output)["claimed"]
 
 
 # -- the card and the script -----------------------------------------------------------------------
@@ -133,7 +136,8 @@ def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) 
     assert task.status == "completed"
     assert [(a.by, a.outcome, a.note) for a in attempts] == [("zhang.li", "reached", "still oozing a little")]
     assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
-    [escalation] = json.loads(cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li").output)
+    listed = cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li")
+    [escalation] = json.loads(listed.output)
     assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
 
 

@@ -79,7 +79,8 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
             click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
                                                                                 n=moved))
             return
-        total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == EpisodeStatus.ACTIVE)) or 0
+        active = select(func.count()).select_from(Episode).where(Episode.status == EpisodeStatus.ACTIVE)
+        total = session.scalar(active) or 0
         with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))

@@ -130,7 +130,8 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
     cutoff = datetime.combine(now.astimezone(tz).date(), time(0), tz)  # today's calls are left to the user
     while True:
         due = session.execute(
-            select(Task).where(Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff)
+            .order_by(Task.next_attempt_at, Task.id)
         ).scalars().all()
         if not due:
             return recorded
@@ -177,8 +178,10 @@ def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-unt
                     p = spec.procedure(proc) if spec else None
                     names.append(p.names.get(site.locale) if p else proc)
                 table.add_row(
-                    f"{ln.patient_name} {ln.patient_id}\n{ln.phone}", ", ".join(names) + "\n" + ", ".join(ln.milestones),
-                    ("[red]clinical[/red]" if ln.urgency == "clinical" else "routine") + (" [yellow]overdue[/yellow]" if ln.overdue else ""),
+                    f"{ln.patient_name} {ln.patient_id}\n{ln.phone}",
+                    ", ".join(names) + "\n" + ", ".join(ln.milestones),
+                    ("[red]clinical[/red]" if ln.urgency == "clinical" else "routine")
+                    + (" [yellow]overdue[/yellow]" if ln.overdue else ""),
                     ln.due_at.astimezone(site.timezone).strftime("%m-%d %H:%M"),
                 )
             console.print()

@@ -240,8 +240,9 @@ def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
                 raise FollowupError(key="no_patient", values={"patient": patient})
             query = query.where(AuditEntry.patient_id == pid)
         tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
-        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
-                 "entity_id": e.entity_id, "detail": e.detail} for e in session.execute(query).scalars()]
+        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action,
+                 "entity": e.entity, "entity_id": e.entity_id, "detail": e.detail}
+                for e in session.execute(query).scalars()]
     if fmt == "table":
         rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
     emit(rows, ["at", "user", "action", "entity", "entity_id", "detail"], fmt)

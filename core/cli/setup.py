@@ -211,7 +211,8 @@ def protocols(app: App, selector: str | None, site_code: str | None, fmt: str) -
         click.echo(to_json(rows))
         return
     emit(
-        [{**r, "window": f"{r['window'][0]}–{r['window'][1]}", "offset": r["offset"] + (" *" if r["overridden"] else "")}
+        [{**r, "window": f"{r['window'][0]}–{r['window'][1]}",
+          "offset": r["offset"] + (" *" if r["overridden"] else "")}
          for r in rows],
         ["specialty", "procedure", "milestone", "name", "offset", "window", "urgency", "channel"], "table",
         title="* = changed by the site's configuration" if any(r["overridden"] for r in rows) else None,

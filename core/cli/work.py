@@ -41,7 +41,8 @@ def _require_staff(app: App) -> Any:
 
 @click.command("worklist")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today in the site's timezone).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
+              help="The day (default: today in the site's timezone).")
 @click.option("--mine", is_flag=True, help="Only what you have claimed.")
 @format_option(*FORMATS)
 @click.pass_obj
@@ -210,7 +211,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
         *((a.names.zh_CN, a.names.en) for a in attributes),
@@ -222,7 +224,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
-        + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
+        + f" · {(context.occurred_at.astimezone(tz) if tz else context.occurred_at).date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
         f"{task.milestone} ({task.urgency})",
@@ -232,7 +234,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     )
     width = max(len(label[0 if zh else 1]) for label in labels)
     lines = ["─" * 60]
-    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}"
+              for label, value in zip(labels, values, strict=True)]
     if value_tier:  # a valued patient (import column value_tier), right under the name
         lines.insert(2, f"{message('card_value_tier', locale).ljust(width)} : ★ {value_tier}")
     lines.append("─" * 60)
@@ -352,7 +355,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites),
+                Task.claimed_until >= now,
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -388,7 +392,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 for task_id in list(pending):
                     try:
                         with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in REACHED_OUTCOMES else {}
+                            reached = outcome in REACHED_OUTCOMES
+                            mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback,
                                                  booked_at=booking, recording=recording)

@@ -123,7 +123,8 @@ class Dialect:
 def _select(d: Dialect, rollup: Rollup, exprs: list[str], froms: list[str], where: list[str]) -> str:
     assert len(exprs) == len(rollup.columns)
     columns = ", ".join(f"{e} AS {d.q(c)}" for e, c in zip(exprs, rollup.columns, strict=True))
-    return f"SELECT {columns} FROM {', '.join([*froms, 'report_settings c'])} WHERE {' AND '.join(['c.id = 1', *where])}"
+    tables = ", ".join([*froms, "report_settings c"])
+    return f"SELECT {columns} FROM {tables} WHERE {' AND '.join(['c.id = 1', *where])}"
 
 
 def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s") -> str:
@@ -135,7 +136,8 @@ def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s")
 
     exprs = [
         d.day(f"{s}.due_at"), f"{s}.site", f"{s}.specialty",
-        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time), flag(f"{s}.status = '{TaskStatus.UNSUCCESSFUL}'"),
+        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time),
+        flag(f"{s}.status = '{TaskStatus.UNSUCCESSFUL}'"),
         flag(f"{s}.status = '{TaskStatus.REFUSED}'"), flag(f"{s}.status = '{TaskStatus.WRONG_NUMBER}'"),
         flag(f"{s}.status = '{TaskStatus.OPEN}'"),
         f"{sign}(CASE WHEN {reached} THEN {s}.attempts ELSE 0 END)",
@@ -257,7 +259,8 @@ def _sqlite_triggers() -> list[str]:
     trigger("trg_attempts_rollup_del", "DELETE", "attempts",
             [up(CALLS, _call_source(d, "-", s="OLD")), _recount_extremes(d, s="OLD")])
 
-    trigger("trg_answers_rollup_ins", "INSERT", "answers", [up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW"))])
+    trigger("trg_answers_rollup_ins", "INSERT", "answers",
+            [up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW"))])
     trigger("trg_answers_rollup_upd", f"UPDATE OF {', '.join(ANSWER_COLUMNS)}", "answers", [
         up(ANSWERS, _answer_source(d, "-", attempts="attempts", s="OLD")),
         up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW")),
