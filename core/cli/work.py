@@ -250,8 +250,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 @click.option("--note", help="Free-text note.")
 @click.option("--callback-at", help="When the patient asked to be called back: 15:00, 明天下午3点, 后天上午, "
               "周一 10:00, tomorrow 3pm or ISO 8601 (the site's local time).")
-@click.option("--booked-at", help="With --outcome booked: the appointment the call made (10:00, 周三上午, tomorrow 3pm, "
-              "ISO 8601; the site's local time).")
+@click.option("--booked-at", help="With --outcome booked: the appointment the call made "
+              "(10:00, 周三上午, tomorrow 3pm, ISO 8601; the site's local time).")
 @click.option("--recording", metavar="REF", help="The call's recording: a URL or a file path (for the weekly QA).")
 @locale_option()
 @format_option("table", "json")
