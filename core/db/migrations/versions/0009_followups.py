@@ -71,8 +71,9 @@ def downgrade() -> None:
     op.drop_table('referrals')
     op.drop_table('qa_reviews')
     op.drop_index('ix_patients_referred_by_id', table_name='patients')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch rebuild of tasks or attempts would break the
+    # day-count triggers of 0004, which name those tables.
     for table, column in (('patients', 'referred_by_id'), ('patients', 'value_tier'), ('patients', 'anniversary'),
                           ('patients', 'birthday'), ('attempts', 'recording'), ('tasks', 'swept_at'),
                           ('tasks', 'booked_at')):
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.drop_column(column)
+        op.execute(f'ALTER TABLE {table} DROP COLUMN {column}')
