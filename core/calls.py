@@ -193,15 +193,21 @@ def record_call(
     callback_at: datetime | None = None,
     booked_at: datetime | None = None,
     recording: str | None = None,
+    channel: str = "phone",
 ) -> CallResult:
-    """Record one attempt on a task and everything that follows from it."""
+    """Record one attempt on a task and everything that follows from it.
+
+    ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
+    (core/questionnaire.py): those are taken even while a coordinator holds the task.
+    """
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
     if task.status != TaskStatus.OPEN:
         raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
     site = config.site(task.site)
-    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
+    if (channel == "phone" and task.assignee and task.assignee != user and task.claimed_until is not None
+            and task.claimed_until >= now):
         until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
@@ -223,6 +229,7 @@ def record_call(
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
         recording=recording,
+        channel=channel,
     )
     session.add(attempt)
     session.flush()
@@ -261,7 +268,7 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):

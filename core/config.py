@@ -125,6 +125,10 @@ class Override(_Model):
     milestone: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
     offset: Duration | None = None
     window: Window | None = None
+    channel: Literal["phone", "sms", "wechat", "email"] | None = None
+    fallback: Literal["phone"] | None = None
+    notice: Literal["sms", "wechat", "email"] | None = None
+    after_unsuccessful: Literal["sms", "wechat", "email"] | None = None
     disabled: bool = False
     note: str | None = None
 
@@ -144,6 +148,22 @@ class StaffMember(_Model):
     )
 
 
+class MessagingModel(_Model):
+    """How ``followup send`` treats messages (chain-wide)."""
+
+    max_per_patient_per_day: int = Field(default=2, ge=1, le=20)
+    max_tries: int = Field(default=5, ge=1, le=20)
+    retry_after: Duration = Field(default_factory=lambda: Duration(amount=5, unit="min"),
+                                  description="the first retry's delay; each next one waits twice as long")
+    sending_hold: Duration = Field(default_factory=lambda: Duration(amount=10, unit="min"),
+                                   description="a message claimed by a sender that died is taken again after this")
+    notice_at: str = Field(default="10:00", pattern=r"^\d{2}:\d{2}$",
+                           description="local time the day before a call when its notice goes out")
+    questionnaire_url: str = Field(default="http://127.0.0.1:8000",
+                                   description="where patients' phones reach `followup serve`")
+    secret: str | None = Field(default=None, description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
+
+
 class SiteModel(_Model):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     name: LocalizedText
@@ -159,6 +179,8 @@ class SiteModel(_Model):
     template_dirs: list[str] = Field(default_factory=list)
     import_columns: dict[str, str] = Field(default_factory=dict)
     max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="this site's changes to the chain's channels (e.g. its own templates)")
 
     @field_validator("timezone")
     @classmethod
@@ -207,6 +229,9 @@ class ChainModel(_Model):
     value_tiers: list[str] = Field(default_factory=lambda: ["vip"])
     holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
     staff: list[StaffMember] = Field(default_factory=list)
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="message channels: settings per channel name (docs/channels.md)")
+    messaging: MessagingModel = Field(default_factory=MessagingModel)
     sites: list[SiteModel] = Field(default_factory=list)
     sites_dir: str | None = "sites"
 
@@ -232,6 +257,7 @@ class Site:
     attempt_policy: AttemptPolicy
     max_failed_attempts: int
     source: Path
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
     _calendar: Any = field(default=None, repr=False)
@@ -269,6 +295,12 @@ class Site:
                 data["offset"] = override.offset.model_dump()
             if override.window is not None:
                 data["window"] = override.window.model_dump()
+            if override.channel is not None and override.channel != data.get("channel"):
+                # another channel: the options of the old one no longer apply
+                data.update(fallback=None, notice=None, after_unsuccessful=None)
+            for key in ("channel", "fallback", "notice", "after_unsuccessful"):
+                if getattr(override, key) is not None:
+                    data[key] = getattr(override, key)
             out.append(Milestone.model_validate(data))
         return out
 
@@ -422,7 +454,21 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
         source=src.path,
         located=(src, loc),
+        channels=_merged_channels(chain.channels, site.channels),
     )
+
+
+def _merged_channels(chain: dict[str, dict[str, Any]], site: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The chain's channels with a site's changes: keys replaced, ``templates`` merged by kind."""
+    merged = {name: dict(settings or {}) for name, settings in chain.items()}
+    for name, changes in site.items():
+        entry = merged.setdefault(name, {})
+        for key, value in (changes or {}).items():
+            if key == "templates" and isinstance(value, dict) and isinstance(entry.get(key), dict):
+                entry[key] = {**entry[key], **value}
+            else:
+                entry[key] = value
+    return merged
 
 
 def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
@@ -476,9 +522,54 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
             except ValidationError as err:
                 msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
                 problems.append(f"{where}: {override.milestone}: {msgs}")
+    problems.extend(_channel_problems(config, plugins))
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(calendar_warnings(config, plugins))
+    config.warnings.extend(channel_warnings(config))
+
+
+def _channel_problems(config: ChainConfig, plugins: Any) -> list[str]:
+    """Every configured channel must name an installed channel plugin and fit its settings."""
+    from core.channels import ChannelError, channel_settings
+
+    installed = plugins.channels()
+    problems: list[str] = []
+    if not installed:  # e.g. FOLLOWUP_LOAD_PLUGINS without the channel plugins: `send` says so when used
+        return problems
+    chain_src = load_located(config.path)
+    seen: set[tuple[str, str]] = set()
+    for site in config.sites.values():
+        for name in site.channels:
+            try:
+                channel_settings(site, name, installed, environ=None, check_only=True)
+            except ChannelError as exc:
+                key = (name, str(exc))
+                if key in seen:
+                    continue
+                seen.add(key)
+                line = chain_src.line_of(("channels", name))
+                problems.append(f"{config.path}:{line}: channels.{name}: {exc} (site {site.code})")
+    return problems
+
+
+def channel_warnings(config: ChainConfig) -> list[str]:
+    """Credentials named in the channels (``${NAME}``) that the environment does not have."""
+    from core.channels import missing_env
+
+    out: dict[str, list[str]] = {}
+    for site in config.sites.values():
+        for name, settings in site.channels.items():
+            for var in missing_env(settings):
+                out.setdefault(var, [])
+                if name not in out[var]:
+                    out[var].append(name)
+    secret = config.model.messaging.secret
+    if secret:
+        for var in missing_env({"secret": secret}):
+            out.setdefault(var, []).append("messaging.secret")
+    return [f"environment variable {var} is not set (needed by: {', '.join(users)})"
+            for var, users in sorted(out.items())]
 
 
 def _calendar_problem(

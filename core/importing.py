@@ -71,6 +71,7 @@ CHUNK = 500
 PATIENTS, EPISODES = "patients", "episodes"
 PATIENT_COLUMNS = (
     "patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
+    "email", "wechat_openid",
     "birthday", "anniversary", "value_tier", "referred_by",
 )
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
@@ -106,6 +107,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "site": ("clinic", "home site", "院区", "门店", "院区/门店", "分院"),
     "locale": ("language", "语言"),
+    "email": ("e-mail", "mail", "email address", "邮箱", "电子邮箱", "电子邮件"),
+    "wechat_openid": ("openid", "wechat openid", "微信openid", "公众号openid"),
     "do_not_contact": ("dnc", "勿扰", "免打扰", "拒绝回访"),
     "episode_id": ("episode id", "visit id", "encounter id", "就诊编号", "就诊号", "就诊id"),
     "specialty": ("专科",),
@@ -772,6 +775,28 @@ class PatientRow(_Row):
     @classmethod
     def _referrer(cls, value: Any) -> str | None:
         return _optional_text(value, 64)
+    email: str | None = None
+    wechat_openid: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text) or len(text) > 200:
+            raise InvalidValue("not an e-mail address")
+        return text
+
+    @field_validator("wechat_openid", mode="before")
+    @classmethod
+    def _openid(cls, value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{6,64}", text):
+            raise InvalidValue("not a WeChat openid (6-64 letters, digits, - or _)")
+        return text
 
     @field_validator("patient_id", mode="before")
     @classmethod
@@ -1096,7 +1121,7 @@ def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int
 # -- writing ----------------------------------------------------------------------
 
 _PATIENT_FIELDS = (
-    "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
+    "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "email", "wechat_openid",
     "birthday", "anniversary", "value_tier",
 )
 _EPISODE_FIELDS = ("doctor", "department", "diagnosis", "notes")
@@ -1143,6 +1168,7 @@ def _upsert_patients(
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
                     "birthday": row.birthday, "anniversary": row.anniversary, "value_tier": row.value_tier,
+                    "email": row.email, "wechat_openid": row.wechat_openid,
                     "dnc_reason": "import" if row.do_not_contact else None,
                     "phone_invalid": False, "created_at": now, "updated_at": now,
                 })

@@ -209,6 +209,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dnc_already": ("患者 {patient} 已经设为勿扰", "patient {patient} is already marked do-not-contact"),
     "dnc_not_set": ("患者 {patient} 未设为勿扰", "patient {patient} is not marked do-not-contact"),
     "no_patient": ("患者 {patient!r} 不存在", "no patient {patient!r}"),
+    # -- messages (SMS, WeChat, email) and the questionnaire
+    "optout_on": ("患者 {patient}：不再接收 {channel} 消息", "Patient {patient}: no more {channel} messages"),
+    "optout_off": ("患者 {patient}：恢复接收 {channel} 消息", "Patient {patient}: {channel} messages allowed again"),
+    "optout_was_on": ("患者 {patient} 已经退订 {channel}", "patient {patient} has already opted out of {channel}"),
+    "optout_was_off": ("患者 {patient} 未退订 {channel}", "patient {patient} has not opted out of {channel}"),
+    "message_subject": ("{clinic}：{milestone}", "{clinic}: {milestone}"),
+    "send_summary": ("新排队 {queued} 条；已发送 {sent}，稍后重试 {retried}，失败 {failed}，过期 {expired}，"
+                     "明日再发 {postponed}，转电话回访 {fallbacks}",
+                     "queued {queued}; sent {sent}, to retry {retried}, failed {failed}, expired {expired}, "
+                     "tomorrow {postponed}, turned into calls {fallbacks}"),
+    "send_dry_run": ("预演：以下 {n} 条消息现在会发送（未发送任何消息）",
+                     "dry run: these {n} message(s) would be sent now (nothing was sent)"),
+    "serving": ("问卷服务：http://{host}:{port}/q/<链接>（按 Ctrl+C 停止）",
+                "questionnaire service at http://{host}:{port}/q/<token> (Ctrl+C stops it)"),
     "not_your_patient": ("患者 {patient} 不是 {sites} 的患者（{user} 在这些门店工作）",
                          "patient {patient} is not a patient of {sites} ({user} works there)"),
     # -- import and schedule

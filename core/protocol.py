@@ -24,6 +24,7 @@ from core.vocab import Channel, Trigger, Urgency
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 TriggerKind = Trigger
+MessageChannel = Literal["sms", "wechat", "email"]
 QuestionType = Literal["scale", "yes_no", "choice", "text", "number", "month_day"]
 ActionKind = Literal["escalate", "complaint", "referral", "extra_call", "record_dates"]
 ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff_or_service", "emotional", "other"]
@@ -174,6 +175,23 @@ class Milestone(Strict):
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
     )
+    fallback: Literal["phone"] | None = Field(
+        default=None, description="a message milestone (sms, wechat, email) whose message fails becomes a phone task",
+    )
+    notice: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message the day before (the clinic will call you tomorrow)",
+    )
+    after_unsuccessful: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message with the questionnaire link once the calls failed",
+    )
+
+    @model_validator(mode="after")
+    def _channel_options(self) -> Milestone:
+        if self.fallback and self.channel not in ("sms", "wechat", "email"):
+            raise ValueError(f"fallback: phone is for sms, wechat or email milestones, not {self.channel}")
+        if (self.notice or self.after_unsuccessful) and self.channel != "phone":
+            raise ValueError("notice and after_unsuccessful are for phone milestones")
+        return self
 
     @model_validator(mode="after")
     def _offset_inside_window(self) -> Milestone:

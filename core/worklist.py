@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
+from core.channels import MESSAGE_CHANNELS
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso
@@ -98,6 +99,7 @@ def _statement(mine: bool, joined: bool) -> Any:
             Task.status == TaskStatus.OPEN,
             Task.window_start < cutoff,
             Task.next_attempt_at < cutoff,
+            *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
         )
         .order_by(Task.next_attempt_at, Task.id)
     )

@@ -246,3 +246,29 @@ def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
     if fmt == "table":
         rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
     emit(rows, ["at", "user", "action", "entity", "entity_id", "detail"], fmt)
+
+
+@patients_group.command("optout")
+@click.argument("patient_id")
+@click.option("--channel", required=True, type=click.Choice(["sms", "wechat", "email"]),
+              help="The channel the patient no longer wants messages on.")
+@click.option("--undo", is_flag=True, help="Send messages on this channel again.")
+@locale_option()
+@click.pass_obj
+def patients_optout(app: App, patient_id: str, channel: str, undo: bool, locale: str | None) -> None:
+    """Opt a patient out of one message channel (undo with --undo); calls are not affected."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Patient
+    from core.errors import FollowupError
+    from core.outbox import set_optout
+
+    with session_scope(app.ready_db()) as session:
+        _check_patient_site(app, session, patient_id)
+        found = session.execute(select(Patient.id).where(Patient.external_id == patient_id)).scalar_one_or_none()
+        if found is None:
+            raise FollowupError(key="no_patient", values={"patient": patient_id})
+        changed = set_optout(session, found, channel, undo=undo, user=app.user, now=app.now)
+    key = ("optout_off" if undo else "optout_on") if changed else ("optout_was_off" if undo else "optout_was_on")
+    click.echo(message(key, app.ui_locale(locale), patient=patient_id, channel=channel))
