@@ -265,6 +265,7 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
     recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0009)
 
 
@@ -293,7 +294,6 @@ class Referral(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     by: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
 
 
 class Answer(Base):
