@@ -210,6 +210,9 @@ class Milestone(Strict):
 class Procedure(Strict):
     code: str = Field(pattern=_KEY)
     names: LocalizedText
+    aliases: tuple[str, ...] = Field(
+        default=(), description="other words clinics' exports use for it (种植牙, 洗牙...): import accepts them"
+    )
     trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
@@ -242,6 +245,13 @@ class Specialty(Strict):
             if proc.code in seen:
                 raise ValueError(f"procedure code {proc.code!r} appears twice")
             seen.add(proc.code)
+        words: dict[str, str] = {}  # an import word (code, name, alias) names one procedure only
+        for proc in procedures:
+            for word in {w.casefold() for w in (proc.code, proc.names.zh_CN, proc.names.en, *proc.aliases)}:
+                other = words.setdefault(word, proc.code)
+                if other != proc.code:
+                    raise ValueError(f"{word!r} names both procedure {other!r} and {proc.code!r}: "
+                                     f"an import could not tell them apart")
         return procedures
 
     def procedure(self, code: str) -> Procedure | None:
