@@ -22,11 +22,11 @@ from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Referral, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
-from core.placement import place
+from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -123,42 +123,6 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
             urgency=task.urgency, channel=task.channel,  # type: ignore[arg-type]
         )
     return base.model_copy(update={"offset": Duration.parse(task.offset)})
-
-
-class _EveryDay:
-    """A calendar with no holidays: clinical retries are not postponed by a public holiday (DOMAIN.md §3)."""
-
-    @staticmethod
-    def is_working_day(day: date) -> bool:
-        return True
-
-
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
-    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
-
-    A clinical task's retry keeps to calling windows but is not held back by a
-    holiday: a 24-hour implant check that failed on 1 October is tried again
-    that afternoon, not on 8 October.
-    """
-    if urgency == Urgency.CLINICAL:
-        calendar = _EveryDay()
-    tz = site.timezone
-    local = failed_at.astimezone(tz)
-    windows = sorted(site.calling_windows, key=lambda w: w.start)
-    failed_index = next((i for i, w in enumerate(windows) if w.contains(local.time())), None)
-    earliest = site.attempt_policy.min_gap.add_to(local)
-    day = earliest.date()
-    for _ in range(90):
-        if calendar.is_working_day(day):
-            for i, w in enumerate(windows):
-                if failed_index is not None and len(windows) > 1 and i == failed_index:
-                    continue  # morning <-> afternoon: another window than the one that failed
-                start = datetime.combine(day, w.start, tz)
-                end = datetime.combine(day, w.end, tz)
-                if end > earliest:
-                    return max(start, earliest)
-        day += timedelta(days=1)
-    return earliest  # pragma: no cover - no working day in 90 days
 
 
 def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
@@ -286,7 +250,7 @@ def record_call(
             task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
-            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
+            task.next_attempt_at = planner(config, site).retry(now, task.urgency)
     elif outcome == Outcome.WRONG_NUMBER:
         task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
@@ -296,7 +260,8 @@ def record_call(
         task.status = TaskStatus.REFUSED
         task.completed_at = now
     elif outcome == Outcome.CALLBACK_REQUESTED:
-        task.next_attempt_at = callback_at
+        assert callback_at is not None
+        task.next_attempt_at = planner(config, site).callback(callback_at, now)
     else:  # reached or booked
         task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
@@ -367,13 +332,9 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
     """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
-    local = callback_at.astimezone(site.timezone)
-    if callback_at <= now:
-        raise CallError(key="callback_in_past", values={"at": local_iso(callback_at, site.timezone),
-                                                         "now": local_iso(now, site.timezone)})
-    if site.quiet_hours.contains(local.time()):
-        raise CallError(key="callback_quiet_hours", values={"at": f"{local:%Y-%m-%d %H:%M}",
-                                                             "quiet": str(site.quiet_hours)})
+    problem = callback_problem(site, callback_at, now)
+    if problem is not None:
+        raise CallError(key=problem[0], values=problem[1])
 
 
 def load_task(session: Session, config: ChainConfig, task_id: int, user: str) -> Task:
@@ -466,33 +427,17 @@ def apply_action(
 
 def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Duration, now: datetime) -> int:
     """A follow-up requested during a call becomes a task of the same episode."""
-    site = config.site(task.site)
     existing = session.execute(select(Task.milestone).where(Task.episode_id == task.episode_id)).scalars().all()
     n = 1 + sum(1 for m in existing if m.startswith("extra_"))
-    local_now = now.astimezone(site.timezone)
-    target = after.add_to(local_now)
-    from core.placement import MilestoneTimes
-
-    times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
-                   calendar=site.calendar(config), tz=site.timezone)
-    # The task's offset and window are measured from the episode's event time, like every other task
-    # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
     episode = session.get(Episode, task.episode_id)
     assert episode is not None
-
-    def since_event(moment: datetime) -> str:
-        return str(Duration(amount=max(0, int((moment - episode.occurred_at).total_seconds() // 60)), unit="min"))
-
+    timing, plan = planner(config, task.site).extra_call(episode.occurred_at, now, after)
+    offset, earliest, latest, urgency = timing.snapshot()
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
-        due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
-        offset=since_event(target), window_earliest=since_event(times.window_start),
-        window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
-        max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
+        channel=Channel.PHONE, urgency=urgency, offset=offset, window_earliest=earliest, window_latest=latest,
+        **plan.columns(), status=TaskStatus.OPEN, max_attempts=task.max_attempts, created_at=now, updated_at=now,
     )
     session.add(extra)
     session.flush()

@@ -174,7 +174,7 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Greetings and relationship (0009): the days to greet ("MM-DD"), the chain's value tier, who referred them.
+    # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
     birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
     anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
     value_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -247,9 +247,11 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # the appointment a call booked (0009): reviews, invitations, rebooking; sales bookings may leave it empty
+    # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # when the month-end sweep gave this unreachable follow-up one more attempt (0009; core/sweep.py)
+    # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
     swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -272,7 +274,7 @@ class Attempt(Base):
     # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
     counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
-    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0009)
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0010)
 
 
 class QaReview(Base):

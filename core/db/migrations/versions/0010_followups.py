@@ -1,7 +1,7 @@
 """follow-ups beyond the protocol: bookings, the month-end sweep, recordings and QA, referrals, greetings
 
-Revision ID: 0009_followups
-Revises: 0005
+Revision ID: 0010_followups
+Revises: 0009
 Create Date: 2026-12-06 03:00:00
 
 Issue 15. Nullable columns only (added in place, no table rebuild on SQLite, so the
@@ -19,8 +19,8 @@ from alembic import op
 
 from core.db.models import UTCDateTime
 
-revision = '0009_followups'
-down_revision = '0005'
+revision = '0010_followups'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
