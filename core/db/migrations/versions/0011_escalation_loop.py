@@ -1,7 +1,7 @@
 """escalations: severity, assignee, deadline, acknowledgement; complaints: categories and first handler
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010_followups
 Create Date: 2026-12-06 03:00:00
 
 Escalations become a closed loop (issue 14 item 13): each has a severity, an
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010_followups'
 branch_labels = None
 depends_on = None
 
