@@ -272,12 +272,14 @@ def test_greetings_come_a_few_days_before_each_year(cli, clinic: str, tmp_path: 
     config = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
     chain = config / "chain.yaml"
     text = chain.read_text(encoding="utf-8")
-    chain.write_text(text + "\ngreetings: {channel: phone}\n", encoding="utf-8")
+    shipped = "greetings: {enabled: true, days_before: 3, channel: auto}"
+    assert shipped in text
+    chain.write_text(text.replace(shipped, "greetings: {channel: phone}"), encoding="utf-8")
     cli("record", str(task_id(cli, clinic, "A2", "next_day")), "--outcome", "reached", "--answer",
         "birthday=03-01", db=clinic, now="2026-12-04T15:05+08:00", user="wang.fang", config=chain)
     cli("schedule", db=clinic, now="2026-12-26T08:00+08:00", config=chain)
     assert [t["channel"] for t in tasks(cli, clinic, "A2") if t["purpose"] == "greeting"] == ["phone"]
-    chain.write_text(text + "\ngreetings: {enabled: false}\n", encoding="utf-8")
+    chain.write_text(text.replace(shipped, "greetings: {enabled: false}"), encoding="utf-8")
     off = json.loads(cli("schedule", "--format", "json", db=clinic, now="2027-03-05T08:00+08:00",
                          config=chain).output)
     assert off["greetings"] == 0
