@@ -16,7 +16,7 @@ import pytest
 
 NOW = "2026-11-23T09:30+08:00"  # a Monday: last week's report has the demo's simulated calls
 NAMES = {"Emily", "Chen", "tester", "zhang", "li", "wang", "fang", "liu", "min", "chen", "jing",
-         "null"}  # and JSON's null, which the definitions name
+         "null", "xlsx", "csv", "json", "html"}  # JSON's null, which the definitions name; file formats
 _COMMAND = re.compile(r"followup(?: [-\w.=/:|\[\]]+)*")
 _TOKEN = re.compile(r"[A-Za-z0-9_./:@+\-*#×']+")
 
@@ -41,7 +41,7 @@ def english_words(text: str, allowed: set[str]) -> list[str]:
         word = token.strip(".:'-*#×+")
         if not re.search(r"[A-Za-z]", word):
             continue
-        if re.search(r"[\d_./:@\-]", word) or word.isupper() or word in allowed:
+        if token.startswith("--") or re.search(r"[\d_./:@\-]", word) or word.isupper() or word in allowed:
             continue
         found.append(word)
     return found

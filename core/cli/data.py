@@ -9,7 +9,7 @@ import click
 from core.cli.main import App
 from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
-from core.messages import message
+from core.messages import message, os_error
 from core.vocab import EpisodeStatus
 
 
@@ -102,7 +102,7 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
             sheet.freeze_panes(1, 0)
             book.close()
     except OSError as exc:
-        raise FollowupError(key="init_cannot_write", values={"path": target, "error": exc.strerror or exc}) from None
+        raise FollowupError(key="init_cannot_write", values={"path": target, "error": os_error(exc)}) from None
     try:
         loc = locale or app.ui_locale()
     except FollowupError:  # no chain yet: a template is often the first thing written
