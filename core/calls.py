@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import vocab
@@ -22,11 +22,11 @@ from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
-from core.placement import place
+from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -43,13 +43,16 @@ class CallResult:
     outcome: str
     attempt_id: int
     actions: list[dict[str, Any]] = field(default_factory=list)
+    counted: bool = True  # False: a failed attempt too soon after the previous counted one (:func:`counts`)
+    previous_failure: datetime | None = None  # the counted failed attempt it came too soon after
+    min_gap: Duration | None = None
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         t = self.task
         return {
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
-                "max_attempts": t.max_attempts,
+                "attempts_logged": t.attempts_logged, "max_attempts": t.max_attempts,
                 "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
                 "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
                 and t.next_attempt_at > t.window_end,
@@ -57,6 +60,9 @@ class CallResult:
             },
             "outcome": self.outcome,
             "attempt_id": self.attempt_id,
+            "counted": self.counted,
+            "previous_failed_at": None if self.counted else local_iso(self.previous_failure, tz),
+            "min_gap": str(self.min_gap) if self.min_gap else None,
             "actions": self.actions,
         }
 
@@ -112,40 +118,25 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     return base.model_copy(update={"offset": Duration.parse(task.offset)})
 
 
-class _EveryDay:
-    """A calendar with no holidays: clinical retries are not postponed by a public holiday (DOMAIN.md §3)."""
+def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
+    """Does this attempt count (towards ``attempts`` and, failed, towards the unsuccessful limit)?
 
-    @staticmethod
-    def is_working_day(day: date) -> bool:
-        return True
-
-
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
-    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
-
-    A clinical task's retry keeps to calling windows but is not held back by a
-    holiday: a 24-hour implant check that failed on 1 October is tried again
-    that afternoon, not on 8 October.
+    Every attempt counts except a failed one less than ``min_gap`` after the previous *counted*
+    failed attempt of the same task (``previous_failure``): a call that dropped and was redialled
+    at once, or three tries in one minute, are one try, not three (DOMAIN.md §4, seed 001). It is
+    still recorded (``attempts_logged``, the coordinators' calls in the reports).
     """
-    if urgency == Urgency.CLINICAL:
-        calendar = _EveryDay()
-    tz = site.timezone
-    local = failed_at.astimezone(tz)
-    windows = sorted(site.calling_windows, key=lambda w: w.start)
-    failed_index = next((i for i, w in enumerate(windows) if w.contains(local.time())), None)
-    earliest = site.attempt_policy.min_gap.add_to(local)
-    day = earliest.date()
-    for _ in range(90):
-        if calendar.is_working_day(day):
-            for i, w in enumerate(windows):
-                if failed_index is not None and len(windows) > 1 and i == failed_index:
-                    continue  # morning <-> afternoon: another window than the one that failed
-                start = datetime.combine(day, w.start, tz)
-                end = datetime.combine(day, w.end, tz)
-                if end > earliest:
-                    return max(start, earliest)
-        day += timedelta(days=1)
-    return earliest  # pragma: no cover - no working day in 90 days
+    if outcome not in FAILED or previous_failure is None or previous_failure > at:
+        return True
+    return at >= min_gap.add_to(previous_failure)
+
+
+def last_counted_failure(session: Session, task_id: int, before: datetime) -> datetime | None:
+    """When the task's latest counted failed attempt up to ``before`` was made (None: there is none)."""
+    return session.execute(
+        select(func.max(Attempt.at)).where(Attempt.task_id == task_id, Attempt.counted.is_(True),
+                                           Attempt.outcome.in_(FAILED), Attempt.at <= before)
+    ).scalar()
 
 
 def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
@@ -188,14 +179,21 @@ def record_call(
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
 
+    Two coordinators recording on the same task at once both count, one after the other: the
+    task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
+    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
+    Whoever comes second after the task became final is refused, with who recorded it and when.
+
     ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
     (core/questionnaire.py): those are taken even while a coordinator holds the task.
     """
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
+    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
+    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
     if task.status != TaskStatus.OPEN:
-        raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
+        refuse_closed(session, config, task)
     site = config.site(task.site)
     if (channel == "phone" and task.assignee and task.assignee != user and task.claimed_until is not None
             and task.claimed_until >= now):
@@ -214,28 +212,34 @@ def record_call(
     if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
+    min_gap = site.attempt_policy.min_gap
+    previous = last_counted_failure(session, task.id, now) if outcome in FAILED else None
+    counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        counted=counted,
         channel=channel,
     )
     session.add(attempt)
     session.flush()
-    task.attempts += 1
+    task.attempts_logged += 1
+    task.attempts += counted
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
     assert patient is not None
     actions: list[dict[str, Any]] = []
 
-    if outcome in FAILED:
+    if outcome in FAILED and not counted:
+        pass  # recorded, not counted: the retry planned after the counted failure stays as it was
+    elif outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
             task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
-            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
+            task.next_attempt_at = planner(config, site).retry(now, task.urgency)
     elif outcome == Outcome.WRONG_NUMBER:
         task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
@@ -245,7 +249,8 @@ def record_call(
         task.status = TaskStatus.REFUSED
         task.completed_at = now
     elif outcome == Outcome.CALLBACK_REQUESTED:
-        task.next_attempt_at = callback_at
+        assert callback_at is not None
+        task.next_attempt_at = planner(config, site).callback(callback_at, now)
     else:  # reached or booked
         task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
@@ -256,13 +261,15 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel})
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
+                  **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
-    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions, counted=counted,
+                      previous_failure=None if counted else previous, min_gap=min_gap)
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
@@ -294,13 +301,9 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
     """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
-    local = callback_at.astimezone(site.timezone)
-    if callback_at <= now:
-        raise CallError(key="callback_in_past", values={"at": local_iso(callback_at, site.timezone),
-                                                         "now": local_iso(now, site.timezone)})
-    if site.quiet_hours.contains(local.time()):
-        raise CallError(key="callback_quiet_hours", values={"at": f"{local:%Y-%m-%d %H:%M}",
-                                                             "quiet": str(site.quiet_hours)})
+    problem = callback_problem(site, callback_at, now)
+    if problem is not None:
+        raise CallError(key=problem[0], values=problem[1])
 
 
 def load_task(session: Session, config: ChainConfig, task_id: int, user: str) -> Task:
@@ -314,6 +317,26 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
         raise CallError(key="no_task", values={"id": task_id})
     check_site_access(config, user, task.site)
     return task
+
+
+def lock_task(session: Session, task_id: int) -> Task:
+    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
+    return session.execute(
+        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
+    """A task that is not open takes no attempt: say what it is, and who made it final when."""
+    last = session.execute(
+        select(Attempt.by, Attempt.at).where(Attempt.task_id == task.id).order_by(Attempt.at.desc(), Attempt.id.desc())
+        .limit(1)
+    ).first()
+    values = {"id": task.id, "status": status_word(task.status)}
+    if task.status in FINAL_STATUSES and last is not None:
+        at = last.at.astimezone(config.timezone_of(task.site))
+        raise CallError(key="task_final", values={**values, "by": last.by, "at": f"{at:%Y-%m-%d %H:%M}"})
+    raise CallError(key="task_not_open", values=values)
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
@@ -357,33 +380,17 @@ def apply_action(
 
 def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Duration, now: datetime) -> int:
     """A follow-up requested during a call becomes a task of the same episode."""
-    site = config.site(task.site)
     existing = session.execute(select(Task.milestone).where(Task.episode_id == task.episode_id)).scalars().all()
     n = 1 + sum(1 for m in existing if m.startswith("extra_"))
-    local_now = now.astimezone(site.timezone)
-    target = after.add_to(local_now)
-    from core.placement import MilestoneTimes
-
-    times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
-                   calendar=site.calendar(config), tz=site.timezone)
-    # The task's offset and window are measured from the episode's event time, like every other task
-    # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
     episode = session.get(Episode, task.episode_id)
     assert episode is not None
-
-    def since_event(moment: datetime) -> str:
-        return str(Duration(amount=max(0, int((moment - episode.occurred_at).total_seconds() // 60)), unit="min"))
-
+    timing, plan = planner(config, task.site).extra_call(episode.occurred_at, now, after)
+    offset, earliest, latest, urgency = timing.snapshot()
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
-        due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
-        offset=since_event(target), window_earliest=since_event(times.window_start),
-        window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
-        max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
+        channel=Channel.PHONE, urgency=urgency, offset=offset, window_earliest=earliest, window_latest=latest,
+        **plan.columns(), status=TaskStatus.OPEN, max_attempts=task.max_attempts, created_at=now, updated_at=now,
     )
     session.add(extra)
     session.flush()

@@ -161,7 +161,8 @@ class MessagingModel(_Model):
                            description="local time the day before a call when its notice goes out")
     questionnaire_url: str = Field(default="http://127.0.0.1:8000",
                                    description="where patients' phones reach `followup serve`")
-    secret: str | None = Field(default=None, description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
+    secret: str | None = Field(default=None,
+                               description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
 
 
 class SiteModel(_Model):
@@ -358,8 +359,111 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     for site, src, loc in site_sources:
         config.sites[site.code] = _resolve_site(chain, site, src, loc)
     if check_plugins:
-        check_against_plugins(config)
+        _checked_against_plugins(config)
     return config
+
+
+def _checked_against_plugins(config: ChainConfig) -> None:
+    """:func:`check_against_plugins`, skipped when it passed before for the same files and plugins.
+
+    Commands that do not otherwise need the plugins (worklist, tasks, claim) then never load them.
+    The key: the chain and site files, every file of core and of each plugin package, the installed
+    distributions (site-packages folders), the plugin environment variables and today's date (the
+    holiday warnings look ahead from today). See core/cache.py.
+    """
+    from core import cache
+    from core.plugins import get_plugins
+
+    if get_plugins.cache_info().currsize or cache.folder() is None:  # plugins already loaded: just check
+        check_against_plugins(config)
+        return
+    key = _check_key(config)
+    stored = cache.get("config-check", key) if key is not None else None
+    warnings = _decode(stored) if isinstance(stored, list) else None
+    if warnings is not None:
+        config.warnings.extend(warnings)
+        return
+    before = len(config.warnings)
+    check_against_plugins(config)
+    encoded = _encode(config.warnings[before:])
+    if key is not None and encoded is not None:
+        cache.put("config-check", key, encoded)
+
+
+def _encode(value: Any) -> Any:
+    """Warnings as JSON: text, catalogue messages (core.messages.Msg, Joined) and their plain values;
+    ``None`` when something else is in them (then they are not cached)."""
+    from core.messages import Joined, Msg
+
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    if isinstance(value, list):
+        items = [_encode(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+    if isinstance(value, Msg):
+        values = {k: _encode(v) for k, v in value.values.items()}
+        if any(values[k] is None and value.values[k] is not None for k in values):
+            return None
+        return {"msg": value.key, "values": values}
+    if isinstance(value, Joined):
+        parts = _encode(value.parts)
+        return None if parts is None else {"joined": parts}
+    return None
+
+
+def _decode(value: Any) -> Any:
+    """:func:`_encode` undone; ``None`` for an entry this version cannot read (then the check runs)."""
+    try:
+        return _decoded(value)
+    except (KeyError, TypeError, ValueError, AttributeError):  # e.g. a message no longer in the catalogue
+        return None
+
+
+def _decoded(value: Any) -> Any:
+    from core.messages import Joined, Msg
+
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, dict):
+        if "date" in value:
+            return date.fromisoformat(value["date"])
+        if "joined" in value:
+            return Joined(_decoded(value["joined"]))
+        return Msg(value["msg"], **{k: _decoded(v) for k, v in value["values"].items()})
+    return value
+
+
+def _check_key(config: ChainConfig) -> list[Any] | None:
+    import importlib.util
+    import os
+    import sys
+    from importlib import metadata
+
+    from core import cache
+    from core.plugins import ENTRY_POINT_GROUP
+
+    files: list[Path] = [config.path, *(site.source for site in config.sites.values() if site.source)]
+    files += cache.tree(Path(__file__).parent)
+    plugins = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            spec = importlib.util.find_spec(ep.module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                files += cache.tree(location)
+        elif spec.origin:
+            files.append(Path(spec.origin))
+        plugins.append([ep.name, ep.value, ep.dist.metadata["Name"] if ep.dist else None,
+                        ep.dist.version if ep.dist else None])
+    installed = [p for p in sys.path if p and os.path.isdir(p)]
+    env = [os.environ.get(v) for v in ("FOLLOWUP_LOAD_PLUGINS", "FOLLOWUP_STRICT_PLUGINS")]
+    return [date.today().isoformat(), env, plugins, cache.stamp(files), cache.stamp(installed)]
 
 
 def _windows_in_quiet_hours(

@@ -121,14 +121,32 @@ def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: 
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
-    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
-    sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
-    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
-    result = session.execute(
-        update(Task).where(Task.patient_id == patient.id, Task.status == old)
-        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
-    )
-    changed = result.rowcount or 0
+    session.flush()
+    changed = apply_do_not_contact(session, [patient.id], on=on, now=now)
     audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
           patient_id=patient.id, detail={"tasks": changed, "reason": reason})
     return changed
+
+
+def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime) -> int:
+    """What do-not-contact means for tasks, whoever set or lifted it (``patients dnc``, an import, an answer).
+
+    Set: every open task becomes ``suppressed`` (and is released if someone held it).
+    Lifted: the suppressed tasks whose window has not closed become ``open`` again; the
+    others stay suppressed (their moment has passed). Returns how many tasks changed.
+    """
+    if not patient_ids:
+        return 0
+    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
+    which = [Task.patient_id.in_(patient_ids), Task.status == old]
+    if not on:
+        which.append(Task.window_end >= now)
+    sites = session.scalars(select(Task.site).where(*which).distinct()).all()
+    if not sites:
+        return 0
+    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
+    result = session.execute(
+        update(Task).where(*which)
+        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

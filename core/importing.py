@@ -63,6 +63,8 @@ from core.plugins import PluginError, Plugins
 from core.protocol import EpisodeAttribute
 from core.vocab import EpisodeStatus
 
+DNC_BY_IMPORT = "import"  # patients.dnc_reason of a flag set by an import (an import may lift it again)
+
 log = logging.getLogger(__name__)
 
 CHUNK = 500
@@ -75,7 +77,7 @@ PATIENT_COLUMNS = (
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
 EPISODE_COLUMNS = (
     "episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at",
-    "doctor", "department", "diagnosis", "notes",
+    "doctor", "department", "diagnosis", "notes", "status",
 )
 EPISODE_REQUIRED = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at")
 COLUMNS = {PATIENTS: PATIENT_COLUMNS, EPISODES: EPISODE_COLUMNS}
@@ -113,6 +115,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "department": ("dept", "科室", "就诊科室"),
     "diagnosis": ("诊断", "出院诊断"),
     "notes": ("note", "remarks", "备注"),
+    "status": ("episode status", "就诊状态", "状态"),
 }
 
 
@@ -158,6 +161,13 @@ class Columns:
     def aliases(self) -> dict[str, tuple[str, ...]]:
         return {**ALIASES, **{a.key: a.headers for a in self.attributes}}
 
+# An episode's status as a HIS writes it: a cancelled procedure cancels its open follow-ups.
+_EPISODE_STATUSES = {
+    "active": EpisodeStatus.ACTIVE, "正常": EpisodeStatus.ACTIVE, "有效": EpisodeStatus.ACTIVE,
+    "已完成": EpisodeStatus.ACTIVE, "completed": EpisodeStatus.ACTIVE, "done": EpisodeStatus.ACTIVE,
+    "cancelled": EpisodeStatus.CANCELLED, "canceled": EpisodeStatus.CANCELLED, "已取消": EpisodeStatus.CANCELLED,
+    "取消": EpisodeStatus.CANCELLED, "作废": EpisodeStatus.CANCELLED, "已作废": EpisodeStatus.CANCELLED,
+}
 _TRUE = {"yes", "y", "true", "t", "1", "是", "已", "已修复"}
 _FALSE = {"no", "n", "false", "f", "0", "否", "未", "未修复"}
 _GENDERS = {
@@ -873,6 +883,19 @@ class EpisodeRow(_Row):
     department: str | None = None
     diagnosis: str | None = None
     notes: str | None = None
+    status: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        status = _EPISODE_STATUSES.get(text.casefold())
+        if status is None:
+            raise InvalidValue(key="import_unknown_episode_status",
+                               values={"text": text, "choices": "active, cancelled, 正常, 已取消"})
+        return str(status)
 
     @field_validator("episode_id", "patient_id", mode="before")
     @classmethod
@@ -1083,14 +1106,17 @@ def _patient_changes(row: PatientRow, columns: set[str], old: Any) -> dict[str, 
         if name not in columns:
             continue
         value = getattr(row, name)
-        if name == "do_not_contact" and not value:
-            # An import may set the flag, never lift it: a patient who asked not to be
-            # called is released in the application (followup dnc --undo), on purpose.
-            continue
+        if name == "do_not_contact":
+            if value is None:  # an empty cell says nothing either way
+                continue
+            if not value and old.dnc_reason != DNC_BY_IMPORT:
+                # An import lifts only a flag an import set: a patient who asked the clinic not to
+                # be called is released in the application (followup patients dnc --undo), on purpose.
+                continue
         if getattr(old, name) != value:
             changes[name] = value
     if "do_not_contact" in changes:
-        changes["dnc_reason"] = "import"
+        changes["dnc_reason"] = DNC_BY_IMPORT if changes["do_not_contact"] else None
     if "phone" in changes:
         changes["phone_invalid"] = False  # a new number deserves a new try
     return changes
@@ -1101,11 +1127,12 @@ def _upsert_patients(
     progress: Callable[[int], None] | None,
 ) -> dict[str, int]:
     ids: dict[str, int] = {}
+    dnc_changed: dict[int, bool] = {}  # patient id -> do-not-contact now
     rows = list(valid.patients.values())
     for chunk in _chunks(rows):
         keys = [row.patient_id for _, _, row in chunk]
         stmt = select(
-            Patient.id, Patient.external_id, *(getattr(Patient, f) for f in _PATIENT_FIELDS)
+            Patient.id, Patient.external_id, Patient.dnc_reason, *(getattr(Patient, f) for f in _PATIENT_FIELDS)
         ).where(Patient.external_id.in_(keys))
         existing = {r.external_id: r for r in session.execute(stmt)}
         new: list[dict[str, Any]] = []
@@ -1118,7 +1145,7 @@ def _upsert_patients(
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
                     "email": row.email, "wechat_openid": row.wechat_openid,
-                    "dnc_reason": "import" if row.do_not_contact else None,
+                    "dnc_reason": DNC_BY_IMPORT if row.do_not_contact else None,
                     "phone_invalid": row.patient_id in valid.invalid_phones, "created_at": now, "updated_at": now,
                 })
                 continue
@@ -1128,6 +1155,8 @@ def _upsert_patients(
                 changes["phone_invalid"] = True  # imported as given, to be corrected
             if changes:
                 updates.append({"id": old.id, "updated_at": now, **changes})
+                if "do_not_contact" in changes:
+                    dnc_changed[old.id] = changes["do_not_contact"]
             else:
                 result.patients_unchanged += 1
         result.patients_created += len(new)
@@ -1142,6 +1171,11 @@ def _upsert_patients(
                 session.execute(update(Patient), group)
         if progress:
             progress(len(chunk))
+    if dnc_changed and not dry_run:
+        from core.followthrough import apply_do_not_contact
+
+        for on in (True, False):
+            apply_do_not_contact(session, [pid for pid, flag in dnc_changed.items() if flag == on], on=on, now=now)
     return ids
 
 
@@ -1163,7 +1197,7 @@ def _upsert_episodes(
         keys = [row.episode_id for _, _, row in chunk]
         stmt = select(
             Episode.id, Episode.external_id, Episode.patient_id, Episode.site, Episode.specialty,
-            Episode.procedure, Episode.trigger, Episode.occurred_at, Episode.attributes,
+            Episode.procedure, Episode.trigger, Episode.occurred_at, Episode.attributes, Episode.status,
             *(getattr(Episode, f) for f in _EPISODE_FIELDS),
         ).where(Episode.external_id.in_(keys))
         existing = {r.external_id: r for r in session.execute(stmt)}
@@ -1179,12 +1213,15 @@ def _upsert_episodes(
                 "occurred_at": row.occurred_at,
             }
             wanted.update({f: getattr(row, f) for f in _EPISODE_FIELDS if f in columns})
+            if "status" in columns and row.status is not None:
+                wanted["status"] = row.status
             old = existing.get(row.episode_id)
             if old is None:
                 attributes = row.attributes(catalog.columns)
                 new.append({
                     "external_id": row.episode_id, **dict.fromkeys(_EPISODE_FIELDS), **wanted,
                     "attributes": attributes, "status": EpisodeStatus.ACTIVE, "scheduled_at": None,
+                    **({"status": row.status} if row.status else {}),
                     "created_at": catalog.now,
                 })
                 continue
@@ -1200,7 +1237,8 @@ def _upsert_episodes(
             if attributes != (old.attributes or {}):
                 changes["attributes"] = attributes
             if changes:
-                updates.append({"id": old.id, **changes})
+                # ``followup schedule`` reconciles the episode's tasks with what changed (core/scheduling.py)
+                updates.append({"id": old.id, **changes, "scheduled_at": None})
                 result.updated_episode_ids.append(old.id)
             else:
                 result.episodes_unchanged += 1

@@ -39,6 +39,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "demo_try_script": ("一通电话该说什么（英文话术）", "what to say on one call"),
     "demo_try_protocols": ("门店的第 5 天拆鼻夹板设置", "the site's day-5 splint override"),
     "demo_try_report": ("上周的数据", "last week's figures"),
+    "demo_try_outbox": ("发给患者的短信、微信和邮件", "messages to patients"),
+    "demo_messages": ("\n消息（短信、微信、邮件）：", "\nMessages (SMS, WeChat, email):"),
+    "demo_messages_sent": ("  本次发送 {n} 条；演示环境把每条消息写成文件，存放在 {folder}（见 docs/channels.md）。",
+                           "  {n} sent now; the demo writes each message to a file in {folder} (docs/channels.md)."),
+    "demo_messages_queued": ("  另有 {n} 条等待发送：followup send（安静时段不发送）。",
+                             "  {n} queued for later: followup send (never in quiet hours)."),
+    "demo_messages_link": ("  打开患者问卷：先运行 followup serve，再在浏览器打开\n  {link}",
+                           "  Open a patient's questionnaire: run followup serve, then open\n  {link}"),
     # -- finding the chain, followup init
     "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
                  "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
@@ -129,6 +137,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- record: what one call changed
     "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
                  "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "not_counted": ("  本次不计入失败次数：距上一次计入的失败拨打（{at}）不足 {min_gap}，视为同一次尝试",
+                    "  not counted towards the failed attempts: less than {min_gap} after the counted failed "
+                    "attempt at {at}, so the same try"),
     "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
     "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
                              "  next attempt: {at}  (past the window: overdue)"),
@@ -158,6 +169,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "unknown outcome {outcome!r} (one of: {choices})"),
     "task_not_open": ("任务 {id} 的状态是 {status}，不是待回访：无需记录",
                       "task {id} is {status}, not open: nothing to record"),
+    "task_final": ("任务 {id} 的状态已是 {status}，不是待回访：{by} 于 {at} 记录了最后一次拨打，无需再记录",
+                   "task {id} is {status}, not open: {by} recorded its last attempt at {at}; nothing to record"),
     "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
                   "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
     "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",
@@ -244,6 +257,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "import_whole_file": ("文件", "file"),
     "import_missing": ("缺少必填值", "required value is missing"),
     "import_too_long": ("超过 {n} 个字符", "longer than {n} characters"),
+    "import_unknown_episode_status": ("无法识别的就诊状态 {text!r}（可用：{choices}）",
+                                      "unknown episode status {text!r} (use one of: {choices})"),
     "import_not_yes_no": ("{text!r} 不是 是/否（请填 yes/no、true/false、是/否 或 1/0）",
                           "{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)"),
     "import_not_gender": ("{text!r} 不是性别（请填 F/M、female/male 或 女/男）",
@@ -319,8 +334,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               "(rows {rows})"),
     "import_rows_repeated": ("{n} 行与文件中前面的行完全相同，只计一次",
                              "{n} rows repeat an earlier row of the file and were counted once"),
-    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，已排期 {existing} 个",
-                  "{episodes} episodes: {created} tasks created, {existing} already scheduled"),
+    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，调整 {moved} 个，取消 {cancelled} 个，"
+                  "保持不变 {existing} 个",
+                  "{episodes} episodes: {created} tasks created, {moved} moved, {cancelled} cancelled, "
+                  "{existing} left as they were"),
+    "scheduled_dry_run": ("（试运行：未写入任何内容）", " (dry run: nothing written)"),
     "scheduled_expired": ("，已过期 {n} 个（排期前回访窗口已关闭）", ", {n} expired (window closed before scheduling)"),
     "scheduled_suppressed": ("，已屏蔽 {n} 个（勿扰）", ", {n} suppressed (do not contact)"),
     "scheduled_provisional": ("，暂定 {n} 个（节假日安排尚未公布）",

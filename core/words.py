@@ -69,6 +69,11 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "open": ("待处理", "open"),
         "resolved": ("已处理", "resolved"),
     },
+    "change": {  # what a schedule run does to a task (schedule --dry-run)
+        "created": ("新建", "created"),
+        "moved": ("改期", "moved"),
+        "cancelled": ("取消", "cancelled"),
+    },
     "plugin_status": {
         "ok": ("正常", "ok"),
         "failed": ("加载失败（见下）", "FAILED (see below)"),
@@ -192,6 +197,9 @@ HEADERS: dict[str, tuple[str, str]] = {
     "callback_at": ("回电时间", "Callback at"),
     "file": ("文件", "File"),
     "deadline": ("答复期限", "Answer by"),
+    "change": ("变更", "Change"),
+    "before": ("原来", "Before"),
+    "after": ("之后", "After"),
     "kind": ("类型", "Kind"),
     "plugin": ("插件", "Plugin"),
     "question": ("问题", "Question"),

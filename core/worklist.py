@@ -19,8 +19,8 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, case, func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-from core.config import ChainConfig
 from core.channels import MESSAGE_CHANNELS
+from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso

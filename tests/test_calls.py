@@ -325,10 +325,9 @@ def test_an_answer_without_a_key_is_refused_and_nothing_is_stored(cli, clinic: s
     ("BJ-HOSP", "2026-11-23T17:20", "2026-11-24T09:00"),
 ])
 def test_next_attempt_time_on_the_calendar(site: str, failed: str, expected: str) -> None:
-    from core.calls import next_attempt_time
+    from core.planner import planner
 
-    s = chain().site(site)
-    assert next_attempt_time(at(failed), s, s.calendar(chain())) == at(expected)
+    assert planner(chain(), site).retry(at(failed)) == at(expected)
 
 
 def _window_index(site, moment: datetime) -> int | None:  # type: ignore[no-untyped-def]
@@ -350,11 +349,11 @@ def _valid_retry(site, calendar, failed_index: int | None, moment: datetime) -> 
     failed=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(SH)),
 )
 def test_a_retry_is_always_in_another_calling_window_of_a_working_day(site_code: str, failed: datetime) -> None:
-    from core.calls import next_attempt_time
+    from core.planner import planner
 
     site = chain().site(site_code)
     calendar = site.calendar(chain())
-    got = next_attempt_time(failed, site, calendar)
+    got = planner(chain(), site).retry(failed)
     failed_index = _window_index(site, failed)
     assert got >= failed + timedelta(hours=2)
     assert _valid_retry(site, calendar, failed_index, got), (failed, got)
@@ -384,9 +383,10 @@ _serial = itertools.count()
 def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # type: ignore[no-untyped-def]
     db_url: str, plugins, kind: tuple, outcomes: list[str], delays: list[int],
 ) -> None:
-    from core.calls import CallError, next_attempt_time, record_call
+    from core.calls import CallError, record_call
     from core.db.engine import session_scope
     from core.db.models import Episode, Patient, Task
+    from core.planner import planner
     from core.scheduling import schedule
 
     site_code, specialty, procedure, milestone, user = kind
@@ -407,7 +407,7 @@ def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # t
     now = at("2026-11-23T09:00") if site_code == "SH-AES" else at("2026-11-23T10:00")
     failures = 0
     for outcome, delay in zip(outcomes, delays, strict=False):
-        callback = next_attempt_time(now, site, calendar) if outcome == "callback_requested" else None
+        callback = planner(config, site).retry(now) if outcome == "callback_requested" else None
         with session_scope(db_url) as session:
             task = session.get(Task, task_id)
             was_open = task.status == "open"

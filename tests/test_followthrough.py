@@ -7,6 +7,7 @@ Monday 2026-11-23 at SH-DENT (calls 10:00-11:30, 15:30-17:00) and SH-AES.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -239,9 +240,12 @@ def test_do_not_contact_suppresses_every_open_task_and_is_undoable(cli, clinic: 
 
     out = cli("patients", "dnc", "D2", "--undo", "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00",
               user="chen.jing").output
-    assert "2 task(s) reopened" in out
+    # Only the tasks whose window is still open come back; one whose moment passed stays suppressed.
+    assert "1 task(s) reopened" in out
     tasks = json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)
-    assert {t["status"] for t in tasks} == {"open"}
+    undo = datetime.fromisoformat("2026-11-24T10:00+08:00")
+    assert {(t["status"], datetime.fromisoformat(t["window_end"]) >= undo) for t in tasks} == {
+        ("open", True), ("suppressed", False)}
     assert "D2" in [ln["patient_id"] for ln in listing(cli, clinic, "worklist", now="2026-11-24T10:00+08:00")]
 
 
@@ -253,7 +257,8 @@ def test_dnc_leaves_finished_tasks_alone(cli, clinic: str) -> None:  # type: ign
     cli("patients", "dnc", "D2", "--undo", db=clinic, now=NOW, user="zhang.li")
     statuses = {t["milestone"]: t["status"]
                 for t in json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)}
-    assert statuses == {"check_2h": "open", "check_1w": "completed"}
+    # check_2h was already overdue (its window closed): lifting the flag does not bring it back.
+    assert statuses == {"check_2h": "suppressed", "check_1w": "completed"}
 
 
 def test_a_coordinator_cannot_mark_another_sites_patient(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

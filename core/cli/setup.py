@@ -124,7 +124,8 @@ def db_upgrade(app: App) -> None:
 
 
 @db_group.command("recount")
-@click.option("--check", is_flag=True, help="Only compare the day counts with a recount; exit 1 if they differ.")
+@click.option("--check", is_flag=True, help="Only compare the day counts with a recount, and each task's attempt "
+              "counters with its attempt rows; exit 1 if they differ.")
 @click.pass_obj
 def db_recount(app: App, check: bool) -> None:
     """Recount the reports' per-day counts from the tasks, calls and answers.
@@ -132,25 +133,35 @@ def db_recount(app: App, check: bool) -> None:
     Triggers keep them exact; this is for after a restore from a partial backup, or to check.
     """
     from core.cli.main import _safe_url
-    from core.db import rollups
+    from core.db import counters, rollups
     from core.db.engine import get_engine
 
     url = app.ready_db()
+    mismatches: list[counters.Mismatch] = []
     try:
         with get_engine(url).begin() as conn:
             if check:
                 differences = rollups.verify(conn)
+                mismatches = counters.mismatches(conn)
             else:
                 rollups.rebuild(conn)
                 differences = {}
     except Exception as exc:
         raise FollowupError(f"cannot recount in {_safe_url(url)}: {exc}") from None
-    if check and differences:
+    if check and (differences or mismatches):
         for table, rows in differences.items():
             click.echo(f"{table}: {len(rows)} day rows differ from a recount, e.g. {rows[0]}", err=True)
-        click.echo("run 'followup db recount' to recount them", err=True)
+        if differences:
+            click.echo("run 'followup db recount' to recount them", err=True)
+        if mismatches:
+            click.echo(f"tasks: {len(mismatches)} tasks' attempt counters differ from their attempt rows:", err=True)
+            for mismatch in mismatches[:20]:
+                click.echo(f"  {mismatch}", err=True)
+            if len(mismatches) > 20:
+                click.echo(f"  ... and {len(mismatches) - 20} more", err=True)
         raise SystemExit(1)
-    click.echo("report day counts agree with the rows" if check else "report day counts recounted")
+    click.echo("report day counts and task attempt counters agree with the rows" if check
+               else "report day counts recounted")
 
 
 def _count_days_in_chain_timezone(app: App) -> None:

@@ -263,7 +263,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         parsed[key.strip()] = value
     config, plugins, now = app.config, app.plugins, app.now
     loc = app.ui_locale(locale)
-    with session_scope(app.ready_db()) as session:
+    with session_scope(app.ready_db(), immediate=True) as session:  # SQLite: writers wait for their turn
         callback = None
         if callback_at:
             from core.db.models import Task
@@ -299,6 +299,8 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     outcome = vocab("outcome", data["outcome"], "zh_CN") if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
+    if not data.get("counted", True):
+        lines.append(message("not_counted", locale, at=data["previous_failed_at"], min_gap=data["min_gap"]))
     if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
@@ -374,7 +376,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                     note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
                     try:
-                        with session_scope(url) as session:
+                        with session_scope(url, immediate=True) as session:
                             reached = outcome in REACHED_OUTCOMES
                             mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,

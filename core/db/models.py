@@ -23,7 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -206,8 +206,9 @@ class Task(Base):
         UniqueConstraint("episode_id", "milestone"),
         Index("ix_tasks_worklist", "site", "status", "next_attempt_at"),  # worklist, claims (0002)
         Index("ix_tasks_due", "status", "due_at"),
-        # Sales leads of a period (reports): only the tasks of lead episodes are in it (0004).
-        Index("ix_tasks_leads", "due_at", sqlite_where=text(LEADS_PREDICATE), postgresql_where=text(LEADS_PREDICATE)),
+        # ix_tasks_leads, the sales leads of a period (reports), is partial: only the tasks of lead episodes
+        # are in it (migration 0004, WHERE LEADS_PREDICATE). Not declared here: its postgresql_where would
+        # import the PostgreSQL dialect into every command, also on SQLite.
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
@@ -232,12 +233,17 @@ class Task(Base):
     outside_window: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=OPEN)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Counted attempts: a failed one less than the minimum gap after the previous counted failed
+    # one (a dropped call redialled at once) is stored but not counted (core/calls.py, 0005).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # counted failed attempts
+    attempts_logged: Mapped[int] = mapped_column(Integer, server_default="0")  # every attempt row (0005)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -256,6 +262,8 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
 
 

@@ -196,6 +196,8 @@ def build_report(
         "satisfaction": satisfaction,
         "complaints": complaints,
         "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        # messages per channel (core/outbox.py): sent, delivered, failed, answered, response rate
+        "channels": _channel_rows(session, scope, period),
         # free text: a number typed in the praise or criticism answer is masked like any other
         "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
@@ -215,6 +217,12 @@ def build_report(
         ],
         "definitions": definitions(locale),
     }
+
+
+def _channel_rows(session: Session, scope: q.Scope, period: Any) -> list[dict[str, Any]]:
+    from core.outbox import channel_figures
+
+    return channel_figures(session, scope.sites, period.start, period.end)
 
 
 # -- breakdowns ------------------------------------------------------------------------------------

@@ -49,6 +49,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "escalations": ("转医生处理", "Escalations to doctors"),
     "resolved": ("已处理", "Resolved"),
     "median_hours_to_resolve": ("处理时长中位数(小时)", "Median hours to resolve"),
+    # messages per channel (docs/channels.md)
+    "channels": ("短信、微信与邮件", "Messages by channel"),
+    "channel": ("渠道", "Channel"),
+    "sent": ("已发送", "Sent"),
+    "delivered": ("已送达", "Delivered"),
+    "failed": ("失败", "Failed"),
+    "answered": ("已填问卷", "Questionnaires answered"),
+    "response_rate": ("问卷回复率", "Response rate"),
+    "channel_sms": ("短信", "SMS"),
+    "channel_wechat": ("微信", "WeChat"),
+    "channel_email": ("邮件", "Email"),
     # staff, sales, coordinators
     "staff": ("表扬与批评", "Praise and criticism"),
     "staff_member": ("工作人员", "Staff member"),

@@ -95,6 +95,14 @@ def render_table(report: dict[str, Any], console: Console) -> None:
     )
     console.print(follow)
 
+    if report.get("channels"):
+        msgs = _table(L("channels"), L("channel"), L("sent"), L("delivered"), L("failed"), L("answered"),
+                      L("response_rate"), right=(1, 2, 3, 4, 5))
+        for row in report["channels"]:
+            msgs.add_row(L(f"channel_{row['channel']}"), str(row["sent"]), str(row["delivered"]),
+                         str(row["failed"]), str(row["answered"]), pct(row["response_rate"]))
+        console.print(msgs)
+
     if report["staff"]:
         staff = _table(L("staff"), L("comment"), L("praise"), L("criticism"), right=(1, 2))
         for row in report["staff"]:
