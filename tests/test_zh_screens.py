@@ -100,7 +100,10 @@ def test_every_table_reads_chinese(demo, args, tmp_path) -> None:  # type: ignor
     run, _, allowed = demo
     output = run(*(a.replace("{tmp}", str(tmp_path)) for a in args))
     assert output.strip()
-    assert english_words(output, allowed) == [], output
+    words = output
+    if args[0] == "audit":  # an audit detail may quote another system's error text as it came
+        words = re.sub(r"(错误|原因)=[^\n]*", " ", output)
+    assert english_words(words, allowed) == [], output
     from rich.cells import cell_len
 
     for line in output.splitlines():  # tables fit 80 columns (a sentence is wrapped by the terminal)

@@ -16,7 +16,9 @@ def _when(state: dict | None, locale: str | None = None) -> str:  # type: ignore
     """A task's state in a dry run's table: due time and status (in the reader's words)."""
     from core.words import word
 
-    return "—" if state is None else f"{state['due_at'][:16].replace('T', ' ')} {word('status', state['status'], locale)}"
+    if state is None:
+        return "—"
+    return f"{state['due_at'][:16].replace('T', ' ')} {word('status', state['status'], locale)}"
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]

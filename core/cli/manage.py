@@ -293,9 +293,10 @@ def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom
     from core.words import word
 
     loc = app.ui_locale(locale)
-    emit([{**r, "at": short_time(r["at"]), "action": word("audit_action", r["action"], loc),
-           "entity": word("entity", r["entity"], loc), "detail": detail_text(r["detail"], loc)} for r in rows],
-         columns, "table", locale=loc)
+    shown = [{"at": short_time(r["at"]), "user": r["user"], "action": word("audit_action", r["action"], loc),
+              "object": word("entity", r["entity"], loc) + (f" {r['entity_id']}" if r["entity_id"] is not None else ""),
+              "detail": detail_text(r["detail"], loc)} for r in rows]
+    emit(shown, ["at", "user", "action", "object", "detail"], "table", locale=loc)
 
 
 def detail_text(detail: Any, locale: str | None) -> str:
@@ -320,9 +321,9 @@ def detail_text(detail: Any, locale: str | None) -> str:
         elif isinstance(value, list):
             shown = ", ".join(map(str, value)) or "—"
         else:
-            shown = str(value)
+            shown = "—" if value is None else str(value)
         parts.append(f"{name}={shown}")
-    return " ".join(parts)
+    return "\n".join(parts)
 
 
 @patients_group.command("optout")
