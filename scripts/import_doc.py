@@ -13,7 +13,13 @@ import re
 from pathlib import Path
 
 from core.importing import (
-    ALIASES, EPISODE_COLUMNS, EPISODE_REQUIRED, PATIENT_COLUMNS, PATIENT_REQUIRED, TEMPLATE_NAMES, Columns,
+    ALIASES,
+    EPISODE_COLUMNS,
+    EPISODE_REQUIRED,
+    PATIENT_COLUMNS,
+    PATIENT_REQUIRED,
+    TEMPLATE_NAMES,
+    Columns,
 )
 from core.plugins import get_plugins
 

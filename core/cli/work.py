@@ -349,7 +349,10 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     for action in data["actions"]:
         reason = message("fix_phone_reason", locale) if action["kind"] == "fix_phone" else action.get("reason") or ""
         lines.append(message("action", locale, kind=word("action", action["kind"]), reason=reason)
-                     + (message("action_id", locale, id=action["id"]) if action.get("id") else ""))
+                     + (message("action_id", locale, id=action["id"]) if action.get("id") else "")
+                     + (message("action_handler", locale, handler=action["handler"]) if action.get("handler") else "")
+                     + (message("action_assignee", locale, assignee=action["assignee"], due=action["due_at"][:16])
+                        if action.get("assignee") and action.get("due_at") else ""))
     return "\n".join(lines)
 
 

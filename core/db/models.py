@@ -330,6 +330,10 @@ class Complaint(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # One complaint per call with every category it touches (0011); ``category`` is the first.
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Who answers it first: the role the site names (default 执行院长助理, seed 002).
+    handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Escalation(Base):
@@ -345,6 +349,13 @@ class Escalation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # The closed loop (0011): how urgent, who must act (a staff username), by when, and who opened it
+    # (a coordinator's own judgement, or the rules of a reached call).
+    severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditEntry(Base):
