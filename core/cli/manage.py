@@ -193,6 +193,8 @@ def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[ty
     value = row.get(column)
     if column == "category":  # every category of the call's one complaint
         return "、".join(label(c, loc, CATEGORIES) for c in row.get("categories") or [value] if c)
+    if column == "categories":
+        return "、".join(label(c, loc, CATEGORIES) for c in value or ()) or "—"
     if column == "status":
         return word("complaint_status", value, loc) + (" " + word("flag", "overdue", loc) if row["overdue"] else "")
     if column == "overdue":
@@ -373,6 +375,8 @@ def detail_text(detail: Any, locale: str | None) -> str:
             shown = word("flag", "yes" if value else "no", locale)
         elif key == "category" and isinstance(value, str):
             shown = label(value, locale or "en", CATEGORIES)
+        elif key == "categories" and isinstance(value, list):
+            shown = "、".join(label(v, locale or "en", CATEGORIES) for v in value) or "—"
         elif key in WORDS:
             shown = word(key, value, locale)
         elif isinstance(value, dict):
