@@ -174,6 +174,15 @@ class Milestone(Strict):
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
     )
+    before: str | None = Field(
+        default=None, pattern=_KEY,
+        description="the event of the procedure this call prepares (one of the procedure's events, e.g. "
+                    "splint_removal): it reaches the patient before that event's day, never on or after it",
+    )
+    event_at: Duration | None = Field(
+        default=None,
+        description="set by core, not in protocol.yaml: when ``before``'s event happens at this site",
+    )
 
     @model_validator(mode="after")
     def _offset_inside_window(self) -> Milestone:
@@ -195,6 +204,11 @@ class Procedure(Strict):
     trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
+    events: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="clinical events after the procedure that calls prepare (splint_removal: 5d); "
+                    "a site may move them (events: in its YAML), and scripts read them",
+    )
 
 
 class EpisodeAttribute(Strict):
@@ -386,6 +400,18 @@ class SpecialtyHeader(Strict):
 class ProtocolProcedure(Procedure):
     milestones: tuple[Milestone, ...] = Field(min_length=1)
     aftercare: tuple[AftercarePoint, ...] = ()
+
+    @model_validator(mode="after")
+    def _events_known(self) -> ProtocolProcedure:
+        for ms in self.milestones:
+            if ms.before is not None and ms.before not in self.events:
+                known = ", ".join(self.events) or "none"
+                raise ValueError(f"milestone {ms.key}: before: {ms.before!r} is not an event of {self.code} "
+                                 f"(events: {known})")
+            if ms.before is not None and ms.offset.approx_minutes >= self.events[ms.before].approx_minutes:
+                raise ValueError(f"milestone {ms.key}: its offset {ms.offset} is not before the event "
+                                 f"{ms.before} at {self.events[ms.before]}")
+        return self
 
 
 class ProtocolFile(Strict):

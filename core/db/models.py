@@ -174,6 +174,8 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when the patient prefers to be called (a local time range, 18:00-20:00), from import (0006)
+    preferred_call_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -238,6 +240,8 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0005)
     cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # a reminder's event (its offset from the episode's event, e.g. 5d), part of its timing snapshot (0006)
+    before_event: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
