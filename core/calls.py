@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import vocab
@@ -26,7 +26,7 @@ from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -43,13 +43,16 @@ class CallResult:
     outcome: str
     attempt_id: int
     actions: list[dict[str, Any]] = field(default_factory=list)
+    counted: bool = True  # False: a failed attempt too soon after the previous counted one (:func:`counts`)
+    previous_failure: datetime | None = None  # the counted failed attempt it came too soon after
+    min_gap: Duration | None = None
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         t = self.task
         return {
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
-                "max_attempts": t.max_attempts,
+                "attempts_logged": t.attempts_logged, "max_attempts": t.max_attempts,
                 "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
                 "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
                 and t.next_attempt_at > t.window_end,
@@ -57,6 +60,9 @@ class CallResult:
             },
             "outcome": self.outcome,
             "attempt_id": self.attempt_id,
+            "counted": self.counted,
+            "previous_failed_at": None if self.counted else local_iso(self.previous_failure, tz),
+            "min_gap": str(self.min_gap) if self.min_gap else None,
             "actions": self.actions,
         }
 
@@ -112,6 +118,27 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     return base.model_copy(update={"offset": Duration.parse(task.offset)})
 
 
+def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
+    """Does this attempt count (towards ``attempts`` and, failed, towards the unsuccessful limit)?
+
+    Every attempt counts except a failed one less than ``min_gap`` after the previous *counted*
+    failed attempt of the same task (``previous_failure``): a call that dropped and was redialled
+    at once, or three tries in one minute, are one try, not three (DOMAIN.md §4, seed 001). It is
+    still recorded (``attempts_logged``, the coordinators' calls in the reports).
+    """
+    if outcome not in FAILED or previous_failure is None or previous_failure > at:
+        return True
+    return at >= min_gap.add_to(previous_failure)
+
+
+def last_counted_failure(session: Session, task_id: int, before: datetime) -> datetime | None:
+    """When the task's latest counted failed attempt up to ``before`` was made (None: there is none)."""
+    return session.execute(
+        select(func.max(Attempt.at)).where(Attempt.task_id == task_id, Attempt.counted.is_(True),
+                                           Attempt.outcome.in_(FAILED), Attempt.at <= before)
+    ).scalar()
+
+
 def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
     """Validate every answer against its question; raise with all problems, store nothing."""
     questions = plugins.questions(task.specialty, task.procedure, task.milestone)
@@ -148,15 +175,28 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    channel: str = "phone",
 ) -> CallResult:
-    """Record one attempt on a task and everything that follows from it."""
+    """Record one attempt on a task and everything that follows from it.
+
+    Two coordinators recording on the same task at once both count, one after the other: the
+    task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
+    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
+    Whoever comes second after the task became final is refused, with who recorded it and when.
+
+    ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
+    (core/questionnaire.py): those are taken even while a coordinator holds the task.
+    """
     task = load_task(session, config, task_id, user)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
+    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
+    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
     if task.status != TaskStatus.OPEN:
-        raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
+        refuse_closed(session, config, task)
     site = config.site(task.site)
-    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
+    if (channel == "phone" and task.assignee and task.assignee != user and task.claimed_until is not None
+            and task.claimed_until >= now):
         until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
@@ -172,21 +212,28 @@ def record_call(
     if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
+    min_gap = site.attempt_policy.min_gap
+    previous = last_counted_failure(session, task.id, now) if outcome in FAILED else None
+    counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
-        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at
+        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        counted=counted,
+        channel=channel,
     )
     session.add(attempt)
     session.flush()
-    task.attempts += 1
+    task.attempts_logged += 1
+    task.attempts += counted
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
     assert patient is not None
     actions: list[dict[str, Any]] = []
 
-    if outcome in FAILED:
+    if outcome in FAILED and not counted:
+        pass  # recorded, not counted: the retry planned after the counted failure stays as it was
+    elif outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
             task.status = TaskStatus.UNSUCCESSFUL
@@ -214,13 +261,15 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
+                  **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
-    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions, counted=counted,
+                      previous_failure=None if counted else previous, min_gap=min_gap)
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
@@ -268,6 +317,26 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
         raise CallError(key="no_task", values={"id": task_id})
     check_site_access(config, user, task.site)
     return task
+
+
+def lock_task(session: Session, task_id: int) -> Task:
+    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
+    return session.execute(
+        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
+    """A task that is not open takes no attempt: say what it is, and who made it final when."""
+    last = session.execute(
+        select(Attempt.by, Attempt.at).where(Attempt.task_id == task.id).order_by(Attempt.at.desc(), Attempt.id.desc())
+        .limit(1)
+    ).first()
+    values = {"id": task.id, "status": status_word(task.status)}
+    if task.status in FINAL_STATUSES and last is not None:
+        at = last.at.astimezone(config.timezone_of(task.site))
+        raise CallError(key="task_final", values={**values, "by": last.by, "at": f"{at:%Y-%m-%d %H:%M}"})
+    raise CallError(key="task_not_open", values=values)
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:

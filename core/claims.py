@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core.audit import audit
+from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
 from core.tasklist import local_iso
@@ -58,6 +59,7 @@ def _eligible(now: datetime, cutoffs: dict[datetime, list[str]]) -> Any:
             for cutoff, codes in cutoffs.items()
         )),
         Task.status == TaskStatus.OPEN,
+        Task.channel.not_in(MESSAGE_CHANNELS),  # messages are sent by `followup send`, not called
         # A first call may be taken any time on its day; a retry (after a failed attempt, at least
         # min_gap later in another calling window) or a callback the patient asked for not before its time.
         or_(Task.attempts == 0, Task.next_attempt_at <= now),

@@ -24,6 +24,7 @@ from core.vocab import Channel, Trigger, Urgency
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 TriggerKind = Trigger
+MessageChannel = Literal["sms", "wechat", "email"]
 QuestionType = Literal["scale", "yes_no", "choice", "text", "number"]
 ActionKind = Literal["escalate", "complaint", "referral", "extra_call", "record_dates"]
 ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff_or_service", "emotional", "other"]
@@ -183,6 +184,23 @@ class Milestone(Strict):
         default=None,
         description="set by core, not in protocol.yaml: when ``before``'s event happens at this site",
     )
+    fallback: Literal["phone"] | None = Field(
+        default=None, description="a message milestone (sms, wechat, email) whose message fails becomes a phone task",
+    )
+    notice: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message the day before (the clinic will call you tomorrow)",
+    )
+    after_unsuccessful: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message with the questionnaire link once the calls failed",
+    )
+
+    @model_validator(mode="after")
+    def _channel_options(self) -> Milestone:
+        if self.fallback and self.channel not in ("sms", "wechat", "email"):
+            raise ValueError(f"fallback: phone is for sms, wechat or email milestones, not {self.channel}")
+        if (self.notice or self.after_unsuccessful) and self.channel != "phone":
+            raise ValueError("notice and after_unsuccessful are for phone milestones")
+        return self
 
     @model_validator(mode="after")
     def _offset_inside_window(self) -> Milestone:
@@ -201,6 +219,9 @@ class Milestone(Strict):
 class Procedure(Strict):
     code: str = Field(pattern=_KEY)
     names: LocalizedText
+    aliases: tuple[str, ...] = Field(
+        default=(), description="other words clinics' exports use for it (种植牙, 洗牙...): import accepts them"
+    )
     trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
@@ -238,6 +259,13 @@ class Specialty(Strict):
             if proc.code in seen:
                 raise ValueError(f"procedure code {proc.code!r} appears twice")
             seen.add(proc.code)
+        words: dict[str, str] = {}  # an import word (code, name, alias) names one procedure only
+        for proc in procedures:
+            for word in {w.casefold() for w in (proc.code, proc.names.zh_CN, proc.names.en, *proc.aliases)}:
+                other = words.setdefault(word, proc.code)
+                if other != proc.code:
+                    raise ValueError(f"{word!r} names both procedure {other!r} and {proc.code!r}: "
+                                     f"an import could not tell them apart")
         return procedures
 
     def procedure(self, code: str) -> Procedure | None:

@@ -89,6 +89,7 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                             "declares (attributes: in protocol.yaml), so no import ever fills it"
                         )
                 problems.extend(_render_problems(plugins, spec.key, proc.code, ms, locales, prepare_script))
+                problems.extend(message_problems(plugins, spec.key, proc, ms, locales))
             for locale in locales:
                 try:
                     plugins.aftercare(spec.key, proc.code, locale, None)
@@ -105,6 +106,46 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                 if code not in codes:
                     problems.append(f"{spec.key}: rule {i + 1} names unknown procedure {code!r}")
     problems.extend(_template_locale_problems(plugins, name, locales))
+    return problems
+
+
+MAX_SMS_SEGMENTS = 3
+SAMPLE_LINK = "https://followup.example-clinic.cn/q/123456.1796659200.pBKF3xEtRSyuWhWXGQ7BWU2z"
+
+
+def message_problems(plugins: Plugins, specialty: str, proc: Any, ms: Milestone,
+                     locales: tuple[str, ...] = LOCALES) -> list[str]:
+    """The messages a milestone sends (its own on sms/wechat/email, a notice, after unsuccessful calls):
+    each renders in every locale, and an SMS fits in ``MAX_SMS_SEGMENTS`` segments (70 characters of
+    Chinese each; a longer text is billed per 67) with a realistic questionnaire link."""
+    from core.channels import segments
+    from core.outbox import _render_first
+    from core.templates import TemplateRenderError
+
+    kinds = [(kind, channel) for kind, channel in (
+        ("milestone", ms.channel if ms.channel in ("sms", "wechat", "email") else None),
+        ("notice", ms.notice), ("after_unsuccessful", ms.after_unsuccessful)) if channel]
+    problems = []
+    dirs = plugins.template_dirs()
+    for kind, channel in kinds:
+        for locale in locales:
+            variables = {
+                "salutation": "王奶奶" if locale == "zh_CN" else "Mrs Wang", "clinic": "康华口腔（徐汇店）"
+                if locale == "zh_CN" else "Kanghua Dental Xuhui", "clinic_phone": "021-6488-1200",
+                "milestone": ms.names.get(locale), "procedure": proc.names.get(locale),
+                "call_date": "2026-03-03", "call_time": "10:30", "doctor": "陈志远", "kind": kind,
+                "link": "" if kind == "notice" else SAMPLE_LINK,
+            }
+            where = f"{specialty}.{proc.code}.{ms.key}: {kind} message ({locale})"
+            try:
+                text = _render_first([f"message/{specialty}/{kind}.j2", f"message/{kind}.j2"], variables, locale,
+                                     dirs)
+            except TemplateRenderError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if channel == "sms" and locale == "zh_CN" and segments(text) > MAX_SMS_SEGMENTS:
+                problems.append(f"{where}: {len(text)} characters make {segments(text)} SMS segments "
+                                f"(at most {MAX_SMS_SEGMENTS}: 70 characters a segment in Chinese)")
     return problems
 
 

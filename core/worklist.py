@@ -19,6 +19,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, case, func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
+from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
@@ -98,6 +99,7 @@ def _statement(mine: bool, joined: bool) -> Any:
             Task.status == TaskStatus.OPEN,
             Task.window_start < cutoff,
             Task.next_attempt_at < cutoff,
+            *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
         )
         .order_by(Task.next_attempt_at, Task.id)
     )

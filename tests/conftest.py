@@ -35,6 +35,18 @@ def _pg_available() -> str | None:
         return str(exc).splitlines()[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The per-user cache (core/cache.py) of this test run only: never the developer's own."""
+    before = os.environ.get("FOLLOWUP_CACHE_DIR")
+    os.environ["FOLLOWUP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("FOLLOWUP_CACHE_DIR", None)
+    else:
+        os.environ["FOLLOWUP_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     problem = _pg_available()

@@ -174,6 +174,7 @@ def task_rows(
             "max_attempts": max_attempts,
             "attempts": 0,
             "failed_attempts": 0,
+            "attempts_logged": 0,
             "next_attempt_at": placed.due_at,
             "created_at": now,
             "updated_at": now,

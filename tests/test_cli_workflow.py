@@ -204,9 +204,10 @@ def test_record_json_returns_the_task_and_the_actions(cli, clinic: str) -> None:
     d1 = tid(cli, clinic, "D1")
     data = json.loads(cli("record", str(d1), "--outcome", "reached", "--answer", "fever=yes", "--format", "json",
                           db=clinic, now=NOW, user="zhang.li").output)
-    assert set(data) == {"task", "outcome", "attempt_id", "actions"}
-    assert set(data["task"]) == {"id", "status", "attempts", "failed_attempts", "max_attempts", "next_attempt_at",
-                                 "overdue", "milestone", "site"}
+    assert set(data) == {"task", "outcome", "attempt_id", "counted", "previous_failed_at", "min_gap", "actions"}
+    assert set(data["task"]) == {"id", "status", "attempts", "failed_attempts", "attempts_logged", "max_attempts",
+                                 "next_attempt_at", "overdue", "milestone", "site"}
+    assert (data["counted"], data["previous_failed_at"], data["min_gap"]) == (True, None, "2h")
     assert data["task"]["status"] == "completed" and data["outcome"] == "reached"
     assert [a["kind"] for a in data["actions"]] == ["escalate"]
     assert data["actions"][0]["doctor"] == "陈志远"

@@ -192,12 +192,13 @@ def _apply(conn, ops) -> None:  # type: ignore[no-untyped-def]
                    "urgency": "routine", "due_at": due, "window_start": due - timedelta(hours=6),
                    "window_end": due + timedelta(hours=6), "target_at": due, "offset": "1d",
                    "window_earliest": "0d", "window_latest": "1d", "status": status, "attempts": attempts,
+                   "attempts_logged": attempts,
                    "completed_at": due + timedelta(hours=attempts * 4)}
             tasks.append(conn.execute(insert(Task).returning(Task.id), [row]).scalar_one())
         elif kind == "status" and tasks:
             _, i, status, attempts, done = op
             conn.execute(Task.__table__.update().where(Task.id == pick(tasks, i)).values(
-                status=status, attempts=attempts, completed_at=done))
+                status=status, attempts=attempts, attempts_logged=attempts, completed_at=done))
         elif kind == "move" and tasks:
             conn.execute(Task.__table__.update().where(Task.id == pick(tasks, op[1])).values(due_at=op[2]))
         elif kind == "call" and tasks:

@@ -142,9 +142,13 @@ def test_csv_has_one_cell_per_list_and_table_highlights_overdue(cli, clinic: str
     assert rows[0]["milestones"] == "check_2h;check_1w"
     assert len(rows[0]["task_ids"].split(";")) == 2
     assert rows[0]["phone"] == "139****5602"
-    table = cli("worklist", db=clinic, now=NOW, user="zhang.li").output
+    assert out.startswith("\ufeff")  # Excel reads the Chinese names right
+    table = cli("worklist", "--locale", "en", db=clinic, now=NOW, user="zhang.li").output
     assert "SH-DENT: 5 call(s)" in table
     assert "OVERDUE" in table and "139****5602" in table  # readable at 80 columns, nothing cut
+    chinese = cli("worklist", db=clinic, now=NOW, user="zhang.li").output  # the chain's language
+    assert "SH-DENT：5 个电话" in chinese and "逾期" in chinese and "临床" in chinese
+    assert "check_2h" not in chinese and "2–3小时回访" in chinese.replace("\n", "")
 
 
 def test_completed_calls_leave_the_list(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.messages import message
 
 
@@ -29,27 +31,40 @@ def _check_site(app: App, site: str, what: str, item_id: int) -> None:
 
 
 @click.group("escalations", invoke_without_command=True)
+@locale_option()
 @click.pass_context
-def escalations_group(ctx: click.Context) -> None:
+def escalations_group(ctx: click.Context, locale: str | None) -> None:
     """Red flags sent to the attending doctor."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(escalations_list)
+        ctx.invoke(escalations_list, locale=locale)
 
 
 @escalations_group.command("list")
 @click.option("--status", type=click.Choice(["open", "resolved"]), help="Only these.")
 @click.option("--site", help="Site code.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def escalations_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+def escalations_list(app: App, status: str | None = None, site: str | None = None, locale: str | None = None,
+                     bom: bool = True, fmt: str = "table") -> None:
     """List escalations."""
     from core.db.engine import session_scope
     from core.followthrough import list_escalations
+    from core.words import word
 
     with session_scope(app.ready_db()) as session:
         rows = _visible(app, list_escalations(session, app.config, status=status, site=site), site)
-    emit(rows, ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
-                "resolution"], fmt)
+    columns = ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
+               "resolution"]
+    if fmt != "table":
+        emit(rows, columns, fmt, bom=bom)
+        return
+    loc = app.ui_locale(locale)
+    shown = [{**r, "status": word("escalation_status", r["status"], loc), "opened_at": short_time(r["opened_at"])}
+             for r in rows]
+    emit(shown, columns, "table", locale=loc, title=message("escalations_title", loc, n=len(rows)),
+         drop={"task_id": 3, "resolved_by": 2, "site": 1})
 
 
 @escalations_group.command("resolve")
@@ -72,19 +87,23 @@ def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | No
 
 
 @click.group("complaints", invoke_without_command=True)
+@locale_option()
 @click.pass_context
-def complaints_group(ctx: click.Context) -> None:
+def complaints_group(ctx: click.Context, locale: str | None) -> None:
     """Complaints: checked and answered within 3 days."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(complaints_list)
+        ctx.invoke(complaints_list, locale=locale)
 
 
 @complaints_group.command("list")
 @click.option("--status", type=click.Choice(["open", "responded", "closed"]), help="Only these.")
 @click.option("--site", help="Site code.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def complaints_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+def complaints_list(app: App, status: str | None = None, site: str | None = None, locale: str | None = None,
+                    bom: bool = True, fmt: str = "table") -> None:
     """List complaints; overdue ones (no response after 3 days) are highlighted."""
     from core.db.engine import session_scope
     from core.followthrough import list_complaints
@@ -92,21 +111,36 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
     with session_scope(app.ready_db()) as session:
         rows = _visible(app, list_complaints(session, app.config, now=app.now, status=status, site=site), site)
     if fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
+        from core.cli.output import columns_for, print_table
+        from core.words import header
 
-        table = Table(header_style="bold", title=f"{len(rows)} complaint(s)")
-        for col in ("id", "patient_id", "site", "category", "staff", "status", "due_at", "description"):
-            table.add_column(col)
-        for r in rows:
-            style = "bold red" if r["overdue"] else None
-            table.add_row(*(str(r[c] or "") for c in ("id", "patient_id", "site", "category", "staff")),
-                          r["status"] + (" OVERDUE" if r["overdue"] else ""), (r["due_at"] or "")[:16],
-                          r["description"], style=style)
-        Console().print(table)
+        loc = app.ui_locale(locale)
+        columns = columns_for(["id", "patient_id", "site", "category", "staff", "status", "due_at", "description"],
+                              loc, drop={"staff": 2, "site": 1})
+        columns[6].header = header("deadline", loc)  # a complaint's due_at is when the answer is due
+        print_table(columns, [[_complaint_cell(r, c.key, loc) for c in columns] for r in rows],
+                    title=message("complaints_title", loc, n=len(rows)),
+                    styles=["bold red" if r["overdue"] else None for r in rows])
         return
     emit(rows, ["id", "patient_id", "site", "category", "staff", "description", "status", "opened_at", "due_at",
-                "responded_at", "response", "closed_at", "overdue"], fmt)
+                "responded_at", "response", "closed_at", "overdue"], fmt, bom=bom)
+
+
+def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[type-arg]
+    """A complaint's value as a person reads it: category and status in words, times to the minute."""
+    from core.reports.labels import CATEGORIES, label
+    from core.words import word
+
+    value = row.get(column)
+    if column == "category":
+        return label(value, loc, CATEGORIES) if value else ""
+    if column == "status":
+        return word("complaint_status", value, loc) + (" " + word("flag", "overdue", loc) if row["overdue"] else "")
+    if column == "overdue":
+        return word("flag", "yes" if value else "no", loc)
+    if column.endswith("_at"):
+        return short_time(value)
+    return "—" if value is None else str(value)
 
 
 @complaints_group.command("show")
@@ -119,6 +153,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     from core.db.engine import session_scope
     from core.errors import FollowupError
     from core.followthrough import list_complaints
+    from core.words import header
 
     with session_scope(app.ready_db()) as session:
         rows = [r for r in _visible(app, list_complaints(session, app.config, now=app.now), None)
@@ -128,8 +163,14 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
-    for key, value in rows[0].items():
-        click.echo(f"{key:>13}: {value if value is not None else '—'}")
+    from rich.cells import cell_len
+
+    loc = app.ui_locale(locale)
+    labels = {key: header("deadline" if key == "due_at" else key, loc) for key in rows[0]}
+    width = max(cell_len(text) for text in labels.values())
+    for key in rows[0]:
+        click.echo(f"{' ' * (width - cell_len(labels[key]))}{labels[key]}：{_complaint_cell(rows[0], key, loc)}"
+                   if loc == "zh_CN" else f"{labels[key]:>{width}}: {_complaint_cell(rows[0], key, loc)}")
 
 
 @complaints_group.command("respond")
@@ -220,9 +261,11 @@ def _check_patient_site(app: App, session: object, external_id: str) -> None:
 @click.command("audit")
 @click.option("--patient", help="Only this patient's history.")
 @click.option("--limit", type=int, default=200, show_default=True)
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
+def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom: bool, fmt: str) -> None:
     """Who changed what, and when."""
     from zoneinfo import ZoneInfo
 
@@ -243,6 +286,66 @@ def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
         rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action,
                  "entity": e.entity, "entity_id": e.entity_id, "detail": e.detail}
                 for e in session.execute(query).scalars()]
-    if fmt == "table":
-        rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
-    emit(rows, ["at", "user", "action", "entity", "entity_id", "detail"], fmt)
+    columns = ["at", "user", "action", "entity", "entity_id", "detail"]
+    if fmt != "table":
+        emit(rows, columns, fmt, bom=bom)
+        return
+    from core.words import word
+
+    loc = app.ui_locale(locale)
+    emit([{**r, "at": short_time(r["at"]), "action": word("audit_action", r["action"], loc),
+           "entity": word("entity", r["entity"], loc), "detail": detail_text(r["detail"], loc)} for r in rows],
+         columns, "table", locale=loc)
+
+
+def detail_text(detail: Any, locale: str | None) -> str:
+    """An audit entry's detail for a person: ``结果=已接通 状态=已完成``; keys and values in words where known."""
+    from core.words import HEADERS, WORDS, header, word
+
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    from core.reports.labels import CATEGORIES, label
+
+    parts = []
+    for key, value in detail.items():
+        name = header(key, locale) if key in HEADERS else key
+        if isinstance(value, bool):
+            shown = word("flag", "yes" if value else "no", locale)
+        elif key == "category" and isinstance(value, str):
+            shown = label(value, locale or "en", CATEGORIES)
+        elif key in WORDS:
+            shown = word(key, value, locale)
+        elif isinstance(value, dict):
+            shown = "(" + detail_text(value, locale) + ")"
+        elif isinstance(value, list):
+            shown = ", ".join(map(str, value)) or "—"
+        else:
+            shown = str(value)
+        parts.append(f"{name}={shown}")
+    return " ".join(parts)
+
+
+@patients_group.command("optout")
+@click.argument("patient_id")
+@click.option("--channel", required=True, type=click.Choice(["sms", "wechat", "email"]),
+              help="The channel the patient no longer wants messages on.")
+@click.option("--undo", is_flag=True, help="Send messages on this channel again.")
+@locale_option()
+@click.pass_obj
+def patients_optout(app: App, patient_id: str, channel: str, undo: bool, locale: str | None) -> None:
+    """Opt a patient out of one message channel (undo with --undo); calls are not affected."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Patient
+    from core.errors import FollowupError
+    from core.outbox import set_optout
+
+    with session_scope(app.ready_db()) as session:
+        _check_patient_site(app, session, patient_id)
+        found = session.execute(select(Patient.id).where(Patient.external_id == patient_id)).scalar_one_or_none()
+        if found is None:
+            raise FollowupError(key="no_patient", values={"patient": patient_id})
+        changed = set_optout(session, found, channel, undo=undo, user=app.user, now=app.now)
+    key = ("optout_off" if undo else "optout_on") if changed else ("optout_was_off" if undo else "optout_was_on")
+    click.echo(message(key, app.ui_locale(locale), patient=patient_id, channel=channel))

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
 from core.vocab import REACHED_OUTCOMES, TaskStatus
@@ -44,9 +44,12 @@ def _require_staff(app: App) -> Any:
 @click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
               help="The day (default: today in the site's timezone).")
 @click.option("--mine", is_flag=True, help="Only what you have claimed.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, fmt: str) -> None:
+def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, locale: str | None, bom: bool,
+                 fmt: str) -> None:
     """Today's calls: clinical first, then overdue, then by due time; one line per patient."""
     from core.db.engine import session_scope
     from core.worklist import worklist
@@ -61,41 +64,62 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
             for line in worklist(session, config, day=the_day, now=now, sites=[code],
                                  assignee=app.user if mine else None):
                 rows.append(line.as_dict(tz))
+        what = _task_names(session, [t for r in rows for t in r["task_ids"]]) if fmt == "table" else {}
     if fmt == "table":
-        _worklist_table(rows, sites)
+        _worklist_table(app, rows, what, sites, app.ui_locale(locale))
     else:
-        if fmt == "csv":  # one cell per list, "5;6", not a Python list
-            rows = [{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt, bom=bom)
 
 
-def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
-    """A table that stays readable in an 80-column terminal: the overdue mark and the phone are never cut."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """(specialty, procedure, milestone) of each task: the table shows their names, not keys."""
+    from sqlalchemy import select
 
-    table = Table(title=f"{', '.join(sites)}: {len(rows)} call(s)", box=box.SIMPLE_HEAD, header_style="bold",
-                  pad_edge=False, collapse_padding=True, padding=(0, 1))
+    from core.db.models import Task
+
+    out: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 500):
+        query = select(Task.id, Task.specialty, Task.procedure, Task.milestone).where(
+            Task.id.in_(ids[start:start + 500]))
+        out.update((i, (s, p, m)) for i, s, p, m in session.execute(query))
+    return out
+
+
+def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tuple[str, str, str]],
+                    sites: list[str], loc: str, title: str | None = None) -> None:
+    """A table that fits the terminal (80 columns when piped): ids, phone, the overdue mark and the time whole."""
+    from core.cli.output import Column, print_table
+    from core.words import Names, header, word
+
+    names = Names(app.plugins, loc)
     many_sites = len(sites) > 1
-    if many_sites:
-        table.add_column("site", no_wrap=True)
-    table.add_column("tasks")
-    table.add_column("patient / phone", no_wrap=True)
-    table.add_column("milestones")
-    table.add_column("urgency", no_wrap=True)
-    table.add_column("due", no_wrap=True)
-    table.add_column("tries", justify="right")
-    table.add_column("held by")
+    columns = [
+        *([Column("site", header("site", loc), keep=True, drop=1)] if many_sites else []),
+        Column("task_ids", header("task_ids", loc), keep=True),
+        Column("patient", header("patient", loc), keep=True),
+        Column("milestones", header("milestones", loc)),
+        Column("urgency", header("urgency", loc), keep=True),
+        Column("due_at", header("due_at", loc), keep=True),
+        Column("attempts", header("attempts", loc), keep=True, justify="right", drop=2),
+        Column("assignee", header("assignee", loc), drop=3),
+    ]
+    cells, styles = [], []
     for r in rows:
-        urgency = r["urgency"] + ("\nOVERDUE" if r["overdue"] else "")
-        style = "bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None)
-        cells = [",".join(map(str, r["task_ids"])), f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
-                 "\n".join(r["milestones"]), urgency, r["due_at"][5:16].replace("T", "\n"), str(r["attempts"]),
-                 r["assignee"] or ""]
-        table.add_row(*([r["site"]] if many_sites else []), *cells, style=style)
-    Console().print(table)
+        what = []
+        for task_id in r["task_ids"]:
+            specialty, code, key = what_of[task_id]
+            what.append(f"{names.procedure(specialty, code)}\n·{names.milestone(specialty, code, key)}")
+        urgency = word("urgency", r["urgency"], loc) + ("\n" + word("flag", "overdue", loc) if r["overdue"] else "")
+        cells.append([
+            *([r["site"]] if many_sites else []),
+            ",".join(map(str, r["task_ids"])),
+            f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+            "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
+        ])
+        styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
+    title = title or message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
+    print_table(columns, cells, title=title, styles=styles)
 
 
 @click.command("claim")
@@ -169,13 +193,12 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
     outcome's own name, the one ``followup record --outcome`` takes.
     """
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import Names, word
 
     zh = locale == "zh_CN"
 
     def outcome(key: str) -> str:
-        return report_label(key, "zh_CN", OUTCOMES) if zh else key
+        return word("outcome", key, "zh_CN") if zh else key
 
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
@@ -198,15 +221,19 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         + f" · {(context.occurred_at.astimezone(tz) if tz else context.occurred_at).date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
-        f"{task.milestone} ({task.urgency})",
+        f"{Names(plugins, locale).milestone(task.specialty, task.procedure, task.milestone)}"
+        f" ({word('urgency', task.urgency, locale)})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
                   + (f": {a['note']}" if a["note"] else "")
                   for a in context.attempt_history) or "—",
     )
-    width = max(len(label[0 if zh else 1]) for label in labels)
+    from rich.cells import cell_len
+
+    names = [label[0 if zh else 1] for label in labels]
+    width = max(cell_len(name) for name in names)
     lines = ["─" * 60]
-    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}"
-              for label, value in zip(labels, values, strict=True)]
+    lines += [f"{name}{' ' * (width - cell_len(name))} : {value}"
+              for name, value in zip(names, values, strict=True)]
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -236,7 +263,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         parsed[key.strip()] = value
     config, plugins, now = app.config, app.plugins, app.now
     loc = app.ui_locale(locale)
-    with session_scope(app.ready_db()) as session:
+    with session_scope(app.ready_db(), immediate=True) as session:  # SQLite: writers wait for their turn
         callback = None
         if callback_at:
             from core.db.models import Task
@@ -263,16 +290,17 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
 def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     """What one recorded call changed, for a person: the JSON of ``record`` in words."""
     from core.messages import MESSAGES
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import word as vocab
 
-    def word(prefix: str, key: str) -> str:  # an outcome, status or action kind; its own name if unknown
+    def word(prefix: str, key: str) -> str:  # a status or action kind; its own name if unknown
         return message(f"{prefix}.{key}", locale) if f"{prefix}.{key}" in MESSAGES else key
 
     task = data["task"]
-    outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
+    outcome = vocab("outcome", data["outcome"], "zh_CN") if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
+    if not data.get("counted", True):
+        lines.append(message("not_counted", locale, at=data["previous_failed_at"], min_gap=data["min_gap"]))
     if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
@@ -336,8 +364,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*map(str, OUTCOMES), "skip"]),
-                                       default="reached")
+                outcome = _ask_outcome(loc, tuple(map(str, OUTCOMES)))
                 if outcome == "skip":
                     break
                 note = None
@@ -349,7 +376,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                     note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
                     try:
-                        with session_scope(url) as session:
+                        with session_scope(url, immediate=True) as session:
                             reached = outcome in REACHED_OUTCOMES
                             mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
@@ -365,6 +392,27 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
         click.echo(message("stopped", loc, n=done))
         return
     click.echo(message("done", loc, n=done))
+
+
+def _ask_outcome(loc: str, outcomes: tuple[str, ...]) -> str:
+    """The call's outcome: in Chinese a numbered menu of the outcomes' names (the number, the name or the
+    outcome's own key is accepted); in English the keys ``record --outcome`` takes."""
+    from core.words import word
+
+    if loc != "zh_CN":
+        return click.prompt(message("outcome", loc), type=click.Choice([*outcomes, "skip"]), default="reached")
+    keys = [*outcomes, "skip"]
+    names = [word("outcome", k, loc) if k != "skip" else message("skip_word", loc) for k in keys]
+    click.echo("  ".join(f"{i} {name}" for i, name in enumerate(names, 1)))
+    while True:
+        typed = click.prompt(message("outcome_pick", loc), default="1").strip()
+        if typed.isdigit() and 1 <= int(typed) <= len(keys):
+            return keys[int(typed) - 1]
+        if typed in names:
+            return keys[names.index(typed)]
+        if typed in keys:
+            return typed
+        click.secho(message("outcome_not_known", loc, text=typed, n=len(keys)), fg="red")
 
 
 def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) -> dict[str, str]:

@@ -123,10 +123,21 @@ def summarize(session: Session, req: ReportRequest) -> tuple[list[Period], Summa
     """
     count = max(2, req.trend)
     periods = [req.period.shifted(i) for i in range(-(count - 1), 1)]
-    bounds = [p.start for p in periods] + [periods[-1].end]
+    bounds = [p.start for p in periods] + [cutoff(req.period, req.now)]
     return periods, Summary(
         q.task_summary(session, req.scope, bounds), q.answer_summary(session, req.scope, bounds)
     )
+
+
+def running(period: Period, now: datetime) -> bool:
+    """A period not over yet: its figures are of the tasks due so far."""
+    return period.start <= now < period.end
+
+
+def cutoff(period: Period, now: datetime) -> datetime:
+    """Where a period's due tasks end: its end, or ``now`` while it is still running (not-yet-due tasks are
+    not late, so they do not lower the rates)."""
+    return min(period.end, now) if period.start <= now else period.end
 
 
 def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +174,13 @@ def build_report(
         for row in q.coordinator_figures(session, scope, period.day_starts())
     ]
 
+    is_running = running(period, now)
     return {
         "period": {
             **period.as_dict(),
+            # still running: figures count the tasks due by "through" (now), not the whole period
+            "running": is_running,
+            "through": now.astimezone(tz).isoformat(timespec="minutes") if is_running else None,
             "previous": period.previous().label,
             "generated_at": now.astimezone(tz).isoformat(timespec="minutes"),
             "sites": scope.sites,
@@ -181,12 +196,14 @@ def build_report(
         "satisfaction": satisfaction,
         "complaints": complaints,
         "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        # messages per channel (core/outbox.py): sent, delivered, failed, answered, response rate
+        "channels": _channel_rows(session, scope, period),
         # free text: a number typed in the praise or criticism answer is masked like any other
         "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
         "lists": {
-            "unreachable": _unreachable_list(session, scope, period, locale),
+            "unreachable": _unreachable_list(session, scope, period, locale, plugins, now),
             "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
         },
@@ -200,6 +217,12 @@ def build_report(
         ],
         "definitions": definitions(locale),
     }
+
+
+def _channel_rows(session: Session, scope: q.Scope, period: Any) -> list[dict[str, Any]]:
+    from core.outbox import channel_figures
+
+    return channel_figures(session, scope.sites, period.start, period.end)
 
 
 # -- breakdowns ------------------------------------------------------------------------------------
@@ -237,7 +260,7 @@ def breakdown(
     (the report's praise and criticism per text, ``queries.staff_from_answers``)."""
     by = req.by
     assert by is not None
-    start, end = req.period.start, req.period.end
+    start, end = req.period.start, cutoff(req.period, req.now)
     pg = session.get_bind().dialect.name == "postgresql"
     base = q.due_rows(req.scope, start, end, last=by == "coordinator", doctor=by == "staff", pg=pg)
     answers = q.answer_rows(session, req.scope, start, end, doctor=by == "staff")
@@ -283,13 +306,18 @@ def _who(r: Any) -> dict[str, Any]:
     }
 
 
-def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
+def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str, plugins: Any = None,
+                      now: datetime | None = None) -> list[dict[str, Any]]:
+    from core.words import Names
+
     tz = period.tz
     labels: dict[str, str] = {}
+    names = Names(plugins, locale) if plugins is not None else None
     out = []
+    end = cutoff(period, now) if now is not None else period.end
     # plain tuples: thousands of rows at a chain's size, attribute access per value is measurable
     for (task_id, site, specialty, procedure, milestone, due_at, status, n_attempts, external_id, name, phone,
-         last_outcome, last_at) in q.unreachable(session, scope, period.start, period.end):
+         last_outcome, last_at) in q.unreachable(session, scope, period.start, end):
         if last_outcome and last_outcome not in labels:
             labels[last_outcome] = label(last_outcome, locale, OUTCOMES)
         out.append({
@@ -299,7 +327,9 @@ def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: 
             "phone": mask_phone(phone),
             "site": site,
             "procedure": f"{specialty}.{procedure}",
+            "procedure_label": names.procedure(specialty, procedure) if names else procedure,
             "milestone": milestone,
+            "milestone_label": names.milestone(specialty, procedure, milestone) if names else milestone,
             "due_at": local_iso(due_at, tz),
             "status": status,
             "attempts": int(n_attempts or 0),

@@ -169,7 +169,7 @@ def due_rows(
 ) -> Subquery:
     """Tasks due in [start, end) that count (not cancelled, suppressed, expired).
 
-    The attempt count is ``tasks.attempts`` (``record_call`` keeps it); the latest
+    The attempt count is ``tasks.attempts_logged`` (every attempt, ``record_call`` keeps it); the latest
     attempt (``last``: by whom, how it ended) and the episode's doctor (``doctor``)
     are joined only for the breakdowns that group by them.
     """
@@ -186,7 +186,7 @@ def due_rows(
         Task.completed_at,
         Task.window_start,
         Task.window_end,
-        Task.attempts.label("n_attempts"),
+        Task.attempts_logged.label("n_attempts"),
     ]
     query = select(*columns).select_from(Task)
     if last:
@@ -291,7 +291,7 @@ def _lead_summary(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.episode_id.label("lead"),
         )
         .where(text(LEADS_PREDICATE), or_(*pairs), *_due_where(scope, boundaries[0], boundaries[-1]))
@@ -326,7 +326,7 @@ def task_summary_rows(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.completed_at,
             Task.window_start,
             Task.window_end,

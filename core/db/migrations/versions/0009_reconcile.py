@@ -1,7 +1,7 @@
 """tasks say why reconcile cancelled them
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0009
+Revises: 0005
 Create Date: 2026-12-06 03:30:00
 
 ``followup schedule`` reconciles tasks with their episodes and protocols
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = '0009'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
