@@ -243,9 +243,6 @@ class Site:
     quiet_hours: TimeRange
     holiday_country: str
     closed_days: list[date]
-    rest_hours: TimeRange | None = None
-    events: dict[str, Duration] = field(default_factory=dict)
-    calls_every_day: bool = False
     extra_workdays: list[date]
     overrides: dict[str, Override]
     template_dirs: list[Path]
@@ -254,6 +251,9 @@ class Site:
     max_failed_attempts: int
     source: Path
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rest_hours: TimeRange | None = None
+    events: dict[str, Duration] = field(default_factory=dict)
+    calls_every_day: bool = False
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
     _calendar: Any = field(default=None, repr=False)
@@ -591,6 +591,14 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
                     f"{src.path}:{src.line_of(loc + ('specialties', i))}: sites.{site.code}.specialties: "
                     f"specialty {key!r} is not installed{hint} (installed: {', '.join(installed) or 'none'})"
                 )
+        for name in site.events:  # aesthetic.rhinoplasty.splint_removal: 5d
+            parts = name.split(".")
+            where = f"{src.path}:{src.line_of(loc + ('events', name))}: sites.{site.code}.events"
+            spec = plugins.specialty(parts[0]) if len(parts) == 3 else None
+            proc = spec.procedure(parts[1]) if spec else None
+            if proc is None or parts[2] not in proc.events:
+                known = ", ".join(f"{parts[0]}.{parts[1]}.{e}" for e in (proc.events if proc else {})) or "none"
+                problems.append(f"{where}: {name}: no such event (write specialty.procedure.event; here: {known})")
         site_model_overrides = list(site.overrides.values())
         for i, override in enumerate(site_model_overrides):
             spec_key, proc_code, ms_key = override.milestone.split(".")

@@ -470,6 +470,7 @@ class PatientInfo(Strict):
     gender: Literal["F", "M", "U"] = "U"
     age: int | None = None
     locale: str = "zh_CN"
+    preferred_call_time: str | None = None  # when the patient prefers to be called (18:00-20:30)
 
 
 class TaskContext(Strict):
@@ -486,6 +487,7 @@ class TaskContext(Strict):
     patient: PatientInfo
     occurred_at: datetime
     now: datetime
+    timezone: str | None = None  # the site's (IANA name): local dates in scripts
     doctor: str | None = None
     department: str | None = None
     diagnosis: str | None = None

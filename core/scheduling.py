@@ -645,11 +645,18 @@ class _Reconciler:
                 and task.status != TaskStatus.CANCELLED
             )
             target = timing.offset.add_to(anchor.astimezone(site.timezone))
+            plan = None
             if same and target == task.target_at:
-                result.unchanged += 1
-                continue
-            plan = plan_of.plan(timing, anchor, History(attempts=task.attempts, next_attempt_at=task.next_attempt_at),
-                                preferred=preferred)
+                if preferred is None or task.attempts or task.status != TaskStatus.OPEN:
+                    result.unchanged += 1
+                    continue
+                plan = plan_of.plan(timing, anchor, preferred=preferred)  # the patient's time may be new
+                if plan.due_at == task.due_at:
+                    result.unchanged += 1
+                    continue
+            plan = plan or plan_of.plan(timing, anchor, History(attempts=task.attempts,
+                                                               next_attempt_at=task.next_attempt_at),
+                                        preferred=preferred)
             new_status = task.status
             if task.status in (TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.OPEN):
                 new_status = TaskStatus.OPEN
