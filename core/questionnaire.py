@@ -30,6 +30,7 @@ from core.config import ChainConfig, Site
 from core.db.models import Attempt, OutboxMessage, ServiceKey, Task
 from core.errors import FollowupError
 from core.plugins import Plugins
+from core.vocab import Channel, Outcome, TaskStatus
 
 KEY_NAME = "questionnaire"
 
@@ -134,10 +135,10 @@ def open_questionnaire(session: Session, config: ChainConfig, plugins: Plugins, 
     if task is None:
         raise TokenProblem("forged")
     answered = session.execute(select(Attempt.id).where(Attempt.task_id == task.id,
-                                                        Attempt.channel == "questionnaire")).first()
+                                                        Attempt.channel == Channel.QUESTIONNAIRE)).first()
     if answered is not None:
         raise TokenProblem("used", task.id)
-    if task.status not in ("open", "unsuccessful"):
+    if task.status not in (TaskStatus.OPEN, TaskStatus.UNSUCCESSFUL):
         raise TokenProblem("closed", task.id)
     site = config.site(task.site)
     patient = session.get(Patient, task.patient_id)
@@ -162,15 +163,15 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
         session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
         session.refresh(task)
         if session.execute(select(Attempt.id).where(Attempt.task_id == task.id,
-                                                    Attempt.channel == "questionnaire")).first():
+                                                    Attempt.channel == Channel.QUESTIONNAIRE)).first():
             raise TokenProblem("used", task.id)
     answers = {k: v for k, v in raw.items() if str(v).strip() != ""}
-    if task.status == "unsuccessful":  # the link of an after_unsuccessful message: the patient answered after all
+    if task.status == TaskStatus.UNSUCCESSFUL:  # an after_unsuccessful message's link: answered after all
         rollups.take_turns(session, [task.site])
-        task.status, task.completed_at = "open", None
+        task.status, task.completed_at = TaskStatus.OPEN, None
         session.flush()
-    result = record_call(session, config, plugins, task.id, outcome="reached", user="patient", now=now,
-                         answers=answers, channel="questionnaire")
+    result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user="patient", now=now,
+                         answers=answers, channel=Channel.QUESTIONNAIRE)
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))
     return result

@@ -161,12 +161,12 @@ def test_the_next_script_knows_how_many_attempts_failed(cli, clinic: str) -> Non
     record(cli, clinic, t, "no_answer", "2026-11-23T10:05+08:00", "--note", "voicemail full")
     record(cli, clinic, t, "busy", "2026-11-23T15:35+08:00")
     sheet = cli("script", str(t), "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "We tried to reach you 2 times before" in sheet
+    assert "We have tried you 2 times before (no answer ×1, busy ×1)" in sheet
     # the card lists the earlier attempts in clinic time, with who and what happened
     assert "2026-11-23 10:05 no_answer (zhang.li): voicemail full" in sheet
     assert "2026-11-23 15:35 busy (zhang.li)" in sheet
     zh = cli("script", str(t), db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "之前给您打过2次电话" in zh
+    assert "之前给您打过2次电话（1次没有人接，1次占线）" in zh
 
 
 # -- the other outcomes -----------------------------------------------------------------------------
@@ -225,14 +225,14 @@ def test_callback_time_only_goes_with_a_callback(cli, clinic: str) -> None:  # t
     assert result.exit_code == 1 and "only goes with outcome callback_requested" in result.output
 
 
-def test_booked_is_for_sales_follow_ups_only(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+def test_booked_is_for_sales_follow_ups_and_calls_that_invite_the_patient_back(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     lead = tid(cli, clinic, "A1", "lead_care")
     data = record(cli, clinic, lead, "booked", "2026-11-23T09:05+08:00", "--answer", "interested_in_booking=yes",
                   user="wang.fang")
     assert data["task"]["status"] == "booked"
     dental = tid(cli, clinic, "D2", "check_1w")
     result = record(cli, clinic, dental, "booked", "2026-11-23T10:05+08:00", ok=False)
-    assert result.exit_code == 1 and "only for sales follow-ups" in result.output
+    assert result.exit_code == 1 and "does not invite the patient back" in result.output
     assert stored(clinic, dental)[0].attempts == 0
 
 

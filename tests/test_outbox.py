@@ -340,3 +340,49 @@ def test_a_notice_the_day_before_a_call_and_the_questionnaire_after_unsuccessful
                                clock=lambda: datetime.fromisoformat("2026-11-25T20:00+08:00")))
     assert client.post(path, data={"pain_level": "2", "sensitivity": "no"}).status_code == 200
     assert tasks(cli, db_url, cfg, "P1")["check_1d"]["status"] == "completed"
+
+
+def test_a_message_is_sent_again_only_on_purpose(cli, tmp_path, db_url, seeded):
+    cfg = seeded
+    _send(cli, db_url, cfg, SEND_AT)
+    first = outbox(cli, db_url, cfg)[0]
+    assert _send(cli, db_url, cfg, "2026-11-24T11:00+08:00")["sent"] == 0
+    again = json.loads(cli("send", "--resend", str(first["id"]), "--format", "json", db=db_url, config=cfg,
+                           now="2026-11-24T11:00+08:00").output)
+    assert again["sent"] == 1
+    rows = [r for r in outbox(cli, db_url, cfg) if r["task_id"] == first["task_id"]]
+    assert [r["status"] for r in rows] == ["sent", "sent"]
+    missing = cli("send", "--resend", "999", db=db_url, config=cfg, now=SEND_AT, ok=False)
+    assert missing.exit_code == 1 and "no message 999" in missing.output
+    csv_out = cli("outbox", "--format", "csv", db=db_url, config=cfg).output
+    assert "13912345678" not in csv_out and "139****5678" in csv_out
+
+
+def test_email_and_wechat_addresses_come_from_the_import(cli, tmp_path, db_url):
+    from clinic_data import write_csv
+
+    cfg = chain(tmp_path, by_sms=())
+    site = cfg.parent / "sites" / "sh-dent.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "  - milestone: dental.scaling.check_1d\n"
+                    "    channel: email\n    fallback: phone\n", encoding="utf-8")
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "  email: {plugin: file, folder: var/messages}", f"  email: {{plugin: file, folder: {tmp_path / 'mail'}}}"),
+        encoding="utf-8")
+    header = ["patient_id", "name", "gender", "birth_date", "phone", "site", "邮箱", "微信openid"]
+    rows = [[*PATIENTS[0], "li.na@example.com", "oUser_12345678"], [*PATIENTS[1], "", ""]]
+    cli("import", str(write_csv(tmp_path / "p.csv", header, rows)), db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    bad = cli("import", str(write_csv(tmp_path / "bad.csv", header, [[*PATIENTS[0], "not-an-email", ""]])),
+              db=db_url, config=cfg, now="2026-11-23T08:00+08:00", ok=False)
+    assert bad.exit_code == 1
+    from clinic_data import EPISODE_HEADER as EH
+
+    cli("import", str(write_csv(tmp_path / "e.csv", EH, EPISODES)), db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    cli("schedule", db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    summary = _send(cli, db_url, cfg, SEND_AT)
+    assert summary["sent"] == 1 and summary["failed"] == 1 and summary["fallbacks"] == 1
+    [mail] = list((tmp_path / "mail").iterdir())
+    text = mail.read_text(encoding="utf-8")
+    assert "To: l***@example.com" in text and "li.na@example.com" not in text
+    failed = next(r for r in outbox(cli, db_url, cfg) if r["status"] == "failed")
+    assert failed["error"] == "no email for this patient"
+    assert tasks(cli, db_url, cfg, "P2")["check_1d"]["channel"] == "phone"

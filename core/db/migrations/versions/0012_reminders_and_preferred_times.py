@@ -1,7 +1,7 @@
 """reminders keep their event; patients may prefer a calling time
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 04:00:00
 
 A reminder (a milestone with ``before:``) keeps the offset of the event it prepares
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
