@@ -99,7 +99,7 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
             locale=patient.locale or site.locale,
             preferred_call_time=patient.preferred_call_time,
         ),
-        occurred_at=episode.occurred_at, now=now, timezone=site.timezone.key, doctor=episode.doctor,
+        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor,
         department=episode.department,
         diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
         failed_attempts=task.failed_attempts,

@@ -588,7 +588,6 @@ class TaskContext(Strict):
     patient: PatientInfo
     occurred_at: datetime
     now: datetime
-    timezone: str | None = None  # the site's (IANA name): local dates in scripts
     doctor: str | None = None
     department: str | None = None
     diagnosis: str | None = None
