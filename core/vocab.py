@@ -101,7 +101,7 @@ OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 #: Episodes of these triggers are sales leads (DOMAIN.md §1).
 SALES_TRIGGERS: tuple[Trigger, ...] = (Trigger.CONSULTATION, Trigger.VISIT_WITHOUT_TREATMENT)
 #: Patients of these triggers were treated: satisfaction questions fit them (not a lead who never came).
-TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE)
+TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE, Trigger.VISIT)
 
 
 def sql_in(values: tuple[str, ...]) -> str:
