@@ -35,6 +35,11 @@ VALUES = {
     "locale": "zh_CN or en (中文/英文): the language of the patient's script",
     "do_not_contact": "yes/no, 是/否, 1/0: sets do-not-contact (an import never lifts it)",
     "email": "for the e-mail channel",
+    "preferred_call_time": "`18:00-20:00` (08:00–21:00), or 上午/下午/傍晚/晚上, morning/afternoon/after work/evening: "
+                           "routine calls go then when their window allows",
+    "birthday": "YYYY-MM-DD: for greetings", "anniversary": "YYYY-MM-DD: for greetings",
+    "value_tier": "the clinic's customer tier (shown on the call card)",
+    "referred_by": "the patient id of whoever referred this patient",
     "wechat_openid": "the patient's WeChat openid, for the WeChat channel",
     "episode_id": "the HIS's visit / encounter number (the key of an update)",
     "specialty": "specialty key or name (dental, 口腔科…)",
