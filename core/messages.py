@@ -75,6 +75,33 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
     "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
     "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- the operating system's reasons, for files that cannot be written
+    "os.ENOENT": ("文件夹不存在", "No such file or directory"),
+    "os.EACCES": ("没有写入权限", "Permission denied"),
+    "os.EPERM": ("没有权限", "Operation not permitted"),
+    "os.EROFS": ("只读文件系统", "Read-only file system"),
+    "os.EISDIR": ("这是一个文件夹", "Is a directory"),
+    "os.ENOSPC": ("磁盘已满", "No space left on device"),
+    # -- report
+    "report_not_your_site": ("{user} 只能查看 {sites} 的报表，不能查看门店 {site}",
+                             "{user} may report on {sites}, not on site {site}"),
+    "report_xlsx_needs_out": ("--format xlsx 生成工作簿：请用 --out 文件名.xlsx 指定",
+                              "--format xlsx writes a workbook: give --out FILE.xlsx"),
+    "report_cannot_write": ("无法写入 --out {out}：{error}", "cannot write --out {out}: {error}"),
+    "period_not_a_period": ("--period {text!r} 不是统计期间：请写成 2026-W47（周）、2026-11（月）或 2026-Q4（季度）",
+                            "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4"),
+    "period_not_a_kind": ("--period {text!r} 不是统计期间：请写成 2026-W47、2026-11 或 2026-Q4"
+                          "（{kind}报表写成 {example}）",
+                          "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4 "
+                          "(for a {kind}: {example})"),
+    "period_wrong_kind": ("--period {text!r} 是{found}，与{kind}报表不符：请写成 {example}（或不指定报表类型）",
+                          "--period {text!r} is a {found}, but the report asked for is a {kind}: "
+                          "write it like {example} or leave out '{kind}'"),
+    "period_kind.week": ("周", "week"),
+    "period_kind.month": ("月", "month"),
+    "period_kind.quarter": ("季度", "quarter"),
+    "period_no_such": ("--period {text!r} 不存在（周 1–52/53，月 1–12）",
+                       "--period {text!r} does not exist (week 1–52/53, month 1–12)"),
     # -- lists
     "wrote": ("已写入 {file}", "wrote {file}"),
     "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
@@ -316,6 +343,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
                              "a landline needs its area code (010-12345678), a foreign number its +country code; "
                              "to import it anyway, use --allow-invalid-phone"),
+    "import_bad_call_time": ("无法识别的方便接听时间 {text!r}（请写 18:00-20:00，或 上午、下午、傍晚、晚上；"
+                             "需在 08:00–21:00 之间）",
+                             "unreadable preferred call time {text!r} (write 18:00-20:00, or morning, afternoon, "
+                             "after work, evening; between 08:00 and 21:00)"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -386,6 +417,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               ", {n} provisional (holiday data not yet published)"),
     "replanned": ("已重新安排 {n} 个暂定任务", "re-placed {n} provisional task(s)"),
 }
+
+
+def os_error(exc: OSError) -> Any:
+    """Why a file could not be written, as a catalogue message when it is a common reason."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return Msg(f"os.{name}") if f"os.{name}" in MESSAGES else (exc.strerror or str(exc))
 
 
 def message(key: str, locale: str | None, /, **values: Any) -> str:

@@ -9,12 +9,16 @@ import click
 from core.cli.main import App
 from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
-from core.messages import message
+from core.messages import message, os_error
 
 
-def _when(state: dict | None) -> str:  # type: ignore[type-arg]
-    """A task's state in a dry run's table: due time and status."""
-    return "—" if state is None else f"{state['due_at'][:16].replace('T', ' ')} {state['status']}"
+def _when(state: dict | None, locale: str | None = None) -> str:  # type: ignore[type-arg]
+    """A task's state in a dry run's table: due time and status (in the reader's words)."""
+    from core.words import word
+
+    if state is None:
+        return "—"
+    return f"{state['due_at'][:16].replace('T', ' ')} {word('status', state['status'], locale)}"
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -106,7 +110,7 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
             sheet.freeze_panes(1, 0)
             book.close()
     except OSError as exc:
-        raise FollowupError(key="init_cannot_write", values={"path": target, "error": exc.strerror or exc}) from None
+        raise FollowupError(key="init_cannot_write", values={"path": target, "error": os_error(exc)}) from None
     try:
         loc = locale or app.ui_locale()
     except FollowupError:  # no chain yet: a template is often the first thing written
@@ -154,9 +158,14 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
         if fmt == "json":
             click.echo(to_json(result.changes))
             return
+        from core.words import word
+
+        loc = app.ui_locale(locale)
         emit([{"task_id": c["task_id"] or "", "episode_id": c["episode_id"], "milestone": c["milestone"],
-               "change": c["change"], "before": _when(c["before"]), "after": _when(c["after"])}
-              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table")
+               "change": word("change", c["change"], loc), "before": _when(c["before"], loc),
+               "after": _when(c["after"], loc)}
+              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table",
+             locale=loc)
     if result.created >= ANALYZE_AFTER and not dry_run:
         from core.db.engine import analyze
 
