@@ -240,10 +240,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "unknown trigger {text!r} (one of: {triggers})"),
     "import_trigger_not_offered": ("专科 {specialty} 没有 {trigger} 类回访的项目（有：{triggers}）",
                                    "{specialty} has no procedure for trigger {trigger} (it has: {triggers})"),
-    "import_trigger_mismatch": ("项目 {procedure} 的回访类型是 {own}，不是 {trigger}",
-                                "procedure {procedure} is followed up as {own}, not {trigger}"),
     "swept": ("，月末补打 {n} 个（{days}）", ", {n} month-end sweep call(s) ({days})"),
-    "greetings_created": ("，节日问候 {n} 个", ", {n} greeting(s)"),
+    "greetings_created": ("，生日/纪念日问候 {n} 个", ", {n} greeting(s)"),
     "card_value_tier": ("客户等级", "Value tier"),
     "card_manners": ("电话礼仪", "Telephone manners"),
     "card_sweep": ("月末补打：本月此前未能联系上（{outcome}），再打一次",
@@ -257,24 +255,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "Never keep the patient on hold for more than a minute; if you need longer, offer to call back."),
     "manners.speaker": ("不要使用免提，保护患者隐私，也让对方听得清楚。",
                         "Do not use the speakerphone: it exposes the patient's privacy and sounds distant."),
-    "greeting.birthday": ("生日问候", "Birthday greeting"),
-    "greeting.anniversary": ("结婚纪念日问候", "Wedding anniversary greeting"),
-    "greeting.sms.birthday": ("{salutation}，{clinic}祝您生日快乐，身体健康，笑口常开！",
-                              "Dear {salutation}, everyone at {clinic} wishes you a very happy birthday!"),
-    "greeting.sms.anniversary": ("{salutation}，{clinic}祝您结婚纪念日快乐，幸福美满！",
-                                 "Dear {salutation}, everyone at {clinic} wishes you a happy wedding anniversary!"),
-    "greeting.call": ("【来电目的】{salutation}您好，我是{clinic}的回访专员。{day}快到了，特地打电话向您送上祝福！"
-                      "\n【说明】只做问候，不推销、不问病情；如对方主动提到不适，请记录并转告医生。"
-                      "\n【结束】祝您{wish}！有需要随时联系我们，再见。（请等对方先挂电话）",
-                      "[Purpose] Hello {salutation}, this is {clinic}. Your {day} is coming up and we wanted to "
-                      "send you our best wishes!\n[Note] A greeting only: no selling, no health questions; if the "
-                      "patient mentions a problem, note it and tell the doctor.\n[Closing] We wish you {wish}! "
-                      "Call us whenever you need us. Goodbye. (Wait for the patient to hang up first.)"),
-    "greeting.day.birthday": ("生日", "birthday"),
-    "greeting.day.anniversary": ("结婚纪念日", "wedding anniversary"),
-    "greeting.wish.birthday": ("生日快乐、身体健康", "a very happy birthday"),
-    "greeting.wish.anniversary": ("纪念日快乐、幸福美满", "a happy anniversary"),
-    # -- escalations, complaints, do-not-contact
     "escalation_resolved": ("上报医生 {id} 已由 {user} 处理完毕。", "Escalation {id} resolved by {user}."),
     "escalation_resolved_late": ("上报医生 {id} 已由 {user} 处理完毕（已超过处理时限）。",
                                  "Escalation {id} resolved by {user} (after its deadline)."),

@@ -146,6 +146,12 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
             bar = progress.add_task("episodes", total=None if replan else total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
                               dry_run=dry_run, provisional_only=replan)
+        swept = greeted = None
+        if not (dry_run or replan):  # beyond the protocols: the month-end sweep and the year's greetings
+            from core.greetings import schedule_greetings
+            from core.sweep import sweep
+
+            swept, greeted = sweep(session, config, now), schedule_greetings(session, config, now)
         if dry_run:
             session.rollback()
     if dry_run:
@@ -165,7 +171,7 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
 
         analyze(url)  # the planner's statistics, for the worklist and reports (docs/performance.md)
     if fmt == "json":
-        click.echo(to_json(result.as_dict()))
+        click.echo(to_json({**result.as_dict(), "swept": swept.swept if swept else 0, "greetings": greeted or 0}))
         return
     loc = app.ui_locale(locale)
     for problem in result.problems:  # protocol problems, for whoever maintains the plugins: English
@@ -177,6 +183,9 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
         + (message("scheduled_suppressed", loc, n=result.suppressed) if result.suppressed else "")
         + (message("scheduled_provisional", loc, n=result.provisional) if result.provisional else "")
         + (message("scheduled_dry_run", loc) if dry_run else "")
+        + (message("swept", loc, n=swept.swept, days=", ".join(f"{k} {v}" for k, v in swept.by_site.items()))
+           if swept and swept.swept else "")
+        + (message("greetings_created", loc, n=greeted) if greeted else "")
     )
 
 
