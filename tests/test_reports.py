@@ -255,7 +255,8 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
         "responded_within_3d_rate": 1.0,
         "overdue": 0,
         "closed": 1,
-        "by_category": [
+        "by_category": [  # the one complaint, under each of its categories
+            {"category": "other", "opened": 1, "label": "其他"},
             {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
         ],
     }

@@ -276,11 +276,13 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     ),
     "complaints": (
         "统计期间内新建的投诉；3天内答复 = 答复时间不晚于期限（"
-        "建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限。",
+        "建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限；"
+        "一通电话一条投诉，按类别统计时计入它涉及的每个类别。",
         "Complaints opened in the period; answered within"
         " 3 days = responded no later than their deadline "
         "(3 days after opening); overdue = not closed, not"
-        " answered and past the deadline when the report was made.",
+        " answered and past the deadline when the report was made;"
+        " one complaint per call, counted under each of its categories.",
     ),
     "escalations": (
         "统计期间内转给医生的红旗问题；已超期 = 截至报表生成时未处理完且已过处理时限；"

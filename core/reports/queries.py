@@ -664,11 +664,12 @@ def complaint_figures(
         .mappings()
         .one()
     )
-    categories = session.execute(
-        select(Complaint.category, func.count().label("n"))
-        .where(*where)
-        .group_by(Complaint.category)
-    ).all()
+    # One call's complaint counts under each of its categories (core/calls.py merges them; issue 14 item 14).
+    per_category: dict[str, int] = {}
+    for category, several in session.execute(select(Complaint.category, Complaint.categories).where(*where)):
+        for c in dict.fromkeys(several or [category]):
+            per_category[c] = per_category.get(c, 0) + 1
+    categories = list(per_category.items())
     opened = _int(row["opened"])
     return {
         "opened": opened,
