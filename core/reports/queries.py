@@ -740,6 +740,34 @@ def open_complaints(
     ]
 
 
+def open_escalations(
+    session: Session, scope: Scope, end: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """Escalations not resolved when the report is made, opened before the period ended: overdue first."""
+    query = (
+        select(Escalation, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == Escalation.patient_id)
+        .where(
+            Escalation.status != "resolved",
+            Escalation.opened_at < end,
+            Escalation.site.in_(scope.sites),
+            *_specialty_tasks(scope, Escalation.task_id),
+        )
+        .order_by(Escalation.due_at, Escalation.id)
+    )
+    rows = [
+        {
+            "escalation": e,
+            "patient_id": ext,
+            "patient_name": name,
+            "phone": phone,
+            "overdue": e.due_at is not None and e.due_at < now,
+        }
+        for e, ext, name, phone in session.execute(query)
+    ]
+    return sorted(rows, key=lambda r: not r["overdue"])
+
+
 # -- sales, coordinators, unreachable --------------------------------------------------------------
 def sales_figures(counts: dict[str, int]) -> dict[str, Any]:
     """Leads counted per episode: a lead with two calls in the period is one lead."""
