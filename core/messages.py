@@ -336,6 +336,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
                              "a landline needs its area code (010-12345678), a foreign number its +country code; "
                              "to import it anyway, use --allow-invalid-phone"),
+    "import_bad_call_time": ("无法识别的方便接听时间 {text!r}（请写 18:00-20:00，或 上午、下午、傍晚、晚上；"
+                             "需在 08:00–21:00 之间）",
+                             "unreadable preferred call time {text!r} (write 18:00-20:00, or morning, afternoon, "
+                             "after work, evening; between 08:00 and 21:00)"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),

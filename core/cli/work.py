@@ -234,7 +234,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("患者", "Patient"), ("电话", "Phone"), ("方便接听", "Best time to call"), ("年龄", "Age"),
+        ("性别", "Gender"), ("项目", "Procedure"),
         ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
@@ -244,6 +245,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     values = (
         f"{context.patient.name} ({context.patient.external_id})",
         phone or "—",
+        context.patient.preferred_call_time or "—",
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
