@@ -119,6 +119,10 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     """The milestone a task was scheduled from, with the task's own offset/window snapshot."""
     found = {m.key: m for _, m in plugins.milestones(task.specialty, task.procedure)}
     base = found.get(task.milestone)
+    if base is None and task.purpose == "greeting":  # core/greetings.py: its own names and script, no survey
+        from core.greetings import greeting_milestone
+
+        return greeting_milestone(task)
     if base is None:  # extra calls and milestones since removed from the protocol
         return Milestone(
             key=task.milestone, purpose=task.purpose,

@@ -390,9 +390,14 @@ class ChainConfig:
         try:
             return self.sites[code]
         except KeyError:
+            from core.messages import Msg
+
             near = difflib.get_close_matches(code, list(self.sites), n=1)
-            hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise ConfigError([f"unknown site {code!r}{hint} (sites: {', '.join(self.sites)})"]) from None
+            text = Msg("import_unknown_site", site=code, hint=Msg("did_you_mean", suggestion=near[0]) if near else "",
+                       sites=", ".join(self.sites))
+            error = ConfigError([str(text)])
+            error.msg = text  # a coordinator reads it in their language
+            raise error from None
 
     def timezone_of(self, code: str) -> ZoneInfo:
         """The site's timezone; the chain's default for a site no longer configured (old rows)."""

@@ -342,7 +342,9 @@ TEMPLATE_NAMES = {
     "patient_id": "患者编号", "name": "姓名", "gender": "性别", "birth_date": "出生日期", "phone": "手机号",
     "site": "门店", "locale": "语言", "do_not_contact": "勿扰", "episode_id": "就诊编号", "specialty": "专科",
     "procedure": "项目", "occurred_at": "手术/出院/就诊时间", "doctor": "主治医生", "department": "科室",
-    "diagnosis": "诊断", "notes": "备注",
+    "diagnosis": "诊断", "notes": "备注", "email": "电子邮箱", "wechat_openid": "微信openid",
+    "preferred_call_time": "方便接听时间", "birthday": "生日", "anniversary": "纪念日", "value_tier": "客户等级",
+    "referred_by": "推荐人",
 }
 
 

@@ -21,7 +21,7 @@ scheduling uses the same placer through :meth:`Planner.placer`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from core.config import ChainConfig, Site
@@ -213,6 +213,38 @@ class Planner:
         timing = Timing(since_event(target), since_event(target), since_event(window_end), Urgency.ROUTINE)
         times = MilestoneTimes(target=target, window_start=target, window_end=window_end)
         return timing, self._plan(times, Urgency.ROUTINE, None)
+
+    def greeting(self, anchor: datetime, day: date, days_before: int) -> tuple[Timing, Plan]:
+        """A birthday or anniversary greeting: from ``days_before`` days before ``day`` to the day itself,
+        in a calling window of a working day (an SMS too: never at night). Its timing is kept from the
+        episode's event, like an extra call's."""
+        tz = self.tz
+        start = datetime.combine(day - timedelta(days=days_before), time(), tz)
+        end = datetime.combine(day + timedelta(days=1), time(), tz)
+
+        def since_event(moment: datetime) -> Duration:
+            return Duration(amount=max(0, int((moment - anchor).total_seconds() // 60)), unit="min")
+
+        timing = Timing(since_event(start), since_event(start), since_event(end), Urgency.ROUTINE)
+        return timing, self._plan(MilestoneTimes(target=start, window_start=start, window_end=end),
+                                  Urgency.ROUTINE, None)
+
+    def sweep(self, now: datetime, days: list[int]) -> datetime | None:
+        """The month-end sweep's call: the first calling slot, from now, on this month's sweep days that
+        are working days (the next working day's when none of them is); None once they are past."""
+        local = now.astimezone(self.tz)
+        today = local.date()
+        last = today.replace(day=max(days))
+        if last < today:
+            return None
+        for number in sorted(days):
+            day = today.replace(day=number)
+            if day < today:
+                continue
+            for start, end in self.placer.slots(day):
+                if local < end:
+                    return max(start, local)
+        return self.placer.next_slot(max(local, datetime.combine(last + timedelta(days=1), time(), self.tz)))
 
 
 def callback_problem(site: Site, at: datetime, now: datetime) -> tuple[str, dict[str, Any]] | None:

@@ -590,6 +590,7 @@ def _state(task: Any, tz: Any) -> dict[str, Any]:
 EPISODE_CANCELLED = "episode_cancelled"
 MILESTONE_REMOVED = "milestone_no_longer_applies"
 EXTRA_CALL = "extra_call"  # the purpose of a call added during a call: not in any protocol
+GREETING = "greeting"  # the purpose of a birthday or anniversary greeting (core/greetings.py): nor is this
 
 
 class _Reconciler:
@@ -631,7 +632,7 @@ class _Reconciler:
                 continue
             if milestone is None:
                 keep = task.status == TaskStatus.CANCELLED or (
-                    task.purpose == EXTRA_CALL and status == EpisodeStatus.ACTIVE)
+                    task.purpose in (EXTRA_CALL, GREETING) and status == EpisodeStatus.ACTIVE)
                 if keep:
                     result.unchanged += 1
                 else:

@@ -63,6 +63,7 @@ class Trigger(StrEnum):
     MISSED_APPOINTMENT = "missed_appointment"
     INTERRUPTION = "interruption"
     VISIT = "visit"  # the next-day call after a paid visit (seed 002)
+    GREETING = "greeting"  # a birthday or anniversary greeting (core/greetings.py): not an episode's trigger
 
 
 class EpisodeStatus(StrEnum):

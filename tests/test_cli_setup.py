@@ -26,7 +26,7 @@ def test_help_does_not_import_the_database_layer() -> None:
 def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     first = cli("demo", "--locale", "en", db=db, now=NOW)
-    assert "Imported 22 new patients and 23 new episodes" in first.output
+    assert "Imported 26 new patients and 27 new episodes" in first.output
     for site in ("SH-DENT", "SH-AES", "BJ-HOSP"):
         assert f"({site}) — 2026-11-23" in first.output
     assert "followup worklist" in first.output  # tells the user what to try next
@@ -34,7 +34,7 @@ def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None: 
     again = cli("demo", "--locale", "en", db=db, now=NOW)
     assert "Imported 0 new patients and 0 new episodes; scheduled 0 new follow-up tasks" in again.output
     fresh = cli("demo", "--fresh", db=db, now=NOW)  # the chain's language: zh_CN
-    assert "已导入新患者 22 位" in fresh.output and "接下来可以试试" in fresh.output
+    assert "已导入新患者 26 位" in fresh.output and "接下来可以试试" in fresh.output
     tasks = json.loads(cli("tasks", "--format", "json", db=db, now=NOW).output)
     assert {t["specialty"] for t in tasks} == {"dental", "aesthetic", "hair", "inpatient"}
 

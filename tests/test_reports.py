@@ -371,7 +371,9 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     own = report_json(cli, db_url, user="zhang.li")
     assert own["period"]["sites"] == ["SH-DENT"] and own["figures"]["due"] == 7
     refused = report(cli, db_url, "--site", "SH-AES", user="zhang.li", ok=False)
-    assert refused.exit_code == 1 and "not on site SH-AES" in refused.output
+    assert refused.exit_code == 1 and "不能查看门店 SH-AES" in refused.output  # her language: the chain's
+    english = report(cli, db_url, "--site", "SH-AES", "--locale", "en", user="zhang.li", ok=False)
+    assert "not on site SH-AES" in english.output
 
 
 # -- one set of figures, five formats --------------------------------------------------------------
@@ -584,6 +586,13 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     assert before["period"]["label"] == "2026-Q2"
 
 
+def english_words_of(text: str) -> list[str]:
+    from core.plugins import get_plugins
+    from tests.test_zh_screens import NAMES, _codes, english_words
+
+    return english_words(text, NAMES | _codes(get_plugins()) | {"nope", "November"})  # what was typed
+
+
 def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     """Each mistake gives one line naming it (the runner re-raises any traceback)."""
     missing = tmp_path / "no-such-dir"
@@ -598,9 +607,12 @@ def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-unty
         (("--format", "csv", "--out", str(missing / "r.csv")), "cannot write --out"),
         (("--format", "xlsx", "--out", str(missing / "r.xlsx")), "cannot write --out"),
     ):
-        result = report(cli, db_url, *args, ok=False)
+        result = report(cli, db_url, *args, "--locale", "en", ok=False)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], (args, result.output)
+        chinese = report(cli, db_url, *args, ok=False)  # the chain's language: zh_CN
+        assert chinese.exit_code == 1 and chinese.output.startswith("错误："), chinese.output
+        assert english_words_of(chinese.output) == [], chinese.output
     assert not missing.exists()
 
 

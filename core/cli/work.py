@@ -69,7 +69,7 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, l
         _worklist_table(app, rows, what, sites, app.ui_locale(locale))
     else:
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt, bom=bom)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid", "value_tier"], fmt, bom=bom)
 
 
 def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]:
@@ -114,7 +114,7 @@ def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tup
         cells.append([
             *([r["site"]] if many_sites else []),
             ",".join(map(str, r["task_ids"])),
-            f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+            f"{'★ ' if r.get('value_tier') else ''}{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
             "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
         ])
         styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))

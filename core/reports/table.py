@@ -122,9 +122,11 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             L("qa_avg_score"),
             right=(1, 2, 3, 4, 5, 6),
         )
+        # the username is an id: on its own line, never folded
+        coord.columns[0].min_width = max(len(row["coordinator"]) + 2 for row in report["coordinators"])
         for row in report["coordinators"]:
             coord.add_row(
-                f"{row['name']} ({row['coordinator']})",
+                f"{row['name']}\n({row['coordinator']})",
                 str(row["attempts"]),
                 str(row["reached"]),
                 num(row["calling_hours"]),
