@@ -437,7 +437,8 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
 
     from core.db.engine import get_engine
     from core.db.models import Episode, Patient
-    from core.scheduling import task_rows
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from reference import task_rows  # the plain per-episode reference (tests/reference.py)
 
     config, protocols = chain.config, chain.protocols
     engine = get_engine(db.url)
@@ -461,7 +462,7 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
                 ep, site, protocols.milestones(site, ep.specialty, ep.procedure),
                 calendar=site.calendar(config),
                 max_attempts=protocols.max_attempts(site, ep.specialty, ep.procedure),
-                now=SCHEDULE_NOW, do_not_contact=bool(ep.do_not_contact),
+                now=SCHEDULE_NOW, do_not_contact=bool(ep.do_not_contact), config=config,
             ):
                 out.append(tuple(raw.value(row.get(c)) for c in columns))
         yield out
@@ -606,7 +607,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
             raw.load("answers", ans_cols, [tuple(raw.value(v) for v in row) for row in answers])
             raw.load("bench_calls", upd_cols, [tuple(raw.value(v) for v in row) for row in updates])
         raw.execute(
-            "UPDATE tasks SET status = u.status, attempts = u.attempts, failed_attempts = u.failed_attempts, "
+            "UPDATE tasks SET status = u.status, attempts = u.attempts, attempts_logged = u.attempts, "
+            "failed_attempts = u.failed_attempts, "
             "next_attempt_at = u.next_attempt_at, completed_at = u.completed_at "
             "FROM bench_calls AS u WHERE tasks.id = u.id")
         raw.execute("DROP TABLE bench_calls")
@@ -810,8 +812,9 @@ def _reset_claims(db: Database) -> None:
     from sqlalchemy import text
 
     from core.db.engine import get_engine
+    from core.db.uow import outside
 
-    with get_engine(db.url).begin() as conn:
+    with get_engine(db.url).begin() as conn, outside(conn):  # a benchmark's reset, not a writer
         conn.execute(text("UPDATE tasks SET assignee = NULL, claimed_until = NULL WHERE assignee IS NOT NULL"))
         conn.execute(text("DELETE FROM audit_log WHERE action = 'claim'"))
     analyze(db)

@@ -32,17 +32,17 @@ and the same rounds run alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import ARRAY, Integer, and_, bindparam, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from core.audit import audit_many
 from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
+from core.db.uow import outside, unit_of_work
 from core.tasklist import local_iso
 from core.vocab import TaskStatus, Urgency
 from core.worklist import end_of_day
@@ -92,7 +92,7 @@ def _held_by_colleague() -> Any:
 
 
 @lru_cache(maxsize=16)
-def _statements(groups: int, postgres: bool) -> tuple[Any, Any, Any]:
+def _statements(groups: int, postgres: bool, tiers: tuple[str, ...]) -> tuple[Any, Any, Any]:
     """The three statements of a round, built once per shape (building them costs more CPU than running them):
     the candidates, the lock, the update. Parameters: see :func:`_eligible`, and ``tried``, ``rows``,
     ``pool``, ``need``, ``user``, ``until``."""
@@ -104,6 +104,9 @@ def _statements(groups: int, postgres: bool) -> tuple[Any, Any, Any]:
         .order_by(rank, Task.next_attempt_at, Task.id)
         .limit(bindparam("rows"))
     )
+    if tiers:  # valued patients next after clinical calls, as on the worklist
+        candidates = candidates.join(Patient, Patient.id == Task.patient_id).order_by(None).order_by(
+            rank, _tier_rank(tiers), Task.next_attempt_at, Task.id)
     lock = select(Patient.id).where(Patient.id.in_(bindparam("pool", expanding=True)),
                                     Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False),
                                     ~_held_by_colleague())
@@ -150,37 +153,40 @@ def claim(
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
     cutoffs = _cutoffs(config, sites, now, day)
     postgres = session.get_bind().dialect.name == "postgresql"
-    candidates, lock, take = _statements(len(cutoffs), postgres)
+    tiers = tuple(t.casefold() for t in config.model.value_tiers)
+    candidates, lock, take = _statements(len(cutoffs), postgres, tiers)
     params: dict[str, Any] = {"now": now, "user": user, "until": until}
     for i, (cutoff, codes) in enumerate(cutoffs.items()):
         params[f"sites_{i}"], params[f"cutoff_{i}"] = codes, cutoff
-    rows: list[Any] = []
-    claimed: set[int] = set()
-    tried: set[int] = set()
-    while len(claimed) < count:
-        need = count - len(claimed)
-        # More candidates than needed: claimers running at once lock different ones of the same pool.
-        pool = _candidates(session, candidates, params, tried, need * POOL)
-        if not pool:
-            break
-        if postgres:
-            locked = list(session.execute(lock, {**params, "pool": pool, "order": pool, "need": need}).scalars())
-        else:  # no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises the claims
-            free = set(session.execute(lock, {**params, "pool": pool}).scalars())
-            locked = [pid for pid in pool if pid in free][:need]
-        if not locked:  # the pool is all held by claims in flight or not to be called: look further
-            tried.update(pool)
-            continue
-        tried.update(locked)
-        got = session.execute(take, {**params, "locked": locked}).all()
-        rows += got
-        claimed.update(patient for _, patient, _ in got)
-    rows.sort()
-    audit_many(session, [
-        dict(user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
-             detail={"until": local_iso(until, config.timezone_of(site))})
-        for task_id, patient_id, site in rows
-    ])
+    # a claim changes no day count: no turns, so it never waits for the sites' calls (core/db/uow.py)
+    with unit_of_work(session, config, sites=sites, user=user, now=now, action="claim", turns=False) as uow:
+        rows: list[Any] = []
+        claimed: set[int] = set()
+        tried: set[int] = set()
+        while len(claimed) < count:
+            need = count - len(claimed)
+            # More candidates than needed: claimers running at once lock different ones of the same pool.
+            pool = _candidates(session, candidates, params, tried, need * POOL)
+            if not pool:
+                break
+            if postgres:
+                locked = list(session.execute(lock, {**params, "pool": pool, "order": pool, "need": need}).scalars())
+            else:  # no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises the claims
+                free = set(session.execute(lock, {**params, "pool": pool}).scalars())
+                locked = [pid for pid in pool if pid in free][:need]
+            if not locked:  # the pool is all held by claims in flight or not to be called: look further
+                tried.update(pool)
+                continue
+            tried.update(locked)
+            got = session.execute(take, {**params, "locked": locked}).all()
+            rows += got
+            claimed.update(patient for _, patient, _ in got)
+        rows.sort()
+        uow.audit_many("claim", [
+            dict(entity="task", entity_id=task_id, patient_id=patient_id,
+                 detail={"until": local_iso(until, config.timezone_of(site))})
+            for task_id, patient_id, site in rows
+        ])
     return [task_id for task_id, _, _ in rows]
 
 
@@ -197,12 +203,16 @@ def naive_select(session: Session, *, sites: list[str], count: int, now: datetim
 
 
 def naive_update(session: Session, ids: list[int], *, user: str, until: datetime) -> None:
-    """Step 2 of the naive claim: write the hold without re-checking that the tasks are still free."""
+    """Step 2 of the naive claim: write the hold without re-checking that the tasks are still free.
+
+    Deliberately outside a unit of work, like everything about the naive claim (a negative control).
+    """
     if ids:
-        session.execute(
-            update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=until)
-            .execution_options(synchronize_session=False)
-        )
+        with outside(session):
+            session.execute(
+                update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def naive_claim(
@@ -222,9 +232,18 @@ def naive_claim(
     return ids
 
 
-def release(session: Session, task_ids: list[int], user: str) -> int:
-    result = session.execute(
-        update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == TaskStatus.OPEN)
-        .values(claimed_until=None).execution_options(synchronize_session=False)
-    )
+def release(session: Session, task_ids: list[int], user: str, now: datetime | None = None) -> int:
+    with unit_of_work(session, user=user, now=now or datetime.now(UTC), action="release", turns=False):
+        result = session.execute(
+            update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == TaskStatus.OPEN)
+            .values(claimed_until=None).execution_options(synchronize_session=False)
+        )
     return result.rowcount or 0
+
+
+def _tier_rank(tiers: tuple[str, ...]) -> Any:
+    """Valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank, in SQL)."""
+    if not tiers:
+        return literal(0)
+    return case({tier: rank for rank, tier in enumerate(tiers)}, value=func.lower(Patient.value_tier),
+                else_=len(tiers))

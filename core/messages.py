@@ -39,6 +39,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "demo_try_script": ("一通电话该说什么（英文话术）", "what to say on one call"),
     "demo_try_protocols": ("门店的第 5 天拆鼻夹板设置", "the site's day-5 splint override"),
     "demo_try_report": ("上周的数据", "last week's figures"),
+    "demo_try_outbox": ("发给患者的短信、微信和邮件", "messages to patients"),
+    "demo_messages": ("\n消息（短信、微信、邮件）：", "\nMessages (SMS, WeChat, email):"),
+    "demo_messages_sent": ("  本次发送 {n} 条；演示环境把每条消息写成文件，存放在 {folder}（见 docs/channels.md）。",
+                           "  {n} sent now; the demo writes each message to a file in {folder} (docs/channels.md)."),
+    "demo_messages_queued": ("  另有 {n} 条等待发送：followup send（安静时段不发送）。",
+                             "  {n} queued for later: followup send (never in quiet hours)."),
+    "demo_messages_link": ("  打开患者问卷：先运行 followup serve，再在浏览器打开\n  {link}",
+                           "  Open a patient's questionnaire: run followup serve, then open\n  {link}"),
     # -- finding the chain, followup init
     "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
                  "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
@@ -67,6 +75,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
     "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
     "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- the operating system's reasons, for files that cannot be written
+    "os.ENOENT": ("文件夹不存在", "No such file or directory"),
+    "os.EACCES": ("没有写入权限", "Permission denied"),
+    "os.EPERM": ("没有权限", "Operation not permitted"),
+    "os.EROFS": ("只读文件系统", "Read-only file system"),
+    "os.EISDIR": ("这是一个文件夹", "Is a directory"),
+    "os.ENOSPC": ("磁盘已满", "No space left on device"),
+    # -- db upgrade, db recount
+    "db_at_revision": ("{url}：数据库版本 {revision}", "{url}: at revision {revision}"),
+    "db_counts_agree": ("报表的每日计数和任务的拨打计数与明细一致",
+                        "report day counts and task attempt counters agree with the rows"),
+    "db_recounted": ("报表的每日计数已重新统计", "report day counts recounted"),
+    "db_recounted_timezone": ("报表的每日计数已按集团时区重新统计",
+                              "report day counts recounted for the chain's timezone"),
+    # -- report
+    "report_not_your_site": ("{user} 只能查看 {sites} 的报表，不能查看门店 {site}",
+                             "{user} may report on {sites}, not on site {site}"),
+    "report_xlsx_needs_out": ("--format xlsx 生成工作簿：请用 --out 文件名.xlsx 指定",
+                              "--format xlsx writes a workbook: give --out FILE.xlsx"),
+    "report_cannot_write": ("无法写入 --out {out}：{error}", "cannot write --out {out}: {error}"),
+    "period_not_a_period": ("--period {text!r} 不是统计期间：请写成 2026-W47（周）、2026-11（月）或 2026-Q4（季度）",
+                            "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4"),
+    "period_not_a_kind": ("--period {text!r} 不是统计期间：请写成 2026-W47、2026-11 或 2026-Q4"
+                          "（{kind}报表写成 {example}）",
+                          "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4 "
+                          "(for a {kind}: {example})"),
+    "period_wrong_kind": ("--period {text!r} 是{found}，与{kind}报表不符：请写成 {example}（或不指定报表类型）",
+                          "--period {text!r} is a {found}, but the report asked for is a {kind}: "
+                          "write it like {example} or leave out '{kind}'"),
+    "period_kind.week": ("周", "week"),
+    "period_kind.month": ("月", "month"),
+    "period_kind.quarter": ("季度", "quarter"),
+    "period_no_such": ("--period {text!r} 不存在（周 1–52/53，月 1–12）",
+                       "--period {text!r} does not exist (week 1–52/53, month 1–12)"),
     # -- lists
     "wrote": ("已写入 {file}", "wrote {file}"),
     "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
@@ -102,14 +144,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- record: what one call changed
     "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
                  "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "not_counted": ("  本次不计入失败次数：距上一次计入的失败拨打（{at}）不足 {min_gap}，视为同一次尝试",
+                    "  not counted towards the failed attempts: less than {min_gap} after the counted failed "
+                    "attempt at {at}, so the same try"),
     "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
     "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
                              "  next attempt: {at}  (past the window: overdue)"),
     "action": ("  → {kind}：{reason}", "  → {kind}: {reason}"),
     "action_id": (" [#{id}]", " [#{id}]"),
+    "action_handler": ("（先交{handler}处理）", " (first to the {handler})"),
+    "action_assignee": ("（{assignee}，时限 {due}）", " ({assignee}, due {due})"),
     "action.escalate": ("上报医生", "escalate"),
     "action.complaint": ("投诉", "complaint"),
-    "action.referral": ("转诊", "referral"),
+    "action.referral": ("转介绍", "referral"),
     "action.extra_call": ("追加回访", "extra_call"),
     "action.record_dates": ("记录日期", "record_dates"),
     "action.fix_phone": ("更正号码", "fix_phone"),
@@ -131,16 +178,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "unknown outcome {outcome!r} (one of: {choices})"),
     "task_not_open": ("任务 {id} 的状态是 {status}，不是待回访：无需记录",
                       "task {id} is {status}, not open: nothing to record"),
+    "task_final": ("任务 {id} 的状态已是 {status}，不是待回访：{by} 于 {at} 记录了最后一次拨打，无需再记录",
+                   "task {id} is {status}, not open: {by} recorded its last attempt at {at}; nothing to record"),
     "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
                   "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
-    "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",
-                         "outcome 'booked' is only for sales follow-ups; {procedure} is not one"),
     "callback_needs_time": ("通话结果 callback_requested 需要 --callback-at（患者希望回电的时间）",
                             "outcome callback_requested needs --callback-at (when the patient asked to be called)"),
     "callback_only_with_request": ("--callback-at 只能与通话结果 callback_requested 一起使用，不能与 {outcome!r}",
                                    "--callback-at only goes with outcome callback_requested, not {outcome!r}"),
     "answers_only_when_reached": ("只有联系到患者时才能记录回答，{outcome!r} 不行",
                                   "answers can only be recorded when the patient was reached, not with {outcome!r}"),
+    "question_treated_only": ("问题 {key} 只问接受过治疗的患者（这位患者没有在这里治疗过）",
+                              "question {key} is asked only of patients who were treated (this patient was not)"),
     "unknown_question": ("未知的问题 {key!r}（此任务的问题：{keys}）",
                          "unknown question {key!r} (this task asks: {keys})"),
     "callback_in_past": ("回电时间 {at} 已过（现在是 {now}）", "callback time {at} is not in the future (now {now})"),
@@ -156,8 +205,74 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "{key}: expected one of {values} (or 1–{n}), got {text!r}"),
     "answer_empty": ("{key}：回答为空", "{key}: empty answer"),
     "answer_problems": ("{problems}", "{problems}"),  # every problem of one call's answers, joined
-    # -- escalations, complaints, do-not-contact
+    # -- follow-ups beyond the protocol (issue 15): bookings, sweep, QA, referrals, greetings, manners
+    "answer_month_day": ("{key}：请写成 月-日（如 05-12 或 5月12日），收到的是 {text!r}",
+                         "{key}: write a month and day (e.g. 05-12 or 12 May), got {text!r}"),
+    "booked_needs_time": ("在 {milestone} 上预约需要 --booked-at（约好的到院时间）",
+                          "a booking on {milestone} needs --booked-at (when the patient will come)"),
+    "booked_at_only_with_booked": ("--booked-at 只能与通话结果 booked 一起使用，不能与 {outcome!r}",
+                                   "--booked-at only goes with outcome booked, not {outcome!r}"),
+    "booked_at_prompt": ("约好的到院时间（ISO 格式，如 2026-12-10T10:00；咨询转化可回车跳过）",
+                         "Appointment time (ISO, e.g. 2026-12-10T10:00; Enter to skip for sales follow-ups)"),
+    "booked_at_past": ("预约时间 {at} 已过（现在是 {now}）", "the booking time {at} is not in the future (now {now})"),
+    "booked_not_inviting": ("{milestone}（{purpose}）不是邀请患者回院的回访，不能记录 booked；"
+                            "可以预约的节点：复查、拆线、邀约、改约、修复提醒、咨询转化",
+                            "{milestone} ({purpose}) does not invite the patient back, so it cannot be 'booked'; "
+                            "bookable: reviews, suture removal, invitations, rebooking, restoration reminders, sales"),
+    "recording_only_attempted": ("--recording 只能用于接通的电话（reached、booked 等），不能与 {outcome!r}",
+                                 "--recording goes with a connected call, not with {outcome!r}"),
+    "qa_bad_week": ("{text!r} 不是 ISO 周（请写成 2026-W48）", "{text!r} is not an ISO week (write it like 2026-W48)"),
+    "qa_no_attempt": ("通话记录 {id} 不存在", "no attempt {id}"),
+    "qa_not_connected": ("通话记录 {id} 的结果是 {outcome}：只有接通的电话可以评分",
+                         "attempt {id} was {outcome}: only connected calls are scored"),
+    "qa_supervisors_only": ("{user} 不是主管：只有 supervisor 或 admin 可以给通话评分",
+                            "{user} is not a supervisor: only a supervisor or admin scores calls"),
+    "qa_own_call": ("不能给自己的通话评分（通话记录 {id}）", "you cannot score your own call (attempt {id})"),
+    "qa_scored": ("已评分 通话记录 {id}：{score} 分（{who}，{at}）", "Scored attempt {id}: {score} ({who}, {at})"),
+    "qa_sampled": ("{week}：抽查 {n} 通电话（每位回访员最多 {per} 通，固定随机种子，可重复）",
+                   "{week}: {n} call(s) to review (up to {per} per coordinator, fixed seed: the same pick every time)"),
+    "import_not_month_day": ("{text!r} 不是月-日（请写成 05-12、1990-05-12 或 5月12日）",
+                             "{text!r} is not a month and day (write 05-12, 1990-05-12 or 12 May)"),
+    "import_unknown_referrer": ("推荐人 {patient!r} 既不在数据库中，也不在此文件中",
+                                "referrer {patient!r} is neither in the database nor in this file"),
+    "import_self_referral": ("患者不能推荐自己", "a patient cannot refer themselves"),
+    "import_unknown_trigger": ("未知的回访类型 {text!r}（可选：{triggers}）",
+                               "unknown trigger {text!r} (one of: {triggers})"),
+    "import_trigger_not_offered": ("专科 {specialty} 没有 {trigger} 类回访的项目（有：{triggers}）",
+                                   "{specialty} has no procedure for trigger {trigger} (it has: {triggers})"),
+    "swept": ("，月末补打 {n} 个（{days}）", ", {n} month-end sweep call(s) ({days})"),
+    "greetings_created": ("，生日/纪念日问候 {n} 个", ", {n} greeting(s)"),
+    "card_value_tier": ("客户等级", "Value tier"),
+    "card_manners": ("电话礼仪", "Telephone manners"),
+    "card_sweep": ("月末补打：本月此前未能联系上（{outcome}），再打一次",
+                   "Month-end sweep: unreachable earlier this month ({outcome}); one more try"),
+    "manners.ring": ("拨出后耐心等铃声响够（约十声）再挂断，对方可能正走过来接。",
+                     "Let it ring long enough (about ten rings) before you hang up; "
+                     "the patient may be on the way to the phone."),
+    "manners.redial": ("通话意外中断时立即回拨，并先说明刚才断线了。",
+                       "If the call drops, redial at once and say the line was cut."),
+    "manners.hold": ("请对方稍等时不要超过一分钟；需要更久就先挂断，约好时间回电。",
+                     "Never keep the patient on hold for more than a minute; if you need longer, offer to call back."),
+    "manners.speaker": ("不要使用免提，保护患者隐私，也让对方听得清楚。",
+                        "Do not use the speakerphone: it exposes the patient's privacy and sounds distant."),
     "escalation_resolved": ("上报医生 {id} 已由 {user} 处理完毕。", "Escalation {id} resolved by {user}."),
+    "escalation_resolved_late": ("上报医生 {id} 已由 {user} 处理完毕（已超过处理时限）。",
+                                 "Escalation {id} resolved by {user} (after its deadline)."),
+    "escalation_opened": ("已上报医生 {id}：{assignee}，请在 {due} 前处理。",
+                          "Escalation {id} opened: {assignee}, due by {due}."),
+    "escalation_acknowledged": ("上报医生 {id} 已由 {user} 确认收到，处理时限 {due}。",
+                                "Escalation {id} acknowledged by {user}; due by {due}."),
+    "no_assignee": ("未指定医生（请在站点配置 on_call_doctor）", "no doctor assigned (set the site's on_call_doctor)"),
+    "escalation_needs_reason": ("上报医生需要写明原因：--reason \"……\"",
+                                "an escalation needs a reason: --reason \"...\""),
+    "unknown_severity": ("未知的紧急程度 {severity!r}（可选：{choices}）",
+                         "unknown severity {severity!r} (choices: {choices})"),
+    "escalation_not_yours": ("上报医生 {id} 由 {assignee} 负责，{user} 不能处理",
+                             "escalation {id} is assigned to {assignee}, not {user}"),
+    "escalation_unassigned": ("上报医生 {id} 尚未指定医生：须由医生确认或处理",
+                              "escalation {id} has no assignee yet: a doctor must take it"),
+    "due_by": ("时限 {due}", "due {due}"),
+    "escalation_already_acknowledged": ("上报医生 {id} 已确认过", "escalation {id} was already acknowledged"),
     "no_escalation": ("上报医生记录 {id} 不存在", "no escalation {id}"),
     "escalation_already_resolved": ("上报医生 {id} 已由 {user} 处理过",
                                     "escalation {id} was already resolved by {user}"),
@@ -198,6 +313,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "patient {patient} is not a patient of {sites} ({user} works there)"),
     # -- import and schedule
     "importing": ("正在导入 {file}", "importing {file}"),  # the progress bar's label
+    "scheduling": ("正在排期", "scheduling"),
     "file_not_found": ("{file}：文件不存在", "{file}: file not found"),
     "imported": ("{file}：已导入 患者 新增 {pc}、更新 {pu}、未变 {pn}；就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
                  "{file}: imported patients {pc} new, {pu} updated, {pn} unchanged; "
@@ -217,6 +333,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "import_whole_file": ("文件", "file"),
     "import_missing": ("缺少必填值", "required value is missing"),
     "import_too_long": ("超过 {n} 个字符", "longer than {n} characters"),
+    "import_unknown_episode_status": ("无法识别的就诊状态 {text!r}（可用：{choices}）",
+                                      "unknown episode status {text!r} (use one of: {choices})"),
     "import_not_yes_no": ("{text!r} 不是 是/否（请填 yes/no、true/false、是/否 或 1/0）",
                           "{text!r} is not yes/no (use yes/no, true/false, 是/否 or 1/0)"),
     "import_not_gender": ("{text!r} 不是性别（请填 F/M、female/male 或 女/男）",
@@ -233,6 +351,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
                              "a landline needs its area code (010-12345678), a foreign number its +country code; "
                              "to import it anyway, use --allow-invalid-phone"),
+    "import_bad_call_time": ("无法识别的方便接听时间 {text!r}（请写 18:00-20:00，或 上午、下午、傍晚、晚上；"
+                             "需在 08:00–21:00 之间）",
+                             "unreadable preferred call time {text!r} (write 18:00-20:00, or morning, afternoon, "
+                             "after work, evening; between 08:00 and 21:00)"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -292,14 +414,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               "(rows {rows})"),
     "import_rows_repeated": ("{n} 行与文件中前面的行完全相同，只计一次",
                              "{n} rows repeat an earlier row of the file and were counted once"),
-    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，已排期 {existing} 个",
-                  "{episodes} episodes: {created} tasks created, {existing} already scheduled"),
+    "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，调整 {moved} 个，取消 {cancelled} 个，"
+                  "保持不变 {existing} 个",
+                  "{episodes} episodes: {created} tasks created, {moved} moved, {cancelled} cancelled, "
+                  "{existing} left as they were"),
+    "scheduled_dry_run": ("（试运行：未写入任何内容）", " (dry run: nothing written)"),
     "scheduled_expired": ("，已过期 {n} 个（排期前回访窗口已关闭）", ", {n} expired (window closed before scheduling)"),
     "scheduled_suppressed": ("，已屏蔽 {n} 个（勿扰）", ", {n} suppressed (do not contact)"),
     "scheduled_provisional": ("，暂定 {n} 个（节假日安排尚未公布）",
                               ", {n} provisional (holiday data not yet published)"),
     "replanned": ("已重新安排 {n} 个暂定任务", "re-placed {n} provisional task(s)"),
 }
+
+
+def os_error(exc: OSError) -> Any:
+    """Why a file could not be written, as a catalogue message when it is a common reason."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return Msg(f"os.{name}") if f"os.{name}" in MESSAGES else (exc.strerror or str(exc))
 
 
 def message(key: str, locale: str | None, /, **values: Any) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from core.protocol import Duration, Milestone
+from core.protocol import Duration
 from core.vocab import Urgency
 
 MAX_SEARCH_DAYS = 60
@@ -47,6 +47,16 @@ class Placement:
     outside_window: bool = False
 
 
+#: A window whose end is given in days, weeks, months or years ends with that local calendar day:
+#: "5-7 days after discharge" includes all of day 7.
+END_OF_DAY = time(23, 59, 59)
+CALENDAR_UNITS = frozenset({"d", "w", "mo", "y"})
+
+
+def end_of_day(local: datetime) -> datetime:
+    return datetime.combine(local.date(), END_OF_DAY, local.tzinfo)
+
+
 def milestone_times(
     anchor: datetime,
     offset: Duration,
@@ -54,13 +64,15 @@ def milestone_times(
     latest: Duration,
     tz: ZoneInfo,
 ) -> MilestoneTimes:
-    """Target and window of a milestone, from the anchor, in the site's timezone."""
+    """Target and window of a milestone, from the anchor, in the site's timezone.
+
+    A window's end in days (weeks, months, years) is the end of that local day.
+    """
     local = anchor.astimezone(tz)
-    return MilestoneTimes(offset.add_to(local), earliest.add_to(local), latest.add_to(local))
-
-
-def times_for(anchor: datetime, milestone: Milestone, tz: ZoneInfo) -> MilestoneTimes:
-    return milestone_times(anchor, milestone.offset, milestone.window.earliest, milestone.window.latest, tz)
+    end = latest.add_to(local)
+    if latest.unit in CALENDAR_UNITS:
+        end = end_of_day(end)
+    return MilestoneTimes(offset.add_to(local), earliest.add_to(local), end)
 
 
 def _slots(day: date, windows: Sequence[TimeRangeLike], tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
@@ -71,97 +83,6 @@ def _slots(day: date, windows: Sequence[TimeRangeLike], tz: ZoneInfo) -> list[tu
         if end > start:
             out.append((start, end))
     return out
-
-
-def next_calling_slot(
-    after: datetime,
-    windows: Sequence[TimeRangeLike],
-    calendar: CalendarLike,
-    tz: ZoneInfo,
-    *,
-    limit_days: int = MAX_SEARCH_DAYS,
-) -> datetime | None:
-    """The first moment at or after ``after`` inside a calling window of a working day."""
-    local = after.astimezone(tz)
-    for i in range(limit_days + 1):
-        day = local.date() + timedelta(days=i)
-        if not calendar.is_working_day(day):
-            continue
-        for start, end in _slots(day, windows, tz):
-            if local < end:
-                return max(local, start)
-    return None
-
-
-def previous_calling_slot(
-    before: datetime,
-    not_before: datetime,
-    windows: Sequence[TimeRangeLike],
-    calendar: CalendarLike,
-    tz: ZoneInfo,
-) -> datetime | None:
-    """The latest calling-window start (or ``not_before``) that is ≤ ``before`` and ≥ ``not_before``."""
-    local = before.astimezone(tz)
-    floor = not_before.astimezone(tz)
-    day = local.date()
-    while day >= floor.date():
-        if calendar.is_working_day(day):
-            for start, end in reversed(_slots(day, windows, tz)):
-                if start > local or end <= floor:
-                    continue
-                return max(start, floor)
-        day -= timedelta(days=1)
-    return None
-
-
-def leave_quiet_hours(moment: datetime, quiet: TimeRangeLike, tz: ZoneInfo) -> datetime:
-    """Move a clinical call out of quiet hours to the moment they end (same date or the next)."""
-    local = moment.astimezone(tz)
-    if not quiet.contains(local.time()):
-        return local
-    end_today = datetime.combine(local.date(), quiet.end, tz)
-    return end_today if end_today > local else end_today + timedelta(days=1)
-
-
-def place(
-    times: MilestoneTimes,
-    urgency: str,
-    *,
-    windows: Sequence[TimeRangeLike],
-    quiet: TimeRangeLike,
-    calendar: CalendarLike,
-    tz: ZoneInfo,
-) -> Placement:
-    """Place one task. Never fails: a task that cannot fit its window is placed after it, flagged."""
-    if urgency == Urgency.CLINICAL:
-        due = leave_quiet_hours(times.target, quiet, tz)
-        return Placement(due, provisional=False, outside_window=due > times.window_end)
-    forward = next_calling_slot(times.target, windows, calendar, tz)
-    if forward is not None and forward <= times.window_end:
-        due = forward
-    else:
-        backward = previous_calling_slot(times.target, times.window_start, windows, calendar, tz)
-        if backward is not None:
-            due = backward
-        else:
-            due = forward or times.target
-    inside = times.window_start <= due <= times.window_end
-    provisional = _guessed(times.target, due, calendar, tz)
-    return Placement(due, provisional=provisional, outside_window=not inside)
-
-
-def _guessed(a: datetime, b: datetime, calendar: Any, tz: ZoneInfo) -> bool:
-    """True when any day between ``a`` and ``b`` comes from guessed (unpublished) holiday data."""
-    is_published = getattr(calendar, "is_published", None)
-    if is_published is None:
-        return False
-    first, last = sorted((a.astimezone(tz).date(), b.astimezone(tz).date()))
-    day = first
-    while day <= last:
-        if not is_published(day):
-            return True
-        day += timedelta(days=1)
-    return False
 
 
 # -- the fast path used by bulk scheduling ----------------------------------------------------------
@@ -207,7 +128,9 @@ _ONE_DAY = timedelta(days=1)
 _UNKNOWN = object()
 
 
-def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
+def shifter(
+    duration: Duration, *, to_end_of_day: bool = False,
+) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
     """``duration.add_to`` as a function of an anchor, without per-call parsing.
 
     The function takes the anchor in the site's timezone, in UTC, and its UTC
@@ -216,6 +139,14 @@ def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | Non
     are wall-clock arithmetic (a month clamps to the month's last day) and a wall
     time skipped by a DST gap moves forward, exactly as :meth:`Duration.add_to`.
     """
+    if to_end_of_day and duration.unit in CALENDAR_UNITS:
+        shift = shifter(duration)
+
+        def then_end_of_day(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+            wall, _ = shift(local, utc, offset)
+            return _exists(datetime.combine(wall.date(), END_OF_DAY, wall.tzinfo))
+
+        return then_end_of_day
     unit, amount = duration.unit, duration.amount
     if unit in ("min", "h"):
         elapsed = timedelta(minutes=duration.approx_minutes)
@@ -277,6 +208,31 @@ def _exists(wall: datetime) -> tuple[datetime, datetime]:
     return (back if back.utcoffset() != wall.utcoffset() else wall), utc
 
 
+def without(windows: Sequence[Any], rest: TimeRangeLike | None) -> list[Any]:
+    """Calling windows with the rest hours (a daytime range) taken out."""
+    if rest is None or not rest.start < rest.end:
+        return list(windows)
+    out: list[Any] = []
+    for w in windows:
+        if w.end <= rest.start or w.start >= rest.end:
+            out.append(w)
+            continue
+        if w.start < rest.start:
+            out.append(_Range(w.start, rest.start))
+        if rest.end < w.end:
+            out.append(_Range(rest.end, w.end))
+    return out
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+
 class Placer:
     """:func:`place` for one site's calling windows, quiet hours, calendar and timezone, memoised per day."""
 
@@ -286,8 +242,10 @@ class Placer:
         quiet: TimeRangeLike,
         calendar: CalendarLike,
         tz: ZoneInfo,
+        rest: TimeRangeLike | None = None,
     ):
-        self.windows = sorted(windows, key=lambda w: w.start)
+        self.windows = without(sorted(windows, key=lambda w: w.start), rest)
+        self.rest = rest
         self.quiet = quiet
         self.calendar = calendar
         self.tz = tz
@@ -359,13 +317,40 @@ class Placer:
         """:func:`place` for times already in this site's timezone (as :func:`milestone_times` gives them)."""
         return Placement(*self.place_parts(target, window_start, window_end, urgency))
 
+    def allowed(self, local: datetime, *, rest: bool = True) -> datetime:
+        """The first moment at or after ``local`` outside quiet hours (and rest hours, when ``rest``)."""
+        quiet, lunch = self.quiet, self.rest if rest else None
+        for _ in range(4):
+            moment = local.time()
+            if quiet.contains(moment):
+                end = datetime.combine(local.date(), quiet.end, self.tz)
+                local = end if end > local else end + _ONE_DAY
+            elif lunch is not None and lunch.contains(moment):
+                local = datetime.combine(local.date(), lunch.end, self.tz)
+            else:
+                break
+        return local
+
+    def clinical(self, target: datetime, window_start: datetime, window_end: datetime) -> datetime:
+        """A clinical call keeps its date, even on a holiday: its target when allowed, else the earliest
+        allowed moment inside its window (the same evening, not the next morning); rest hours give way
+        before quiet hours do; a window with no allowed moment ends with the first moment after it."""
+        for rest in (True, False):
+            due = self.allowed(target, rest=rest)
+            if due <= window_end:
+                return due
+            early = self.allowed(window_start, rest=rest)
+            if early <= window_end:
+                return early
+        return self.allowed(target, rest=False)
+
     def place_parts(
         self, target: datetime, window_start: datetime, window_end: datetime, urgency: str
     ) -> tuple[datetime, bool, bool]:
         """:meth:`place` as a plain tuple (due_at, provisional, outside_window): no object per task."""
         if urgency == Urgency.CLINICAL:
-            due = self.leave_quiet_hours(target)
-            return due, False, due > window_end
+            due = self.clinical(target, window_start, window_end)
+            return due, False, not window_start <= due <= window_end
         forward = self.next_slot(target)
         if forward is not None and forward <= window_end:
             due = forward

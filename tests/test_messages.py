@@ -19,7 +19,7 @@ from core.messages import MESSAGES, placeholders
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-11-23T10:05+08:00"
-RECORD_KEYS = {"task", "outcome", "attempt_id", "actions"}
+RECORD_KEYS = {"task", "outcome", "attempt_id", "counted", "previous_failed_at", "min_gap", "actions"}
 
 
 def test_every_message_has_chinese_and_english_with_the_same_placeholders() -> None:
@@ -85,12 +85,16 @@ def test_record_says_what_happened_in_the_coordinators_language(run: Any, cli: A
     zh = run("record", str(t), "--outcome", "no_answer").output  # zhang.li: the chain's language
     assert f"已记录 任务 {t}：无人接听 → 待回访（第 1 次拨打，失败 1/3）" in zh
     assert "下次拨打：2026-11-23T15:30+08:00" in zh
-    en = run("record", str(t), "--outcome", "busy", user="anna.w").output  # her own language
+    # the retries at the planned times (a failure less than 2 h after the last one would not count)
+    en = run("record", str(t), "--outcome", "busy", user="anna.w", now="2026-11-23T15:30+08:00").output  # hers
     assert f"Task {t}: busy → open (attempt 2, failed 2/3)" in en
-    en = run("record", str(t), "--outcome", "busy", "--locale", "en").output  # --locale wins over hers
+    en = run("record", str(t), "--outcome", "busy", "--locale", "en",  # --locale wins over hers
+             now="2026-11-24T10:00+08:00").output
     assert f"Task {t}: busy → unsuccessful (attempt 3, failed 3/3)" in en
-    zh = run("record", str(t), "--outcome", "busy", "--locale", "zh_CN", user="anna.w", ok=False).output
-    assert zh.strip() == f"错误：任务 {t} 的状态是 不成功回访，不是待回访：无需记录"
+    zh = run("record", str(t), "--outcome", "busy", "--locale", "zh_CN", user="anna.w", ok=False,
+             now="2026-11-24T15:30+08:00").output
+    assert zh.strip() == (f"错误：任务 {t} 的状态已是 不成功回访，不是待回访：zhang.li 于 2026-11-24 10:00 "
+                          "记录了最后一次拨打，无需再记录")
 
 
 def test_record_json_is_the_same_in_every_language(run: Any, cli: Any, clinic: str) -> None:
@@ -190,9 +194,9 @@ def test_import_and_schedule_summaries_in_the_readers_language(run: Any, tmp_pat
                                                                 "2026-11-22T10:00"]])
     assert "下一步：followup schedule" in run("import", str(episodes)).output
     zh = run("schedule").output
-    assert "1 个就诊记录：新建任务" in zh and "已排期 0 个" in zh
+    assert "1 个就诊记录：新建任务" in zh and "调整 0 个，取消 0 个，保持不变 0 个" in zh
     en = run("schedule", "--locale", "en").output
-    assert "1 episodes: 0 tasks created" in en and "already scheduled" in en
+    assert "1 episodes: 0 tasks created, 0 moved, 0 cancelled" in en and "left as they were" in en
     assert json.loads(run("schedule", "--format", "json", "--locale", "zh_CN").output) == \
         json.loads(run("schedule", "--format", "json", "--locale", "en").output)
 
@@ -219,10 +223,10 @@ def test_escalation_complaint_and_dnc_summaries_in_the_readers_language(
     run("record", str(tid(cli, clinic, "D1", "check_24h")), "--outcome", "reached", "--answer", "fever=yes",
         "--answer", "complaint=yes")
     [esc] = json.loads(run("escalations", "list", "--format", "json").output)
-    assert run("escalations", "resolve", str(esc["id"]), "--how", "seen").output.strip() == \
-        f"上报医生 {esc['id']} 已由 zhang.li 处理完毕。"
+    assert run("escalations", "resolve", str(esc["id"]), "--how", "seen", user="chen.zhiyuan").output.strip() == \
+        f"上报医生 {esc['id']} 已由 chen.zhiyuan 处理完毕。"  # the attending doctor, who is assigned
     again = run("escalations", "resolve", str(esc["id"]), "--how", "x", user="anna.w", ok=False).output
-    assert f"Error: escalation {esc['id']} was already resolved by zhang.li" in again
+    assert f"Error: escalation {esc['id']} was already resolved by chen.zhiyuan" in again
 
     [c] = json.loads(run("complaints", "list", "--format", "json").output)
     assert run("complaints", "respond", str(c["id"]), "--text", "致歉").output.strip() == f"投诉 {c['id']} 已按时答复。"
@@ -234,8 +238,9 @@ def test_escalation_complaint_and_dnc_summaries_in_the_readers_language(
 
     assert run("patients", "dnc", "D2").output.strip() == "患者 D2：已设为勿扰，2 个待回访任务已屏蔽"
     assert "错误：患者 D2 已经设为勿扰" in run("patients", "dnc", "D2", ok=False).output
+    # one of D2's two calls is overdue (its window closed): lifting the flag reopens the other only
     assert run("patients", "dnc", "D2", "--undo", user="anna.w").output.strip() == \
-        "Patient D2: contact allowed again, 2 task(s) reopened"
+        "Patient D2: contact allowed again, 1 task(s) reopened"
     assert "错误：患者 'NOPE' 不存在" in run("patients", "dnc", "NOPE", ok=False).output
 
 

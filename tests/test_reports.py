@@ -166,11 +166,12 @@ def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-u
         "seen by Dr 宋佳",
         db=url,
         now="2026-11-18T20:00+08:00",
-        user="chen.jing",
+        user="song.jia",  # the attending doctor, assigned
     )
     complaints = json.loads(cli("complaints", "list", "--format", "json", db=url).output)
-    assert sorted(c["category"] for c in complaints) == ["other", "staff_or_service"]
-    answered = next(c for c in complaints if c["category"] == "staff_or_service")
+    # one call, one complaint with all its categories (low satisfaction and a criticism of 宋佳)
+    assert [c["categories"] for c in complaints] == [["staff_or_service", "other"]]
+    answered = complaints[0]
     cli(
         "complaints",
         "respond",
@@ -249,17 +250,17 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
     )  # 0–10: NPS, not a 1–5 scale
 
     assert r["complaints"] == {
-        "opened": 2,
+        "opened": 1,
         "responded_within_3d": 1,
-        "responded_within_3d_rate": 0.5,
-        "overdue": 1,
+        "responded_within_3d_rate": 1.0,
+        "overdue": 0,
         "closed": 1,
-        "by_category": [
+        "by_category": [  # the one complaint, under each of its categories
             {"category": "other", "opened": 1, "label": "其他"},
             {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
         ],
     }
-    assert r["escalations"] == {"opened": 1, "resolved": 1, "median_hours_to_resolve": 4.0}
+    assert r["escalations"] == {"opened": 1, "resolved": 1, "overdue": 0, "median_hours_to_resolve": 4.0}
     assert r["staff"] == [
         {"staff": "林雪", "praise": 2, "criticism": 0},
         {"staff": "宋佳", "praise": 0, "criticism": 1},
@@ -275,6 +276,8 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
             "calling_hours": round(hours, 2),
             "calls_per_hour": round(10 / hours, 2),
             "name": "张丽",
+            "qa_reviewed": 0,  # no call of hers was scored (followup qa score)
+            "qa_avg_score": None,
         }
     ]
     assert r["sales"]["leads"] == 0  # no sales procedures at a dental site
@@ -291,7 +294,7 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
     ]
     assert lists["suggestions"][0]["text"] == HYPERLINK
     assert lists["suggestions"][1]["text"] == "周末也能预约就好了，请回电138****1111"
-    assert [(c["category"], c["overdue"]) for c in lists["open_complaints"]] == [("other", True)]
+    assert lists["open_complaints"] == []  # the one complaint of the week was answered and closed
     assert set(r["definitions"]) >= {
         "due",
         "coverage",
@@ -368,7 +371,9 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     own = report_json(cli, db_url, user="zhang.li")
     assert own["period"]["sites"] == ["SH-DENT"] and own["figures"]["due"] == 7
     refused = report(cli, db_url, "--site", "SH-AES", user="zhang.li", ok=False)
-    assert refused.exit_code == 1 and "not on site SH-AES" in refused.output
+    assert refused.exit_code == 1 and "不能查看门店 SH-AES" in refused.output  # her language: the chain's
+    english = report(cli, db_url, "--site", "SH-AES", "--locale", "en", user="zhang.li", ok=False)
+    assert "not on site SH-AES" in english.output
 
 
 # -- one set of figures, five formats --------------------------------------------------------------
@@ -419,7 +424,8 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(out))
     book = load_workbook(out)
     # sheets and headings in the reader's language (SH-DENT's: zh_CN), headings frozen
-    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "指标说明", "数据"]
+    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "未处理的上报医生", "指标说明",
+                               "数据"]
     assert all(ws.freeze_panes for ws in book)
     human = list(book["回访概况"].iter_rows(values_only=True))
     assert human[2][:2] == ("指标", "2026-W47") and ("应回访", 7) == human[3][:2]
@@ -554,6 +560,7 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
 
     from core.db.engine import session_scope
     from core.db.models import Task
+    from core.db.uow import outside
 
     t = _import(cli, db_url, tmp_path)
     with session_scope(
@@ -563,9 +570,10 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
             ("R001", "2026-09-30T23:30+08:00"),
             ("R002", "2026-10-01T00:30+08:00"),
         ):
-            session.execute(
-                update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due))
-            )
+            with outside(session):
+                session.execute(
+                    update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due))
+                )
     q3 = report_json(cli, db_url, "quarter", "--period", "2026-Q3", "--site", "SH-DENT")
     q4 = report_json(cli, db_url, "--period", "2026-Q4", "--site", "SH-DENT")
     assert q3["period"]["start_utc"] == "2026-06-30T16:00:00+00:00"
@@ -578,6 +586,13 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     assert default["period"]["label"] == "2026-Q3" and default["figures"]["due"] == 1
     before = report_json(cli, db_url, "quarter", "--site", "SH-DENT", now="2026-09-30T23:50+08:00")
     assert before["period"]["label"] == "2026-Q2"
+
+
+def english_words_of(text: str) -> list[str]:
+    from core.plugins import get_plugins
+    from tests.test_zh_screens import NAMES, _codes, english_words
+
+    return english_words(text, NAMES | _codes(get_plugins()) | {"nope", "November"})  # what was typed
 
 
 def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
@@ -594,9 +609,12 @@ def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-unty
         (("--format", "csv", "--out", str(missing / "r.csv")), "cannot write --out"),
         (("--format", "xlsx", "--out", str(missing / "r.xlsx")), "cannot write --out"),
     ):
-        result = report(cli, db_url, *args, ok=False)
+        result = report(cli, db_url, *args, "--locale", "en", ok=False)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], (args, result.output)
+        chinese = report(cli, db_url, *args, ok=False)  # the chain's language: zh_CN
+        assert chinese.exit_code == 1 and chinese.output.startswith("错误："), chinese.output
+        assert english_words_of(chinese.output) == [], chinese.output
     assert not missing.exists()
 
 

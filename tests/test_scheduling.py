@@ -270,7 +270,7 @@ def test_root_canal_restoration_reminder_when_not_restored(clinic: Clinic) -> No
     # Day 10 is Thursday 2026-06-11; SH-DENT calls 10:00-11:30 and 15:30-17:00.
     assert reminder.due_at.astimezone(SHANGHAI) == local("2026-06-11T10:00")
     assert reminder.window_start.astimezone(SHANGHAI) == local("2026-06-08T10:00")
-    assert reminder.window_end.astimezone(SHANGHAI) == local("2026-06-15T10:00")
+    assert reminder.window_end.astimezone(SHANGHAI) == local("2026-06-15T23:59:59")  # ends with the day
 
 
 def test_root_canal_no_restoration_reminder_when_already_restored(clinic: Clinic) -> None:
@@ -288,18 +288,18 @@ def test_root_canal_unknown_restoration_gets_the_reminder(clinic: Clinic) -> Non
     assert sorted(clinic.tasks(episode)) == ["check_same_day", "restoration_reminder"]
 
 
-def test_site_override_is_what_gets_scheduled(clinic: Clinic) -> None:
-    # SH-AES removes the nasal splint on day 5 (the plugin says day 3).
+def test_a_reminder_is_scheduled_before_its_event(clinic: Clinic) -> None:
+    # SH-AES takes the nasal splint off on day 5: the day-3 call reminds the patient of it.
     episode = clinic.episode(
         local("2026-06-01T10:00"), site="SH-AES", specialty="aesthetic", procedure="rhinoplasty"
     )
     clinic.schedule()
     splint = clinic.tasks(episode)["splint_removal"]
-    assert (splint.offset, splint.window_earliest, splint.window_latest) == ("5d", "4d", "6d")
-    assert splint.target_at.astimezone(SHANGHAI) == local("2026-06-06T10:00")
-    # Saturday 2026-06-06 is no working day and Monday is past the window [Fri 10:00, Sun 10:00]:
-    # the reminder is called on Friday afternoon, the last calling window before the target.
-    assert splint.due_at.astimezone(SHANGHAI) == local("2026-06-05T14:30")
+    assert (splint.offset, splint.window_earliest, splint.window_latest, splint.before_event) == (
+        "3d", "2d", "4d", "5d")
+    assert splint.due_at.astimezone(SHANGHAI) == local("2026-06-04T10:00")
+    # The window ends with the day before the removal (Saturday 6 June), never on it.
+    assert splint.window_end.astimezone(SHANGHAI) == local("2026-06-05T23:59:59")
     assert not splint.outside_window
 
 
@@ -359,14 +359,14 @@ def test_replan_moves_provisional_tasks_once_the_year_notice_is_added(
     episode = clinic.episode(local("2026-06-15T10:00"))
     clinic.schedule()
     with session_scope(clinic.url) as session:
-        assert replan(session, clinic.config, NOW) == 0  # nothing new yet: the task stays
+        assert replan(session, clinic.config, NOW).moved == 0  # nothing new yet: the task stays
     assert clinic.tasks(episode)["review_1y"].provisional
 
     # The State Council's (hypothetical) 2027 notice makes Tuesday 2027-06-15 a holiday.
     add_holiday_notice(chain_dir, 2027, ["2027-06-14", "2027-06-15"])
     updated = load(chain_dir, plugins)
     with session_scope(clinic.url) as session:
-        moved = replan(session, updated, NOW + timedelta(days=1))
+        moved = replan(session, updated, NOW + timedelta(days=1)).moved
     assert moved == 1
     review = clinic.tasks(episode)["review_1y"]
     assert review.due_at.astimezone(SHANGHAI) == local("2027-06-16T10:00")
@@ -374,7 +374,7 @@ def test_replan_moves_provisional_tasks_once_the_year_notice_is_added(
     assert review.next_attempt_at == review.due_at
     assert review.updated_at == NOW + timedelta(days=1)
     with session_scope(clinic.url) as session:
-        assert replan(session, updated, NOW + timedelta(days=2)) == 0  # nothing provisional left
+        assert replan(session, updated, NOW + timedelta(days=2)).moved == 0  # nothing provisional left
 
 
 def test_replan_leaves_tasks_that_are_no_longer_open(
@@ -385,7 +385,7 @@ def test_replan_leaves_tasks_that_are_no_longer_open(
     before = clinic.tasks(episode)["review_1y"]
     add_holiday_notice(chain_dir, 2027, ["2027-06-15"])
     with session_scope(clinic.url) as session:
-        assert replan(session, load(chain_dir, plugins), NOW) == 0
+        assert replan(session, load(chain_dir, plugins), NOW).moved == 0
     assert clinic.tasks(episode)["review_1y"].due_at == before.due_at
 
 

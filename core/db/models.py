@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -173,6 +174,13 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when the patient prefers to be called (a local time range, 18:00-20:00), from import (0012)
+    preferred_call_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
+    birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    value_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    referred_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0008
     wechat_openid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 0008
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -232,12 +240,23 @@ class Task(Base):
     outside_window: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=OPEN)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Counted attempts: a failed one less than the minimum gap after the previous counted failed
+    # one (a dropped call redialled at once) is stored but not counted (core/calls.py, 0005).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # counted failed attempts
+    attempts_logged: Mapped[int] = mapped_column(Integer, server_default="0")  # every attempt row (0005)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # a reminder's event (its offset from the episode's event, e.g. 5d), part of its timing snapshot (0012)
+    before_event: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -256,7 +275,37 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0010)
+
+
+class QaReview(Base):
+    """A supervisor's score of one recorded call (the weekly spot check, seed 002)."""
+
+    __tablename__ = "qa_reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """A referral: an invitation accepted in a call (``accepted``), or a new patient naming a referrer."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_at", "at", "site"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    referred_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    site: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class Answer(Base):
@@ -285,6 +334,10 @@ class Complaint(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # One complaint per call with every category it touches (0011); ``category`` is the first.
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Who answers it first: the role the site names (default 执行院长助理, seed 002).
+    handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Escalation(Base):
@@ -300,6 +353,13 @@ class Escalation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # The closed loop (0011): how urgent, who must act (a staff username), by when, and who opened it
+    # (a coordinator's own judgement, or the rules of a reached call).
+    severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditEntry(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig
 from core.privacy import mask_phone, scrub_phones
 from core.reports import queries as q
+from core.reports.followups import followup_figures, qa_by_coordinator
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
 from core.tasklist import local_iso
@@ -169,8 +170,10 @@ def build_report(
     for row in complaints["by_category"]:
         row["label"] = label(row["category"], locale, CATEGORIES)
     staff_names = {s.username: s.name for s in config.model.staff}
+    qa = qa_by_coordinator(session, scope, period.start, period.end)
     coordinators = [
-        {**row, "name": staff_names.get(row["coordinator"], row["coordinator"])}
+        {**row, "name": staff_names.get(row["coordinator"], row["coordinator"]),
+         **qa.get(row["coordinator"], {"qa_reviewed": 0, "qa_avg_score": None})}
         for row in q.coordinator_figures(session, scope, period.day_starts())
     ]
 
@@ -195,15 +198,19 @@ def build_report(
         "delta": _delta(figures, previous),
         "satisfaction": satisfaction,
         "complaints": complaints,
-        "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        "escalations": q.escalation_figures(session, scope, period.start, period.end, now),
+        # messages per channel (core/outbox.py): sent, delivered, failed, answered, response rate
+        "channels": _channel_rows(session, scope, period),
         # free text: a number typed in the praise or criticism answer is masked like any other
         "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
+        "followups": followup_figures(session, scope, period.start, period.end),
         "lists": {
             "unreachable": _unreachable_list(session, scope, period, locale, plugins, now),
             "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
+            "open_escalations": _escalation_list(session, scope, period, now),
         },
         "breakdown": breakdown(session, config, plugins, req, staff) if req.by else [],
         "sites": _site_rows(config, req, summary, current),
@@ -215,6 +222,12 @@ def build_report(
         ],
         "definitions": definitions(locale),
     }
+
+
+def _channel_rows(session: Session, scope: q.Scope, period: Any) -> list[dict[str, Any]]:
+    from core.outbox import channel_figures
+
+    return channel_figures(session, scope.sites, period.start, period.end)
 
 
 # -- breakdowns ------------------------------------------------------------------------------------
@@ -342,6 +355,30 @@ def _suggestion_list(texts: list[Any], tz: ZoneInfo) -> list[dict[str, Any]]:
         for r in texts
         if r.question == q.SUGGESTIONS
     ]
+
+
+def _escalation_list(session: Session, scope: q.Scope, period: Period, now: datetime) -> list[dict[str, Any]]:
+    """Escalations still open when the report is made; overdue ones first (core/escalations.py)."""
+    out = []
+    for r in q.open_escalations(session, scope, period.end, now):
+        e = r["escalation"]
+        tz = period.tz
+        out.append({
+            "escalation_id": e.id,
+            "task_id": e.task_id,
+            "patient_id": r["patient_id"],
+            "patient_name": r["patient_name"],
+            "phone": mask_phone(r["phone"]),
+            "site": e.site,
+            "severity": e.severity,
+            "assignee": e.assignee,
+            "status": e.status,
+            "escalated_at": local_iso(e.opened_at, tz),
+            "handle_by": local_iso(e.due_at, tz),
+            "overdue": r["overdue"],
+            "reason": scrub_phones(e.reason),
+        })
+    return out
 
 
 def _complaint_list(

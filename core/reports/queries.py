@@ -169,7 +169,7 @@ def due_rows(
 ) -> Subquery:
     """Tasks due in [start, end) that count (not cancelled, suppressed, expired).
 
-    The attempt count is ``tasks.attempts`` (``record_call`` keeps it); the latest
+    The attempt count is ``tasks.attempts_logged`` (every attempt, ``record_call`` keeps it); the latest
     attempt (``last``: by whom, how it ended) and the episode's doctor (``doctor``)
     are joined only for the breakdowns that group by them.
     """
@@ -186,7 +186,7 @@ def due_rows(
         Task.completed_at,
         Task.window_start,
         Task.window_end,
-        Task.attempts.label("n_attempts"),
+        Task.attempts_logged.label("n_attempts"),
     ]
     query = select(*columns).select_from(Task)
     if last:
@@ -291,7 +291,7 @@ def _lead_summary(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.episode_id.label("lead"),
         )
         .where(text(LEADS_PREDICATE), or_(*pairs), *_due_where(scope, boundaries[0], boundaries[-1]))
@@ -326,7 +326,7 @@ def task_summary_rows(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.completed_at,
             Task.window_start,
             Task.window_end,
@@ -664,11 +664,12 @@ def complaint_figures(
         .mappings()
         .one()
     )
-    categories = session.execute(
-        select(Complaint.category, func.count().label("n"))
-        .where(*where)
-        .group_by(Complaint.category)
-    ).all()
+    # One call's complaint counts under each of its categories (core/calls.py merges them; issue 14 item 14).
+    per_category: dict[str, int] = {}
+    for category, several in session.execute(select(Complaint.category, Complaint.categories).where(*where)):
+        for c in dict.fromkeys(several or [category]):
+            per_category[c] = per_category.get(c, 0) + 1
+    categories = list(per_category.items())
     opened = _int(row["opened"])
     return {
         "opened": opened,
@@ -684,7 +685,7 @@ def complaint_figures(
 
 
 def escalation_figures(
-    session: Session, scope: Scope, start: datetime, end: datetime
+    session: Session, scope: Scope, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     where = [
         Escalation.opened_at >= start,
@@ -693,9 +694,12 @@ def escalation_figures(
         *_specialty_tasks(scope, Escalation.task_id),
     ]
     resolved = Escalation.resolved_at.is_not(None)
+    # Past its deadline and not resolved when the report was made (core/escalations.py).
+    overdue = and_(Escalation.status != "resolved", Escalation.due_at.is_not(None), Escalation.due_at < (now or end))
     row = session.execute(
         select(
-            func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved")
+            func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved"),
+            func.sum(case((overdue, 1), else_=0)).label("overdue"),
         ).where(*where)
     ).one()
     spans = session.execute(
@@ -705,6 +709,7 @@ def escalation_figures(
     return {
         "opened": _int(row[0]),
         "resolved": _int(row[1]),
+        "overdue": _int(row[2]),
         "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None,
     }
 
@@ -733,6 +738,34 @@ def open_complaints(
         }
         for c, ext, name, phone in session.execute(query)
     ]
+
+
+def open_escalations(
+    session: Session, scope: Scope, end: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """Escalations not resolved when the report is made, opened before the period ended: overdue first."""
+    query = (
+        select(Escalation, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == Escalation.patient_id)
+        .where(
+            Escalation.status != "resolved",
+            Escalation.opened_at < end,
+            Escalation.site.in_(scope.sites),
+            *_specialty_tasks(scope, Escalation.task_id),
+        )
+        .order_by(Escalation.due_at, Escalation.id)
+    )
+    rows = [
+        {
+            "escalation": e,
+            "patient_id": ext,
+            "patient_name": name,
+            "phone": phone,
+            "overdue": e.due_at is not None and e.due_at < now,
+        }
+        for e, ext, name, phone in session.execute(query)
+    ]
+    return sorted(rows, key=lambda r: not r["overdue"])
 
 
 # -- sales, coordinators, unreachable --------------------------------------------------------------
