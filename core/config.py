@@ -137,7 +137,7 @@ class YearNoticeModel(_Model):
 class StaffMember(_Model):
     username: str
     name: str
-    role: Literal["coordinator", "supervisor", "doctor", "admin"] = "coordinator"
+    role: Literal["coordinator", "doctor", "manager", "admin"] = "coordinator"  # what each may do: core/access.py
     sites: list[str] = Field(default_factory=list)
     locale: Literal["zh_CN", "en"] | None = Field(
         default=None, description="the language of this person's prompts and messages (default: the chain's)"
@@ -177,6 +177,10 @@ class ChainModel(_Model):
     defaults: Defaults = Field(default_factory=Defaults)
     holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
     staff: list[StaffMember] = Field(default_factory=list)
+    # --as / FOLLOWUP_USER may name another staff member than the OS user (demos, tests); else only an admin may
+    allow_as: bool = False
+    # --now / FOLLOWUP_NOW may set the clock of commands that write (demos, tests, replaying a day)
+    allow_now: bool = False
     sites: list[SiteModel] = Field(default_factory=list)
     sites_dir: str | None = "sites"
 
@@ -315,6 +319,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
         problems.extend(_windows_in_quiet_hours(chain, chain_src, site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
+    problems.extend(_staff_problems(chain, chain_src, set(seen)))
     if problems:
         raise ConfigError(problems)
     config = ChainConfig(path=path, model=chain, sites={})
@@ -323,6 +328,35 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     if check_plugins:
         check_against_plugins(config)
     return config
+
+
+def _staff_problems(chain: ChainModel, src: LocatedYaml, sites: set[str]) -> list[str]:
+    """A staff member at a site that does not exist, or a username given twice: the list is wrong."""
+    problems, first = [], {}
+    for i, member in enumerate(chain.staff):
+        if member.username in first:
+            problems.append(f"{src.path}:{src.line_of(('staff', i, 'username'))}: staff.{i}.username: "
+                            f"{member.username!r} is listed twice (also at line {first[member.username]})")
+        first.setdefault(member.username, src.line_of(("staff", i, "username")))
+        for j, code in enumerate(member.sites):
+            if code not in sites:
+                near = difflib.get_close_matches(code, sorted(sites), n=1)
+                hint = f" — did you mean {near[0]!r}?" if near else ""
+                problems.append(f"{src.path}:{src.line_of(('staff', i, 'sites', j))}: staff.{i}.sites: "
+                                f"{member.username} works at unknown site {code!r}{hint} (sites: {', '.join(sorted(sites))})")
+    return problems
+
+
+def staff_warnings(config: ChainConfig) -> list[str]:
+    """Sites nobody calls for, or whose escalations reach no doctor (a chain without staff: single-user)."""
+    if not config.model.staff:
+        return []
+    warnings = []
+    for code in config.sites:
+        for role, why in (("coordinator", "nobody calls its patients"), ("doctor", "its escalations reach no doctor")):
+            if not any(m.role == role and (not m.sites or code in m.sites) for m in config.model.staff):
+                warnings.append(f"site {code} has no {role} in the staff list: {why}")
+    return warnings
 
 
 def _windows_in_quiet_hours(
@@ -436,6 +470,7 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(calendar_warnings(config, plugins))
+    config.warnings.extend(staff_warnings(config))
 
 
 def _calendar_problem(

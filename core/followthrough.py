@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import access
 from core.audit import audit
 from core.config import ChainConfig
 from core.db import rollups
@@ -21,12 +22,14 @@ class NotFound(FollowupError):
 
 
 def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
-                    site: str | None = None) -> list[dict[str, Any]]:
+                    site: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
+    """Complaints of the sites ``user`` may read (--site narrows, and is checked)."""
+    sites = access.sites_for(config, user, access.COMPLAINTS_READ, site)
     query = select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id).order_by(Complaint.due_at)
     if status:
         query = query.where(Complaint.status == status)
-    if site:
-        query = query.where(Complaint.site == config.site(site).code)
+    if site or len(sites) < len(config.sites):
+        query = query.where(Complaint.site.in_(sites))
     out = []
     for c, patient in session.execute(query):
         tz = config.timezone_of(c.site)
@@ -40,15 +43,20 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
     return out
 
 
-def _complaint(session: Session, complaint_id: int) -> Complaint:
+def _complaint(session: Session, config: ChainConfig, complaint_id: int, user: str | None) -> Complaint:
     row = session.get(Complaint, complaint_id)
     if row is None:
         raise NotFound(key="no_complaint", values={"id": complaint_id})
+    try:
+        access.require(config, user, access.COMPLAINTS_ANSWER, row.site)
+    except access.AccessDenied as exc:
+        raise access.AccessDenied(key="complaint_denied", values={"id": complaint_id, "error": exc}) from None
     return row
 
 
-def respond_complaint(session: Session, complaint_id: int, *, response: str, user: str, now: datetime) -> Complaint:
-    row = _complaint(session, complaint_id)
+def respond_complaint(session: Session, config: ChainConfig, complaint_id: int, *, response: str, user: str,
+                      now: datetime) -> Complaint:
+    row = _complaint(session, config, complaint_id, user)
     if row.status == "closed":
         raise FollowupError(key="complaint_is_closed", values={"id": complaint_id})
     if not response.strip():
@@ -61,8 +69,9 @@ def respond_complaint(session: Session, complaint_id: int, *, response: str, use
     return row
 
 
-def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime, note: str | None = None) -> Complaint:
-    row = _complaint(session, complaint_id)
+def close_complaint(session: Session, config: ChainConfig, complaint_id: int, *, user: str, now: datetime,
+                    note: str | None = None) -> Complaint:
+    row = _complaint(session, config, complaint_id, user)
     if row.status == "closed":
         raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
     if row.responded_at is None:
@@ -75,14 +84,19 @@ def close_complaint(session: Session, complaint_id: int, *, user: str, now: date
 
 
 def list_escalations(session: Session, config: ChainConfig, *, status: str | None = None,
-                     site: str | None = None) -> list[dict[str, Any]]:
+                     site: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
+    """Escalations of the sites ``user`` may read; a doctor's own only (--site narrows, and is checked)."""
+    sites = access.sites_for(config, user, access.ESCALATIONS_READ, site)
+    who = access.actor(config, user) if user is not None else None
     query = select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id).order_by(Escalation.opened_at)
     if status:
         query = query.where(Escalation.status == status)
-    if site:
-        query = query.where(Escalation.site == config.site(site).code)
+    if site or len(sites) < len(config.sites):
+        query = query.where(Escalation.site.in_(sites))
     out = []
     for e, patient in session.execute(query):
+        if who is not None and who.role == "doctor" and not access.assigned_to(e, who):
+            continue
         tz = config.timezone_of(e.site)
         out.append({
             "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
@@ -92,10 +106,15 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
     return out
 
 
-def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str, now: datetime) -> Escalation:
+def resolve_escalation(session: Session, config: ChainConfig, escalation_id: int, *, resolution: str, user: str,
+                       now: datetime) -> Escalation:
     row = session.get(Escalation, escalation_id)
     if row is None:
         raise NotFound(key="no_escalation", values={"id": escalation_id})
+    try:
+        access.require_escalation(config, user, access.ESCALATIONS_RESOLVE, row)
+    except access.AccessDenied as exc:
+        raise access.AccessDenied(key="escalation_denied", values={"id": escalation_id, "error": exc}) from None
     if row.status == "resolved":
         raise FollowupError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
     if not resolution.strip():
@@ -106,12 +125,14 @@ def resolve_escalation(session: Session, escalation_id: int, *, resolution: str,
     return row
 
 
-def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: str | None, user: str,
-                       now: datetime) -> int:
+def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, *, on: bool, reason: str | None,
+                       user: str, now: datetime) -> int:
     """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
+    access.require(config, user, access.DNC)
     patient = session.execute(select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
     if patient is None:
         raise NotFound(key="no_patient", values={"patient": external_id})
+    access.require_patient(session, config, user, access.DNC, patient)
     if patient.do_not_contact == on:
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on

@@ -55,8 +55,9 @@ from pydantic import (
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from core.audit import audit
 from core.config import ChainConfig, Site
-from core.db.models import AuditEntry, Episode, Patient
+from core.db.models import Episode, Patient
 from core.errors import FollowupError, InvalidValue
 from core.messages import Msg
 from core.plugins import PluginError, Plugins
@@ -1152,6 +1153,9 @@ def import_file(
     the transaction (commit, or roll back). ``progress`` is called with the number
     of rows just handled, chunk by chunk (increments, as rich and click expect).
     """
+    from core import access
+
+    access.require(config, user, access.IMPORT)
     path = Path(path)
     if now.tzinfo is None:
         raise ValueError("import_file needs an aware 'now'")
@@ -1179,10 +1183,8 @@ def import_file(
     if progress and valid.repeated:
         progress(valid.repeated)
     if not dry_run:
-        session.add(AuditEntry(
-            at=now, user=user, action="import", entity="file", entity_id=None, patient_id=None,
-            detail={"file": path.name, "counts": result.counts(), "rows": valid.rows},
-        ))
+        audit(session, at=now, user=user, action="import", entity="file", entity_id=None, patient_id=None,
+              detail={"file": path.name, "counts": result.counts(), "rows": valid.rows})
         session.flush()
     log.info("import of %s%s: %s", path.name, " (dry run)" if dry_run else "", result.counts())
     return result

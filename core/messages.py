@@ -216,6 +216,36 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+# -- access, privacy and the audit chain (docs/security.md)
+MESSAGES.update({
+    "as_refused": ("您以 {os_user} 登录：只有管理员才能用 --as 代表 {user} 操作（{path} 未设置 allow_as）",
+                   "you are {os_user}: only an admin may act as {user} with --as ({path} does not set allow_as)"),
+    "now_refused": ("--now {now}：会写入数据的命令不能设定时钟（{path} 未设置 allow_now）",
+                    "--now {now}: commands that write cannot set the clock ({path} does not set allow_now)"),
+    "role_denied": ("{user}（{role}）无权{what}", "{user} ({role}) may not {what}"),
+    "not_assigned": ("上报医生 {id} 未分配给 {user}", "escalation {id} is not assigned to {user}"),
+    "access.tasks:read": ("查看回访任务", "see follow-up tasks"),
+    "access.calls": ("领取、查看或记录回访电话", "claim, prepare or record calls"),
+    "access.escalations:read": ("查看上报医生记录", "see escalations"),
+    "access.escalations:resolve": ("处理上报医生记录", "resolve escalations"),
+    "access.complaints:read": ("查看投诉", "see complaints"),
+    "access.complaints:answer": ("答复或结案投诉", "answer or close complaints"),
+    "access.patients:dnc": ("设置勿扰", "change do-not-contact"),
+    "access.patients:export": ("导出患者的全部数据", "export a patient's data"),
+    "access.patients:erase": ("匿名化患者", "erase a patient"),
+    "access.audit:read": ("查看审计日志", "read the audit log"),
+    "access.reports": ("查看报表", "read reports"),
+    "access.import": ("导入数据", "import data"),
+    "access.schedule": ("排期", "schedule follow-ups"),
+    "audit_intact": ("审计日志完整：{n} 条记录，链尾 {head}", "audit log intact: {n} rows, head {head}"),
+    "audit_edited": ("审计日志被篡改：第 {id} 条记录的内容被修改（之前 {n} 条完好）",
+                     "audit log tampered with: row {id} was edited ({n} rows before it are intact)"),
+    "audit_inserted": ("审计日志被篡改：第 {id} 条记录是后来插入的（之前 {n} 条完好）",
+                       "audit log tampered with: row {id} was inserted out of order ({n} rows before it are intact)"),
+    "audit_removed": ("审计日志被篡改：第 {id} 条记录之前有记录被删除（之前 {n} 条完好）",
+                      "audit log tampered with: rows were removed before row {id} ({n} rows before it are intact)"),
+})
+
 def message(key: str, locale: str | None, /, **values: Any) -> str:
     """The catalogue text ``key`` in ``locale`` (English unless zh_CN); values that are messages are rendered too."""
     zh, en = MESSAGES[key]

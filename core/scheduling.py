@@ -258,8 +258,12 @@ def schedule(
     episode_ids: Iterable[int] | None = None,
     batch_size: int = 2000,
     progress: Callable[[int], None] | None = None,
+    user: str | None = None,
 ) -> ScheduleResult:
-    """Create the missing tasks of every active episode (or of ``episode_ids``)."""
+    """Create the missing tasks of every active episode (or of ``episode_ids``); admins only (core/access.py)."""
+    from core import access
+
+    access.require(config, user, access.SCHEDULE)
     protocols = Protocols(config, plugins)
     result = ScheduleResult()
     writer = _TaskWriter.for_session(session)
@@ -531,8 +535,11 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     return insert(Task.__table__).on_conflict_do_nothing(index_elements=["episode_id", "milestone"])
 
 
-def replan(session: Session, config: ChainConfig, now: datetime) -> int:
+def replan(session: Session, config: ChainConfig, now: datetime, *, user: str | None = None) -> int:
     """Re-place open provisional tasks now that holiday data may have arrived. Returns how many moved."""
+    from core import access
+
+    access.require(config, user, access.SCHEDULE)
     rollups.take_turns(session, config.sites)  # moved tasks move their day counts (core/db/rollups.py)
     moved = 0
     query = (

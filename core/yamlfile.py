@@ -85,6 +85,37 @@ def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
     return next((bad for child in children if (bad := _unconstructible(child)) is not None), None)
 
 
+MAX_NODES = 200_000  # values in one file once its aliases are expanded; the largest protocol has ~5,000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds once every alias is expanded, counted without expanding them.
+
+    An alias repeats a node already composed (PyYAML shares the node), so 9 levels of 9 aliases
+    ("billion laughs") compose instantly but expand to 387 million values: every walk over the data
+    (line numbers, validation) would run for minutes and take gigabytes. Memoised per node: linear.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if expanded:
+            sizes[id(node)] = min(1 + sum(sizes.get(id(c), 1) for c in children), MAX_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def load_located(path: Path | str) -> LocatedYaml:
     """Parse a YAML file, mapping each key path to its line; syntax errors name file and line."""
     path = Path(path)
@@ -97,6 +128,9 @@ def load_located(path: Path | str) -> LocatedYaml:
     node = None
     try:
         node = yaml.compose(text, Loader=_Loader)
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise ConfigError([f"{path}: refused: its aliases (*name) expand to more than {MAX_NODES:,} values "
+                               "(a YAML alias bomb?); write the values out instead"])
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

@@ -74,14 +74,15 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
     with session_scope(url) as session:
         if replan:
-            moved = do_replan(session, config, now)
+            moved = do_replan(session, config, now, user=app.user)
             click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
                                                                                 n=moved))
             return
         total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
         with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
-            result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n))
+            result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
+                              user=app.user)
     if result.created >= ANALYZE_AFTER:
         from core.db.engine import analyze
 
@@ -117,7 +118,7 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
     config, url = app.config, app.ready_db()
     with session_scope(url) as session:
         rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
-                          now=app.now)
+                          now=app.now, user=app.user)
     if fmt == "table":
         emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
              "table")

@@ -53,6 +53,7 @@ def demo(app: App, fresh: bool) -> None:
     if not url.startswith("sqlite"):
         raise FollowupError("the demo runs on embedded SQLite; pass --db sqlite:///demo.db")
     config, plugins = app.config, app.plugins
+    builder = _builder(app)
     for failed in plugins.failed():
         click.secho(f"Warning: plugin {failed.name!r} failed to load: {failed.error}", fg="yellow", err=True)
     database = make_url(url).database
@@ -71,9 +72,9 @@ def demo(app: App, fresh: bool) -> None:
         export = Path(tmp) / "episodes.csv"
         _write_episode_export(demo_dir / "episodes.csv", export, app)
         with session_scope(url) as session:
-            patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=app.user, now=now)
-            episodes = import_file(session, config, plugins, export, user=app.user, now=now)
-            result = schedule(session, config, plugins, now)
+            patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=builder, now=now)
+            episodes = import_file(session, config, plugins, export, user=builder, now=now)
+            result = schedule(session, config, plugins, now, user=builder)
             history = simulate_history(session, config, plugins, now)
     click.echo(
         f"Imported {patients.patients_created} new patients and {episodes.episodes_created} new episodes; "
@@ -82,7 +83,7 @@ def demo(app: App, fresh: bool) -> None:
     )
     if history:
         click.echo(f"Simulated {history} past call attempts (so reports have data: followup report month).")
-    _show_today(app, url, worklist)
+    _show_today(app, url, worklist, builder)
     with session_scope(url) as session:
         open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
     click.echo(f"\n{open_total} open follow-ups in total.")
@@ -153,7 +154,20 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
             recorded += 1
 
 
-def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-untyped-def]
+def _builder(app: App) -> str:
+    """Who builds the demo: in a chain that allows --as (the demo chain), its admin; else the acting user,
+    who must be allowed to import and schedule (core/access.py), as for any import."""
+    from core import access
+
+    config = app.config
+    admin = next((s.username for s in config.model.staff if s.role == "admin"), None)
+    if config.model.allow_as and admin:
+        return admin
+    access.require(config, app.user, access.IMPORT)
+    return app.user
+
+
+def _show_today(app: App, url: str, worklist_fn, builder: str) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
@@ -164,7 +178,7 @@ def _show_today(app: App, url: str, worklist_fn) -> None:  # type: ignore[no-unt
     with session_scope(url) as session:
         for site in config.sites.values():
             today = now.astimezone(site.timezone).date()
-            lines = worklist_fn(session, config, day=today, now=now, sites=[site.code])
+            lines = worklist_fn(session, config, day=today, now=now, sites=[site.code], user=builder)
             table = Table(title=f"{site.name.get(site.locale)} ({site.code}) — {today.isoformat()}: "
                                 f"{len(lines)} call(s)", title_justify="left", header_style="bold")
             for col in ("patient", "procedure / milestones", "urgency", "due"):

@@ -9,25 +9,6 @@ from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
 from core.messages import message
 
 
-def _visible(app: App, rows: list[dict], site: str | None) -> list[dict]:
-    """Coordinators see only their sites' escalations and complaints (--site narrows, and is checked)."""
-    from core.cli.work import _sites_for
-
-    allowed = set(_sites_for(app, site))
-    return [r for r in rows if r["site"] in allowed]
-
-
-def _check_site(app: App, site: str, what: str, item_id: int) -> None:
-    """``what`` is the message key that names the item: escalation_denied or complaint_denied."""
-    from core.calls import check_site_access
-    from core.errors import FollowupError
-
-    try:
-        check_site_access(app.config, app.user, site)
-    except FollowupError as exc:
-        raise FollowupError(key=what, values={"id": item_id, "error": exc}) from None
-
-
 @click.group("escalations", invoke_without_command=True)
 @click.pass_context
 def escalations_group(ctx: click.Context) -> None:
@@ -47,7 +28,7 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
     from core.followthrough import list_escalations
 
     with session_scope(app.ready_db()) as session:
-        rows = _visible(app, list_escalations(session, app.config, status=status, site=site), site)
+        rows = list_escalations(session, app.config, status=status, site=site, user=app.user)
     emit(rows, ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
                 "resolution"], fmt)
 
@@ -60,14 +41,10 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | None) -> None:
     """Mark an escalation resolved, saying how."""
     from core.db.engine import session_scope
-    from core.db.models import Escalation
     from core.followthrough import resolve_escalation
 
     with session_scope(app.ready_db()) as session:
-        row = session.get(Escalation, escalation_id)
-        if row is not None:
-            _check_site(app, row.site, "escalation_denied", escalation_id)
-        resolve_escalation(session, escalation_id, resolution=how, user=app.user, now=app.now)
+        resolve_escalation(session, app.config, escalation_id, resolution=how, user=app.user, now=app.now)
     click.echo(message("escalation_resolved", app.ui_locale(locale), id=escalation_id, user=app.user))
 
 
@@ -90,11 +67,14 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
     from core.followthrough import list_complaints
 
     with session_scope(app.ready_db()) as session:
-        rows = _visible(app, list_complaints(session, app.config, now=app.now, status=status, site=site), site)
+        rows = list_complaints(session, app.config, now=app.now, status=status, site=site, user=app.user)
     if fmt == "table":
         from rich.console import Console
         from rich.table import Table
 
+        from core.privacy import mask_data
+
+        rows = mask_data(rows)
         table = Table(header_style="bold", title=f"{len(rows)} complaint(s)")
         for col in ("id", "patient_id", "site", "category", "staff", "status", "due_at", "description"):
             table.add_column(col)
@@ -121,14 +101,15 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     from core.followthrough import list_complaints
 
     with session_scope(app.ready_db()) as session:
-        rows = [r for r in _visible(app, list_complaints(session, app.config, now=app.now), None)
-                if r["id"] == complaint_id]
+        rows = [r for r in list_complaints(session, app.config, now=app.now, user=app.user) if r["id"] == complaint_id]
     if not rows:
         raise FollowupError(key="no_complaint", values={"id": complaint_id})
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
-    for key, value in rows[0].items():
+    from core.privacy import mask_data
+
+    for key, value in mask_data(rows[0]).items():
         click.echo(f"{key:>13}: {value if value is not None else '—'}")
 
 
@@ -143,8 +124,7 @@ def complaints_respond(app: App, complaint_id: int, text: str, locale: str | Non
     from core.followthrough import respond_complaint
 
     with session_scope(app.ready_db()) as session:
-        _check_complaint_site(app, session, complaint_id)
-        row = respond_complaint(session, complaint_id, response=text, user=app.user, now=app.now)
+        row = respond_complaint(session, app.config, complaint_id, response=text, user=app.user, now=app.now)
         late = row.responded_at > row.due_at
     click.echo(message("complaint_responded_late" if late else "complaint_responded", app.ui_locale(locale),
                        id=complaint_id))
@@ -161,17 +141,8 @@ def complaints_close(app: App, complaint_id: int, note: str | None, locale: str 
     from core.followthrough import close_complaint
 
     with session_scope(app.ready_db()) as session:
-        _check_complaint_site(app, session, complaint_id)
-        close_complaint(session, complaint_id, user=app.user, now=app.now, note=note)
+        close_complaint(session, app.config, complaint_id, user=app.user, now=app.now, note=note)
     click.echo(message("complaint_closed", app.ui_locale(locale), id=complaint_id))
-
-
-def _check_complaint_site(app: App, session: object, complaint_id: int) -> None:
-    from core.db.models import Complaint
-
-    row = session.get(Complaint, complaint_id)  # type: ignore[attr-defined]
-    if row is not None:
-        _check_site(app, row.site, "complaint_denied", complaint_id)
 
 
 @click.group("patients")
@@ -191,57 +162,49 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool, loca
     from core.followthrough import set_do_not_contact
 
     with session_scope(app.ready_db()) as session:
-        _check_patient_site(app, session, patient_id)
-        changed = set_do_not_contact(session, patient_id, on=not undo, reason=reason, user=app.user, now=app.now)
+        changed = set_do_not_contact(session, app.config, patient_id, on=not undo, reason=reason, user=app.user,
+                                     now=app.now)
     click.echo(message("dnc_off" if undo else "dnc_on", app.ui_locale(locale), patient=patient_id, n=changed))
 
 
-def _check_patient_site(app: App, session: object, external_id: str) -> None:
-    """A coordinator may mark only a patient of their own sites (home site or any task's site)."""
-    from sqlalchemy import select
-
-    from core.db.models import Patient, Task
-    from core.errors import FollowupError
-
-    staff = app.config.staff(app.user)
-    if staff is None or not staff.sites or staff.role == "admin":
-        return
-    patient = session.execute(  # type: ignore[attr-defined]
-        select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
-    if patient is None:
-        return  # set_do_not_contact says "no patient"
-    sites = {patient.site} | set(session.execute(  # type: ignore[attr-defined]
-        select(Task.site).where(Task.patient_id == patient.id)).scalars())
-    if not sites & set(staff.sites):
-        raise FollowupError(key="not_your_patient",
-                            values={"patient": external_id, "sites": ", ".join(staff.sites), "user": app.user})
-
-
-@click.command("audit")
+@click.group("audit", invoke_without_command=True)
 @click.option("--patient", help="Only this patient's history.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=200, show_default=True)
 @format_option(*FORMATS)
-@click.pass_obj
-def audit_cmd(app: App, patient: str | None, limit: int, fmt: str) -> None:
-    """Who changed what, and when."""
-    from zoneinfo import ZoneInfo
-
-    from sqlalchemy import select
-
+@click.pass_context
+def audit_cmd(ctx: click.Context, patient: str | None, limit: int, fmt: str) -> None:
+    """Who changed what, and when (``audit verify``: check that nobody altered the log)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from core.audit import list_audit
     from core.db.engine import session_scope
-    from core.db.models import AuditEntry, Patient
-    from core.errors import FollowupError
 
+    app: App = ctx.obj
     with session_scope(app.ready_db()) as session:
-        query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-        if patient:
-            pid = session.execute(select(Patient.id).where(Patient.external_id == patient)).scalar_one_or_none()
-            if pid is None:
-                raise FollowupError(key="no_patient", values={"patient": patient})
-            query = query.where(AuditEntry.patient_id == pid)
-        tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
-        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action, "entity": e.entity,
-                 "entity_id": e.entity_id, "detail": e.detail} for e in session.execute(query).scalars()]
+        rows = list_audit(session, app.config, user=app.user, patient=patient, limit=limit)
     if fmt == "table":
         rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
-    emit(rows, ["at", "user", "action", "entity", "entity_id", "detail"], fmt)
+    emit(rows, ["at", "recorded_at", "user", "action", "entity", "entity_id", "detail"], fmt)
+
+
+@audit_cmd.command("verify")
+@format_option("table", "json")
+@locale_option()
+@click.pass_obj
+def audit_verify(app: App, fmt: str, locale: str | None) -> None:
+    """Check the audit log's hash chain: the first row edited, inserted or removed; exit 1 if any."""
+    from core.audit import verify
+    from core.db.engine import session_scope
+
+    with session_scope(app.ready_db()) as session:
+        verdict = verify(session)
+    if fmt == "json":
+        click.echo(to_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem,
+                            "row_id": verdict.row_id, "head": verdict.head}))
+    elif verdict.ok:
+        click.echo(message("audit_intact", app.ui_locale(locale), n=verdict.rows, head=verdict.head))
+    else:
+        click.secho(message(f"audit_{verdict.problem}", app.ui_locale(locale), id=verdict.row_id, n=verdict.rows),
+                    fg="red", err=True)
+    if not verdict.ok:
+        raise SystemExit(1)

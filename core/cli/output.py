@@ -37,7 +37,10 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2, default=_plain)
+    """JSON for output: phone numbers in every string masked (core/privacy.py), a released one kept."""
+    from core.privacy import mask_data
+
+    return json.dumps(mask_data(data), ensure_ascii=False, indent=2, default=_plain)
 
 
 def safe_cell(value: Any) -> Any:
@@ -57,6 +60,10 @@ def _csv_cell(value: Any) -> Any:
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str | None = None,
          headers: dict[str, str] | None = None) -> None:
+    """Rows as a table, JSON or CSV; every output passes the masking layer (core/privacy.py)."""
+    from core.privacy import mask_data
+
+    rows = [mask_data(dict(r)) for r in rows]
     if fmt == "json":
         click.echo(to_json([{c: r.get(c) for c in columns} for r in rows]))
         return

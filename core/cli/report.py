@@ -15,21 +15,10 @@ TREND_PERIODS = 6  # the HTML trend chart ("last 6 periods")
 
 
 def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
-    """The sites asked for, limited to the sites a coordinator works for (admins: all)."""
-    config = app.config
-    staff = config.staff(app.user)
-    allowed = list(config.sites)
-    if staff is not None and staff.sites and staff.role != "admin":
-        allowed = [s for s in staff.sites if s in config.sites]
-    if not requested:
-        return sorted(allowed)
-    for code in requested:
-        config.site(code)  # unknown: an error naming the close match
-        if code not in allowed:
-            raise FollowupError(
-                f"{app.user} may report on {', '.join(allowed)}, not on site {code}"
-            )
-    return sorted(set(requested))
+    """The sites asked for, limited to the sites the user may report on (core/access.py)."""
+    from core import access
+
+    return sorted(access.sites_for(app.config, app.user, access.REPORTS, requested or None))
 
 
 @click.command("report")
@@ -125,10 +114,18 @@ def report_cmd(
     scope = scope_from_plugins(plugins, codes, list(specialties))
     if trend is None:
         trend = TREND_PERIODS if fmt == "html" else 0
-    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend)
+    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend,
+                            user=app.user)
     with session_scope(app.ready_db()) as session:
         report = build_report(session, config, plugins, request)
+    from core.privacy import mask_data
+
+    report = mask_data(report)  # free text (suggestions, complaint staff) with numbers masked, every format
     try:
+        if out:
+            from core.privacy import private_file
+
+            private_file(out)  # 0600 before the first figure is written
         _emit(report, fmt, out)
     except OSError as exc:  # --out in a missing or read-only directory
         raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None

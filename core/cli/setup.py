@@ -37,10 +37,18 @@ def config_check(app: App, fmt: str) -> None:
         click.secho(f"Warning: plugin {failed.name!r} failed to load: {failed.error}", fg="yellow", err=True)
     for warning in config.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
+    staff = [{"username": m.username, "role": m.role, "sites": list(m.sites) or ["*"]} for m in config.model.staff]
     if fmt == "json":
-        click.echo(to_json({"sites": sites, "warnings": config.warnings}))
+        click.echo(to_json({"sites": sites, "warnings": config.warnings, "staff": staff,
+                            "single_user": not staff}))
         return
-    click.echo(f"{config.path}: OK — {len(sites)} sites")
+    if staff:
+        roles = ", ".join(f"{n} {r}" for r in ("coordinator", "doctor", "manager", "admin")
+                          if (n := sum(m["role"] == r for m in staff)))
+        click.echo(f"{config.path}: OK — {len(sites)} sites, {len(staff)} staff ({roles})")
+    else:
+        click.echo(f"{config.path}: OK — {len(sites)} sites, single-user (no staff list: "
+                   "whoever runs followup may do everything)")
     emit(
         [{**s, "specialties": ", ".join(s["specialties"])} for s in sites],
         ["code", "name", "timezone", "locale", "specialties"], "table",

@@ -13,28 +13,11 @@ from core.errors import FollowupError
 from core.messages import localize, message
 
 
-def _sites_for(app: App, site: str | None) -> list[str]:
-    """The sites a user may work: a coordinator's own, narrowed by --site."""
-    config = app.config
-    staff = config.staff(app.user)
-    allowed = list(config.sites)
-    if staff is not None and staff.sites and staff.role != "admin":
-        allowed = [s for s in staff.sites if s in config.sites]
-    if site:
-        config.site(site)
-        if site not in allowed:
-            raise FollowupError(key="not_your_site",
-                                values={"user": app.user, "sites": ", ".join(allowed), "site": site})
-        return [site]
-    return allowed
+def _sites_for(app: App, site: str | None, action: str = "calls") -> list[str]:
+    """The sites where the user may do ``action`` (core/access.py), narrowed by --site."""
+    from core import access
 
-
-def _require_staff(app: App) -> Any:
-    staff = app.config.staff(app.user)
-    if staff is None:
-        known = ", ".join(s.username for s in app.config.model.staff) or "none"
-        raise FollowupError(key="not_staff", values={"user": app.user, "path": app.config.path, "known": known})
-    return staff
+    return access.sites_for(app.config, app.user, action, site)
 
 
 @click.command("worklist")
@@ -49,14 +32,14 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
     from core.worklist import worklist
 
     config, now, url = app.config, app.now, app.ready_db()
-    sites = _sites_for(app, site)
+    sites = _sites_for(app, site, "tasks:read")
     rows: list[dict[str, Any]] = []
     with session_scope(url) as session:
         for code in sites:
             tz = config.site(code).timezone
             the_day: date = day.date() if day else now.astimezone(tz).date()
             for line in worklist(session, config, day=the_day, now=now, sites=[code],
-                                 assignee=app.user if mine else None):
+                                 assignee=app.user if mine else None, user=app.user):
                 rows.append(line.as_dict(tz))
     if fmt == "table":
         _worklist_table(rows, sites)
@@ -106,7 +89,6 @@ def claim_cmd(app: App, site: str | None, count: int, locale: str | None, fmt: s
     from core.claims import claim
     from core.db.engine import session_scope
 
-    _require_staff(app)
     loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, now, url = app.config, app.now, app.ready_db()
@@ -134,7 +116,7 @@ def script_cmd(app: App, task_id: int, locale: str | None) -> None:
 
 
 def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
-    from core.calls import load_task, task_context, task_milestone
+    from core.calls import call_card_phone, load_task, task_context, task_milestone
     from core.db.models import Patient
     from core.scripts import prepare_script
 
@@ -145,9 +127,11 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     loc = locale or context.patient.locale or site.locale
     milestone = task_milestone(plugins, site, task)
     prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
-    patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
-    flagged = " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
-    phone = (patient.phone or "—") + (flagged if patient.phone_invalid else "")
+    patient = session.get(Patient, task.patient_id)
+    # The number to dial: in full only on the card of a task this user holds (audited), never in hooks or exports.
+    phone = call_card_phone(session, task, patient, app.user, now) or "—"
+    if patient.phone_invalid:
+        phone += " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
     return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
 
 
@@ -166,6 +150,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
     outcome's own name, the one ``followup record --outcome`` takes.
     """
+    from core.privacy import mask_text
     from core.reports.labels import OUTCOMES
     from core.reports.labels import label as report_label
 
@@ -196,7 +181,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
         f"{task.milestone} ({task.urgency})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
-                  + (f": {a['note']}" if a["note"] else "")
+                  + (f": {mask_text(a['note'])}" if a["note"] else "")  # a number typed into a note: masked
                   for a in context.attempt_history) or "—",
     )
     width = max(len(label[0 if zh else 1]) for label in labels)
@@ -287,7 +272,6 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     from core.db.engine import session_scope
     from core.db.models import Task
 
-    _require_staff(app)
     loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()
