@@ -11,7 +11,7 @@ each role to those sites (an empty list: every site):
 
 ============  ===================================================================
 coordinator   tasks and worklist, claim, call, record, script of their sites;
-              reads escalations and complaints of their sites, answers complaints
+              reads escalations, complaints and reports of their sites, answers complaints
 doctor        the escalations assigned to them (the episode's doctor): list, resolve,
               with the patient's full number
 manager       reads tasks, worklist, reports, complaints, escalations and the audit of
@@ -60,7 +60,7 @@ RULES: dict[str, frozenset[str]] = {
     PATIENTS_EXPORT: frozenset(),
     PATIENTS_ERASE: frozenset(),
     AUDIT_READ: frozenset({"manager"}),
-    REPORTS: frozenset({"manager"}),
+    REPORTS: frozenset({"coordinator", "manager"}),  # coordinators make the month's statistics (DOMAIN.md §3)
     IMPORT: frozenset(),
     SCHEDULE: frozenset(),
 }

@@ -190,7 +190,7 @@ def test_audit_entry_names_the_file_and_counts_but_no_patient_data(db_url: str, 
     run(DATA / "patients.csv")
     with session_scope(db_url) as session:
         entry = session.scalars(select(AuditEntry)).one()
-    assert (entry.action, entry.entity, entry.user, entry.at) == ("import", "file", "tester", NOW)
+    assert (entry.action, entry.entity, entry.user, entry.at) == ("import", "file", "admin", NOW)
     assert entry.detail["file"] == "patients.csv"
     assert entry.detail["counts"]["patients_created"] == 4
     text = json.dumps(entry.detail, ensure_ascii=False)

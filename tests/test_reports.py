@@ -166,7 +166,7 @@ def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-u
         "seen by Dr 宋佳",
         db=url,
         now="2026-11-18T20:00+08:00",
-        user="chen.jing",
+        user="admin",
     )
     complaints = json.loads(cli("complaints", "list", "--format", "json", db=url).output)
     assert sorted(c["category"] for c in complaints) == ["other", "staff_or_service"]
@@ -368,7 +368,7 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     own = report_json(cli, db_url, user="zhang.li")
     assert own["period"]["sites"] == ["SH-DENT"] and own["figures"]["due"] == 7
     refused = report(cli, db_url, "--site", "SH-AES", user="zhang.li", ok=False)
-    assert refused.exit_code == 1 and "not on site SH-AES" in refused.output
+    assert refused.exit_code == 1 and "zhang.li 负责 SH-DENT，不负责门店 SH-AES" in refused.output
 
 
 # -- one set of figures, five formats --------------------------------------------------------------
