@@ -104,13 +104,17 @@ class Verdict:
         return self.problem is None
 
 
-def verify(session: Session, batch: int = 5000) -> Verdict:
+def verify(session: Session, config: Any = None, *, user: str | None = None, batch: int = 5000) -> Verdict:
     """Walk the chain in id order; the first row that does not fit says what happened to it.
 
     * edited: the row's content no longer gives its hash, and the chain goes on from it;
     * inserted: the row does not continue the chain, and the row after it continues the one before;
     * removed: the row continues a row that is no longer there (the rows before it were deleted).
     """
+    if config is not None:
+        from core import access
+
+        access.require(config, user, access.AUDIT_READ)
     prev, count, last_id = GENESIS, 0, 0
     window: list[AuditEntry] = []
     while True:

@@ -19,7 +19,7 @@ from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
-from core.errors import FollowupError
+from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
 from core.placement import place
 from core.plugins import Plugins
@@ -183,6 +183,7 @@ def record_call(
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it."""
     task = load_task(session, config, task_id, user)
+    checked_text("--note", note)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
     if task.status != "open":

@@ -343,7 +343,8 @@ def _staff_problems(chain: ChainModel, src: LocatedYaml, sites: set[str]) -> lis
                 near = difflib.get_close_matches(code, sorted(sites), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(f"{src.path}:{src.line_of(('staff', i, 'sites', j))}: staff.{i}.sites: "
-                                f"{member.username} works at unknown site {code!r}{hint} (sites: {', '.join(sorted(sites))})")
+                                f"{member.username} works at unknown site {code!r}{hint} "
+                                f"(sites: {', '.join(sorted(sites))})")
     return problems
 
 

@@ -13,7 +13,7 @@ from core.audit import audit
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Complaint, Escalation, Patient, Task
-from core.errors import FollowupError
+from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
 
 
@@ -57,6 +57,7 @@ def _complaint(session: Session, config: ChainConfig, complaint_id: int, user: s
 def respond_complaint(session: Session, config: ChainConfig, complaint_id: int, *, response: str, user: str,
                       now: datetime) -> Complaint:
     row = _complaint(session, config, complaint_id, user)
+    checked_text("--text", response)
     if row.status == "closed":
         raise FollowupError(key="complaint_is_closed", values={"id": complaint_id})
     if not response.strip():
@@ -72,6 +73,7 @@ def respond_complaint(session: Session, config: ChainConfig, complaint_id: int, 
 def close_complaint(session: Session, config: ChainConfig, complaint_id: int, *, user: str, now: datetime,
                     note: str | None = None) -> Complaint:
     row = _complaint(session, config, complaint_id, user)
+    checked_text("--note", note)
     if row.status == "closed":
         raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
     if row.responded_at is None:
@@ -115,6 +117,7 @@ def resolve_escalation(session: Session, config: ChainConfig, escalation_id: int
         access.require_escalation(config, user, access.ESCALATIONS_RESOLVE, row)
     except access.AccessDenied as exc:
         raise access.AccessDenied(key="escalation_denied", values={"id": escalation_id, "error": exc}) from None
+    checked_text("--how", resolution)
     if row.status == "resolved":
         raise FollowupError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
     if not resolution.strip():
@@ -129,6 +132,7 @@ def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, 
                        user: str, now: datetime) -> int:
     """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
     access.require(config, user, access.DNC)
+    checked_text("--reason", reason)
     patient = session.execute(select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
     if patient is None:
         raise NotFound(key="no_patient", values={"patient": external_id})

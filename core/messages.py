@@ -218,6 +218,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 # -- access, privacy and the audit chain (docs/security.md)
 MESSAGES.update({
+    "patient_exported": ("患者 {patient} 的全部数据已写入 {file}（仅本人可读）",
+                         "everything held about patient {patient} written to {file} (readable by you only)"),
+    "patient_erased": ("患者 {patient} 已匿名化：姓名、电话、出生日期和自由文本已删除，{n} 个待回访任务已屏蔽",
+                       "patient {patient} erased: name, phone, birth date and free text removed, "
+                       "{n} open task(s) suppressed"),
+    "erase_needs_reason": ("请说明匿名化的原因（--reason）", "say why the patient is erased (--reason)"),
+    "erase_open_items": ("患者 {patient} 还有未结的 {items}：请先处理完毕再匿名化",
+                         "patient {patient} still has {items} open: close them before erasing"),
+    "import_hidden_char": ("含有隐藏或改变文字方向的字符 {code}（零宽空格、从右到左覆盖等）：请删除",
+                           "holds a hidden or direction-changing character {code} (zero-width space, "
+                           "right-to-left override...): remove it"),
+    "import_control_char": ("含有控制字符 {code}（例如 NUL 字节）：请删除", "holds a control character {code} "
+                            "(such as a NUL byte): remove it"),
+    "import_date_implausible": ("{text!r} 不是合理的就诊日期（早于 1900 年，或晚于今天 {days} 天以上）",
+                                "{text!r} is not a plausible episode date (before 1900, or more than {days} days "
+                                "ahead)"),
+    "import_no_rows": ("{file} 只有表头，没有数据行：未导入任何数据",
+                       "{file} has a header but no rows: nothing imported"),
+    "answer_repeated": ("--answer {key} 出现了两次（{first!r} 和 {second!r}）：每个问题只能回答一次",
+                        "--answer {key} is given twice ({first!r} and {second!r}): answer each question once"),
+    "text_too_long": ("{option} 超过 {n} 个字符（共 {length} 个）",
+                      "{option} is longer than {n} characters ({length})"),
+    "text_control_char": ("{option} 含有控制字符（例如 NUL 字节）",
+                          "{option} holds a control character (such as a NUL byte)"),
     "as_refused": ("您以 {os_user} 登录：只有管理员才能用 --as 代表 {user} 操作（{path} 未设置 allow_as）",
                    "you are {os_user}: only an admin may act as {user} with --as ({path} does not set allow_as)"),
     "now_refused": ("--now {now}：会写入数据的命令不能设定时钟（{path} 未设置 allow_now）",

@@ -94,7 +94,8 @@ def scrub_phones(text: str | None) -> str | None:
 
 
 # Full-width digits (１３８…), plus and dash, as ASCII: one character for one, so positions stay.
-_WIDE = {0xFF10 + i: ord("0") + i for i in range(10)} | {0xFF0B: ord("+"), 0xFF0D: ord("-"), 0x3000: ord(" ")}
+FULL_WIDTH = _WIDE = {0xFF10 + i: ord("0") + i for i in range(10)} | {
+    0xFF0B: ord("+"), 0xFF0D: ord("-"), 0x3000: ord(" ")}
 
 
 class Revealed(str):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from alembic import command
 from datetime import UTC, datetime
 
+from alembic import command
 from sqlalchemy import insert, text
 
 from core.db.engine import get_engine
-from core.db.models import Episode, Patient, Task
 from core.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from core.db.models import Episode, Patient, Task
 
 
 def _to(url: str, revision: str, up: bool) -> None:

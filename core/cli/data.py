@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, LIMIT, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
-from core.messages import message
+from core.messages import MESSAGES, message
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -54,6 +54,8 @@ def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str
         click.echo(message("next_schedule", loc))
 
 
+# every status the catalogue names (status.open, status.completed, ...): an unknown one is a usage error
+TASK_STATUSES = tuple(key.removeprefix("status.") for key in MESSAGES if key.startswith("status."))
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
 
 
@@ -105,8 +107,8 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
 @click.option("--patient", help="Patient id (as in the import).")
 @click.option("--episode", help="Episode id (as in the import).")
 @click.option("--site", help="Site code.")
-@click.option("--status", help="open, completed, unsuccessful, suppressed, expired, ...")
-@click.option("--limit", type=int, help="At most this many.")
+@click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks in this status.")
+@click.option("--limit", type=LIMIT, help="At most this many.")
 @format_option(*FORMATS)
 @click.pass_obj
 def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | None, status: str | None,

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("core.cli.work:record_cmd", "Record a call's outcome and answers non-interactively."),
     "escalations": ("core.cli.manage:escalations_group", "Red flags sent to attending doctors: list, resolve."),
     "complaints": ("core.cli.manage:complaints_group", "Complaints (3-day deadline): list, show, respond, close."),
-    "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact."),
+    "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact, export (PIPL copy), erase."),
     "audit": ("core.cli.manage:audit_cmd", "Who changed what, and when."),
     "report": ("core.cli.report:report_cmd", "Weekly, monthly and quarterly figures: table, JSON, CSV, XLSX, HTML."),
     "plugin": ("core.cli.plugin:plugin_group", "Create a new specialty plugin project (plugin new NAME)."),
@@ -55,8 +55,12 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args, 1):  # a NUL byte would reach PostgreSQL as a query error
+            if not arg.isprintable() and any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" for c in arg):
+                raise click.UsageError(f"argument {i} holds a control character (such as a NUL byte)", ctx)
         rest = super().parse_args(ctx, args)
-        ctx.meta["followup.writes"] = writes(rest)
+        protected = ctx.__dict__.get("_protected_args", ctx.__dict__.get("protected_args", []))  # the command name
+        ctx.meta["followup.writes"] = writes([*protected, *ctx.args])
         return rest
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -66,6 +70,15 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except FollowupError as exc:
             click.secho(_error_line(ctx.obj, exc), fg="red", err=True)
+            ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # no input ends in a traceback, and none prints a query's parameters
+            import os
+
+            if os.environ.get("FOLLOWUP_DEBUG") == "1":
+                raise
+            click.secho(_unexpected_line(ctx.obj, exc), fg="red", err=True)
             ctx.exit(1)
 
 
@@ -95,6 +108,28 @@ def _error_line(app: Any, exc: Any) -> str:
 
     locale = app.error_locale() if exc.localized and isinstance(app, App) else FALLBACK
     return hide_password(mask_text(message("error", locale, error=exc)) or "", app)
+
+
+def _unexpected_line(app: Any, exc: Exception) -> str:
+    """One line for an error nobody foresaw: its kind and first line, never a query's parameters
+    (they hold patient data), never a password; the transaction was rolled back."""
+    from core.privacy import mask_text
+
+    try:
+        from sqlalchemy.exc import DBAPIError, StatementError
+
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            inner: BaseException = exc.orig
+            what = "database error"
+        elif isinstance(exc, StatementError) and exc.orig is not None:
+            inner, what = exc.orig, "database error"
+        else:
+            inner, what = exc, "internal error"
+    except ImportError:  # pragma: no cover
+        inner, what = exc, "internal error"
+    first = (str(inner).strip().splitlines() or [""])[0][:300]
+    text = f"Error: {what} ({type(inner).__name__}: {first}); nothing was saved (FOLLOWUP_DEBUG=1 shows the traceback)"
+    return hide_password(mask_text(text) or "", app)
 
 
 def hide_password(text: str, app: Any) -> str:

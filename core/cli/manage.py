@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, ID, LIMIT, emit, format_option, locale_option, to_json
 from core.messages import message
 
 
@@ -34,7 +36,7 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 
 
 @escalations_group.command("resolve")
-@click.argument("escalation_id", type=int)
+@click.argument("escalation_id", type=ID)
 @click.option("--how", required=True, help="What was done (e.g. 'seen by Dr Chen, antibiotics changed').")
 @locale_option()
 @click.pass_obj
@@ -90,7 +92,7 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
 
 
 @complaints_group.command("show")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
@@ -114,7 +116,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
 
 
 @complaints_group.command("respond")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @click.option("--text", required=True, help="The answer given to the patient.")
 @locale_option()
 @click.pass_obj
@@ -131,7 +133,7 @@ def complaints_respond(app: App, complaint_id: int, text: str, locale: str | Non
 
 
 @complaints_group.command("close")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @click.option("--note", help="Why it can be closed.")
 @locale_option()
 @click.pass_obj
@@ -167,9 +169,53 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool, loca
     click.echo(message("dnc_off" if undo else "dnc_on", app.ui_locale(locale), patient=patient_id, n=changed))
 
 
+@patients_group.command("export")
+@click.argument("patient_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON here (0600); default: stdout.")
+@locale_option()
+@click.pass_obj
+def patients_export(app: App, patient_id: str, out: Path | None, locale: str | None) -> None:
+    """Everything held about one patient, as JSON (PIPL: the patient's copy); audited."""
+    import json
+
+    from core.cli.output import _plain
+    from core.db.engine import session_scope
+    from core.errors import FollowupError
+    from core.patients import export_patient
+    from core.privacy import private_file
+
+    with session_scope(app.ready_db()) as session:
+        data = export_patient(session, app.config, patient_id, user=app.user, now=app.now)
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=_plain)  # the patient's own data: unmasked
+        if out is None:
+            click.echo(text)
+            return
+        try:
+            private_file(out).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    click.echo(message("patient_exported", app.ui_locale(locale), patient=patient_id, file=out), err=True)
+
+
+@patients_group.command("erase")
+@click.argument("patient_id")
+@click.option("--reason", required=True, help="Why (e.g. 'patient request 2026-12-01, ticket 88').")
+@locale_option()
+@click.pass_obj
+def patients_erase(app: App, patient_id: str, reason: str, locale: str | None) -> None:
+    """Anonymise a patient (PIPL): name, phone, birth date and free text removed; counts kept; audited."""
+    from core.db.engine import session_scope
+    from core.patients import erase_patient
+
+    with session_scope(app.ready_db()) as session:
+        done = erase_patient(session, app.config, patient_id, reason=reason, user=app.user, now=app.now)
+    click.echo(message("patient_erased", app.ui_locale(locale), patient=patient_id, n=done["tasks_suppressed"]))
+
+
 @click.group("audit", invoke_without_command=True)
 @click.option("--patient", help="Only this patient's history.")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=200, show_default=True)
+@click.option("--limit", type=LIMIT, default=200, show_default=True)
 @format_option(*FORMATS)
 @click.pass_context
 def audit_cmd(ctx: click.Context, patient: str | None, limit: int, fmt: str) -> None:
@@ -197,7 +243,7 @@ def audit_verify(app: App, fmt: str, locale: str | None) -> None:
     from core.db.engine import session_scope
 
     with session_scope(app.ready_db()) as session:
-        verdict = verify(session)
+        verdict = verify(session, app.config, user=app.user)
     if fmt == "json":
         click.echo(to_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem,
                             "row_id": verdict.row_id, "head": verdict.head}))

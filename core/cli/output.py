@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 FORMATS = ("table", "json", "csv")
+# A row id as a user types it: a positive 64-bit integer (beyond that: a usage error, not a database overflow).
+ID = click.IntRange(1, 2**63 - 1)
+LIMIT = click.IntRange(1, 1_000_000)
 
 
 def format_option(*choices: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, ID, emit, format_option, locale_option, to_json
 from core.errors import FollowupError
 from core.messages import localize, message
 
@@ -104,7 +104,7 @@ def claim_cmd(app: App, site: str | None, count: int, locale: str | None, fmt: s
 
 
 @click.command("script")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @locale_option("Default: the patient's, else the site's.")
 @click.pass_obj
 def script_cmd(app: App, task_id: int, locale: str | None) -> None:
@@ -192,7 +192,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 
 
 @click.command("record")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @click.option("--outcome", required=True, help="reached, no_answer, busy, powered_off, out_of_service, cannot_connect, "
               "not_convenient, wrong_number, refused, callback_requested, booked")
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
@@ -212,6 +212,9 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         if "=" not in item:
             raise FollowupError(key="answer_format", values={"item": item})
         key, value = item.split("=", 1)
+        if key.strip() in parsed:
+            raise FollowupError(key="answer_repeated", values={"key": key.strip(), "first": parsed[key.strip()],
+                                                               "second": value})
         parsed[key.strip()] = value
     callback = _parse_time(app, callback_at) if callback_at else None
     config, plugins, now = app.config, app.plugins, app.now
