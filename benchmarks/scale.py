@@ -435,8 +435,8 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
     while True:
         with engine.connect() as conn:
             batch = conn.execute(
-                select(Episode.id, Episode.patient_id, Episode.site, Episode.specialty, Episode.procedure, Episode.trigger,
-                       Episode.occurred_at, Episode.attributes, Patient.do_not_contact)
+                select(Episode.id, Episode.patient_id, Episode.site, Episode.specialty, Episode.procedure,
+                       Episode.trigger, Episode.occurred_at, Episode.attributes, Patient.do_not_contact)
                 .join(Patient, Patient.id == Episode.patient_id)
                 .where(Episode.status == "active", Episode.id > last)
                 .order_by(Episode.id).limit(CHUNK // 4)
@@ -596,7 +596,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
             raw.load("answers", ans_cols, [tuple(raw.value(v) for v in row) for row in answers])
             raw.load("bench_calls", upd_cols, [tuple(raw.value(v) for v in row) for row in updates])
         raw.execute(
-            "UPDATE tasks SET status = u.status, attempts = u.attempts, failed_attempts = u.failed_attempts, "
+            "UPDATE tasks SET status = u.status, attempts = u.attempts, attempts_logged = u.attempts, "
+            "failed_attempts = u.failed_attempts, "
             "next_attempt_at = u.next_attempt_at, completed_at = u.completed_at "
             "FROM bench_calls AS u WHERE tasks.id = u.id")
         raw.execute("DROP TABLE bench_calls")

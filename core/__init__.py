@@ -16,6 +16,11 @@ _EXPORTS = {
     "hookspec": "core.hookspecs",
     "PluginError": "core.plugins",
     **{
+        name: "core.channels"
+        for name in ("Capabilities", "Channel", "DeliveryReport", "Message", "ProviderTemplate", "Receipt",
+                     "SignatureError")
+    },
+    **{
         name: "core.protocol"
         for name in (
             "Action", "Aftercare", "AftercarePoint", "Choice", "Condition", "Duration", "EpisodeAttribute",

@@ -42,6 +42,7 @@ ESCALATIONS_RESOLVE = "escalations:resolve"
 COMPLAINTS_READ = "complaints:read"
 COMPLAINTS_ANSWER = "complaints:answer"
 DNC = "patients:dnc"
+OPTOUT = "patients:optout"      # no more messages on one channel (a patient's wish, told on a call)
 PATIENTS_EXPORT = "patients:export"
 PATIENTS_ERASE = "patients:erase"
 AUDIT_READ = "audit:read"
@@ -57,6 +58,7 @@ RULES: dict[str, frozenset[str]] = {
     COMPLAINTS_READ: frozenset({"coordinator", "manager"}),
     COMPLAINTS_ANSWER: frozenset({"coordinator", "manager"}),
     DNC: frozenset(),
+    OPTOUT: frozenset({"coordinator", "manager"}),
     PATIENTS_EXPORT: frozenset(),
     PATIENTS_ERASE: frozenset(),
     AUDIT_READ: frozenset({"manager"}),

@@ -34,9 +34,16 @@ class ChinaCalendar:
     country = "CN"
 
     def __init__(self) -> None:
-        import holidays as holidays_pkg
+        self._guessed: Any = None
 
-        self._guess = holidays_pkg.country_holidays("CN")
+    @property
+    def _guess(self) -> Any:
+        """``holidays``' guess, built at the first day chinesecalendar has not published (it is slow to import)."""
+        if self._guessed is None:
+            import holidays as holidays_pkg
+
+            self._guessed = holidays_pkg.country_holidays("CN")
+        return self._guessed
 
     @staticmethod
     @lru_cache(maxsize=8192)

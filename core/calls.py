@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
@@ -26,9 +27,10 @@ from core.plugins import Plugins
 from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
 
-FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
-OUTCOMES = ("reached", *FAILED, "wrong_number", "refused", "callback_requested", "booked")
+FAILED = FAILED_OUTCOMES
+OUTCOMES = vocab.OUTCOMES
 COMPLAINT_DAYS = 3
 
 
@@ -42,19 +44,26 @@ class CallResult:
     outcome: str
     attempt_id: int
     actions: list[dict[str, Any]] = field(default_factory=list)
+    counted: bool = True  # False: a failed attempt too soon after the previous counted one (:func:`counts`)
+    previous_failure: datetime | None = None  # the counted failed attempt it came too soon after
+    min_gap: Duration | None = None
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         t = self.task
         return {
             "task": {
                 "id": t.id, "status": t.status, "attempts": t.attempts, "failed_attempts": t.failed_attempts,
-                "max_attempts": t.max_attempts,
-                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == "open" else None,
-                "overdue": t.status == "open" and t.next_attempt_at is not None and t.next_attempt_at > t.window_end,
+                "attempts_logged": t.attempts_logged, "max_attempts": t.max_attempts,
+                "next_attempt_at": local_iso(t.next_attempt_at, tz) if t.status == TaskStatus.OPEN else None,
+                "overdue": t.status == TaskStatus.OPEN and t.next_attempt_at is not None
+                and t.next_attempt_at > t.window_end,
                 "milestone": t.milestone, "site": t.site,
             },
             "outcome": self.outcome,
             "attempt_id": self.attempt_id,
+            "counted": self.counted,
+            "previous_failed_at": None if self.counted else local_iso(self.previous_failure, tz),
+            "min_gap": str(self.min_gap) if self.min_gap else None,
             "actions": self.actions,
         }
 
@@ -65,7 +74,8 @@ def age_on(birth: date | None, day: date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def task_context(session: Session, config: ChainConfig, task: Task, now: datetime, user: str | None = None) -> TaskContext:
+def task_context(session: Session, config: ChainConfig, task: Task, now: datetime,
+                 user: str | None = None) -> TaskContext:
     """What hooks are told about a task: never the phone number."""
     episode = session.get(Episode, task.episode_id)
     patient = session.get(Patient, task.patient_id)
@@ -74,7 +84,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
     history = session.execute(select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.at)).scalars().all()
     staff = config.staff(user) if user else None
     return TaskContext(
-        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty, procedure=task.procedure,
+        site_code=site.code, site_name=site.name, site_phone=site.phone, specialty=task.specialty,
+        procedure=task.procedure,
         milestone=task.milestone, purpose=task.purpose, urgency=task.urgency,  # type: ignore[arg-type]
         patient=PatientInfo(
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
@@ -116,14 +127,14 @@ class _EveryDay:
         return True
 
 
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = "routine") -> datetime:
+def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
     """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
 
     A clinical task's retry keeps to calling windows but is not held back by a
     holiday: a 24-hour implant check that failed on 1 October is tried again
     that afternoon, not on 8 October.
     """
-    if urgency == "clinical":
+    if urgency == Urgency.CLINICAL:
         calendar = _EveryDay()
     tz = site.timezone
     local = failed_at.astimezone(tz)
@@ -142,6 +153,27 @@ def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: s
                     return max(start, earliest)
         day += timedelta(days=1)
     return earliest  # pragma: no cover - no working day in 90 days
+
+
+def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
+    """Does this attempt count (towards ``attempts`` and, failed, towards the unsuccessful limit)?
+
+    Every attempt counts except a failed one less than ``min_gap`` after the previous *counted*
+    failed attempt of the same task (``previous_failure``): a call that dropped and was redialled
+    at once, or three tries in one minute, are one try, not three (DOMAIN.md §4, seed 001). It is
+    still recorded (``attempts_logged``, the coordinators' calls in the reports).
+    """
+    if outcome not in FAILED or previous_failure is None or previous_failure > at:
+        return True
+    return at >= min_gap.add_to(previous_failure)
+
+
+def last_counted_failure(session: Session, task_id: int, before: datetime) -> datetime | None:
+    """When the task's latest counted failed attempt up to ``before`` was made (None: there is none)."""
+    return session.execute(
+        select(func.max(Attempt.at)).where(Attempt.task_id == task_id, Attempt.counted.is_(True),
+                                           Attempt.outcome.in_(FAILED), Attempt.at <= before)
+    ).scalar()
 
 
 def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str, Any]:
@@ -180,64 +212,84 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    channel: str = "phone",
 ) -> CallResult:
-    """Record one attempt on a task and everything that follows from it."""
+    """Record one attempt on a task and everything that follows from it.
+
+    Two coordinators recording on the same task at once both count, one after the other: the
+    task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
+    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
+    Whoever comes second after the task became final is refused, with who recorded it and when.
+
+    ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
+    (core/questionnaire.py): those are taken even while a coordinator holds the task.
+    """
     task = load_task(session, config, task_id, user)
     checked_text("--note", note)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
-    if task.status != "open":
-        raise CallError(key="task_not_open", values={"id": task_id, "status": status_word(task.status)})
+    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
+    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
+    if task.status != TaskStatus.OPEN:
+        refuse_closed(session, config, task)
     site = config.site(task.site)
-    if task.assignee and task.assignee != user and task.claimed_until is not None and task.claimed_until >= now:
+    if (channel == "phone" and task.assignee and task.assignee != user and task.claimed_until is not None
+            and task.claimed_until >= now):
         until = f"{task.claimed_until.astimezone(site.timezone):%H:%M}"
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    if outcome == "booked" and not (proc and proc.allows_booking):
+    if outcome == Outcome.BOOKED and not (proc and proc.allows_booking):
         raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
-    if outcome == "callback_requested":
+    if outcome == Outcome.CALLBACK_REQUESTED:
         if callback_at is None:
             raise CallError(key="callback_needs_time")
         check_callback_time(site, callback_at, now)
     elif callback_at is not None:
         raise CallError(key="callback_only_with_request", values={"outcome": outcome})
-    if answers and outcome not in ("reached", "booked"):
+    if answers and outcome not in REACHED_OUTCOMES:
         raise CallError(key="answers_only_when_reached", values={"outcome": outcome})
     parsed = parse_answers(plugins, task, answers or {}) if answers else {}
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
 
+    min_gap = site.attempt_policy.min_gap
+    previous = last_counted_failure(session, task.id, now) if outcome in FAILED else None
+    counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
-        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at
+        task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        counted=counted,
+        channel=channel,
     )
     session.add(attempt)
     session.flush()
-    task.attempts += 1
+    task.attempts_logged += 1
+    task.attempts += counted
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
     assert patient is not None
     actions: list[dict[str, Any]] = []
 
-    if outcome in FAILED:
+    if outcome in FAILED and not counted:
+        pass  # recorded, not counted: the retry planned after the counted failure stays as it was
+    elif outcome in FAILED:
         task.failed_attempts += 1
         if task.failed_attempts >= task.max_attempts:
-            task.status = "unsuccessful"
+            task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
             task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
-    elif outcome == "wrong_number":
-        task.status = "wrong_number"
+    elif outcome == Outcome.WRONG_NUMBER:
+        task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
         patient.phone_invalid = True
         actions.append({"kind": "fix_phone", "reason": "phone number flagged for correction"})
-    elif outcome == "refused":
-        task.status = "refused"
+    elif outcome == Outcome.REFUSED:
+        task.status = TaskStatus.REFUSED
         task.completed_at = now
-    elif outcome == "callback_requested":
+    elif outcome == Outcome.CALLBACK_REQUESTED:
         task.next_attempt_at = callback_at
     else:  # reached or booked
-        task.status = "completed" if outcome == "reached" else "booked"
+        task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
@@ -246,13 +298,15 @@ def record_call(
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
     audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status})
-    if outcome in ("reached", "booked"):
+          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
+                  **({} if counted else {"counted": False})})
+    if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
             actions.append(apply_action(session, config, plugins, task, action, plugin_name, parsed, note, user, now))
     session.flush()
-    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions)
+    return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions, counted=counted,
+                      previous_failure=None if counted else previous, min_gap=min_gap)
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
@@ -319,6 +373,33 @@ def call_card_phone(session: Session, task: Task, patient: Patient, user: str, n
     return mask_phone(patient.phone) or None
 
 
+def lock_task(session: Session, task_id: int) -> Task:
+    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
+    return session.execute(
+        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
+    """A task that is not open takes no attempt: say what it is, and who made it final when."""
+    last = session.execute(
+        select(Attempt.by, Attempt.at).where(Attempt.task_id == task.id).order_by(Attempt.at.desc(), Attempt.id.desc())
+        .limit(1)
+    ).first()
+    values = {"id": task.id, "status": status_word(task.status)}
+    if task.status in FINAL_STATUSES and last is not None:
+        at = last.at.astimezone(config.timezone_of(task.site))
+        raise CallError(key="task_final", values={**values, "by": last.by, "at": f"{at:%Y-%m-%d %H:%M}"})
+    raise CallError(key="task_not_open", values=values)
+
+
+def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
+    """May ``user`` work on calls at this site (core/access.py)."""
+    from core import access
+
+    access.require(config, user, access.CALLS, site_code)
+
+
 def apply_action(
     session: Session, config: ChainConfig, plugins: Plugins, task: Task, action: Action, plugin_name: str,
     answers: dict[str, Any], note: str | None, user: str, now: datetime,
@@ -362,7 +443,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     from core.placement import MilestoneTimes
 
     times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, "routine", windows=site.calling_windows, quiet=site.quiet_hours,
+    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
                    calendar=site.calendar(config), tz=site.timezone)
     # The task's offset and window are measured from the episode's event time, like every other task
     # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
@@ -375,11 +456,11 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel="phone", urgency="routine",
+        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
         due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
         offset=since_event(target), window_earliest=since_event(times.window_start),
         window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status="open",
+        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
         max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
     )
     session.add(extra)

@@ -30,9 +30,11 @@ from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core.audit import audit
+from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
 from core.tasklist import local_iso
+from core.vocab import TaskStatus, Urgency
 from core.worklist import end_of_day
 
 
@@ -56,7 +58,8 @@ def _eligible(now: datetime, cutoffs: dict[datetime, list[str]]) -> Any:
             and_(Task.site.in_(codes), Task.window_start < cutoff, Task.next_attempt_at < cutoff)
             for cutoff, codes in cutoffs.items()
         )),
-        Task.status == "open",
+        Task.status == TaskStatus.OPEN,
+        Task.channel.not_in(MESSAGE_CHANNELS),  # messages are sent by `followup send`, not called
         # A first call may be taken any time on its day; a retry (after a failed attempt, at least
         # min_gap later in another calling window) or a callback the patient asked for not before its time.
         or_(Task.attempts == 0, Task.next_attempt_at <= now),
@@ -68,7 +71,7 @@ def _held_by_colleague(user: str, now: datetime) -> Any:
     """The patient has a task a colleague holds: none of the patient's calls go to anyone else meanwhile."""
     held = aliased(Task)
     return exists().where(
-        held.patient_id == Patient.id, held.status == "open", held.assignee != user,
+        held.patient_id == Patient.id, held.status == TaskStatus.OPEN, held.assignee != user,
         held.claimed_until.is_not(None), held.claimed_until >= now,
     )
 
@@ -94,7 +97,7 @@ def claim(
     priority = (
         select(
             Task.patient_id.label("pid"),
-            func.min(case((Task.urgency == "clinical", 0), else_=1)).label("urg"),
+            func.min(case((Task.urgency == Urgency.CLINICAL, 0), else_=1)).label("urg"),
             func.min(Task.next_attempt_at).label("due"),
         )
         .where(eligible)
@@ -137,7 +140,7 @@ def naive_select(session: Session, *, sites: list[str], count: int, now: datetim
     """Step 1 of the naive claim: read the next free tasks, without locking anything."""
     rows = session.execute(
         select(Task.id)
-        .where(Task.site.in_(sites), Task.status == "open", Task.next_attempt_at < cutoff,
+        .where(Task.site.in_(sites), Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff,
                or_(Task.claimed_until.is_(None), Task.claimed_until < now))
         .order_by(Task.next_attempt_at, Task.id)
         .limit(count)
@@ -173,7 +176,7 @@ def naive_claim(
 
 def release(session: Session, task_ids: list[int], user: str) -> int:
     result = session.execute(
-        update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == "open")
+        update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == TaskStatus.OPEN)
         .values(claimed_until=None).execution_options(synchronize_session=False)
     )
     return result.rowcount or 0

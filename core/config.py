@@ -125,6 +125,10 @@ class Override(_Model):
     milestone: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
     offset: Duration | None = None
     window: Window | None = None
+    channel: Literal["phone", "sms", "wechat", "email"] | None = None
+    fallback: Literal["phone"] | None = None
+    notice: Literal["sms", "wechat", "email"] | None = None
+    after_unsuccessful: Literal["sms", "wechat", "email"] | None = None
     disabled: bool = False
     note: str | None = None
 
@@ -144,6 +148,23 @@ class StaffMember(_Model):
     )
 
 
+class MessagingModel(_Model):
+    """How ``followup send`` treats messages (chain-wide)."""
+
+    max_per_patient_per_day: int = Field(default=2, ge=1, le=20)
+    max_tries: int = Field(default=5, ge=1, le=20)
+    retry_after: Duration = Field(default_factory=lambda: Duration(amount=5, unit="min"),
+                                  description="the first retry's delay; each next one waits twice as long")
+    sending_hold: Duration = Field(default_factory=lambda: Duration(amount=10, unit="min"),
+                                   description="a message claimed by a sender that died is taken again after this")
+    notice_at: str = Field(default="10:00", pattern=r"^\d{2}:\d{2}$",
+                           description="local time the day before a call when its notice goes out")
+    questionnaire_url: str = Field(default="http://127.0.0.1:8000",
+                                   description="where patients' phones reach `followup serve`")
+    secret: str | None = Field(default=None,
+                               description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
+
+
 class SiteModel(_Model):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     name: LocalizedText
@@ -159,6 +180,8 @@ class SiteModel(_Model):
     template_dirs: list[str] = Field(default_factory=list)
     import_columns: dict[str, str] = Field(default_factory=dict)
     max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="this site's changes to the chain's channels (e.g. its own templates)")
 
     @field_validator("timezone")
     @classmethod
@@ -181,6 +204,9 @@ class ChainModel(_Model):
     allow_as: bool = False
     # --now / FOLLOWUP_NOW may set the clock of commands that write (demos, tests, replaying a day)
     allow_now: bool = False
+    channels: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="message channels: settings per channel name (docs/channels.md)")
+    messaging: MessagingModel = Field(default_factory=MessagingModel)
     sites: list[SiteModel] = Field(default_factory=list)
     sites_dir: str | None = "sites"
 
@@ -206,6 +232,7 @@ class Site:
     attempt_policy: AttemptPolicy
     max_failed_attempts: int
     source: Path
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
     _calendar: Any = field(default=None, repr=False)
@@ -243,6 +270,12 @@ class Site:
                 data["offset"] = override.offset.model_dump()
             if override.window is not None:
                 data["window"] = override.window.model_dump()
+            if override.channel is not None and override.channel != data.get("channel"):
+                # another channel: the options of the old one no longer apply
+                data.update(fallback=None, notice=None, after_unsuccessful=None)
+            for key in ("channel", "fallback", "notice", "after_unsuccessful"):
+                if getattr(override, key) is not None:
+                    data[key] = getattr(override, key)
             out.append(Milestone.model_validate(data))
         return out
 
@@ -326,7 +359,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     for site, src, loc in site_sources:
         config.sites[site.code] = _resolve_site(chain, site, src, loc)
     if check_plugins:
-        check_against_plugins(config)
+        _checked_against_plugins(config)
     return config
 
 
@@ -358,6 +391,109 @@ def staff_warnings(config: ChainConfig) -> list[str]:
             if not any(m.role == role and (not m.sites or code in m.sites) for m in config.model.staff):
                 warnings.append(f"site {code} has no {role} in the staff list: {why}")
     return warnings
+
+
+def _checked_against_plugins(config: ChainConfig) -> None:
+    """:func:`check_against_plugins`, skipped when it passed before for the same files and plugins.
+
+    Commands that do not otherwise need the plugins (worklist, tasks, claim) then never load them.
+    The key: the chain and site files, every file of core and of each plugin package, the installed
+    distributions (site-packages folders), the plugin environment variables and today's date (the
+    holiday warnings look ahead from today). See core/cache.py.
+    """
+    from core import cache
+    from core.plugins import get_plugins
+
+    if get_plugins.cache_info().currsize or cache.folder() is None:  # plugins already loaded: just check
+        check_against_plugins(config)
+        return
+    key = _check_key(config)
+    stored = cache.get("config-check", key) if key is not None else None
+    warnings = _decode(stored) if isinstance(stored, list) else None
+    if warnings is not None:
+        config.warnings.extend(warnings)
+        return
+    before = len(config.warnings)
+    check_against_plugins(config)
+    encoded = _encode(config.warnings[before:])
+    if key is not None and encoded is not None:
+        cache.put("config-check", key, encoded)
+
+
+def _encode(value: Any) -> Any:
+    """Warnings as JSON: text, catalogue messages (core.messages.Msg, Joined) and their plain values;
+    ``None`` when something else is in them (then they are not cached)."""
+    from core.messages import Joined, Msg
+
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    if isinstance(value, list):
+        items = [_encode(v) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value, strict=True)) else items
+    if isinstance(value, Msg):
+        values = {k: _encode(v) for k, v in value.values.items()}
+        if any(values[k] is None and value.values[k] is not None for k in values):
+            return None
+        return {"msg": value.key, "values": values}
+    if isinstance(value, Joined):
+        parts = _encode(value.parts)
+        return None if parts is None else {"joined": parts}
+    return None
+
+
+def _decode(value: Any) -> Any:
+    """:func:`_encode` undone; ``None`` for an entry this version cannot read (then the check runs)."""
+    try:
+        return _decoded(value)
+    except (KeyError, TypeError, ValueError, AttributeError):  # e.g. a message no longer in the catalogue
+        return None
+
+
+def _decoded(value: Any) -> Any:
+    from core.messages import Joined, Msg
+
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, dict):
+        if "date" in value:
+            return date.fromisoformat(value["date"])
+        if "joined" in value:
+            return Joined(_decoded(value["joined"]))
+        return Msg(value["msg"], **{k: _decoded(v) for k, v in value["values"].items()})
+    return value
+
+
+def _check_key(config: ChainConfig) -> list[Any] | None:
+    import importlib.util
+    import os
+    import sys
+    from importlib import metadata
+
+    from core import cache
+    from core.plugins import ENTRY_POINT_GROUP
+
+    files: list[Path] = [config.path, *(site.source for site in config.sites.values() if site.source)]
+    files += cache.tree(Path(__file__).parent)
+    plugins = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            spec = importlib.util.find_spec(ep.module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                files += cache.tree(location)
+        elif spec.origin:
+            files.append(Path(spec.origin))
+        plugins.append([ep.name, ep.value, ep.dist.metadata["Name"] if ep.dist else None,
+                        ep.dist.version if ep.dist else None])
+    installed = [p for p in sys.path if p and os.path.isdir(p)]
+    env = [os.environ.get(v) for v in ("FOLLOWUP_LOAD_PLUGINS", "FOLLOWUP_STRICT_PLUGINS")]
+    return [date.today().isoformat(), env, plugins, cache.stamp(files), cache.stamp(installed)]
 
 
 def _windows_in_quiet_hours(
@@ -414,7 +550,21 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
         source=src.path,
         located=(src, loc),
+        channels=_merged_channels(chain.channels, site.channels),
     )
+
+
+def _merged_channels(chain: dict[str, dict[str, Any]], site: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The chain's channels with a site's changes: keys replaced, ``templates`` merged by kind."""
+    merged = {name: dict(settings or {}) for name, settings in chain.items()}
+    for name, changes in site.items():
+        entry = merged.setdefault(name, {})
+        for key, value in (changes or {}).items():
+            if key == "templates" and isinstance(value, dict) and isinstance(entry.get(key), dict):
+                entry[key] = {**entry[key], **value}
+            else:
+                entry[key] = value
+    return merged
 
 
 def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
@@ -468,10 +618,55 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
             except ValidationError as err:
                 msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
                 problems.append(f"{where}: {override.milestone}: {msgs}")
+    problems.extend(_channel_problems(config, plugins))
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(calendar_warnings(config, plugins))
     config.warnings.extend(staff_warnings(config))
+    config.warnings.extend(channel_warnings(config))
+
+
+def _channel_problems(config: ChainConfig, plugins: Any) -> list[str]:
+    """Every configured channel must name an installed channel plugin and fit its settings."""
+    from core.channels import ChannelError, channel_settings
+
+    installed = plugins.channels()
+    problems: list[str] = []
+    if not installed:  # e.g. FOLLOWUP_LOAD_PLUGINS without the channel plugins: `send` says so when used
+        return problems
+    chain_src = load_located(config.path)
+    seen: set[tuple[str, str]] = set()
+    for site in config.sites.values():
+        for name in site.channels:
+            try:
+                channel_settings(site, name, installed, environ=None, check_only=True)
+            except ChannelError as exc:
+                key = (name, str(exc))
+                if key in seen:
+                    continue
+                seen.add(key)
+                line = chain_src.line_of(("channels", name))
+                problems.append(f"{config.path}:{line}: channels.{name}: {exc} (site {site.code})")
+    return problems
+
+
+def channel_warnings(config: ChainConfig) -> list[str]:
+    """Credentials named in the channels (``${NAME}``) that the environment does not have."""
+    from core.channels import missing_env
+
+    out: dict[str, list[str]] = {}
+    for site in config.sites.values():
+        for name, settings in site.channels.items():
+            for var in missing_env(settings):
+                out.setdefault(var, [])
+                if name not in out[var]:
+                    out[var].append(name)
+    secret = config.model.messaging.secret
+    if secret:
+        for var in missing_env({"secret": secret}):
+            out.setdefault(var, []).append("messaging.secret")
+    return [f"environment variable {var} is not set (needed by: {', '.join(users)})"
+            for var, users in sorted(out.items())]
 
 
 def _calendar_problem(
@@ -511,9 +706,8 @@ def calendar_warnings(config: ChainConfig, plugins: Any) -> list[str]:
         until = getattr(cal, "published_until", lambda: date.max)()
         missing = [y for y in range(until.year + 1, horizon.year + 1) if y not in config.model.holiday_notices]
         if missing:
-            warnings.append(
-                f"holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
-                f"routine calls in {', '.join(map(str, missing))} are placed provisionally "
-                f"(add the official notice under holiday_notices, then run 'followup schedule --replan')"
-            )
+            from core.messages import Msg
+
+            warnings.append(Msg("holiday_provisional", country=country, until=until, horizon=horizon,
+                                years=", ".join(map(str, missing))))
     return warnings

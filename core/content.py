@@ -55,7 +55,8 @@ class ProtocolPlugin:
         try:
             return ProtocolFile.model_validate(source.data)
         except ValidationError as err:
-            raise PluginError(self.package, "protocol.yaml", "\n  " + "\n  ".join(located_errors(err, source, ProtocolFile))) from None
+            problems = located_errors(err, source, ProtocolFile)
+            raise PluginError(self.package, "protocol.yaml", "\n  " + "\n  ".join(problems)) from None
 
     @property
     def key(self) -> str:
@@ -84,7 +85,8 @@ class ProtocolPlugin:
         return list(proc.milestones) if proc else None
 
     @hookimpl
-    def followup_aftercare(self, specialty: str, procedure: str, locale: str, milestone: Milestone | None) -> Aftercare | None:
+    def followup_aftercare(self, specialty: str, procedure: str, locale: str,
+                           milestone: Milestone | None) -> Aftercare | None:
         proc = self._procedure(specialty, procedure)
         if proc is None:
             return None

@@ -15,6 +15,7 @@ from core.db import rollups
 from core.db.models import Complaint, Escalation, Patient, Task
 from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
+from core.vocab import TaskStatus
 
 
 class NotFound(FollowupError):
@@ -25,7 +26,8 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
                     site: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
     """Complaints of the sites ``user`` may read (--site narrows, and is checked)."""
     sites = access.sites_for(config, user, access.COMPLAINTS_READ, site)
-    query = select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id).order_by(Complaint.due_at)
+    query = (select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id)
+             .order_by(Complaint.due_at))
     if status:
         query = query.where(Complaint.status == status)
     if site or len(sites) < len(config.sites):
@@ -90,7 +92,8 @@ def list_escalations(session: Session, config: ChainConfig, *, status: str | Non
     """Escalations of the sites ``user`` may read; a doctor's own only (--site narrows, and is checked)."""
     sites = access.sites_for(config, user, access.ESCALATIONS_READ, site)
     who = access.actor(config, user) if user is not None else None
-    query = select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id).order_by(Escalation.opened_at)
+    query = (select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id)
+             .order_by(Escalation.opened_at))
     if status:
         query = query.where(Escalation.status == status)
     if site or len(sites) < len(config.sites):
@@ -141,7 +144,7 @@ def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, 
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
-    old, new = ("open", "suppressed") if on else ("suppressed", "open")
+    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
     sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
     rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
     result = session.execute(

@@ -43,7 +43,8 @@ GENERAL_QUESTIONS: tuple[Question, ...] = (
     Question(
         key="complaint",
         type="yes_no",
-        text=T(zh_CN="您是否有需要我们处理的意见或投诉？", en="Do you have a concern or complaint you want us to handle?"),
+        text=T(zh_CN="您是否有需要我们处理的意见或投诉？",
+               en="Do you have a concern or complaint you want us to handle?"),
     ),
     Question(
         key="suggestions",
@@ -56,12 +57,14 @@ GENERAL_RULES: tuple[Rule, ...] = (
     Rule(
         when=(Condition(question="overall_satisfaction", op="lte", value=2),),
         action="complaint", category="other",
-        reason=T(zh_CN="患者总体不满意，需在3天内核实并答复", en="Patient dissatisfied overall: check and answer within 3 days"),
+        reason=T(zh_CN="患者总体不满意，需在3天内核实并答复",
+                 en="Patient dissatisfied overall: check and answer within 3 days"),
     ),
     Rule(
         when=(Condition(question="complaint", op="eq", value=True),),
         action="complaint", category="other",
-        reason=T(zh_CN="患者提出投诉，需在3天内核实并答复", en="Patient raised a complaint: check and answer within 3 days"),
+        reason=T(zh_CN="患者提出投诉，需在3天内核实并答复",
+                 en="Patient raised a complaint: check and answer within 3 days"),
     ),
     Rule(
         when=(Condition(question="staff_criticism", op="answered"),),

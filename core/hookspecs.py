@@ -137,3 +137,16 @@ def followup_calendar(country: str) -> Any:
     ``is_published(date) -> bool``; core's default covers CN and every country
     the ``holidays`` package knows.
     """
+
+
+@hookspec
+def followup_channels() -> list[Any]:
+    """The message channels this plugin provides (collected).
+
+    Return a list of :class:`core.channels.Channel` subclasses, each with a
+    unique ``name`` (``sms``, ``wechat``, ``email``, ``file``...), its
+    ``capabilities`` (the address it needs, length limit, links, provider
+    templates, delivery reports), a pydantic ``Settings`` model for its part of
+    the chain YAML (``channels:``) and ``send(message) -> Receipt``. A channel
+    name provided by two plugins is an error naming both. See docs/channels.md.
+    """

@@ -64,6 +64,7 @@ from core.messages import Msg
 from core.plugins import PluginError, Plugins
 from core.privacy import FULL_WIDTH
 from core.protocol import EpisodeAttribute
+from core.vocab import EpisodeStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ CHUNK = 500
 PATIENTS, EPISODES = "patients", "episodes"
 PATIENT_COLUMNS = (
     "patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
+    "email", "wechat_openid",
 )
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
 EPISODE_COLUMNS = (
@@ -100,6 +102,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "site": ("clinic", "home site", "院区", "门店", "院区/门店", "分院"),
     "locale": ("language", "语言"),
+    "email": ("e-mail", "mail", "email address", "邮箱", "电子邮箱", "电子邮件"),
+    "wechat_openid": ("openid", "wechat openid", "微信openid", "公众号openid"),
     "do_not_contact": ("dnc", "勿扰", "免打扰", "拒绝回访"),
     "episode_id": ("episode id", "visit id", "encounter id", "就诊编号", "就诊号", "就诊id"),
     "specialty": ("专科",),
@@ -176,6 +180,22 @@ _DATETIME = re.compile(
 )
 LATEST_EPISODE_DAYS = 366  # an episode is a care event: at most a year ahead (a booked appointment), not 2036
 _PHONE_ALLOWED = re.compile(r"^\+?[\d\s\-().]+$")
+# A mainland number: a mobile (11 digits, 1[3-9]...) or a landline with its area code (010 / 02x + 8 digits,
+# 0xxx + 7 or 8 digits). A number with another country code (+852 ...) is taken as given.
+_MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_MAINLAND_LANDLINE = re.compile(r"^0(?:10|2\d)\d{8}$|^0[3-9]\d{2}\d{7,8}$")
+
+
+def phone_is_valid(phone: str) -> bool:
+    """Whether a stored number (digits, ``+`` kept) is a mainland mobile or landline, or a foreign number."""
+    digits = phone.lstrip("+")
+    if phone.startswith("+") and not digits.startswith("86"):
+        return 8 <= len(digits) <= 15  # another country: E.164 as given
+    for prefix in ("0086", "86"):
+        if (phone.startswith("+") or prefix == "0086" or len(digits) == 13) and digits.startswith(prefix):
+            digits = digits[len(prefix):]
+            break
+    return bool(_MAINLAND_MOBILE.match(digits) or _MAINLAND_LANDLINE.match(digits))
 
 
 # -- results and problems -----------------------------------------------------
@@ -280,6 +300,29 @@ def _copy(value: Any) -> Any:
 # -- reading --------------------------------------------------------------------
 
 
+# a template's header: an alias and the canonical name, "患者编号 (patient_id)" (full-width brackets too)
+_PAIRED_HEADER = re.compile(r"^(.*?)\s*[(（]\s*([A-Za-z_]+)\s*[)）]\s*$")
+
+
+def template_headers(kind: str, columns: Columns = Columns()) -> list[str]:
+    """The headers of an empty import file: each column's Chinese alias with its canonical name,
+    ``患者编号 (patient_id)``; import reads them back as the canonical columns."""
+    out = []
+    for column in columns.of(kind):
+        attribute = next((a for a in columns.attributes if a.key == column), None)
+        chinese = attribute.names.zh_CN if attribute is not None else TEMPLATE_NAMES.get(column)
+        out.append(f"{chinese} ({column})" if chinese else column)
+    return out
+
+
+TEMPLATE_NAMES = {
+    "patient_id": "患者编号", "name": "姓名", "gender": "性别", "birth_date": "出生日期", "phone": "手机号",
+    "site": "门店", "locale": "语言", "do_not_contact": "勿扰", "episode_id": "就诊编号", "specialty": "专科",
+    "procedure": "项目", "occurred_at": "手术/出院/就诊时间", "doctor": "主治医生", "department": "科室",
+    "diagnosis": "诊断", "notes": "备注",
+}
+
+
 def _norm_header(header: Any) -> str:
     text = str(header).replace("\ufeff", "").strip().casefold()
     return re.sub(r"[\s_\-]+", "_", text)
@@ -369,6 +412,10 @@ class _HeaderMap:
                 out.append(None)
                 continue
             key = _norm_header(header)
+            paired = _PAIRED_HEADER.match(str(header).strip())
+            if key not in self.aliases and key not in self.conflicts and paired:  # "患者编号 (patient_id)"
+                key = next((k for k in (_norm_header(paired.group(2)), _norm_header(paired.group(1)))
+                            if k in self.aliases), key)
             if key in self.conflicts:
                 reading.problems.append(_problem(row, str(header).strip(), self.conflicts[key], sheet))
                 out.append(None)
@@ -614,7 +661,8 @@ class _Catalog:
                 specialties.setdefault(alias.casefold(), key)
             table: dict[str, str] = {}
             for proc in spec.procedures:
-                for alias in (proc.code, proc.names.zh_CN, proc.names.en):
+                # the code, both names, and the HIS's own words declared in protocol.yaml (aliases:)
+                for alias in (proc.code, proc.names.zh_CN, proc.names.en, *proc.aliases):
                     table.setdefault(alias.casefold(), proc.code)
                 triggers[(key, proc.code)] = proc.trigger
             procedures[key] = table
@@ -743,6 +791,28 @@ class PatientRow(_Row):
     site: str | None = None
     locale: str | None = None
     do_not_contact: bool | None = None
+    email: str | None = None
+    wechat_openid: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text) or len(text) > 200:
+            raise InvalidValue("not an e-mail address")
+        return text
+
+    @field_validator("wechat_openid", mode="before")
+    @classmethod
+    def _openid(cls, value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{6,64}", text):
+            raise InvalidValue("not a WeChat openid (6-64 letters, digits, - or _)")
+        return text
 
     @field_validator("patient_id", mode="before")
     @classmethod
@@ -948,6 +1018,7 @@ class _Valid:
     episode_columns: set[str] = field(default_factory=set)
     repeated: int = 0
     rows: int = 0
+    invalid_phones: dict[str, int] = field(default_factory=dict)  # patient id -> row (--allow-invalid-phone)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -957,6 +1028,7 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 def _validate(
     session: Session, catalog: _Catalog, reading: _Reading, problems: list[RowProblem],
+    allow_invalid_phone: bool = False,
 ) -> tuple[_Valid, dict[str, int]]:
     """Check every row; return the valid rows and the DB ids of the patients episodes refer to."""
     valid = _Valid()
@@ -987,6 +1059,12 @@ def _validate(
             except ValidationError as err:
                 problems.extend(_problems_of(err, number, sheet))
                 continue
+            if table.kind == PATIENTS and not phone_is_valid(row.phone):
+                if not allow_invalid_phone:
+                    problems.append(_problem(number, "phone", Msg("import_phone_invalid"),
+                                             sheet))
+                    continue
+                valid.invalid_phones[row.patient_id] = number
             key = getattr(row, id_column)
             earlier = target.get(key)
             if earlier is None:
@@ -1018,7 +1096,8 @@ def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int
 
 # -- writing ----------------------------------------------------------------------
 
-_PATIENT_FIELDS = ("name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact")
+_PATIENT_FIELDS = ("name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "email",
+                   "wechat_openid")
 _EPISODE_FIELDS = ("doctor", "department", "diagnosis", "notes")
 
 
@@ -1062,12 +1141,15 @@ def _upsert_patients(
                     "external_id": row.patient_id, "name": row.name, "gender": row.gender,
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
+                    "email": row.email, "wechat_openid": row.wechat_openid,
                     "dnc_reason": "import" if row.do_not_contact else None,
-                    "phone_invalid": False, "created_at": now, "updated_at": now,
+                    "phone_invalid": row.patient_id in valid.invalid_phones, "created_at": now, "updated_at": now,
                 })
                 continue
             ids[row.patient_id] = old.id
             changes = _patient_changes(row, valid.patient_columns, old)
+            if "phone" in changes and row.patient_id in valid.invalid_phones:
+                changes["phone_invalid"] = True  # imported as given, to be corrected
             if changes:
                 updates.append({"id": old.id, "updated_at": now, **changes})
             else:
@@ -1126,7 +1208,7 @@ def _upsert_episodes(
                 attributes = row.attributes(catalog.columns)
                 new.append({
                     "external_id": row.episode_id, **dict.fromkeys(_EPISODE_FIELDS), **wanted,
-                    "attributes": attributes, "status": "active", "scheduled_at": None,
+                    "attributes": attributes, "status": EpisodeStatus.ACTIVE, "scheduled_at": None,
                     "created_at": catalog.now,
                 })
                 continue
@@ -1168,6 +1250,7 @@ def import_file(
     now: datetime,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    allow_invalid_phone: bool = False,
 ) -> ImportResult:
     """Validate the whole file, then upsert its patients and episodes; all or nothing.
 
@@ -1175,6 +1258,9 @@ def import_file(
     On ``dry_run`` the counts are computed and nothing is written. The caller owns
     the transaction (commit, or roll back). ``progress`` is called with the number
     of rows just handled, chunk by chunk (increments, as rich and click expect).
+    A phone that is not a mainland mobile or landline (nor a +country number) is a
+    row problem; with ``allow_invalid_phone`` it is imported, flagged for correction
+    (``phone_invalid``), with a warning.
     """
     from core import access
 
@@ -1186,7 +1272,7 @@ def import_file(
     reading = _read(path, config, columns)
     problems = list(reading.problems)
     catalog = _Catalog.build(config, plugins, now, columns)
-    valid, known = _validate(session, catalog, reading, problems)
+    valid, known = _validate(session, catalog, reading, problems, allow_invalid_phone)
     if problems:
         order = {t.label: i for i, t in enumerate(reading.tables)}
         problems.sort(key=lambda p: (order.get(p.sheet, 0), p.row))  # stable: columns keep order
@@ -1202,6 +1288,9 @@ def import_file(
         result.warn("import_sheet_ignored", sheet=title)
     if valid.repeated:
         result.warn("import_rows_repeated", n=valid.repeated)
+    if valid.invalid_phones:
+        result.warn("import_phones_flagged", n=len(valid.invalid_phones),
+                    rows=", ".join(map(str, sorted(valid.invalid_phones.values()))))
     patient_ids = dict(known)
     patient_ids.update(_upsert_patients(session, valid, result, now, dry_run, progress))
     _upsert_episodes(session, catalog, valid, patient_ids, result, dry_run, progress)

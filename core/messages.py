@@ -22,6 +22,56 @@ FALLBACK = "en"  # when nobody's language is known (no configuration loaded)
 MESSAGES: dict[str, tuple[str, str]] = {
     # -- errors: the frame the CLI prints them in
     "error": ("错误：{error}", "Error: {error}"),
+    # -- followup demo
+    "demo_chain": ("演示集团：{chain}，{n} 个门店，数据库 {db}", "Demo chain: {chain} — {n} sites, database {db}"),
+    "demo_imported": ("已导入新患者 {patients} 位、新就诊记录 {episodes} 条；新建回访任务 {created} 个"
+                      "（已排期 {existing} 个，排期前已过期 {expired} 个）。",
+                      "Imported {patients} new patients and {episodes} new episodes; scheduled {created} new "
+                      "follow-up tasks ({existing} already scheduled, {expired} expired before scheduling)."),
+    "demo_simulated": ("已模拟 {n} 次过去的拨打（报表因此有数据：followup report month）。",
+                       "Simulated {n} past call attempts (so reports have data: followup report month)."),
+    "demo_site_today": ("{site}（{code}）— {day}：{n} 个电话", "{site} ({code}) — {day}: {n} call(s)"),
+    "demo_open": ("\n共有 {n} 个待回访任务。", "\n{n} open follow-ups in total."),
+    "demo_try": ("\n接下来可以试试：", "\nTry next:"),
+    "demo_try_worklist": ("今天的电话，每位患者一行", "today's calls, one line per patient"),
+    "demo_try_claim": ("领取电话（保留 30 分钟）", "take calls (held 30 min)"),
+    "demo_try_call": ("引导式回访：资料卡、话术、回答", "guided calls: card, script, answers"),
+    "demo_try_script": ("一通电话该说什么（英文话术）", "what to say on one call"),
+    "demo_try_protocols": ("门店的第 5 天拆鼻夹板设置", "the site's day-5 splint override"),
+    "demo_try_report": ("上周的数据", "last week's figures"),
+    # -- finding the chain, followup init
+    "no_chain": ("找不到集团配置（已查找：{looked}）。请运行 followup init 在 {folder} 中创建，"
+                 "或运行 followup init DIR 后用 --config DIR/chain.yaml 或环境变量 FOLLOWUP_CONFIG 指定",
+                 "no chain configuration found (looked for {looked}). Create one with 'followup init' "
+                 "(in {folder}), or 'followup init DIR' and point at it with --config DIR/chain.yaml "
+                 "or FOLLOWUP_CONFIG"),
+    "init_exists": ("{path} 已存在：未覆盖（用 --force 覆盖）",
+                    "{path} already exists: not overwritten (--force to overwrite)"),
+    "init_no_specialties": ("未安装任何专科插件：请先安装一个（例如 pip install 某专科插件）",
+                            "no specialty plugin is installed: install one first"),
+    "init_cannot_write": ("无法写入 {path}：{error}", "cannot write {path}: {error}"),
+    "init_written": ("已写入：{files}", "Wrote {files}"),
+    "init_found": ("followup 会自动找到这份配置。下一步：编辑门店名称，然后 followup config check",
+                   "followup finds this chain by itself. Next: edit the names, then followup config check"),
+    "init_point": ("使用方法：followup --config {path} config check，或 export FOLLOWUP_CONFIG={path}",
+                   "Point at it with: followup --config {path} config check, or export FOLLOWUP_CONFIG={path}"),
+    # -- setup: config check, plugins list
+    "holiday_provisional": ("{country} 的节假日安排只公布到 {until}，回访排到了 {horizon}："
+                            "{years} 年的常规回访为暂定安排"
+                            "（公布后在 holiday_notices 中填写官方通知，再运行 followup schedule --replan）",
+                            "holiday data for {country} is published until {until}; follow-ups reach {horizon}: "
+                            "routine calls in {years} are placed provisionally (add the official notice under "
+                            "holiday_notices, then run 'followup schedule --replan')"),
+    "config_ok": ("{path}：配置正确，共 {n} 个门店", "{path}: OK — {n} sites"),
+    "plugin_failed": ("插件 {name!r} 加载失败：{error}", "plugin {name!r} failed to load: {error}"),
+    "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
+    "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
+    "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- lists
+    "wrote": ("已写入 {file}", "wrote {file}"),
+    "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
+    "complaints_title": ("投诉：{n} 条", "{n} complaint(s)"),
+    "worklist_title": ("{sites}：{n} 个电话", "{sites}: {n} call(s)"),
     # -- claim and call (interactive)
     "claimed": ("已领取 {n} 个回访任务，保留 {hold}：{ids}。下一步：followup call",
                 "Claimed {n} task(s) for {hold}: {ids}. Next: followup call"),
@@ -30,8 +80,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_calls": ("您手上没有回访任务。请先领取：followup claim", "You hold no calls. Claim some first: followup claim"),
     "also_covers": ("\n这通电话同时完成任务 {task}：", "\nThe same call also covers task {task}:"),
     "outcome": ("通话结果", "Outcome"),
+    "outcome_pick": ("通话结果（填序号或名称）", "Outcome (number or name)"),
+    "outcome_not_known": ("{text!r} 不在选项中：请填 1–{n} 的序号或结果名称",
+                          "{text!r} is not one of them: type 1–{n}"),
+    "skip_word": ("跳过", "skip"),
     "note": ("备注（可不填）", "Note (optional)"),
-    "callback_at": ("回电时间（ISO 格式，例如 2026-11-24T15:00）", "Call back at (ISO, e.g. 2026-11-24T15:00)"),
+    "callback_at": ("回电时间（例如 {example}、明天下午3点、周一 10:00）",
+                    "Call back at (e.g. {example}, tomorrow 3pm, mon 10:00)"),
+    "callback_echo": ("回电时间：{at}", "Call back at: {at}"),
+    "callback_confirm": ("确认吗？", "Is that right?"),
+    "when_not_understood": ("看不懂时间 {text!r}：请写成 15:00、明天下午3点、后天上午、周一 10:00 或 2026-11-24 15:00",
+                            "{text!r} is not a time I understand: write 15:00, tomorrow 3pm, mon 10:00, "
+                            "or 2026-11-24 15:00"),
+    "when_no_such_day": ("{text!r} 不是存在的日期", "{text!r} is not a day that exists"),
+    "when_no_such_time": ("{text!r} 不是存在的钟点", "{text!r} is not a time of day that exists"),
     "not_saved": ("任务 {task} 未保存：{error}。请选择其他结果，或输入 skip 跳过。",
                   "Task {task} not saved: {error}. Choose another outcome, or skip."),
     "stopped": ("\n已停止。已记录 {n} 通电话；其余任务保留到领取时限结束。",
@@ -40,6 +102,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # -- record: what one call changed
     "recorded": ("已记录 任务 {id}：{outcome} → {status}（第 {attempts} 次拨打，失败 {failed}/{max}）",
                  "Task {id}: {outcome} → {status} (attempt {attempts}, failed {failed}/{max})"),
+    "not_counted": ("  本次不计入失败次数：距上一次计入的失败拨打（{at}）不足 {min_gap}，视为同一次尝试",
+                    "  not counted towards the failed attempts: less than {min_gap} after the counted failed "
+                    "attempt at {at}, so the same try"),
     "next_attempt": ("  下次拨打：{at}", "  next attempt: {at}"),
     "next_attempt_overdue": ("  下次拨打：{at}（已超出回访窗口：逾期）",
                              "  next attempt: {at}  (past the window: overdue)"),
@@ -69,6 +134,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "unknown outcome {outcome!r} (one of: {choices})"),
     "task_not_open": ("任务 {id} 的状态是 {status}，不是待回访：无需记录",
                       "task {id} is {status}, not open: nothing to record"),
+    "task_final": ("任务 {id} 的状态已是 {status}，不是待回访：{by} 于 {at} 记录了最后一次拨打，无需再记录",
+                   "task {id} is {status}, not open: {by} recorded its last attempt at {at}; nothing to record"),
     "task_held": ("任务 {id} 已由 {holder} 领取，保留到 {until}：两位协调员不能拨打同一位患者",
                   "task {id} is held by {holder} until {until}: two coordinators must not call the same patient"),
     "booked_not_sales": ("通话结果 'booked' 只用于咨询转化回访；{procedure} 不属于此类",
@@ -86,8 +153,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "callback time {at} falls in the quiet hours {quiet}: "
                              "agree on another time with the patient"),
     "answer_format": ("--answer {item!r}：请写成 KEY=VALUE", "--answer {item!r}: write KEY=VALUE"),
-    "not_iso_time": ("{text!r} 不是 ISO-8601 时间（例如 2026-11-24T15:00）",
-                     "{text!r} is not an ISO-8601 time (e.g. 2026-11-24T15:00)"),
     # -- answers that do not fit their question
     "answer_yes_no": ("{key}：请回答 是 或 否，收到的是 {text!r}", "{key}: answer yes or no, got {text!r}"),
     "answer_whole_number": ("{key}：应为整数，收到的是 {text!r}", "{key}: expected a whole number, got {text!r}"),
@@ -120,6 +185,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dnc_already": ("患者 {patient} 已经设为勿扰", "patient {patient} is already marked do-not-contact"),
     "dnc_not_set": ("患者 {patient} 未设为勿扰", "patient {patient} is not marked do-not-contact"),
     "no_patient": ("患者 {patient!r} 不存在", "no patient {patient!r}"),
+    # -- messages (SMS, WeChat, email) and the questionnaire
+    "optout_on": ("患者 {patient}：不再接收 {channel} 消息", "Patient {patient}: no more {channel} messages"),
+    "optout_off": ("患者 {patient}：恢复接收 {channel} 消息", "Patient {patient}: {channel} messages allowed again"),
+    "optout_was_on": ("患者 {patient} 已经退订 {channel}", "patient {patient} has already opted out of {channel}"),
+    "optout_was_off": ("患者 {patient} 未退订 {channel}", "patient {patient} has not opted out of {channel}"),
+    "message_subject": ("{clinic}：{milestone}", "{clinic}: {milestone}"),
+    "send_summary": ("新排队 {queued} 条；已发送 {sent}，稍后重试 {retried}，失败 {failed}，过期 {expired}，"
+                     "明日再发 {postponed}，转电话回访 {fallbacks}",
+                     "queued {queued}; sent {sent}, to retry {retried}, failed {failed}, expired {expired}, "
+                     "tomorrow {postponed}, turned into calls {fallbacks}"),
+    "send_dry_run": ("预演：以下 {n} 条消息现在会发送（未发送任何消息）",
+                     "dry run: these {n} message(s) would be sent now (nothing was sent)"),
+    "serving": ("问卷服务：http://{host}:{port}/q/<链接>（按 Ctrl+C 停止）",
+                "questionnaire service at http://{host}:{port}/q/<token> (Ctrl+C stops it)"),
     "not_your_patient": ("患者 {patient} 不是 {sites} 的患者（{user} 在这些门店工作）",
                          "patient {patient} is not a patient of {sites} ({user} works there)"),
     # -- import and schedule
@@ -132,6 +211,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
                      "{file}: would import patients {pc} new, {pu} updated, {pn} unchanged; "
                      "episodes {ec} new, {eu} updated, {en} unchanged"),
+    "template_exists": ("{path} 已存在：未覆盖（请换一个文件名）",
+                        "{path} already exists: not overwritten (give another FILE)"),
+    "template_written": ("已写入空白导入模板 {file}（{n} 列；列名见 docs/import.md）",
+                         "wrote the empty import template {file} ({n} columns; see docs/import.md)"),
     "next_schedule": ("下一步：followup schedule", "Next: followup schedule"),
     "import_failed_one": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problem in {file}; nothing was imported:"),
     "import_failed": ("{file} 有 {n} 个问题，未导入任何数据：", "{n} problems in {file}; nothing was imported:"),
@@ -150,6 +233,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                 "a phone number holds digits, an optional leading +, spaces, dashes or brackets"),
     "import_phone_digits": ("电话号码应有 7 到 15 位数字，这个有 {n} 位",
                             "a phone number has 7 to 15 digits, this one has {n}"),
+    "import_phone_invalid": ("不是有效的电话号码：手机为 1 开头的 11 位数字，固话需带区号（如 010-12345678），"
+                             "境外号码请写 +国家代码（如 +852…）；确需导入请加 --allow-invalid-phone",
+                             "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
+                             "a landline needs its area code (010-12345678), a foreign number its +country code; "
+                             "to import it anyway, use --allow-invalid-phone"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -204,6 +292,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "import_columns_ignored": ("已忽略未知的列：{columns}", "columns ignored (not known): {columns}"),
     "import_sheet_ignored": ("已忽略工作表 {sheet!r}：第一行没有可识别的列名",
                              "sheet {sheet!r} ignored: its first row names no known column"),
+    "import_phones_flagged": ("{n} 个电话号码无效，已照原样导入并标记为待更正（第 {rows} 行）",
+                              "{n} invalid phone number(s) imported as given and flagged for correction "
+                              "(rows {rows})"),
     "import_rows_repeated": ("{n} 行与文件中前面的行完全相同，只计一次",
                              "{n} rows repeat an earlier row of the file and were counted once"),
     "scheduled": ("{episodes} 个就诊记录：新建任务 {created} 个，已排期 {existing} 个",
@@ -242,6 +333,13 @@ MESSAGES.update({
                       "{option} is longer than {n} characters ({length})"),
     "text_control_char": ("{option} 含有控制字符（例如 NUL 字节）",
                           "{option} holds a control character (such as a NUL byte)"),
+    "config_staff": ("员工 {n} 人：{roles}", "{n} staff: {roles}"),
+    "config_single_user": ("单用户模式：没有员工名单，运行 followup 的人可以做任何操作",
+                           "single-user: no staff list, whoever runs followup may do everything"),
+    "role.coordinator": ("回访专员", "coordinator"),
+    "role.doctor": ("医生", "doctor"),
+    "role.manager": ("主管", "manager"),
+    "role.admin": ("管理员", "admin"),
     "as_refused": ("您以 {os_user} 登录：只有管理员才能用 --as 代表 {user} 操作（{path} 未设置 allow_as）",
                    "you are {os_user}: only an admin may act as {user} with --as ({path} does not set allow_as)"),
     "now_refused": ("--now {now}：会写入数据的命令不能设定时钟（{path} 未设置 allow_now）",
@@ -255,6 +353,7 @@ MESSAGES.update({
     "access.complaints:read": ("查看投诉", "see complaints"),
     "access.complaints:answer": ("答复或结案投诉", "answer or close complaints"),
     "access.patients:dnc": ("设置勿扰", "change do-not-contact"),
+    "access.patients:optout": ("设置退订", "change a patient's message opt-outs"),
     "access.patients:export": ("导出患者的全部数据", "export a patient's data"),
     "access.patients:erase": ("匿名化患者", "erase a patient"),
     "access.audit:read": ("查看审计日志", "read the audit log"),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from core.protocol import Duration, Milestone
+from core.vocab import Urgency
 
 MAX_SEARCH_DAYS = 60
 
@@ -132,7 +133,7 @@ def place(
     tz: ZoneInfo,
 ) -> Placement:
     """Place one task. Never fails: a task that cannot fit its window is placed after it, flagged."""
-    if urgency == "clinical":
+    if urgency == Urgency.CLINICAL:
         due = leave_quiet_hours(times.target, quiet, tz)
         return Placement(due, provisional=False, outside_window=due > times.window_end)
     forward = next_calling_slot(times.target, windows, calendar, tz)
@@ -362,7 +363,7 @@ class Placer:
         self, target: datetime, window_start: datetime, window_end: datetime, urgency: str
     ) -> tuple[datetime, bool, bool]:
         """:meth:`place` as a plain tuple (due_at, provisional, outside_window): no object per task."""
-        if urgency == "clinical":
+        if urgency == Urgency.CLINICAL:
             due = self.leave_quiet_hours(target)
             return due, False, due > window_end
         forward = self.next_slot(target)

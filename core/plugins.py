@@ -61,6 +61,7 @@ class PluginInfo:
     source: str
     hooks: list[str] = field(default_factory=list)
     specialties: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
 
@@ -70,6 +71,7 @@ class PluginInfo:
             "version": self.version,
             "source": self.source,
             "specialties": self.specialties,
+            "channels": self.channels,
             "hooks": self.hooks,
             "status": self.status,
             "error": self.error,
@@ -162,6 +164,7 @@ class Plugins:
         for name in [n for n, i in self.infos.items() if i.status == "ok"]:
             try:
                 self._check_catalogue(name)
+                self._collect_channels_of(name)
             except PluginError as exc:
                 if strict:
                     raise
@@ -173,6 +176,7 @@ class Plugins:
         for name, info in self.infos.items():
             if info.status == "ok":
                 info.specialties = sorted(s.key for s in self._collect_specialties_of(name))
+                info.channels = sorted(c.name for c in self._collect_channels_of(name))
 
     @staticmethod
     def _known_hooks() -> list[str]:
@@ -292,6 +296,36 @@ class Plugins:
         for name, value in self._call("followup_specialties", {}, only=[plugin_name]):
             out.extend(self._validate_list(name, "followup_specialties", Specialty, value))
         return out
+
+    # -- channels ------------------------------------------------------------
+    def _collect_channels_of(self, plugin_name: str | None) -> list[Any]:
+        from core.channels import Capabilities, Channel
+
+        hook = "followup_channels"
+        out = []
+        for name, value in self._call(hook, {}, only=None if plugin_name is None else [plugin_name]):
+            if not isinstance(value, (list, tuple)):
+                raise PluginError(name, hook, f"expected a list of Channel classes, got {type(value).__name__}")
+            for item in value:
+                if not (isinstance(item, type) and issubclass(item, Channel)):
+                    raise PluginError(name, hook, f"expected a subclass of core.channels.Channel, got {item!r}")
+                if not re.match(r"^[a-z][a-z0-9_]*$", str(getattr(item, "name", ""))):
+                    raise PluginError(name, hook, f"{item.__name__}.name must be a lowercase key, e.g. 'sms'")
+                if not isinstance(getattr(item, "capabilities", None), Capabilities):
+                    raise PluginError(name, hook, f"{item.__name__}.capabilities must be a core.channels.Capabilities")
+                item.plugin = name  # type: ignore[attr-defined]
+                out.append(item)
+        return out
+
+    def channels(self) -> dict[str, Any]:
+        """Every installed channel class by name; a name provided twice is an error naming both plugins."""
+        found: dict[str, Any] = {}
+        for cls in self._collect_channels_of(None):
+            if cls.name in found:
+                raise PluginError(cls.plugin, "followup_channels",
+                                  f"channel {cls.name!r} is also provided by plugin {found[cls.name].plugin!r}")
+            found[cls.name] = cls
+        return dict(sorted(found.items()))
 
     def specialties(self) -> dict[str, tuple[str, Specialty]]:
         """Every installed specialty by key, with the plugin providing it."""

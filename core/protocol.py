@@ -20,18 +20,11 @@ from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from core.errors import InvalidValue
+from core.vocab import Channel, Trigger, Urgency
 
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
-TriggerKind = Literal[
-    "procedure",
-    "discharge",
-    "consultation",
-    "visit_without_treatment",
-    "missed_appointment",
-    "interruption",
-]
-Channel = Literal["phone", "sms", "wechat", "letter", "questionnaire"]
-Urgency = Literal["clinical", "routine"]
+TriggerKind = Trigger
+MessageChannel = Literal["sms", "wechat", "email"]
 QuestionType = Literal["scale", "yes_no", "choice", "text", "number"]
 ActionKind = Literal["escalate", "complaint", "referral", "extra_call", "record_dates"]
 ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff_or_service", "emotional", "other"]
@@ -171,8 +164,8 @@ class Milestone(Strict):
     anchor: Literal["occurred_at"] = "occurred_at"
     offset: Duration
     window: Window
-    channel: Channel = "phone"
-    urgency: Urgency = "routine"
+    channel: Channel = Channel.PHONE
+    urgency: Urgency = Urgency.ROUTINE
     questions: tuple[str, ...] = ()
     script: str = "script/base.j2"
     general_questions: bool = Field(
@@ -182,6 +175,23 @@ class Milestone(Strict):
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
     )
+    fallback: Literal["phone"] | None = Field(
+        default=None, description="a message milestone (sms, wechat, email) whose message fails becomes a phone task",
+    )
+    notice: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message the day before (the clinic will call you tomorrow)",
+    )
+    after_unsuccessful: MessageChannel | None = Field(
+        default=None, description="a phone milestone: a message with the questionnaire link once the calls failed",
+    )
+
+    @model_validator(mode="after")
+    def _channel_options(self) -> Milestone:
+        if self.fallback and self.channel not in ("sms", "wechat", "email"):
+            raise ValueError(f"fallback: phone is for sms, wechat or email milestones, not {self.channel}")
+        if (self.notice or self.after_unsuccessful) and self.channel != "phone":
+            raise ValueError("notice and after_unsuccessful are for phone milestones")
+        return self
 
     @model_validator(mode="after")
     def _offset_inside_window(self) -> Milestone:
@@ -200,7 +210,10 @@ class Milestone(Strict):
 class Procedure(Strict):
     code: str = Field(pattern=_KEY)
     names: LocalizedText
-    trigger: TriggerKind = "procedure"
+    aliases: tuple[str, ...] = Field(
+        default=(), description="other words clinics' exports use for it (种植牙, 洗牙...): import accepts them"
+    )
+    trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
 
@@ -232,6 +245,13 @@ class Specialty(Strict):
             if proc.code in seen:
                 raise ValueError(f"procedure code {proc.code!r} appears twice")
             seen.add(proc.code)
+        words: dict[str, str] = {}  # an import word (code, name, alias) names one procedure only
+        for proc in procedures:
+            for word in {w.casefold() for w in (proc.code, proc.names.zh_CN, proc.names.en, *proc.aliases)}:
+                other = words.setdefault(word, proc.code)
+                if other != proc.code:
+                    raise ValueError(f"{word!r} names both procedure {other!r} and {proc.code!r}: "
+                                     f"an import could not tell them apart")
         return procedures
 
     def procedure(self, code: str) -> Procedure | None:
@@ -436,7 +456,7 @@ class TaskContext(Strict):
     procedure: str
     milestone: str
     purpose: str
-    urgency: Urgency = "routine"
+    urgency: Urgency = Urgency.ROUTINE
     patient: PatientInfo
     occurred_at: datetime
     now: datetime

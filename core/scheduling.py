@@ -35,6 +35,7 @@ from core.db.models import Episode, Patient, Task
 from core.placement import Placer, milestone_times, place, regular_offset, shifter, times_for
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone
+from core.vocab import EpisodeStatus, TaskStatus
 
 # A milestone whose window closed more than this long before it was scheduled
 # (history imported when a clinic starts) is stored as "expired": visible and
@@ -213,11 +214,11 @@ def task_rows(
             times, ms.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
             calendar=calendar, tz=site.timezone,
         )
-        status = "open"
+        status = TaskStatus.OPEN
         if do_not_contact:
-            status = "suppressed"
+            status = TaskStatus.SUPPRESSED
         elif times.window_end < now - EXPIRY_GRACE:
-            status = "expired"
+            status = TaskStatus.EXPIRED
         rows.append({
             "episode_id": episode.id,
             "patient_id": episode.patient_id,
@@ -242,6 +243,7 @@ def task_rows(
             "max_attempts": max_attempts,
             "attempts": 0,
             "failed_attempts": 0,
+            "attempts_logged": 0,
             "next_attempt_at": placed.due_at,
             "created_at": now,
             "updated_at": now,
@@ -276,7 +278,7 @@ def schedule(
             Episode.external_id,
         )
         .join(Patient, Patient.id == Episode.patient_id)
-        .where(Episode.status == "active")
+        .where(Episode.status == EpisodeStatus.ACTIVE)
         .order_by(Episode.id)
     )
     if episode_ids is not None:
@@ -349,7 +351,7 @@ def _batch_rows(
         stored = [instant(moment) for moment in utc]
         if plan.conditional:
             attributes = (json.loads(attributes) if isinstance(attributes, str) else attributes) or {}
-        status = "suppressed" if dnc else None
+        status = TaskStatus.SUPPRESSED if dnc else None
         place_one = plan.placer.place_parts
         for milestone, key, conditional, urgency, i_target, i_start, i_end, fixed in plan.steps:
             if conditional and not applies(milestone, attributes):
@@ -368,7 +370,7 @@ def _batch_rows(
                     due = due_values[due_at] = instant(due_at.astimezone(UTC))
             rows.append((
                 episode_id, patient_id, due, due, stored[i_start], stored[i_end], stored[i_target],
-                provisional, outside, status or ("expired" if utc[i_end] < expiry else "open"),
+                provisional, outside, status or (TaskStatus.EXPIRED if utc[i_end] < expiry else TaskStatus.OPEN),
             ) + fixed)
     return out
 
@@ -387,9 +389,9 @@ def _store_batch(
         skipped = len(rows) - len(inserted)
         result.created += len(inserted)
         result.existing += skipped
-        result.provisional += sum(1 for status, provisional in inserted if provisional and status == "open")
-        result.expired += sum(1 for status, _ in inserted if status == "expired")
-        result.suppressed += sum(1 for status, _ in inserted if status == "suppressed")
+        result.provisional += sum(1 for status, provisional in inserted if provisional and status == TaskStatus.OPEN)
+        result.expired += sum(1 for status, _ in inserted if status == TaskStatus.EXPIRED)
+        result.suppressed += sum(1 for status, _ in inserted if status == TaskStatus.SUPPRESSED)
     session.execute(update(Episode).where(_among(Episode.id, ids, session)).values(scheduled_at=now))
 
 
@@ -545,7 +547,7 @@ def replan(session: Session, config: ChainConfig, now: datetime, *, user: str | 
     query = (
         select(Task, Episode.occurred_at)
         .join(Episode, Episode.id == Task.episode_id)
-        .where(Task.status == "open", Task.provisional.is_(True))
+        .where(Task.status == TaskStatus.OPEN, Task.provisional.is_(True))
     )
     for task, occurred_at in session.execute(query).all():
         site = config.sites.get(task.site)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
 from core.db.models import Episode, Patient, Task
+from core.vocab import TaskStatus
 
 TASK_COLUMNS = (
     "id", "patient_id", "episode_id", "site", "specialty", "procedure", "milestone", "purpose",
@@ -73,11 +74,12 @@ def list_tasks(
             "due_at": local_iso(task.due_at, tz),
             "window_start": local_iso(task.window_start, tz),
             "window_end": local_iso(task.window_end, tz),
-            "attempts": task.attempts,
+            "attempts": task.attempts,  # counted (a redial at once is not a new try; core/calls.py)
+            "attempts_logged": task.attempts_logged,  # every attempt recorded
             "failed_attempts": task.failed_attempts,
             "max_attempts": task.max_attempts,
-            "next_attempt_at": local_iso(task.next_attempt_at, tz) if task.status == "open" else None,
-            "overdue": task.status == "open" and task.window_end < now if now else False,
+            "next_attempt_at": local_iso(task.next_attempt_at, tz) if task.status == TaskStatus.OPEN else None,
+            "overdue": task.status == TaskStatus.OPEN and task.window_end < now if now else False,
             "provisional": task.provisional,
             "outside_window": task.outside_window,
         })

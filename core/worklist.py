@@ -19,10 +19,12 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, case, func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
+from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso
+from core.vocab import TaskStatus, Urgency
 
 
 @dataclass
@@ -94,9 +96,10 @@ def _statement(mine: bool, joined: bool) -> Any:
         )
         .where(
             Task.site == bindparam("site"),
-            Task.status == "open",
+            Task.status == TaskStatus.OPEN,
             Task.window_start < cutoff,
             Task.next_attempt_at < cutoff,
+            *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
         )
         .order_by(Task.next_attempt_at, Task.id)
     )
@@ -254,8 +257,8 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
             line.procedures.append(procedure)
         if attempts > line.attempts:
             line.attempts = attempts
-        if urgency == "clinical":
-            line.urgency = "clinical"
+        if urgency == Urgency.CLINICAL:
+            line.urgency = Urgency.CLINICAL
         if overdue:
             line.overdue = True
         if not line.assignee:
@@ -265,7 +268,7 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
 
 def _order(line: WorklistLine) -> tuple[bool, bool, datetime, str]:
     """Clinical first, then overdue, then by due time (then patient, for a stable list)."""
-    return line.urgency != "clinical", not line.overdue, line.due_at, line.patient_id
+    return line.urgency != Urgency.CLINICAL, not line.overdue, line.due_at, line.patient_id
 
 
 def _connection(session: Session) -> Connection:

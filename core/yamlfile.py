@@ -40,18 +40,23 @@ class LocatedYaml:
         return self.lines.get((), 1)
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+# libyaml when PyYAML was built with it (several times faster); the pure-Python parser otherwise.
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
 
 
-def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates: list[str]) -> None:
+def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates: list[str],
+          constructor: yaml.constructor.SafeConstructor) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _Loader.construct_object(_Loader(""), key_node)  # scalars only
-            if not isinstance(key, (str, int, float, bool, date)) and key is not None:
-                key = str(key)  # a list or mapping as a key: keep going, pydantic will reject it
+            if key_node.tag == _STR:
+                key: Any = key_node.value
+            else:
+                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool, date)) and key is not None:
+                    key = str(key)  # a list or mapping as a key: keep going, pydantic will reject it
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
                 # PyYAML would silently keep only the last one, e.g. a second 'overrides:' block.
@@ -61,18 +66,18 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates
                 )
             seen.setdefault(key, line)
             lines[loc + (key,)] = line
-            _walk(value_node, loc + (key,), lines, duplicates)
+            _walk(value_node, loc + (key,), lines, duplicates, constructor)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[loc + (index,)] = item.start_mark.line + 1
-            _walk(item, loc + (index,), lines, duplicates)
+            _walk(item, loc + (index,), lines, duplicates, constructor)
 
 
 def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
     """The first scalar PyYAML cannot turn into a value (it does not say which one)."""
     if isinstance(node, yaml.ScalarNode):
         try:
-            _Loader("").construct_object(node)
+            yaml.constructor.SafeConstructor().construct_object(node)
         except ValueError:
             return node
         return None
@@ -86,6 +91,10 @@ def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
 
 
 MAX_NODES = 200_000  # values in one file once its aliases are expanded; the largest protocol has ~5,000
+
+
+class _AliasBomb(Exception):
+    pass
 
 
 def _expanded_size(root: yaml.Node) -> int:
@@ -116,22 +125,22 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
-def load_located(path: Path | str) -> LocatedYaml:
-    """Parse a YAML file, mapping each key path to its line; syntax errors name file and line."""
-    path = Path(path)
+def _parse(text: str, loader_class: type) -> tuple[yaml.Node | None, Any, Any]:
+    loader = loader_class(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise _AliasBomb
+        return node, (loader.construct_document(node) if node is not None else None), loader
+    finally:
+        loader.dispose()
+
+
+def _located_parse(path: Path, text: str) -> tuple[yaml.Node | None, Any, Any]:
     node = None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        if node is not None and _expanded_size(node) > MAX_NODES:
-            raise ConfigError([f"{path}: refused: its aliases (*name) expand to more than {MAX_NODES:,} values "
-                               "(a YAML alias bomb?); write the values out instead"])
-        data = yaml.load(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return _parse(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -140,10 +149,29 @@ def load_located(path: Path | str) -> LocatedYaml:
         bad = _unconstructible(node)
         where = f"{path}:{bad.start_mark.line + 1}: {bad.value!r}" if bad is not None else str(path)
         raise ConfigError([f"{where}: invalid value: {exc}"]) from None
+
+
+def load_located(path: Path | str) -> LocatedYaml:
+    """Parse a YAML file once, mapping each key path to its line; syntax errors name file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    try:
+        node, data, constructor = _parse(text, _Loader)
+    except _AliasBomb:
+        raise ConfigError([f"{path}: refused: its aliases (*name) expand to more than {MAX_NODES:,} values "
+                           "(a YAML alias bomb?); write the values out instead"]) from None
+    except (yaml.YAMLError, ValueError):
+        # Parse again with PyYAML's own parser for the error: its wording and marks are the ones we print.
+        node, data, constructor = _located_parse(path, text)
     lines: dict[Location, int] = {}
     duplicates: list[str] = []
     if node is not None:
-        _walk(node, (), lines, duplicates)
+        _walk(node, (), lines, duplicates, constructor)
     if duplicates:
         raise ConfigError([f"{path}:{problem}" for problem in duplicates])
     return LocatedYaml(path=path, data=data if data is not None else {}, lines=lines)

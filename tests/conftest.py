@@ -9,9 +9,11 @@ its own. When the server is unreachable the tests skip, except in CI
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,18 @@ def _pg_available() -> str | None:
         return str(exc).splitlines()[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The per-user cache (core/cache.py) of this test run only: never the developer's own."""
+    before = os.environ.get("FOLLOWUP_CACHE_DIR")
+    os.environ["FOLLOWUP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("FOLLOWUP_CACHE_DIR", None)
+    else:
+        os.environ["FOLLOWUP_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     problem = _pg_available()
@@ -43,45 +57,117 @@ def pg_server() -> str:
     return PG_URL
 
 
-def _pg_schema_url(base: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
+def _schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+def _dispose(url: str) -> None:
+    from core.db.engine import get_engine
+
+    get_engine(url).dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated once per test run; each test gets a copy of it."""
+    from core.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "followup.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    _dispose(url)  # the last connection closes: the WAL is checkpointed into the file and removed
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_admin(pg_server: str) -> Iterator[Any]:
+    from sqlalchemy import create_engine
+
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_template(pg_server: str, _pg_admin: Any) -> list[tuple[str, Any, bool]]:
+    """The statements the migrations run on an empty PostgreSQL schema, recorded once per test run.
+
+    Each test's schema replays them (one round trip in a pipeline) instead of running Alembic again.
+    The schema names are random, so test runs from several checkouts can share one server.
+    """
+    from sqlalchemy import event, text
+
+    from core.db.engine import get_engine
+    from core.db.migrate import upgrade
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with _pg_admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        from core.db.engine import get_engine
+    url = _schema_url(pg_server, schema)
+    recorded: list[tuple[str, Any, bool]] = []
 
-        get_engine.cache_clear()
-        with admin.connect() as conn:
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        recorded.append((statement, parameters, executemany))
+
+    engine = get_engine(url)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        upgrade(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        engine.dispose()
+        with _pg_admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return recorded
+
+
+def _pg_clone(admin: Any, schema: str, statements: list[tuple[str, Any, bool]]) -> None:
+    raw = admin.raw_connection()
+    try:
+        conn = raw.driver_connection
+        conn.autocommit = False
+        with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")  # a test's schema need not survive a crash
+            cur.execute(f'CREATE SCHEMA "{schema}"')
+            cur.execute(f'SET LOCAL search_path = "{schema}"')
+            for statement, parameters, many in statements:
+                (cur.executemany if many else cur.execute)(statement, parameters)
+        conn.autocommit = True
+    finally:
+        raw.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: SQLite file, then a PostgreSQL schema."""
-    from core.db.migrate import upgrade
+    """A migrated, empty database: SQLite file, then a PostgreSQL schema (each test its own).
 
+    Both are copies of one migration per test run (see ``_sqlite_template``, ``_pg_template``).
+    """
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'followup.db'}"
-        upgrade(url)
+        path = tmp_path / "followup.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        url = f"sqlite:///{path}"
         yield url
-        from core.db.engine import get_engine
-
-        get_engine(url).dispose()
+        _dispose(url)
         return
     base = request.getfixturevalue("pg_server")
-    for url in _pg_schema_url(base):
-        upgrade(url)
+    admin = request.getfixturevalue("_pg_admin")
+    statements = request.getfixturevalue("_pg_template")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _pg_clone(admin, schema, statements)
+    url = _schema_url(base, schema)
+    try:
         yield url
+    finally:
+        from sqlalchemy import text
+
         from core.db.engine import get_engine
 
         get_engine(url).dispose()
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

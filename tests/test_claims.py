@@ -120,7 +120,8 @@ def test_a_failed_call_is_not_handed_out_again_before_its_next_attempt(cli, clin
     # Next attempt: the afternoon window, 15:30. At 10:30 a new claim must not offer D3 again.
     assert d3 not in claim_json(cli, clinic, "zhang.li", NOW, "--count", "10")
     # It is still on today's worklist, due 15:30, and claimable from 15:30.
-    line = next(ln for ln in worklist_json(cli, clinic, "admin", NOW, "--site", "SH-DENT") if ln["patient_id"] == "D3")
+    worklist = worklist_json(cli, clinic, "admin", NOW, "--site", "SH-DENT")
+    line = next(ln for ln in worklist if ln["patient_id"] == "D3")
     assert line["due_at"] == "2026-11-23T15:30+08:00"
     assert d3 in claim_json(cli, clinic, "admin", "2026-11-23T15:30+08:00", "--site", "SH-DENT", "--count", "9")
 
@@ -140,7 +141,8 @@ def test_a_patient_held_by_one_coordinator_is_not_split_with_another(cli, clinic
         db=clinic, now="2026-11-23T10:01+08:00", user="zhang.li")
     assert two_h in claim_json(cli, clinic, "zhang.li", NOW, "--count", "1")  # holds D2 until 11:00
     # At 10:45 the callback is due, but D2 is on zhang.li's phone list: not to a colleague.
-    assert one_w not in claim_json(cli, clinic, "admin", "2026-11-23T10:45+08:00", "--site", "SH-DENT", "--count", "9")
+    colleague = claim_json(cli, clinic, "admin", "2026-11-23T10:45+08:00", "--site", "SH-DENT", "--count", "9")
+    assert one_w not in colleague
     # ...and a colleague cannot record on zhang.li's held call either.
     held = cli("record", str(two_h), "--outcome", "reached", "--locale", "en", db=clinic,
                now="2026-11-23T10:45+08:00", user="admin", ok=False)

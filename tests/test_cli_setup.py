@@ -25,16 +25,16 @@ def test_help_does_not_import_the_database_layer() -> None:
 
 def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = cli("demo", db=db, now=NOW)
+    first = cli("demo", "--locale", "en", db=db, now=NOW)
     assert "Imported 22 new patients and 23 new episodes" in first.output
     for site in ("SH-DENT", "SH-AES", "BJ-HOSP"):
         assert f"({site}) — 2026-11-23" in first.output
     assert "followup worklist" in first.output  # tells the user what to try next
     assert "13812345601" not in first.output  # phones are masked
-    again = cli("demo", db=db, now=NOW)
+    again = cli("demo", "--locale", "en", db=db, now=NOW)
     assert "Imported 0 new patients and 0 new episodes; scheduled 0 new follow-up tasks" in again.output
-    fresh = cli("demo", "--fresh", db=db, now=NOW)
-    assert "Imported 22 new patients" in fresh.output
+    fresh = cli("demo", "--fresh", db=db, now=NOW)  # the chain's language: zh_CN
+    assert "已导入新患者 22 位" in fresh.output and "接下来可以试试" in fresh.output
     tasks = json.loads(cli("tasks", "--format", "json", db=db, now=NOW).output)
     assert {t["specialty"] for t in tasks} == {"dental", "aesthetic", "hair", "inpatient"}
 
@@ -146,4 +146,6 @@ def test_tasks_json_has_the_contract_keys_and_site_offsets(cli, db_url: str, tmp
     assert task["window_end"] == "2026-11-23T10:00+08:00"
     assert task["due_at"] == "2026-11-23T09:00+08:00"
     csv_out = cli("tasks", "--patient", "P1", "--format", "csv", db=db_url, now=NOW).output
-    assert csv_out.splitlines()[0].startswith("id,patient_id,episode_id,site")
+    assert csv_out.splitlines()[0].startswith("\ufeffid,patient_id,episode_id,site")  # a BOM for Excel...
+    machine = cli("tasks", "--patient", "P1", "--format", "csv", "--no-bom", db=db_url, now=NOW).output
+    assert machine.splitlines()[0].startswith("id,patient_id,episode_id,site")  # ...none for machines

@@ -60,12 +60,15 @@ def db_state(url: str, task_id: int):  # type: ignore[no-untyped-def]
     with session_scope(url) as session:
         task = session.get(Task, task_id)
         attempts = list(session.execute(select(Attempt).where(Attempt.task_id == task_id)).scalars())
-        answers = {a.question: a.value for a in session.execute(select(Answer).where(Answer.task_id == task_id)).scalars()}
+        rows = session.execute(select(Answer).where(Answer.task_id == task_id)).scalars()
+        answers = {a.question: a.value for a in rows}
         return task, attempts, answers
 
 
-def claim(cli, url: str, user: str = "zhang.li", count: int = 5, now: str = "2026-11-23T10:00+08:00") -> list[int]:  # type: ignore[no-untyped-def]
-    return json.loads(cli("claim", "--count", str(count), "--format", "json", db=url, now=now, user=user).output)["claimed"]
+def claim(cli, url: str, user: str = "zhang.li", count: int = 5,  # type: ignore[no-untyped-def]
+          now: str = "2026-11-23T10:00+08:00") -> list[int]:
+    result = cli("claim", "--count", str(count), "--format", "json", db=url, now=now, user=user)
+    return json.loads(result.output)["claimed"]
 
 
 # -- the card and the script -----------------------------------------------------------------------
@@ -133,7 +136,8 @@ def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) 
     assert task.status == "completed"
     assert [(a.by, a.outcome, a.note) for a in attempts] == [("zhang.li", "reached", "still oozing a little")]
     assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
-    [escalation] = json.loads(cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li").output)
+    listed = cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li")
+    [escalation] = json.loads(listed.output)
     assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
 
 
@@ -170,9 +174,13 @@ def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic:
 def test_a_callback_time_is_asked_again_until_it_is_valid(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     d1 = tid(cli, clinic, "D1")
     claim(cli, clinic, count=1)
-    typed = "callback_requested\n" + "soon\n" + "2026-11-23T08:00\n" + "2026-11-23T16:00\n" + "\n"
+    typed = ("callback_requested\n" + "soon\n" + "2026-11-23T08:00\n" + "tomorrow 3pm\n" + "n\n"
+             + "16:00\n" + "y\n" + "\n")
     result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
-    assert "is not an ISO-8601 time" in result.output and "is not in the future" in result.output
+    assert "is not a time I understand" in result.output and "is not in the future" in result.output
+    # the time as understood, read back before it is saved; "n" asks again
+    assert "Call back at: Tue 2026-11-24 15:00  Is that right?" in result.output
+    assert "Call back at: Mon 2026-11-23 16:00" in result.output
     assert "next attempt: 2026-11-23T16:00+08:00" in result.output
     task, attempts, _ = db_state(clinic, d1)
     assert [a.outcome for a in attempts] == ["callback_requested"] and task.failed_attempts == 0
@@ -196,9 +204,10 @@ def test_record_json_returns_the_task_and_the_actions(cli, clinic: str) -> None:
     d1 = tid(cli, clinic, "D1")
     data = json.loads(cli("record", str(d1), "--outcome", "reached", "--answer", "fever=yes", "--format", "json",
                           db=clinic, now=NOW, user="zhang.li").output)
-    assert set(data) == {"task", "outcome", "attempt_id", "actions"}
-    assert set(data["task"]) == {"id", "status", "attempts", "failed_attempts", "max_attempts", "next_attempt_at",
-                                 "overdue", "milestone", "site"}
+    assert set(data) == {"task", "outcome", "attempt_id", "counted", "previous_failed_at", "min_gap", "actions"}
+    assert set(data["task"]) == {"id", "status", "attempts", "failed_attempts", "attempts_logged", "max_attempts",
+                                 "next_attempt_at", "overdue", "milestone", "site"}
+    assert (data["counted"], data["previous_failed_at"], data["min_gap"]) == (True, None, "2h")
     assert data["task"]["status"] == "completed" and data["outcome"] == "reached"
     assert [a["kind"] for a in data["actions"]] == ["escalate"]
     assert data["actions"][0]["doctor"] == "陈志远"

@@ -143,7 +143,8 @@ def test_complaint_life_cycle_and_overdue_highlight(cli, clinic: str) -> None:  
     [overdue] = listing(cli, clinic, "complaints", "list", now=late)
     assert overdue["overdue"] is True
     table = cli("complaints", "list", db=clinic, now=late, user="zhang.li").output
-    assert "OVERDUE" in table
+    assert "逾期" in table and "待答复" in table  # the chain's language: zh_CN
+    assert "OVERDUE" in cli("complaints", "--locale", "en", db=clinic, now=late, user="zhang.li").output
     out = cli("complaints", "respond", cid, "--text", "Called back, apologised, free review booked",
               db=clinic, now=late, user="chen.jing").output
     assert f"投诉 {cid} 已答复（超过 3 天期限）" in out

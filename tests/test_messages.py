@@ -133,8 +133,8 @@ def test_an_unknown_task_is_reported_in_the_readers_language(run: Any, clinic: s
     (("--outcome", "voicemail"), "未知的通话结果 'voicemail'", "unknown outcome 'voicemail'"),
     (("--outcome", "callback_requested", "--callback-at", "2026-11-23T09:00"),
      "回电时间 2026-11-23T09:00+08:00 已过（现在是 2026-11-23T10:05+08:00）", "is not in the future"),
-    (("--outcome", "callback_requested", "--callback-at", "tomorrow"),
-     "'tomorrow' 不是 ISO-8601 时间", "'tomorrow' is not an ISO-8601 time"),
+    (("--outcome", "callback_requested", "--callback-at", "sometime"),
+     "看不懂时间 'sometime'", "'sometime' is not a time I understand"),
     (("--outcome", "reached", "--answer", "fever"), "--answer 'fever'：请写成 KEY=VALUE", "write KEY=VALUE"),
 ])
 def test_a_call_that_cannot_be_recorded_is_explained_in_the_readers_language(

@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import insert, text
 
 from core.db.engine import get_engine
-from core.db.migrate import alembic_config, current_revision, head_revision, upgrade
+from core.db.migrate import alembic_config, alembic_head, current_revision, head_revision, upgrade
 from core.db.models import Episode, Patient, Task
 
 
@@ -45,3 +45,7 @@ def test_0003_gives_existing_attempts_their_tasks_site(db_url: str) -> None:
     with get_engine(db_url).connect() as conn:
         sites = conn.execute(text("SELECT id, site FROM attempts ORDER BY id")).all()
     assert [tuple(row) for row in sites] == [(1, "SH-DENT"), (2, "BJ-HOSP")]
+
+
+def test_the_head_every_command_checks_is_alembics_head() -> None:
+    assert head_revision() == alembic_head()

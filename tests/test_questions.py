@@ -30,12 +30,14 @@ def test_an_unknown_choice_names_what_is_allowed(typed: str) -> None:
 
 @pytest.mark.parametrize(("typed", "expected"), [("yes", True), ("是", True), ("n", False), ("否", False)])
 def test_yes_no_in_both_languages(typed: str, expected: bool) -> None:
-    question = Question.model_validate({"key": "fever", "type": "yes_no", "text": {"zh_CN": "发烧吗？", "en": "Fever?"}})
+    question = Question.model_validate({"key": "fever", "type": "yes_no",
+                                        "text": {"zh_CN": "发烧吗？", "en": "Fever?"}})
     assert question.parse_answer(typed) is expected
 
 
 def test_a_number_on_a_yes_no_question_is_an_error() -> None:
-    question = Question.model_validate({"key": "fever", "type": "yes_no", "text": {"zh_CN": "发烧吗？", "en": "Fever?"}})
+    question = Question.model_validate({"key": "fever", "type": "yes_no",
+                                        "text": {"zh_CN": "发烧吗？", "en": "Fever?"}})
     with pytest.raises(ValueError, match="fever: answer yes or no, got '5'"):
         question.parse_answer("5")
 

@@ -373,7 +373,8 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
 
 # -- one set of figures, five formats --------------------------------------------------------------
 def _csv_rows(text: str) -> dict[tuple[str, str, str], str]:
-    reader = csv.reader(io.StringIO(text))
+    assert text.startswith("\ufeff")  # UTF-8 with a BOM: Excel on Windows shows the Chinese right
+    reader = csv.reader(io.StringIO(text[1:]))
     assert next(reader) == ["section", "group", "key", "value"]
     return {(s, g, k): v for s, g, k, v in reader}
 
@@ -417,16 +418,16 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     out = tmp_path / "week.xlsx"
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(out))
     book = load_workbook(out)
-    assert book.sheetnames == [
-        "figures",
-        "unreachable",
-        "suggestions",
-        "open_complaints",
-        "definitions",
-    ]
-    figures = {
+    # sheets and headings in the reader's language (SH-DENT's: zh_CN), headings frozen
+    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "指标说明", "数据"]
+    assert all(ws.freeze_panes for ws in book)
+    human = list(book["回访概况"].iter_rows(values_only=True))
+    assert human[2][:2] == ("指标", "2026-W47") and ("应回访", 7) == human[3][:2]
+    assert not any(isinstance(v, str) and v in ("coverage", "first_day", "kind") for r in human for v in r)
+    assert book["回访概况"].column_dimensions["A"].width >= 10  # sized to its labels
+    figures = {  # the long layout, for machines: the same keys and values as the CSV
         (r[0], r[1] or "", r[2]): r[4]
-        for r in book["figures"].iter_rows(min_row=2, values_only=True)
+        for r in book["数据"].iter_rows(min_row=2, values_only=True)
     }
     for (section, group, key), text in rows.items():
         if section.startswith("lists."):
@@ -441,13 +442,14 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     assert figures[("figures", "", "due")] == 7 and figures[
         ("figures", "", "follow_up_rate")
     ] == round(4 / 7, 4)
-    sheet = book["suggestions"]
+    sheet = book["建议与需求"]
     header = [c.value for c in sheet[1]]
-    cell = sheet.cell(row=3, column=header.index("text") + 1)
+    cell = sheet.cell(row=2, column=header.index("内容") + 1)
     assert cell.value == HYPERLINK and cell.data_type == "s"
-    phones = [c.value for c in book["unreachable"]["D"][2:]]
-    assert phones == ["136****0004", "139****5678"]
-    definitions = {r[0]: r[2] for r in book["definitions"].iter_rows(min_row=2, values_only=True)}
+    unreachable = list(book["月末补打名单"].iter_rows(values_only=True))
+    assert unreachable[0][3] == "电话" and [r[3] for r in unreachable[1:]] == ["136****0004", "139****5678"]
+    assert not {r[6] for r in unreachable[1:]} & {"check_24h", "check_1w", "check_2h"}  # names, not keys
+    definitions = {r[0]: r[2] for r in book["指标说明"].iter_rows(min_row=2, values_only=True)}
     assert definitions["coverage"] == data["definitions"]["coverage"]
 
 
@@ -676,3 +678,49 @@ def test_html_renders_in_headless_chromium(cli, tmp_path):  # type: ignore[no-un
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert png.stat().st_size > 10_000
+
+
+# -- a period still running ------------------------------------------------------------------------
+def test_a_running_period_is_marked_in_every_format_and_counts_only_tasks_already_due(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    from openpyxl import load_workbook
+
+    build(cli, db_url, tmp_path)
+    tasks = json.loads(cli("tasks", "--site", "SH-DENT", "--format", "json", db=db_url, now=NOW).output)
+    month = [t for t in tasks if t["due_at"].startswith("2026-11") and t["status"] not in ("suppressed", "expired")]
+    through = "2026-11-18T09:00+08:00"
+    due_by_now = [t for t in month if t["due_at"] < through]
+    assert len(due_by_now) < len(month)  # November has calls still to come after Monday the 23rd
+    running = report_json(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", now=through)
+    assert running["period"]["running"] is True and running["period"]["through"] == through
+    assert running["figures"]["due"] == len(due_by_now)  # not-yet-due calls do not lower the rates
+    reached = sum(t["status"] in ("completed", "booked") for t in due_by_now)
+    assert running["figures"]["follow_up_rate"] == round(reached / len(due_by_now), 4)
+    later = report_json(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", now="2026-12-01T09:00+08:00")
+    assert later["period"]["running"] is False and later["period"]["through"] is None
+    assert later["figures"]["due"] == len(month)
+
+    table = report(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", now=through).output
+    assert "本期尚未结束：数据截至 2026-11-18 09:00，只计已到期的任务" in table
+    english = report(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", "--locale", "en",
+                     now=through).output
+    assert "period still running: figures through 2026-11-18 09:00" in english
+    csv_text = report(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", "--format", "csv",
+                      "--no-bom", now=through).output
+    assert not csv_text.startswith("\ufeff") and "period,,running,true" in csv_text
+    html = report(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", "--format", "html",
+                  now=through).output
+    assert 'class="running"' in html and "本期尚未结束" in html
+    out = tmp_path / "m.xlsx"
+    report(cli, db_url, "month", "--period", "2026-11", "--site", "SH-DENT", "--format", "xlsx", "--out", str(out),
+           now=through)
+    assert "本期尚未结束" in load_workbook(out)["回访概况"]["A2"].value
+    complete = report(cli, db_url, "month", "--period", "2026-10", "--site", "SH-DENT", now=through).output
+    assert "本期尚未结束" not in complete
+
+
+def test_praise_and_criticism_are_headed_as_comments_not_staff(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    build(cli, db_url, tmp_path)
+    r = report_json(cli, db_url, "--site", "SH-DENT")
+    assert r["staff"]  # the hand-counted week has praise
+    table = report(cli, db_url, "--site", "SH-DENT").output
+    assert "评价内容" in table and "工作人员" not in table.split("表扬与批评")[1].split("\n\n")[0]

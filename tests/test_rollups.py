@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, text
+from test_migrations import _to
+from test_reports import build, report_json
 
 from core.db import rollups
 from core.db.engine import get_engine
 from core.db.migrate import set_day_offset
 from core.db.models import Answer, Attempt, Episode, Patient, Task
-from tests.test_migrations import _to
-from tests.test_reports import build, report_json
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -40,7 +40,8 @@ def _figures(report: dict) -> dict:  # type: ignore[type-arg]
 
 # -- the same report either way --------------------------------------------------------------------
 @pytest.mark.parametrize("args", [("week",), ("--period", "2026-11", "--trend", "6"),
-                                  ("quarter", "--period", "2026-Q4", "--by", "coordinator"), ("week", "--site", "SH-DENT"),
+                                  ("quarter", "--period", "2026-Q4", "--by", "coordinator"),
+                                  ("week", "--site", "SH-DENT"),
                                   ("week", "--specialty", "hair")])
 def test_reports_from_day_counts_equal_reports_from_rows(cli, db_url, tmp_path, args):  # type: ignore[no-untyped-def]
     build(cli, db_url, tmp_path)
@@ -191,12 +192,13 @@ def _apply(conn, ops) -> None:  # type: ignore[no-untyped-def]
                    "urgency": "routine", "due_at": due, "window_start": due - timedelta(hours=6),
                    "window_end": due + timedelta(hours=6), "target_at": due, "offset": "1d",
                    "window_earliest": "0d", "window_latest": "1d", "status": status, "attempts": attempts,
+                   "attempts_logged": attempts,
                    "completed_at": due + timedelta(hours=attempts * 4)}
             tasks.append(conn.execute(insert(Task).returning(Task.id), [row]).scalar_one())
         elif kind == "status" and tasks:
             _, i, status, attempts, done = op
             conn.execute(Task.__table__.update().where(Task.id == pick(tasks, i)).values(
-                status=status, attempts=attempts, completed_at=done))
+                status=status, attempts=attempts, attempts_logged=attempts, completed_at=done))
         elif kind == "move" and tasks:
             conn.execute(Task.__table__.update().where(Task.id == pick(tasks, op[1])).values(due_at=op[2]))
         elif kind == "call" and tasks:

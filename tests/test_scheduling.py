@@ -393,8 +393,8 @@ def test_shipped_dental_protocol_reminds_only_unrestored_root_canals(db_url: str
     from core.plugins import get_plugins
 
     shipped = get_plugins()
-    if shipped.infos.get("dental") is None or shipped.infos["dental"].status != "ok":
-        pytest.skip("the shipped dental plugin is not loadable (its conformance test says why)")
+    dental = shipped.infos.get("dental")
+    assert dental is not None and dental.status == "ok", f"the shipped dental plugin did not load: {dental}"
     demo = load_config(ROOT / "config" / "chain.yaml")
     clinic = Clinic(db_url, demo, shipped)
     when = local("2026-06-01T10:00")

@@ -226,7 +226,7 @@ def test_config_check_validates_the_staff_list(cli, tmp_path: Path) -> None:  # 
     assert "site SH-DENT has no doctor in the staff list" in warned.output
     assert "site BJ-HOSP has no coordinator in the staff list" in warned.output
     single = _chain(tmp_path, drop=(), staff="")
-    assert "single-user" in cli("config", "check", config=single).output
+    assert "单用户模式：没有员工名单" in cli("config", "check", config=single).output
     assert json.loads(cli("config", "check", "--format", "json", config=single).stdout)["single_user"] is True
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, LIMIT, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
-from core.messages import MESSAGES, message
+from core.messages import message
+from core.vocab import EpisodeStatus, TaskStatus
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -19,16 +20,36 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Validate every row and show what would change; write nothing.")
+@click.option("--allow-invalid-phone", is_flag=True,
+              help="Import a phone that is not a valid number as given, flagged for correction (a warning, "
+                   "not an error).")
+@click.option("--template", type=click.Choice(["patients", "episodes"]),
+              help="Write an empty file with the columns (Chinese name and canonical name) instead of importing: "
+                   "to FILE, else patients.csv / episodes.xlsx here.")
 @locale_option()
-@format_option("table", "json")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "xlsx"]), default=None,
+              help="Output: table (default) or json; with --template, the file's type: csv (default) or xlsx.")
 @click.pass_obj
-def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str) -> None:
-    """Import patients or episodes (CSV, XLSX or JSON); all rows or none."""
+def import_cmd(app: App, file: Path | None, dry_run: bool, allow_invalid_phone: bool, template: str | None,
+               locale: str | None, fmt: str | None) -> None:
+    """Import patients or episodes (CSV, XLSX or JSON); all rows or none.
+
+    Headers may be the canonical names, the Chinese ones HIS exports use, or a site's own
+    (import_columns); procedures their code, name or an alias (docs/import.md).
+    """
     from core.db.engine import session_scope
     from core.importing import import_file
 
+    if template:
+        _write_template(app, template, file, fmt or "csv", locale)
+        return
+    if fmt not in (None, "table", "json"):
+        raise click.UsageError("--format csv/xlsx goes with --template; an import prints table or json")
+    fmt = fmt or "table"
+    if file is None:
+        raise click.UsageError("give the FILE to import (or --template patients|episodes)")
     if not file.exists():
         raise FollowupError(key="file_not_found", values={"file": file})
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
@@ -36,7 +57,7 @@ def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str
     with session_scope(url) as session, _progress(message("importing", loc, file=file.name)) as progress:
         bar = progress.add_task("rows", total=None)
         result = import_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run,
-                             progress=lambda n: progress.advance(bar, n))
+                             progress=lambda n: progress.advance(bar, n), allow_invalid_phone=allow_invalid_phone)
         if dry_run:
             session.rollback()
     data = result.as_dict()
@@ -54,8 +75,44 @@ def import_cmd(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str
         click.echo(message("next_schedule", loc))
 
 
-# every status the catalogue names (status.open, status.completed, ...): an unknown one is a usage error
-TASK_STATUSES = tuple(key.removeprefix("status.") for key in MESSAGES if key.startswith("status."))
+def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: str | None) -> None:
+    """An empty patients or episodes file: one header row, Chinese name and canonical name per column."""
+    from core.cli.output import csv_text
+    from core.importing import Columns, template_headers
+
+    if fmt not in ("csv", "xlsx"):
+        raise click.UsageError("--template writes --format csv or xlsx")
+    target = file or Path(f"{kind}.{fmt}")
+    if target.exists():
+        raise FollowupError(key="template_exists", values={"path": target})
+    headers = template_headers(kind, Columns.of_plugins(app.plugins))
+    try:
+        if fmt == "csv":
+            target.write_text(csv_text(headers, []), encoding="utf-8")
+        else:
+            import xlsxwriter
+            from rich.cells import cell_len
+
+            book = xlsxwriter.Workbook(str(target))
+            sheet = book.add_worksheet(kind)
+            bold = book.add_format({"bold": True})
+            for c, text in enumerate(headers):
+                sheet.write_string(0, c, text, bold)
+                sheet.set_column(c, c, cell_len(text) + 2)
+            sheet.freeze_panes(1, 0)
+            book.close()
+    except OSError as exc:
+        raise FollowupError(key="init_cannot_write", values={"path": target, "error": exc.strerror or exc}) from None
+    try:
+        loc = locale or app.ui_locale()
+    except FollowupError:  # no chain yet: a template is often the first thing written
+        loc = locale or "zh_CN"
+    click.echo(message("template_written", loc, file=target, n=len(headers)))
+
+
+TASK_STATUSES = tuple(TaskStatus)  # an unknown status is a usage error, not an empty table
+
+
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
 
 
@@ -80,7 +137,8 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
             click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
                                                                                 n=moved))
             return
-        total = session.scalar(select(func.count()).select_from(Episode).where(Episode.status == "active")) or 0
+        active = select(func.count()).select_from(Episode).where(Episode.status == EpisodeStatus.ACTIVE)
+        total = session.scalar(active) or 0
         with _progress("scheduling") as progress:
             bar = progress.add_task("episodes", total=total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
@@ -109,10 +167,12 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
 @click.option("--site", help="Site code.")
 @click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks in this status.")
 @click.option("--limit", type=LIMIT, help="At most this many.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
 def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | None, status: str | None,
-              limit: int | None, fmt: str) -> None:
+              limit: int | None, locale: str | None, bom: bool, fmt: str) -> None:
     """List follow-up tasks."""
     from core.db.engine import session_scope
     from core.tasklist import TASK_COLUMNS, list_tasks
@@ -122,8 +182,20 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
                           now=app.now, user=app.user)
     if fmt == "table":
-        emit(rows, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
-             "table")
+        from core.words import Names, word
+
+        loc = app.ui_locale(locale)
+        names = Names(app.plugins, loc)
+        shown = [{
+            **r,
+            "procedure": names.procedure(r["specialty"], r["procedure"]),
+            "milestone": names.milestone(r["specialty"], r["procedure"], r["milestone"]),
+            "urgency": word("urgency", r["urgency"], loc),
+            "status": word("status", r["status"], loc) + (" " + word("flag", "overdue", loc) if r["overdue"] else ""),
+            "due_at": short_time(r["due_at"]),
+        } for r in rows]
+        emit(shown, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
+             "table", locale=loc, drop={"site": 2 if site else 1, "urgency": 1 if site else 2})
     else:
-        extra = ("failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
-        emit(rows, (*TASK_COLUMNS, *extra), fmt)
+        extra = ("attempts_logged", "failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
+        emit(rows, (*TASK_COLUMNS, *extra), fmt, bom=bom)

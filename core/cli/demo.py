@@ -16,7 +16,10 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
+from core.cli.output import locale_option
 from core.errors import FollowupError
+from core.messages import message
+from core.vocab import TaskStatus
 
 
 def _write_episode_export(source: Path, target: Path, app: App) -> None:
@@ -37,8 +40,9 @@ def _write_episode_export(source: Path, target: Path, app: App) -> None:
 
 @click.command("demo")
 @click.option("--fresh", is_flag=True, help="Delete the demo database first.")
+@locale_option()
 @click.pass_obj
-def demo(app: App, fresh: bool) -> None:
+def demo(app: App, fresh: bool, locale: str | None) -> None:
     """Create the demo database, import sample patients and episodes, schedule, and show today's calls."""
     from sqlalchemy import func, select
     from sqlalchemy.engine import make_url
@@ -47,7 +51,6 @@ def demo(app: App, fresh: bool) -> None:
     from core.db.models import Task
     from core.importing import import_file
     from core.scheduling import schedule
-    from core.worklist import worklist
 
     url = app.db_url
     if not url.startswith("sqlite"):
@@ -66,8 +69,9 @@ def demo(app: App, fresh: bool) -> None:
     if not (demo_dir / "patients.csv").exists():
         raise FollowupError(f"{demo_dir}: the demo's sample files are missing (patients.csv, episodes.csv)")
     now = app.now
-    click.secho(f"Demo chain: {config.model.name.get(config.model.defaults.locale)} — "
-                f"{len(config.sites)} sites, database {database}", bold=True)
+    loc = app.ui_locale(locale)
+    click.secho(message("demo_chain", loc, chain=config.model.name.get(loc), n=len(config.sites), db=database),
+                bold=True)
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "episodes.csv"
         _write_episode_export(demo_dir / "episodes.csv", export, app)
@@ -76,28 +80,28 @@ def demo(app: App, fresh: bool) -> None:
             episodes = import_file(session, config, plugins, export, user=builder, now=now)
             result = schedule(session, config, plugins, now, user=builder)
             history = simulate_history(session, config, plugins, now)
-    click.echo(
-        f"Imported {patients.patients_created} new patients and {episodes.episodes_created} new episodes; "
-        f"scheduled {result.created} new follow-up tasks ({result.existing} already scheduled, "
-        f"{result.expired} expired before scheduling)."
-    )
+    click.echo(message("demo_imported", loc, patients=patients.patients_created, episodes=episodes.episodes_created,
+                       created=result.created, existing=result.existing, expired=result.expired))
     if history:
-        click.echo(f"Simulated {history} past call attempts (so reports have data: followup report month).")
-    _show_today(app, url, worklist, builder)
+        click.echo(message("demo_simulated", loc, n=history))
+    _show_today(app, url, loc, builder)
     with session_scope(url) as session:
-        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == "open"))
-    click.echo(f"\n{open_total} open follow-ups in total.")
-    click.secho("\nTry next:", bold=True)
-    for line in (
-        "followup worklist --site SH-DENT                         # today's calls, one line per patient",
-        "followup --as zhang.li claim --site SH-DENT --count 3    # take calls (held 30 min)",
-        "followup --as zhang.li call                              # guided calls: card, script, answers",
-        "followup script TASK_ID --locale en                      # what to say on one call",
-        "followup protocols aesthetic.rhinoplasty --site SH-AES   # the site's day-5 splint override",
-        "followup report week                                     # last week's figures",
-        "followup complaints; followup escalations",
-    ):
-        click.echo(f"  {line}")
+        open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN))
+    click.echo(message("demo_open", loc, n=open_total))
+    click.secho(message("demo_try", loc), bold=True)
+    for command, key in TRY_NEXT:
+        click.echo(f"  {command:<57}# {message(key, loc)}" if key else f"  {command}")
+
+
+TRY_NEXT = (  # the README's "after the demo, try" list says the same
+    ("followup worklist --site SH-DENT", "demo_try_worklist"),
+    ("followup --as zhang.li claim --site SH-DENT --count 3", "demo_try_claim"),
+    ("followup --as zhang.li call", "demo_try_call"),
+    ("followup script TASK_ID --locale en", "demo_try_script"),
+    ("followup protocols aesthetic.rhinoplasty --site SH-AES", "demo_try_protocols"),
+    ("followup report week", "demo_try_report"),
+    ("followup complaints; followup escalations", None),
+)
 
 
 SUGGESTIONS = ("希望周末也能预约", "停车位太少了", "候诊时间有点长", "希望能线上查看检查结果", "=HYPERLINK(\"x\")")
@@ -130,7 +134,8 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
     cutoff = datetime.combine(now.astimezone(tz).date(), time(0), tz)  # today's calls are left to the user
     while True:
         due = session.execute(
-            select(Task).where(Task.status == "open", Task.next_attempt_at < cutoff).order_by(Task.next_attempt_at, Task.id)
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.next_attempt_at < cutoff)
+            .order_by(Task.next_attempt_at, Task.id)
         ).scalars().all()
         if not due:
             return recorded
@@ -167,32 +172,20 @@ def _builder(app: App) -> str:
     return app.user
 
 
-def _show_today(app: App, url: str, worklist_fn, builder: str) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.table import Table
-
+def _show_today(app: App, url: str, loc: str, builder: str) -> None:
+    """Each site's calls today, as ``followup worklist`` shows them."""
+    from core.cli.work import _task_names, _worklist_table
     from core.db.engine import session_scope
+    from core.worklist import worklist
 
-    config, now, plugins = app.config, app.now, app.plugins
-    console = Console()
+    config, now = app.config, app.now
     with session_scope(url) as session:
         for site in config.sites.values():
             today = now.astimezone(site.timezone).date()
-            lines = worklist_fn(session, config, day=today, now=now, sites=[site.code], user=builder)
-            table = Table(title=f"{site.name.get(site.locale)} ({site.code}) — {today.isoformat()}: "
-                                f"{len(lines)} call(s)", title_justify="left", header_style="bold")
-            for col in ("patient", "procedure / milestones", "urgency", "due"):
-                table.add_column(col)
-            for ln in lines:
-                names = []
-                for proc in ln.procedures:
-                    spec = next((s for _, s in plugins.specialties().values() if s.procedure(proc)), None)
-                    p = spec.procedure(proc) if spec else None
-                    names.append(p.names.get(site.locale) if p else proc)
-                table.add_row(
-                    f"{ln.patient_name} {ln.patient_id}\n{ln.phone}", ", ".join(names) + "\n" + ", ".join(ln.milestones),
-                    ("[red]clinical[/red]" if ln.urgency == "clinical" else "routine") + (" [yellow]overdue[/yellow]" if ln.overdue else ""),
-                    ln.due_at.astimezone(site.timezone).strftime("%m-%d %H:%M"),
-                )
-            console.print()
-            console.print(table)
+            rows = [line.as_dict(site.timezone) for line in worklist(session, config, day=today, now=now,
+                                                                     sites=[site.code], user=builder)]
+            what = _task_names(session, [t for r in rows for t in r["task_ids"]])
+            click.echo()
+            title = message("demo_site_today", loc, site=site.name.get(loc), code=site.code, day=today.isoformat(),
+                            n=len(rows))
+            _worklist_table(app, rows, what, [site.code], loc, title=title)

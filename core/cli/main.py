@@ -15,6 +15,7 @@ import click
 # name -> (module:attribute, one-line help shown by --help without importing)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("core.cli.demo:demo", "Create a demo database, import sample patients, schedule and show today."),
+    "init": ("core.cli.init:init_cmd", "Write a starter chain configuration (chain.yaml and one site)."),
     "config": ("core.cli.setup:config_group", "Check the clinic configuration."),
     "plugins": ("core.cli.setup:plugins_group", "List installed specialty plugins."),
     "db": ("core.cli.setup:db_group", "Database migrations."),
@@ -29,7 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("core.cli.work:record_cmd", "Record a call's outcome and answers non-interactively."),
     "escalations": ("core.cli.manage:escalations_group", "Red flags sent to attending doctors: list, resolve."),
     "complaints": ("core.cli.manage:complaints_group", "Complaints (3-day deadline): list, show, respond, close."),
-    "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact, export (PIPL copy), erase."),
+    "patients": ("core.cli.manage:patients_group",
+                 "Patients: do-not-contact, opt out of a message channel, export (PIPL copy), erase."),
+    "send": ("core.cli.messages:send_cmd", "Send the due SMS, WeChat and email messages (for cron or a service)."),
+    "outbox": ("core.cli.messages:outbox_cmd", "Messages to patients and their status, addresses masked."),
+    "serve": ("core.cli.messages:serve_cmd", "Serve patients' questionnaires and providers' delivery reports."),
     "audit": ("core.cli.manage:audit_cmd", "Who changed what, and when."),
     "report": ("core.cli.report:report_cmd", "Weekly, monthly and quarterly figures: table, JSON, CSV, XLSX, HTML."),
     "plugin": ("core.cli.plugin:plugin_group", "Create a new specialty plugin project (plugin new NAME)."),
@@ -83,10 +88,11 @@ class LazyGroup(click.Group):
 
 
 # Commands (and subcommands) that never write to the database: --now may set their clock anywhere.
-READ_ONLY = {"config", "plugins", "plugin", "protocols", "tasks", "worklist", "report", "db",
+READ_ONLY = {"config", "plugins", "plugin", "protocols", "tasks", "worklist", "report", "db", "init", "outbox",
              "escalations", "escalations list", "complaints", "complaints list", "complaints show",
              "audit", "audit verify"}
-SUBCOMMANDS = {"list", "show", "verify", "resolve", "respond", "close", "open", "ack", "dnc", "export", "erase"}
+SUBCOMMANDS = {"list", "show", "verify", "resolve", "respond", "close", "open", "ack", "dnc", "export", "erase",
+               "optout"}
 
 
 def writes(args: list[str]) -> bool:
@@ -156,8 +162,9 @@ def _configured_url(app: Any) -> str | None:
 class App:
     """Global options, and lazily built config, plugins and database URL."""
 
-    def __init__(self, config_path: str, db: str | None, now: str | None, user: str | None, writes: bool = True):
-        self.config_path = config_path
+    def __init__(self, config_path: str | None, db: str | None, now: str | None, user: str | None,
+                 writes: bool = True):
+        self.config_option = config_path  # --config or FOLLOWUP_CONFIG; None: looked for (find_config)
         self._db = db
         self._now = now
         self._as = user  # --as / FOLLOWUP_USER
@@ -212,6 +219,12 @@ class App:
 
             self._config = load_config(self.config_path)
         return self._config
+
+    @property
+    def config_path(self) -> Any:
+        from core.chainfile import find_config
+
+        return find_config(self.config_option)
 
     @property
     def db_url(self) -> str:
@@ -287,14 +300,15 @@ def _os_user() -> str:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="FOLLOWUP_CONFIG", default="config/chain.yaml",
-              show_default=True, help="Chain configuration file.")
+@click.option("--config", "config_path", envvar="FOLLOWUP_CONFIG",
+              help="Chain configuration file (default: ./config/chain.yaml, else chain.yaml in your config folder; "
+              "create one with 'followup init').")
 @click.option("--db", envvar="FOLLOWUP_DATABASE_URL", help="Database URL (default: the chain file's, else sqlite:///followup.db).")
 @click.option("--now", envvar="FOLLOWUP_NOW", help="The clock every command uses (ISO 8601), for demos and tests.")
 @click.option("--as", "user", envvar="FOLLOWUP_USER", help="Act as this user (default: the OS user).")
 @click.version_option(package_name="clinic-followup", prog_name="followup")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, db: str | None, now: str | None, user: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | None, user: str | None) -> None:
     """Patient follow-up (回访 / 随访) for clinic chains."""
     ctx.obj = App(config_path, db, now, user, ctx.meta.get("followup.writes", True))
 

@@ -3,36 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, ID, LIMIT, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, ID, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.messages import message
 
 
 @click.group("escalations", invoke_without_command=True)
+@locale_option()
 @click.pass_context
-def escalations_group(ctx: click.Context) -> None:
+def escalations_group(ctx: click.Context, locale: str | None) -> None:
     """Red flags sent to the attending doctor."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(escalations_list)
+        ctx.invoke(escalations_list, locale=locale)
 
 
 @escalations_group.command("list")
 @click.option("--status", type=click.Choice(["open", "resolved"]), help="Only these.")
 @click.option("--site", help="Site code.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def escalations_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+def escalations_list(app: App, status: str | None = None, site: str | None = None, locale: str | None = None,
+                     bom: bool = True, fmt: str = "table") -> None:
     """List escalations."""
     from core.db.engine import session_scope
     from core.followthrough import list_escalations
+    from core.words import word
 
     with session_scope(app.ready_db()) as session:
         rows = list_escalations(session, app.config, status=status, site=site, user=app.user)
-    emit(rows, ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
-                "resolution"], fmt)
+    columns = ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
+               "resolution"]
+    if fmt != "table":
+        emit(rows, columns, fmt, bom=bom)
+        return
+    loc = app.ui_locale(locale)
+    shown = [{**r, "status": word("escalation_status", r["status"], loc), "opened_at": short_time(r["opened_at"])}
+             for r in rows]
+    emit(shown, columns, "table", locale=loc, title=message("escalations_title", loc, n=len(rows)),
+         drop={"task_id": 3, "resolved_by": 2, "site": 1})
 
 
 @escalations_group.command("resolve")
@@ -51,19 +65,23 @@ def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | No
 
 
 @click.group("complaints", invoke_without_command=True)
+@locale_option()
 @click.pass_context
-def complaints_group(ctx: click.Context) -> None:
+def complaints_group(ctx: click.Context, locale: str | None) -> None:
     """Complaints: checked and answered within 3 days."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(complaints_list)
+        ctx.invoke(complaints_list, locale=locale)
 
 
 @complaints_group.command("list")
 @click.option("--status", type=click.Choice(["open", "responded", "closed"]), help="Only these.")
 @click.option("--site", help="Site code.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def complaints_list(app: App, status: str | None = None, site: str | None = None, fmt: str = "table") -> None:
+def complaints_list(app: App, status: str | None = None, site: str | None = None, locale: str | None = None,
+                    bom: bool = True, fmt: str = "table") -> None:
     """List complaints; overdue ones (no response after 3 days) are highlighted."""
     from core.db.engine import session_scope
     from core.followthrough import list_complaints
@@ -71,24 +89,39 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
     with session_scope(app.ready_db()) as session:
         rows = list_complaints(session, app.config, now=app.now, status=status, site=site, user=app.user)
     if fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
+        from core.cli.output import columns_for, print_table
+        from core.words import header
 
         from core.privacy import mask_data
 
-        rows = mask_data(rows)
-        table = Table(header_style="bold", title=f"{len(rows)} complaint(s)")
-        for col in ("id", "patient_id", "site", "category", "staff", "status", "due_at", "description"):
-            table.add_column(col)
-        for r in rows:
-            style = "bold red" if r["overdue"] else None
-            table.add_row(*(str(r[c] or "") for c in ("id", "patient_id", "site", "category", "staff")),
-                          r["status"] + (" OVERDUE" if r["overdue"] else ""), (r["due_at"] or "")[:16],
-                          r["description"], style=style)
-        Console().print(table)
+        rows = mask_data(rows)  # free text with numbers in it: masked, as in every output
+        loc = app.ui_locale(locale)
+        columns = columns_for(["id", "patient_id", "site", "category", "staff", "status", "due_at", "description"],
+                              loc, drop={"staff": 2, "site": 1})
+        columns[6].header = header("deadline", loc)  # a complaint's due_at is when the answer is due
+        print_table(columns, [[_complaint_cell(r, c.key, loc) for c in columns] for r in rows],
+                    title=message("complaints_title", loc, n=len(rows)),
+                    styles=["bold red" if r["overdue"] else None for r in rows])
         return
     emit(rows, ["id", "patient_id", "site", "category", "staff", "description", "status", "opened_at", "due_at",
-                "responded_at", "response", "closed_at", "overdue"], fmt)
+                "responded_at", "response", "closed_at", "overdue"], fmt, bom=bom)
+
+
+def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[type-arg]
+    """A complaint's value as a person reads it: category and status in words, times to the minute."""
+    from core.reports.labels import CATEGORIES, label
+    from core.words import word
+
+    value = row.get(column)
+    if column == "category":
+        return label(value, loc, CATEGORIES) if value else ""
+    if column == "status":
+        return word("complaint_status", value, loc) + (" " + word("flag", "overdue", loc) if row["overdue"] else "")
+    if column == "overdue":
+        return word("flag", "yes" if value else "no", loc)
+    if column.endswith("_at"):
+        return short_time(value)
+    return "—" if value is None else str(value)
 
 
 @complaints_group.command("show")
@@ -101,6 +134,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     from core.db.engine import session_scope
     from core.errors import FollowupError
     from core.followthrough import list_complaints
+    from core.words import header
 
     with session_scope(app.ready_db()) as session:
         rows = [r for r in list_complaints(session, app.config, now=app.now, user=app.user) if r["id"] == complaint_id]
@@ -109,10 +143,17 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
+    from rich.cells import cell_len
+
     from core.privacy import mask_data
 
-    for key, value in mask_data(rows[0]).items():
-        click.echo(f"{key:>13}: {value if value is not None else '—'}")
+    loc = app.ui_locale(locale)
+    row = mask_data(rows[0])
+    labels = {key: header("deadline" if key == "due_at" else key, loc) for key in row}
+    width = max(cell_len(text) for text in labels.values())
+    for key in row:
+        click.echo(f"{' ' * (width - cell_len(labels[key]))}{labels[key]}：{_complaint_cell(row, key, loc)}"
+                   if loc == "zh_CN" else f"{labels[key]:>{width}}: {_complaint_cell(row, key, loc)}")
 
 
 @complaints_group.command("respond")
@@ -216,9 +257,11 @@ def patients_erase(app: App, patient_id: str, reason: str, locale: str | None) -
 @click.group("audit", invoke_without_command=True)
 @click.option("--patient", help="Only this patient's history.")
 @click.option("--limit", type=LIMIT, default=200, show_default=True)
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_context
-def audit_cmd(ctx: click.Context, patient: str | None, limit: int, fmt: str) -> None:
+def audit_cmd(ctx: click.Context, patient: str | None, limit: int, locale: str | None, bom: bool, fmt: str) -> None:
     """Who changed what, and when (``audit verify``: check that nobody altered the log)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -228,9 +271,17 @@ def audit_cmd(ctx: click.Context, patient: str | None, limit: int, fmt: str) -> 
     app: App = ctx.obj
     with session_scope(app.ready_db()) as session:
         rows = list_audit(session, app.config, user=app.user, patient=patient, limit=limit)
-    if fmt == "table":
-        rows = [{**r, "detail": to_json(r["detail"]).replace("\n", "").replace("  ", "")} for r in rows]
-    emit(rows, ["at", "recorded_at", "user", "action", "entity", "entity_id", "detail"], fmt)
+    columns = ["at", "recorded_at", "user", "action", "entity", "entity_id", "detail"]
+    if fmt != "table":
+        emit(rows, columns, fmt, bom=bom)
+        return
+    from core.words import word
+
+    loc = app.ui_locale(locale)
+    emit([{**r, "at": short_time(r["at"]), "recorded_at": short_time(r["recorded_at"]),
+           "action": word("audit_action", r["action"], loc), "entity": word("entity", r["entity"], loc),
+           "detail": detail_text(r["detail"], loc)} for r in rows],
+         columns, "table", locale=loc, drop={"recorded_at": 1})
 
 
 @audit_cmd.command("verify")
@@ -254,3 +305,58 @@ def audit_verify(app: App, fmt: str, locale: str | None) -> None:
                     fg="red", err=True)
     if not verdict.ok:
         raise SystemExit(1)
+
+
+def detail_text(detail: Any, locale: str | None) -> str:
+    """An audit entry's detail for a person: ``结果=已接通 状态=已完成``; keys and values in words where known."""
+    from core.words import HEADERS, WORDS, header, word
+
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    from core.reports.labels import CATEGORIES, label
+
+    parts = []
+    for key, value in detail.items():
+        name = header(key, locale) if key in HEADERS else key
+        if isinstance(value, bool):
+            shown = word("flag", "yes" if value else "no", locale)
+        elif key == "category" and isinstance(value, str):
+            shown = label(value, locale or "en", CATEGORIES)
+        elif key in WORDS:
+            shown = word(key, value, locale)
+        elif isinstance(value, dict):
+            shown = "(" + detail_text(value, locale) + ")"
+        elif isinstance(value, list):
+            shown = ", ".join(map(str, value)) or "—"
+        else:
+            shown = str(value)
+        parts.append(f"{name}={shown}")
+    return " ".join(parts)
+
+
+@patients_group.command("optout")
+@click.argument("patient_id")
+@click.option("--channel", required=True, type=click.Choice(["sms", "wechat", "email"]),
+              help="The channel the patient no longer wants messages on.")
+@click.option("--undo", is_flag=True, help="Send messages on this channel again.")
+@locale_option()
+@click.pass_obj
+def patients_optout(app: App, patient_id: str, channel: str, undo: bool, locale: str | None) -> None:
+    """Opt a patient out of one message channel (undo with --undo); calls are not affected."""
+    from sqlalchemy import select
+
+    from core import access
+    from core.db.engine import session_scope
+    from core.db.models import Patient
+    from core.errors import FollowupError
+    from core.outbox import set_optout
+
+    with session_scope(app.ready_db()) as session:
+        found = session.execute(select(Patient).where(Patient.external_id == patient_id)).scalar_one_or_none()
+        if found is None:
+            raise FollowupError(key="no_patient", values={"patient": patient_id})
+        access.require_patient(session, app.config, app.user, access.OPTOUT, found)
+        found = found.id
+        changed = set_optout(session, found, channel, undo=undo, user=app.user, now=app.now)
+    key = ("optout_off" if undo else "optout_on") if changed else ("optout_was_off" if undo else "optout_was_on")
+    click.echo(message(key, app.ui_locale(locale), patient=patient_id, channel=channel))

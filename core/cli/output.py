@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -61,9 +62,129 @@ def _csv_cell(value: Any) -> Any:
     return safe_cell(_plain(value))
 
 
+BOM = "\ufeff"  # Excel on Windows reads a CSV as UTF-8 only when it starts with this
+
+
+def bom_option() -> Any:
+    """``--no-bom``: a CSV without the UTF-8 byte-order mark, for machines (the default has it, for Excel)."""
+    return click.option("--bom/--no-bom", "bom", default=True, show_default=True,
+                        help="Start a CSV with the UTF-8 byte-order mark (Excel needs it for Chinese).")
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], *, bom: bool = True) -> str:
+    """A CSV document: the header, the rows (lists joined by ';', formulas defused), UTF-8 BOM unless ``bom=False``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row])
+    return (BOM if bom else "") + buffer.getvalue()
+
+
+# -- tables that fit -------------------------------------------------------------------------------
+# Columns whose values are never cut: ids, codes, dates, times, numbers. Everything else wraps.
+KEEP = {"id", "task_id", "task_ids", "patient_id", "episode_id", "site", "code", "due_at", "opened_at",
+        "window_start", "window_end", "next_attempt_at", "responded_at", "closed_at", "at", "date", "deadline",
+        "attempts", "failed_attempts", "max_attempts", "entity_id", "phone", "version", "offset", "window",
+        "timezone", "locale", "user", "assignee", "resolved_by", "key"}
+
+
+@dataclass
+class Column:
+    """One column of a person's table.
+
+    ``keep``: never cut or wrapped (ids, dates, times); ``drop``: when the table does not
+    fit the width, columns with the highest ``drop`` go first (0: never dropped).
+    """
+
+    key: str
+    header: str
+    keep: bool = False
+    drop: int = 0
+    justify: str = "left"
+    style: str | None = None
+
+
+_GAP = 2  # a column's share of the separators (SIMPLE_HEAD, one space of padding each side, no edges)
+_MIN_TEXT = 8  # the narrowest a wrapping column is allowed to get
+
+
+def _cell_width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.splitlines() or [""]), default=0)
+
+
+def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """The indexes of the columns shown at ``width``: optional ones are dropped until the rest fit."""
+    shown = list(range(len(columns)))
+
+    def needed(index: int) -> int:
+        col = columns[index]
+        content = max([_cell_width(col.header) if col.keep else 0]
+                      + [_cell_width(r[index]) for r in rows]) if rows else _cell_width(col.header)
+        if col.keep:
+            return content
+        return min(content, max(_MIN_TEXT, min(_cell_width(col.header), 12)))
+
+    while True:
+        total = sum(needed(i) for i in shown) + _GAP * (len(shown) - 1)
+        droppable = [i for i in shown if columns[i].drop]
+        if total <= width or not droppable:
+            return shown
+        shown.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+
+
+def print_table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], *, title: str | None = None,
+                console: Any = None, styles: Sequence[str | None] | None = None) -> None:
+    """A table that fits the terminal (80 columns when piped): optional columns are dropped, text wraps,
+    and ids, dates and times are never cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.privacy import mask_text
+
+    console = console or Console()
+    cells = [["" if v is None else mask_text(v if isinstance(v, str) else str(v)) for v in row] for row in rows]
+    empty = {i for i, c in enumerate(columns) if c.drop and cells and not any(r[i] for r in cells)}
+    shown = [i for i in fit_columns(columns, cells, console.width) if i not in empty]
+    widths = _share(columns, cells, shown, console.width)
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, header_style="bold",
+                  pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+    for i in shown:
+        col = columns[i]
+        table.add_column(col.header, justify=col.justify, no_wrap=col.keep, overflow="fold", style=col.style,
+                         min_width=widths[i], max_width=None if col.keep else widths[i])
+    for n, row in enumerate(cells):
+        table.add_row(*(row[i] for i in shown), style=styles[n] if styles else None)
+    console.print(table)
+
+
+def _share(columns: Sequence[Column], cells: Sequence[Sequence[str]], shown: list[int], width: int) -> dict[int, int]:
+    """Each shown column's width: kept columns their widest value, the wrapping ones share the rest fairly."""
+    natural = {i: max([_cell_width(columns[i].header)] + [_cell_width(r[i]) for r in cells]) for i in shown}
+    widths = {i: natural[i] for i in shown if columns[i].keep}
+    text = sorted((i for i in shown if not columns[i].keep), key=lambda i: natural[i])
+    left = width - sum(widths.values()) - _GAP * (len(shown) - 1)
+    for n, i in enumerate(text):  # water-filling: narrow columns take what they need, the rest split the remainder
+        share = max(_MIN_TEXT // 2, left // (len(text) - n))
+        widths[i] = min(natural[i], share)
+        left -= widths[i]
+    return widths
+
+
+def columns_for(keys: Sequence[str], locale: str | None, *, drop: dict[str, int] | None = None) -> list[Column]:
+    """Columns with their headings from the catalogue; ids, dates and times kept whole."""
+    from core.words import header
+
+    return [Column(k, header(k, locale), keep=k in KEEP, drop=(drop or {}).get(k, 0)) for k in keys]
+
+
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str | None = None,
-         headers: dict[str, str] | None = None) -> None:
-    """Rows as a table, JSON or CSV; every output passes the masking layer (core/privacy.py)."""
+         locale: str | None = None, bom: bool = True, drop: dict[str, int] | None = None) -> None:
+    """Rows as JSON (keys unchanged), CSV (keys as headers, BOM unless ``bom=False``) or a fitted table;
+    every output passes the masking layer (core/privacy.py)."""
     from core.privacy import mask_data
 
     rows = [mask_data(dict(r)) for r in rows]
@@ -71,19 +192,11 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, ti
         click.echo(to_json([{c: r.get(c) for c in columns} for r in rows]))
         return
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([_csv_cell(r.get(c)) for c in columns])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(csv_text(columns, ([r.get(c) for c in columns] for r in rows), bom=bom), nl=False)
         return
-    from rich.console import Console
-    from rich.table import Table
+    print_table(columns_for(columns, locale, drop=drop), [[r.get(c) for c in columns] for r in rows], title=title)
 
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for c in columns:
-        table.add_column((headers or {}).get(c, c))
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
-    Console().print(table)
+
+def short_time(iso: str | None) -> str:
+    """A local ISO instant as a table shows it: ``2026-11-23 10:00`` (the offset is the site's)."""
+    return (iso or "")[:16].replace("T", " ")

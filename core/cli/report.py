@@ -9,6 +9,7 @@ import click
 
 from core.cli.main import App
 from core.errors import FollowupError
+from core.messages import message
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 TREND_PERIODS = 6  # the HTML trend chart ("last 6 periods")
@@ -67,6 +68,8 @@ def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
     type=click.Choice(["zh_CN", "en"]),
     help="Labels (default: the site's, else the chain's).",
 )
+@click.option("--bom/--no-bom", "bom", default=True, show_default=True,
+              help="Start a CSV with the UTF-8 byte-order mark (Excel needs it for Chinese).")
 @click.pass_obj
 def report_cmd(
     app: App,
@@ -79,12 +82,15 @@ def report_cmd(
     out: Path | None,
     locale: str | None,
     trend: int | None,
+    bom: bool,
 ) -> None:
     """Weekly, monthly or quarterly follow-up figures.
 
     KIND is week (the default), month or quarter. Without --period the report
     covers the last complete period: on a Monday, the previous Monday–Sunday in
     the site's timezone (the chain's when several sites are in the report).
+    A --period still running is marked as such in every format, and its figures
+    count only the tasks already due.
     Every figure is defined in the report's footer and in docs/metrics.md.
     """
     from core.db.engine import session_scope
@@ -126,18 +132,18 @@ def report_cmd(
             from core.privacy import private_file
 
             private_file(out)  # 0600 before the first figure is written
-        _emit(report, fmt, out)
+        _emit(report, fmt, out, bom)
     except OSError as exc:  # --out in a missing or read-only directory
         raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None
 
 
-def _emit(report: dict, fmt: str, out: Path | None) -> None:  # type: ignore[type-arg]
+def _emit(report: dict, fmt: str, out: Path | None, bom: bool = True) -> None:  # type: ignore[type-arg]
     if fmt == "xlsx":
         from core.reports.render import write_xlsx
 
         assert out is not None
         write_xlsx(report, out)
-        click.echo(f"wrote {out}", err=True)
+        click.echo(message("wrote", report["period"]["locale"], file=out), err=True)
         return
     if fmt == "table":
         from rich.console import Console
@@ -147,7 +153,7 @@ def _emit(report: dict, fmt: str, out: Path | None) -> None:  # type: ignore[typ
         if out:
             with out.open("w", encoding="utf-8") as handle:
                 render_table(report, Console(file=handle, width=100, color_system=None))
-            click.echo(f"wrote {out}", err=True)
+            click.echo(message("wrote", report["period"]["locale"], file=out), err=True)
         else:
             render_table(report, Console())
         return
@@ -158,13 +164,13 @@ def _emit(report: dict, fmt: str, out: Path | None) -> None:  # type: ignore[typ
     elif fmt == "csv":
         from core.reports.render import render_csv
 
-        text = render_csv(report)
+        text = render_csv(report, bom=bom)
     else:
         from core.reports.html import render_html
 
         text = render_html(report)
     if out:
         out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}", err=True)
+        click.echo(message("wrote", report["period"]["locale"], file=out), err=True)
     else:
         click.echo(text, nl=False)

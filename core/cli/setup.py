@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from core.cli.main import App
-from core.cli.output import emit, format_option, to_json
+from core.cli.output import Column, format_option, locale_option, print_table, to_json
 from core.errors import FollowupError
+from core.messages import Msg, message
 
 
 @click.group("config")
@@ -18,11 +19,15 @@ def config_group() -> None:
 
 
 @config_group.command("check")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def config_check(app: App, fmt: str) -> None:
+def config_check(app: App, locale: str | None, fmt: str) -> None:
     """Validate the chain file and its sites against the installed plugins."""
+    from core.words import Names, header
+
     config = app.config
+    loc = app.ui_locale(locale)
     sites = [
         {
             "code": s.code,
@@ -34,24 +39,29 @@ def config_check(app: App, fmt: str) -> None:
         for s in config.sites.values()
     ]
     for failed in app.plugins.failed():
-        click.secho(f"Warning: plugin {failed.name!r} failed to load: {failed.error}", fg="yellow", err=True)
+        click.secho(message("warning", loc, warning=Msg("plugin_failed", name=failed.name, error=failed.error)),
+                    fg="yellow", err=True)
     for warning in config.warnings:
-        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+        click.secho(message("warning", loc, warning=warning), fg="yellow", err=True)
     staff = [{"username": m.username, "role": m.role, "sites": list(m.sites) or ["*"]} for m in config.model.staff]
     if fmt == "json":
-        click.echo(to_json({"sites": sites, "warnings": config.warnings, "staff": staff,
+        click.echo(to_json({"sites": sites, "warnings": [str(w) for w in config.warnings], "staff": staff,
                             "single_user": not staff}))
         return
+    click.echo(message("config_ok", loc, path=config.path, n=len(sites)))
     if staff:
-        roles = ", ".join(f"{n} {r}" for r in ("coordinator", "doctor", "manager", "admin")
-                          if (n := sum(m["role"] == r for m in staff)))
-        click.echo(f"{config.path}: OK — {len(sites)} sites, {len(staff)} staff ({roles})")
+        roles = ("、" if loc == "zh_CN" else ", ").join(
+            f"{message('role.' + r, loc)} {n}" for r in ("coordinator", "doctor", "manager", "admin")
+            if (n := sum(m["role"] == r for m in staff)))
+        click.echo(message("config_staff", loc, n=len(staff), roles=roles))
     else:
-        click.echo(f"{config.path}: OK — {len(sites)} sites, single-user (no staff list: "
-                   "whoever runs followup may do everything)")
-    emit(
-        [{**s, "specialties": ", ".join(s["specialties"])} for s in sites],
-        ["code", "name", "timezone", "locale", "specialties"], "table",
+        click.echo(message("config_single_user", loc))
+    names = Names(app.plugins, loc)
+    columns = ["code", "name", "timezone", "locale", "specialties"]
+    print_table(
+        [Column(c, header(c, loc), keep=c in ("code", "timezone", "locale")) for c in columns],
+        [[s["code"], s["name"], s["timezone"], s["locale"], "、".join(names.specialty(k) for k in s["specialties"])
+          if loc == "zh_CN" else ", ".join(names.specialty(k) for k in s["specialties"])] for s in sites],
     )
 
 
@@ -61,29 +71,41 @@ def plugins_group() -> None:
 
 
 @plugins_group.command("list")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def plugins_list(app: App, fmt: str) -> None:
+def plugins_list(app: App, locale: str | None, fmt: str) -> None:
     """Each plugin: name, version, source, specialties, hooks, and why it failed if it did."""
+    from core.words import word
+
     rows = app.plugins.list_plugins()
     if fmt == "json":
         click.echo(to_json(rows))
         return
-    emit(
-        [
-            {
-                **r,
-                "specialties": ", ".join(r["specialties"]),
-                "hooks": ", ".join(h.removeprefix("followup_") for h in r["hooks"]),
-                "status": "ok" if r["status"] == "ok" else "FAILED (see below)",
-            }
-            for r in rows
-        ],
-        ["name", "version", "source", "specialties", "hooks", "status"], "table",
+    loc = app.error_locale() if locale is None else locale
+
+    def source(text: str) -> str:
+        prefix = "entry point "
+        if text.startswith(prefix):
+            return message("plugin_source_entry_point", loc, value=text[len(prefix):])
+        return word("plugin_source", text, loc)
+
+    columns = ["name", "version", "source", "specialties", "hooks", "status"]
+    print_table(
+        [Column(c, header_of(c, loc), keep=c in ("name", "version")) for c in columns],
+        [[r["name"], r["version"] or "", source(r["source"] or ""), ", ".join(r["specialties"]),
+          ", ".join(r["hooks"]), word("plugin_status", "ok" if r["status"] == "ok" else "failed", loc)]
+         for r in rows],
     )
     for r in rows:
         if r["status"] != "ok":
-            click.secho(f"{r['name']}: failed to load: {r['error']}", fg="red")
+            click.secho(message("plugin_failed_row", loc, name=r["name"], error=r["error"]), fg="red")
+
+
+def header_of(column: str, locale: str | None) -> str:
+    from core.words import header
+
+    return header(column, locale)
 
 
 @click.group("db")
@@ -111,7 +133,8 @@ def db_upgrade(app: App) -> None:
 
 
 @db_group.command("recount")
-@click.option("--check", is_flag=True, help="Only compare the day counts with a recount; exit 1 if they differ.")
+@click.option("--check", is_flag=True, help="Only compare the day counts with a recount, and each task's attempt "
+              "counters with its attempt rows; exit 1 if they differ.")
 @click.pass_obj
 def db_recount(app: App, check: bool) -> None:
     """Recount the reports' per-day counts from the tasks, calls and answers.
@@ -119,25 +142,35 @@ def db_recount(app: App, check: bool) -> None:
     Triggers keep them exact; this is for after a restore from a partial backup, or to check.
     """
     from core.cli.main import _safe_url
-    from core.db import rollups
+    from core.db import counters, rollups
     from core.db.engine import get_engine
 
     url = app.ready_db()
+    mismatches: list[counters.Mismatch] = []
     try:
         with get_engine(url).begin() as conn:
             if check:
                 differences = rollups.verify(conn)
+                mismatches = counters.mismatches(conn)
             else:
                 rollups.rebuild(conn)
                 differences = {}
     except Exception as exc:
         raise FollowupError(f"cannot recount in {_safe_url(url)}: {exc}") from None
-    if check and differences:
+    if check and (differences or mismatches):
         for table, rows in differences.items():
             click.echo(f"{table}: {len(rows)} day rows differ from a recount, e.g. {rows[0]}", err=True)
-        click.echo("run 'followup db recount' to recount them", err=True)
+        if differences:
+            click.echo("run 'followup db recount' to recount them", err=True)
+        if mismatches:
+            click.echo(f"tasks: {len(mismatches)} tasks' attempt counters differ from their attempt rows:", err=True)
+            for mismatch in mismatches[:20]:
+                click.echo(f"  {mismatch}", err=True)
+            if len(mismatches) > 20:
+                click.echo(f"  ... and {len(mismatches) - 20} more", err=True)
         raise SystemExit(1)
-    click.echo("report day counts agree with the rows" if check else "report day counts recounted")
+    click.echo("report day counts and task attempt counters agree with the rows" if check
+               else "report day counts recounted")
 
 
 def _count_days_in_chain_timezone(app: App) -> None:
@@ -154,7 +187,8 @@ def _count_days_in_chain_timezone(app: App) -> None:
         click.echo("report day counts recounted for the chain's timezone")
 
 
-def effective_protocols(app: App, selector: str | None, site_code: str | None) -> list[dict[str, Any]]:
+def effective_protocols(app: App, selector: str | None, site_code: str | None,
+                        locale: str | None = None) -> list[dict[str, Any]]:
     """Milestones after a site's overrides; without --site no chain file is needed (plugin authors)."""
     from core.yamlfile import ConfigError
 
@@ -201,7 +235,8 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None) -
                     "urgency": ms.urgency,
                     "channel": ms.channel,
                     "overridden": overridden,
-                    "name": ms.names.get(site.locale if site else default_locale),
+                    "name": ms.names.get(locale or (site.locale if site else default_locale)),
+                    "_milestone": ms,  # for the table's durations; not in the JSON
                 })
     return rows
 
@@ -209,17 +244,38 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None) -
 @click.command("protocols")
 @click.argument("selector", required=False, metavar="[SPECIALTY[.PROCEDURE]]")
 @click.option("--site", "site_code", help="Apply this site's overrides.")
+@locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def protocols(app: App, selector: str | None, site_code: str | None, fmt: str) -> None:
+def protocols(app: App, selector: str | None, site_code: str | None, locale: str | None, fmt: str) -> None:
     """The effective milestones, after a site's overrides, so a clinic can review what it configured."""
-    rows = effective_protocols(app, selector, site_code)
+    from core.words import Names, duration, header, word
+
+    loc = locale or app.error_locale()
+    rows = effective_protocols(app, selector, site_code, loc if locale else None)
     if fmt == "json":
-        click.echo(to_json(rows))
+        click.echo(to_json([{k: v for k, v in r.items() if k != "_milestone"} for r in rows]))
         return
-    emit(
-        [{**r, "window": f"{r['window'][0]}–{r['window'][1]}", "offset": r["offset"] + (" *" if r["overridden"] else "")}
-         for r in rows],
-        ["specialty", "procedure", "milestone", "name", "offset", "window", "urgency", "channel"], "table",
-        title="* = changed by the site's configuration" if any(r["overridden"] for r in rows) else None,
-    )
+    names = Names(app.plugins, loc)
+
+    def span(r: dict) -> tuple[str, str, str]:  # type: ignore[type-arg]
+        ms = r["_milestone"]
+        return duration(ms.offset, loc), duration(ms.window.earliest, loc), duration(ms.window.latest, loc)
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:  # one table per procedure, named in its title: the columns stay wide enough to read
+        groups.setdefault((r["specialty"], r["procedure"]), []).append(r)
+    if any(r["overridden"] for r in rows):
+        click.echo(message("protocols_changed", loc))
+    columns = ["milestone", "offset", "window", "urgency", "channel", "key"]
+    keep = ("offset", "window", "urgency", "channel", "key")
+    for (specialty, procedure), group in groups.items():
+        cells = []
+        for r in group:
+            offset, earliest, latest = span(r)
+            cells.append([r["_milestone"].names.get(loc), offset + (" *" if r["overridden"] else ""),
+                          f"{earliest}–{latest}", word("urgency", r["urgency"], loc),
+                          word("channel", r["channel"], loc),
+                          r["milestone"]])
+        print_table([Column(c, header(c, loc), keep=c in keep) for c in columns], cells,
+                    title=f"{names.procedure(specialty, procedure)} ({specialty}.{procedure})")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, ID, emit, format_option, locale_option, to_json
-from core.errors import FollowupError
+from core.cli.output import FORMATS, ID, bom_option, emit, format_option, locale_option, to_json
+from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
+from core.vocab import REACHED_OUTCOMES, TaskStatus
 
 
 def _sites_for(app: App, site: str | None, action: str = "calls") -> list[str]:
@@ -22,11 +24,15 @@ def _sites_for(app: App, site: str | None, action: str = "calls") -> list[str]:
 
 @click.command("worklist")
 @click.option("--site", help="Site code (default: every site you work for).")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day (default: today in the site's timezone).")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]),
+              help="The day (default: today in the site's timezone).")
 @click.option("--mine", is_flag=True, help="Only what you have claimed.")
+@locale_option()
+@bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, fmt: str) -> None:
+def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, locale: str | None, bom: bool,
+                 fmt: str) -> None:
     """Today's calls: clinical first, then overdue, then by due time; one line per patient."""
     from core.db.engine import session_scope
     from core.worklist import worklist
@@ -41,41 +47,62 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, f
             for line in worklist(session, config, day=the_day, now=now, sites=[code],
                                  assignee=app.user if mine else None, user=app.user):
                 rows.append(line.as_dict(tz))
+        what = _task_names(session, [t for r in rows for t in r["task_ids"]]) if fmt == "table" else {}
     if fmt == "table":
-        _worklist_table(rows, sites)
+        _worklist_table(app, rows, what, sites, app.ui_locale(locale))
     else:
-        if fmt == "csv":  # one cell per list, "5;6", not a Python list
-            rows = [{k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt, bom=bom)
 
 
-def _worklist_table(rows: list[dict[str, Any]], sites: list[str]) -> None:
-    """A table that stays readable in an 80-column terminal: the overdue mark and the phone are never cut."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """(specialty, procedure, milestone) of each task: the table shows their names, not keys."""
+    from sqlalchemy import select
 
-    table = Table(title=f"{', '.join(sites)}: {len(rows)} call(s)", box=box.SIMPLE_HEAD, header_style="bold",
-                  pad_edge=False, collapse_padding=True, padding=(0, 1))
+    from core.db.models import Task
+
+    out: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 500):
+        query = select(Task.id, Task.specialty, Task.procedure, Task.milestone).where(
+            Task.id.in_(ids[start:start + 500]))
+        out.update((i, (s, p, m)) for i, s, p, m in session.execute(query))
+    return out
+
+
+def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tuple[str, str, str]],
+                    sites: list[str], loc: str, title: str | None = None) -> None:
+    """A table that fits the terminal (80 columns when piped): ids, phone, the overdue mark and the time whole."""
+    from core.cli.output import Column, print_table
+    from core.words import Names, header, word
+
+    names = Names(app.plugins, loc)
     many_sites = len(sites) > 1
-    if many_sites:
-        table.add_column("site", no_wrap=True)
-    table.add_column("tasks")
-    table.add_column("patient / phone", no_wrap=True)
-    table.add_column("milestones")
-    table.add_column("urgency", no_wrap=True)
-    table.add_column("due", no_wrap=True)
-    table.add_column("tries", justify="right")
-    table.add_column("held by")
+    columns = [
+        *([Column("site", header("site", loc), keep=True, drop=1)] if many_sites else []),
+        Column("task_ids", header("task_ids", loc), keep=True),
+        Column("patient", header("patient", loc), keep=True),
+        Column("milestones", header("milestones", loc)),
+        Column("urgency", header("urgency", loc), keep=True),
+        Column("due_at", header("due_at", loc), keep=True),
+        Column("attempts", header("attempts", loc), keep=True, justify="right", drop=2),
+        Column("assignee", header("assignee", loc), drop=3),
+    ]
+    cells, styles = [], []
     for r in rows:
-        urgency = r["urgency"] + ("\nOVERDUE" if r["overdue"] else "")
-        style = "bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None)
-        cells = [",".join(map(str, r["task_ids"])), f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
-                 "\n".join(r["milestones"]), urgency, r["due_at"][5:16].replace("T", "\n"), str(r["attempts"]),
-                 r["assignee"] or ""]
-        table.add_row(*([r["site"]] if many_sites else []), *cells, style=style)
-    Console().print(table)
+        what = []
+        for task_id in r["task_ids"]:
+            specialty, code, key = what_of[task_id]
+            what.append(f"{names.procedure(specialty, code)}\n·{names.milestone(specialty, code, key)}")
+        urgency = word("urgency", r["urgency"], loc) + ("\n" + word("flag", "overdue", loc) if r["overdue"] else "")
+        cells.append([
+            *([r["site"]] if many_sites else []),
+            ",".join(map(str, r["task_ids"])),
+            f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+            "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
+        ])
+        styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
+    title = title or message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
+    print_table(columns, cells, title=title, styles=styles)
 
 
 @click.command("claim")
@@ -151,20 +178,20 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     outcome's own name, the one ``followup record --outcome`` takes.
     """
     from core.privacy import mask_text
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import Names, word
 
     zh = locale == "zh_CN"
 
     def outcome(key: str) -> str:
-        return report_label(key, "zh_CN", OUTCOMES) if zh else key
+        return word("outcome", key, "zh_CN") if zh else key
 
     spec = plugins.specialty(context.specialty)
     proc = spec.procedure(context.procedure) if spec else None
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"), ("医生", "Doctor"),
+        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
         *((a.names.zh_CN, a.names.en) for a in attributes),
@@ -176,17 +203,22 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
-        + f" · {context.occurred_at.astimezone(tz).date().isoformat() if tz else context.occurred_at.date().isoformat()}",
+        + f" · {(context.occurred_at.astimezone(tz) if tz else context.occurred_at).date().isoformat()}",
         context.doctor or "—", context.department or "—", context.diagnosis or "—",
         *(_attribute_text(context.attributes.get(a.key), zh) for a in attributes),
-        f"{task.milestone} ({task.urgency})",
+        f"{Names(plugins, locale).milestone(task.specialty, task.procedure, task.milestone)}"
+        f" ({word('urgency', task.urgency, locale)})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
                   + (f": {mask_text(a['note'])}" if a["note"] else "")  # a number typed into a note: masked
                   for a in context.attempt_history) or "—",
     )
-    width = max(len(label[0 if zh else 1]) for label in labels)
+    from rich.cells import cell_len
+
+    names = [label[0 if zh else 1] for label in labels]
+    width = max(cell_len(name) for name in names)
     lines = ["─" * 60]
-    lines += [f"{(label[0] if zh else label[1]).ljust(width)} : {value}" for label, value in zip(labels, values, strict=True)]
+    lines += [f"{name}{' ' * (width - cell_len(name))} : {value}"
+              for name, value in zip(names, values, strict=True)]
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -197,7 +229,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
               "not_convenient, wrong_number, refused, callback_requested, booked")
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
 @click.option("--note", help="Free-text note.")
-@click.option("--callback-at", help="ISO time the patient asked to be called back.")
+@click.option("--callback-at", help="When the patient asked to be called back: 15:00, 明天下午3点, 后天上午, "
+              "周一 10:00, tomorrow 3pm or ISO 8601 (the site's local time).")
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
@@ -216,32 +249,47 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
             raise FollowupError(key="answer_repeated", values={"key": key.strip(), "first": parsed[key.strip()],
                                                                "second": value})
         parsed[key.strip()] = value
-    callback = _parse_time(app, callback_at) if callback_at else None
     config, plugins, now = app.config, app.plugins, app.now
-    with session_scope(app.ready_db()) as session:
+    loc = app.ui_locale(locale)
+    with session_scope(app.ready_db(), immediate=True) as session:  # SQLite: writers wait for their turn
+        callback = None
+        if callback_at:
+            from core.db.models import Task
+            from core.whenparse import describe
+
+            task = session.get(Task, task_id)
+            site = config.sites.get(task.site) if task is not None else None
+            callback = parse_callback(app, callback_at, site, loc)
+            if site is not None and outcome == "callback_requested":
+                from core.calls import check_callback_time
+
+                check_callback_time(site, callback, now)  # a past time is refused before it is read back
+            if fmt != "json":  # the JSON has it as next_attempt_at
+                click.echo(message("callback_echo", loc, at=describe(callback, loc)))
         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
                              answers=parsed, note=note, callback_at=callback)
         data = result.as_dict(config.site(result.task.site).timezone)
     if fmt == "json":
         click.echo(to_json(data))
         return
-    click.echo(describe_result(data, app.ui_locale(locale)))
+    click.echo(describe_result(data, loc))
 
 
 def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     """What one recorded call changed, for a person: the JSON of ``record`` in words."""
     from core.messages import MESSAGES
-    from core.reports.labels import OUTCOMES
-    from core.reports.labels import label as report_label
+    from core.words import word as vocab
 
-    def word(prefix: str, key: str) -> str:  # an outcome, status or action kind; its own name if unknown
+    def word(prefix: str, key: str) -> str:  # a status or action kind; its own name if unknown
         return message(f"{prefix}.{key}", locale) if f"{prefix}.{key}" in MESSAGES else key
 
     task = data["task"]
-    outcome = report_label(data["outcome"], "zh_CN", OUTCOMES) if locale == "zh_CN" else data["outcome"]
+    outcome = vocab("outcome", data["outcome"], "zh_CN") if locale == "zh_CN" else data["outcome"]
     lines = [message("recorded", locale, id=task["id"], outcome=outcome, status=word("status", task["status"]),
                      attempts=task["attempts"], failed=task["failed_attempts"], max=task["max_attempts"])]
-    if task["status"] == "open" and task["next_attempt_at"]:
+    if not data.get("counted", True):
+        lines.append(message("not_counted", locale, at=data["previous_failed_at"], min_gap=data["min_gap"]))
+    if task["status"] == TaskStatus.OPEN and task["next_attempt_at"]:
         lines.append(message("next_attempt_overdue" if task["overdue"] else "next_attempt", locale,
                              at=task["next_attempt_at"]))
     for action in data["actions"]:
@@ -251,16 +299,16 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _parse_time(app: App, text: str) -> datetime:
-    from zoneinfo import ZoneInfo
+def parse_callback(app: App, text: str, site: Any, locale: str | None) -> datetime:
+    """A callback time as the patient said it (15:00, 明天下午3点, tomorrow 3pm, ISO), in the site's time."""
+    from core.whenparse import parse_when, window_starts
 
+    tz = site.timezone if site is not None else ZoneInfo(app.config.model.defaults.timezone)
+    parts = window_starts(site.calling_windows) if site is not None else None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise FollowupError(key="not_iso_time", values={"text": text}) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(app.config.model.defaults.timezone))
-    return moment
+        return parse_when(text, app.now, tz, parts)
+    except InvalidValue as exc:  # a one-line error in the reader's language, never a traceback
+        raise FollowupError(key=exc.msg.key, values=exc.msg.values) from None
 
 
 @click.command("call")
@@ -281,7 +329,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     with session_scope(url) as session:
         rows = session.execute(
             select(Task.id, Task.patient_id).where(
-                Task.assignee == app.user, Task.status == "open", Task.site.in_(sites), Task.claimed_until >= now
+                Task.assignee == app.user, Task.status == TaskStatus.OPEN, Task.site.in_(sites),
+                Task.claimed_until >= now,
             ).order_by(Task.urgency, Task.next_attempt_at, Task.id)
         ).all()
     if not rows:
@@ -302,21 +351,21 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
             pending = list(group)
             answers: dict[str, str] = {}
             while pending:  # until every task of this call is recorded or skipped
-                outcome = click.prompt(message("outcome", loc), type=click.Choice([*OUTCOMES, "skip"]),
-                                       default="reached")
+                outcome = _ask_outcome(loc, tuple(map(str, OUTCOMES)))
                 if outcome == "skip":
                     break
                 note = None
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
-                if outcome in ("reached", "booked"):
+                if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
                 if outcome not in FAILED:
                     note = click.prompt(message("note", loc), default="", show_default=False) or None
                 for task_id in list(pending):
                     try:
-                        with session_scope(url) as session:
-                            mine = _answers_for(app, session, task_id, answers) if outcome in ("reached", "booked") else {}
+                        with session_scope(url, immediate=True) as session:
+                            reached = outcome in REACHED_OUTCOMES
+                            mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
                                                  now=now, answers=mine, note=note, callback_at=callback)
                             data = result.as_dict(config.site(result.task.site).timezone)
@@ -330,6 +379,27 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
         click.echo(message("stopped", loc, n=done))
         return
     click.echo(message("done", loc, n=done))
+
+
+def _ask_outcome(loc: str, outcomes: tuple[str, ...]) -> str:
+    """The call's outcome: in Chinese a numbered menu of the outcomes' names (the number, the name or the
+    outcome's own key is accepted); in English the keys ``record --outcome`` takes."""
+    from core.words import word
+
+    if loc != "zh_CN":
+        return click.prompt(message("outcome", loc), type=click.Choice([*outcomes, "skip"]), default="reached")
+    keys = [*outcomes, "skip"]
+    names = [word("outcome", k, loc) if k != "skip" else message("skip_word", loc) for k in keys]
+    click.echo("  ".join(f"{i} {name}" for i, name in enumerate(names, 1)))
+    while True:
+        typed = click.prompt(message("outcome_pick", loc), default="1").strip()
+        if typed.isdigit() and 1 <= int(typed) <= len(keys):
+            return keys[int(typed) - 1]
+        if typed in names:
+            return keys[names.index(typed)]
+        if typed in keys:
+            return typed
+        click.secho(message("outcome_not_known", loc, text=typed, n=len(keys)), fg="red")
 
 
 def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) -> dict[str, str]:
@@ -346,16 +416,22 @@ def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:
     from core.calls import CallError, check_callback_time
     from core.db.engine import session_scope
     from core.db.models import Task
+    from core.whenparse import describe
 
     with session_scope(app.ready_db()) as session:
         site = app.config.site(session.get(Task, task_id).site)
+    tomorrow = app.now.astimezone(site.timezone).date() + timedelta(days=1)
     while True:
         try:
-            moment = _parse_time(app, click.prompt(message("callback_at", locale)))
+            moment = parse_callback(app, click.prompt(message("callback_at", locale, example=f"{tomorrow} 15:00")),
+                                    site, locale)
             check_callback_time(site, moment, app.now)
-            return moment
-        except (FollowupError, CallError) as exc:
+        except (FollowupError, CallError, ValueError) as exc:
             click.secho(localize(exc, locale), fg="red")
+            continue
+        if click.confirm(message("callback_echo", locale, at=describe(moment, locale)) + "  "
+                         + message("callback_confirm", locale), default=True):
+            return moment
 
 
 def _ask_questions(app: App, task_id: int, locale: str | None, skip: set[str] | None = None,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING, Any
 
 from core.db.engine import get_engine, normalize_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w.-]+)['\"]?", re.MULTILINE)
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
@@ -22,6 +27,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database to ``revision``; running it again changes nothing."""
+    from alembic import command
+
     cfg = alembic_config(url)
     with get_engine(url).begin() as connection:
         cfg.attributes["connection"] = connection
@@ -29,13 +36,45 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def current_revision(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The database's revision: one SELECT (None for a database that was never migrated)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
 
     with get_engine(url).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        try:
+            rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except DBAPIError:
+            connection.rollback()
+            if inspect(connection).has_table("alembic_version"):
+                raise
+            return None
+    if len(rows) > 1:
+        raise RuntimeError(f"the database has {len(rows)} migration heads: {sorted(r[0] for r in rows)}")
+    return rows[0][0] if rows else None
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
+    """The newest migration, read from the revision files' ``revision``/``down_revision`` lines.
+
+    Every command compares it with the database's; reading a few small files costs far less than
+    Alembic's script directory (tests/test_migrations.py checks both agree).
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            parents.add(found.get("down_revision", "None"))
+    heads = revisions - parents
+    if len(heads) > 1:
+        raise RuntimeError(f"several migration heads: {sorted(heads)}")
+    return next(iter(heads), None)
+
+
+def alembic_head() -> str | None:
+    """The head as Alembic computes it (slow: imports every revision)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -23,10 +23,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from core.vocab import SALES_TRIGGERS, EpisodeStatus, TaskStatus, sql_in
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -39,15 +41,12 @@ NAMING = {
 # Episodes of these triggers are sales leads (DOMAIN.md §1): a consultation that did not come,
 # a visit that did not go ahead. Their tasks have a partial index; a query uses it by repeating
 # LEADS_PREDICATE word for word (SQLite's planner matches partial index predicates textually).
-LEAD_TRIGGERS = ("consultation", "visit_without_treatment")
-LEADS_PREDICATE = '"trigger" IN (' + ", ".join(f"'{t}'" for t in LEAD_TRIGGERS) + ")"
+LEAD_TRIGGERS = SALES_TRIGGERS
+LEADS_PREDICATE = '"trigger" IN ' + sql_in(LEAD_TRIGGERS)
 
-# Task statuses. "open" tasks are on worklists; the rest are final.
-OPEN = "open"
-TASK_STATUSES = (
-    "open", "completed", "unsuccessful", "refused", "wrong_number", "booked",
-    "cancelled", "suppressed", "expired",
-)
+# Task statuses (core/vocab.py). "open" tasks are on worklists.
+OPEN = TaskStatus.OPEN
+TASK_STATUSES = tuple(TaskStatus)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -175,6 +174,8 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0008
+    wechat_openid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 0008
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -194,7 +195,7 @@ class Episode(Base):
     diagnosis: Mapped[str | None] = mapped_column(Text, nullable=True)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="active")
+    status: Mapped[str] = mapped_column(String(20), default=EpisodeStatus.ACTIVE)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -205,8 +206,9 @@ class Task(Base):
         UniqueConstraint("episode_id", "milestone"),
         Index("ix_tasks_worklist", "site", "status", "next_attempt_at"),  # worklist, claims (0002)
         Index("ix_tasks_due", "status", "due_at"),
-        # Sales leads of a period (reports): only the tasks of lead episodes are in it (0004).
-        Index("ix_tasks_leads", "due_at", sqlite_where=text(LEADS_PREDICATE), postgresql_where=text(LEADS_PREDICATE)),
+        # ix_tasks_leads, the sales leads of a period (reports), is partial: only the tasks of lead episodes
+        # are in it (migration 0004, WHERE LEADS_PREDICATE). Not declared here: its postgresql_where would
+        # import the PostgreSQL dialect into every command, also on SQLite.
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
@@ -231,8 +233,11 @@ class Task(Base):
     outside_window: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=OPEN)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Counted attempts: a failed one less than the minimum gap after the previous counted failed
+    # one (a dropped call redialled at once) is stored but not counted (core/calls.py, 0005).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # counted failed attempts
+    attempts_logged: Mapped[int] = mapped_column(Integer, server_default="0")  # every attempt row (0005)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -255,6 +260,9 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
 
 
 class Answer(Base):
@@ -315,6 +323,58 @@ class AuditEntry(Base):
     # the tamper-evident chain (core/audit.py): sha256 of the previous row's hash and this row's content
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# -- messages (0008): the outbox, opt-outs per channel, the questionnaire links' key ------------------
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("task_id", "kind", "channel", "seq"),
+        Index("ix_outbox_due", "status", "next_try_at"),
+        Index("ix_outbox_patient", "patient_id", "sent_at"),
+        Index("ix_outbox_provider", "channel", "provider_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    site: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locale: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    link: Mapped[str | None] = mapped_column(Text, nullable=True)
+    template: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sender: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PatientOptout(Base):
+    __tablename__ = "patient_optouts"
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
+
+
+class ServiceKey(Base):
+    __tablename__ = "service_keys"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 # -- per-day counts for reports, kept by triggers (core/db/rollups.py, migration 0004) ---------------

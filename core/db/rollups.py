@@ -45,11 +45,13 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from core.db.models import UTCDateTime
+from core.vocab import NOT_DUE_STATUSES, REACHED_OUTCOMES, REACHED_STATUSES, Outcome, TaskStatus
 
-NOT_DUE = ("cancelled", "suppressed", "expired")
-REACHED = ("completed", "booked")  # final task statuses of a reached patient
-ANSWERED = ("reached", "booked")  # call outcomes recorded with answers
-CALL_REACHED = ("completed", "booked", "reached")  # call outcomes counted as reached per coordinator
+NOT_DUE = NOT_DUE_STATUSES
+REACHED = REACHED_STATUSES  # final task statuses of a reached patient
+ANSWERED = REACHED_OUTCOMES  # call outcomes recorded with answers
+# call outcomes counted as reached per coordinator (older rows may say "completed")
+CALL_REACHED = (TaskStatus.COMPLETED, TaskStatus.BOOKED, Outcome.REACHED)
 DEFAULT_OFFSET = 480  # minutes east of UTC: China Standard Time
 
 
@@ -89,12 +91,20 @@ ANSWERS = Rollup(
 ROLLUPS = (TASKS, CALLS, ANSWERS)
 
 
-class Dialect:
-    """The few SQL spellings that differ between SQLite and PostgreSQL."""
+# A task's attempts as the reports count them (docs/metrics.md: "attempted", "avg_attempts_per_reached"):
+# every recorded attempt, also one not counted towards the failed-attempt limit (migration 0005).
+# Migration 0004 created the triggers before that column existed: it passes LEGACY_ATTEMPTS.
+ATTEMPTS = "attempts_logged"
+LEGACY_ATTEMPTS = "attempts"
 
-    def __init__(self, name: str):
+
+class Dialect:
+    """The few SQL spellings that differ between SQLite and PostgreSQL (and the attempts column counted)."""
+
+    def __init__(self, name: str, attempts: str = ATTEMPTS):
         self.name = name
         self.pg = name == "postgresql"
+        self.attempts = attempts
 
     def day(self, instant: str) -> str:
         """The rollup day of a UTC instant column (``c`` is report_settings)."""
@@ -121,7 +131,8 @@ class Dialect:
 def _select(d: Dialect, rollup: Rollup, exprs: list[str], froms: list[str], where: list[str]) -> str:
     assert len(exprs) == len(rollup.columns)
     columns = ", ".join(f"{e} AS {d.q(c)}" for e, c in zip(exprs, rollup.columns, strict=True))
-    return f"SELECT {columns} FROM {', '.join([*froms, 'report_settings c'])} WHERE {' AND '.join(['c.id = 1', *where])}"
+    tables = ", ".join([*froms, "report_settings c"])
+    return f"SELECT {columns} FROM {tables} WHERE {' AND '.join(['c.id = 1', *where])}"
 
 
 def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s") -> str:
@@ -133,9 +144,11 @@ def _task_source(d: Dialect, sign: str, *, rel: str | None = None, s: str = "s")
 
     exprs = [
         d.day(f"{s}.due_at"), f"{s}.site", f"{s}.specialty",
-        f"{sign}1", flag(f"{s}.attempts > 0"), flag(reached), flag(on_time), flag(f"{s}.status = 'unsuccessful'"),
-        flag(f"{s}.status = 'refused'"), flag(f"{s}.status = 'wrong_number'"), flag(f"{s}.status = 'open'"),
-        f"{sign}(CASE WHEN {reached} THEN {s}.attempts ELSE 0 END)",
+        f"{sign}1", flag(f"{s}.{d.attempts} > 0"), flag(reached), flag(on_time),
+        flag(f"{s}.status = '{TaskStatus.UNSUCCESSFUL}'"),
+        flag(f"{s}.status = '{TaskStatus.REFUSED}'"), flag(f"{s}.status = '{TaskStatus.WRONG_NUMBER}'"),
+        flag(f"{s}.status = '{TaskStatus.OPEN}'"),
+        f"{sign}(CASE WHEN {reached} THEN {s}.{d.attempts} ELSE 0 END)",
     ]
     return _select(d, TASKS, exprs, [f"{rel} s"] if rel else [], [f"{s}.status NOT IN {_in(NOT_DUE)}"])
 
@@ -213,7 +226,7 @@ def _recount_extremes(d: Dialect, *, rel: str | None = None, s: str = "s") -> st
 
 
 # -- triggers ---------------------------------------------------------------------------------------
-TASK_COLUMNS = ("status", "attempts", "due_at", "completed_at", "window_start", "window_end", "site", "specialty")
+TASK_COLUMNS = ("status", ATTEMPTS, "due_at", "completed_at", "window_start", "window_end", "site", "specialty")
 CALL_COLUMNS = ("task_id", "at", "site", "by", "outcome")
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "number")
 # Scheduling creates tasks spread over a year of days: row by row that is one day row updated per
@@ -226,8 +239,12 @@ def _changed(columns: Iterable[str], d: Dialect) -> str:
     return " OR ".join(f"OLD.{d.q(c)} IS NOT NEW.{d.q(c)}" for c in columns)
 
 
-def _sqlite_triggers() -> list[str]:
-    d = Dialect("sqlite")
+def _task_columns(d: Dialect) -> tuple[str, ...]:
+    return tuple(d.attempts if c == ATTEMPTS else c for c in TASK_COLUMNS)
+
+
+def _sqlite_triggers(attempts: str = ATTEMPTS) -> list[str]:
+    d = Dialect("sqlite", attempts)
     out = []
 
     def trigger(name: str, event: str, table: str, body: list[str], when: str | None = None) -> None:
@@ -238,9 +255,9 @@ def _sqlite_triggers() -> list[str]:
         return _upsert_row(d, rollup, source)
 
     trigger("trg_tasks_rollup_ins", "INSERT", "tasks", [up(TASKS, _task_source(d, "", s="NEW"))])
-    trigger("trg_tasks_rollup_upd", f"UPDATE OF {', '.join(TASK_COLUMNS)}", "tasks",
+    trigger("trg_tasks_rollup_upd", f"UPDATE OF {', '.join(_task_columns(d))}", "tasks",
             [up(TASKS, _task_source(d, "-", s="OLD")), up(TASKS, _task_source(d, "", s="NEW"))],
-            _changed(TASK_COLUMNS, d))
+            _changed(_task_columns(d), d))
     trigger("trg_tasks_rollup_del", "DELETE", "tasks", [up(TASKS, _task_source(d, "-", s="OLD"))])
 
     trigger("trg_attempts_rollup_ins", "INSERT", "attempts", [up(CALLS, _call_source(d, "", s="NEW"))])
@@ -254,7 +271,8 @@ def _sqlite_triggers() -> list[str]:
     trigger("trg_attempts_rollup_del", "DELETE", "attempts",
             [up(CALLS, _call_source(d, "-", s="OLD")), _recount_extremes(d, s="OLD")])
 
-    trigger("trg_answers_rollup_ins", "INSERT", "answers", [up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW"))])
+    trigger("trg_answers_rollup_ins", "INSERT", "answers",
+            [up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW"))])
     trigger("trg_answers_rollup_upd", f"UPDATE OF {', '.join(ANSWER_COLUMNS)}", "answers", [
         up(ANSWERS, _answer_source(d, "-", attempts="attempts", s="OLD")),
         up(ANSWERS, _answer_source(d, "", attempts="attempts", s="NEW")),
@@ -264,8 +282,8 @@ def _sqlite_triggers() -> list[str]:
     return out
 
 
-def _pg_triggers() -> list[str]:
-    d = Dialect("postgresql")
+def _pg_triggers(attempts: str = ATTEMPTS) -> list[str]:
+    d = Dialect("postgresql", attempts)
     out = []
 
     def trigger(table: str, event: str, referencing: str, body: list[str], when: str | None = None) -> None:
@@ -303,8 +321,9 @@ def _pg_triggers() -> list[str]:
     return out
 
 
-def create_triggers(conn: Connection) -> None:
-    statements = _pg_triggers() if conn.dialect.name == "postgresql" else _sqlite_triggers()
+def create_triggers(conn: Connection, attempts: str = ATTEMPTS) -> None:
+    """``attempts``: the task column counted as its attempts (only migrations before 0005 pass another)."""
+    statements = _pg_triggers(attempts) if conn.dialect.name == "postgresql" else _sqlite_triggers(attempts)
     for sql in statements:
         conn.exec_driver_sql(sql)
 
@@ -333,9 +352,9 @@ def _recount_selects(d: Dialect) -> dict[str, str]:
     return out
 
 
-def rebuild(conn: Connection) -> None:
+def rebuild(conn: Connection, attempts: str = ATTEMPTS) -> None:
     """Recount every rollup from the tasks, attempts and answers (inside the caller's transaction)."""
-    d = Dialect(conn.dialect.name)
+    d = Dialect(conn.dialect.name, attempts)
     for rollup in ROLLUPS:
         conn.exec_driver_sql(f"DELETE FROM {rollup.table}")
         names = ", ".join(d.q(c) for c in rollup.columns)

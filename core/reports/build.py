@@ -15,16 +15,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
-from core.db.models import LEAD_TRIGGERS
 from core.privacy import mask_phone, scrub_phones
 from core.reports import queries as q
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
 from core.tasklist import local_iso
+from core.vocab import SALES_TRIGGERS  # the tasks of these episodes have their own index
 
 # Sales follow-ups (DOMAIN.md §1): leads who consulted but never came, and visits that did not buy.
 # Other bookable procedures (a dental invitation, a missed appointment) rebook patients, not leads.
-SALES_TRIGGERS = LEAD_TRIGGERS  # the tasks of these episodes have their own index (core/db/models.py)
 HEADLINE_RATES = (
     "coverage",
     "follow_up_rate",
@@ -125,10 +124,21 @@ def summarize(session: Session, req: ReportRequest) -> tuple[list[Period], Summa
     """
     count = max(2, req.trend)
     periods = [req.period.shifted(i) for i in range(-(count - 1), 1)]
-    bounds = [p.start for p in periods] + [periods[-1].end]
+    bounds = [p.start for p in periods] + [cutoff(req.period, req.now)]
     return periods, Summary(
         q.task_summary(session, req.scope, bounds), q.answer_summary(session, req.scope, bounds)
     )
+
+
+def running(period: Period, now: datetime) -> bool:
+    """A period not over yet: its figures are of the tasks due so far."""
+    return period.start <= now < period.end
+
+
+def cutoff(period: Period, now: datetime) -> datetime:
+    """Where a period's due tasks end: its end, or ``now`` while it is still running (not-yet-due tasks are
+    not late, so they do not lower the rates)."""
+    return min(period.end, now) if period.start <= now else period.end
 
 
 def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
@@ -168,9 +178,13 @@ def build_report(
         for row in q.coordinator_figures(session, scope, period.day_starts())
     ]
 
+    is_running = running(period, now)
     return {
         "period": {
             **period.as_dict(),
+            # still running: figures count the tasks due by "through" (now), not the whole period
+            "running": is_running,
+            "through": now.astimezone(tz).isoformat(timespec="minutes") if is_running else None,
             "previous": period.previous().label,
             "generated_at": now.astimezone(tz).isoformat(timespec="minutes"),
             "sites": scope.sites,
@@ -191,7 +205,7 @@ def build_report(
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
         "lists": {
-            "unreachable": _unreachable_list(session, scope, period, locale),
+            "unreachable": _unreachable_list(session, scope, period, locale, plugins, now),
             "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
         },
@@ -242,7 +256,7 @@ def breakdown(
     (the report's praise and criticism per text, ``queries.staff_from_answers``)."""
     by = req.by
     assert by is not None
-    start, end = req.period.start, req.period.end
+    start, end = req.period.start, cutoff(req.period, req.now)
     pg = session.get_bind().dialect.name == "postgresql"
     base = q.due_rows(req.scope, start, end, last=by == "coordinator", doctor=by == "staff", pg=pg)
     answers = q.answer_rows(session, req.scope, start, end, doctor=by == "staff")
@@ -288,13 +302,18 @@ def _who(r: Any) -> dict[str, Any]:
     }
 
 
-def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str) -> list[dict[str, Any]]:
+def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: str, plugins: Any = None,
+                      now: datetime | None = None) -> list[dict[str, Any]]:
+    from core.words import Names
+
     tz = period.tz
     labels: dict[str, str] = {}
+    names = Names(plugins, locale) if plugins is not None else None
     out = []
+    end = cutoff(period, now) if now is not None else period.end
     # plain tuples: thousands of rows at a chain's size, attribute access per value is measurable
     for (task_id, site, specialty, procedure, milestone, due_at, status, n_attempts, external_id, name, phone,
-         last_outcome, last_at) in q.unreachable(session, scope, period.start, period.end):
+         last_outcome, last_at) in q.unreachable(session, scope, period.start, end):
         if last_outcome and last_outcome not in labels:
             labels[last_outcome] = label(last_outcome, locale, OUTCOMES)
         out.append({
@@ -304,7 +323,9 @@ def _unreachable_list(session: Session, scope: q.Scope, period: Period, locale: 
             "phone": mask_phone(phone),
             "site": site,
             "procedure": f"{specialty}.{procedure}",
+            "procedure_label": names.procedure(specialty, procedure) if names else procedure,
             "milestone": milestone,
+            "milestone_label": names.milestone(specialty, procedure, milestone) if names else milestone,
             "due_at": local_iso(due_at, tz),
             "status": status,
             "attempts": int(n_attempts or 0),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.words import WORDS
+
 LOCALES = ("zh_CN", "en")
 
 LABELS: dict[str, tuple[str, str]] = {
@@ -121,6 +123,19 @@ LABELS: dict[str, tuple[str, str]] = {
         "* fewer than 30: drawn lighter; — means no data in the period.",
     ),
     "privacy": ("隐私", "Privacy"),
+    "running": ("本期尚未结束：数据截至 {through}，只计已到期的任务",
+                "period still running: figures through {through}, counting only tasks already due"),
+    "comment": ("评价内容", "Comment"),
+    "procedure_label": ("项目", "Procedure"),
+    "milestone_label": ("节点", "Milestone"),
+    "kind": ("类型", "Kind"),
+    "label": ("名称", "Name"),
+    "first_day": ("首日", "First day"),
+    "last_day": ("末日", "Last day"),
+    "section": ("部分", "Section"),
+    "key": ("代码", "Key"),
+    "this_period": ("本期", "This period"),
+    "data": ("数据", "Data"),
 }
 
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -144,19 +159,8 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "other": ("其他", "Other"),
 }
 
-OUTCOMES: dict[str, tuple[str, str]] = {
-    "reached": ("已接通", "reached"),
-    "no_answer": ("无人接听", "no answer"),
-    "busy": ("占线", "busy"),
-    "powered_off": ("关机", "powered off"),
-    "out_of_service": ("停机", "out of service"),
-    "cannot_connect": ("无法接通", "cannot connect"),
-    "not_convenient": ("不方便接听", "not convenient"),
-    "wrong_number": ("号码错误", "wrong number"),
-    "refused": ("拒绝", "refused"),
-    "callback_requested": ("约定回电", "callback requested"),
-    "booked": ("已预约", "booked"),
-}
+# one catalogue of the words (core/words.py): outcomes as the call card and the lists say them
+OUTCOMES: dict[str, tuple[str, str]] = WORDS["outcome"]
 
 STATUSES: dict[str, tuple[str, str]] = {
     "task:open": ("待回访", "open"),
@@ -168,7 +172,7 @@ STATUSES: dict[str, tuple[str, str]] = {
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "due": (
-        "目标时间（tasks.due_at）落在统计期间内的回访任务，不含已取消、免打扰（suppressed）和已过期的任务。",
+        "目标时间（tasks.due_at）落在统计期间内的回访任务，不含已取消、免打扰和已过期的任务。",
         "Tasks whose target time (tasks.due_at) falls in"
         " the period, not cancelled, suppressed or expired.",
     ),
@@ -177,7 +181,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "Due tasks with at least one recorded attempt.",
     ),
     "reached": (
-        "应回访任务中状态为已完成（completed）或已预约（booked）的。",
+        "应回访任务中状态为已完成或已预约的。",
         "Due tasks whose status is completed or booked.",
     ),
     "reached_in_window": (

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
+from core import vocab
 from core.db import rollups
 from core.db.models import (
     LEADS_PREDICATE,
@@ -57,10 +58,11 @@ from core.db.models import (
     Task,
     TaskDay,
 )
+from core.vocab import TaskStatus
 
 # what counts (task statuses, call outcomes): one definition for the rows and the day counts
 REACHED, ANSWERED, NOT_DUE, CALL_REACHED = rollups.REACHED, rollups.ANSWERED, rollups.NOT_DUE, rollups.CALL_REACHED
-UNREACHABLE_OUTCOMES = ("no_answer", "powered_off", "out_of_service", "cannot_connect")
+UNREACHABLE_OUTCOMES = vocab.UNREACHABLE_OUTCOMES
 OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
     "overall_satisfaction",
     "recommend",
@@ -167,7 +169,7 @@ def due_rows(
 ) -> Subquery:
     """Tasks due in [start, end) that count (not cancelled, suppressed, expired).
 
-    The attempt count is ``tasks.attempts`` (``record_call`` keeps it); the latest
+    The attempt count is ``tasks.attempts_logged`` (every attempt, ``record_call`` keeps it); the latest
     attempt (``last``: by whom, how it ended) and the episode's doctor (``doctor``)
     are joined only for the breakdowns that group by them.
     """
@@ -184,7 +186,7 @@ def due_rows(
         Task.completed_at,
         Task.window_start,
         Task.window_end,
-        Task.attempts.label("n_attempts"),
+        Task.attempts_logged.label("n_attempts"),
     ]
     query = select(*columns).select_from(Task)
     if last:
@@ -211,10 +213,10 @@ def _count_columns(columns: Any) -> list[Any]:
         func.sum(case((columns.n_attempts > 0, 1), else_=0)).label("attempted"),
         func.sum(case((reached, 1), else_=0)).label("reached"),
         func.sum(case((on_time, 1), else_=0)).label("reached_in_window"),
-        func.sum(case((columns.status == "unsuccessful", 1), else_=0)).label("unsuccessful"),
-        func.sum(case((columns.status == "refused", 1), else_=0)).label("refused"),
-        func.sum(case((columns.status == "wrong_number", 1), else_=0)).label("wrong_number"),
-        func.sum(case((columns.status == "open", 1), else_=0)).label("open"),
+        func.sum(case((columns.status == TaskStatus.UNSUCCESSFUL, 1), else_=0)).label("unsuccessful"),
+        func.sum(case((columns.status == TaskStatus.REFUSED, 1), else_=0)).label("refused"),
+        func.sum(case((columns.status == TaskStatus.WRONG_NUMBER, 1), else_=0)).label("wrong_number"),
+        func.sum(case((columns.status == TaskStatus.OPEN, 1), else_=0)).label("open"),
         func.sum(case((reached, columns.n_attempts), else_=0)).label("reached_attempts"),
     ]
 
@@ -273,7 +275,7 @@ def _lead_columns(c: Any) -> list[Any]:
     return [
         func.count(func.distinct(c.lead)).label("leads"),
         func.count(func.distinct(case((c.n_attempts > 0, c.lead), else_=None))).label("followed_up"),
-        func.count(func.distinct(case((c.status == "booked", c.lead), else_=None))).label("booked"),
+        func.count(func.distinct(case((c.status == TaskStatus.BOOKED, c.lead), else_=None))).label("booked"),
     ]
 
 
@@ -289,7 +291,7 @@ def _lead_summary(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.episode_id.label("lead"),
         )
         .where(text(LEADS_PREDICATE), or_(*pairs), *_due_where(scope, boundaries[0], boundaries[-1]))
@@ -324,7 +326,7 @@ def task_summary_rows(
             _bucket(Task.due_at, boundaries).label("bucket"),
             Task.site,
             Task.status,
-            Task.attempts.label("n_attempts"),
+            Task.attempts_logged.label("n_attempts"),
             Task.completed_at,
             Task.window_start,
             Task.window_end,
@@ -848,9 +850,9 @@ def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) 
         query.add_columns(latest.outcome, latest.at)
         .where(
             *_due_where(scope, start, end),
-            Task.status.in_(("unsuccessful", "open")),
+            Task.status.in_((TaskStatus.UNSUCCESSFUL, TaskStatus.OPEN)),
             Task.attempts > 0,
-            or_(Task.status == "unsuccessful", latest.outcome.in_(UNREACHABLE_OUTCOMES)),
+            or_(Task.status == TaskStatus.UNSUCCESSFUL, latest.outcome.in_(UNREACHABLE_OUTCOMES)),
         )
         .order_by(Task.site, Task.due_at, Task.id)
     )

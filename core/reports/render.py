@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.cli.output import safe_cell, to_json
+from core.cli.output import BOM, safe_cell, to_json
 from core.reports.labels import DIMENSIONS, LABELS, STATUSES, label
 from core.reports.queries import COUNTS
 
@@ -119,13 +119,14 @@ def _csv_value(value: Any) -> Any:
     return safe_cell(value)
 
 
-def render_csv(report: dict[str, Any]) -> str:
+def render_csv(report: dict[str, Any], *, bom: bool = True) -> str:
+    """The long layout with its machine keys; UTF-8 BOM first unless ``bom=False`` (Excel needs it)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["section", "group", "key", "value"])
     for section, group, key, value in long_rows(report):
         writer.writerow([section, safe_cell(group), key, _csv_value(value)])
-    return buffer.getvalue()
+    return (BOM if bom else "") + buffer.getvalue()
 
 
 def render_json(report: dict[str, Any]) -> str:
@@ -133,8 +134,43 @@ def render_json(report: dict[str, Any]) -> str:
 
 
 # -- XLSX ------------------------------------------------------------------------------------------
+SHEETS = ("figures", "unreachable", "suggestions", "open_complaints", "definitions", "data")
+_TIME_COLUMNS = ("due_at", "last_attempt_at", "opened_at", "deadline")
+
+
+def sheet_names(locale: str) -> list[str]:
+    """The workbook's sheets as the reader names them (the last, ``data``, is the long layout for machines)."""
+    return [label(name, locale) for name in SHEETS]
+
+
+def list_cell(name: str, column: str, row: dict[str, Any], locale: str) -> Any:
+    """A list's value as a person reads it (labels, not keys; times to the minute): table, HTML and XLSX."""
+    if column == "last_outcome":
+        return row.get("last_outcome_label") or ""
+    if column == "category":
+        return row.get("category_label") or row.get("category") or ""
+    if column == "status":
+        return status_label(row["status"], locale, "complaint" if name == "open_complaints" else "task")
+    if column == "overdue":
+        return label("overdue", locale) if row.get("overdue") else ""
+    if column in ("procedure", "milestone"):
+        return row.get(f"{column}_label") or row.get(column) or ""
+    if column in _TIME_COLUMNS:
+        return (row.get(column) or "")[:16].replace("T", " ")
+    return row.get(column)
+
+
+def running_note(period: dict[str, Any], locale: str) -> str:
+    """The mark of a period not over yet ("" when it is complete)."""
+    if not period.get("running"):
+        return ""
+    return label("running", locale).format(through=(period["through"] or "")[:16].replace("T", " "))
+
+
 def write_xlsx(report: dict[str, Any], path: Path) -> None:
-    """Sheets: figures (long layout), one per list, definitions. Strings are never formulas.
+    """Sheets in the reader's language: the figures as on screen, one per list, the definitions, and the
+    long layout (``data``: section, group, key, value) for machines. Headings are frozen, columns sized
+    to their contents, strings never formulas.
 
     Built in memory and written at once: a path that cannot be written raises ``OSError``
     (as for the other formats) and leaves no half-written workbook.
@@ -142,51 +178,129 @@ def write_xlsx(report: dict[str, Any], path: Path) -> None:
     import xlsxwriter
 
     locale = report["period"]["locale"]
+    L = lambda key: label(key, locale)  # noqa: E731
+    names = dict(zip(SHEETS, sheet_names(locale), strict=True))
     buffer = io.BytesIO()
     workbook = xlsxwriter.Workbook(
         buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     )
     try:
         bold = workbook.add_format({"bold": True})
-        sheet = workbook.add_worksheet("figures")
-        sheet.write_row(0, 0, ["section", "group", "key", label("metric", locale), "value"], bold)
-        for r, (section, group, key, value) in enumerate(long_rows(report), 1):
-            if not section.startswith("lists."):
-                sheet.write_row(r, 0, [section, group, key, _key_label(key, locale)])
-                _write(sheet, r, 4, value)
-        sheet.set_column(0, 0, 24)
-        sheet.set_column(1, 2, 22)
-        sheet.set_column(3, 3, 26)
-        sheet.set_column(4, 4, 14)
+        title = workbook.add_format({"bold": True, "font_size": 13})
+        percent = workbook.add_format({"num_format": "0.0%"})
+        p = report["period"]
+
+        ws = _Sheet(workbook.add_worksheet(names["figures"]))
+        ws.row([f"{p['chain']} · {p['title']} · {p['label']}"], title, measure=False)
+        ws.row([f"{L('period')}: {p['first_day']} – {p['last_day']} ({p['timezone']})"
+                + (f" · {running_note(p, locale)}" if p.get("running") else "")], measure=False)
+        ws.row([L("metric"), p["label"], p["previous"], L("delta")], bold)
+        ws.sheet.freeze_panes(ws.r, 1)
+        for name in HEADLINE:
+            rate = name.endswith("_rate") or name == "coverage"
+            ws.row([L(name), report["figures"][name], report["previous"][name], report["delta"].get(name)],
+                   formats=[None, percent if rate else None, percent if rate else None,
+                            percent if rate else None])
+        ws.r += 1
+        ws.row([L("satisfaction"), L("n"), L("mean"), L("top2_rate")], bold)
+        for row in report["satisfaction"]:
+            ws.row([row["label"], row["n"], row["mean"], row["top2_rate"]], formats=[None, None, None, percent])
+        ws.r += 1
+        c, e, sales = report["complaints"], report["escalations"], report["sales"]
+        ws.row([f"{L('complaints')} · {L('escalations')} · {L('sales')}", L("value")], bold)
+        for key in ("opened", "responded_within_3d", "overdue", "closed"):
+            ws.row([f"{L('complaints')}: {L(key)}", c[key]])
+        ws.row([f"{L('complaints')}: {L('responded_within_3d_rate')}", c["responded_within_3d_rate"]],
+               formats=[None, percent])
+        for row in c["by_category"]:
+            ws.row([f"{L('complaints')}: {row['label']}", row["opened"]])
+        for key in ("opened", "resolved", "median_hours_to_resolve"):
+            ws.row([f"{L('escalations')}: {L(key)}", e[key]])
+        for key in ("leads", "followed_up", "booked"):
+            ws.row([f"{L('sales')}: {L(key)}", sales[key]])
+        ws.row([f"{L('sales')}: {L('conversion_rate')}", sales["conversion_rate"]], formats=[None, percent])
+        if report["staff"]:
+            ws.r += 1
+            ws.row([L("comment"), L("praise"), L("criticism")], bold)
+            for row in report["staff"]:
+                ws.row([row["staff"], row["praise"], row["criticism"]])
+        if report["coordinators"]:
+            ws.r += 1
+            ws.row([L("coordinator"), L("attempts"), L("reached"), L("calling_hours"), L("calls_per_hour")], bold)
+            for row in report["coordinators"]:
+                ws.row([f"{row['name']} ({row['coordinator']})", row["attempts"], row["reached"],
+                        row["calling_hours"], row["calls_per_hour"]])
+        if report["breakdown"]:
+            ws.r += 1
+            by = p["by"]
+            ws.row([L("by_" + by), L("due"), L("reached"), L("follow_up_rate"), L("coverage"),
+                    L("overall_satisfaction_rate"), L("nps")], bold)
+            for row in report["breakdown"]:
+                ws.row([row["label"], row["due"], row["reached"], row["follow_up_rate"], row["coverage"],
+                        row["overall_satisfaction_rate"], row["nps"]],
+                       formats=[None, None, None, percent, percent, percent, None])
+        ws.fit()
+
         for name, columns in LIST_COLUMNS.items():
-            ws = workbook.add_worksheet(name)
-            ws.write_row(0, 0, list(columns), bold)
-            ws.write_row(1, 0, [column_label(c, locale) for c in columns], bold)
-            for r, row in enumerate(report["lists"][name], 2):
-                for c, column in enumerate(columns):
-                    _write(ws, r, c, row.get(column))
-            ws.set_column(0, len(columns) - 1, 16)
-            ws.freeze_panes(2, 0)
-        ws = workbook.add_worksheet("definitions")
-        ws.write_row(0, 0, ["key", label("metric", locale), label("definitions", locale)], bold)
-        for r, (key, text) in enumerate(report["definitions"].items(), 1):
-            ws.write_row(r, 0, [key, _key_label(key, locale), text])
-        ws.set_column(0, 1, 24)
-        ws.set_column(2, 2, 100)
+            ws = _Sheet(workbook.add_worksheet(names[name]))
+            ws.row([column_label(c, locale) for c in columns], bold)
+            ws.sheet.freeze_panes(1, 0)
+            for row in report["lists"][name]:
+                ws.row([list_cell(name, column, row, locale) for column in columns])
+            ws.fit()
+
+        ws = _Sheet(workbook.add_worksheet(names["definitions"]))
+        ws.row([L("key"), L("metric"), L("definitions")], bold)
+        ws.sheet.freeze_panes(1, 0)
+        for key, text in report["definitions"].items():
+            ws.row([key, _key_label(key, locale), text])
+        ws.fit(limit=100)
+
+        ws = _Sheet(workbook.add_worksheet(names["data"]))
+        ws.row([L("section"), L("group"), L("key"), L("metric"), L("value")], bold)
+        ws.sheet.freeze_panes(1, 0)
+        for section, group, key, value in long_rows(report):
+            if not section.startswith("lists."):
+                ws.row([section, group, key, _key_label(key, locale), value])
+        ws.fit()
     finally:
         workbook.close()
     path.write_bytes(buffer.getvalue())
 
 
-def _write(sheet: Any, row: int, col: int, value: Any) -> None:
+class _Sheet:
+    """Rows written one after another; each column remembers its widest value, for :meth:`fit`."""
+
+    def __init__(self, sheet: Any) -> None:
+        self.sheet, self.r, self.widths = sheet, 0, {}  # type: dict[int, int]
+
+    def row(self, values: list[Any], fmt: Any = None, *, formats: list[Any] | None = None,
+            measure: bool = True) -> None:
+        from rich.cells import cell_len
+
+        for c, value in enumerate(values):
+            cell_format = (formats[c] if formats else None) or fmt
+            _write(self.sheet, self.r, c, value, cell_format)
+            if measure and value is not None:
+                text = f"{value * 100:.1f}%" if cell_format is not None and isinstance(value, float) else str(value)
+                self.widths[c] = max(self.widths.get(c, 0), cell_len(text))
+        self.r += 1
+
+    def fit(self, limit: int = 60) -> None:
+        """Column widths that fit the values (in character cells; a Chinese character is two)."""
+        for c, width in self.widths.items():
+            self.sheet.set_column(c, c, min(limit, width + 2))
+
+
+def _write(sheet: Any, row: int, col: int, value: Any, fmt: Any = None) -> None:
     if value is None:
-        sheet.write_blank(row, col, None)
+        sheet.write_blank(row, col, None, fmt)
     elif isinstance(value, bool):
-        sheet.write_boolean(row, col, value)
+        sheet.write_boolean(row, col, value, fmt)
     elif isinstance(value, (int, float)):
-        sheet.write_number(row, col, value)
+        sheet.write_number(row, col, value, fmt)
     else:
-        sheet.write_string(row, col, str(value))
+        sheet.write_string(row, col, str(value), fmt)
 
 
 def _key_label(key: str, locale: str) -> str:
@@ -217,12 +331,13 @@ def show(name: str, value: Any) -> str:
     return num(value)
 
 
-def show_delta(name: str, value: Any) -> str:
+def show_delta(name: str, value: Any, locale: str | None = None) -> str:
+    """A change from the previous period: counts and NPS as numbers, rates in percentage points."""
     if value is None:
         return "—"
     if name in ("nps", "due", "reached", "avg_attempts_per_reached"):
         return f"{value:+.1f}" if isinstance(value, float) else f"{value:+d}"
-    return f"{value * 100:+.1f} pt"
+    return f"{value * 100:+.1f}" + ("个百分点" if locale == "zh_CN" else " pt")
 
 
 HEADLINE = (

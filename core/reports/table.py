@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.reports.labels import label
-from core.reports.render import HEADLINE, num, pct, show, show_delta, status_label
+from core.reports.render import HEADLINE, list_cell, num, pct, running_note, show, show_delta, status_label
 
 
 def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> Table:
@@ -39,6 +39,8 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         + (f" · {L('specialty')}: {', '.join(p['specialties'])}" if p["specialties"] else "")
     )
     console.print(f"{L('generated')}: {p['generated_at']} · {L('previous')}: {p['previous']}")
+    if p.get("running"):
+        console.print(Text(running_note(p, loc), style="bold yellow"))
 
     small = report["figures"]["small_sample"]
     figures = _table(
@@ -50,7 +52,7 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             L(name),
             show(name, report["figures"][name]) + mark,
             show(name, report["previous"][name]),
-            show_delta(name, report["delta"].get(name)) if name in report["delta"] else "",
+            show_delta(name, report["delta"].get(name), loc) if name in report["delta"] else "",
         )
     console.print(figures)
 
@@ -94,7 +96,7 @@ def render_table(report: dict[str, Any], console: Console) -> None:
     console.print(follow)
 
     if report["staff"]:
-        staff = _table(L("staff"), L("staff_member"), L("praise"), L("criticism"), right=(1, 2))
+        staff = _table(L("staff"), L("comment"), L("praise"), L("criticism"), right=(1, 2))
         for row in report["staff"]:
             staff.add_row(row["staff"], str(row["praise"]), str(row["criticism"]))
         console.print(staff)
@@ -152,17 +154,17 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         f"{L('unreachable')} ({len(lists['unreachable'])})",
         L("patient_id"),
         L("phone"),
-        L("site"),
+        L("milestone"),
         L("due_at"),
         L("last_outcome"),
     )
     for row in lists["unreachable"]:
         outcome = row["last_outcome_label"] or status_label(row["status"], loc)
         unreachable.add_row(
-            f"{row['patient_name']} ({row['patient_id']})",
+            f"{row['patient_name']} ({row['patient_id']})\n{row['site']}",
             row["phone"],
-            row["site"],
-            (row["due_at"] or "")[:16].replace("T", " "),
+            f"{list_cell('unreachable', 'procedure', row, loc)}\n·{list_cell('unreachable', 'milestone', row, loc)}",
+            list_cell("unreachable", "due_at", row, loc),
             f"{outcome} ×{row['attempts']}",
         )
     console.print(unreachable)

@@ -62,8 +62,9 @@ def upgrade() -> None:
                     sa.PrimaryKeyConstraint('day', 'site', 'specialty', 'question', 'dimension',
                                             name=op.f('pk_report_answer_days')))
     conn = op.get_bind()
-    rollups.rebuild(conn)
-    rollups.create_triggers(conn)
+    # as they were at this revision: a task's attempts column (0005 counts attempts_logged)
+    rollups.rebuild(conn, rollups.LEGACY_ATTEMPTS)
+    rollups.create_triggers(conn, rollups.LEGACY_ATTEMPTS)
 
 
 def downgrade() -> None:

@@ -1,0 +1,132 @@
+"""Concurrent writers lose nothing; every writer of tasks, attempts and answers goes through one unit of work.
+
+Eight real processes run ``followup record`` at once on the same twenty tasks, on SQLite and on
+PostgreSQL: every attempt is stored and counted once, each task becomes final once, whoever
+comes after is refused in one line, and nobody sees a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from clinic_data import seed
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = 8
+TASKS = 20
+
+# One coordinator's process: waits for the start signal, then records on every task (in its own
+# order) through the real CLI, and reports each command's exit code and output as JSON.
+WORKER = r"""
+import json, os, sys, time
+from click.testing import CliRunner
+from core.cli.main import cli
+
+url, now, user, ready, go, *ids = sys.argv[1:]
+runner = CliRunner()
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+out = []
+for task in ids:
+    result = runner.invoke(cli, ["--db", url, "--now", now, "--as", user, "record", task, "--outcome", "no_answer",
+                                 "--locale", "en"])
+    crash = result.exception if not isinstance(result.exception, (SystemExit, type(None))) else None
+    out.append({"task": int(task), "code": result.exit_code, "output": result.output,
+                "crash": repr(crash) if crash else None})
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture
+def twenty(cli, tmp_path: Path, db_url: str) -> tuple[str, list[int]]:  # type: ignore[no-untyped-def]
+    """Twenty open tasks at SH-DENT (20 patients, one scaling each)."""
+    seed(cli, tmp_path, db_url,
+         [[f"C{i}", f"患者{i}", "F", "1980-01-01", f"1381234{i:04d}", "SH-DENT"] for i in range(TASKS)],
+         [[f"CE{i}", f"C{i}", "SH-DENT", "dental", "scaling", "2026-11-22T10:00", "林雪"] for i in range(TASKS)])
+    tasks = json.loads(cli("tasks", "--status", "open", "--format", "json", db=db_url).output)
+    ids = sorted(t["id"] for t in tasks)
+    assert len(ids) == TASKS
+    return db_url, ids
+
+
+def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  # type: ignore[type-arg]
+    """Eight processes, each recording no_answer on every task at its own time (2 h 5 min apart)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOLLOWUP_")}
+    env["FOLLOWUP_GUARD_WRITES"] = "1"  # the unit-of-work guard is on in the workers too
+    go = tmp_path / "go"
+    base = datetime.fromisoformat("2026-11-23T10:00+08:00")
+    procs = []
+    for i in range(WORKERS):
+        now = (base + i * timedelta(hours=2, minutes=5)).isoformat()
+        order = ids[i * 3 % TASKS:] + ids[:i * 3 % TASKS]  # each starts somewhere else: real contention
+        if i % 2:
+            order.reverse()
+        args = [sys.executable, "-c", WORKER, url, now, f"c{i}", str(tmp_path / f"ready{i}"), str(go), *map(str, order)]
+        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(WORKERS)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
+        time.sleep(0.05)
+    go.touch()
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0 and "Traceback" not in err, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_eight_coordinators_recording_at_once_lose_nothing(cli, twenty, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+
+    url, ids = twenty
+    results = [r for worker in run_workers(url, ids, tmp_path) for r in worker]
+    assert len(results) == WORKERS * TASKS
+    assert [r for r in results if r["crash"]] == []  # no traceback, no "database is locked"
+    recorded = [r for r in results if r["code"] == 0]
+    refused = [r for r in results if r["code"] != 0]
+    assert len(recorded) == 3 * TASKS  # the limit: three counted failed attempts per task
+    for task in ids:
+        outputs = [r["output"] for r in recorded if r["task"] == task]
+        # attempts 1, 2, 3 each told once, and "final" (unsuccessful) exactly once
+        assert sorted(o.split("(attempt ")[1][:1] for o in outputs) == ["1", "2", "3"], outputs
+        assert sum("→ unsuccessful" in o for o in outputs) == 1, outputs
+        assert sum("failed 3/3" in o for o in outputs) == 1, outputs
+    for r in refused:  # one line, saying who made it final and when
+        lines = r["output"].strip().splitlines()
+        assert len(lines) == 1, r
+        assert f"task {r['task']} is unsuccessful, not open: c" in lines[0] and "recorded its last attempt at" \
+            in lines[0], r
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(text("SELECT t.id, t.status, t.attempts, t.failed_attempts, t.attempts_logged, "
+                                 "(SELECT COUNT(*) FROM attempts a WHERE a.task_id = t.id) FROM tasks t "
+                                 "WHERE t.id IN (" + ", ".join(map(str, ids)) + ")")).all()
+    assert sorted(tuple(r)[1:] for r in rows) == [("unsuccessful", 3, 3, 3, 3)] * TASKS
+    assert "agree" in cli("db", "recount", "--check", db=url).output
+
+
+def test_recount_check_finds_counters_that_disagree_with_the_attempt_rows(cli, twenty) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+
+    url, ids = twenty
+    cli("record", str(ids[0]), "--outcome", "no_answer", db=url, now="2026-11-23T10:00+08:00", user="zhang.li")
+    assert "agree" in cli("db", "recount", "--check", db=url).output
+    with get_engine(url).begin() as conn:  # a lost update, as two writers without a row lock made them
+        conn.execute(text("UPDATE tasks SET attempts = 2, attempts_logged = 2 WHERE id = :t"), {"t": ids[0]})
+    broken = cli("db", "recount", "--check", db=url, ok=False)
+    assert broken.exit_code == 1
+    assert f"task {ids[0]}: attempts 2 (rows: 1), attempts_logged 2 (rows: 1)" in broken.output
+    assert "report_task_days" not in broken.output  # attempted is still 1: the day counts agree
