@@ -93,6 +93,9 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "action:extra_call": ("追加回访", "action:extra_call"),
         "action:record_dates": ("记录日期", "action:record_dates"),
         "action:fix_phone": ("更正号码", "action:fix_phone"),
+        "phone:shown": ("查看完整号码", "phone:shown"),
+        "patient:export": ("导出患者数据", "patient:export"),
+        "patient:erase": ("匿名化患者", "patient:erase"),
     },
     "kind": {  # an action's kind (audit details)
         "escalate": ("上报医生", "escalate"),
@@ -182,6 +185,7 @@ HEADERS: dict[str, tuple[str, str]] = {
     "response": ("答复", "Response"),
     "closed_at": ("结案时间", "Closed"),
     "at": ("时间", "At"),
+    "recorded_at": ("实际记录时间", "Recorded at"),
     "user": ("用户", "User"),
     "action": ("操作", "Action"),
     "entity": ("对象", "Entity"),

@@ -110,7 +110,7 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
     click.echo(message("template_written", loc, file=target, n=len(headers)))
 
 
-TASK_STATUSES = tuple(TaskStatus)  # an unknown status is a usage error, not an empty table
+TASK_STATUSES = tuple(s.value for s in TaskStatus)  # an unknown status is a usage error, not an empty table
 
 
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed

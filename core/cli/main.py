@@ -182,11 +182,15 @@ class App:
             from core.errors import FollowupError
 
             name = self._as or self.os_user
-            if name != self.os_user and self.config.model.staff and not self.config.model.allow_as:
-                me = self.config.staff(self.os_user)
+            try:
+                config = self.config if name != self.os_user else None
+            except FollowupError:  # no chain (followup init): nothing to act on, nobody to act as
+                config = None
+            if config is not None and config.model.staff and not config.model.allow_as:
+                me = config.staff(self.os_user)
                 if me is None or me.role != "admin":
                     raise FollowupError(key="as_refused", values={"os_user": self.os_user, "user": name,
-                                                                  "path": self.config.path})
+                                                                  "path": config.path})
             self._user = name
         return self._user
 

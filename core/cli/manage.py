@@ -90,9 +90,8 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
         rows = list_complaints(session, app.config, now=app.now, status=status, site=site, user=app.user)
     if fmt == "table":
         from core.cli.output import columns_for, print_table
-        from core.words import header
-
         from core.privacy import mask_data
+        from core.words import header
 
         rows = mask_data(rows)  # free text with numbers in it: masked, as in every output
         loc = app.ui_locale(locale)
@@ -277,11 +276,10 @@ def audit_cmd(ctx: click.Context, patient: str | None, limit: int, locale: str |
         return
     from core.words import word
 
-    loc = app.ui_locale(locale)
-    emit([{**r, "at": short_time(r["at"]), "recorded_at": short_time(r["recorded_at"]),
-           "action": word("audit_action", r["action"], loc), "entity": word("entity", r["entity"], loc),
-           "detail": detail_text(r["detail"], loc)} for r in rows],
-         columns, "table", locale=loc, drop={"recorded_at": 1})
+    loc = app.ui_locale(locale)  # the table shows the command's clock; JSON and CSV also the real time
+    emit([{**r, "at": short_time(r["at"]), "action": word("audit_action", r["action"], loc),
+           "entity": word("entity", r["entity"], loc), "detail": detail_text(r["detail"], loc)} for r in rows],
+         [c for c in columns if c != "recorded_at"], "table", locale=loc)
 
 
 @audit_cmd.command("verify")

@@ -158,7 +158,8 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     # The number to dial: in full only on the card of a task this user holds (audited), never in hooks or exports.
     phone = call_card_phone(session, task, patient, app.user, now) or "—"
     if patient.phone_invalid:
-        phone += " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
+        phone += (" ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN"
+                  else " ⚠ flagged wrong: correct it before calling")
     return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
 
 
