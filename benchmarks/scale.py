@@ -427,7 +427,8 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
 
     from core.db.engine import get_engine
     from core.db.models import Episode, Patient
-    from core.scheduling import task_rows
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from reference import task_rows  # the plain per-episode reference (tests/reference.py)
 
     config, protocols = chain.config, chain.protocols
     engine = get_engine(db.url)

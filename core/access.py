@@ -165,11 +165,12 @@ def require_patient(session: Any, config: Any, user: str | None, action: str, pa
 
 
 def assigned_to(escalation: Any, who: Actor) -> bool:
-    """Is the escalation assigned to this doctor: its assignee, else the episode's doctor by username or name."""
+    """Is the escalation this doctor's: assigned to them, or not yet assigned and at one of their sites."""
     assignee = getattr(escalation, "assignee", None)
     if assignee:
         return assignee == who.username
-    return escalation.doctor is not None and escalation.doctor in (who.username, getattr(who.staff, "name", None))
+    # not yet assigned: the episode's doctor, or any doctor of the site (who may take it)
+    return who.covers(escalation.site)
 
 
 def require_escalation(config: Any, user: str | None, action: str, escalation: Any) -> Actor | None:

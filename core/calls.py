@@ -19,18 +19,25 @@ from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
 from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
-from core.placement import place
+from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus, Urgency
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
+# Milestones whose purpose invites the patient back: a call on one of them may end with an
+# appointment (outcome ``booked`` with ``booked_at``), like the sales follow-ups of procedures that
+# allow booking (seed 002 邀请顾客到院复查, seed 003 另行约定复诊时间).
+INVITING_PURPOSES = (
+    "review", "suture_removal", "splint_removal", "dressing_change", "invitation", "rebook",
+    "restoration_reminder",
+)
 COMPLAINT_DAYS = 3
 
 
@@ -102,6 +109,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         ),
         coordinator=staff.name if staff else None,
         age_bands=config.model.defaults.age_bands.model_dump(),
+        timezone=str(site.timezone),
+        treated=task.trigger in TREATED_TRIGGERS,
     )
 
 
@@ -117,42 +126,6 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
             urgency=task.urgency, channel=task.channel,  # type: ignore[arg-type]
         )
     return base.model_copy(update={"offset": Duration.parse(task.offset)})
-
-
-class _EveryDay:
-    """A calendar with no holidays: clinical retries are not postponed by a public holiday (DOMAIN.md §3)."""
-
-    @staticmethod
-    def is_working_day(day: date) -> bool:
-        return True
-
-
-def next_attempt_time(failed_at: datetime, site: Site, calendar: Any, urgency: str = Urgency.ROUTINE) -> datetime:
-    """The next try: another calling window than the failed one, at least ``min_gap`` later, on a working day.
-
-    A clinical task's retry keeps to calling windows but is not held back by a
-    holiday: a 24-hour implant check that failed on 1 October is tried again
-    that afternoon, not on 8 October.
-    """
-    if urgency == Urgency.CLINICAL:
-        calendar = _EveryDay()
-    tz = site.timezone
-    local = failed_at.astimezone(tz)
-    windows = sorted(site.calling_windows, key=lambda w: w.start)
-    failed_index = next((i for i, w in enumerate(windows) if w.contains(local.time())), None)
-    earliest = site.attempt_policy.min_gap.add_to(local)
-    day = earliest.date()
-    for _ in range(90):
-        if calendar.is_working_day(day):
-            for i, w in enumerate(windows):
-                if failed_index is not None and len(windows) > 1 and i == failed_index:
-                    continue  # morning <-> afternoon: another window than the one that failed
-                start = datetime.combine(day, w.start, tz)
-                end = datetime.combine(day, w.end, tz)
-                if end > earliest:
-                    return max(start, earliest)
-        day += timedelta(days=1)
-    return earliest  # pragma: no cover - no working day in 90 days
 
 
 def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
@@ -186,6 +159,9 @@ def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str
         if question is None:
             problems.append(Msg("unknown_question", key=key, keys=", ".join(sorted(questions))))
             continue
+        if question.treated_only and task.trigger not in TREATED_TRIGGERS:
+            problems.append(Msg("question_treated_only", key=key))
+            continue
         try:
             parsed[key] = question.parse_answer(value)
         except ValueError as exc:
@@ -212,6 +188,8 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    booked_at: datetime | None = None,
+    recording: str | None = None,
     channel: str = "phone",
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
@@ -239,8 +217,9 @@ def record_call(
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    if outcome == Outcome.BOOKED and not (proc and proc.allows_booking):
-        raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
+    check_booking(task, proc, outcome, booked_at, site, now)
+    if recording is not None and outcome in FAILED:
+        raise CallError(key="recording_only_attempted", values={"outcome": outcome})
     if outcome == Outcome.CALLBACK_REQUESTED:
         if callback_at is None:
             raise CallError(key="callback_needs_time")
@@ -256,6 +235,7 @@ def record_call(
     counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        recording=recording,
         counted=counted,
         channel=channel,
     )
@@ -277,7 +257,7 @@ def record_call(
             task.status = TaskStatus.UNSUCCESSFUL
             task.completed_at = now
         else:
-            task.next_attempt_at = next_attempt_time(now, site, site.calendar(config), task.urgency)
+            task.next_attempt_at = planner(config, site).retry(now, task.urgency)
     elif outcome == Outcome.WRONG_NUMBER:
         task.status = TaskStatus.WRONG_NUMBER
         task.completed_at = now
@@ -287,10 +267,12 @@ def record_call(
         task.status = TaskStatus.REFUSED
         task.completed_at = now
     elif outcome == Outcome.CALLBACK_REQUESTED:
-        task.next_attempt_at = callback_at
+        assert callback_at is not None
+        task.next_attempt_at = planner(config, site).callback(callback_at, now)
     else:  # reached or booked
         task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
+        task.booked_at = booked_at
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
         question = questions[key]
@@ -309,18 +291,40 @@ def record_call(
                       previous_failure=None if counted else previous, min_gap=min_gap)
 
 
-def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
-    """One escalation per call (reasons joined), one complaint per category, one referral, one reminder.
+def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
+    """``booked`` fits a sales follow-up or a milestone that invites the patient back; outside sales
+    it says when the patient comes (``booked_at``, ahead of now)."""
+    if booked_at is not None and outcome != Outcome.BOOKED:
+        raise CallError(key="booked_at_only_with_booked", values={"outcome": outcome})
+    if outcome != Outcome.BOOKED:
+        return
+    sales = bool(proc and proc.allows_booking)
+    if not sales and task.purpose not in INVITING_PURPOSES:
+        raise CallError(key="booked_not_inviting", values={"milestone": task.milestone, "purpose": task.purpose})
+    if booked_at is None:
+        if not sales:
+            raise CallError(key="booked_needs_time", values={"milestone": task.milestone})
+        return
+    if booked_at <= now:
+        raise CallError(key="booked_at_past", values={"at": local_iso(booked_at, site.timezone),
+                                                       "now": local_iso(now, site.timezone)})
 
-    Several rules often fire on one answer set (a specialty's referral rule and
-    core's); the doctor and the complaint desk should see one item with every
-    reason, not three.
+
+def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
+    """One escalation per call (reasons joined), one complaint per call with all its categories, one referral,
+    one reminder.
+
+    Several rules often fire on one answer set (low satisfaction, a criticism and
+    complaint=是; a specialty's referral rule and core's); the doctor and the
+    complaint desk should see one item with every reason, not three.
     """
     merged: dict[tuple[str, str | None], tuple[str, Action]] = {}
     for plugin_name, action in found:
-        key = (action.kind, action.category if action.kind == "complaint" else None)
+        key: tuple[str, str | None] = (action.kind, None)
         if action.kind == "extra_call":
             key = (action.kind, str(action.after))
+        if action.kind == "complaint":
+            action = action.model_copy(update={"categories": complaint_categories([action])})
         if key not in merged:
             merged[key] = (plugin_name, action)
             continue
@@ -332,19 +336,45 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
                 for loc in ("zh_CN", "en")
             }
             names = first_plugin if plugin_name == first_plugin else f"{first_plugin}+{plugin_name}"
-            merged[key] = (names, first.model_copy(update={"reason": first.reason.model_validate(reason)}))
+            update: dict[str, Any] = {"reason": first.reason.model_validate(reason)}
+            if action.kind == "escalate":  # one red flag makes the whole escalation clinical
+                severities = {first.severity or "clinical", action.severity or "clinical"}
+                update["severity"] = "clinical" if "clinical" in severities else "routine"
+            if action.kind == "complaint":
+                categories = complaint_categories([first, action])
+                update.update(categories=categories, category=categories[0])
+            merged[key] = (names, first.model_copy(update=update))
     return list(merged.values())
+
+
+def complaint_categories(actions: list[Action]) -> tuple[Any, ...]:
+    """Every category of the complaints of one call, the specific ones before ``other``."""
+    seen = [c for a in actions for c in (a.categories or (a.category or "other",))]
+    unique = list(dict.fromkeys(seen))
+    return tuple([c for c in unique if c != "other"] + [c for c in unique if c == "other"])
+
+
+def staff_named(text: str | None, config: ChainConfig, doctor: str | None) -> str | None:
+    """The staff member a criticism names: a colleague on the staff list or the attending doctor, or a
+    titled name (李护士, 王医生); ``None`` when the text names nobody (it stays in the description)."""
+    import re
+
+    if not text:
+        return None
+    for name in sorted({m.name for m in config.model.staff} | ({doctor} if doctor else set()), key=len, reverse=True):
+        if name and name in text:
+            return name
+    titled = re.search(r"([\u4e00-\u9fff]{1,3}?)(医生|护士长|护士|大夫|主任|咨询师|前台|院长)", text)
+    if titled and titled.group(1) not in ("的", "那个", "这个", "有个", "一个", "位"):
+        return titled.group(0)
+    return None
 
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
     """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
-    local = callback_at.astimezone(site.timezone)
-    if callback_at <= now:
-        raise CallError(key="callback_in_past", values={"at": local_iso(callback_at, site.timezone),
-                                                         "now": local_iso(now, site.timezone)})
-    if site.quiet_hours.contains(local.time()):
-        raise CallError(key="callback_quiet_hours", values={"at": f"{local:%Y-%m-%d %H:%M}",
-                                                             "quiet": str(site.quiet_hours)})
+    problem = callback_problem(site, callback_at, now)
+    if problem is not None:
+        raise CallError(key=problem[0], values=problem[1])
 
 
 def load_task(session: Session, config: ChainConfig, task_id: int, user: str) -> Task:
@@ -410,24 +440,45 @@ def apply_action(
     assert episode is not None
     out: dict[str, Any] = {"kind": action.kind, "reason": reason, "plugin": plugin_name, "question": action.question}
     if action.kind == "escalate":
-        row = Escalation(task_id=task.id, patient_id=task.patient_id, site=task.site, doctor=episode.doctor,
-                         reason=reason, opened_at=now)
-        session.add(row)
-        session.flush()
-        out.update(id=row.id, doctor=episode.doctor)
+        from core.escalations import open_escalation
+
+        row = open_escalation(session, config, task, reason=reason, severity=action.severity or "clinical",
+                              user=user, now=now, source=plugin_name)
+        out.update(id=row.id, doctor=episode.doctor, assignee=row.assignee, severity=row.severity,
+                   due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "complaint":
-        staff = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
-        description = reason + (f" — {note}" if note else "")
+        criticism = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
+        categories = list(action.categories or (action.category or "other",))
+        said = ("批评：" if site.locale == "zh_CN" else "criticism: ") + criticism if criticism else None
+        description = " — ".join(part for part in (reason, said, note) if part)
+        handler = site.complaint_handler.get(site.locale)
         row = Complaint(task_id=task.id, patient_id=task.patient_id, site=task.site,
-                        category=action.category or "other", staff=staff, description=description,
-                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS))
+                        category=categories[0], categories=categories,
+                        staff=staff_named(criticism, config, episode.doctor), description=description,
+                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS), handler_role=handler)
         session.add(row)
         session.flush()
-        out.update(id=row.id, category=row.category,
+        out.update(id=row.id, category=row.category, categories=categories, staff=row.staff, handler=handler,
                    due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
         out.update(task_id=add_extra_call(session, config, task, after, now))
+    elif action.kind == "referral" and answers.get("referral_accepted") is True:
+        # the invitation was accepted: one referral per call (counted in the month's report)
+        if session.execute(select(Referral.id).where(Referral.task_id == task.id)).first() is None:
+            row = Referral(kind="accepted", referrer_id=task.patient_id, referred_id=None, site=task.site,
+                           task_id=task.id, at=now, by=user)
+            session.add(row)
+            session.flush()
+            out.update(id=row.id, accepted=True)
+    elif action.kind == "record_dates":
+        patient = session.get(Patient, task.patient_id)
+        assert patient is not None
+        stored = {key: answers[key] for key in ("birthday", "anniversary") if answers.get(key)}
+        for key, value in stored.items():
+            setattr(patient, key, value)
+        if stored:
+            out.update(stored=stored)
     audit(session, user=user, at=now, action=f"action:{action.kind}", entity="task", entity_id=task.id,
           patient_id=task.patient_id, detail={k: v for k, v in out.items() if k not in ("reason",)})
     return out
@@ -435,33 +486,17 @@ def apply_action(
 
 def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Duration, now: datetime) -> int:
     """A follow-up requested during a call becomes a task of the same episode."""
-    site = config.site(task.site)
     existing = session.execute(select(Task.milestone).where(Task.episode_id == task.episode_id)).scalars().all()
     n = 1 + sum(1 for m in existing if m.startswith("extra_"))
-    local_now = now.astimezone(site.timezone)
-    target = after.add_to(local_now)
-    from core.placement import MilestoneTimes
-
-    times = MilestoneTimes(target=target, window_start=target, window_end=Duration(amount=3, unit="d").add_to(target))
-    placed = place(times, Urgency.ROUTINE, windows=site.calling_windows, quiet=site.quiet_hours,
-                   calendar=site.calendar(config), tz=site.timezone)
-    # The task's offset and window are measured from the episode's event time, like every other task
-    # (``followup schedule --replan`` recomputes them from there): elapsed minutes to the call's target.
     episode = session.get(Episode, task.episode_id)
     assert episode is not None
-
-    def since_event(moment: datetime) -> str:
-        return str(Duration(amount=max(0, int((moment - episode.occurred_at).total_seconds() // 60)), unit="min"))
-
+    timing, plan = planner(config, task.site).extra_call(episode.occurred_at, now, after)
+    offset, earliest, latest, urgency = timing.snapshot()
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",
-        channel=Channel.PHONE, urgency=Urgency.ROUTINE,
-        due_at=placed.due_at, window_start=times.window_start, window_end=times.window_end, target_at=target,
-        offset=since_event(target), window_earliest=since_event(times.window_start),
-        window_latest=since_event(times.window_end),
-        provisional=placed.provisional, outside_window=placed.outside_window, status=TaskStatus.OPEN,
-        max_attempts=task.max_attempts, next_attempt_at=placed.due_at, created_at=now, updated_at=now,
+        channel=Channel.PHONE, urgency=urgency, offset=offset, window_earliest=earliest, window_latest=latest,
+        **plan.columns(), status=TaskStatus.OPEN, max_attempts=task.max_attempts, created_at=now, updated_at=now,
     )
     session.add(extra)
     session.flush()

@@ -35,6 +35,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,8 +45,25 @@ from core.vocab import Channel as ChannelName
 
 # milestone channels sent by `followup send` instead of appearing on a worklist
 MESSAGE_CHANNELS: tuple[str, ...] = (ChannelName.SMS, ChannelName.WECHAT, ChannelName.EMAIL)
-MESSAGE_KINDS: tuple[str, ...] = ("milestone", "notice", "after_unsuccessful")
-OUTBOX_STATUSES: tuple[str, ...] = ("queued", "sending", "sent", "delivered", "failed", "expired")
+
+
+class MessageKind(StrEnum):
+    MILESTONE = "milestone"  # the message of an sms/wechat/email milestone
+    NOTICE = "notice"  # the day before a phone milestone's call
+    AFTER_UNSUCCESSFUL = "after_unsuccessful"  # the questionnaire link once the calls failed
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed by one sender
+    SENT = "sent"
+    DELIVERED = "delivered"  # the provider reported it
+    FAILED = "failed"
+    EXPIRED = "expired"  # no longer wanted (task completed, window ended)
+
+
+MESSAGE_KINDS: tuple[str, ...] = tuple(MessageKind)
+OUTBOX_STATUSES: tuple[str, ...] = tuple(MessageStatus)
 Address = Literal["phone", "email", "wechat_openid", "none"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

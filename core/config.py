@@ -66,8 +66,17 @@ class AttemptPolicy(_Model):
 
 
 class AgeBands(_Model):
+    """Who is a child (小朋友), who is reached through a parent or guardian, who is elderly (奶奶/爷爷)."""
+
     child_under: int = Field(default=14, ge=1, le=30)
+    minor_under: int = Field(default=18, ge=1, le=30, description="called through a parent or guardian")
     elderly_from: int = Field(default=60, ge=30, le=120)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeBands:
+        if self.child_under > self.minor_under:
+            raise ValueError(f"child_under ({self.child_under}) is above minor_under ({self.minor_under})")
+        return self
 
 
 def _valid_timezone(value: str | None) -> str | None:
@@ -96,6 +105,17 @@ def _overlaps(window: TimeRange, quiet: TimeRange) -> bool:
     return quiet.contains(window.start) or window.start < quiet.start < window.end
 
 
+class EscalationHours(_Model):
+    """How many working hours the assignee has to act on an escalation, by severity (issue 14 item 13)."""
+
+    clinical: float = Field(default=4, gt=0, le=240)
+    routine: float = Field(default=16, gt=0, le=480)
+
+
+def _default_complaint_handler() -> LocalizedText:
+    return LocalizedText(zh_CN="执行院长助理", en="executive assistant to the hospital director")
+
+
 class Defaults(_Model):
     locale: Literal["zh_CN", "en"] = "zh_CN"
     timezone: str = "Asia/Shanghai"
@@ -107,6 +127,12 @@ class Defaults(_Model):
     holiday_country: str = "CN"
     attempt_policy: AttemptPolicy = Field(default_factory=AttemptPolicy)
     age_bands: AgeBands = Field(default_factory=AgeBands)
+    # The doctors' working hours on a working day: escalation deadlines count only these.
+    working_hours: TimeRange = Field(default_factory=lambda: TimeRange.model_validate("08:00-18:00"))
+    escalation_hours: EscalationHours = Field(default_factory=EscalationHours)
+    complaint_handler: LocalizedText = Field(
+        default_factory=_default_complaint_handler, description="the role that answers complaints first (seed 002)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -180,6 +206,10 @@ class SiteModel(_Model):
     template_dirs: list[str] = Field(default_factory=list)
     import_columns: dict[str, str] = Field(default_factory=dict)
     max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
+    on_call_doctor: str | None = Field(
+        default=None, description="username of the doctor who takes escalations without an attending doctor on staff",
+    )
+    complaint_handler: LocalizedText | None = Field(default=None, description="who answers complaints first")
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="this site's changes to the chain's channels (e.g. its own templates)")
 
@@ -194,10 +224,40 @@ class SiteModel(_Model):
         return _daytime_windows(value)
 
 
+class Sweep(_Model):
+    """The month-end sweep (seed 002): unreachable follow-ups of the month are called once more."""
+
+    enabled: bool = True
+    days: list[int] = Field(default_factory=lambda: [25, 26, 27], min_length=1,
+                            description="days of the month; the calls go to the first working ones")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= d <= 28 for d in value):
+            raise ValueError("sweep days are days of the month from 1 to 28 (every month has them)")
+        return sorted(set(value))
+
+
+class Greetings(_Model):
+    """Birthday and wedding-anniversary greetings (seeds 002, 003)."""
+
+    enabled: bool = True
+    days_before: int = Field(default=3, ge=0, le=30, description="the greeting is due this many days before")
+    channel: Literal["auto", "sms", "phone"] = Field(
+        default="auto", description="auto: sms where the chain has an sms channel, else phone")
+
+
 class ChainModel(_Model):
     name: LocalizedText
     database_url: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
+    # Reminders on every call card (seed 001); none given: our four (core/messages.py manners.*); [] hides them.
+    call_manners: list[LocalizedText] | None = None
+    sweep: Sweep = Field(default_factory=Sweep)
+    greetings: Greetings = Field(default_factory=Greetings)
+    # the order of value tiers, highest first: the worklist calls these patients first after clinical calls
+    value_tiers: list[str] = Field(default_factory=lambda: ["vip"])
     holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
     staff: list[StaffMember] = Field(default_factory=list)
     # --as / FOLLOWUP_USER may name another staff member than the OS user (demos, tests); else only an admin may
@@ -235,6 +295,10 @@ class Site:
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
+    on_call_doctor: str | None = None
+    complaint_handler: LocalizedText = field(default_factory=_default_complaint_handler)
+    working_hours: TimeRange = field(default_factory=lambda: TimeRange.model_validate("08:00-18:00"))
+    escalation_hours: EscalationHours = field(default_factory=EscalationHours)
     _calendar: Any = field(default=None, repr=False)
 
     def local(self, moment: datetime) -> datetime:
@@ -307,6 +371,19 @@ class ChainConfig:
     def staff(self, username: str) -> StaffMember | None:
         return next((s for s in self.model.staff if s.username == username), None)
 
+    def call_manners(self, locale: str) -> list[str]:
+        """The telephone-manners reminders of the call card, in ``locale``."""
+        if self.model.call_manners is not None:
+            return [text.get(locale) for text in self.model.call_manners]
+        from core.messages import message
+
+        return [message(f"manners.{key}", locale) for key in ("ring", "redial", "hold", "speaker")]
+
+    def tier_rank(self, tier: str | None) -> int:
+        """0 for the highest value tier, 1 for the next...; tiers not listed (and none) come after all."""
+        tiers = [t.casefold() for t in self.model.value_tiers]
+        return tiers.index(tier.casefold()) if tier and tier.casefold() in tiers else len(tiers)
+
 
 def _validate(model: type[BaseModel], source: LocatedYaml) -> Any:
     try:
@@ -349,6 +426,11 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
             problems.append(f"{where}: code: site {site.code!r} is defined twice (also at {seen[site.code]})")
         seen[site.code] = where
         problems.extend(_duplicate_overrides(site, src, loc))
+        if site.on_call_doctor is not None and site.on_call_doctor not in {m.username for m in chain.staff}:
+            problems.append(
+                f"{src.path}:{src.line_of(loc + ('on_call_doctor',))}: on_call_doctor: {site.on_call_doctor!r} "
+                f"is not a staff member (staff: {', '.join(m.username for m in chain.staff) or 'none'})"
+            )
         problems.extend(_windows_in_quiet_hours(chain, chain_src, site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
@@ -550,6 +632,10 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
         source=src.path,
         located=(src, loc),
+        on_call_doctor=site.on_call_doctor,
+        complaint_handler=site.complaint_handler or d.complaint_handler,
+        working_hours=d.working_hours,
+        escalation_hours=d.escalation_hours,
         channels=_merged_channels(chain.channels, site.channels),
     )
 

@@ -1,4 +1,4 @@
-"""After the call: complaints (answered within 3 days), escalations to doctors, do-not-contact."""
+"""After the call: complaints (answered within 3 days) and do-not-contact; escalations are in core/escalations.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from core import access
 from core.audit import audit
 from core.config import ChainConfig
 from core.db import rollups
-from core.db.models import Complaint, Escalation, Patient, Task
+from core.db.models import Complaint, Patient, Task
 from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
 from core.vocab import TaskStatus
@@ -36,7 +36,8 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
     for c, patient in session.execute(query):
         tz = config.timezone_of(c.site)
         out.append({
-            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
+            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category,
+            "categories": list(c.categories or [c.category]), "handler": c.handler_role, "staff": c.staff,
             "description": c.description, "status": c.status, "opened_at": local_iso(c.opened_at, tz),
             "due_at": local_iso(c.due_at, tz), "responded_at": local_iso(c.responded_at, tz), "response": c.response,
             "closed_at": local_iso(c.closed_at, tz),
@@ -87,50 +88,6 @@ def close_complaint(session: Session, config: ChainConfig, complaint_id: int, *,
     return row
 
 
-def list_escalations(session: Session, config: ChainConfig, *, status: str | None = None,
-                     site: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
-    """Escalations of the sites ``user`` may read; a doctor's own only (--site narrows, and is checked)."""
-    sites = access.sites_for(config, user, access.ESCALATIONS_READ, site)
-    who = access.actor(config, user) if user is not None else None
-    query = (select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id)
-             .order_by(Escalation.opened_at))
-    if status:
-        query = query.where(Escalation.status == status)
-    if site or len(sites) < len(config.sites):
-        query = query.where(Escalation.site.in_(sites))
-    out = []
-    for e, patient in session.execute(query):
-        if who is not None and who.role == "doctor" and not access.assigned_to(e, who):
-            continue
-        tz = config.timezone_of(e.site)
-        out.append({
-            "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
-            "reason": e.reason, "status": e.status, "opened_at": local_iso(e.opened_at, tz),
-            "resolved_at": local_iso(e.resolved_at, tz), "resolved_by": e.resolved_by, "resolution": e.resolution,
-        })
-    return out
-
-
-def resolve_escalation(session: Session, config: ChainConfig, escalation_id: int, *, resolution: str, user: str,
-                       now: datetime) -> Escalation:
-    row = session.get(Escalation, escalation_id)
-    if row is None:
-        raise NotFound(key="no_escalation", values={"id": escalation_id})
-    try:
-        access.require_escalation(config, user, access.ESCALATIONS_RESOLVE, row)
-    except access.AccessDenied as exc:
-        raise access.AccessDenied(key="escalation_denied", values={"id": escalation_id, "error": exc}) from None
-    checked_text("--how", resolution)
-    if row.status == "resolved":
-        raise FollowupError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
-    if not resolution.strip():
-        raise FollowupError(key="resolution_needs_text")
-    row.status, row.resolved_at, row.resolved_by, row.resolution = "resolved", now, user, resolution
-    audit(session, user=user, at=now, action="escalation:resolve", entity="escalation", entity_id=row.id,
-          patient_id=row.patient_id)
-    return row
-
-
 def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, *, on: bool, reason: str | None,
                        user: str, now: datetime) -> int:
     """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
@@ -144,14 +101,32 @@ def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, 
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
-    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
-    sites = session.scalars(select(Task.site).where(Task.patient_id == patient.id, Task.status == old).distinct())
-    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
-    result = session.execute(
-        update(Task).where(Task.patient_id == patient.id, Task.status == old)
-        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
-    )
-    changed = result.rowcount or 0
+    session.flush()
+    changed = apply_do_not_contact(session, [patient.id], on=on, now=now)
     audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
           patient_id=patient.id, detail={"tasks": changed, "reason": reason})
     return changed
+
+
+def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime) -> int:
+    """What do-not-contact means for tasks, whoever set or lifted it (``patients dnc``, an import, an answer).
+
+    Set: every open task becomes ``suppressed`` (and is released if someone held it).
+    Lifted: the suppressed tasks whose window has not closed become ``open`` again; the
+    others stay suppressed (their moment has passed). Returns how many tasks changed.
+    """
+    if not patient_ids:
+        return 0
+    old, new = (TaskStatus.OPEN, TaskStatus.SUPPRESSED) if on else (TaskStatus.SUPPRESSED, TaskStatus.OPEN)
+    which = [Task.patient_id.in_(patient_ids), Task.status == old]
+    if not on:
+        which.append(Task.window_end >= now)
+    sites = session.scalars(select(Task.site).where(*which).distinct()).all()
+    if not sites:
+        return 0
+    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
+    result = session.execute(
+        update(Task).where(*which)
+        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

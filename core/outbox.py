@@ -35,13 +35,25 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.audit import audit
-from core.channels import MESSAGE_CHANNELS, ChannelError, Message, Receipt, mask_address, open_channel, segments
+from core.channels import (
+    MESSAGE_CHANNELS,
+    ChannelError,
+    Message,
+    Receipt,
+    mask_address,
+    open_channel,
+    segments,
+)
+from core.channels import MessageKind as Kind
+from core.channels import MessageStatus as MS
 from core.config import ChainConfig, Site
 from core.db.models import Attempt, Episode, OutboxMessage, Patient, PatientOptout, Task
 from core.plugins import Plugins
+from core.vocab import Channel, TaskStatus
 
 log = logging.getLogger(__name__)
 SENDER = "system:send"
+ADDRESS_OF = {Channel.SMS: "phone", Channel.WECHAT: "wechat_openid", Channel.EMAIL: "email"}
 
 
 @dataclass
@@ -72,7 +84,7 @@ def _milestone(plugins: Plugins, site: Site, task: Task) -> Any:
 
 
 def has_questionnaire(plugins: Plugins, site: Site, task: Task, kind: str) -> bool:
-    if kind == "notice":
+    if kind == Kind.NOTICE:
         return False
     from core.questionnaire import questionnaire_questions
 
@@ -98,21 +110,24 @@ def compose(
     cls = installed.get(plugin_name)
     row: dict[str, Any] = {
         "task_id": task.id, "patient_id": task.patient_id, "site": task.site, "channel": channel, "kind": kind,
-        "seq": seq, "locale": locale, "status": "queued", "tries": 0, "next_try_at": next_try_at or now,
+        "seq": seq, "locale": locale, "status": MS.QUEUED, "tries": 0, "next_try_at": next_try_at or now,
         "queued_at": now, "body": "", "params": {},
     }
     if cls is None:
-        row.update(status="failed", error=f"channel {channel!r} is not configured")
+        row.update(status=MS.FAILED, error=f"channel {channel!r} is not configured")
         return row
+    # The address a channel name stands for (an "email" carried by the file plugin still needs an
+    # e-mail address); another channel name: what its plugin says it needs.
+    kind_of_address = ADDRESS_OF.get(channel, cls.capabilities.address)
     address = {"phone": patient.phone, "email": patient.email, "wechat_openid": patient.wechat_openid,
-               "none": patient.phone or patient.email or patient.wechat_openid or ""}[cls.capabilities.address]
+               "none": patient.phone or patient.email or patient.wechat_openid or ""}[kind_of_address]
     row["recipient"] = address
     milestone = _milestone(plugins, site, task)
     link = None
     # The window's end, but never less than two days after the message is due (a short window, a night
     # in between, a provider down for an hour: the message and its link keep their meaning).
     expires = max(task.window_end, task.due_at + timedelta(days=2))
-    if kind == "after_unsuccessful":
+    if kind == Kind.AFTER_UNSUCCESSFUL:
         expires = max(expires, now + timedelta(days=7))
     if has_questionnaire(plugins, site, task, kind):
         from core.questionnaire import questionnaire_link
@@ -144,9 +159,9 @@ def compose(
         row["template"] = entry.code
         row["params"] = {k: env.from_string(v).render(**variables).strip() for k, v in entry.params.items()}
     if not address:
-        row.update(status="failed", error=f"no {cls.capabilities.address} for this patient")
+        row.update(status=MS.FAILED, error=f"no {kind_of_address} for this patient")
     elif cls.capabilities.max_length and len(text) > cls.capabilities.max_length and not row.get("template"):
-        row.update(status="failed",
+        row.update(status=MS.FAILED,
                    error=f"text of {len(text)} characters is longer than {cls.capabilities.max_length}")
     return row
 
@@ -210,24 +225,37 @@ def _milestone_keys(
 
 
 def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now: datetime, sites: list[str],
-                channel: str | None = None) -> int:
-    """Queue every message that is due now or tomorrow (a notice); returns how many rows were added."""
+                channel: str | None = None, summary: SendSummary | None = None) -> int:
+    """Queue every message that is due now or tomorrow (a notice); returns how many rows were added.
+
+    A message that cannot be composed for its patient (no address for the channel) is stored
+    ``failed`` with the reason, and its milestone falls back to a call when it says so.
+    """
+    summary = summary if summary is not None else SendSummary()
     added = 0
     channels = [channel] if channel else list(MESSAGE_CHANNELS)
     due = session.execute(
-        select(Task).where(Task.status == "open", Task.site.in_(sites), Task.channel.in_(channels),
-                           Task.next_attempt_at <= now, _not_queued("milestone"))
+        select(Task).where(Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.channel.in_(channels),
+                           Task.next_attempt_at <= now, _not_queued(Kind.MILESTONE))
         .order_by(Task.next_attempt_at, Task.id)
     ).scalars().all()
     for task in due:
-        added += _insert(session, compose(session, config, plugins, task, "milestone", task.channel, now))
+        row = compose(session, config, plugins, task, Kind.MILESTONE, task.channel, now)
+        if _insert(session, row):
+            added += 1
+            if row["status"] == MS.FAILED:
+                summary.failed += 1
+                failed = session.execute(select(OutboxMessage).where(
+                    OutboxMessage.task_id == task.id, OutboxMessage.kind == Kind.MILESTONE,
+                    OutboxMessage.channel == task.channel, OutboxMessage.seq == 0)).scalar_one()
+                fallback(session, config, plugins, failed, now, summary)
     notices = {k: c for k, c in _milestone_keys(plugins, config, sites, "notice").items() if c in channels}
     if notices:
         horizon = now + timedelta(days=2)
         rows = session.execute(
-            select(Task).where(Task.status == "open", Task.site.in_(sites), Task.channel == "phone",
+            select(Task).where(Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.channel == Channel.PHONE,
                                Task.attempts == 0, Task.due_at > now, Task.due_at <= horizon,
-                               Task.milestone.in_({k[2] for k in notices}), _not_queued("notice"))
+                               Task.milestone.in_({k[2] for k in notices}), _not_queued(Kind.NOTICE))
         ).scalars().all()
         for task in rows:
             wanted = notices.get((task.specialty, task.procedure, task.milestone))
@@ -237,19 +265,19 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
             at = notice_time(config, site, task.due_at)
             if at > now + timedelta(hours=24) or at >= task.due_at:
                 continue  # not yet (the next run queues it), or the call is too close for a notice
-            added += _insert(session, compose(session, config, plugins, task, "notice", wanted, now,
+            added += _insert(session, compose(session, config, plugins, task, Kind.NOTICE, wanted, now,
                                               next_try_at=max(at, now)))
     after = {k: c for k, c in _milestone_keys(plugins, config, sites, "after_unsuccessful").items() if c in channels}
     if after:
         rows = session.execute(
-            select(Task).where(Task.status == "unsuccessful", Task.site.in_(sites),
+            select(Task).where(Task.status == TaskStatus.UNSUCCESSFUL, Task.site.in_(sites),
                                Task.completed_at >= now - timedelta(days=7),
-                               Task.milestone.in_({k[2] for k in after}), _not_queued("after_unsuccessful"))
+                               Task.milestone.in_({k[2] for k in after}), _not_queued(Kind.AFTER_UNSUCCESSFUL))
         ).scalars().all()
         for task in rows:
             wanted = after.get((task.specialty, task.procedure, task.milestone))
             if wanted is not None:
-                added += _insert(session, compose(session, config, plugins, task, "after_unsuccessful", wanted, now))
+                added += _insert(session, compose(session, config, plugins, task, Kind.AFTER_UNSUCCESSFUL, wanted, now))
     return added
 
 
@@ -299,8 +327,8 @@ def claim(session: Session, config: ChainConfig, *, sender: str, sites: list[str
         return []
     hold = config.model.messaging.sending_hold.add_to(now)
     due = or_(
-        and_(OutboxMessage.status == "queued", OutboxMessage.next_try_at <= now),
-        and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now),  # its sender died
+        and_(OutboxMessage.status == MS.QUEUED, OutboxMessage.next_try_at <= now),
+        and_(OutboxMessage.status == MS.SENDING, OutboxMessage.claimed_until < now),  # its sender died
     )
     where = [due, OutboxMessage.site.in_(awake)]
     if channel:
@@ -314,7 +342,7 @@ def claim(session: Session, config: ChainConfig, *, sender: str, sites: list[str
         if not ids:
             return []
     stmt = (update(OutboxMessage).where(OutboxMessage.id.in_(ids), *where)
-            .values(status="sending", sender=sender, claimed_until=hold, tries=OutboxMessage.tries + 1)
+            .values(status=MS.SENDING, sender=sender, claimed_until=hold, tries=OutboxMessage.tries + 1)
             .returning(OutboxMessage.id).execution_options(synchronize_session=False))
     return sorted(session.execute(stmt).scalars())
 
@@ -332,25 +360,25 @@ def _blocked(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
     patient = session.get(Patient, msg.patient_id)
     assert patient is not None
     if patient.do_not_contact:
-        return "failed", "patient is on do-not-contact"
+        return MS.FAILED, "patient is on do-not-contact"
     if session.get(PatientOptout, (msg.patient_id, msg.channel)) is not None:
-        return "failed", f"patient opted out of {msg.channel}"
+        return MS.FAILED, f"patient opted out of {msg.channel}"
     task = session.get(Task, msg.task_id) if msg.task_id else None
     if task is not None:
-        if msg.kind == "milestone" and (task.status != "open" or task.channel != msg.channel):
-            return "expired", f"task is {task.status}"
-        if msg.kind == "notice" and (task.status != "open" or task.attempts > 0 or now >= task.due_at):
-            return "expired", "the call is no longer ahead"
-        if msg.kind == "after_unsuccessful" and task.status != "unsuccessful":
-            return "expired", f"task is {task.status}"
+        if msg.kind == Kind.MILESTONE and (task.status != TaskStatus.OPEN or task.channel != msg.channel):
+            return MS.EXPIRED, f"task is {task.status}"
+        if msg.kind == Kind.NOTICE and (task.status != TaskStatus.OPEN or task.attempts > 0 or now >= task.due_at):
+            return MS.EXPIRED, "the call is no longer ahead"
+        if msg.kind == Kind.AFTER_UNSUCCESSFUL and task.status != TaskStatus.UNSUCCESSFUL:
+            return MS.EXPIRED, f"task is {task.status}"
     if msg.expires_at is not None and now >= msg.expires_at:
-        return "expired", "its window has ended"
+        return MS.EXPIRED, "its window has ended"
     site = config.site(msg.site)
     today = session.execute(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.patient_id == msg.patient_id, OutboxMessage.sent_at >= _start_of_day(site, now),
         OutboxMessage.id != msg.id)).scalar_one()
     if today >= config.model.messaging.max_per_patient_per_day:
-        return "queued", "daily limit for this patient reached"
+        return MS.QUEUED, "daily limit for this patient reached"
     return None
 
 
@@ -381,20 +409,20 @@ def record_receipt(session: Session, config: ChainConfig, plugins: Plugins, msg:
 
     msg.claimed_until = None
     msg.error = receipt.error
-    if receipt.status == "sent":
-        msg.status, msg.sent_at, msg.provider_id = "sent", now, receipt.provider_id
+    if receipt.status == MS.SENT:
+        msg.status, msg.sent_at, msg.provider_id = MS.SENT, now, receipt.provider_id
         summary.sent += 1
         task = session.get(Task, msg.task_id) if msg.task_id else None
         site = config.site(msg.site)
-        if (task is not None and msg.kind == "milestone" and task.status == "open"
+        if (task is not None and msg.kind == Kind.MILESTONE and task.status == TaskStatus.OPEN
                 and not has_questionnaire(plugins, site, task, msg.kind)):
             rollups.take_turns(session, [task.site])
-            task.status, task.completed_at, task.updated_at = "completed", now, now
+            task.status, task.completed_at, task.updated_at = TaskStatus.COMPLETED, now, now
     elif receipt.status == "retry" and msg.tries < config.model.messaging.max_tries:
-        msg.status, msg.next_try_at = "queued", now + _backoff(config, msg.tries, receipt)
+        msg.status, msg.next_try_at = MS.QUEUED, now + _backoff(config, msg.tries, receipt)
         summary.retried += 1
     else:
-        msg.status = "failed"
+        msg.status = MS.FAILED
         summary.failed += 1
         fallback(session, config, plugins, msg, now, summary)
     audit(session, user=SENDER, at=now, action=f"message:{msg.status}", entity="message", entity_id=msg.id,
@@ -407,19 +435,19 @@ def fallback(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
     """A failed milestone message with ``fallback: phone``: its task becomes a call on the worklist."""
     from core.db import rollups
 
-    if msg.kind != "milestone" or msg.task_id is None:
+    if msg.kind != Kind.MILESTONE or msg.task_id is None:
         return
     task = session.get(Task, msg.task_id)
-    if task is None or task.status != "open" or task.channel not in MESSAGE_CHANNELS:
+    if task is None or task.status != TaskStatus.OPEN or task.channel not in MESSAGE_CHANNELS:
         return
     site = config.site(task.site)
-    if _milestone(plugins, site, task).fallback != "phone":
+    if _milestone(plugins, site, task).fallback != Channel.PHONE:
         return
     patient = session.get(Patient, task.patient_id)
     if patient is None or patient.do_not_contact:
         return
     rollups.take_turns(session, [task.site])
-    task.channel, task.next_attempt_at, task.updated_at = "phone", max(now, task.due_at), now
+    task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, max(now, task.due_at), now
     summary.fallbacks += 1
     audit(session, user=SENDER, at=now, action="fallback:phone", entity="task", entity_id=task.id,
           patient_id=task.patient_id, detail={"message": msg.id})
@@ -431,21 +459,21 @@ def unanswered(session: Session, config: ChainConfig, plugins: Plugins, *, now: 
     from core.db import rollups
 
     rows = session.execute(
-        select(Task).where(Task.status == "open", Task.site.in_(sites), Task.channel.in_(MESSAGE_CHANNELS),
+        select(Task).where(Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.channel.in_(MESSAGE_CHANNELS),
                            Task.window_end < now,
-                           exists().where(OutboxMessage.task_id == Task.id, OutboxMessage.kind == "milestone",
-                                          OutboxMessage.status.in_(("sent", "delivered"))),
+                           exists().where(OutboxMessage.task_id == Task.id, OutboxMessage.kind == Kind.MILESTONE,
+                                          OutboxMessage.status.in_((MS.SENT, MS.DELIVERED))),
                            ~exists().where(Attempt.task_id == Task.id))
     ).scalars().all()
     for task in rows:
         site = config.site(task.site)
         rollups.take_turns(session, [task.site])
-        if _milestone(plugins, site, task).fallback == "phone":
-            task.channel, task.next_attempt_at, task.updated_at = "phone", now, now
+        if _milestone(plugins, site, task).fallback == Channel.PHONE:
+            task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, now, now
             summary.fallbacks += 1
             action = "fallback:phone"
         else:
-            task.status, task.completed_at, task.updated_at = "expired", now, now
+            task.status, task.completed_at, task.updated_at = TaskStatus.EXPIRED, now, now
             summary.expired += 1
             action = "questionnaire:unanswered"
         audit(session, user=SENDER, at=now, action=action, entity="task", entity_id=task.id,
@@ -463,7 +491,7 @@ def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, 
         with session_scope(url) as session:
             summary.queued = enqueue_due(session, config, plugins, now=now, sites=sites, channel=channel)
             awake = sites_awake(config, sites, now)
-            where = [OutboxMessage.status == "queued", OutboxMessage.next_try_at <= now,
+            where = [OutboxMessage.status == MS.QUEUED, OutboxMessage.next_try_at <= now,
                      OutboxMessage.site.in_(awake or [""])]
             if channel:
                 where.append(OutboxMessage.channel == channel)
@@ -473,7 +501,8 @@ def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, 
             session.rollback()
         return summary
     with session_scope(url, immediate=True) as session:
-        summary.queued = enqueue_due(session, config, plugins, now=now, sites=sites, channel=channel)
+        summary.queued = enqueue_due(session, config, plugins, now=now, sites=sites, channel=channel,
+                                     summary=summary)
         unanswered(session, config, plugins, now=now, sites=sites, summary=summary)
     with session_scope(url, immediate=True) as session:
         ids = claim(session, config, sender=sender, sites=sites, now=now, limit=limit, channel=channel)
@@ -482,19 +511,19 @@ def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, 
         with session_scope(url) as session:
             msg = session.get(OutboxMessage, message_id)
             assert msg is not None
-            if msg.sender != sender or msg.status != "sending":
+            if msg.sender != sender or msg.status != MS.SENDING:
                 continue  # pragma: no cover - taken over after our hold ran out
             blocked = _blocked(session, config, plugins, msg, now)
             if blocked is not None:
                 status, reason = blocked
                 msg.claimed_until, msg.error = None, reason
-                if status == "queued":
-                    msg.status, msg.tries = "queued", msg.tries - 1
+                if status == MS.QUEUED:
+                    msg.status, msg.tries = MS.QUEUED, msg.tries - 1
                     msg.next_try_at = _tomorrow(config, config.site(msg.site), now)
                     summary.postponed += 1
                 else:
                     msg.status = status
-                    if status == "failed":
+                    if status == MS.FAILED:
                         summary.failed += 1
                         if "opted out" in reason:
                             fallback(session, config, plugins, msg, now, summary)
@@ -535,12 +564,12 @@ def apply_report(session: Session, channel: str, report: Any, now: datetime) -> 
     """A provider's delivery report: the message is delivered, or failed (with fallback left to the next run)."""
     msg = session.execute(select(OutboxMessage).where(
         OutboxMessage.channel == channel, OutboxMessage.provider_id == report.provider_id)).scalars().first()
-    if msg is None or msg.status not in ("sent", "delivered"):
+    if msg is None or msg.status not in (MS.SENT, MS.DELIVERED):
         return False
     if report.delivered:
-        msg.status, msg.delivered_at = "delivered", now
+        msg.status, msg.delivered_at = MS.DELIVERED, now
     else:
-        msg.status, msg.error = "failed", report.error or "not delivered"
+        msg.status, msg.error = MS.FAILED, report.error or "not delivered"
     audit(session, user=f"provider:{channel}", at=now, action=f"message:{msg.status}", entity="message",
           entity_id=msg.id, patient_id=msg.patient_id, detail={"error": msg.error})
     return True
@@ -562,7 +591,7 @@ def describe(msg: OutboxMessage, config: ChainConfig) -> dict[str, Any]:
         "queued_at": local_iso(msg.queued_at, tz), "sent_at": local_iso(msg.sent_at, tz) if msg.sent_at else None,
         "delivered_at": local_iso(msg.delivered_at, tz) if msg.delivered_at else None,
         "error": _scrub(msg.error),
-        "to": mask_address(msg.recipient), "segments": segments(msg.body) if msg.channel == "sms" else None,
+        "to": mask_address(msg.recipient), "segments": segments(msg.body) if msg.channel == Channel.SMS else None,
     }
 
 
@@ -598,3 +627,35 @@ def set_optout(session: Session, patient_id: int, channel: str, *, undo: bool, u
     audit(session, user=user, at=now, action="optout:undo" if undo else "optout", entity="patient",
           entity_id=patient_id, patient_id=patient_id, detail={"channel": channel})
     return True
+
+
+def channel_figures(session: Session, sites: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per message channel in a period: sent, delivered, failed, answered (questionnaires) and the response rate.
+
+    ``sent``: messages that left in the period (a delivered one was sent first); ``failed``: messages
+    queued in the period that ended failed; ``answered``: questionnaires submitted in the period from a
+    message of the channel; ``response_rate`` = answered / sent.
+    """
+    from sqlalchemy import case
+
+    from core.reports.queries import rate
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    in_period = (lambda column: and_(column >= start, column < end))  # noqa: E731
+    rows = session.execute(
+        select(OutboxMessage.channel, count(in_period(OutboxMessage.sent_at)),
+               count(in_period(OutboxMessage.delivered_at)),
+               count(and_(OutboxMessage.status == MS.FAILED, in_period(OutboxMessage.queued_at))),
+               count(in_period(OutboxMessage.answered_at)))
+        .where(OutboxMessage.site.in_(sites))
+        .group_by(OutboxMessage.channel).order_by(OutboxMessage.channel)
+    ).all()
+    out = []
+    for channel, sent, delivered, failed, answered in rows:
+        sent, delivered, failed, answered = (int(v or 0) for v in (sent, delivered, failed, answered))
+        if sent or delivered or failed or answered:
+            out.append({"channel": channel, "sent": sent, "delivered": delivered, "failed": failed,
+                        "answered": answered, "response_rate": rate(answered, sent)})
+    return out

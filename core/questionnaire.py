@@ -30,6 +30,7 @@ from core.config import ChainConfig, Site
 from core.db.models import Attempt, OutboxMessage, ServiceKey, Task
 from core.errors import FollowupError
 from core.plugins import Plugins
+from core.vocab import Channel, Outcome, TaskStatus
 
 KEY_NAME = "questionnaire"
 
@@ -37,8 +38,8 @@ KEY_NAME = "questionnaire"
 class TokenProblem(FollowupError):
     """A questionnaire link that cannot be used: ``kind`` is forged, expired, used or closed."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, task_id: int | None = None):
+        self.kind, self.task_id = kind, task_id  # task_id: the link was signed by us (not forged)
         super().__init__(f"questionnaire link {kind}")
 
 
@@ -82,7 +83,7 @@ def read_token(key: bytes, token: str, now: datetime) -> int:
     if not hmac.compare_digest(_signature(key, task_id, stamp), parts[2]):
         raise TokenProblem("forged")
     if now >= datetime.fromtimestamp(stamp, UTC):
-        raise TokenProblem("expired")
+        raise TokenProblem("expired", task_id)
     return task_id
 
 
@@ -112,6 +113,19 @@ class Opened:
     milestone: str
 
 
+def patient_locale(session: Session, config: ChainConfig, task_id: int) -> tuple[str, str] | None:
+    """The patient's language and the clinic's name for a task (for the pages of a spent link)."""
+    from core.db.models import Patient
+
+    task = session.get(Task, task_id)
+    if task is None or task.site not in config.sites:
+        return None
+    patient = session.get(Patient, task.patient_id)
+    site = config.site(task.site)
+    locale = (patient.locale if patient else None) or site.locale
+    return locale, site.name.get(locale)
+
+
 def open_questionnaire(session: Session, config: ChainConfig, plugins: Plugins, token: str, now: datetime) -> Opened:
     """What the page shows for a link, or :class:`TokenProblem` (forged, expired, used, closed)."""
     from core.db.models import Patient
@@ -121,11 +135,11 @@ def open_questionnaire(session: Session, config: ChainConfig, plugins: Plugins, 
     if task is None:
         raise TokenProblem("forged")
     answered = session.execute(select(Attempt.id).where(Attempt.task_id == task.id,
-                                                        Attempt.channel == "questionnaire")).first()
+                                                        Attempt.channel == Channel.QUESTIONNAIRE)).first()
     if answered is not None:
-        raise TokenProblem("used")
-    if task.status not in ("open", "unsuccessful"):
-        raise TokenProblem("closed")
+        raise TokenProblem("used", task.id)
+    if task.status not in (TaskStatus.OPEN, TaskStatus.UNSUCCESSFUL):
+        raise TokenProblem("closed", task.id)
     site = config.site(task.site)
     patient = session.get(Patient, task.patient_id)
     assert patient is not None
@@ -149,15 +163,15 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
         session.execute(select(Task.id).where(Task.id == task.id).with_for_update())
         session.refresh(task)
         if session.execute(select(Attempt.id).where(Attempt.task_id == task.id,
-                                                    Attempt.channel == "questionnaire")).first():
-            raise TokenProblem("used")
+                                                    Attempt.channel == Channel.QUESTIONNAIRE)).first():
+            raise TokenProblem("used", task.id)
     answers = {k: v for k, v in raw.items() if str(v).strip() != ""}
-    if task.status == "unsuccessful":  # the link of an after_unsuccessful message: the patient answered after all
+    if task.status == TaskStatus.UNSUCCESSFUL:  # an after_unsuccessful message's link: answered after all
         rollups.take_turns(session, [task.site])
-        task.status, task.completed_at = "open", None
+        task.status, task.completed_at = TaskStatus.OPEN, None
         session.flush()
-    result = record_call(session, config, plugins, task.id, outcome="reached", user="patient", now=now,
-                         answers=answers, channel="questionnaire")
+    result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user="patient", now=now,
+                         answers=answers, channel=Channel.QUESTIONNAIRE)
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))
     return result

@@ -13,8 +13,8 @@ hand-written loader would send them, while still counting what was really
 inserted: an ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite,
 ``COPY`` on PostgreSQL (each with an exact fallback when a concurrent run stored
 some rows first), SQLAlchemy's portable insertmanyvalues elsewhere.
-:func:`task_rows` is the plain per-episode reference the fast path must equal
-(tests/test_benchmarks.py, benchmarks/scale.py).
+The plain per-episode reference the fast path must equal lives with the tests
+(tests/reference.py: tests/test_benchmarks.py, benchmarks/scale.py).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig, Site
 from core.db import rollups
 from core.db.models import Episode, Patient, Task
-from core.placement import Placer, milestone_times, place, regular_offset, shifter, times_for
+from core.placement import Placer, regular_offset, shifter
+from core.planner import History, Timing, planner
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone
-from core.vocab import EpisodeStatus, TaskStatus
+from core.tasklist import local_iso
+from core.vocab import FINAL_STATUSES, EpisodeStatus, TaskStatus
 
 # A milestone whose window closed more than this long before it was scheduled
 # (history imported when a clinic starts) is stored as "expired": visible and
@@ -46,16 +48,33 @@ EXPIRY_GRACE = timedelta(days=14)
 
 @dataclass
 class ScheduleResult:
+    """What one run did: ``created``, ``moved``, ``cancelled`` and ``unchanged`` (left as they were) tasks.
+
+    ``existing`` is the tasks that were already there and stayed as they were (the same
+    as ``unchanged``; kept for scripts that read it). ``changes`` lists each change
+    when asked for (a dry run): see :class:`Change`.
+    """
+
     episodes: int = 0
     created: int = 0
-    existing: int = 0
+    moved: int = 0
+    cancelled: int = 0
+    unchanged: int = 0
     provisional: int = 0
     expired: int = 0
     suppressed: int = 0
+    dry_run: bool = False
     problems: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def existing(self) -> int:
+        return self.unchanged
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["existing"] = self.existing
+        return out
 
 
 def applies(milestone: Milestone, attributes: dict[str, Any]) -> bool:
@@ -76,7 +95,6 @@ class Protocols:
         self.config, self.plugins = config, plugins
         self._cache: dict[tuple[str, str, str], list[Milestone]] = {}
         self._plans: dict[tuple[str, str, str], _Plan] = {}
-        self._placers: dict[str, Placer] = {}
 
     def milestones(self, site: Site, specialty: str, procedure: str) -> list[Milestone]:
         key = (site.code, specialty, procedure)
@@ -103,11 +121,7 @@ class Protocols:
         key = (site.code, specialty, procedure)
         found = self._plans.get(key)
         if found is None:
-            placer = self._placers.get(site.code)
-            if placer is None:
-                placer = self._placers[site.code] = Placer(
-                    site.calling_windows, site.quiet_hours, site.calendar(self.config), site.timezone
-                )
+            placer = planner(self.config, site).placer  # the one planner's memoised placement
             found = self._plans[key] = _Plan.build(
                 site, specialty, procedure, self.milestones(site, specialty, procedure),
                 max_attempts=self.max_attempts(site, specialty, procedure), placer=placer, stamp=stamp,
@@ -128,6 +142,7 @@ _FIXED = (
     "created_at", "updated_at",
 )
 COLUMNS = _VARYING + _FIXED
+_SITE, _MILESTONE = COLUMNS.index("site"), COLUMNS.index("milestone")
 
 
 class _Step(NamedTuple):
@@ -194,63 +209,6 @@ class _Plan:
         return cls(site.timezone, tuple(shifts), tuple(steps), placer, any(step.conditional for step in steps))
 
 
-def task_rows(
-    episode: Episode,
-    site: Site,
-    milestones: Iterable[Milestone],
-    *,
-    calendar: Any,
-    max_attempts: int,
-    now: datetime,
-    do_not_contact: bool,
-) -> list[dict[str, Any]]:
-    """The task rows of one episode (not yet stored)."""
-    rows = []
-    for ms in milestones:
-        if not applies(ms, episode.attributes or {}):
-            continue
-        times = times_for(episode.occurred_at, ms, site.timezone)
-        placed = place(
-            times, ms.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
-            calendar=calendar, tz=site.timezone,
-        )
-        status = TaskStatus.OPEN
-        if do_not_contact:
-            status = TaskStatus.SUPPRESSED
-        elif times.window_end < now - EXPIRY_GRACE:
-            status = TaskStatus.EXPIRED
-        rows.append({
-            "episode_id": episode.id,
-            "patient_id": episode.patient_id,
-            "site": site.code,
-            "specialty": episode.specialty,
-            "procedure": episode.procedure,
-            "trigger": episode.trigger,
-            "milestone": ms.key,
-            "purpose": ms.purpose,
-            "channel": ms.channel,
-            "urgency": ms.urgency,
-            "due_at": placed.due_at,
-            "window_start": times.window_start,
-            "window_end": times.window_end,
-            "target_at": times.target,
-            "offset": str(ms.offset),
-            "window_earliest": str(ms.window.earliest),
-            "window_latest": str(ms.window.latest),
-            "provisional": placed.provisional,
-            "outside_window": placed.outside_window,
-            "status": status,
-            "max_attempts": max_attempts,
-            "attempts": 0,
-            "failed_attempts": 0,
-            "attempts_logged": 0,
-            "next_attempt_at": placed.due_at,
-            "created_at": now,
-            "updated_at": now,
-        })
-    return rows
-
-
 def schedule(
     session: Session,
     config: ChainConfig,
@@ -260,14 +218,26 @@ def schedule(
     episode_ids: Iterable[int] | None = None,
     batch_size: int = 2000,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+    provisional_only: bool = False,
     user: str | None = None,
 ) -> ScheduleResult:
-    """Create the missing tasks of every active episode (or of ``episode_ids``); admins only (core/access.py)."""
+    """Bring every episode's tasks in line with the episode and its protocol as they are now.
+
+    Missing tasks are created, open ones whose episode (event time, procedure, site,
+    specialty) or milestone (offset, window) changed are moved, due and window
+    together, and open ones whose milestone no longer applies (or whose episode was
+    cancelled) are cancelled. Final tasks (reached, unsuccessful, booked, refused,
+    wrong number) are never touched, and attempts are never rewritten. With
+    ``provisional_only`` (``schedule --replan``) only open provisional placements are
+    placed again, on the calendar as it is now. With ``dry_run`` nothing is written
+    and ``changes`` lists what would change.
+    """
     from core import access
 
-    access.require(config, user, access.SCHEDULE)
+    access.require(config, user, access.SCHEDULE)  # admins only (core/access.py)
     protocols = Protocols(config, plugins)
-    result = ScheduleResult()
+    result = ScheduleResult(dry_run=dry_run)
     writer = _TaskWriter.for_session(session)
     # Plain rows, not ORM objects: the episodes are only read. The attributes come as JSON
     # text, parsed only for the few procedures with a conditional milestone.
@@ -275,21 +245,37 @@ def schedule(
         select(
             Episode.id, Episode.site, Episode.specialty, Episode.procedure, Episode.patient_id,
             Episode.occurred_at, Patient.do_not_contact, cast(Episode.attributes, Text).label("attributes"),
-            Episode.external_id,
+            Episode.external_id, Episode.status, Episode.trigger,
         )
         .join(Patient, Patient.id == Episode.patient_id)
-        .where(Episode.status == EpisodeStatus.ACTIVE)
         .order_by(Episode.id)
     )
+    if provisional_only:
+        query = query.where(Episode.id.in_(
+            select(Task.episode_id).where(Task.status == TaskStatus.OPEN, Task.provisional.is_(True))
+        ))
     if episode_ids is not None:
         query = query.where(Episode.id.in_(list(episode_ids)))
+    reconciler = _Reconciler(session, config, protocols, now, result, dry_run=dry_run,
+                             provisional_only=provisional_only)
 
-    # The reports' day counts take the run's tasks at the end, grouped (core/db/rollups.py).
+    # The reports' day counts take the run's new tasks at the end, grouped (core/db/rollups.py).
     with rollups.deferred(session.connection(), now, sites=config.sites):
         for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
             ids = [episode.id for episode in batch]
-            rows = _batch_rows(config, protocols, writer.instant, batch, _existing_tasks(session, ids), now)
-            _store_batch(session, writer, ids, rows, now, result)
+            stored = _existing_tasks(session, ids)
+            fresh = [ep for ep in batch if ep.id not in stored and ep.status == EpisodeStatus.ACTIVE]
+            if not provisional_only:
+                rows = _batch_rows(config, protocols, writer.instant, fresh, set(), now)
+                _store_batch(session, writer, rows, result, dry_run=dry_run, tz_of=config.timezone_of)
+            else:
+                result.episodes += len(fresh)
+            for episode in batch:
+                if episode.id in stored:  # a cancelled episode without tasks has nothing to reconcile
+                    result.episodes += 1
+                    reconciler.episode(episode, stored[episode.id])
+            if not dry_run:
+                session.execute(update(Episode).where(_among(Episode.id, ids, session)).values(scheduled_at=now))
             if progress:
                 progress(len(ids))
     return result
@@ -331,7 +317,7 @@ def _batch_rows(
     due_values: dict[datetime, Any] = {}
     rows = out.rows
     plans: dict[tuple[str, str, str], _Plan] = {}
-    for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id in batch:
+    for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id, *_ in batch:
         out.episodes += 1
         plan = plans.get((site_code, specialty, procedure))
         if plan is None:
@@ -376,23 +362,36 @@ def _batch_rows(
 
 
 def _store_batch(
-    session: Session, writer: _TaskWriter, ids: list[int], batch: _BatchRows, now: datetime,
-    result: ScheduleResult,
+    session: Session, writer: _TaskWriter, batch: _BatchRows, result: ScheduleResult, *, dry_run: bool,
+    tz_of: Callable[[str], Any],
 ) -> None:
     result.episodes += batch.episodes
-    result.existing += batch.existing
+    result.unchanged += batch.existing
     result.problems.extend(batch.problems)
     rows = batch.rows
-    if rows:
+    if rows and dry_run:
+        result.created += len(rows)
+        for row in rows:
+            status, provisional = row[9], row[7]
+            result.provisional += bool(provisional and status == TaskStatus.OPEN)
+            result.expired += status == TaskStatus.EXPIRED
+            result.suppressed += status == TaskStatus.SUPPRESSED
+            tz = tz_of(row[_SITE])
+            result.changes.append({
+                "task_id": None, "episode_id": row[0], "milestone": row[_MILESTONE], "change": "created",
+                "before": None,
+                "after": {"due_at": _as_iso(row[2], tz), "window_start": _as_iso(row[4], tz),
+                          "window_end": _as_iso(row[5], tz), "status": str(status)},
+            })
+    elif rows:
         # Count what was really inserted: a concurrent run may have stored some rows first.
         inserted = writer.write(session, rows)
         skipped = len(rows) - len(inserted)
         result.created += len(inserted)
-        result.existing += skipped
+        result.unchanged += skipped
         result.provisional += sum(1 for status, provisional in inserted if provisional and status == TaskStatus.OPEN)
         result.expired += sum(1 for status, _ in inserted if status == TaskStatus.EXPIRED)
         result.suppressed += sum(1 for status, _ in inserted if status == TaskStatus.SUPPRESSED)
-    session.execute(update(Episode).where(_among(Episode.id, ids, session)).values(scheduled_at=now))
 
 
 class _TaskWriter:
@@ -518,10 +517,20 @@ def _among(column: Any, ids: list[int], session: Session) -> Any:
     return column.in_(ids)
 
 
-def _existing_tasks(session: Session, episode_ids: list[int]) -> set[tuple[int, str]]:
-    """(episode, milestone) pairs already stored; the unique key still guards against a concurrent run."""
-    query = select(Task.episode_id, Task.milestone).where(_among(Task.episode_id, episode_ids, session))
-    return {(episode_id, milestone) for episode_id, milestone in session.execute(query)}
+_STORED = (
+    Task.id, Task.episode_id, Task.milestone, Task.status, Task.site, Task.specialty, Task.procedure, Task.purpose,
+    Task.offset, Task.window_earliest, Task.window_latest, Task.urgency, Task.target_at, Task.due_at,
+    Task.window_start, Task.window_end, Task.provisional, Task.attempts, Task.next_attempt_at,
+)
+
+
+def _existing_tasks(session: Session, episode_ids: list[int]) -> dict[int, list[Any]]:
+    """The stored tasks of these episodes, by episode (the unique key still guards against a concurrent run)."""
+    found: dict[int, list[Any]] = {}
+    query = select(*_STORED).where(_among(Task.episode_id, episode_ids, session)).order_by(Task.id)
+    for row in session.execute(query):
+        found.setdefault(row.episode_id, []).append(row)
+    return found
 
 
 def _insert_ignoring_duplicates(session: Session) -> Any:
@@ -537,37 +546,189 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
     return insert(Task.__table__).on_conflict_do_nothing(index_elements=["episode_id", "milestone"])
 
 
-def replan(session: Session, config: ChainConfig, now: datetime, *, user: str | None = None) -> int:
-    """Re-place open provisional tasks now that holiday data may have arrived. Returns how many moved."""
-    from core import access
+def _as_iso(value: Any, tz: Any) -> str | None:
+    """A stored instant (an aware datetime, or what the driver was given: naive UTC or SQLite text) in ``tz``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return local_iso(value, tz)
 
-    access.require(config, user, access.SCHEDULE)
-    rollups.take_turns(session, config.sites)  # moved tasks move their day counts (core/db/rollups.py)
-    moved = 0
-    query = (
-        select(Task, Episode.occurred_at)
-        .join(Episode, Episode.id == Task.episode_id)
-        .where(Task.status == TaskStatus.OPEN, Task.provisional.is_(True))
-    )
-    for task, occurred_at in session.execute(query).all():
-        site = config.sites.get(task.site)
-        if site is None:
-            continue
-        # The task keeps its milestone's offset and window: place it again from those.
-        times = milestone_times(
-            occurred_at, Duration.parse(task.offset), Duration.parse(task.window_earliest),
-            Duration.parse(task.window_latest), site.timezone,
-        )
-        placed = place(
-            times, task.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
-            calendar=site.calendar(config), tz=site.timezone,
-        )
-        if placed.due_at != task.due_at or placed.provisional != task.provisional:
-            moved += placed.due_at != task.due_at
-            task.due_at = placed.due_at
-            if task.attempts == 0:
-                task.next_attempt_at = placed.due_at
-            task.provisional = placed.provisional
-            task.outside_window = placed.outside_window
-            task.updated_at = now
-    return moved
+
+def _state(task: Any, tz: Any) -> dict[str, Any]:
+    return {"due_at": _as_iso(task.due_at, tz), "window_start": _as_iso(task.window_start, tz),
+            "window_end": _as_iso(task.window_end, tz), "status": str(task.status)}
+
+
+# Why an open task was cancelled (tasks.cancel_reason).
+EPISODE_CANCELLED = "episode_cancelled"
+MILESTONE_REMOVED = "milestone_no_longer_applies"
+EXTRA_CALL = "extra_call"  # the purpose of a call added during a call: not in any protocol
+
+
+class _Reconciler:
+    """Brings the stored tasks of one episode in line with the episode and its protocol now."""
+
+    def __init__(self, session: Session, config: ChainConfig, protocols: Protocols, now: datetime,
+                 result: ScheduleResult, *, dry_run: bool, provisional_only: bool):
+        self.session, self.config, self.protocols, self.now = session, config, protocols, now
+        self.result, self.dry_run, self.provisional_only = result, dry_run, provisional_only
+        self.expiry = now - EXPIRY_GRACE
+        self._turns_taken = False
+
+    def episode(self, episode: Any, tasks: list[Any]) -> None:
+        (episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id,
+         status, trigger) = episode
+        result = self.result
+        site = self.config.sites.get(site_code)
+        if site is None or specialty not in site.specialties:
+            result.problems.append(
+                f"episode {external_id}: site {site_code!r} is not in the configuration" if site is None
+                else f"episode {external_id}: specialty {specialty!r} is not enabled at site {site.code}"
+            )
+            result.unchanged += len(tasks)
+            return
+        wanted: dict[str, Milestone] = {}
+        if status == EpisodeStatus.ACTIVE:
+            attrs = (json.loads(attributes) if isinstance(attributes, str) else attributes) or {}
+            wanted = {m.key: m for m in self.protocols.milestones(site, specialty, procedure) if applies(m, attrs)}
+        plan_of = planner(self.config, site)
+        max_attempts = self.protocols.max_attempts(site, specialty, procedure)
+        if self.provisional_only:
+            self._replace_provisional(tasks, site, anchor)
+            return
+        for task in tasks:
+            milestone = wanted.pop(task.milestone, None)
+            if task.status in FINAL_STATUSES:
+                result.unchanged += 1
+                continue
+            if milestone is None:
+                keep = task.status == TaskStatus.CANCELLED or (
+                    task.purpose == EXTRA_CALL and status == EpisodeStatus.ACTIVE)
+                if keep:
+                    result.unchanged += 1
+                else:
+                    self._cancel(task, site, EPISODE_CANCELLED if status != EpisodeStatus.ACTIVE else MILESTONE_REMOVED)
+                continue
+            timing = Timing.of(milestone)
+            same = (
+                (task.offset, task.window_earliest, task.window_latest, task.urgency) == timing.snapshot()
+                and (task.site, task.specialty, task.procedure) == (site_code, specialty, procedure)
+                and task.status != TaskStatus.CANCELLED
+            )
+            target = timing.offset.add_to(anchor.astimezone(site.timezone))
+            if same and target == task.target_at:
+                result.unchanged += 1
+                continue
+            plan = plan_of.plan(timing, anchor, History(attempts=task.attempts, next_attempt_at=task.next_attempt_at))
+            new_status = task.status
+            if task.status in (TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.OPEN):
+                new_status = TaskStatus.OPEN
+                if task.attempts == 0 and plan.window_end < self.expiry:
+                    new_status = TaskStatus.EXPIRED
+                if dnc and new_status == TaskStatus.OPEN:
+                    new_status = TaskStatus.SUPPRESSED
+            offset, earliest, latest, urgency = timing.snapshot()
+            values = {
+                **plan.columns(), "status": new_status, "site": site_code, "specialty": specialty,
+                "procedure": procedure, "trigger": trigger, "purpose": milestone.purpose,
+                "channel": milestone.channel, "urgency": urgency, "offset": offset, "window_earliest": earliest,
+                "window_latest": latest, "max_attempts": max_attempts, "updated_at": self.now,
+            }
+            if task.attempts:
+                values["next_attempt_at"] = max(task.next_attempt_at or plan.due_at, plan.due_at)
+            if new_status != TaskStatus.OPEN or task.status != TaskStatus.OPEN:
+                values.update(cancel_reason=None, claimed_until=None)
+            self._write(task, values, site, "moved")
+            result.moved += 1
+            result.provisional += bool(plan.provisional and new_status == TaskStatus.OPEN)
+        for milestone in wanted.values():  # milestones the episode has no task for yet
+            timing = Timing.of(milestone)
+            plan = plan_of.plan(timing, anchor)
+            new_status = TaskStatus.SUPPRESSED if dnc else (
+                TaskStatus.EXPIRED if plan.window_end < self.expiry else TaskStatus.OPEN)
+            offset, earliest, latest, urgency = timing.snapshot()
+            values = {
+                **plan.columns(), "episode_id": episode_id, "patient_id": patient_id, "site": site_code,
+                "specialty": specialty, "procedure": procedure, "trigger": trigger, "milestone": milestone.key,
+                "purpose": milestone.purpose, "channel": milestone.channel, "urgency": urgency, "offset": offset,
+                "window_earliest": earliest, "window_latest": latest, "status": new_status,
+                "max_attempts": max_attempts, "attempts": 0, "failed_attempts": 0,
+                "created_at": self.now, "updated_at": self.now,
+            }
+            self._create(values, site)
+            result.created += 1
+            result.provisional += bool(plan.provisional and new_status == TaskStatus.OPEN)
+            result.expired += new_status == TaskStatus.EXPIRED
+            result.suppressed += new_status == TaskStatus.SUPPRESSED
+
+    def _replace_provisional(self, tasks: list[Any], site: Site, anchor: datetime) -> None:
+        """``--replan``: open provisional tasks placed again from their own snapshot, on today's calendar."""
+        plan_of = planner(self.config, site)
+        for task in tasks:
+            if task.status != TaskStatus.OPEN or not task.provisional:
+                self.result.unchanged += 1
+                continue
+            timing = Timing.stored(task.offset, task.window_earliest, task.window_latest, task.urgency)
+            plan = plan_of.plan(timing, anchor, History(attempts=task.attempts, next_attempt_at=task.next_attempt_at))
+            if (plan.due_at, plan.provisional, plan.window_end) == (task.due_at, task.provisional, task.window_end):
+                self.result.unchanged += 1
+                continue
+            values = {**plan.columns(), "updated_at": self.now}
+            if task.attempts:
+                values["next_attempt_at"] = max(task.next_attempt_at or plan.due_at, plan.due_at)
+            self._write(task, values, site, "moved")
+            self.result.moved += 1
+            self.result.provisional += plan.provisional
+
+    def _cancel(self, task: Any, site: Site, reason: str) -> None:
+        self._write(task, {"status": TaskStatus.CANCELLED, "cancel_reason": reason, "claimed_until": None,
+                           "updated_at": self.now}, site, "cancelled")
+        self.result.cancelled += 1
+
+    def _turns(self) -> None:
+        if not self._turns_taken:  # moved and cancelled tasks move their day counts (core/db/rollups.py)
+            rollups.take_turns(self.session, self.config.sites)
+            self._turns_taken = True
+
+    def _write(self, task: Any, values: dict[str, Any], site: Site, change: str) -> None:
+        if self.dry_run or self.result.dry_run:
+            after = {**_state(task, site.timezone), **{k: values[k] for k in ("status",) if k in values}}
+            for key in ("due_at", "window_start", "window_end"):
+                if key in values:
+                    after[key] = _as_iso(values[key], site.timezone)
+            after["status"] = str(after["status"])
+            self.result.changes.append({"task_id": task.id, "episode_id": task.episode_id,
+                                        "milestone": task.milestone, "change": change,
+                                        "before": _state(task, site.timezone), "after": after})
+            return
+        self._turns()
+        self.session.execute(update(Task).where(Task.id == task.id).values(**values))
+
+    def _create(self, values: dict[str, Any], site: Site) -> None:
+        if self.dry_run:
+            self.result.changes.append({
+                "task_id": None, "episode_id": values["episode_id"], "milestone": values["milestone"],
+                "change": "created", "before": None,
+                "after": {"due_at": _as_iso(values["due_at"], site.timezone),
+                          "window_start": _as_iso(values["window_start"], site.timezone),
+                          "window_end": _as_iso(values["window_end"], site.timezone), "status": str(values["status"])},
+            })
+            return
+        self.session.execute(_insert_ignoring_duplicates(self.session), [values])
+
+
+def replan(session: Session, config: ChainConfig, now: datetime, plugins: Plugins | None = None,
+           *, dry_run: bool = False) -> ScheduleResult:
+    """``schedule --replan``: the reconcile, restricted to open provisional placements.
+
+    Run once holiday data arrived: each such task is placed again (due and window
+    together) from its episode and its own offset/window snapshot.
+    """
+    if plugins is None:
+        from core.plugins import get_plugins
+
+        plugins = get_plugins()
+    return schedule(session, config, plugins, now, dry_run=dry_run, provisional_only=True)

@@ -11,8 +11,10 @@ It checks that every hook result validates, every procedure has milestones,
 offsets parse and windows contain their targets, every question key a
 milestone or a rule names exists, every milestone's script and aftercare
 render in every locale for sample patients of every age band, with and
-without earlier failed attempts, and every template file exists in every
-locale. The four built-in plugins pass it in this repository's tests.
+without earlier failed attempts, every script ends with core's thanks and
+hang-up instruction, every answer a script names as a red flag has a rule
+that escalates it, and every template file exists in every locale. The
+four built-in plugins pass it in this repository's tests.
 
 Fixtures: ``followup_plugins`` (a fresh plugin manager per test, never the
 process-wide one) and ``register_plugin`` (registers an object and always
@@ -23,7 +25,7 @@ sample call, to test hooks such as ``followup_actions``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -89,6 +91,11 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                             "declares (attributes: in protocol.yaml), so no import ever fills it"
                         )
                 problems.extend(_render_problems(plugins, spec.key, proc.code, ms, locales, prepare_script))
+                problems.extend(message_problems(plugins, spec.key, proc, ms, locales))
+                try:
+                    problems.extend(red_flag_problems(plugins, spec.key, proc.code, ms))
+                except PluginError as exc:
+                    problems.append(str(exc))
             for locale in locales:
                 try:
                     plugins.aftercare(spec.key, proc.code, locale, None)
@@ -105,6 +112,46 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                 if code not in codes:
                     problems.append(f"{spec.key}: rule {i + 1} names unknown procedure {code!r}")
     problems.extend(_template_locale_problems(plugins, name, locales))
+    return problems
+
+
+MAX_SMS_SEGMENTS = 3
+SAMPLE_LINK = "https://followup.example-clinic.cn/q/123456.1796659200.pBKF3xEtRSyuWhWXGQ7BWU2z"
+
+
+def message_problems(plugins: Plugins, specialty: str, proc: Any, ms: Milestone,
+                     locales: tuple[str, ...] = LOCALES) -> list[str]:
+    """The messages a milestone sends (its own on sms/wechat/email, a notice, after unsuccessful calls):
+    each renders in every locale, and an SMS fits in ``MAX_SMS_SEGMENTS`` segments (70 characters of
+    Chinese each; a longer text is billed per 67) with a realistic questionnaire link."""
+    from core.channels import segments
+    from core.outbox import _render_first
+    from core.templates import TemplateRenderError
+
+    kinds = [(kind, channel) for kind, channel in (
+        ("milestone", ms.channel if ms.channel in ("sms", "wechat", "email") else None),
+        ("notice", ms.notice), ("after_unsuccessful", ms.after_unsuccessful)) if channel]
+    problems = []
+    dirs = plugins.template_dirs()
+    for kind, channel in kinds:
+        for locale in locales:
+            variables = {
+                "salutation": "王奶奶" if locale == "zh_CN" else "Mrs Wang", "clinic": "康华口腔（徐汇店）"
+                if locale == "zh_CN" else "Kanghua Dental Xuhui", "clinic_phone": "021-6488-1200",
+                "milestone": ms.names.get(locale), "procedure": proc.names.get(locale),
+                "call_date": "2026-03-03", "call_time": "10:30", "doctor": "陈志远", "kind": kind,
+                "link": "" if kind == "notice" else SAMPLE_LINK,
+            }
+            where = f"{specialty}.{proc.code}.{ms.key}: {kind} message ({locale})"
+            try:
+                text = _render_first([f"message/{specialty}/{kind}.j2", f"message/{kind}.j2"], variables, locale,
+                                     dirs)
+            except TemplateRenderError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if channel == "sms" and locale == "zh_CN" and segments(text) > MAX_SMS_SEGMENTS:
+                problems.append(f"{where}: {len(text)} characters make {segments(text)} SMS segments "
+                                f"(at most {MAX_SMS_SEGMENTS}: 70 characters a segment in Chinese)")
     return problems
 
 
@@ -137,12 +184,15 @@ def _template_locale_problems(plugins: Plugins, name: str, locales: tuple[str, .
 
 def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, locales: tuple[str, ...],
                      prepare_script: Any) -> list[str]:
+    """Every script renders for every sample patient, and ends with core's thanks and hang-up instruction."""
     from core.errors import FollowupError
+    from core.scripts import HANG_UP
 
     problems = []
+    treated = _treated(plugins, specialty, procedure)
     for patient in SAMPLE_PATIENTS:
         for failed in (0, 2):
-            context = _sample_context(specialty, procedure, ms, patient, failed)
+            context = _sample_context(specialty, procedure, ms, patient, failed, treated=treated)
             for locale in locales:
                 try:
                     text = prepare_script(plugins, context, ms, locale).text
@@ -151,17 +201,73 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
                     return problems
                 if not text.strip():
                     problems.append(f"{specialty}.{procedure}.{ms.key} ({locale}): the script is empty")
+                    continue
+                if not text.rstrip().endswith(HANG_UP[locale]):
+                    problems.append(
+                        f"{specialty}.{procedure}.{ms.key} ({locale}): the script does not end with core's "
+                        f"closing (thanks, then the hang-up instruction {HANG_UP[locale]!r}); extend "
+                        "script/base.j2 and override blocks, not the end"
+                    )
+                    return problems
+    return problems
+
+
+def _treated(plugins: Plugins, specialty: str, procedure: str) -> bool:
+    from core.vocab import TREATED_TRIGGERS
+
+    spec = plugins.specialty(specialty)
+    proc = spec.procedure(procedure) if spec else None
+    return proc is None or proc.trigger in TREATED_TRIGGERS
+
+
+def red_flag_problems(plugins: Plugins, specialty: str, procedure: str, ms: Milestone) -> list[str]:
+    """Each answer the script names as a red flag (``red_flag`` of a question it asks) has a rule that escalates.
+
+    Checked at the start, the target and the end of the milestone's window, for
+    every answer that raises the flag: the coordinator is told "the doctor is
+    alerted automatically", so a rule must alert them.
+    """
+    problems = []
+    questions = plugins.questions(specialty, procedure, ms.key)
+    treated = _treated(plugins, specialty, procedure)
+    moments = sorted({ms.window.earliest.approx_minutes, ms.offset.approx_minutes, ms.window.latest.approx_minutes})
+    for key in ms.questions:
+        question = questions.get(key)
+        if question is None or question.red_flag is None:
+            continue
+        for answer in question.red_flag_answers():
+            missed = []
+            for minutes in moments:
+                days = minutes / 1440
+                if not question.red_flag.applies(days):
+                    continue
+                context = _sample_context(specialty, procedure, ms, SAMPLE_PATIENTS[2], 0, treated=treated,
+                                          now=SAMPLE_EVENT + timedelta(minutes=minutes))
+                if not any(action.kind == "escalate" for _, action in plugins.actions(context, {key: answer})):
+                    missed.append(f"{days:g}")
+            if missed:
+                problems.append(
+                    f"{specialty}.{procedure}.{ms.key}: the script names {key}={answer!r} "
+                    f"({question.red_flag_label('en')}) as a red flag, but no rule escalates it "
+                    f"{', '.join(missed)} day(s) after the event: add an escalate rule, or narrow the "
+                    "question's red_flag (min_days/max_days)"
+                )
     return problems
 
 
 def _sample_context(specialty: str, procedure: str, ms: Milestone, patient: PatientInfo, failed_attempts: int,
-                    attributes: dict[str, Any] | None = None) -> TaskContext:
+                    attributes: dict[str, Any] | None = None, *, treated: bool = True,
+                    now: datetime | None = None) -> TaskContext:
+    outcomes = ("no_answer", "not_convenient", "busy", "powered_off")
+    history = tuple({"at": None, "outcome": outcomes[i % len(outcomes)], "by": "sample", "note": None}
+                    for i in range(failed_attempts))
     return TaskContext(
         site_code="SAMPLE", site_name=LocalizedText(zh_CN="示例诊所", en="Sample Clinic"),
         site_phone="021-0000-0000", specialty=specialty, procedure=procedure, milestone=ms.key,
         purpose=ms.purpose, urgency=ms.urgency, patient=patient, occurred_at=SAMPLE_EVENT,
-        now=ms.offset.add_to(SAMPLE_EVENT), doctor="陈医生", department="示例科室",
-        failed_attempts=failed_attempts, attributes=attributes or {},
+        now=now or ms.offset.add_to(SAMPLE_EVENT), doctor="陈志远", department="示例科室",
+        failed_attempts=failed_attempts, attempt_history=history, attributes=attributes or {},
+        timezone="Asia/Shanghai", treated=treated,
     )
 
 
@@ -186,7 +292,8 @@ def sample_context(
     if milestone not in found:
         known = ", ".join(found) or "none"
         raise LookupError(f"no milestone {milestone!r} in {specialty}.{procedure} (milestones: {known})")
-    return _sample_context(specialty, procedure, found[milestone], patient, failed_attempts, attributes)
+    return _sample_context(specialty, procedure, found[milestone], patient, failed_attempts, attributes,
+                           treated=_treated(plugins, specialty, procedure))
 
 
 def assert_conformance(name: str, plugins: Plugins | None = None) -> None:

@@ -62,6 +62,7 @@ class Trigger(StrEnum):
     VISIT_WITHOUT_TREATMENT = "visit_without_treatment"
     MISSED_APPOINTMENT = "missed_appointment"
     INTERRUPTION = "interruption"
+    VISIT = "visit"  # the next-day call after a paid visit (seed 002)
 
 
 class EpisodeStatus(StrEnum):
@@ -99,6 +100,8 @@ OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
 #: Episodes of these triggers are sales leads (DOMAIN.md §1).
 SALES_TRIGGERS: tuple[Trigger, ...] = (Trigger.CONSULTATION, Trigger.VISIT_WITHOUT_TREATMENT)
+#: Patients of these triggers were treated: satisfaction questions fit them (not a lead who never came).
+TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE)
 
 
 def sql_in(values: tuple[str, ...]) -> str:

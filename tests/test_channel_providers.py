@@ -439,3 +439,20 @@ def test_config_check_names_missing_credentials_and_unknown_channel_plugins(cli,
     chain.write_text(text.replace("provider: aliyun,", "plugin: smss, provider: aliyun,"), encoding="utf-8")
     bad = cli("config", "check", config=chain, ok=False)
     assert bad.exit_code == 1 and "no channel plugin 'smss'" in bad.output and "chain.yaml:" in bad.output
+
+
+def test_conformance_kit_renders_messages_and_counts_sms_segments(tmp_path) -> None:
+    from core.plugins import get_plugins
+    from core.protocol import Milestone
+    from core.testing import message_problems
+
+    plugins = get_plugins()
+    spec = plugins.specialty("dental")
+    proc = spec.procedure("scaling")
+    base = next(m for _, m in plugins.milestones("dental", "scaling") if m.key == "check_1d")
+    assert base.after_unsuccessful == "sms"
+    assert message_problems(plugins, "dental", proc, base) == []
+    long_names = base.model_copy(update={"names": base.names.model_copy(update={"zh_CN": "洁牙" * 60})})
+    long = Milestone.model_validate({**long_names.model_dump(), "channel": "sms", "after_unsuccessful": None})
+    [problem] = message_problems(plugins, "dental", proc, long)
+    assert "milestone message (zh_CN)" in problem and "SMS segments" in problem

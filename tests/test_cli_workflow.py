@@ -93,7 +93,7 @@ def test_the_preparation_card_shows_what_to_know_before_dialing(cli, clinic: str
     assert (card["Doctor"], card["Department"], card["Diagnosis"]) == ("王建华", "心内科", "冠心病")
     assert card["Discharge medication"] == "阿司匹林 100mg qd; 阿托伐他汀 20mg qn"
     assert card["Earlier attempts"] == "2026-11-23 09:10 no_answer (liu.min): no voicemail"
-    assert "We tried you once before" in sheet
+    assert "We called you earlier but nobody answered" in sheet  # the no answer, as it happened
     zh = cli("script", str(t), db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
     assert "出院带药" in zh and "刘" in zh
     assert "2026-11-23 09:10 无人接听 (liu.min): no voicemail" in zh  # the outcome in the card's language
@@ -138,7 +138,7 @@ def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) 
     assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
     listed = cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li")
     [escalation] = json.loads(listed.output)
-    assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
+    assert (escalation["patient_id"], escalation["assignee"], escalation["status"]) == ("D1", "chen.zhiyuan", "open")
 
 
 def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
@@ -163,9 +163,9 @@ def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  
 def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     d1 = tid(cli, clinic, "D1")
     claim(cli, clinic, count=1)
-    typed = "booked\n" + answers_input() + "\n" + "skip\n"
+    typed = "booked\n" + "\n" + answers_input() + "\n" + "skip\n"  # no appointment time, the answers, no note
     result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
-    assert f"Task {d1} not saved: outcome 'booked' is only for sales follow-ups" in result.output
+    assert f"Task {d1} not saved: check_24h (check_in) does not invite the patient back" in result.output
     assert "Done: 0 call(s) recorded." in result.output
     task, attempts, _ = db_state(clinic, d1)
     assert (task.status, attempts) == ("open", [])

@@ -7,6 +7,7 @@ Monday 2026-11-23 at SH-DENT (calls 10:00-11:30, 15:30-17:00) and SH-AES.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def test_a_red_flag_goes_to_the_attending_doctor(cli, clinic: str) -> None:  # t
     escalations = [a for a in data["actions"] if a["kind"] == "escalate"]
     assert len(escalations) == 1 and escalations[0]["doctor"] == "陈志远"
     rows = listing(cli, clinic, "escalations", "list")
-    assert [(r["patient_id"], r["doctor"], r["status"], r["task_id"]) for r in rows] == [("D1", "陈志远", "open", t)]
+    assert [(r["patient_id"], r["assignee"], r["status"], r["task_id"]) for r in rows] == \
+        [("D1", "chen.zhiyuan", "open", t)]  # 陈志远 is on the staff list as chen.zhiyuan
     assert "出血未止住" in rows[0]["reason"]
     assert rows[0]["opened_at"] == "2026-11-23T10:05+08:00"
 
@@ -79,15 +81,21 @@ def test_no_red_flag_no_escalation(cli, clinic: str) -> None:  # type: ignore[no
 def test_resolving_an_escalation_says_how_and_by_whom(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     reached(cli, clinic, tid(cli, clinic, "D1", "check_24h"), "bleeding_stopped=no")
     [row] = listing(cli, clinic, "escalations", "list", "--status", "open")
-    doctor = "chen.zhiyuan"  # 陈志远, the attending doctor the escalation is assigned to
+    doctor = "chen.zhiyuan"
     empty = cli("escalations", "resolve", str(row["id"]), "--how", "  ", db=clinic, now=NOW, user=doctor, ok=False)
-    assert empty.exit_code == 1 and "请说明处理方式（--how）" in empty.output  # he reads Chinese
+    assert empty.exit_code == 1 and "请说明处理方式（--how）" in empty.output  # the doctor reads Chinese
     out = cli("escalations", "resolve", str(row["id"]), "--how", "Dr Chen saw her at 11:00, sutured", "--locale", "en",
               db=clinic, now="2026-11-23T11:30+08:00", user=doctor).output
     assert f"Escalation {row['id']} resolved by chen.zhiyuan" in out
     [done] = listing(cli, clinic, "escalations", "list", "--status", "resolved")
-    assert (done["resolved_by"], done["resolution"]) == (doctor, "Dr Chen saw her at 11:00, sutured")
-    again = cli("escalations", "resolve", str(row["id"]), "--how", "x", db=clinic, now=NOW, user=doctor, ok=False)
+    assert done["resolved_at"] == "2026-11-23T11:30+08:00"
+    from core.db.engine import session_scope
+    from core.db.models import Escalation
+
+    with session_scope(clinic) as session:
+        stored = session.get(Escalation, row["id"])
+        assert (stored.resolved_by, stored.resolution) == ("chen.zhiyuan", "Dr Chen saw her at 11:00, sutured")
+    again = cli("escalations", "resolve", str(row["id"]), "--how", "x", db=clinic, now=NOW, user="zhang.li", ok=False)
     assert again.exit_code == 1 and f"上报医生 {row['id']} 已由 chen.zhiyuan 处理过" in again.output
     assert listing(cli, clinic, "escalations", "list", "--status", "open") == []
 
@@ -109,13 +117,13 @@ def test_dissatisfaction_opens_a_complaint_due_in_three_days_naming_the_staff(cl
     data = reached(cli, clinic, t, "overall_satisfaction=1", "staff_criticism=前台护士态度不好",
                    note="waited 40 minutes")
     complaints = [a for a in data["actions"] if a["kind"] == "complaint"]
-    assert complaints and {a["due_at"] for a in complaints} == {"2026-11-26T10:05+08:00"}  # Thursday, clinic time
-    rows = listing(cli, clinic, "complaints", "list")
-    assert {r["category"] for r in rows} == {"other", "staff_or_service"}
-    assert all(r["staff"] == "前台护士态度不好" for r in rows)
-    assert all(r["status"] == "open" and r["overdue"] is False for r in rows)
-    assert all(r["due_at"] == "2026-11-26T10:05+08:00" for r in rows)
-    assert any("waited 40 minutes" in r["description"] for r in rows)
+    assert [a["due_at"] for a in complaints] == ["2026-11-26T10:05+08:00"]  # one, due Thursday, clinic time
+    [row] = listing(cli, clinic, "complaints", "list")
+    assert (row["category"], row["categories"]) == ("staff_or_service", ["staff_or_service", "other"])
+    assert row["staff"] == "前台护士"  # who was named; what was said is in the description
+    assert row["status"] == "open" and row["overdue"] is False
+    assert row["due_at"] == "2026-11-26T10:05+08:00"
+    assert "前台护士态度不好" in row["description"] and "waited 40 minutes" in row["description"]
 
 
 def test_an_explicit_complaint_and_dissatisfaction_are_one_complaint(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
@@ -240,9 +248,12 @@ def test_do_not_contact_suppresses_every_open_task_and_is_undoable(cli, clinic: 
 
     out = cli("patients", "dnc", "D2", "--undo", "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00",
               user="admin").output
-    assert "2 task(s) reopened" in out
+    # Only the tasks whose window is still open come back; one whose moment passed stays suppressed.
+    assert "1 task(s) reopened" in out
     tasks = json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)
-    assert {t["status"] for t in tasks} == {"open"}
+    undo = datetime.fromisoformat("2026-11-24T10:00+08:00")
+    assert {(t["status"], datetime.fromisoformat(t["window_end"]) >= undo) for t in tasks} == {
+        ("open", True), ("suppressed", False)}
     assert "D2" in [ln["patient_id"] for ln in listing(cli, clinic, "worklist", now="2026-11-24T10:00+08:00")]
 
 
@@ -254,7 +265,8 @@ def test_dnc_leaves_finished_tasks_alone(cli, clinic: str) -> None:  # type: ign
     cli("patients", "dnc", "D2", "--undo", db=clinic, now=NOW, user="admin")
     statuses = {t["milestone"]: t["status"]
                 for t in json.loads(cli("tasks", "--patient", "D2", "--format", "json", db=clinic).output)}
-    assert statuses == {"check_2h": "open", "check_1w": "completed"}
+    # check_2h was already overdue (its window closed): lifting the flag does not bring it back.
+    assert statuses == {"check_2h": "suppressed", "check_1w": "completed"}
 
 
 def test_only_an_admin_changes_do_not_contact(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from core.placement import place, times_for
+from reference import place, times_for
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "schedules.json"
 SITE_FOR = {"dental": "SH-DENT", "aesthetic": "SH-AES", "hair": "SH-AES", "inpatient": "BJ-HOSP"}

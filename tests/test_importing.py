@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.config import ChainConfig, load_config
 from core.content import ProtocolPlugin
@@ -258,7 +258,7 @@ def test_a_column_absent_from_the_file_is_left_alone(
     assert _patient(db_url, "P9").locale is None
 
 
-def test_an_import_sets_do_not_contact_but_never_lifts_it(
+def test_an_import_sets_do_not_contact_and_lifts_only_its_own_flag(
     db_url: str, run: Run, tmp_path: Path,
 ) -> None:
     header = f"{PATIENT_HEADER},do_not_contact"
@@ -268,10 +268,19 @@ def test_an_import_sets_do_not_contact_but_never_lifts_it(
     assert _counted(result, "patients") == (0, 1, 0)
     patient = _patient(db_url, "P9")
     assert (patient.do_not_contact, patient.dnc_reason) == (True, "import")
-    # "no" (or an empty cell) in a later export does not release the patient.
-    for value in ("否", ""):
-        result = run(_csv(tmp_path, header, f"P9,Ma Li,F,1970-01-01,13800000009,,{value}"))
-        assert _counted(result, "patients") == (0, 0, 1)
+    # An empty cell says nothing: the flag stays.
+    result = run(_csv(tmp_path, header, "P9,Ma Li,F,1970-01-01,13800000009,,"))
+    assert _counted(result, "patients") == (0, 0, 1)
+    # "no" in a later export lifts a flag an import set ...
+    result = run(_csv(tmp_path, header, "P9,Ma Li,F,1970-01-01,13800000009,,否"))
+    assert _counted(result, "patients") == (0, 1, 0)
+    assert (_patient(db_url, "P9").do_not_contact, _patient(db_url, "P9").dnc_reason) == (False, None)
+    # ... but never one the patient asked the clinic for (lifted with `patients dnc --undo` only).
+    with session_scope(db_url) as session:
+        session.execute(update(Patient).where(Patient.external_id == "P9").values(do_not_contact=True,
+                                                                                   dnc_reason="patient asked"))
+    result = run(_csv(tmp_path, header, "P9,Ma Li,F,1970-01-01,13800000009,,否"))
+    assert _counted(result, "patients") == (0, 0, 1)
     assert _patient(db_url, "P9").do_not_contact is True
 
 
@@ -453,7 +462,7 @@ def test_json_list_of_episodes(db_url: str, run: Run) -> None:
     result = run(DATA / "episodes.json")
     assert _counted(result, "patients") == (0, 0, 0)
     assert result.episodes_created == 2
-    assert result.warnings == ["columns ignored (not known): 'referrer'"]
+    assert result.warnings == ["columns ignored (not known): 'referred_by'"]  # a patient column, in an episodes file
     assert _episode(db_url, "JE03").notes == "revision"
     assert _episode(db_url, "JE04").trigger == "consultation"
 

@@ -20,7 +20,8 @@ EPISODES = [["E1", "P1", "SH-DENT", "dental", "scaling", "2026-11-23T09:30+08:00
 SEND_AT = "2026-11-24T10:05+08:00"
 
 
-def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str = "") -> Path:
+def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str = "",
+          by_sms: tuple[str, ...] = ("dental.scaling.check_1d",)) -> Path:
     """The demo chain with its SMS going to ``sms`` (a flow mapping), in a copy under tmp_path."""
     import shutil
 
@@ -31,9 +32,8 @@ def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str 
         "MSGS", str(tmp_path / "messages")), text)
     (folder / "chain.yaml").write_text(text + extra, encoding="utf-8")
     site = folder / "sites" / "sh-dent.yaml"  # the next-day check after a cleaning: an SMS questionnaire
-    site.write_text(site.read_text(encoding="utf-8") + (
-        "overrides:\n  - milestone: dental.scaling.check_1d\n    channel: sms\n    fallback: phone\n"),
-        encoding="utf-8")
+    site.write_text(site.read_text(encoding="utf-8") + "overrides:\n" + "".join(
+        f"  - milestone: {m}\n    channel: sms\n    fallback: phone\n" for m in by_sms), encoding="utf-8")
     return folder / "chain.yaml"
 
 
@@ -204,3 +204,185 @@ def test_four_senders_never_send_one_message_twice(cli, tmp_path, db_url):
         assert len(rows) == 24  # queued once each, although four senders enqueued at once
         assert sum(r["status"] == "sent" for r in rows) == len(sent) == 20  # 4 x limit 5
 
+
+
+# -- failures, fallback, notices, after unsuccessful calls, delivery reports -------------------------
+
+
+class Gateway:
+    """A local SMS gateway answering each request with the next status of ``statuses``."""
+
+    def __init__(self, statuses: list[int]):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.statuses, self.bodies = list(statuses), []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                gateway.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status = gateway.statuses.pop(0) if gateway.statuses else 200
+                body = json.dumps({"id": f"gw-{len(gateway.bodies)}"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
+
+
+@pytest.fixture
+def gateway():  # type: ignore[no-untyped-def]
+    made: list[Gateway] = []
+
+    def make(statuses: list[int]) -> Gateway:
+        made.append(Gateway(statuses))
+        return made[-1]
+
+    yield make
+    for g in made:
+        g.server.shutdown()
+
+
+def _send(cli, url: str, cfg: Path, now: str) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(cli("send", "--format", "json", db=url, config=cfg, now=now).output)
+
+
+def test_server_errors_are_retried_with_backoff_then_failed_and_the_task_becomes_a_call(cli, tmp_path, db_url,
+                                                                                         gateway):
+    server = gateway([500, 503, 502])
+    cfg = chain(tmp_path, sms="{provider: http, url: 'URL', report_secret: hook-secret}".replace("URL", server.url))
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("messaging:\n", "messaging:\n  max_tries: 3\n"),
+                   encoding="utf-8")
+    seed(cli, tmp_path, db_url, [PATIENTS[0]], [EPISODES[0]])
+    assert _send(cli, db_url, cfg, SEND_AT)["retried"] == 1
+    assert _send(cli, db_url, cfg, SEND_AT)["retried"] == 0  # not before its backoff
+    assert _send(cli, db_url, cfg, "2026-11-24T10:11+08:00")["retried"] == 1  # 5 min after the first try
+    [row] = outbox(cli, db_url, cfg)
+    assert row["status"] == "queued" and row["tries"] == 2 and "HTTP 503" in row["error"]
+    assert _send(cli, db_url, cfg, "2026-11-24T10:15+08:00")["sent"] == 0  # the second wait is 10 min
+    last = _send(cli, db_url, cfg, "2026-11-24T10:25+08:00")
+    assert last["failed"] == 1 and last["fallbacks"] == 1
+    assert len(server.bodies) == 3 and {b["id"] for b in server.bodies} == {row["id"]}  # one message, 3 tries
+    task = tasks(cli, db_url, cfg, "P1")["check_1d"]
+    assert task["channel"] == "phone" and task["status"] == "open"
+    worklist = cli("worklist", "--site", "SH-DENT", "--date", "2026-11-24", "--format", "json",
+                   db=db_url, config=cfg, now="2026-11-24T10:30+08:00").output
+    assert "P1" in worklist
+    assert _send(cli, db_url, cfg, "2026-11-24T11:00+08:00")["queued"] == 0  # no new message for a call
+
+
+def test_a_refused_message_fails_at_once_and_delivery_reports_need_the_signature(cli, tmp_path, db_url, gateway):
+    import hashlib
+    import hmac
+    from datetime import datetime
+
+    from werkzeug.test import Client
+
+    from core.config import load_config
+    from core.plugins import get_plugins
+    from core.web import create_app
+
+    server = gateway([400])
+    cfg = chain(tmp_path, sms="{provider: http, url: 'URL', report_secret: hook-secret}".replace("URL", server.url))
+    seed(cli, tmp_path, db_url, PATIENTS, EPISODES)
+    summary = _send(cli, db_url, cfg, SEND_AT)
+    assert summary["failed"] == 1 and summary["sent"] == 1 and summary["fallbacks"] == 1
+    sent = next(r for r in outbox(cli, db_url, cfg) if r["status"] == "sent")
+    client = Client(create_app(db_url, load_config(cfg), get_plugins(),
+                               clock=lambda: datetime.fromisoformat("2026-11-24T10:06+08:00")))
+    body = json.dumps([{"id": "gw-2", "delivered": True}]).encode()
+    forged = client.post("/hooks/sms", data=body, headers={"X-Followup-Signature": "0" * 64})
+    assert forged.status_code == 403
+    assert next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])["status"] == "sent"
+    signature = hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+    ok = client.post("/hooks/sms", data=body, headers={"X-Followup-Signature": signature})
+    assert ok.status_code == 200
+    row = next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])
+    assert row["status"] == "delivered" and row["delivered_at"].startswith("2026-11-24T10:06")
+
+
+def test_a_notice_the_day_before_a_call_and_the_questionnaire_after_unsuccessful_calls(cli, tmp_path, db_url):
+    cfg = chain(tmp_path, by_sms=())
+    site = cfg.parent / "sites" / "sh-dent.yaml"
+    site.write_text(site.read_text(encoding="utf-8")
+                    + "  - milestone: dental.scaling.check_1d\n    notice: sms\n", encoding="utf-8")
+    seed(cli, tmp_path, db_url, [PATIENTS[0]], [EPISODES[0]])
+    task = tasks(cli, db_url, cfg, "P1")["check_1d"]
+    assert task["channel"] == "phone"
+    day_before = _send(cli, db_url, cfg, "2026-11-23T10:05+08:00")
+    assert day_before["sent"] == 1
+    notice = (tmp_path / "messages" / "000001-sms-notice.txt").read_text(encoding="utf-8")
+    assert "明天" in notice and "/q/" not in notice
+    for at in ("2026-11-24T10:10+08:00", "2026-11-24T16:00+08:00", "2026-11-25T10:10+08:00"):
+        cli("record", str(task["id"]), "--outcome", "no_answer", db=db_url, config=cfg, now=at, user="zhang.li")
+    assert tasks(cli, db_url, cfg, "P1")["check_1d"]["status"] == "unsuccessful"
+    after = _send(cli, db_url, cfg, "2026-11-25T10:20+08:00")
+    assert after["sent"] == 1
+    text = (tmp_path / "messages" / "000002-sms-after_unsuccessful.txt").read_text(encoding="utf-8")
+    assert "/q/" in text
+    from datetime import datetime
+
+    from werkzeug.test import Client
+
+    from core.config import load_config
+    from core.plugins import get_plugins
+    from core.web import create_app
+
+    path = re.search(r"Link: \S+?8000(\S+)", text).group(1)  # type: ignore[union-attr]
+    client = Client(create_app(db_url, load_config(cfg), get_plugins(),
+                               clock=lambda: datetime.fromisoformat("2026-11-25T20:00+08:00")))
+    assert client.post(path, data={"pain_level": "2", "sensitivity": "no"}).status_code == 200
+    assert tasks(cli, db_url, cfg, "P1")["check_1d"]["status"] == "completed"
+
+
+def test_a_message_is_sent_again_only_on_purpose(cli, tmp_path, db_url, seeded):
+    cfg = seeded
+    _send(cli, db_url, cfg, SEND_AT)
+    first = outbox(cli, db_url, cfg)[0]
+    assert _send(cli, db_url, cfg, "2026-11-24T11:00+08:00")["sent"] == 0
+    again = json.loads(cli("send", "--resend", str(first["id"]), "--format", "json", db=db_url, config=cfg,
+                           now="2026-11-24T11:00+08:00").output)
+    assert again["sent"] == 1
+    rows = [r for r in outbox(cli, db_url, cfg) if r["task_id"] == first["task_id"]]
+    assert [r["status"] for r in rows] == ["sent", "sent"]
+    missing = cli("send", "--resend", "999", db=db_url, config=cfg, now=SEND_AT, ok=False)
+    assert missing.exit_code == 1 and "no message 999" in missing.output
+    csv_out = cli("outbox", "--format", "csv", db=db_url, config=cfg).output
+    assert "13912345678" not in csv_out and "139****5678" in csv_out
+
+
+def test_email_and_wechat_addresses_come_from_the_import(cli, tmp_path, db_url):
+    from clinic_data import write_csv
+
+    cfg = chain(tmp_path, by_sms=())
+    site = cfg.parent / "sites" / "sh-dent.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "  - milestone: dental.scaling.check_1d\n"
+                    "    channel: email\n    fallback: phone\n", encoding="utf-8")
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "  email: {plugin: file, folder: var/messages}", f"  email: {{plugin: file, folder: {tmp_path / 'mail'}}}"),
+        encoding="utf-8")
+    header = ["patient_id", "name", "gender", "birth_date", "phone", "site", "邮箱", "微信openid"]
+    rows = [[*PATIENTS[0], "li.na@example.com", "oUser_12345678"], [*PATIENTS[1], "", ""]]
+    cli("import", str(write_csv(tmp_path / "p.csv", header, rows)), db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    bad = cli("import", str(write_csv(tmp_path / "bad.csv", header, [[*PATIENTS[0], "not-an-email", ""]])),
+              db=db_url, config=cfg, now="2026-11-23T08:00+08:00", ok=False)
+    assert bad.exit_code == 1
+    from clinic_data import EPISODE_HEADER as EH
+
+    cli("import", str(write_csv(tmp_path / "e.csv", EH, EPISODES)), db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    cli("schedule", db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    summary = _send(cli, db_url, cfg, SEND_AT)
+    assert summary["sent"] == 1 and summary["failed"] == 1 and summary["fallbacks"] == 1
+    [mail] = list((tmp_path / "mail").iterdir())
+    text = mail.read_text(encoding="utf-8")
+    assert "To: l***@example.com" in text and "li.na@example.com" not in text
+    failed = next(r for r in outbox(cli, db_url, cfg) if r["status"] == "failed")
+    assert failed["error"] == "no email for this patient"
+    assert tasks(cli, db_url, cfg, "P2")["check_1d"]["channel"] == "phone"

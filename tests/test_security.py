@@ -45,7 +45,7 @@ def _chain(tmp_path: Path, *, drop: tuple[str, ...] = ("allow_as: true", "allow_
         assert line in text
         text = re.sub(rf"^{re.escape(line)}.*$", "", text, flags=re.M)
     if staff is not None:
-        text = re.sub(r"^staff:\n(  - .*\n)+", staff, text, flags=re.M)
+        text = re.sub(r"^staff:\n(  [-#].*\n)+", staff, text, flags=re.M)
     path = tmp_path / "strict" / "chain.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(text.replace("sites_dir: sites", f"sites_dir: {ROOT / 'config' / 'sites'}"), encoding="utf-8")
@@ -164,7 +164,7 @@ def test_a_doctor_sees_and_resolves_only_the_escalations_assigned_to_him(cli, cl
         assert out.exit_code == 1 and "chen.zhiyuan（doctor）无权" in out.output, args
     cli("escalations", "resolve", str(esc), "--how", "seen at 11:00", db=clinic, now=NOW, user="chen.zhiyuan")
     [done] = json.loads(cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="chen.zhiyuan").output)
-    assert (done["status"], done["resolved_by"]) == ("resolved", "chen.zhiyuan")
+    assert (done["status"], done["assignee"]) == ("resolved", "chen.zhiyuan")
 
 
 def test_a_manager_reads_reports_complaints_and_audit_but_does_not_call(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
@@ -220,12 +220,16 @@ def test_config_check_validates_the_staff_list(cli, tmp_path: Path) -> None:  # 
     nurse = _chain(tmp_path, drop=(), staff="staff:\n  - {username: wu.lei, name: 吴磊, role: nurse}\n")
     out = cli("config", "check", config=nurse, ok=False).output
     assert "staff.0.role" in out and "'coordinator', 'doctor', 'manager' or 'admin'" in out
-    thin = _chain(tmp_path, drop=(), staff="staff:\n  - {username: zhang.li, name: 张丽, role: coordinator, "
-                                          "sites: [SH-DENT]}\n")
+    thin = _chain(tmp_path, drop=(), staff=(
+        "staff:\n  - {username: zhang.li, name: 张丽, role: coordinator, sites: [SH-DENT]}\n"
+        + "".join(f"  - {{username: {u}, name: {u}, role: doctor, sites: [{s}]}}\n"
+                  for u, s in (("song.jia", "SH-DENT"), ("deng.tao", "SH-AES"), ("wang.jianhua", "BJ-HOSP")))))
     warned = cli("config", "check", config=thin)
-    assert "site SH-DENT has no doctor in the staff list" in warned.output
     assert "site BJ-HOSP has no coordinator in the staff list" in warned.output
-    single = _chain(tmp_path, drop=(), staff="")
+    assert "site SH-DENT has no" not in warned.output
+    single = tmp_path / "single.yaml"
+    single.write_text("name: {zh_CN: 诊所, en: Clinic}\nsites_dir: null\nsites:\n  - code: S1\n"
+                      "    name: {zh_CN: 一店, en: One}\n    specialties: [dental]\n", encoding="utf-8")
     assert "单用户模式：没有员工名单" in cli("config", "check", config=single).output
     assert json.loads(cli("config", "check", "--format", "json", config=single).stdout)["single_user"] is True
 

@@ -10,7 +10,12 @@ from core.cli.main import App
 from core.cli.output import FORMATS, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
 from core.messages import message
-from core.vocab import EpisodeStatus, TaskStatus
+from core.vocab import TaskStatus
+
+
+def _when(state: dict | None) -> str:  # type: ignore[type-arg]
+    """A task's state in a dry run's table: due time and status."""
+    return "—" if state is None else f"{state['due_at'][:16].replace('T', ' ')} {state['status']}"
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -117,33 +122,40 @@ ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner s
 
 
 @click.command("schedule")
-@click.option("--replan", is_flag=True, help="Re-place provisional tasks (after new holiday data arrived).")
+@click.option("--replan", is_flag=True, help="Only re-place provisional tasks (after new holiday data arrived).")
+@click.option("--dry-run", is_flag=True, help="Show what would be created, moved and cancelled; write nothing.")
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
-def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
-    """Create the follow-up tasks of every episode; running it again creates nothing new."""
+def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt: str) -> None:
+    """Bring every episode's follow-up tasks in line with the episode and its protocol.
+
+    Creates missing tasks, moves open ones whose episode or milestone changed, cancels
+    open ones that no longer apply; running it again changes nothing.
+    """
     from sqlalchemy import func, select
 
     from core.db.engine import session_scope
     from core.db.models import Episode
-    from core.scheduling import replan as do_replan
     from core.scheduling import schedule
 
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
     with session_scope(url) as session:
-        if replan:
-            moved = do_replan(session, config, now, user=app.user)
-            click.echo(to_json({"moved": moved}) if fmt == "json" else message("replanned", app.ui_locale(locale),
-                                                                                n=moved))
-            return
-        active = select(func.count()).select_from(Episode).where(Episode.status == EpisodeStatus.ACTIVE)
-        total = session.scalar(active) or 0
+        total = session.scalar(select(func.count()).select_from(Episode)) or 0
         with _progress("scheduling") as progress:
-            bar = progress.add_task("episodes", total=total)
+            bar = progress.add_task("episodes", total=None if replan else total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
-                              user=app.user)
-    if result.created >= ANALYZE_AFTER:
+                              dry_run=dry_run, provisional_only=replan, user=app.user)
+        if dry_run:
+            session.rollback()
+    if dry_run:
+        if fmt == "json":
+            click.echo(to_json(result.changes))
+            return
+        emit([{"task_id": c["task_id"] or "", "episode_id": c["episode_id"], "milestone": c["milestone"],
+               "change": c["change"], "before": _when(c["before"]), "after": _when(c["after"])}
+              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table")
+    if result.created >= ANALYZE_AFTER and not dry_run:
         from core.db.engine import analyze
 
         analyze(url)  # the planner's statistics, for the worklist and reports (docs/performance.md)
@@ -154,10 +166,12 @@ def schedule_cmd(app: App, replan: bool, locale: str | None, fmt: str) -> None:
     for problem in result.problems:  # protocol problems, for whoever maintains the plugins: English
         click.secho(f"Warning: {problem}", fg="yellow", err=True)
     click.echo(
-        message("scheduled", loc, episodes=result.episodes, created=result.created, existing=result.existing)
+        message("scheduled", loc, episodes=result.episodes, created=result.created, moved=result.moved,
+                cancelled=result.cancelled, existing=result.unchanged)
         + (message("scheduled_expired", loc, n=result.expired) if result.expired else "")
         + (message("scheduled_suppressed", loc, n=result.suppressed) if result.suppressed else "")
         + (message("scheduled_provisional", loc, n=result.provisional) if result.provisional else "")
+        + (message("scheduled_dry_run", loc) if dry_run else "")
     )
 
 
@@ -197,5 +211,6 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         emit(shown, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
              "table", locale=loc, drop={"site": 2 if site else 1, "urgency": 1 if site else 2})
     else:
-        extra = ("attempts_logged", "failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
+        extra = ("attempts_logged", "failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional",
+                 "booked_at", "swept_at")
         emit(rows, (*TASK_COLUMNS, *extra), fmt, bom=bom)

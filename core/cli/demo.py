@@ -85,6 +85,7 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
     if history:
         click.echo(message("demo_simulated", loc, n=history))
     _show_today(app, url, loc, builder)
+    _show_messages(app, url, loc)
     with session_scope(url) as session:
         open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN))
     click.echo(message("demo_open", loc, n=open_total))
@@ -101,6 +102,7 @@ TRY_NEXT = (  # the README's "after the demo, try" list says the same
     ("followup protocols aesthetic.rhinoplasty --site SH-AES", "demo_try_protocols"),
     ("followup report week", "demo_try_report"),
     ("followup complaints; followup escalations", None),
+    ("followup outbox; followup send --dry-run", "demo_try_outbox"),
 )
 
 
@@ -113,7 +115,9 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
 
     Deterministic (seeded), so the demo's reports are the same on every machine
     for the same --now. Only core's general questions are answered: the
-    specialty questions are left to a real coordinator.
+    specialty questions are left to a real coordinator. A patient whose
+    milestone sends a questionnaire after unsuccessful calls never answers the
+    phone, so the demo has a questionnaire link to open.
     """
     import random
 
@@ -123,6 +127,7 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
     from core.db.models import Task
 
     rng = random.Random(seed)
+    never_answers: dict[tuple[str, str, str], bool] = {}
     staff_for = {}
     for member in config.model.staff:
         for code in member.sites:
@@ -146,6 +151,12 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                 ["reached", "no_answer", "busy", "powered_off", "not_convenient", "refused"],
                 weights=[72, 12, 5, 5, 4, 2],
             )[0]
+            key = (task.specialty, task.procedure, task.milestone)
+            if key not in never_answers:
+                found = [m for _, m in plugins.milestones(task.specialty, task.procedure) if m.key == task.milestone]
+                never_answers[key] = bool(found and found[0].after_unsuccessful)
+            if never_answers[key]:
+                outcome = "no_answer"
             answers: dict[str, str] = {}
             if outcome == "reached" and task.channel == "phone" and task.milestone != "missed":
                 answers["overall_satisfaction"] = str(rng.choice([5, 5, 5, 4, 4, 4, 3, 2]))
@@ -170,6 +181,31 @@ def _builder(app: App) -> str:
         return admin
     access.require(config, app.user, access.IMPORT)
     return app.user
+
+
+def _show_messages(app: App, url: str, loc: str) -> None:
+    """Send what is due through the demo's channels (files in a folder) and say where they went."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import OutboxMessage
+    from core.outbox import send_due
+
+    config = app.config
+    summary = send_due(url, config, app.plugins, now=app.now, sites=list(config.sites))
+    folders = sorted({str(Path(s.get("folder", "")).resolve()) for site in config.sites.values()
+                      for s in site.channels.values() if s.get("plugin") == "file" and s.get("folder")})
+    with session_scope(url) as session:
+        links = session.execute(select(OutboxMessage.link).where(OutboxMessage.link.is_not(None),
+                                                                 OutboxMessage.answered_at.is_(None))
+                                .order_by(OutboxMessage.id)).scalars().all()
+        queued = session.execute(select(OutboxMessage.id).where(OutboxMessage.status == "queued")).all()
+    click.secho(message("demo_messages", loc), bold=True)
+    click.echo(message("demo_messages_sent", loc, n=summary.sent, folder=", ".join(folders) or "-"))
+    if queued:
+        click.echo(message("demo_messages_queued", loc, n=len(queued)))
+    if links:
+        click.echo(message("demo_messages_link", loc, link=links[0]))
 
 
 def _show_today(app: App, url: str, loc: str, builder: str) -> None:

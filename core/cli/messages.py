@@ -27,16 +27,32 @@ def _sites(app: App, site: str | None) -> list[str]:
 @click.option("--loop", is_flag=True, help="Keep running: send what is due every --interval seconds.")
 @click.option("--interval", type=click.IntRange(5, 86400), default=60, show_default=True,
               help="Seconds between runs with --loop.")
+@click.option("--resend", "resend_ids", type=int, multiple=True, metavar="MESSAGE_ID",
+              help="Queue a new copy of this message on purpose (repeatable), then send what is due.")
 @format_option("table", "json")
 @locale_option()
 @click.pass_obj
 def send_cmd(app: App, site: str | None, channel: str | None, limit: int, dry_run: bool, loop: bool,
-             interval: int, fmt: str, locale: str | None) -> None:
+             interval: int, resend_ids: tuple[int, ...], fmt: str, locale: str | None) -> None:
     """Send the messages that are due (SMS, WeChat, email): never at night, never twice."""
     from core.outbox import send_due
 
     url = app.ready_db()
     sites = _sites(app, site)
+    if resend_ids and not dry_run:
+        from core.calls import check_site_access
+        from core.db.engine import session_scope
+        from core.db.models import OutboxMessage
+        from core.errors import FollowupError
+        from core.outbox import resend
+
+        with session_scope(url) as session:
+            for message_id in resend_ids:
+                old = session.get(OutboxMessage, message_id)
+                if old is None:
+                    raise FollowupError(f"no message {message_id} (see followup outbox)")
+                check_site_access(app.config, app.user, old.site)
+                resend(session, app.config, app.plugins, message_id, user=app.user, now=app.now)
     while True:
         summary = send_due(url, app.config, app.plugins, now=app.now, sites=sites, channel=channel, limit=limit,
                            dry_run=dry_run, sender=f"send:{app.user}")

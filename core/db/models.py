@@ -174,6 +174,11 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
+    birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    value_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    referred_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0008
     wechat_openid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 0008
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -242,6 +247,12 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
+    cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -263,6 +274,34 @@ class Attempt(Base):
     # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
     counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0010)
+
+
+class QaReview(Base):
+    """A supervisor's score of one recorded call (the weekly spot check, seed 002)."""
+
+    __tablename__ = "qa_reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """A referral: an invitation accepted in a call (``accepted``), or a new patient naming a referrer."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_at", "at", "site"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    referred_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    site: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class Answer(Base):
@@ -291,6 +330,10 @@ class Complaint(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # One complaint per call with every category it touches (0011); ``category`` is the first.
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Who answers it first: the role the site names (default 执行院长助理, seed 002).
+    handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Escalation(Base):
@@ -306,6 +349,13 @@ class Escalation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # The closed loop (0011): how urgent, who must act (a staff username), by when, and who opened it
+    # (a coordinator's own judgement, or the rules of a reached call).
+    severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditEntry(Base):
@@ -318,7 +368,7 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0006)
+    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0012)
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # the tamper-evident chain (core/audit.py): sha256 of the previous row's hash and this row's content
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
