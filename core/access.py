@@ -15,7 +15,7 @@ coordinator   tasks and worklist, claim, call, record, script of their sites;
 doctor        the escalations assigned to them (the episode's doctor): list, resolve,
               with the patient's full number
 manager       reads tasks, worklist, reports, complaints, escalations and the audit of
-              their sites; answers and closes complaints
+              their sites; answers and closes complaints; samples and scores calls (QA)
 admin         everything, at every site: import, schedule, do-not-contact, patients
               export and erase, the whole audit. An admin edits the chain file (the staff
               list) anyway, so withholding more from them would protect nothing.
@@ -47,6 +47,7 @@ PATIENTS_EXPORT = "patients:export"
 PATIENTS_ERASE = "patients:erase"
 AUDIT_READ = "audit:read"
 REPORTS = "reports"
+QA_REVIEW = "qa:review"          # the weekly spot check of calls: sample and score (seed 002)
 IMPORT = "import"
 SCHEDULE = "schedule"
 
@@ -62,10 +63,17 @@ RULES: dict[str, frozenset[str]] = {
     PATIENTS_EXPORT: frozenset(),
     PATIENTS_ERASE: frozenset(),
     AUDIT_READ: frozenset({"manager"}),
-    REPORTS: frozenset({"coordinator", "manager"}),  # coordinators make the month's statistics (DOMAIN.md §3)
+    REPORTS: frozenset({"coordinator", "manager"}),
+    QA_REVIEW: frozenset({"manager"}),  # coordinators make the month's statistics (DOMAIN.md §3)
     IMPORT: frozenset(),
     SCHEDULE: frozenset(),
 }
+
+
+# Who acts when no staff member does: a patient answering their questionnaire through its signed link
+# (core/questionnaire.py; the token is the check). Never a name a person may act as (App.user refuses it).
+PATIENT = "patient"
+SYSTEM_USERS = frozenset({PATIENT})
 
 
 class AccessDenied(FollowupError):
@@ -115,7 +123,7 @@ def require(config: Any, user: str | None, action: str, site: str | None = None)
     ``user`` None: a trusted caller inside the process (tests, benchmarks, the demo builder);
     every command passes the acting user.
     """
-    if user is None:
+    if user is None or (user in SYSTEM_USERS and action == CALLS):
         return None
     who = actor(config, user)
     if not who.may(action):

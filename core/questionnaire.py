@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import access
 from core.config import ChainConfig, Site
 from core.db.models import Attempt, OutboxMessage, ServiceKey, Task
 from core.errors import FollowupError
@@ -170,7 +171,7 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
         rollups.take_turns(session, [task.site])
         task.status, task.completed_at = TaskStatus.OPEN, None
         session.flush()
-    result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user="patient", now=now,
+    result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user=access.PATIENT, now=now,
                          answers=answers, channel=Channel.QUESTIONNAIRE)
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))

@@ -183,6 +183,10 @@ class App:
             from core.errors import FollowupError
 
             name = self._as or self.os_user
+            from core.access import SYSTEM_USERS
+
+            if name in SYSTEM_USERS:  # only core acts as these (a patient's questionnaire)
+                raise FollowupError(key="as_reserved", values={"user": name})
             try:
                 config = self.config if name != self.os_user else None
             except FollowupError:  # no chain (followup init): nothing to act on, nobody to act as
