@@ -143,7 +143,7 @@ def verify(session: Session, config: Any = None, *, user: str | None = None, bat
 
 
 def chain_existing(connection: Any, table: Any) -> None:
-    """Chain rows written before the chain existed (migration 0012, ``table`` as it has them), in id order."""
+    """Chain rows written before the chain existed (migration 0013, ``table`` as it has them), in id order."""
     prev = GENESIS
     rows = connection.execute(select(table).order_by(table.c.id)).all()
     for row in rows:

@@ -98,8 +98,10 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
             age=age_on(patient.birth_date, now.astimezone(site.timezone).date()),
             locale=patient.locale or site.locale,
+            preferred_call_time=patient.preferred_call_time,
         ),
-        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor, department=episode.department,
+        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor,
+        department=episode.department,
         diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
@@ -118,6 +120,10 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     """The milestone a task was scheduled from, with the task's own offset/window snapshot."""
     found = {m.key: m for _, m in plugins.milestones(task.specialty, task.procedure)}
     base = found.get(task.milestone)
+    if base is None and task.purpose == "greeting":  # core/greetings.py: its own names and script, no survey
+        from core.greetings import greeting_milestone
+
+        return greeting_milestone(task)
     if base is None:  # extra calls and milestones since removed from the protocol
         return Milestone(
             key=task.milestone, purpose=task.purpose,
@@ -125,7 +131,9 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
             offset=Duration.parse(task.offset), window=[task.window_earliest, task.window_latest],  # type: ignore[arg-type]
             urgency=task.urgency, channel=task.channel,  # type: ignore[arg-type]
         )
-    return base.model_copy(update={"offset": Duration.parse(task.offset)})
+    before = getattr(task, "before_event", None)
+    return base.model_copy(update={"offset": Duration.parse(task.offset),
+                                   "event_at": Duration.parse(before) if before else base.event_at})
 
 
 def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
@@ -491,7 +499,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     episode = session.get(Episode, task.episode_id)
     assert episode is not None
     timing, plan = planner(config, task.site).extra_call(episode.occurred_at, now, after)
-    offset, earliest, latest, urgency = timing.snapshot()
+    offset, earliest, latest, urgency, _ = timing.snapshot()
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",

@@ -124,6 +124,10 @@ class Defaults(_Model):
         min_length=1,
     )
     quiet_hours: TimeRange = Field(default_factory=lambda: TimeRange.model_validate("21:00-08:00"))
+    rest_hours: TimeRange | None = Field(
+        default_factory=lambda: TimeRange.model_validate("12:00-14:00"),
+        description="the patients' lunch break: every call avoids it when its window allows (null: none)",
+    )
     holiday_country: str = "CN"
     attempt_policy: AttemptPolicy = Field(default_factory=AttemptPolicy)
     age_bands: AgeBands = Field(default_factory=AgeBands)
@@ -203,6 +207,11 @@ class SiteModel(_Model):
     closed_days: list[date] = Field(default_factory=list)
     extra_workdays: list[date] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    events: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="when this site's clinical events happen: aesthetic.rhinoplasty.splint_removal: 5d",
+    )
+    calls_every_day: bool = Field(default=False, description="this site calls on weekends and holidays too")
     template_dirs: list[str] = Field(default_factory=list)
     import_columns: dict[str, str] = Field(default_factory=dict)
     max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
@@ -271,6 +280,19 @@ class ChainModel(_Model):
     sites_dir: str | None = "sites"
 
 
+@dataclass(frozen=True)
+class EveryDay:
+    """The calendar of a site that calls every day (seed 003): only its own closed days are off."""
+
+    closed: frozenset[date] = frozenset()
+
+    def is_working_day(self, day: date) -> bool:
+        return day not in self.closed
+
+    def is_published(self, day: date) -> bool:
+        return True
+
+
 @dataclass
 class Site:
     """A site with the chain defaults applied: what scheduling and the worklist use."""
@@ -293,6 +315,9 @@ class Site:
     max_failed_attempts: int
     source: Path
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rest_hours: TimeRange | None = None
+    events: dict[str, Duration] = field(default_factory=dict)
+    calls_every_day: bool = False
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
     on_call_doctor: str | None = None
@@ -317,12 +342,22 @@ class Site:
             self._calendar = SiteCalendar.build(
                 get_plugins().calendar(self.holiday_country), notices, self.closed_days, self.extra_workdays
             )
+            if self.calls_every_day:
+                self._calendar = EveryDay(frozenset(self.closed_days))
         return self._calendar
 
-    def apply_overrides(self, specialty: str, procedure: str, milestones: list[Milestone]) -> list[Milestone]:
-        """Site overrides on a procedure's milestones: change offset or window, or drop one."""
+    def apply_overrides(self, specialty: str, procedure: str, milestones: list[Milestone],
+                        events: dict[str, Any] | None = None) -> list[Milestone]:
+        """Site overrides on a procedure's milestones: change offset or window, or drop one.
+
+        ``events`` are the procedure's clinical events (``Procedure.events``); a milestone that
+        prepares one (``before``) gets the event's time at this site as ``event_at``.
+        """
         out = []
         for ms in milestones:
+            if ms.before is not None:
+                at = self.events.get(f"{specialty}.{procedure}.{ms.before}") or (events or {}).get(ms.before)
+                ms = ms.model_copy(update={"event_at": at})
             override = self.overrides.get(f"{specialty}.{procedure}.{ms.key}")
             if override is None:
                 out.append(ms)
@@ -359,9 +394,14 @@ class ChainConfig:
         try:
             return self.sites[code]
         except KeyError:
+            from core.messages import Msg
+
             near = difflib.get_close_matches(code, list(self.sites), n=1)
-            hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise ConfigError([f"unknown site {code!r}{hint} (sites: {', '.join(self.sites)})"]) from None
+            text = Msg("import_unknown_site", site=code, hint=Msg("did_you_mean", suggestion=near[0]) if near else "",
+                       sites=", ".join(self.sites))
+            error = ConfigError([str(text)])
+            error.msg = text  # a coordinator reads it in their language
+            raise error from None
 
     def timezone_of(self, code: str) -> ZoneInfo:
         """The site's timezone; the chain's default for a site no longer configured (old rows)."""
@@ -622,6 +662,9 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         specialties=list(site.specialties),
         calling_windows=site.calling_windows or d.calling_windows,
         quiet_hours=d.quiet_hours,
+        rest_hours=d.rest_hours,
+        events=dict(site.events),
+        calls_every_day=site.calls_every_day,
         holiday_country=(site.holiday_country or d.holiday_country).upper(),
         closed_days=site.closed_days,
         extra_workdays=site.extra_workdays,
@@ -674,6 +717,14 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
                     f"{src.path}:{src.line_of(loc + ('specialties', i))}: sites.{site.code}.specialties: "
                     f"specialty {key!r} is not installed{hint} (installed: {', '.join(installed) or 'none'})"
                 )
+        for name in site.events:  # aesthetic.rhinoplasty.splint_removal: 5d
+            parts = name.split(".")
+            where = f"{src.path}:{src.line_of(loc + ('events', name))}: sites.{site.code}.events"
+            spec = plugins.specialty(parts[0]) if len(parts) == 3 else None
+            proc = spec.procedure(parts[1]) if spec else None
+            if proc is None or parts[2] not in proc.events:
+                known = ", ".join(f"{parts[0]}.{parts[1]}.{e}" for e in (proc.events if proc else {})) or "none"
+                problems.append(f"{where}: {name}: no such event (write specialty.procedure.event; here: {known})")
         site_model_overrides = list(site.overrides.values())
         for i, override in enumerate(site_model_overrides):
             spec_key, proc_code, ms_key = override.milestone.split(".")

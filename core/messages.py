@@ -75,6 +75,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
     "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
     "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- the operating system's reasons, for files that cannot be written
+    "os.ENOENT": ("文件夹不存在", "No such file or directory"),
+    "os.EACCES": ("没有写入权限", "Permission denied"),
+    "os.EPERM": ("没有权限", "Operation not permitted"),
+    "os.EROFS": ("只读文件系统", "Read-only file system"),
+    "os.EISDIR": ("这是一个文件夹", "Is a directory"),
+    "os.ENOSPC": ("磁盘已满", "No space left on device"),
+    # -- db upgrade, db recount
+    "db_at_revision": ("{url}：数据库版本 {revision}", "{url}: at revision {revision}"),
+    "db_counts_agree": ("报表的每日计数和任务的拨打计数与明细一致",
+                        "report day counts and task attempt counters agree with the rows"),
+    "db_recounted": ("报表的每日计数已重新统计", "report day counts recounted"),
+    "db_recounted_timezone": ("报表的每日计数已按集团时区重新统计",
+                              "report day counts recounted for the chain's timezone"),
+    # -- report
+    "report_not_your_site": ("{user} 只能查看 {sites} 的报表，不能查看门店 {site}",
+                             "{user} may report on {sites}, not on site {site}"),
+    "report_xlsx_needs_out": ("--format xlsx 生成工作簿：请用 --out 文件名.xlsx 指定",
+                              "--format xlsx writes a workbook: give --out FILE.xlsx"),
+    "report_cannot_write": ("无法写入 --out {out}：{error}", "cannot write --out {out}: {error}"),
+    "period_not_a_period": ("--period {text!r} 不是统计期间：请写成 2026-W47（周）、2026-11（月）或 2026-Q4（季度）",
+                            "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4"),
+    "period_not_a_kind": ("--period {text!r} 不是统计期间：请写成 2026-W47、2026-11 或 2026-Q4"
+                          "（{kind}报表写成 {example}）",
+                          "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4 "
+                          "(for a {kind}: {example})"),
+    "period_wrong_kind": ("--period {text!r} 是{found}，与{kind}报表不符：请写成 {example}（或不指定报表类型）",
+                          "--period {text!r} is a {found}, but the report asked for is a {kind}: "
+                          "write it like {example} or leave out '{kind}'"),
+    "period_kind.week": ("周", "week"),
+    "period_kind.month": ("月", "month"),
+    "period_kind.quarter": ("季度", "quarter"),
+    "period_no_such": ("--period {text!r} 不存在（周 1–52/53，月 1–12）",
+                       "--period {text!r} does not exist (week 1–52/53, month 1–12)"),
     # -- lists
     "wrote": ("已写入 {file}", "wrote {file}"),
     "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
@@ -206,10 +240,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "unknown trigger {text!r} (one of: {triggers})"),
     "import_trigger_not_offered": ("专科 {specialty} 没有 {trigger} 类回访的项目（有：{triggers}）",
                                    "{specialty} has no procedure for trigger {trigger} (it has: {triggers})"),
-    "import_trigger_mismatch": ("项目 {procedure} 的回访类型是 {own}，不是 {trigger}",
-                                "procedure {procedure} is followed up as {own}, not {trigger}"),
     "swept": ("，月末补打 {n} 个（{days}）", ", {n} month-end sweep call(s) ({days})"),
-    "greetings_created": ("，节日问候 {n} 个", ", {n} greeting(s)"),
+    "greetings_created": ("，生日/纪念日问候 {n} 个", ", {n} greeting(s)"),
     "card_value_tier": ("客户等级", "Value tier"),
     "card_manners": ("电话礼仪", "Telephone manners"),
     "card_sweep": ("月末补打：本月此前未能联系上（{outcome}），再打一次",
@@ -223,24 +255,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "Never keep the patient on hold for more than a minute; if you need longer, offer to call back."),
     "manners.speaker": ("不要使用免提，保护患者隐私，也让对方听得清楚。",
                         "Do not use the speakerphone: it exposes the patient's privacy and sounds distant."),
-    "greeting.birthday": ("生日问候", "Birthday greeting"),
-    "greeting.anniversary": ("结婚纪念日问候", "Wedding anniversary greeting"),
-    "greeting.sms.birthday": ("{salutation}，{clinic}祝您生日快乐，身体健康，笑口常开！",
-                              "Dear {salutation}, everyone at {clinic} wishes you a very happy birthday!"),
-    "greeting.sms.anniversary": ("{salutation}，{clinic}祝您结婚纪念日快乐，幸福美满！",
-                                 "Dear {salutation}, everyone at {clinic} wishes you a happy wedding anniversary!"),
-    "greeting.call": ("【来电目的】{salutation}您好，我是{clinic}的回访专员。{day}快到了，特地打电话向您送上祝福！"
-                      "\n【说明】只做问候，不推销、不问病情；如对方主动提到不适，请记录并转告医生。"
-                      "\n【结束】祝您{wish}！有需要随时联系我们，再见。（请等对方先挂电话）",
-                      "[Purpose] Hello {salutation}, this is {clinic}. Your {day} is coming up and we wanted to "
-                      "send you our best wishes!\n[Note] A greeting only: no selling, no health questions; if the "
-                      "patient mentions a problem, note it and tell the doctor.\n[Closing] We wish you {wish}! "
-                      "Call us whenever you need us. Goodbye. (Wait for the patient to hang up first.)"),
-    "greeting.day.birthday": ("生日", "birthday"),
-    "greeting.day.anniversary": ("结婚纪念日", "wedding anniversary"),
-    "greeting.wish.birthday": ("生日快乐、身体健康", "a very happy birthday"),
-    "greeting.wish.anniversary": ("纪念日快乐、幸福美满", "a happy anniversary"),
-    # -- escalations, complaints, do-not-contact
     "escalation_resolved": ("上报医生 {id} 已由 {user} 处理完毕。", "Escalation {id} resolved by {user}."),
     "escalation_resolved_late": ("上报医生 {id} 已由 {user} 处理完毕（已超过处理时限）。",
                                  "Escalation {id} resolved by {user} (after its deadline)."),
@@ -299,6 +313,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "patient {patient} is not a patient of {sites} ({user} works there)"),
     # -- import and schedule
     "importing": ("正在导入 {file}", "importing {file}"),  # the progress bar's label
+    "scheduling": ("正在排期", "scheduling"),
     "file_not_found": ("{file}：文件不存在", "{file}: file not found"),
     "imported": ("{file}：已导入 患者 新增 {pc}、更新 {pu}、未变 {pn}；就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
                  "{file}: imported patients {pc} new, {pu} updated, {pn} unchanged; "
@@ -336,6 +351,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
                              "a landline needs its area code (010-12345678), a foreign number its +country code; "
                              "to import it anyway, use --allow-invalid-phone"),
+    "import_bad_call_time": ("无法识别的方便接听时间 {text!r}（请写 18:00-20:00，或 上午、下午、傍晚、晚上；"
+                             "需在 08:00–21:00 之间）",
+                             "unreadable preferred call time {text!r} (write 18:00-20:00, or morning, afternoon, "
+                             "after work, evening; between 08:00 and 21:00)"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -472,6 +491,15 @@ MESSAGES.update({
     "audit_removed": ("审计日志被篡改：第 {id} 条记录之前有记录被删除（之前 {n} 条完好）",
                       "audit log tampered with: rows were removed before row {id} ({n} rows before it are intact)"),
 })
+
+
+def os_error(exc: OSError) -> Any:
+    """Why a file could not be written, as a catalogue message when it is a common reason."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return Msg(f"os.{name}") if f"os.{name}" in MESSAGES else (exc.strerror or str(exc))
+
 
 def message(key: str, locale: str | None, /, **values: Any) -> str:
     """The catalogue text ``key`` in ``locale`` (English unless zh_CN); values that are messages are rendered too."""

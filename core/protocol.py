@@ -175,6 +175,15 @@ class Milestone(Strict):
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
     )
+    before: str | None = Field(
+        default=None, pattern=_KEY,
+        description="the event of the procedure this call prepares (one of the procedure's events, e.g. "
+                    "splint_removal): it reaches the patient before that event's day, never on or after it",
+    )
+    event_at: Duration | None = Field(
+        default=None,
+        description="set by core, not in protocol.yaml: when ``before``'s event happens at this site",
+    )
     optional_questions: tuple[str, ...] = Field(
         default=(), description="questions that may be skipped at this milestone (for elderly patients, say)",
     )
@@ -219,6 +228,11 @@ class Procedure(Strict):
     trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
+    events: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="clinical events after the procedure that calls prepare (splint_removal: 5d); "
+                    "a site may move them (events: in its YAML), and scripts read them",
+    )
 
 
 class EpisodeAttribute(Strict):
@@ -516,6 +530,18 @@ class ProtocolProcedure(Procedure):
     milestones: tuple[Milestone, ...] = Field(min_length=1)
     aftercare: tuple[AftercarePoint, ...] = ()
 
+    @model_validator(mode="after")
+    def _events_known(self) -> ProtocolProcedure:
+        for ms in self.milestones:
+            if ms.before is not None and ms.before not in self.events:
+                known = ", ".join(self.events) or "none"
+                raise ValueError(f"milestone {ms.key}: before: {ms.before!r} is not an event of {self.code} "
+                                 f"(events: {known})")
+            if ms.before is not None and ms.offset.approx_minutes >= self.events[ms.before].approx_minutes:
+                raise ValueError(f"milestone {ms.key}: its offset {ms.offset} is not before the event "
+                                 f"{ms.before} at {self.events[ms.before]}")
+        return self
+
 
 class ProtocolFile(Strict):
     """The schema of a plugin's ``protocol.yaml``."""
@@ -545,6 +571,7 @@ class PatientInfo(Strict):
     gender: Literal["F", "M", "U"] = "U"
     age: int | None = None
     locale: str = "zh_CN"
+    preferred_call_time: str | None = None  # when the patient prefers to be called (18:00-20:30)
 
 
 class TaskContext(Strict):

@@ -179,9 +179,24 @@ def script_variables(
         "satisfaction_asked": any(q.treated_only for q in questions),
         "aftercare": list(aftercare),
         "failed_attempts": context.failed_attempts,
+        # a reminder's event (the splint comes off on day 5): its day after the procedure and its local date
+        **event_variables(context, milestone, locale),
         "earlier_attempts": earlier_attempts(context.attempt_history),
         "hang_up": HANG_UP.get(locale, HANG_UP["en"]),
     }
+
+
+def event_variables(context: TaskContext, milestone: Milestone, locale: str) -> dict[str, Any]:
+    """``event_day`` (5) and ``event_date`` (12月3日 / 3 December) of what a reminder prepares, else None."""
+    at = milestone.event_at if milestone.before else None
+    if at is None:
+        return {"event_day": None, "event_date": None}
+    from zoneinfo import ZoneInfo
+
+    anchor = context.occurred_at.astimezone(ZoneInfo(context.timezone)) if context.timezone else context.occurred_at
+    day = at.add_to(anchor).date()
+    text = f"{day.month}月{day.day}日" if locale == "zh_CN" else f"{day.day} {day:%B}"
+    return {"event_day": at.amount if at.unit == "d" else None, "event_date": text}
 
 
 def prepare_script(

@@ -84,6 +84,9 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                 for key in ms.questions:
                     if key not in questions:
                         problems.append(f"{where}.{ms.key}: asks unknown question {key!r}")
+                for key in ms.optional_questions:
+                    if key not in ms.questions and key not in general:
+                        problems.append(f"{where}.{ms.key}: optional_questions names {key!r}, which it does not ask")
                 for key in ms.when:
                     if key not in declared:
                         problems.append(
@@ -202,6 +205,15 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
                 if not text.strip():
                     problems.append(f"{specialty}.{procedure}.{ms.key} ({locale}): the script is empty")
                     continue
+                told_twice = [line for line in text.splitlines()[:-1]
+                              if ("先挂" in line or "hang up first" in line.lower())]
+                if told_twice:
+                    problems.append(
+                        f"{specialty}.{procedure}.{ms.key} ({locale}): the script says who hangs up first before "
+                        f"core's closing ({told_twice[0].strip()!r}); leave it to script/_closing.j2, an instruction "
+                        "to the coordinator that is not read aloud"
+                    )
+                    return problems
                 if not text.rstrip().endswith(HANG_UP[locale]):
                     problems.append(
                         f"{specialty}.{procedure}.{ms.key} ({locale}): the script does not end with core's "

@@ -70,6 +70,11 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "acknowledged": ("已确认", "acknowledged"),
         "resolved": ("已处理", "resolved"),
     },
+    "change": {  # what a schedule run does to a task (schedule --dry-run)
+        "created": ("新建", "created"),
+        "moved": ("改期", "moved"),
+        "cancelled": ("取消", "cancelled"),
+    },
     "severity": {  # an escalation's
         "clinical": ("紧急", "clinical"),
         "routine": ("常规", "routine"),
@@ -104,8 +109,23 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "phone:shown": ("查看完整号码", "phone:shown"),
         "patient:export": ("导出患者数据", "patient:export"),
         "patient:erase": ("匿名化患者", "patient:erase"),
+        "fallback:phone": ("改为电话回访", "fallback:phone"),
+        "qa_score": ("通话抽查评分", "qa_score"),
+        "qa_sample": ("抽取抽查通话", "qa_sample"),
+        "optout": ("退订渠道", "optout"),
+        "optout:undo": ("恢复渠道", "optout:undo"),
+        "resend": ("重发", "resend"),
+        "message:queued": ("消息排队", "message:queued"),
+        "message:sent": ("消息已发送", "message:sent"),
+        "message:failed": ("消息发送失败", "message:failed"),
+        "message:expired": ("消息已过期", "message:expired"),
+        "message:delivered": ("消息已送达", "message:delivered"),
+        "message:retried": ("消息重试", "message:retried"),
     },
-    "kind": {  # an action's kind (audit details)
+    "kind": {  # an action's or a message's kind (audit details)
+        "milestone": ("回访节点", "milestone"),
+        "notice": ("提前通知", "notice"),
+        "after_unsuccessful": ("未接通后补发", "after_unsuccessful"),
         "escalate": ("上报医生", "escalate"),
         "complaint": ("投诉", "complaint"),
         "referral": ("转诊", "referral"),
@@ -120,6 +140,8 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "escalation": ("上报", "escalation"),
         "file": ("文件", "file"),
         "episode": ("就诊记录", "episode"),
+        "message": ("消息", "message"),
+        "attempt": ("通话", "attempt"),
     },
     "flag": {
         "overdue": ("逾期", "OVERDUE"),
@@ -204,12 +226,29 @@ HEADERS: dict[str, tuple[str, str]] = {
     "callback_at": ("回电时间", "Callback at"),
     "file": ("文件", "File"),
     "deadline": ("答复期限", "Answer by"),
+    "categories": ("全部类别", "All categories"),
+    "handler": ("负责人", "Handler"),
+    "severity": ("紧急程度", "Severity"),
+    "change": ("变更", "Change"),
+    "before": ("原来", "Before"),
+    "after": ("之后", "After"),
     "kind": ("类型", "Kind"),
     "plugin": ("插件", "Plugin"),
     "question": ("问题", "Question"),
     "answers": ("回答", "Answers"),
     "counts": ("数量", "Counts"),
     "on_time": ("按时", "On time"),
+    "tries": ("尝试次数", "Tries"),
+    "score": ("评分", "Score"),
+    "stored": ("已记录", "Stored"),
+    "birthday": ("生日", "Birthday"),
+    "anniversary": ("纪念日", "Anniversary"),
+    "accepted": ("已接受", "Accepted"),
+    "error": ("错误", "Error"),
+    "until": ("保留到", "Until"),
+    "message": ("消息", "Message"),
+    "of": ("原消息", "Of"),
+    "object": ("对象", "Object"),
     "patients_created": ("新增患者", "patients created"),
     "patients_updated": ("更新患者", "patients updated"),
     "patients_unchanged": ("未变患者", "patients unchanged"),
@@ -285,4 +324,8 @@ def _milestone_name(plugins: Any, specialty: str, procedure: str, key: str, loca
     for _, milestone in found:
         if milestone.key == key:
             return milestone.names.get(locale)
+    if key.startswith("greeting_"):  # birthday and anniversary greetings are core's, not a plugin's
+        from core.greetings import NAMES, kind_of
+
+        return NAMES[kind_of(key)].get(locale)
     return key

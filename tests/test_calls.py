@@ -139,12 +139,12 @@ def test_hair_leads_are_tried_seven_times_before_giving_up(cli, clinic: str) -> 
 
 
 def test_a_failure_past_the_window_stays_open_and_overdue(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
-    t = tid(cli, clinic, "D2", "check_1w")  # window ends Wednesday 25th 10:00
-    data = record(cli, clinic, t, "no_answer", "2026-11-25T10:20+08:00")
+    t = tid(cli, clinic, "D2", "check_1w")  # window ends with Wednesday 25th (a window in days ends with the day)
+    data = record(cli, clinic, t, "no_answer", "2026-11-25T16:20+08:00")
     assert data["task"]["status"] == "open"
-    assert data["task"]["next_attempt_at"] == "2026-11-25T15:30+08:00"
+    assert data["task"]["next_attempt_at"] == "2026-11-26T10:00+08:00"
     assert data["task"]["overdue"] is True
-    lines = json.loads(cli("worklist", "--format", "json", db=clinic, now="2026-11-25T15:30+08:00",
+    lines = json.loads(cli("worklist", "--format", "json", db=clinic, now="2026-11-26T10:00+08:00",
                            user="zhang.li").output)
     line = next(ln for ln in lines if t in ln["task_ids"])
     assert line["overdue"] is True and line["attempts"] == 1

@@ -126,3 +126,29 @@ def test_kit_accepts_a_red_flag_that_a_rule_escalates(tmp_path, register_plugin)
     (tmp_path / "protocol.yaml").write_text(RED_FLAG_EYES.replace(", min_days: 3}]", "}]"), encoding="utf-8")
     plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
     assert conformance_problems("eyes", plugins) == []
+
+
+def test_kit_reports_a_closing_that_reads_the_hang_up_instruction_aloud(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    """'Goodbye! (wait for them to hang up first)' in the farewell: core's closing says it, once, not read aloud."""
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(EYES + "        script: eyes/call.j2\n", encoding="utf-8")
+    farewells = {"zh_CN": "再见！（请等对方先挂电话）", "en": "Goodbye! (Wait for the patient to hang up first.)"}
+    for locale, farewell in farewells.items():
+        script = tmp_path / "templates" / locale / "eyes" / "call.j2"
+        script.parent.mkdir(parents=True)
+        script.write_text('{% extends "script/base.j2" %}{% block closing %}' + farewell + "{% endblock %}",
+                          encoding="utf-8")
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+    problems = conformance_problems("eyes", plugins)
+    assert problems and all("who hangs up first before core's closing" in p for p in problems), problems
+
+
+def test_kit_reports_an_optional_question_the_milestone_does_not_ask(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(EYES + "        optional_questions: [recommend, glare]\n", encoding="utf-8")
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+    assert conformance_problems("eyes", plugins) == [
+        "eyes.cataract.day1: optional_questions names 'glare', which it does not ask"
+    ]

@@ -255,7 +255,8 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
         "responded_within_3d_rate": 1.0,
         "overdue": 0,
         "closed": 1,
-        "by_category": [
+        "by_category": [  # the one complaint, under each of its categories
+            {"category": "other", "opened": 1, "label": "其他"},
             {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
         ],
     }
@@ -370,7 +371,9 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     own = report_json(cli, db_url, user="zhang.li")
     assert own["period"]["sites"] == ["SH-DENT"] and own["figures"]["due"] == 7
     refused = report(cli, db_url, "--site", "SH-AES", user="zhang.li", ok=False)
-    assert refused.exit_code == 1 and "zhang.li 负责 SH-DENT，不负责门店 SH-AES" in refused.output
+    assert refused.exit_code == 1 and "不能查看门店 SH-AES" in refused.output  # her language: the chain's
+    english = report(cli, db_url, "--site", "SH-AES", "--locale", "en", user="zhang.li", ok=False)
+    assert "not on site SH-AES" in english.output
 
 
 # -- one set of figures, five formats --------------------------------------------------------------
@@ -421,7 +424,8 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(out))
     book = load_workbook(out)
     # sheets and headings in the reader's language (SH-DENT's: zh_CN), headings frozen
-    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "指标说明", "数据"]
+    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "未处理的上报医生", "指标说明",
+                               "数据"]
     assert all(ws.freeze_panes for ws in book)
     human = list(book["回访概况"].iter_rows(values_only=True))
     assert human[2][:2] == ("指标", "2026-W47") and ("应回访", 7) == human[3][:2]
@@ -582,6 +586,13 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     assert before["period"]["label"] == "2026-Q2"
 
 
+def english_words_of(text: str) -> list[str]:
+    from core.plugins import get_plugins
+    from tests.test_zh_screens import NAMES, _codes, english_words
+
+    return english_words(text, NAMES | _codes(get_plugins()) | {"nope", "November"})  # what was typed
+
+
 def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     """Each mistake gives one line naming it (the runner re-raises any traceback)."""
     missing = tmp_path / "no-such-dir"
@@ -596,9 +607,12 @@ def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-unty
         (("--format", "csv", "--out", str(missing / "r.csv")), "cannot write --out"),
         (("--format", "xlsx", "--out", str(missing / "r.xlsx")), "cannot write --out"),
     ):
-        result = report(cli, db_url, *args, ok=False)
+        result = report(cli, db_url, *args, "--locale", "en", ok=False)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], (args, result.output)
+        chinese = report(cli, db_url, *args, ok=False)  # the chain's language: zh_CN
+        assert chinese.exit_code == 1 and chinese.output.startswith("错误："), chinese.output
+        assert english_words_of(chinese.output) == [], chinese.output
     assert not missing.exists()
 
 

@@ -122,6 +122,18 @@ def test_relative_dates_count_calendar_days(cli, clinic: str) -> None:  # type: 
         assert "had a tooth taken out with us 7 days ago" in script(cli, clinic, week, at, locale="en")
 
 
+def test_a_visit_called_after_the_weekend_is_not_yesterday(cli, tmp_path: Path, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    """A paid visit on Friday whose next-day call is made on Monday: 3天前, never 昨天; a visit is treatment,
+    so the satisfaction questions are asked."""
+    seed(cli, tmp_path, db_url, [["V1", "王芳", "F", "1980-02-03", "13812340001", "SH-DENT"]],
+         [["EV1", "V1", "SH-DENT", "dental", "visit", "2026-12-04T10:00", "陈志远"]], now="2026-12-04T12:00+08:00")
+    task = tid(cli, db_url, "V1", "next_day")
+    text = spoken(script(cli, db_url, task, "2026-12-07T10:00+08:00"))
+    assert "3天前来" in text and "昨天" not in text and "您对这次就诊满意吗" in text
+    assert "coming to Kanghua Dental Xuhui 3 days ago" in script(cli, db_url, task, "2026-12-07T10:00+08:00",
+                                                                  locale="en")
+
+
 def test_a_patient_hears_the_doctor_with_title(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     task = tid(cli, clinic, "D1", "check_24h")
     zh = spoken(script(cli, clinic, task, NOW))

@@ -162,6 +162,8 @@ def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[ty
     value = row.get(column)
     if column == "category":  # every category of the call's one complaint
         return "、".join(label(c, loc, CATEGORIES) for c in row.get("categories") or [value] if c)
+    if column == "categories":
+        return "、".join(label(c, loc, CATEGORIES) for c in value or ()) or "—"
     if column == "status":
         return word("complaint_status", value, loc) + (" " + word("flag", "overdue", loc) if row["overdue"] else "")
     if column == "overdue":
@@ -324,10 +326,11 @@ def audit_cmd(ctx: click.Context, patient: str | None, limit: int, locale: str |
         return
     from core.words import word
 
-    loc = app.ui_locale(locale)  # the table shows the command's clock; JSON and CSV also the real time
-    emit([{**r, "at": short_time(r["at"]), "action": word("audit_action", r["action"], loc),
-           "entity": word("entity", r["entity"], loc), "detail": detail_text(r["detail"], loc)} for r in rows],
-         [c for c in columns if c != "recorded_at"], "table", locale=loc)
+    loc = app.ui_locale(locale)
+    shown = [{"at": short_time(r["at"]), "user": r["user"], "action": word("audit_action", r["action"], loc),
+              "object": word("entity", r["entity"], loc) + (f" {r['entity_id']}" if r["entity_id"] is not None else ""),
+              "detail": detail_text(r["detail"], loc)} for r in rows]
+    emit(shown, ["at", "user", "action", "object", "detail"], "table", locale=loc)
 
 
 @audit_cmd.command("verify")
@@ -368,6 +371,8 @@ def detail_text(detail: Any, locale: str | None) -> str:
             shown = word("flag", "yes" if value else "no", locale)
         elif key == "category" and isinstance(value, str):
             shown = label(value, locale or "en", CATEGORIES)
+        elif key == "categories" and isinstance(value, list):
+            shown = "、".join(label(v, locale or "en", CATEGORIES) for v in value) or "—"
         elif key in WORDS:
             shown = word(key, value, locale)
         elif isinstance(value, dict):
@@ -375,9 +380,9 @@ def detail_text(detail: Any, locale: str | None) -> str:
         elif isinstance(value, list):
             shown = ", ".join(map(str, value)) or "—"
         else:
-            shown = str(value)
+            shown = "—" if value is None else str(value)
         parts.append(f"{name}={shown}")
-    return " ".join(parts)
+    return "\n".join(parts)
 
 
 @patients_group.command("optout")

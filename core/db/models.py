@@ -174,6 +174,8 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when the patient prefers to be called (a local time range, 18:00-20:00), from import (0012)
+    preferred_call_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
     birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
     anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
@@ -249,6 +251,8 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
     cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # a reminder's event (its offset from the episode's event, e.g. 5d), part of its timing snapshot (0012)
+    before_event: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
@@ -368,7 +372,7 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0012)
+    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0013)
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # the tamper-evident chain (core/audit.py): sha256 of the previous row's hash and this row's content
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

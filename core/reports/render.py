@@ -51,6 +51,20 @@ LIST_COLUMNS = {
         "overdue",
         "description",
     ),
+    "open_escalations": (
+        "escalation_id",
+        "patient_id",
+        "patient_name",
+        "phone",
+        "site",
+        "severity",
+        "assignee",
+        "status",
+        "escalated_at",
+        "handle_by",
+        "overdue",
+        "reason",
+    ),
 }
 # a list column whose header is not its own label
 _COLUMN_LABELS = {"staff": "staff_member"}
@@ -94,8 +108,8 @@ def _dict_rows(
         if isinstance(value, dict):
             yield from _dict_rows(section, key, value)
         elif isinstance(value, list):
-            if value and isinstance(value[0], dict):
-                yield from _list_rows(f"{section}.{key}", value)
+            if value and isinstance(value[0], dict):  # e.g. complaints.by_category, followups.sweep.by_site
+                yield from _list_rows(f"{section}.{group}.{key}" if group else f"{section}.{key}", value)
             else:
                 yield section, group, key, ";".join(map(str, value))
         else:
@@ -134,8 +148,9 @@ def render_json(report: dict[str, Any]) -> str:
 
 
 # -- XLSX ------------------------------------------------------------------------------------------
-SHEETS = ("figures", "unreachable", "suggestions", "open_complaints", "definitions", "data")
-_TIME_COLUMNS = ("due_at", "last_attempt_at", "opened_at", "deadline")
+SHEETS = ("figures", "unreachable", "suggestions", "open_complaints", "open_escalations", "definitions", "data")
+_TIME_COLUMNS = ("due_at", "last_attempt_at", "opened_at", "deadline", "escalated_at", "handle_by")
+_STATUS_KINDS = {"open_complaints": "complaint", "open_escalations": "escalation"}
 
 
 def sheet_names(locale: str) -> list[str]:
@@ -150,7 +165,9 @@ def list_cell(name: str, column: str, row: dict[str, Any], locale: str) -> Any:
     if column == "category":
         return row.get("category_label") or row.get("category") or ""
     if column == "status":
-        return status_label(row["status"], locale, "complaint" if name == "open_complaints" else "task")
+        return status_label(row["status"], locale, _STATUS_KINDS.get(name, "task"))
+    if column == "severity":
+        return label(f"severity:{row['severity']}", locale)
     if column == "overdue":
         return label("overdue", locale) if row.get("overdue") else ""
     if column in ("procedure", "milestone"):
@@ -226,10 +243,24 @@ def write_xlsx(report: dict[str, Any], path: Path) -> None:
                 ws.row([row["staff"], row["praise"], row["criticism"]])
         if report["coordinators"]:
             ws.r += 1
-            ws.row([L("coordinator"), L("attempts"), L("reached"), L("calling_hours"), L("calls_per_hour")], bold)
+            ws.row([L("coordinator"), L("attempts"), L("reached"), L("calling_hours"), L("calls_per_hour"),
+                    L("qa_reviewed"), L("qa_avg_score")], bold)
             for row in report["coordinators"]:
                 ws.row([f"{row['name']} ({row['coordinator']})", row["attempts"], row["reached"],
-                        row["calling_hours"], row["calls_per_hour"]])
+                        row["calling_hours"], row["calls_per_hour"], row.get("qa_reviewed"), row.get("qa_avg_score")])
+        extra = report.get("followups")
+        if extra:
+            ws.r += 1
+            ws.row([L("followups"), L("value")], bold)
+            ws.row([L("reviews_booked"), extra["bookings"]["reviews_booked"]])
+            for reason, n in extra["interruptions"]["by_reason"].items():
+                ws.row([f"{L('interruptions')}: {L('reason.' + reason)}", n])
+            ws.row([L("referrals_accepted"), extra["referrals"]["accepted"]])
+            ws.row([L("referrals_referred"), extra["referrals"]["referred"]])
+            ws.row([L("sweep_swept"), extra["sweep"]["swept"]])
+            ws.row([L("sweep_recovered"), extra["sweep"]["recovered"]])
+            ws.row([L("greetings_due"), extra["greetings"]["due"]])
+            ws.row([L("greetings_done"), extra["greetings"]["done"]])
         if report["breakdown"]:
             ws.r += 1
             by = p["by"]

@@ -122,9 +122,11 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             L("qa_avg_score"),
             right=(1, 2, 3, 4, 5, 6),
         )
+        # the username is an id: on its own line, never folded
+        coord.columns[0].min_width = max(len(row["coordinator"]) + 2 for row in report["coordinators"])
         for row in report["coordinators"]:
             coord.add_row(
-                f"{row['name']} ({row['coordinator']})",
+                f"{row['name']}\n({row['coordinator']})",
                 str(row["attempts"]),
                 str(row["reached"]),
                 num(row["calling_hours"]),
@@ -228,6 +230,24 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             style="bold red" if row["overdue"] else None,
         )
     console.print(open_c)
+    open_e = _table(
+        f"{L('open_escalations')} ({len(lists['open_escalations'])})",
+        "#",
+        L("patient_id"),
+        L("assignee"),
+        L("handle_by"),
+        L("reason"),
+    )
+    for row in lists["open_escalations"]:
+        open_e.add_row(
+            str(row["escalation_id"]),
+            row["patient_id"],
+            row["assignee"] or "—",
+            (row["handle_by"] or "")[:16].replace("T", " ") + (f" {L('overdue')}" if row["overdue"] else ""),
+            row["reason"],
+            style="bold red" if row["overdue"] else None,
+        )
+    console.print(open_e)
 
     notes = [Text(L("definitions"), style="bold")]
     sep = "：" if loc == "zh_CN" else ": "

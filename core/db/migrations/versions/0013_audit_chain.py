@@ -1,7 +1,7 @@
 """the audit log becomes a tamper-evident chain and keeps the real time of each row
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 03:00:00
 
 ``audit_log.recorded_at``: the real time a row was written (``at`` stays the
@@ -18,8 +18,8 @@ from alembic import op
 
 from core.db.models import UTCDateTime
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
