@@ -135,7 +135,7 @@ def beyond_the_milestones(session, config, plugins, now) -> int:  # type: ignore
         sweep(session, config, now)
     recorded = simulate_history(session, config, plugins, now)
     schedule_greetings(session, config, now)
-    supervisor = next((s.username for s in config.model.staff if s.role == "supervisor"), None)
+    supervisor = next((s.username for s in config.model.staff if s.role == "manager"), None)
     call = session.execute(
         select(Attempt.id).where(Attempt.outcome.in_(CONNECTED), Attempt.by != (supervisor or ""))
         .order_by(Attempt.at.desc(), Attempt.id.desc()).limit(1)
