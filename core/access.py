@@ -71,9 +71,32 @@ RULES: dict[str, frozenset[str]] = {
 
 
 # Who acts when no staff member does: a patient answering their questionnaire through its signed link
-# (core/questionnaire.py; the token is the check). Never a name a person may act as (App.user refuses it).
+# (core/questionnaire.py; the token is the check), followup itself (scheduling's default user, the
+# outbox's sender "system:send"). Never a name a person may act as (App.user refuses them).
 PATIENT = "patient"
-SYSTEM_USERS = frozenset({PATIENT})
+SYSTEM = "system"
+SYSTEM_USERS = frozenset({PATIENT, SYSTEM})
+
+
+def is_system(user: str | None) -> bool:
+    return user is not None and (user in SYSTEM_USERS or user.startswith(SYSTEM + ":"))
+
+
+# The unit of work's actions (core/db/uow.py) as the actions above: every write of tasks, attempts and
+# answers is checked there too.
+WRITES: dict[str, str] = {
+    "record": CALLS, "claim": CALLS, "release": CALLS, "questionnaire": CALLS, "send": CALLS,
+    "extra_call": CALLS, "dnc": DNC, "schedule": SCHEDULE, "replan": SCHEDULE, "sweep": SCHEDULE,
+    "greetings": SCHEDULE,
+}
+
+
+def check_write(config: Any, user: str | None, action: str | None, sites: Iterable[str] = ()) -> None:
+    """The unit of work's check: may ``user`` do ``action`` at each of ``sites`` (:class:`AccessDenied`)."""
+    if config is None or action is None or action not in WRITES:
+        return
+    for site in list(sites) or [None]:
+        require(config, user, WRITES[action], site)
 
 
 class AccessDenied(FollowupError):
@@ -123,7 +146,7 @@ def require(config: Any, user: str | None, action: str, site: str | None = None)
     ``user`` None: a trusted caller inside the process (tests, benchmarks, the demo builder);
     every command passes the acting user.
     """
-    if user is None or (user in SYSTEM_USERS and action == CALLS):
+    if user is None or is_system(user):  # followup itself, or a patient through a signed link
         return None
     who = actor(config, user)
     if not who.may(action):

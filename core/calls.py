@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
-from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
+from core.db.uow import UnitOfWork, unit_of_work
 from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
 from core.planner import callback_problem, planner
@@ -202,10 +202,12 @@ def record_call(
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
 
+    It writes in one unit of work (core/db/uow.py: access check, the site's turn, audit row).
     Two coordinators recording on the same task at once both count, one after the other: the
     task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
-    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
-    Whoever comes second after the task became final is refused, with who recorded it and when.
+    FOR UPDATE``; on SQLite the transaction starts with ``BEGIN IMMEDIATE``, so writers wait for
+    each other). Whoever comes second after the task became final is refused, with who
+    recorded it and when.
 
     ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
     (core/questionnaire.py): those are taken even while a coordinator holds the task.
@@ -214,8 +216,17 @@ def record_call(
     checked_text("--note", note)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
-    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
+    with unit_of_work(session, config, sites=[task.site], user=user, now=now, action="record") as uow:
+        return _record(uow, plugins, task_id, outcome=outcome, answers=answers, note=note, callback_at=callback_at,
+                       booked_at=booked_at, recording=recording, channel=channel)
+
+
+def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, answers: dict[str, str] | None,
+            note: str | None, callback_at: datetime | None, booked_at: datetime | None, recording: str | None,
+            channel: str) -> CallResult:
+    session, config, user, now = uow.session, uow.config, uow.user, uow.now
+    task = uow.lock_task(task_id)  # the newest committed row, locked until commit: counters change once
+    assert task is not None
     if task.status != TaskStatus.OPEN:
         refuse_closed(session, config, task)
     site = config.site(task.site)
@@ -250,7 +261,8 @@ def record_call(
     session.add(attempt)
     session.flush()
     task.attempts_logged += 1
-    task.attempts += counted
+    if counted:
+        task.attempts += 1
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
@@ -287,9 +299,9 @@ def record_call(
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
-    audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
-                  **({} if counted else {"counted": False})})
+    uow.audit("attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
+              detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
+                      **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
@@ -411,13 +423,6 @@ def call_card_phone(session: Session, task: Task, patient: Patient, user: str, n
     return mask_phone(patient.phone) or None
 
 
-def lock_task(session: Session, task_id: int) -> Task:
-    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
-    return session.execute(
-        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-
-
 def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
     """A task that is not open takes no attempt: say what it is, and who made it final when."""
     last = session.execute(
@@ -506,6 +511,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
         channel=Channel.PHONE, urgency=urgency, offset=offset, window_earliest=earliest, window_latest=latest,
         **plan.columns(), status=TaskStatus.OPEN, max_attempts=task.max_attempts, created_at=now, updated_at=now,
     )
-    session.add(extra)
-    session.flush()
+    # inside the call's unit of work when a call asks for it; a unit of its own otherwise
+    with unit_of_work(session, config, sites=[task.site], user="system", now=now):
+        session.add(extra)
     return extra.id

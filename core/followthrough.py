@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from core import access
 from core.audit import audit
 from core.config import ChainConfig
-from core.db import rollups
 from core.db.models import Complaint, Patient, Task
+from core.db.uow import unit_of_work
 from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
 from core.vocab import TaskStatus
@@ -102,13 +102,15 @@ def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, 
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
     session.flush()
-    changed = apply_do_not_contact(session, [patient.id], on=on, now=now)
-    audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
-          patient_id=patient.id, detail={"tasks": changed, "reason": reason})
+    with unit_of_work(session, None, user=user, now=now, action="dnc") as uow:  # the sites: once they are known
+        changed = apply_do_not_contact(session, [patient.id], on=on, now=now, user=user)
+        uow.audit("dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id, patient_id=patient.id,
+                  detail={"tasks": changed, "reason": reason})
     return changed
 
 
-def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime) -> int:
+def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime,
+                         user: str = "system") -> int:
     """What do-not-contact means for tasks, whoever set or lifted it (``patients dnc``, an import, an answer).
 
     Set: every open task becomes ``suppressed`` (and is released if someone held it).
@@ -124,9 +126,10 @@ def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, 
     sites = session.scalars(select(Task.site).where(*which).distinct()).all()
     if not sites:
         return 0
-    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
-    result = session.execute(
-        update(Task).where(*which)
-        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
-    )
+    # in one unit of work: the sites' turns (the reports' day counts), the access check
+    with unit_of_work(session, None, sites=sites, user=user, now=now, action="dnc"):
+        result = session.execute(
+            update(Task).where(*which)
+            .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+        )
     return result.rowcount or 0

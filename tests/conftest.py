@@ -47,6 +47,19 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["FOLLOWUP_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _writes_through_units_of_work() -> Iterator[None]:
+    """Every write of tasks, attempts and answers goes through a unit of work (core/db/uow.py): the
+    guard refuses any other, in this process and in the CLI processes tests start (the variable)."""
+    from core.db.uow import GUARD_ENV, disable_guard, enable_guard
+
+    os.environ[GUARD_ENV] = "1"
+    enable_guard()
+    yield
+    disable_guard()
+    os.environ.pop(GUARD_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     problem = _pg_available()

@@ -391,6 +391,7 @@ def _due_tasks(url: str, due: dict[str, tuple[str, datetime]]) -> dict[str, int]
     """One patient and one open first-call task per key, at ``site`` due at the given instant."""
     from core.db.engine import session_scope
     from core.db.models import Episode, Patient, Task
+    from core.db.uow import outside
 
     ids = {}
     with session_scope(url) as session:
@@ -407,8 +408,8 @@ def _due_tasks(url: str, due: dict[str, tuple[str, datetime]]) -> dict[str, int]
                         urgency="routine", due_at=at, window_start=at - timedelta(hours=1),
                         window_end=at + timedelta(days=1), target_at=at, offset="1d", window_earliest="0d",
                         window_latest="2d", next_attempt_at=at)
-            session.add(task)
-            session.flush()
+            with outside(session):  # tasks no scheduler would make: due exactly then
+                session.add(task)
             ids[key] = task.id
     return ids
 

@@ -144,7 +144,7 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
     from core.scheduling import schedule
 
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session:
+    with session_scope(url, immediate=True) as session:  # a writer: SQLite's write lock from the start
         total = session.scalar(select(func.count()).select_from(Episode)) or 0
         with _progress(message("scheduling", app.error_locale() if locale is None else locale)) as progress:
             bar = progress.add_task("episodes", total=None if replan else total)
@@ -155,7 +155,8 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
             from core.greetings import schedule_greetings
             from core.sweep import sweep
 
-            swept, greeted = sweep(session, config, now), schedule_greetings(session, config, now)
+            swept = sweep(session, config, now, user=app.user)
+            greeted = schedule_greetings(session, config, now, user=app.user)
         if dry_run:
             session.rollback()
     if dry_run:

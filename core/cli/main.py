@@ -183,9 +183,9 @@ class App:
             from core.errors import FollowupError
 
             name = self._as or self.os_user
-            from core.access import SYSTEM_USERS
+            from core.access import is_system
 
-            if name in SYSTEM_USERS:  # only core acts as these (a patient's questionnaire)
+            if is_system(name):  # only core acts as these (a patient's questionnaire, the sender)
                 raise FollowupError(key="as_reserved", values={"user": name})
             try:
                 config = self.config if name != self.os_user else None

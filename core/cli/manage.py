@@ -253,7 +253,7 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool, loca
     from core.db.engine import session_scope
     from core.followthrough import set_do_not_contact
 
-    with session_scope(app.ready_db()) as session:
+    with session_scope(app.ready_db(), immediate=True) as session:  # a writer: SQLite's write lock from the start
         changed = set_do_not_contact(session, app.config, patient_id, on=not undo, reason=reason, user=app.user,
                                      now=app.now)
     click.echo(message("dnc_off" if undo else "dnc_on", app.ui_locale(locale), patient=patient_id, n=changed))
@@ -402,7 +402,7 @@ def patients_optout(app: App, patient_id: str, channel: str, undo: bool, locale:
     from core.errors import FollowupError
     from core.outbox import set_optout
 
-    with session_scope(app.ready_db()) as session:
+    with session_scope(app.ready_db(), immediate=True) as session:  # a writer: SQLite's write lock from the start
         found = session.execute(select(Patient).where(Patient.external_id == patient_id)).scalar_one_or_none()
         if found is None:
             raise FollowupError(key="no_patient", values={"patient": patient_id})
