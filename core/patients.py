@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from core import access
 from core.audit import audit
 from core.config import ChainConfig
-from core.db import rollups
 from core.db.models import Answer, Attempt, AuditEntry, Complaint, Episode, Escalation, Patient, Task
+from core.db.uow import unit_of_work
 from core.errors import FollowupError, checked_text
+from core.vocab import TaskStatus
 
 ERASED = "[erased]"
 
@@ -84,13 +85,16 @@ def erase_patient(session: Session, config: ChainConfig, external_id: str, *, re
     if open_items:
         raise FollowupError(key="erase_open_items", values={"patient": external_id, "items": ", ".join(open_items)})
     task_ids = list(session.execute(select(Task.id).where(Task.patient_id == pid)).scalars())
-    sites = session.execute(select(Task.site).where(Task.patient_id == pid, Task.status == "open").distinct())
-    rollups.take_turns(session, list(sites.scalars()))  # suppressed tasks move their day counts
-    suppressed = session.execute(
-        update(Task).where(Task.patient_id == pid, Task.status == "open")
-        .values(status="suppressed", claimed_until=None, assignee=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount or 0
+    sites = list(session.execute(select(Task.site).where(Task.patient_id == pid).distinct()).scalars())
+    with unit_of_work(session, config, sites=sites, user=user or "system", now=now):  # turns, day counts
+        suppressed = session.execute(
+            update(Task).where(Task.patient_id == pid, Task.status == TaskStatus.OPEN)
+            .values(status=TaskStatus.SUPPRESSED, claimed_until=None, assignee=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount or 0
+        session.execute(update(Attempt).where(Attempt.task_id.in_(task_ids), Attempt.note.is_not(None))
+                        .values(note=ERASED))
+        texts = _erase_answers(session, task_ids)
     patient.external_id = f"erased-{pid}"
     patient.name = ERASED
     patient.phone = None
@@ -99,10 +103,20 @@ def erase_patient(session: Session, config: ChainConfig, external_id: str, *, re
     patient.dnc_reason = None
     session.execute(update(Episode).where(Episode.patient_id == pid).values(
         diagnosis=None, notes=None, attributes={}, department=None))
-    session.execute(update(Attempt).where(Attempt.task_id.in_(task_ids), Attempt.note.is_not(None))
-                    .values(note=ERASED))
-    texts = 0
+    session.execute(update(Complaint).where(Complaint.patient_id == pid).values(
+        description=ERASED, response=ERASED))
+    session.execute(update(Escalation).where(Escalation.patient_id == pid, Escalation.resolution.is_not(None))
+                    .values(resolution=ERASED))
+    audit(session, user=user or "system", at=now, action="patient:erase", entity="patient", entity_id=pid,
+          patient_id=pid, detail={"reason": reason, "tasks_suppressed": suppressed, "text_answers": texts})
+    return {"tasks_suppressed": suppressed, "text_answers": texts}
+
+
+def _erase_answers(session: Session, task_ids: list[int]) -> int:
+    """Free-text answers (what the patient said in their words) replaced; scores and choices stay."""
     from core.plugins import get_plugins
+
+    texts = 0
 
     plugins = get_plugins()
     rows = session.execute(select(Answer, Task.specialty, Task.procedure, Task.milestone)
@@ -112,10 +126,4 @@ def erase_patient(session: Session, config: ChainConfig, external_id: str, *, re
         free_text = question.type == "text" if question is not None else isinstance(answer.value, str)
         if free_text and answer.value:  # what the patient said in their words; scores and choices stay
             answer.value, texts = ERASED, texts + 1
-    session.execute(update(Complaint).where(Complaint.patient_id == pid).values(
-        description=ERASED, response=ERASED))
-    session.execute(update(Escalation).where(Escalation.patient_id == pid, Escalation.resolution.is_not(None))
-                    .values(resolution=ERASED))
-    audit(session, user=user or "system", at=now, action="patient:erase", entity="patient", entity_id=pid,
-          patient_id=pid, detail={"reason": reason, "tasks_suppressed": suppressed, "text_answers": texts})
-    return {"tasks_suppressed": suppressed, "text_answers": texts}
+    return texts

@@ -266,5 +266,5 @@ def test_the_access_check_is_asked_before_anything_is_written(cli, twenty, monke
     assert refused.exit_code == 1 and "not allowed to record calls" in refused.output
     assert ("record", ["SH-DENT"]) in asked
     assert _task_count(url, "attempts_logged > 0") == 0
-    cli("patients", "dnc", "C1", db=url, now="2026-11-23T10:00+08:00", user="zhang.li")
+    cli("patients", "dnc", "C1", db=url, now="2026-11-23T10:00+08:00", user="admin")  # an admin's
     assert ("dnc", ["SH-DENT"]) in asked
