@@ -142,6 +142,8 @@ def write_chain(folder: Path, n_sites: int = 50) -> Path:
             "holiday_notices: {}",
             "staff:",
             *staff,
+            # the claimers and recorders of the benchmark itself (admins: every site)
+            *(f"  - {{username: bench{i}, name: Bench {i}, role: admin}}" for i in ("", *range(16))),
             "sites_dir: sites",
         ]) + "\n",
         encoding="utf-8",
@@ -830,7 +832,7 @@ def _drain(db: Database, chain_yaml: Path, kind: str, workers: int, per_claim: i
 
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(workers + 1, timeout=600), ctx.Queue()
-    procs = [ctx.Process(target=claimer, args=(kind, db.url, str(chain_yaml), f"{kind}{i}", per_claim,
+    procs = [ctx.Process(target=claimer, args=(kind, db.url, str(chain_yaml), f"bench{i}", per_claim,
                                                CLAIM_NOW.isoformat(), barrier, out)) for i in range(workers)]
     for proc in procs:
         proc.start()

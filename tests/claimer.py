@@ -15,10 +15,11 @@ def claim_until_empty(url: str, user: str, count: int, now: str, barrier: Any, o
     nothing left; put ``(user, [(started, ended, task ids), ...])`` or the error on ``out``."""
     try:
         from core.claims import claim
-        from core.config import load_config
+        from core.config import StaffMember, load_config
         from core.db.engine import get_engine, session_scope
 
         config = load_config(CONFIG)
+        config.model.staff.append(StaffMember(username=user, name=user, role="coordinator", sites=["SH-DENT"]))
         with get_engine(url).connect():  # connected before the start, so all claim at once
             pass
         barrier.wait()
