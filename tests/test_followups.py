@@ -8,6 +8,7 @@ Week of Monday 2026-12-07 (ISO 2026-W50); SH-DENT calls 10:00-11:30 and 15:30-17
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_visits_and_interruptions_are_scheduled_from_their_trigger(cli, clinic: 
     assert [(t["procedure"], t["milestone"]) for t in tasks(cli, clinic, "A2")] == [("visit", "next_day")]
     # what the visit was for is on the card
     card = cli("script", str(visit[0]["id"]), "--locale", "en", db=clinic, now=NOW, user="zhang.li").output
-    assert "Service paid for : 洗牙套餐" in card
+    assert re.search(r"Service paid for +: 洗牙套餐", card)
     rows = json.loads(cli("protocols", "--format", "json").output)
     new = {(r["specialty"], r["procedure"], r["trigger"], r["milestone"]) for r in rows
            if r["trigger"] in ("visit", "interruption")}
