@@ -20,10 +20,11 @@ from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
 from core.db.uow import UnitOfWork, unit_of_work
-from core.errors import FollowupError
+from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
 from core.planner import callback_problem, planner
 from core.plugins import Plugins
+from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
 from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
@@ -105,7 +106,7 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
             {"at": local_iso(a.at, site.timezone), "outcome": a.outcome, "by": a.by,
-             "note": a.note}
+             "note": scrub_phones(a.note)}  # hooks never see a phone number, not even one typed into a note
             for a in history
         ),
         coordinator=staff.name if staff else None,
@@ -212,6 +213,7 @@ def record_call(
     (core/questionnaire.py): those are taken even while a coordinator holds the task.
     """
     task = load_task(session, config, task_id, user)
+    checked_text("--note", note)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
     with unit_of_work(session, config, sites=[task.site], user=user, now=now, action="record") as uow:
@@ -401,11 +403,24 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
     Checked before anything else is said about it (status, holder, patient): a coordinator learns
     nothing about another site's calls.
     """
-    task = session.get(Task, task_id)
+    from core import access
+
+    access.require(config, user, access.CALLS)
+    task = session.get(Task, task_id) if 0 < task_id < 2**63 else None
     if task is None:
         raise CallError(key="no_task", values={"id": task_id})
-    check_site_access(config, user, task.site)
+    access.require(config, user, access.CALLS, task.site)
     return task
+
+
+def call_card_phone(session: Session, task: Task, patient: Patient, user: str, now: datetime) -> str | None:
+    """The number on a task's call card: in full (and audited) while ``user`` holds the task, else masked."""
+    from core.privacy import mask_phone, reveal
+
+    if task.assignee == user and task.claimed_until is not None and task.claimed_until >= now:
+        return reveal(session, phone=patient.phone, user=user, at=now, patient_id=patient.id, why="call card",
+                      entity="task", entity_id=task.id)
+    return mask_phone(patient.phone) or None
 
 
 def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
@@ -422,9 +437,10 @@ def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
-    staff = config.staff(user)
-    if staff is not None and staff.sites and site_code not in staff.sites and staff.role != "admin":
-        raise CallError(key="not_your_site", values={"user": user, "sites": ", ".join(staff.sites), "site": site_code})
+    """May ``user`` work on calls at this site (core/access.py)."""
+    from core import access
+
+    access.require(config, user, access.CALLS, site_code)
 
 
 def apply_action(

@@ -87,6 +87,9 @@ def claim(
     day: date | None = None,
 ) -> list[int]:
     """Give ``user`` the next ``count`` patients' due tasks; returns the claimed task ids."""
+    from core import access
+
+    sites = access.sites_for(config, user, access.CALLS, sites) if sites else sites
     if not sites:
         return []
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)

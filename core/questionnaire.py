@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import access
 from core.config import ChainConfig, Site
 from core.db.models import Attempt, OutboxMessage, ServiceKey, Task
 from core.errors import FollowupError
@@ -166,11 +167,11 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
                                                     Attempt.channel == Channel.QUESTIONNAIRE)).first():
             raise TokenProblem("used", task.id)
     answers = {k: v for k, v in raw.items() if str(v).strip() != ""}
-    with unit_of_work(session, config, sites=[task.site], user="patient", now=now, action="questionnaire"):
+    with unit_of_work(session, config, sites=[task.site], user=access.PATIENT, now=now, action="questionnaire"):
         if task.status == TaskStatus.UNSUCCESSFUL:  # an after_unsuccessful message's link: answered after all
             task.status, task.completed_at = TaskStatus.OPEN, None
             session.flush()
-        result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user="patient", now=now,
+        result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user=access.PATIENT, now=now,
                              answers=answers, channel=Channel.QUESTIONNAIRE)
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))

@@ -239,6 +239,9 @@ def schedule(
     placed again, on the calendar as it is now. With ``dry_run`` nothing is written
     and ``changes`` lists what would change. It writes in one unit of work (core/db/uow.py).
     """
+    from core import access
+
+    access.require(config, user, access.SCHEDULE)  # admins only (core/access.py)
     protocols = Protocols(config, plugins)
     result = ScheduleResult(dry_run=dry_run)
     writer = _TaskWriter.for_session(session)

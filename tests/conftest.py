@@ -208,7 +208,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-unt
     for var in ("FOLLOWUP_CONFIG", "FOLLOWUP_DATABASE_URL", "FOLLOWUP_NOW", "FOLLOWUP_USER"):
         monkeypatch.delenv(var, raising=False)
 
-    def run(*args: str, db: str | None = None, now: str | None = None, user: str = "tester",
+    def run(*args: str, db: str | None = None, now: str | None = None, user: str = "admin",
             config: str | Path | None = None, input: str | None = None, ok: bool = True):  # type: ignore[no-untyped-def]
         opts: list[str] = ["--as", user]
         if db:

@@ -169,7 +169,7 @@ def test_the_weekly_call_review_is_repeatable_and_scored_by_supervisors(cli, cli
     assert bad_week.exit_code == 1 and "is not an ISO week" in bad_week.output
 
     own = cli("qa", "score", str(ids[1]), "--score", "90", "--locale", "en", db=clinic, user="zhang.li", ok=False)
-    assert own.exit_code == 1 and "only a supervisor or admin scores calls" in own.output
+    assert own.exit_code == 1 and "only a manager or admin scores calls" in own.output
     out_of_range = cli("qa", "score", str(ids[1]), "--score", "101", db=clinic, user="chen.jing", ok=False)
     assert out_of_range.exit_code == 2
     cli("qa", "score", str(ids[1]), "--score", "70", "--note", "hold too long", db=clinic, user="chen.jing",

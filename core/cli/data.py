@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
+from core.cli.output import FORMATS, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
 from core.messages import message, os_error
+from core.vocab import TaskStatus
 
 
 def _when(state: dict | None, locale: str | None = None) -> str:  # type: ignore[type-arg]
@@ -118,6 +119,9 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
     click.echo(message("template_written", loc, file=target, n=len(headers)))
 
 
+TASK_STATUSES = tuple(s.value for s in TaskStatus)  # an unknown status is a usage error, not an empty table
+
+
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
 
 
@@ -194,8 +198,8 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
 @click.option("--patient", help="Patient id (as in the import).")
 @click.option("--episode", help="Episode id (as in the import).")
 @click.option("--site", help="Site code.")
-@click.option("--status", help="open, completed, unsuccessful, suppressed, expired, ...")
-@click.option("--limit", type=int, help="At most this many.")
+@click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks in this status.")
+@click.option("--limit", type=LIMIT, help="At most this many.")
 @locale_option()
 @bom_option()
 @format_option(*FORMATS)
@@ -209,7 +213,7 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
     config, url = app.config, app.ready_db()
     with session_scope(url) as session:
         rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
-                          now=app.now)
+                          now=app.now, user=app.user)
     if fmt == "table":
         from core.words import Names, word
 

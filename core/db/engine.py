@@ -30,6 +30,11 @@ def get_engine(url: str) -> Engine:
         enable_guard()
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        from core.privacy import private_sqlite
+
+        private_sqlite(make_url(url).database)  # patient data: readable by the owner only
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -10,8 +10,8 @@ Every writer of those three tables goes through :func:`unit_of_work`::
 What it does, so that no writer has to remember it:
 
 * **access**: :meth:`UnitOfWork.check` is called with ``action`` and the sites on entry; it is the
-  one place where roles will decide who may do what (today everyone may; a coordinator's sites
-  are checked by :func:`core.calls.check_site_access`). A writer that learns its sites only later
+  one place where roles decide who may do what (:func:`core.access.check_write`: the unit's
+  action as one of core/access.py's, at each site). A writer that learns its sites only later
   calls ``uow.check(...)`` itself.
 * **turns**: on PostgreSQL it takes the sites' turns (:func:`core.db.rollups.take_turns`: one
   writer of a site's day counts at a time, sites in one order) on entry; :meth:`UnitOfWork.turns`
@@ -77,8 +77,11 @@ class UnitOfWork:
         at these sites, for this patient? Raises if not.
 
         The access point of every write: roles (coordinator, doctor, manager, admin, by site) are
-        decided here, in core, not in the CLI. Everyone may, until they are.
+        decided here, in core, not in the CLI (core/access.py: :func:`core.access.check_write`).
         """
+        from core import access
+
+        access.check_write(self.config, self.user, action, sites)
 
     # -- turns ---------------------------------------------------------------------------------
     def turns(self, sites: Iterable[str]) -> None:
