@@ -96,14 +96,15 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
 
 
 TRY_NEXT = (  # the README's "after the demo, try" list says the same
-    ("followup worklist --site SH-DENT", "demo_try_worklist"),
+    ("followup --as zhang.li worklist --site SH-DENT", "demo_try_worklist"),
     ("followup --as zhang.li claim --site SH-DENT --count 3", "demo_try_claim"),
     ("followup --as zhang.li call", "demo_try_call"),
-    ("followup script TASK_ID --locale en", "demo_try_script"),
+    ("followup --as zhang.li script TASK_ID --locale en", "demo_try_script"),
     ("followup protocols aesthetic.rhinoplasty --site SH-AES", "demo_try_protocols"),
-    ("followup report week", "demo_try_report"),
-    ("followup complaints; followup escalations", None),
-    ("followup outbox; followup send --dry-run", "demo_try_outbox"),
+    ("followup --as chen.jing report week", "demo_try_report"),
+    ("followup --as chen.jing complaints", None),
+    ("followup --as chen.zhiyuan escalations list --mine", None),
+    ("followup --as admin outbox", "demo_try_outbox"),
 )
 
 
