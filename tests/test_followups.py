@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from clinic_data import task_id, write_csv
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-12-04T18:00+08:00"  # Friday evening
@@ -339,3 +342,17 @@ def test_a_birthday_greeting_goes_out_by_sms_and_counts_as_done(cli, clinic: str
     assert len(sent) == 1 and "生日快乐" in sent[0] and "138****0001" in sent[0]  # the file plugin masks it
     assert next(t for t in tasks(cli, clinic, "V1") if t["id"] == greeting["id"])["status"] == "completed"
     assert month_report(cli, clinic)["followups"]["greetings"] == {"due": 1, "done": 1}
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)),
+       st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)))
+def test_a_day_to_greet_reads_every_way_and_comes_round_within_a_year(born: date, today: date) -> None:
+    from core.greetings import next_day
+    from core.monthday import parse_month_day
+
+    expected = f"{born.month:02d}-{born.day:02d}"
+    for written in (born.isoformat(), expected, f"{born.month}月{born.day}日", born.strftime("%d %B")):
+        assert parse_month_day(written) == expected, written
+    coming = next_day(expected, today)
+    assert today <= coming <= today + timedelta(days=366)
+    assert (coming.month, coming.day) == (born.month, born.day) or (born.month, born.day, coming.day) == (2, 29, 28)
