@@ -282,10 +282,11 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
 
 
 def notice_time(config: ChainConfig, site: Site, due_at: datetime) -> datetime:
-    """The day before the call, at ``messaging.notice_at`` local time."""
+    """The day before the call, at ``messaging.notice_at`` local time (the planner's)."""
+    from core.planner import planner
+
     hour, minute = map(int, config.model.messaging.notice_at.split(":"))
-    day = due_at.astimezone(site.timezone).date() - timedelta(days=1)
-    return datetime.combine(day, time(hour, minute), site.timezone)
+    return planner(config, site).notice_at(due_at, time(hour, minute))
 
 
 def resend(session: Session, config: ChainConfig, plugins: Plugins, message_id: int, *, user: str,
@@ -383,9 +384,9 @@ def _blocked(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
 
 
 def _tomorrow(config: ChainConfig, site: Site, now: datetime) -> datetime:
-    first = min(w.start for w in site.calling_windows)
-    day = now.astimezone(site.timezone).date() + timedelta(days=1)
-    return datetime.combine(day, first, site.timezone)
+    from core.planner import planner
+
+    return planner(config, site).next_day(now)
 
 
 def _as_message(msg: OutboxMessage) -> Message:
@@ -446,8 +447,11 @@ def fallback(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
     patient = session.get(Patient, task.patient_id)
     if patient is None or patient.do_not_contact:
         return
+    from core.planner import planner
+
     rollups.take_turns(session, [task.site])
-    task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, max(now, task.due_at), now
+    at = planner(config, site).fallback_call(max(now, task.due_at), task.window_end, task.urgency)
+    task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
     summary.fallbacks += 1
     audit(session, user=SENDER, at=now, action="fallback:phone", entity="task", entity_id=task.id,
           patient_id=task.patient_id, detail={"message": msg.id})
@@ -469,7 +473,10 @@ def unanswered(session: Session, config: ChainConfig, plugins: Plugins, *, now: 
         site = config.site(task.site)
         rollups.take_turns(session, [task.site])
         if _milestone(plugins, site, task).fallback == Channel.PHONE:
-            task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, now, now
+            from core.planner import planner
+
+            at = planner(config, site).fallback_call(now, now, task.urgency)
+            task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
             summary.fallbacks += 1
             action = "fallback:phone"
         else:

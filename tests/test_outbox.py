@@ -386,3 +386,15 @@ def test_email_and_wechat_addresses_come_from_the_import(cli, tmp_path, db_url):
     failed = next(r for r in outbox(cli, db_url, cfg) if r["status"] == "failed")
     assert failed["error"] == "no email for this patient"
     assert tasks(cli, db_url, cfg, "P2")["check_1d"]["channel"] == "phone"
+
+
+def test_an_unanswered_questionnaire_becomes_a_call_at_the_windows_end(cli, tmp_path, db_url, seeded):
+    cfg = seeded
+    _send(cli, db_url, cfg, SEND_AT)
+    assert _send(cli, db_url, cfg, "2026-11-25T09:00+08:00")["fallbacks"] == 0  # the window is still open
+    later = _send(cli, db_url, cfg, "2026-11-25T12:00+08:00")
+    assert later["fallbacks"] == 2
+    task = tasks(cli, db_url, cfg, "P1")["check_1d"]
+    assert task["channel"] == "phone" and task["status"] == "open"
+    assert task["next_attempt_at"] == "2026-11-25T15:30+08:00"  # SH-DENT's afternoon calling window
+    assert _send(cli, db_url, cfg, "2026-11-25T16:00+08:00")["fallbacks"] == 0
