@@ -19,7 +19,7 @@ from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Task
+from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Referral, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.planner import callback_problem, planner
@@ -30,6 +30,13 @@ from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channe
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
+# Milestones whose purpose invites the patient back: a call on one of them may end with an
+# appointment (outcome ``booked`` with ``booked_at``), like the sales follow-ups of procedures that
+# allow booking (seed 002 邀请顾客到院复查, seed 003 另行约定复诊时间).
+INVITING_PURPOSES = (
+    "review", "suture_removal", "splint_removal", "dressing_change", "invitation", "rebook",
+    "restoration_reminder",
+)
 COMPLAINT_DAYS = 3
 
 
@@ -175,6 +182,8 @@ def record_call(
     answers: dict[str, str] | None = None,
     note: str | None = None,
     callback_at: datetime | None = None,
+    booked_at: datetime | None = None,
+    recording: str | None = None,
     channel: str = "phone",
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
@@ -201,8 +210,9 @@ def record_call(
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    if outcome == Outcome.BOOKED and not (proc and proc.allows_booking):
-        raise CallError(key="booked_not_sales", values={"procedure": task.procedure})
+    check_booking(task, proc, outcome, booked_at, site, now)
+    if recording is not None and outcome in FAILED:
+        raise CallError(key="recording_only_attempted", values={"outcome": outcome})
     if outcome == Outcome.CALLBACK_REQUESTED:
         if callback_at is None:
             raise CallError(key="callback_needs_time")
@@ -218,6 +228,7 @@ def record_call(
     counted = counts(outcome, now, previous, min_gap)
     attempt = Attempt(
         task_id=task.id, at=now, site=task.site, by=user, outcome=outcome, note=note, callback_at=callback_at,
+        recording=recording,
         counted=counted,
         channel=channel,
     )
@@ -254,6 +265,7 @@ def record_call(
     else:  # reached or booked
         task.status = TaskStatus.COMPLETED if outcome == Outcome.REACHED else TaskStatus.BOOKED
         task.completed_at = now
+        task.booked_at = booked_at
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
     for key, value in parsed.items():
         question = questions[key]
@@ -270,6 +282,25 @@ def record_call(
     session.flush()
     return CallResult(task=task, outcome=outcome, attempt_id=attempt.id, actions=actions, counted=counted,
                       previous_failure=None if counted else previous, min_gap=min_gap)
+
+
+def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
+    """``booked`` fits a sales follow-up or a milestone that invites the patient back; outside sales
+    it says when the patient comes (``booked_at``, ahead of now)."""
+    if booked_at is not None and outcome != Outcome.BOOKED:
+        raise CallError(key="booked_at_only_with_booked", values={"outcome": outcome})
+    if outcome != Outcome.BOOKED:
+        return
+    sales = bool(proc and proc.allows_booking)
+    if not sales and task.purpose not in INVITING_PURPOSES:
+        raise CallError(key="booked_not_inviting", values={"milestone": task.milestone, "purpose": task.purpose})
+    if booked_at is None:
+        if not sales:
+            raise CallError(key="booked_needs_time", values={"milestone": task.milestone})
+        return
+    if booked_at <= now:
+        raise CallError(key="booked_at_past", values={"at": local_iso(booked_at, site.timezone),
+                                                       "now": local_iso(now, site.timezone)})
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
@@ -373,6 +404,22 @@ def apply_action(
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
         out.update(task_id=add_extra_call(session, config, task, after, now))
+    elif action.kind == "referral" and answers.get("referral_accepted") is True:
+        # the invitation was accepted: one referral per call (counted in the month's report)
+        if session.execute(select(Referral.id).where(Referral.task_id == task.id)).first() is None:
+            row = Referral(kind="accepted", referrer_id=task.patient_id, referred_id=None, site=task.site,
+                           task_id=task.id, at=now, by=user)
+            session.add(row)
+            session.flush()
+            out.update(id=row.id, accepted=True)
+    elif action.kind == "record_dates":
+        patient = session.get(Patient, task.patient_id)
+        assert patient is not None
+        stored = {key: answers[key] for key in ("birthday", "anniversary") if answers.get(key)}
+        for key, value in stored.items():
+            setattr(patient, key, value)
+        if stored:
+            out.update(stored=stored)
     audit(session, user=user, at=now, action=f"action:{action.kind}", entity="task", entity_id=task.id,
           patient_id=task.patient_id, detail={k: v for k, v in out.items() if k not in ("reason",)})
     return out

@@ -194,10 +194,40 @@ class SiteModel(_Model):
         return _daytime_windows(value)
 
 
+class Sweep(_Model):
+    """The month-end sweep (seed 002): unreachable follow-ups of the month are called once more."""
+
+    enabled: bool = True
+    days: list[int] = Field(default_factory=lambda: [25, 26, 27], min_length=1,
+                            description="days of the month; the calls go to the first working ones")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= d <= 28 for d in value):
+            raise ValueError("sweep days are days of the month from 1 to 28 (every month has them)")
+        return sorted(set(value))
+
+
+class Greetings(_Model):
+    """Birthday and wedding-anniversary greetings (seeds 002, 003)."""
+
+    enabled: bool = True
+    days_before: int = Field(default=3, ge=0, le=30, description="the greeting is due this many days before")
+    channel: Literal["auto", "sms", "phone"] = Field(
+        default="auto", description="auto: sms where the chain has an sms channel, else phone")
+
+
 class ChainModel(_Model):
     name: LocalizedText
     database_url: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
+    # Reminders on every call card (seed 001); none given: our four (core/messages.py manners.*); [] hides them.
+    call_manners: list[LocalizedText] | None = None
+    sweep: Sweep = Field(default_factory=Sweep)
+    greetings: Greetings = Field(default_factory=Greetings)
+    # the order of value tiers, highest first: the worklist calls these patients first after clinical calls
+    value_tiers: list[str] = Field(default_factory=lambda: ["vip"])
     holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
     staff: list[StaffMember] = Field(default_factory=list)
     channels: dict[str, dict[str, Any]] = Field(
@@ -302,6 +332,19 @@ class ChainConfig:
 
     def staff(self, username: str) -> StaffMember | None:
         return next((s for s in self.model.staff if s.username == username), None)
+
+    def call_manners(self, locale: str) -> list[str]:
+        """The telephone-manners reminders of the call card, in ``locale``."""
+        if self.model.call_manners is not None:
+            return [text.get(locale) for text in self.model.call_manners]
+        from core.messages import message
+
+        return [message(f"manners.{key}", locale) for key in ("ring", "redial", "hold", "speaker")]
+
+    def tier_rank(self, tier: str | None) -> int:
+        """0 for the highest value tier, 1 for the next...; tiers not listed (and none) come after all."""
+        tiers = [t.casefold() for t in self.model.value_tiers]
+        return tiers.index(tier.casefold()) if tier and tier.casefold() in tiers else len(tiers)
 
 
 def _validate(model: type[BaseModel], source: LocatedYaml) -> Any:

@@ -53,6 +53,31 @@ GENERAL_QUESTIONS: tuple[Question, ...] = (
     ),
 )
 
+# Asked when a milestone lists them or the coordinator records them (``--answer birthday=05-12``), never
+# appended to every call: the days a patient is greeted on (record_dates, core/greetings.py) and a
+# referral invitation they accepted (core/referrals.py).
+ON_REQUEST_QUESTIONS: tuple[Question, ...] = (
+    Question(
+        key="birthday",
+        type="month_day",
+        text=T(zh_CN="方便告诉我们您的生日吗？我们登记一下，到时给您送上祝福。",
+               en="Would you tell us your birthday? We note it down so we can send you our wishes on the day."),
+    ),
+    Question(
+        key="anniversary",
+        type="month_day",
+        text=T(zh_CN="您的结婚纪念日是哪一天呢？（不方便说也没关系）",
+               en="And your wedding anniversary, if you would like to share it?"),
+    ),
+    Question(
+        key="referral_accepted",
+        type="yes_no",
+        text=T(zh_CN="您愿意把我们介绍给家人朋友吗？他们来的时候报您的名字就可以。",
+               en="Would you be happy to introduce family or friends to us? They only need to mention your name."),
+    ),
+)
+ON_REQUEST = frozenset(q.key for q in ON_REQUEST_QUESTIONS)
+
 GENERAL_RULES: tuple[Rule, ...] = (
     Rule(
         when=(Condition(question="overall_satisfaction", op="lte", value=2),),
@@ -75,6 +100,22 @@ GENERAL_RULES: tuple[Rule, ...] = (
         when=(Condition(question="recommend", op="gte", value=9),),
         action="referral",
         reason=T(zh_CN="患者很满意：邀请其推荐亲友", en="Patient very satisfied: invite a referral"),
+    ),
+    Rule(
+        when=(Condition(question="referral_accepted", op="eq", value=True),),
+        action="referral",
+        reason=T(zh_CN="患者接受了推荐邀请：已登记为推荐人",
+                 en="The patient accepted the referral invitation: recorded"),
+    ),
+    Rule(
+        when=(Condition(question="birthday", op="answered"),),
+        action="record_dates",
+        reason=T(zh_CN="已登记生日，届时送上祝福", en="Birthday recorded for greetings"),
+    ),
+    Rule(
+        when=(Condition(question="anniversary", op="answered"),),
+        action="record_dates",
+        reason=T(zh_CN="已登记结婚纪念日，届时送上祝福", en="Wedding anniversary recorded for greetings"),
     ),
 )
 
@@ -118,7 +159,7 @@ class CorePlugin:
 
     @hookimpl(trylast=True)
     def followup_questions(self) -> list[Question]:
-        return list(GENERAL_QUESTIONS)
+        return [*GENERAL_QUESTIONS, *ON_REQUEST_QUESTIONS]
 
     @hookimpl(trylast=True)
     def followup_actions(self, context: TaskContext, answers: dict[str, Any]) -> list[Action]:

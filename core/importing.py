@@ -51,12 +51,13 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
-from core.db.models import AuditEntry, Episode, Patient
+from core.db.models import AuditEntry, Episode, Patient, Referral
 from core.errors import FollowupError, InvalidValue
 from core.messages import Msg
 from core.plugins import PluginError, Plugins
@@ -73,11 +74,12 @@ PATIENTS, EPISODES = "patients", "episodes"
 PATIENT_COLUMNS = (
     "patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
     "email", "wechat_openid",
+    "birthday", "anniversary", "value_tier", "referred_by",
 )
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
 EPISODE_COLUMNS = (
     "episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at",
-    "doctor", "department", "diagnosis", "notes", "status",
+    "doctor", "department", "diagnosis", "notes", "status", "trigger",
 )
 EPISODE_REQUIRED = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at")
 COLUMNS = {PATIENTS: PATIENT_COLUMNS, EPISODES: EPISODE_COLUMNS}
@@ -93,8 +95,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("patient name", "full name", "姓名", "患者姓名", "病人姓名", "客户姓名"),
     "gender": ("sex", "性别"),
     "birth_date": (
-        "date of birth", "dob", "birthday", "birthdate", "出生日期", "生日", "出生年月日",
+        "date of birth", "dob", "birthdate", "出生日期", "出生年月日",
     ),
+    # greetings (core/greetings.py): the days a patient agreed to be greeted on, and their value tier
+    "birthday": ("生日", "greeting birthday"),
+    "anniversary": ("wedding anniversary", "结婚纪念日", "纪念日"),
+    "value_tier": ("tier", "customer tier", "客户等级", "会员等级", "客户级别"),
+    "referred_by": ("referrer", "referred by", "推荐人", "介绍人", "推荐人编号"),
+    "trigger": ("follow-up type", "回访类型", "回访类别"),
     "phone": (
         "phone number", "mobile", "telephone", "tel", "电话", "手机号", "手机", "手机号码",
         "联系电话", "电话号码", "电话/手机号",
@@ -161,6 +169,14 @@ class Columns:
     def aliases(self) -> dict[str, tuple[str, ...]]:
         return {**ALIASES, **{a.key: a.headers for a in self.attributes}}
 
+# The trigger column: the trigger's own name, or what Chinese exports call it.
+_TRIGGERS = {
+    **{t: t for t in ("procedure", "discharge", "consultation", "visit_without_treatment", "missed_appointment",
+                      "interruption", "visit")},
+    "到诊": "visit", "到诊消费": "visit", "消费": "visit", "中断": "interruption", "延期": "interruption",
+    "取消": "interruption", "治疗中断": "interruption", "爽约": "missed_appointment", "未到诊": "missed_appointment",
+    "咨询": "consultation", "出院": "discharge", "手术": "procedure", "治疗": "procedure",
+}
 # An episode's status as a HIS writes it: a cancelled procedure cancels its open follow-ups.
 _EPISODE_STATUSES = {
     "active": EpisodeStatus.ACTIVE, "正常": EpisodeStatus.ACTIVE, "有效": EpisodeStatus.ACTIVE,
@@ -652,6 +668,7 @@ class _Catalog:
     triggers: dict[tuple[str, str], str]
     columns: Columns
     models: dict[str, type[_Row]]
+    by_trigger: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # specialty -> trigger -> procedures
 
     @classmethod
     def build(cls, config: ChainConfig, plugins: Plugins, now: datetime, columns: Columns) -> _Catalog:
@@ -672,8 +689,11 @@ class _Catalog:
                     table.setdefault(alias.casefold(), proc.code)
                 triggers[(key, proc.code)] = proc.trigger
             procedures[key] = table
+        by_trigger: dict[str, dict[str, list[str]]] = {}
+        for (key, code), trigger in triggers.items():
+            by_trigger.setdefault(key, {}).setdefault(trigger, []).append(code)
         models = {PATIENTS: PatientRow, EPISODES: _episode_model(columns.attributes)}
-        return cls(config, now, sites, specialties, procedures, triggers, columns, models)
+        return cls(config, now, sites, specialties, procedures, triggers, columns, models, by_trigger)
 
     def site(self, value: str) -> Site:
         code = self.sites.get(value.casefold())
@@ -781,6 +801,34 @@ class PatientRow(_Row):
     site: str | None = None
     locale: str | None = None
     do_not_contact: bool | None = None
+    birthday: str | None = None
+    anniversary: str | None = None
+    value_tier: str | None = None
+    referred_by: str | None = None
+
+    @field_validator("birthday", "anniversary", mode="before")
+    @classmethod
+    def _month_day(cls, value: Any) -> str | None:
+        from core.monthday import parse_month_day
+
+        text = _optional_text(value)
+        if text is None:
+            return None
+        found = parse_month_day(value if isinstance(value, date) else text)
+        if found is None:
+            raise InvalidValue(key="import_not_month_day", values={"text": text})
+        return found
+
+    @field_validator("value_tier", mode="before")
+    @classmethod
+    def _tier(cls, value: Any) -> str | None:
+        text = _optional_text(value, 32)
+        return text.casefold() if text else None
+
+    @field_validator("referred_by", mode="before")
+    @classmethod
+    def _referrer(cls, value: Any) -> str | None:
+        return _optional_text(value, 64)
     email: str | None = None
     wechat_openid: str | None = None
 
@@ -877,6 +925,8 @@ class EpisodeRow(_Row):
     patient_id: str
     site: str
     specialty: str
+    trigger: str | None = None
+    procedure_text: str | None = None  # the procedure cell as given, when a trigger column chose the procedure
     procedure: str
     occurred_at: datetime
     doctor: str | None = None
@@ -928,12 +978,45 @@ class EpisodeRow(_Row):
                                    values={"specialty": key, "site": site, "enabled": ", ".join(enabled)})
         return key
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_procedure_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and _text(data.get("trigger")) is not None:
+            data = {**data, "procedure_text": _text(data.get("procedure"))}
+        return data
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _trigger(cls, value: Any, info: ValidationInfo) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        found = _TRIGGERS.get(text.casefold())
+        if found is None:
+            raise InvalidValue(key="import_unknown_trigger",
+                               values={"text": text, "triggers": ", ".join(sorted(set(_TRIGGERS.values())))})
+        specialty = info.data.get("specialty")
+        if specialty is not None:
+            offered = _context(info).by_trigger.get(specialty, {})
+            if found not in offered:
+                raise InvalidValue(key="import_trigger_not_offered", values={
+                    "specialty": specialty, "trigger": found, "triggers": ", ".join(sorted(offered))})
+        return found
+
     @field_validator("procedure", mode="before")
     @classmethod
     def _procedure(cls, value: Any, info: ValidationInfo) -> str:
         catalog = _context(info)
-        text = _required_text(value, 200)
         specialty = info.data.get("specialty")
+        trigger = info.data.get("trigger")
+        if trigger is not None and specialty is not None:
+            # A trigger column chooses the follow-up: the procedure cell may name one of that trigger's
+            # procedures, or be what was done (kept as the episode's ``service``), or be empty.
+            text = _text(value)
+            code = catalog.procedures[specialty].get(text.casefold()) if text else None
+            offered = catalog.by_trigger[specialty][trigger]
+            return code if code in offered else offered[0]
+        text = _required_text(value, 200)
         if specialty is None:
             return text  # the specialty has its own problem
         table = catalog.procedures[specialty]
@@ -974,7 +1057,12 @@ class EpisodeRow(_Row):
 
     def attributes(self, columns: Columns) -> dict[str, Any]:
         """The declared attributes this row has a value for."""
-        return {k: v for k in columns.keys if (v := getattr(self, k, None)) is not None}
+        found = {k: v for k in columns.keys if (v := getattr(self, k, None)) is not None}
+        # what a visit was for, when a trigger column chose the follow-up and the procedure cell said it
+        if self.procedure_text and "service" in columns.keys and "service" not in found:
+            if self.procedure_text.casefold() != self.procedure.casefold():
+                found["service"] = self.procedure_text[:200]
+        return found
 
 
 _ATTRIBUTE_TYPES: dict[str, Any] = {
@@ -1037,7 +1125,8 @@ def _validate(
         sheet = table.label
         if not table.rows:
             continue  # e.g. {"patients": [...], "episodes": []}
-        missing = [c for c in REQUIRED[table.kind] if c not in table.columns]
+        missing = [c for c in REQUIRED[table.kind] if c not in table.columns
+                   and not (c == "procedure" and "trigger" in table.columns)]  # a trigger column may choose it
         if missing:
             kind = Msg(f"import_kind.{table.kind}")
             problems.extend(_problem(1, c, Msg("import_no_column", column=c, kind=kind), sheet) for c in missing)
@@ -1075,6 +1164,17 @@ def _validate(
                         else Msg("import_duplicate_in_sheet", column=id_column, key=key, first=earlier[0],
                                  sheet=earlier[1]))
                 problems.append(_problem(number, id_column, text, sheet))
+    # A referrer is a patient of this file or of the database, and not the patient themselves.
+    referrers = {row.referred_by for _, _, row in valid.patients.values() if row.referred_by}
+    known_referrers = set(_patient_ids(session, sorted(referrers - file_patient_ids)))
+    for number, sheet, row in valid.patients.values():
+        if not row.referred_by:
+            continue
+        if row.referred_by == row.patient_id:
+            problems.append(_problem(number, "referred_by", Msg("import_self_referral"), sheet))
+        elif row.referred_by not in file_patient_ids and row.referred_by not in known_referrers:
+            unknown = Msg("import_unknown_referrer", patient=row.referred_by)
+            problems.append(_problem(number, "referred_by", unknown, sheet))
     # Episodes must refer to a patient of this file or of the database.
     wanted = sorted({row.patient_id for _, _, row in valid.episodes.values()} - file_patient_ids)
     known = _patient_ids(session, wanted)
@@ -1095,8 +1195,10 @@ def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int
 
 # -- writing ----------------------------------------------------------------------
 
-_PATIENT_FIELDS = ("name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "email",
-                   "wechat_openid")
+_PATIENT_FIELDS = (
+    "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "email", "wechat_openid",
+    "birthday", "anniversary", "value_tier",
+)
 _EPISODE_FIELDS = ("doctor", "department", "diagnosis", "notes")
 
 
@@ -1144,6 +1246,7 @@ def _upsert_patients(
                     "external_id": row.patient_id, "name": row.name, "gender": row.gender,
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
+                    "birthday": row.birthday, "anniversary": row.anniversary, "value_tier": row.value_tier,
                     "email": row.email, "wechat_openid": row.wechat_openid,
                     "dnc_reason": DNC_BY_IMPORT if row.do_not_contact else None,
                     "phone_invalid": row.patient_id in valid.invalid_phones, "created_at": now, "updated_at": now,
@@ -1177,6 +1280,24 @@ def _upsert_patients(
         for on in (True, False):
             apply_do_not_contact(session, [pid for pid, flag in dnc_changed.items() if flag == on], on=on, now=now)
     return ids
+
+
+def _link_referrals(session: Session, valid: _Valid, user: str, now: datetime) -> None:
+    """``referred_by`` links a patient to the one who referred them; each first link is a referral
+    (counted in the month's report at the referred patient's site, else the referrer's)."""
+    rows = [row for _, _, row in valid.patients.values() if row.referred_by]
+    ids = _patient_ids(session, sorted({r.patient_id for r in rows} | {r.referred_by for r in rows}))  # type: ignore[misc]
+    for row in rows:
+        patient = session.get(Patient, ids[row.patient_id])
+        referrer_id = ids[row.referred_by]  # type: ignore[index]
+        if patient is None or patient.referred_by_id == referrer_id:
+            continue
+        patient.referred_by_id = referrer_id
+        referrer = session.get(Patient, referrer_id)
+        site = patient.site or (referrer.site if referrer else None) or ""
+        session.add(Referral(kind="referred", referrer_id=referrer_id, referred_id=patient.id, site=site,
+                             task_id=None, at=now, by=user))
+    session.flush()
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -1303,6 +1424,8 @@ def import_file(
     patient_ids = dict(known)
     patient_ids.update(_upsert_patients(session, valid, result, now, dry_run, progress))
     _upsert_episodes(session, catalog, valid, patient_ids, result, dry_run, progress)
+    if not dry_run and "referred_by" in valid.patient_columns:
+        _link_referrals(session, valid, user, now)
     if progress and valid.repeated:
         progress(valid.repeated)
     if not dry_run:

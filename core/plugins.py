@@ -447,8 +447,11 @@ class Plugins:
         """Core's general questions, asked at the end of every reached call, in order."""
         keys: list[str] = []
         anywhere = {"specialty": "", "procedure": "", "milestone": ""}
+        from core.general import ON_REQUEST
+
         for name, value in self._call("followup_questions", anywhere, only=["core"]):
-            keys.extend(q.key for q in self._validate_list(name, "followup_questions", Question, value))
+            keys.extend(q.key for q in self._validate_list(name, "followup_questions", Question, value)
+                        if q.key not in ON_REQUEST)
         return keys
 
     def actions(self, context: Any, answers: dict[str, Any]) -> list[tuple[str, Action]]:

@@ -25,7 +25,7 @@ from core.vocab import Channel, Trigger, Urgency
 LOCALES: tuple[str, ...] = ("zh_CN", "en")
 TriggerKind = Trigger
 MessageChannel = Literal["sms", "wechat", "email"]
-QuestionType = Literal["scale", "yes_no", "choice", "text", "number"]
+QuestionType = Literal["scale", "yes_no", "choice", "text", "number", "month_day"]
 ActionKind = Literal["escalate", "complaint", "referral", "extra_call", "record_dates"]
 ComplaintCategory = Literal["rules_misunderstanding", "treatment_effect", "staff_or_service", "emotional", "other"]
 
@@ -311,6 +311,13 @@ class Question(Strict):
             values = [c.value for c in self.choices]
             raise InvalidValue(key="answer_choice",
                                values={"key": self.key, "values": ", ".join(values), "n": len(values), "text": text})
+        if self.type == "month_day":
+            from core.monthday import parse_month_day
+
+            found = parse_month_day(text)
+            if found is None:
+                raise InvalidValue(key="answer_month_day", values={"key": self.key, "text": text})
+            return found
         if not text:
             raise InvalidValue(key="answer_empty", values={"key": self.key})
         return text

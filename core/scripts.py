@@ -21,6 +21,8 @@ def question_hint(question: Question, locale: str) -> str:
         return "是/否" if zh else "yes/no"
     if question.type == "choice":
         return " / ".join(f"{i} {c.labels.get(locale)}" for i, c in enumerate(question.choices, start=1))
+    if question.type == "month_day":
+        return "月-日，如 05-12" if zh else "month-day, e.g. 05-12"
     return ""
 
 

@@ -79,5 +79,7 @@ def list_tasks(
             "overdue": task.status == TaskStatus.OPEN and task.window_end < now if now else False,
             "provisional": task.provisional,
             "outside_window": task.outside_window,
+            "booked_at": local_iso(task.booked_at, tz),
+            "swept_at": local_iso(task.swept_at, tz),
         })
     return out

@@ -62,6 +62,7 @@ class Trigger(StrEnum):
     VISIT_WITHOUT_TREATMENT = "visit_without_treatment"
     MISSED_APPOINTMENT = "missed_appointment"
     INTERRUPTION = "interruption"
+    VISIT = "visit"  # the next-day call after a paid visit (seed 002)
 
 
 class EpisodeStatus(StrEnum):

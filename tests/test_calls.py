@@ -225,14 +225,14 @@ def test_callback_time_only_goes_with_a_callback(cli, clinic: str) -> None:  # t
     assert result.exit_code == 1 and "only goes with outcome callback_requested" in result.output
 
 
-def test_booked_is_for_sales_follow_ups_only(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+def test_booked_is_for_sales_follow_ups_and_calls_that_invite_the_patient_back(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     lead = tid(cli, clinic, "A1", "lead_care")
     data = record(cli, clinic, lead, "booked", "2026-11-23T09:05+08:00", "--answer", "interested_in_booking=yes",
                   user="wang.fang")
     assert data["task"]["status"] == "booked"
     dental = tid(cli, clinic, "D2", "check_1w")
     result = record(cli, clinic, dental, "booked", "2026-11-23T10:05+08:00", ok=False)
-    assert result.exit_code == 1 and "only for sales follow-ups" in result.output
+    assert result.exit_code == 1 and "does not invite the patient back" in result.output
     assert stored(clinic, dental)[0].attempts == 0
 
 

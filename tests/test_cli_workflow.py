@@ -163,9 +163,9 @@ def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  
 def test_an_outcome_that_does_not_fit_asks_again_instead_of_looping(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     d1 = tid(cli, clinic, "D1")
     claim(cli, clinic, count=1)
-    typed = "booked\n" + answers_input() + "\n" + "skip\n"
+    typed = "booked\n" + "\n" + answers_input() + "\n" + "skip\n"  # no appointment time, the answers, no note
     result = cli("call", "--locale", "en", db=clinic, now=NOW, user="zhang.li", input=typed)
-    assert f"Task {d1} not saved: outcome 'booked' is only for sales follow-ups" in result.output
+    assert f"Task {d1} not saved: check_24h (check_in) does not invite the patient back" in result.output
     assert "Done: 0 call(s) recorded." in result.output
     task, attempts, _ = db_state(clinic, d1)
     assert (task.status, attempts) == ("open", [])

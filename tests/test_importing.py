@@ -462,7 +462,7 @@ def test_json_list_of_episodes(db_url: str, run: Run) -> None:
     result = run(DATA / "episodes.json")
     assert _counted(result, "patients") == (0, 0, 0)
     assert result.episodes_created == 2
-    assert result.warnings == ["columns ignored (not known): 'referrer'"]
+    assert result.warnings == ["columns ignored (not known): 'referred_by'"]  # a patient column, in an episodes file
     assert _episode(db_url, "JE03").notes == "revision"
     assert _episode(db_url, "JE04").trigger == "consultation"
 

@@ -275,6 +275,8 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
             "calling_hours": round(hours, 2),
             "calls_per_hour": round(10 / hours, 2),
             "name": "张丽",
+            "qa_reviewed": 0,  # no call of hers was scored (followup qa score)
+            "qa_avg_score": None,
         }
     ]
     assert r["sales"]["leads"] == 0  # no sales procedures at a dental site

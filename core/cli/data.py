@@ -207,5 +207,6 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         emit(shown, ["id", "patient_id", "site", "procedure", "milestone", "urgency", "status", "due_at", "attempts"],
              "table", locale=loc, drop={"site": 2 if site else 1, "urgency": 1 if site else 2})
     else:
-        extra = ("attempts_logged", "failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional")
+        extra = ("attempts_logged", "failed_attempts", "max_attempts", "next_attempt_at", "overdue", "provisional",
+                 "booked_at", "swept_at")
         emit(rows, (*TASK_COLUMNS, *extra), fmt, bom=bom)

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outbox": ("core.cli.messages:outbox_cmd", "Messages to patients and their status, addresses masked."),
     "serve": ("core.cli.messages:serve_cmd", "Serve patients' questionnaires and providers' delivery reports."),
     "audit": ("core.cli.manage:audit_cmd", "Who changed what, and when."),
+    "qa": ("core.cli.quality:qa_group", "Call quality: sample the week's calls per coordinator, score them."),
     "report": ("core.cli.report:report_cmd", "Weekly, monthly and quarterly figures: table, JSON, CSV, XLSX, HTML."),
     "plugin": ("core.cli.plugin:plugin_group", "Create a new specialty plugin project (plugin new NAME)."),
 }

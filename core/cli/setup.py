@@ -219,6 +219,7 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None,
                 rows.append({
                     "specialty": key,
                     "procedure": proc.code,
+                    "trigger": proc.trigger,
                     "milestone": ms.key,
                     "purpose": ms.purpose,
                     "offset": str(ms.offset),

@@ -12,7 +12,7 @@ from core.cli.main import App
 from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
-from core.vocab import REACHED_OUTCOMES, TaskStatus
+from core.vocab import REACHED_OUTCOMES, Outcome, TaskStatus
 
 
 def _sites_for(app: App, site: str | None) -> list[str]:
@@ -175,7 +175,36 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
     flagged = " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
     phone = (patient.phone or "—") + (flagged if patient.phone_invalid else "")
-    return preparation_card(context, task, loc, plugins, site.timezone, phone) + "\n" + prepared.text
+    card = preparation_card(context, task, loc, plugins, site.timezone, phone, value_tier=patient.value_tier)
+    return card + "\n" + call_notes(config, task, loc) + prepared.text
+
+
+def call_notes(config: Any, task: Any, locale: str) -> str:
+    """Under the card: a month-end sweep call says so; then the chain's telephone manners (seed 001)."""
+    lines = []
+    if task.swept_at is not None:
+        lines.append("⟳ " + message("card_sweep", locale, outcome=_last_outcome(task, locale)))
+    manners = config.call_manners(locale)
+    if manners:
+        lines.append(message("card_manners", locale) + ("：" if locale == "zh_CN" else ":"))
+        lines += [f"  · {text}" for text in manners]
+    return "".join(line + "\n" for line in lines) + ("\n" if lines else "")
+
+
+def _last_outcome(task: Any, locale: str) -> str:
+    from sqlalchemy import select
+    from sqlalchemy.orm import object_session
+
+    from core.db.models import Attempt
+    from core.reports.labels import OUTCOMES
+    from core.reports.labels import label as report_label
+
+    session = object_session(task)
+    outcome = session.execute(
+        select(Attempt.outcome).where(Attempt.task_id == task.id, Attempt.at < task.swept_at)
+        .order_by(Attempt.at.desc(), Attempt.id.desc()).limit(1)
+    ).scalar() if session else None
+    return report_label(outcome, locale, OUTCOMES) if outcome else "—"
 
 
 def _attribute_text(value: Any, zh: bool) -> str:
@@ -187,7 +216,7 @@ def _attribute_text(value: Any, zh: bool) -> str:
 
 
 def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any = None,
-                     phone: str | None = None) -> str:
+                     phone: str | None = None, value_tier: str | None = None) -> str:
     """DOMAIN.md §2: what the coordinator must see before dialing.
 
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
@@ -234,6 +263,9 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     lines = ["─" * 60]
     lines += [f"{name}{' ' * (width - cell_len(name))} : {value}"
               for name, value in zip(names, values, strict=True)]
+    if value_tier:  # a valued patient (import column value_tier), right under the name
+        tier = message("card_value_tier", locale)
+        lines.insert(2, f"{tier}{' ' * (width - cell_len(tier))} : ★ {value_tier}")
     lines.append("─" * 60)
     return "\n".join(lines)
 
@@ -246,11 +278,15 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 @click.option("--note", help="Free-text note.")
 @click.option("--callback-at", help="When the patient asked to be called back: 15:00, 明天下午3点, 后天上午, "
               "周一 10:00, tomorrow 3pm or ISO 8601 (the site's local time).")
+@click.option("--booked-at", help="With --outcome booked: the appointment the call made "
+              "(10:00, 周三上午, tomorrow 3pm, ISO 8601; the site's local time).")
+@click.option("--recording", metavar="REF", help="The call's recording: a URL or a file path (for the weekly QA).")
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
 def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], note: str | None,
-               callback_at: str | None, locale: str | None, fmt: str) -> None:
+               callback_at: str | None, booked_at: str | None, recording: str | None, locale: str | None,
+               fmt: str) -> None:
     """Record a call without the interactive session (for scripts and integrations)."""
     from core.calls import record_call
     from core.db.engine import session_scope
@@ -264,7 +300,12 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
     config, plugins, now = app.config, app.plugins, app.now
     loc = app.ui_locale(locale)
     with session_scope(app.ready_db(), immediate=True) as session:  # SQLite: writers wait for their turn
-        callback = None
+        callback = booking = None
+        if booked_at:  # the appointment, said like a callback time (10:00, 周三上午, ISO), in the site's time
+            from core.db.models import Task
+
+            task = session.get(Task, task_id)
+            booking = parse_callback(app, booked_at, config.sites.get(task.site) if task else None, loc)
         if callback_at:
             from core.db.models import Task
             from core.whenparse import describe
@@ -279,7 +320,8 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
             if fmt != "json":  # the JSON has it as next_attempt_at
                 click.echo(message("callback_echo", loc, at=describe(callback, loc)))
         result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user, now=now,
-                             answers=parsed, note=note, callback_at=callback)
+                             answers=parsed, note=note, callback_at=callback, booked_at=booking,
+                             recording=recording.strip() or None if recording is not None else None)
         data = result.as_dict(config.site(result.task.site).timezone)
     if fmt == "json":
         click.echo(to_json(data))
@@ -367,8 +409,9 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 outcome = _ask_outcome(loc, tuple(map(str, OUTCOMES)))
                 if outcome == "skip":
                     break
-                note = None
+                note = recording = None  # recordings are attached by `record --recording`
                 callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
+                booking = _prompt_booking(app, pending[0], loc) if outcome == Outcome.BOOKED else None
                 if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
                         answers.update(_ask_questions(app, task_id, locale, skip=set(answers), ui=loc))
@@ -380,7 +423,8 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                             reached = outcome in REACHED_OUTCOMES
                             mine = _answers_for(app, session, task_id, answers) if reached else {}
                             result = record_call(session, config, plugins, task_id, outcome=outcome, user=app.user,
-                                                 now=now, answers=mine, note=note, callback_at=callback)
+                                                 now=now, answers=mine, note=note, callback_at=callback,
+                                                 booked_at=booking, recording=recording)
                             data = result.as_dict(config.site(result.task.site).timezone)
                     except CallError as exc:  # the outcome does not fit this task: ask again for what is left
                         click.secho(message("not_saved", loc, task=task_id, error=exc), fg="red")
@@ -422,6 +466,23 @@ def _answers_for(app: App, session: Any, task_id: int, answers: dict[str, str]) 
     task = session.get(Task, task_id)
     keys = app.plugins.questions(task.specialty, task.procedure, task.milestone)
     return {k: v for k, v in answers.items() if k in keys}
+
+
+def _prompt_booking(app: App, task_id: int, locale: str) -> datetime | None:
+    """The appointment a booked call made (Enter: none, which only a sales follow-up accepts)."""
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(app.ready_db()) as session:
+        site = app.config.sites.get(session.get(Task, task_id).site)
+    while True:
+        text = click.prompt(message("booked_at_prompt", locale), default="", show_default=False).strip()
+        if not text:
+            return None
+        try:
+            return parse_callback(app, text, site, locale)
+        except FollowupError as exc:
+            click.secho(localize(exc, locale), fg="red")
 
 
 def _prompt_callback(app: App, task_id: int, locale: str) -> datetime:

@@ -174,6 +174,11 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
+    birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    value_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    referred_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0008
     wechat_openid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # 0008
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -244,6 +249,10 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
     cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -265,6 +274,34 @@ class Attempt(Base):
     # False: a failed attempt too soon after the previous counted one; not towards the limit (0005)
     counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     channel: Mapped[str] = mapped_column(String(20), server_default="phone", default="phone")  # 0008
+    recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0010)
+
+
+class QaReview(Base):
+    """A supervisor's score of one recorded call (the weekly spot check, seed 002)."""
+
+    __tablename__ = "qa_reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """A referral: an invitation accepted in a call (``accepted``), or a new patient naming a referrer."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_at", "at", "site"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    referred_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    site: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(64))
 
 
 class Answer(Base):

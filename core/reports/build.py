@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig
 from core.privacy import mask_phone, scrub_phones
 from core.reports import queries as q
+from core.reports.followups import followup_figures, qa_by_coordinator
 from core.reports.labels import CATEGORIES, DIMENSIONS, OUTCOMES, definitions, label, localized
 from core.reports.period import Period
 from core.tasklist import local_iso
@@ -169,8 +170,10 @@ def build_report(
     for row in complaints["by_category"]:
         row["label"] = label(row["category"], locale, CATEGORIES)
     staff_names = {s.username: s.name for s in config.model.staff}
+    qa = qa_by_coordinator(session, scope, period.start, period.end)
     coordinators = [
-        {**row, "name": staff_names.get(row["coordinator"], row["coordinator"])}
+        {**row, "name": staff_names.get(row["coordinator"], row["coordinator"]),
+         **qa.get(row["coordinator"], {"qa_reviewed": 0, "qa_avg_score": None})}
         for row in q.coordinator_figures(session, scope, period.day_starts())
     ]
 
@@ -202,6 +205,7 @@ def build_report(
         "staff": [{**row, "staff": scrub_phones(row["staff"])} for row in staff],
         "sales": q.sales_figures(counts),
         "coordinators": coordinators,
+        "followups": followup_figures(session, scope, period.start, period.end),
         "lists": {
             "unreachable": _unreachable_list(session, scope, period, locale, plugins, now),
             "suggestions": _suggestion_list(texts, tz),

@@ -75,6 +75,24 @@ LABELS: dict[str, tuple[str, str]] = {
     "attempts": ("拨打次数", "Attempts"),
     "calling_hours": ("通话时段(小时)", "Calling hours"),
     "calls_per_hour": ("每小时拨打", "Calls per hour"),
+    "qa_reviewed": ("抽查通话数", "Calls reviewed"),
+    "qa_avg_score": ("抽查平均分", "Average QA score"),
+    # beyond the milestones (core/reports/followups.py)
+    "followups": ("预约、转介绍、月末补打与问候", "Bookings, referrals, sweep and greetings"),
+    "interruptions": ("治疗中断原因", "Why treatment was interrupted"),
+    "reason.cost": ("费用", "Cost"),
+    "reason.time": ("时间", "Time"),
+    "reason.fear": ("害怕", "Fear"),
+    "reason.result": ("效果", "Result"),
+    "reason.other": ("其他", "Other"),
+    "reviews_booked": ("回访中预约到院", "Appointments booked on calls"),
+    "referrals_accepted": ("接受转介绍邀请", "Referral invitations accepted"),
+    "referrals_referred": ("转介绍新患者", "Referred new patients"),
+    "referrer": ("推荐人", "Referrer"),
+    "sweep_swept": ("月末补打", "Month-end sweep calls"),
+    "sweep_recovered": ("月末补打找回", "Recovered by the sweep"),
+    "greetings_due": ("应发问候", "Greetings due"),
+    "greetings_done": ("已问候", "Greetings sent or made"),
     # lists
     "unreachable": ("月末补打名单", "Call again at month end"),
     "suggestions": ("建议与需求", "Suggestions and needs"),
@@ -291,6 +309,50 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "span from the first to the last attempt, at least 1"
         " hour, summed over days; calls per hour = attempts / "
         "calling hours.",
+    ),
+    "qa_reviewed": (
+        "统计期间内每位回访员被主管抽查评分的通话数（按通话时间计，followup qa score）。",
+        "Calls made in the period that a supervisor scored (followup qa score), per coordinator.",
+    ),
+    "qa_avg_score": (
+        "这些通话评分（0–100）的平均值；无评分时为空。",
+        "The mean of those scores (0–100); empty when none was scored.",
+    ),
+    "interruptions": (
+        "统计期间内拨打时记录的治疗中断原因（interruption_reason：费用、时间、害怕、效果、其他），按门店和专科计数。",
+        "Reasons for interrupted treatment (interruption_reason: cost, time, fear, result, other) recorded on calls "
+        "made in the period, counted by site and specialty.",
+    ),
+    "reviews_booked": (
+        "统计期间内以“已预约”结束的回访（复查、拆线、邀约、改约等邀请回院的节点；咨询转化另计），按完成时间计。",
+        "Follow-ups that ended booked in the period (reviews, suture removal, invitations, rebooking: milestones "
+        "that invite the patient back; sales leads are counted under lead conversion), by when the call was made.",
+    ),
+    "referrals_accepted": (
+        "统计期间内患者在回访中接受转介绍邀请的次数（referral_accepted = 是），每通电话最多计1次。",
+        "Referral invitations accepted on calls in the period (referral_accepted = yes), at most one per call.",
+    ),
+    "referrals_referred": (
+        "统计期间内导入的、填写了推荐人（referred_by）的新患者数，计入其门店，并按推荐人列出。",
+        "New patients imported in the period naming who referred them (referred_by), at their site, and per "
+        "referring patient.",
+    ),
+    "sweep_swept": (
+        "统计期间内月末补打（每月25–27日，可配置）再打一次的回访数：当月因无人接听、关机、停机、无法接通而不成功的。",
+        "Follow-ups the month-end sweep (days 25–27, configurable) gave one more attempt in the period: those that "
+        "ended unsuccessful that month with no answer, powered off, out of service or cannot connect.",
+    ),
+    "sweep_recovered": (
+        "其中补打接通、原回访因此完成（已完成或已预约）的数量。",
+        "Of those, the follow-ups the sweep call reached, completing them (completed or booked).",
+    ),
+    "greetings_due": (
+        "统计期间内应发出的生日、结婚纪念日问候（短信或电话）。",
+        "Birthday and wedding-anniversary greetings (SMS or phone) due in the period.",
+    ),
+    "greetings_done": (
+        "其中已发送或已打电话问候的。",
+        "Of those, the greetings sent or made.",
     ),
     "unreachable": (
         "应回访任务中不成功的，或仍待回访且最后一次结果为无人接听、关机、停机、无法接通的：月末（25–27日）再打一遍。",

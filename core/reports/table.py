@@ -117,7 +117,9 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             L("reached"),
             L("calling_hours"),
             L("calls_per_hour"),
-            right=(1, 2, 3, 4),
+            L("qa_reviewed"),
+            L("qa_avg_score"),
+            right=(1, 2, 3, 4, 5, 6),
         )
         for row in report["coordinators"]:
             coord.add_row(
@@ -126,8 +128,32 @@ def render_table(report: dict[str, Any], console: Console) -> None:
                 str(row["reached"]),
                 num(row["calling_hours"]),
                 num(row["calls_per_hour"]),
+                str(row.get("qa_reviewed", 0)),
+                num(row.get("qa_avg_score")),
             )
         console.print(coord)
+
+    extra = report.get("followups")
+    if extra:
+        more = _table(L("followups"), L("metric"), L("value"), right=(1,))
+        more.add_row(L("reviews_booked"), str(extra["bookings"]["reviews_booked"]))
+        for row in extra["bookings"]["by_site"]:
+            more.add_row(f"  {row['site']} · {row['specialty']}", str(row["n"]))
+        more.add_row(L("interruptions"), str(extra["interruptions"]["answered"]))
+        for reason, n in extra["interruptions"]["by_reason"].items():
+            more.add_row(f"  {L('reason.' + reason)}", str(n))
+        ref = extra["referrals"]
+        more.add_row(L("referrals_accepted"), str(ref["accepted"]))
+        more.add_row(L("referrals_referred"), str(ref["referred"]))
+        for row in ref["by_site"]:
+            more.add_row(f"  {row['site']}", f"{row['accepted']} / {row['referred']}")
+        for row in ref["by_referrer"]:
+            more.add_row(f"  {L('referrer')} {row['patient_id']}", f"{row['accepted']} / {row['referred']}")
+        more.add_row(L("sweep_swept"), str(extra["sweep"]["swept"]))
+        more.add_row(L("sweep_recovered"), str(extra["sweep"]["recovered"]))
+        more.add_row(L("greetings_due"), str(extra["greetings"]["due"]))
+        more.add_row(L("greetings_done"), str(extra["greetings"]["done"]))
+        console.print(more)
 
     if report["breakdown"]:
         by = report["period"]["by"]

@@ -1,0 +1,124 @@
+"""The report's figures of the follow-ups beyond a protocol's milestones (issue 15).
+
+Interruption reasons, appointments booked from calls, referrals, the month-end sweep,
+greetings and the weekly call-quality review. Each is one small query over the
+period; definitions in core/reports/labels.py and docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from core.db.models import LEAD_TRIGGERS, Answer, Attempt, Patient, QaReview, Referral, Task
+from core.reports.queries import REACHED, Scope
+
+INTERRUPTION_REASONS = ("cost", "time", "fear", "result", "other")
+GREETING = "greeting"
+
+
+def followup_figures(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "interruptions": interruption_reasons(session, scope, start, end),
+        "bookings": bookings(session, scope, start, end),
+        "referrals": referrals(session, scope, start, end),
+        "sweep": sweep(session, scope, start, end),
+        "greetings": greetings(session, scope, start, end),
+    }
+
+
+def interruption_reasons(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    """Why treatment was interrupted: the coded answers given on calls made in the period."""
+    rows = session.execute(
+        select(Task.site, Task.specialty, Answer.value)
+        .join(Attempt, Attempt.id == Answer.attempt_id)
+        .join(Task, Task.id == Answer.task_id)
+        .where(Answer.question == "interruption_reason", Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+    ).all()
+    total = Counter(str(value) for _, _, value in rows)
+    grouped = Counter((site, specialty, str(value)) for site, specialty, value in rows)
+    return {
+        "answered": len(rows),
+        "by_reason": {reason: total.get(reason, 0) for reason in INTERRUPTION_REASONS},
+        "by_site": [{"site": site, "specialty": specialty, "reason": reason, "n": n}
+                    for (site, specialty, reason), n in sorted(grouped.items())],
+    }
+
+
+def bookings(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    """Appointments made on calls of the period that invite patients back (sales leads are counted apart)."""
+    rows = session.execute(
+        select(Task.site, Task.specialty, func.count())
+        .where(Task.status == "booked", Task.completed_at >= start, Task.completed_at < end,
+               Task.trigger.not_in(LEAD_TRIGGERS), *scope.task_filter())
+        .group_by(Task.site, Task.specialty)
+        .order_by(Task.site, Task.specialty)
+    ).all()
+    return {"reviews_booked": sum(n for *_, n in rows),
+            "by_site": [{"site": site, "specialty": specialty, "n": n} for site, specialty, n in rows]}
+
+
+def referrals(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    """Invitations accepted on calls, and new patients imported with ``referred_by``, in the period."""
+    where = [Referral.at >= start, Referral.at < end, Referral.site.in_(scope.sites)]
+    by_site = session.execute(
+        select(Referral.site, Referral.kind, func.count()).where(*where).group_by(Referral.site, Referral.kind)
+    ).all()
+    sites: dict[str, dict[str, Any]] = {}
+    for site, kind, n in by_site:
+        sites.setdefault(site, {"site": site, "accepted": 0, "referred": 0})[kind] = n
+    by_referrer = session.execute(
+        select(Patient.external_id, Patient.name, Referral.kind, func.count())
+        .join(Patient, Patient.id == Referral.referrer_id)
+        .where(*where)
+        .group_by(Patient.external_id, Patient.name, Referral.kind)
+    ).all()
+    referrers: dict[str, dict[str, Any]] = {}
+    for external_id, name, kind, n in by_referrer:
+        referrers.setdefault(external_id, {"patient_id": external_id, "patient_name": name, "accepted": 0,
+                                           "referred": 0})[kind] = n
+    ordered = sorted(referrers.values(), key=lambda r: (-r["referred"], -r["accepted"], r["patient_id"]))
+    return {
+        "accepted": sum(r["accepted"] for r in sites.values()),
+        "referred": sum(r["referred"] for r in sites.values()),
+        "by_site": [sites[s] for s in sorted(sites)],
+        "by_referrer": ordered,
+    }
+
+
+def sweep(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    """The month-end sweep: follow-ups it gave one more attempt in the period, and how many it reached."""
+    rows = session.execute(
+        select(Task.site, func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
+        .where(Task.swept_at >= start, Task.swept_at < end, *scope.task_filter())
+        .group_by(Task.site)
+        .order_by(Task.site)
+    ).all()
+    by_site = [{"site": site, "swept": n, "recovered": int(recovered or 0)} for site, n, recovered in rows]
+    return {"swept": sum(r["swept"] for r in by_site), "recovered": sum(r["recovered"] for r in by_site),
+            "by_site": by_site}
+
+
+def greetings(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    """Birthday and anniversary greetings due in the period, and those sent or made."""
+    due, done = session.execute(
+        select(func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
+        .where(Task.purpose == GREETING, Task.due_at >= start, Task.due_at < end, Task.status != "cancelled",
+               *scope.task_filter())
+    ).one()
+    return {"due": due, "done": int(done or 0)}
+
+
+def qa_by_coordinator(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    """Calls of the period a supervisor scored, per coordinator: how many, and their average score."""
+    rows = session.execute(
+        select(Attempt.by, func.count(), func.avg(QaReview.score))
+        .join(QaReview, QaReview.attempt_id == Attempt.id)
+        .where(Attempt.at >= start, Attempt.at < end, Attempt.site.in_(scope.sites))
+        .group_by(Attempt.by)
+    ).all()
+    return {by: {"qa_reviewed": n, "qa_avg_score": round(float(avg), 1)} for by, n, avg in rows}
