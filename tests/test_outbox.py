@@ -302,7 +302,7 @@ def test_a_refused_message_fails_at_once_and_delivery_reports_need_the_signature
     assert forged.status_code == 403
     assert next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])["status"] == "sent"
     signature = hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
-    ok = client.post("/hooks/sms", data=body, headers={"X-Followup-Signature": signature})
+    ok = client.post("/hooks/http", data=body, headers={"X-Followup-Signature": signature})  # by provider
     assert ok.status_code == 200
     row = next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])
     assert row["status"] == "delivered" and row["delivered_at"].startswith("2026-11-24T10:06")
