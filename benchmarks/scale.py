@@ -452,7 +452,7 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
                 ep, site, protocols.milestones(site, ep.specialty, ep.procedure),
                 calendar=site.calendar(config),
                 max_attempts=protocols.max_attempts(site, ep.specialty, ep.procedure),
-                now=SCHEDULE_NOW, do_not_contact=bool(ep.do_not_contact),
+                now=SCHEDULE_NOW, do_not_contact=bool(ep.do_not_contact), config=config,
             ):
                 out.append(tuple(raw.value(row.get(c)) for c in columns))
         yield out

@@ -19,14 +19,14 @@ from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Answer, Attempt, Complaint, Episode, Escalation, Patient, Referral, Task
+from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
 from core.errors import FollowupError
 from core.messages import MESSAGES, Joined, Msg
 from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, Channel, Outcome, TaskStatus
+from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -97,8 +97,10 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
             external_id=patient.external_id, name=patient.name, gender=patient.gender,  # type: ignore[arg-type]
             age=age_on(patient.birth_date, now.astimezone(site.timezone).date()),
             locale=patient.locale or site.locale,
+            preferred_call_time=patient.preferred_call_time,
         ),
-        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor, department=episode.department,
+        occurred_at=episode.occurred_at, now=now, doctor=episode.doctor,
+        department=episode.department,
         diagnosis=episode.diagnosis, attributes=dict(episode.attributes or {}),
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
@@ -108,6 +110,8 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         ),
         coordinator=staff.name if staff else None,
         age_bands=config.model.defaults.age_bands.model_dump(),
+        timezone=str(site.timezone),
+        treated=task.trigger in TREATED_TRIGGERS,
     )
 
 
@@ -115,6 +119,10 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
     """The milestone a task was scheduled from, with the task's own offset/window snapshot."""
     found = {m.key: m for _, m in plugins.milestones(task.specialty, task.procedure)}
     base = found.get(task.milestone)
+    if base is None and task.purpose == "greeting":  # core/greetings.py: its own names and script, no survey
+        from core.greetings import greeting_milestone
+
+        return greeting_milestone(task)
     if base is None:  # extra calls and milestones since removed from the protocol
         return Milestone(
             key=task.milestone, purpose=task.purpose,
@@ -122,7 +130,9 @@ def task_milestone(plugins: Plugins, site: Site, task: Task) -> Milestone:
             offset=Duration.parse(task.offset), window=[task.window_earliest, task.window_latest],  # type: ignore[arg-type]
             urgency=task.urgency, channel=task.channel,  # type: ignore[arg-type]
         )
-    return base.model_copy(update={"offset": Duration.parse(task.offset)})
+    before = getattr(task, "before_event", None)
+    return base.model_copy(update={"offset": Duration.parse(task.offset),
+                                   "event_at": Duration.parse(before) if before else base.event_at})
 
 
 def counts(outcome: str, at: datetime, previous_failure: datetime | None, min_gap: Duration) -> bool:
@@ -155,6 +165,9 @@ def parse_answers(plugins: Plugins, task: Task, raw: dict[str, str]) -> dict[str
         question = questions.get(key)
         if question is None:
             problems.append(Msg("unknown_question", key=key, keys=", ".join(sorted(questions))))
+            continue
+        if question.treated_only and task.trigger not in TREATED_TRIGGERS:
+            problems.append(Msg("question_treated_only", key=key))
             continue
         try:
             parsed[key] = question.parse_answer(value)
@@ -304,17 +317,20 @@ def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | Non
 
 
 def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[str, Action]]:
-    """One escalation per call (reasons joined), one complaint per category, one referral, one reminder.
+    """One escalation per call (reasons joined), one complaint per call with all its categories, one referral,
+    one reminder.
 
-    Several rules often fire on one answer set (a specialty's referral rule and
-    core's); the doctor and the complaint desk should see one item with every
-    reason, not three.
+    Several rules often fire on one answer set (low satisfaction, a criticism and
+    complaint=是; a specialty's referral rule and core's); the doctor and the
+    complaint desk should see one item with every reason, not three.
     """
     merged: dict[tuple[str, str | None], tuple[str, Action]] = {}
     for plugin_name, action in found:
-        key = (action.kind, action.category if action.kind == "complaint" else None)
+        key: tuple[str, str | None] = (action.kind, None)
         if action.kind == "extra_call":
             key = (action.kind, str(action.after))
+        if action.kind == "complaint":
+            action = action.model_copy(update={"categories": complaint_categories([action])})
         if key not in merged:
             merged[key] = (plugin_name, action)
             continue
@@ -326,8 +342,38 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
                 for loc in ("zh_CN", "en")
             }
             names = first_plugin if plugin_name == first_plugin else f"{first_plugin}+{plugin_name}"
-            merged[key] = (names, first.model_copy(update={"reason": first.reason.model_validate(reason)}))
+            update: dict[str, Any] = {"reason": first.reason.model_validate(reason)}
+            if action.kind == "escalate":  # one red flag makes the whole escalation clinical
+                severities = {first.severity or "clinical", action.severity or "clinical"}
+                update["severity"] = "clinical" if "clinical" in severities else "routine"
+            if action.kind == "complaint":
+                categories = complaint_categories([first, action])
+                update.update(categories=categories, category=categories[0])
+            merged[key] = (names, first.model_copy(update=update))
     return list(merged.values())
+
+
+def complaint_categories(actions: list[Action]) -> tuple[Any, ...]:
+    """Every category of the complaints of one call, the specific ones before ``other``."""
+    seen = [c for a in actions for c in (a.categories or (a.category or "other",))]
+    unique = list(dict.fromkeys(seen))
+    return tuple([c for c in unique if c != "other"] + [c for c in unique if c == "other"])
+
+
+def staff_named(text: str | None, config: ChainConfig, doctor: str | None) -> str | None:
+    """The staff member a criticism names: a colleague on the staff list or the attending doctor, or a
+    titled name (李护士, 王医生); ``None`` when the text names nobody (it stays in the description)."""
+    import re
+
+    if not text:
+        return None
+    for name in sorted({m.name for m in config.model.staff} | ({doctor} if doctor else set()), key=len, reverse=True):
+        if name and name in text:
+            return name
+    titled = re.search(r"([\u4e00-\u9fff]{1,3}?)(医生|护士长|护士|大夫|主任|咨询师|前台|院长)", text)
+    if titled and titled.group(1) not in ("的", "那个", "这个", "有个", "一个", "位"):
+        return titled.group(0)
+    return None
 
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
@@ -386,20 +432,25 @@ def apply_action(
     assert episode is not None
     out: dict[str, Any] = {"kind": action.kind, "reason": reason, "plugin": plugin_name, "question": action.question}
     if action.kind == "escalate":
-        row = Escalation(task_id=task.id, patient_id=task.patient_id, site=task.site, doctor=episode.doctor,
-                         reason=reason, opened_at=now)
-        session.add(row)
-        session.flush()
-        out.update(id=row.id, doctor=episode.doctor)
+        from core.escalations import open_escalation
+
+        row = open_escalation(session, config, task, reason=reason, severity=action.severity or "clinical",
+                              user=user, now=now, source=plugin_name)
+        out.update(id=row.id, doctor=episode.doctor, assignee=row.assignee, severity=row.severity,
+                   due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "complaint":
-        staff = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
-        description = reason + (f" — {note}" if note else "")
+        criticism = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
+        categories = list(action.categories or (action.category or "other",))
+        said = ("批评：" if site.locale == "zh_CN" else "criticism: ") + criticism if criticism else None
+        description = " — ".join(part for part in (reason, said, note) if part)
+        handler = site.complaint_handler.get(site.locale)
         row = Complaint(task_id=task.id, patient_id=task.patient_id, site=task.site,
-                        category=action.category or "other", staff=staff, description=description,
-                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS))
+                        category=categories[0], categories=categories,
+                        staff=staff_named(criticism, config, episode.doctor), description=description,
+                        opened_at=now, due_at=now + timedelta(days=COMPLAINT_DAYS), handler_role=handler)
         session.add(row)
         session.flush()
-        out.update(id=row.id, category=row.category,
+        out.update(id=row.id, category=row.category, categories=categories, staff=row.staff, handler=handler,
                    due_at=local_iso(row.due_at, site.timezone))
     elif action.kind == "extra_call":
         after = action.after or Duration(amount=1, unit="d")
@@ -432,7 +483,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
     episode = session.get(Episode, task.episode_id)
     assert episode is not None
     timing, plan = planner(config, task.site).extra_call(episode.occurred_at, now, after)
-    offset, earliest, latest, urgency = timing.snapshot()
+    offset, earliest, latest, urgency, _ = timing.snapshot()
     extra = Task(
         episode_id=task.episode_id, patient_id=task.patient_id, site=task.site, specialty=task.specialty,
         procedure=task.procedure, trigger=task.trigger, milestone=f"extra_{n}", purpose="extra_call",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import FollowupError
+from core.messages import os_error
 
 APP_NAME = "followup"
 LOCAL = Path("config") / "chain.yaml"
@@ -101,5 +102,5 @@ def write_starter(folder: Path, *, specialties: Sequence[str], user: str, locale
                                       user=json.dumps(user, ensure_ascii=False)), encoding="utf-8")
         site.write_text(SITE.format(locale=locale, specialties=", ".join(specialties)), encoding="utf-8")
     except OSError as exc:
-        raise FollowupError(key="init_cannot_write", values={"path": folder, "error": exc.strerror or exc}) from None
+        raise FollowupError(key="init_cannot_write", values={"path": folder, "error": os_error(exc)}) from None
     return [chain, site]

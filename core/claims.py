@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core.audit import audit
@@ -105,7 +105,7 @@ def claim(
         select(Patient.id)
         .join(priority, priority.c.pid == Patient.id)
         .where(Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False), ~_held_by_colleague(user, now))
-        .order_by(priority.c.urg, priority.c.due, Patient.id)
+        .order_by(priority.c.urg, _tier_rank(config), priority.c.due, Patient.id)
         .limit(count)
         .with_for_update(of=Patient, skip_locked=True)
     )
@@ -177,3 +177,12 @@ def release(session: Session, task_ids: list[int], user: str) -> int:
         .values(claimed_until=None).execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
+
+
+def _tier_rank(config: ChainConfig) -> Any:
+    """Valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank, in SQL)."""
+    tiers = [t.casefold() for t in config.model.value_tiers]
+    if not tiers:
+        return literal(0)
+    return case({tier: rank for rank, tier in enumerate(tiers)}, value=func.lower(Patient.value_tier),
+                else_=len(tiers))

@@ -66,8 +66,17 @@ class AttemptPolicy(_Model):
 
 
 class AgeBands(_Model):
+    """Who is a child (小朋友), who is reached through a parent or guardian, who is elderly (奶奶/爷爷)."""
+
     child_under: int = Field(default=14, ge=1, le=30)
+    minor_under: int = Field(default=18, ge=1, le=30, description="called through a parent or guardian")
     elderly_from: int = Field(default=60, ge=30, le=120)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeBands:
+        if self.child_under > self.minor_under:
+            raise ValueError(f"child_under ({self.child_under}) is above minor_under ({self.minor_under})")
+        return self
 
 
 def _valid_timezone(value: str | None) -> str | None:
@@ -96,6 +105,17 @@ def _overlaps(window: TimeRange, quiet: TimeRange) -> bool:
     return quiet.contains(window.start) or window.start < quiet.start < window.end
 
 
+class EscalationHours(_Model):
+    """How many working hours the assignee has to act on an escalation, by severity (issue 14 item 13)."""
+
+    clinical: float = Field(default=4, gt=0, le=240)
+    routine: float = Field(default=16, gt=0, le=480)
+
+
+def _default_complaint_handler() -> LocalizedText:
+    return LocalizedText(zh_CN="执行院长助理", en="executive assistant to the hospital director")
+
+
 class Defaults(_Model):
     locale: Literal["zh_CN", "en"] = "zh_CN"
     timezone: str = "Asia/Shanghai"
@@ -104,9 +124,19 @@ class Defaults(_Model):
         min_length=1,
     )
     quiet_hours: TimeRange = Field(default_factory=lambda: TimeRange.model_validate("21:00-08:00"))
+    rest_hours: TimeRange | None = Field(
+        default_factory=lambda: TimeRange.model_validate("12:00-14:00"),
+        description="the patients' lunch break: every call avoids it when its window allows (null: none)",
+    )
     holiday_country: str = "CN"
     attempt_policy: AttemptPolicy = Field(default_factory=AttemptPolicy)
     age_bands: AgeBands = Field(default_factory=AgeBands)
+    # The doctors' working hours on a working day: escalation deadlines count only these.
+    working_hours: TimeRange = Field(default_factory=lambda: TimeRange.model_validate("08:00-18:00"))
+    escalation_hours: EscalationHours = Field(default_factory=EscalationHours)
+    complaint_handler: LocalizedText = Field(
+        default_factory=_default_complaint_handler, description="the role that answers complaints first (seed 002)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -177,9 +207,18 @@ class SiteModel(_Model):
     closed_days: list[date] = Field(default_factory=list)
     extra_workdays: list[date] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    events: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="when this site's clinical events happen: aesthetic.rhinoplasty.splint_removal: 5d",
+    )
+    calls_every_day: bool = Field(default=False, description="this site calls on weekends and holidays too")
     template_dirs: list[str] = Field(default_factory=list)
     import_columns: dict[str, str] = Field(default_factory=dict)
     max_failed_attempts: int | None = Field(default=None, ge=1, le=20)
+    on_call_doctor: str | None = Field(
+        default=None, description="username of the doctor who takes escalations without an attending doctor on staff",
+    )
+    complaint_handler: LocalizedText | None = Field(default=None, description="who answers complaints first")
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="this site's changes to the chain's channels (e.g. its own templates)")
 
@@ -237,6 +276,19 @@ class ChainModel(_Model):
     sites_dir: str | None = "sites"
 
 
+@dataclass(frozen=True)
+class EveryDay:
+    """The calendar of a site that calls every day (seed 003): only its own closed days are off."""
+
+    closed: frozenset[date] = frozenset()
+
+    def is_working_day(self, day: date) -> bool:
+        return day not in self.closed
+
+    def is_published(self, day: date) -> bool:
+        return True
+
+
 @dataclass
 class Site:
     """A site with the chain defaults applied: what scheduling and the worklist use."""
@@ -259,8 +311,15 @@ class Site:
     max_failed_attempts: int
     source: Path
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rest_hours: TimeRange | None = None
+    events: dict[str, Duration] = field(default_factory=dict)
+    calls_every_day: bool = False
     # Where the site was written (file and key path), for errors found after loading.
     located: tuple[LocatedYaml, tuple[Any, ...]] | None = field(default=None, repr=False)
+    on_call_doctor: str | None = None
+    complaint_handler: LocalizedText = field(default_factory=_default_complaint_handler)
+    working_hours: TimeRange = field(default_factory=lambda: TimeRange.model_validate("08:00-18:00"))
+    escalation_hours: EscalationHours = field(default_factory=EscalationHours)
     _calendar: Any = field(default=None, repr=False)
 
     def local(self, moment: datetime) -> datetime:
@@ -279,12 +338,22 @@ class Site:
             self._calendar = SiteCalendar.build(
                 get_plugins().calendar(self.holiday_country), notices, self.closed_days, self.extra_workdays
             )
+            if self.calls_every_day:
+                self._calendar = EveryDay(frozenset(self.closed_days))
         return self._calendar
 
-    def apply_overrides(self, specialty: str, procedure: str, milestones: list[Milestone]) -> list[Milestone]:
-        """Site overrides on a procedure's milestones: change offset or window, or drop one."""
+    def apply_overrides(self, specialty: str, procedure: str, milestones: list[Milestone],
+                        events: dict[str, Any] | None = None) -> list[Milestone]:
+        """Site overrides on a procedure's milestones: change offset or window, or drop one.
+
+        ``events`` are the procedure's clinical events (``Procedure.events``); a milestone that
+        prepares one (``before``) gets the event's time at this site as ``event_at``.
+        """
         out = []
         for ms in milestones:
+            if ms.before is not None:
+                at = self.events.get(f"{specialty}.{procedure}.{ms.before}") or (events or {}).get(ms.before)
+                ms = ms.model_copy(update={"event_at": at})
             override = self.overrides.get(f"{specialty}.{procedure}.{ms.key}")
             if override is None:
                 out.append(ms)
@@ -321,9 +390,14 @@ class ChainConfig:
         try:
             return self.sites[code]
         except KeyError:
+            from core.messages import Msg
+
             near = difflib.get_close_matches(code, list(self.sites), n=1)
-            hint = f" — did you mean {near[0]!r}?" if near else ""
-            raise ConfigError([f"unknown site {code!r}{hint} (sites: {', '.join(self.sites)})"]) from None
+            text = Msg("import_unknown_site", site=code, hint=Msg("did_you_mean", suggestion=near[0]) if near else "",
+                       sites=", ".join(self.sites))
+            error = ConfigError([str(text)])
+            error.msg = text  # a coordinator reads it in their language
+            raise error from None
 
     def timezone_of(self, code: str) -> ZoneInfo:
         """The site's timezone; the chain's default for a site no longer configured (old rows)."""
@@ -388,6 +462,11 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
             problems.append(f"{where}: code: site {site.code!r} is defined twice (also at {seen[site.code]})")
         seen[site.code] = where
         problems.extend(_duplicate_overrides(site, src, loc))
+        if site.on_call_doctor is not None and site.on_call_doctor not in {m.username for m in chain.staff}:
+            problems.append(
+                f"{src.path}:{src.line_of(loc + ('on_call_doctor',))}: on_call_doctor: {site.on_call_doctor!r} "
+                f"is not a staff member (staff: {', '.join(m.username for m in chain.staff) or 'none'})"
+            )
         problems.extend(_windows_in_quiet_hours(chain, chain_src, site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
@@ -548,6 +627,9 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         specialties=list(site.specialties),
         calling_windows=site.calling_windows or d.calling_windows,
         quiet_hours=d.quiet_hours,
+        rest_hours=d.rest_hours,
+        events=dict(site.events),
+        calls_every_day=site.calls_every_day,
         holiday_country=(site.holiday_country or d.holiday_country).upper(),
         closed_days=site.closed_days,
         extra_workdays=site.extra_workdays,
@@ -558,6 +640,10 @@ def _resolve_site(chain: ChainModel, site: SiteModel, src: LocatedYaml, loc: tup
         max_failed_attempts=site.max_failed_attempts or d.attempt_policy.max_failed_attempts,
         source=src.path,
         located=(src, loc),
+        on_call_doctor=site.on_call_doctor,
+        complaint_handler=site.complaint_handler or d.complaint_handler,
+        working_hours=d.working_hours,
+        escalation_hours=d.escalation_hours,
         channels=_merged_channels(chain.channels, site.channels),
     )
 
@@ -596,6 +682,14 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
                     f"{src.path}:{src.line_of(loc + ('specialties', i))}: sites.{site.code}.specialties: "
                     f"specialty {key!r} is not installed{hint} (installed: {', '.join(installed) or 'none'})"
                 )
+        for name in site.events:  # aesthetic.rhinoplasty.splint_removal: 5d
+            parts = name.split(".")
+            where = f"{src.path}:{src.line_of(loc + ('events', name))}: sites.{site.code}.events"
+            spec = plugins.specialty(parts[0]) if len(parts) == 3 else None
+            proc = spec.procedure(parts[1]) if spec else None
+            if proc is None or parts[2] not in proc.events:
+                known = ", ".join(f"{parts[0]}.{parts[1]}.{e}" for e in (proc.events if proc else {})) or "none"
+                problems.append(f"{where}: {name}: no such event (write specialty.procedure.event; here: {known})")
         site_model_overrides = list(site.overrides.values())
         for i, override in enumerate(site_model_overrides):
             spec_key, proc_code, ms_key = override.milestone.split(".")

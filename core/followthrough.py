@@ -1,4 +1,4 @@
-"""After the call: complaints (answered within 3 days), escalations to doctors, do-not-contact."""
+"""After the call: complaints (answered within 3 days) and do-not-contact; escalations are in core/escalations.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.config import ChainConfig
 from core.db import rollups
-from core.db.models import Complaint, Escalation, Patient, Task
+from core.db.models import Complaint, Patient, Task
 from core.errors import FollowupError
 from core.tasklist import local_iso
 from core.vocab import TaskStatus
@@ -33,7 +33,8 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
     for c, patient in session.execute(query):
         tz = config.timezone_of(c.site)
         out.append({
-            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category, "staff": c.staff,
+            "id": c.id, "patient_id": patient, "site": c.site, "category": c.category,
+            "categories": list(c.categories or [c.category]), "handler": c.handler_role, "staff": c.staff,
             "description": c.description, "status": c.status, "opened_at": local_iso(c.opened_at, tz),
             "due_at": local_iso(c.due_at, tz), "responded_at": local_iso(c.responded_at, tz), "response": c.response,
             "closed_at": local_iso(c.closed_at, tz),
@@ -74,40 +75,6 @@ def close_complaint(session: Session, complaint_id: int, *, user: str, now: date
     row.closed_at = now
     audit(session, user=user, at=now, action="complaint:close", entity="complaint", entity_id=row.id,
           patient_id=row.patient_id, detail={"note": bool(note)})
-    return row
-
-
-def list_escalations(session: Session, config: ChainConfig, *, status: str | None = None,
-                     site: str | None = None) -> list[dict[str, Any]]:
-    query = (select(Escalation, Patient.external_id).join(Patient, Patient.id == Escalation.patient_id)
-             .order_by(Escalation.opened_at))
-    if status:
-        query = query.where(Escalation.status == status)
-    if site:
-        query = query.where(Escalation.site == config.site(site).code)
-    out = []
-    for e, patient in session.execute(query):
-        tz = config.timezone_of(e.site)
-        out.append({
-            "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "doctor": e.doctor,
-            "reason": e.reason, "status": e.status, "opened_at": local_iso(e.opened_at, tz),
-            "resolved_at": local_iso(e.resolved_at, tz), "resolved_by": e.resolved_by, "resolution": e.resolution,
-        })
-    return out
-
-
-def resolve_escalation(session: Session, escalation_id: int, *, resolution: str, user: str,
-                       now: datetime) -> Escalation:
-    row = session.get(Escalation, escalation_id)
-    if row is None:
-        raise NotFound(key="no_escalation", values={"id": escalation_id})
-    if row.status == "resolved":
-        raise FollowupError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
-    if not resolution.strip():
-        raise FollowupError(key="resolution_needs_text")
-    row.status, row.resolved_at, row.resolved_by, row.resolution = "resolved", now, user, resolution
-    audit(session, user=user, at=now, action="escalation:resolve", entity="escalation", entity_id=row.id,
-          patient_id=row.patient_id)
     return row
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.calendar import default_calendar
 from core.hookspecs import hookimpl
+from core.names import salutation
 from core.protocol import Action, Condition, LocalizedText, PatientInfo, Question, Rule, TaskContext
 
 T = LocalizedText
@@ -18,25 +19,25 @@ T = LocalizedText
 GENERAL_QUESTIONS: tuple[Question, ...] = (
     Question(
         key="overall_satisfaction",
-        type="scale", min=1, max=5, dimension="overall",
+        type="scale", min=1, max=5, dimension="overall", treated_only=True,
         text=T(zh_CN="总体来说，您对这次就诊满意吗？1分很不满意，5分非常满意。",
                en="Overall, how satisfied are you with your care, from 1 (very dissatisfied) to 5 (very satisfied)?"),
     ),
     Question(
         key="recommend",
-        type="scale", min=0, max=10, dimension="recommend",
+        type="scale", min=0, max=10, dimension="recommend", treated_only=True, optional=True,
         text=T(zh_CN="如果满分是10分，您有多大可能把我们推荐给亲友？",
                en="On a scale of 0 to 10, how likely are you to recommend us to family and friends?"),
     ),
     Question(
         key="staff_praise",
-        type="text",
+        type="text", treated_only=True, optional=True,
         text=T(zh_CN="有没有哪位医生、护士或工作人员让您特别满意、想表扬的？",
                en="Is there a doctor, nurse or staff member you would like to praise?"),
     ),
     Question(
         key="staff_criticism",
-        type="text",
+        type="text", treated_only=True,
         text=T(zh_CN="有没有哪位工作人员或哪项服务让您不满意？",
                en="Was there a staff member or a service you were unhappy with?"),
     ),
@@ -48,7 +49,7 @@ GENERAL_QUESTIONS: tuple[Question, ...] = (
     ),
     Question(
         key="suggestions",
-        type="text",
+        type="text", optional=True,
         text=T(zh_CN="您对我们还有什么建议或需要？", en="Do you have any suggestions or needs for us?"),
     ),
 )
@@ -120,38 +121,9 @@ GENERAL_RULES: tuple[Rule, ...] = (
 )
 
 
-def age_band(age: int | None, bands: dict[str, int]) -> str:
-    if age is None:
-        return "adult"
-    if age < bands.get("child_under", 14):
-        return "child"
-    if age >= bands.get("elderly_from", 60):
-        return "elderly"
-    return "adult"
-
-
-def _is_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
-
-
 def default_salutation(patient: PatientInfo, locale: str, bands: dict[str, int]) -> str:
-    """王奶奶 / 李先生 / 小朋友, or Mrs Wang / Mr Li / the child's given name."""
-    band = age_band(patient.age, bands)
-    name = patient.name.strip()
-    if _is_cjk(name):
-        surname, given = name[:1], (name[1:] or name)
-    else:  # "Emily Chen": given name first, surname last
-        parts = name.split()
-        surname, given = (parts[-1], parts[0]) if len(parts) > 1 else (name, name)
-    if locale == "zh_CN":
-        if band == "child":
-            return f"{given}小朋友"
-        if band == "elderly":
-            return {"F": f"{surname}奶奶", "M": f"{surname}爷爷"}.get(patient.gender, name)
-        return {"F": f"{surname}女士", "M": f"{surname}先生"}.get(patient.gender, name)
-    if band == "child":
-        return given
-    return {"F": f"Ms {surname}", "M": f"Mr {surname}"}.get(patient.gender, name)
+    """王奶奶 / 李先生 / 欧阳女士 / 阿依古丽·买买提女士 / 高佳怡的家长, or Ms Wang / Mr Li (see core/names.py)."""
+    return salutation(patient.name, patient.gender, patient.age, locale, bands)
 
 
 class CorePlugin:

@@ -73,7 +73,7 @@ CHUNK = 500
 PATIENTS, EPISODES = "patients", "episodes"
 PATIENT_COLUMNS = (
     "patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact",
-    "email", "wechat_openid",
+    "email", "wechat_openid", "preferred_call_time",
     "birthday", "anniversary", "value_tier", "referred_by",
 )
 PATIENT_REQUIRED = ("patient_id", "name", "gender", "birth_date", "phone")
@@ -109,6 +109,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "site": ("clinic", "home site", "院区", "门店", "院区/门店", "分院"),
     "locale": ("language", "语言"),
+    "preferred_call_time": ("preferred time", "call time", "方便接听时间", "方便联系时间", "回访时间", "联系时间"),
     "email": ("e-mail", "mail", "email address", "邮箱", "电子邮箱", "电子邮件"),
     "wechat_openid": ("openid", "wechat openid", "微信openid", "公众号openid"),
     "do_not_contact": ("dnc", "勿扰", "免打扰", "拒绝回访"),
@@ -341,7 +342,9 @@ TEMPLATE_NAMES = {
     "patient_id": "患者编号", "name": "姓名", "gender": "性别", "birth_date": "出生日期", "phone": "手机号",
     "site": "门店", "locale": "语言", "do_not_contact": "勿扰", "episode_id": "就诊编号", "specialty": "专科",
     "procedure": "项目", "occurred_at": "手术/出院/就诊时间", "doctor": "主治医生", "department": "科室",
-    "diagnosis": "诊断", "notes": "备注",
+    "diagnosis": "诊断", "notes": "备注", "email": "电子邮箱", "wechat_openid": "微信openid",
+    "preferred_call_time": "方便接听时间", "birthday": "生日", "anniversary": "纪念日", "value_tier": "客户等级",
+    "referred_by": "推荐人",
 }
 
 
@@ -831,6 +834,15 @@ class PatientRow(_Row):
         return _optional_text(value, 64)
     email: str | None = None
     wechat_openid: str | None = None
+    preferred_call_time: str | None = None
+
+    @field_validator("preferred_call_time", mode="before")
+    @classmethod
+    def _preferred(cls, value: Any) -> str | None:
+        from core.calltimes import preferred_range
+
+        text = _optional_text(value)
+        return None if text is None else preferred_range(text)
 
     @field_validator("email", mode="before")
     @classmethod
@@ -1197,7 +1209,7 @@ def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int
 
 _PATIENT_FIELDS = (
     "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact", "email", "wechat_openid",
-    "birthday", "anniversary", "value_tier",
+    "birthday", "anniversary", "value_tier", "preferred_call_time",
 )
 _EPISODE_FIELDS = ("doctor", "department", "diagnosis", "notes")
 
@@ -1246,6 +1258,7 @@ def _upsert_patients(
                     "external_id": row.patient_id, "name": row.name, "gender": row.gender,
                     "birth_date": row.birth_date, "phone": row.phone, "site": row.site,
                     "locale": row.locale, "do_not_contact": bool(row.do_not_contact),
+                    "preferred_call_time": row.preferred_call_time,
                     "birthday": row.birthday, "anniversary": row.anniversary, "value_tier": row.value_tier,
                     "email": row.email, "wechat_openid": row.wechat_openid,
                     "dnc_reason": DNC_BY_IMPORT if row.do_not_contact else None,

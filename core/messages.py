@@ -75,6 +75,33 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plugin_failed_row": ("{name}：加载失败：{error}", "{name}: failed to load: {error}"),
     "plugin_source_entry_point": ("入口点 {value}", "entry point {value}"),
     "protocols_changed": ("* = 门店配置已修改", "* = changed by the site's configuration"),
+    # -- the operating system's reasons, for files that cannot be written
+    "os.ENOENT": ("文件夹不存在", "No such file or directory"),
+    "os.EACCES": ("没有写入权限", "Permission denied"),
+    "os.EPERM": ("没有权限", "Operation not permitted"),
+    "os.EROFS": ("只读文件系统", "Read-only file system"),
+    "os.EISDIR": ("这是一个文件夹", "Is a directory"),
+    "os.ENOSPC": ("磁盘已满", "No space left on device"),
+    # -- report
+    "report_not_your_site": ("{user} 只能查看 {sites} 的报表，不能查看门店 {site}",
+                             "{user} may report on {sites}, not on site {site}"),
+    "report_xlsx_needs_out": ("--format xlsx 生成工作簿：请用 --out 文件名.xlsx 指定",
+                              "--format xlsx writes a workbook: give --out FILE.xlsx"),
+    "report_cannot_write": ("无法写入 --out {out}：{error}", "cannot write --out {out}: {error}"),
+    "period_not_a_period": ("--period {text!r} 不是统计期间：请写成 2026-W47（周）、2026-11（月）或 2026-Q4（季度）",
+                            "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4"),
+    "period_not_a_kind": ("--period {text!r} 不是统计期间：请写成 2026-W47、2026-11 或 2026-Q4"
+                          "（{kind}报表写成 {example}）",
+                          "--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4 "
+                          "(for a {kind}: {example})"),
+    "period_wrong_kind": ("--period {text!r} 是{found}，与{kind}报表不符：请写成 {example}（或不指定报表类型）",
+                          "--period {text!r} is a {found}, but the report asked for is a {kind}: "
+                          "write it like {example} or leave out '{kind}'"),
+    "period_kind.week": ("周", "week"),
+    "period_kind.month": ("月", "month"),
+    "period_kind.quarter": ("季度", "quarter"),
+    "period_no_such": ("--period {text!r} 不存在（周 1–52/53，月 1–12）",
+                       "--period {text!r} does not exist (week 1–52/53, month 1–12)"),
     # -- lists
     "wrote": ("已写入 {file}", "wrote {file}"),
     "escalations_title": ("上报医生：{n} 条", "{n} escalation(s)"),
@@ -118,6 +145,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "  next attempt: {at}  (past the window: overdue)"),
     "action": ("  → {kind}：{reason}", "  → {kind}: {reason}"),
     "action_id": (" [#{id}]", " [#{id}]"),
+    "action_handler": ("（先交{handler}处理）", " (first to the {handler})"),
+    "action_assignee": ("（{assignee}，时限 {due}）", " ({assignee}, due {due})"),
     "action.escalate": ("上报医生", "escalate"),
     "action.complaint": ("投诉", "complaint"),
     "action.referral": ("转介绍", "referral"),
@@ -152,6 +181,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "--callback-at only goes with outcome callback_requested, not {outcome!r}"),
     "answers_only_when_reached": ("只有联系到患者时才能记录回答，{outcome!r} 不行",
                                   "answers can only be recorded when the patient was reached, not with {outcome!r}"),
+    "question_treated_only": ("问题 {key} 只问接受过治疗的患者（这位患者没有在这里治疗过）",
+                              "question {key} is asked only of patients who were treated (this patient was not)"),
     "unknown_question": ("未知的问题 {key!r}（此任务的问题：{keys}）",
                          "unknown question {key!r} (this task asks: {keys})"),
     "callback_in_past": ("回电时间 {at} 已过（现在是 {now}）", "callback time {at} is not in the future (now {now})"),
@@ -202,10 +233,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "unknown trigger {text!r} (one of: {triggers})"),
     "import_trigger_not_offered": ("专科 {specialty} 没有 {trigger} 类回访的项目（有：{triggers}）",
                                    "{specialty} has no procedure for trigger {trigger} (it has: {triggers})"),
-    "import_trigger_mismatch": ("项目 {procedure} 的回访类型是 {own}，不是 {trigger}",
-                                "procedure {procedure} is followed up as {own}, not {trigger}"),
     "swept": ("，月末补打 {n} 个（{days}）", ", {n} month-end sweep call(s) ({days})"),
-    "greetings_created": ("，节日问候 {n} 个", ", {n} greeting(s)"),
+    "greetings_created": ("，生日/纪念日问候 {n} 个", ", {n} greeting(s)"),
     "card_value_tier": ("客户等级", "Value tier"),
     "card_manners": ("电话礼仪", "Telephone manners"),
     "card_sweep": ("月末补打：本月此前未能联系上（{outcome}），再打一次",
@@ -219,25 +248,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "Never keep the patient on hold for more than a minute; if you need longer, offer to call back."),
     "manners.speaker": ("不要使用免提，保护患者隐私，也让对方听得清楚。",
                         "Do not use the speakerphone: it exposes the patient's privacy and sounds distant."),
-    "greeting.birthday": ("生日问候", "Birthday greeting"),
-    "greeting.anniversary": ("结婚纪念日问候", "Wedding anniversary greeting"),
-    "greeting.sms.birthday": ("{salutation}，{clinic}祝您生日快乐，身体健康，笑口常开！",
-                              "Dear {salutation}, everyone at {clinic} wishes you a very happy birthday!"),
-    "greeting.sms.anniversary": ("{salutation}，{clinic}祝您结婚纪念日快乐，幸福美满！",
-                                 "Dear {salutation}, everyone at {clinic} wishes you a happy wedding anniversary!"),
-    "greeting.call": ("【来电目的】{salutation}您好，我是{clinic}的回访专员。{day}快到了，特地打电话向您送上祝福！"
-                      "\n【说明】只做问候，不推销、不问病情；如对方主动提到不适，请记录并转告医生。"
-                      "\n【结束】祝您{wish}！有需要随时联系我们，再见。（请等对方先挂电话）",
-                      "[Purpose] Hello {salutation}, this is {clinic}. Your {day} is coming up and we wanted to "
-                      "send you our best wishes!\n[Note] A greeting only: no selling, no health questions; if the "
-                      "patient mentions a problem, note it and tell the doctor.\n[Closing] We wish you {wish}! "
-                      "Call us whenever you need us. Goodbye. (Wait for the patient to hang up first.)"),
-    "greeting.day.birthday": ("生日", "birthday"),
-    "greeting.day.anniversary": ("结婚纪念日", "wedding anniversary"),
-    "greeting.wish.birthday": ("生日快乐、身体健康", "a very happy birthday"),
-    "greeting.wish.anniversary": ("纪念日快乐、幸福美满", "a happy anniversary"),
-    # -- escalations, complaints, do-not-contact
     "escalation_resolved": ("上报医生 {id} 已由 {user} 处理完毕。", "Escalation {id} resolved by {user}."),
+    "escalation_resolved_late": ("上报医生 {id} 已由 {user} 处理完毕（已超过处理时限）。",
+                                 "Escalation {id} resolved by {user} (after its deadline)."),
+    "escalation_opened": ("已上报医生 {id}：{assignee}，请在 {due} 前处理。",
+                          "Escalation {id} opened: {assignee}, due by {due}."),
+    "escalation_acknowledged": ("上报医生 {id} 已由 {user} 确认收到，处理时限 {due}。",
+                                "Escalation {id} acknowledged by {user}; due by {due}."),
+    "no_assignee": ("未指定医生（请在站点配置 on_call_doctor）", "no doctor assigned (set the site's on_call_doctor)"),
+    "escalation_needs_reason": ("上报医生需要写明原因：--reason \"……\"",
+                                "an escalation needs a reason: --reason \"...\""),
+    "unknown_severity": ("未知的紧急程度 {severity!r}（可选：{choices}）",
+                         "unknown severity {severity!r} (choices: {choices})"),
+    "escalation_not_yours": ("上报医生 {id} 由 {assignee} 负责，{user} 不能处理",
+                             "escalation {id} is assigned to {assignee}, not {user}"),
+    "escalation_unassigned": ("上报医生 {id} 尚未指定医生：须由医生确认或处理",
+                              "escalation {id} has no assignee yet: a doctor must take it"),
+    "due_by": ("时限 {due}", "due {due}"),
+    "escalation_already_acknowledged": ("上报医生 {id} 已确认过", "escalation {id} was already acknowledged"),
     "no_escalation": ("上报医生记录 {id} 不存在", "no escalation {id}"),
     "escalation_already_resolved": ("上报医生 {id} 已由 {user} 处理过",
                                     "escalation {id} was already resolved by {user}"),
@@ -315,6 +343,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "not a valid phone number: a mainland mobile has 11 digits starting with 1, "
                              "a landline needs its area code (010-12345678), a foreign number its +country code; "
                              "to import it anyway, use --allow-invalid-phone"),
+    "import_bad_call_time": ("无法识别的方便接听时间 {text!r}（请写 18:00-20:00，或 上午、下午、傍晚、晚上；"
+                             "需在 08:00–21:00 之间）",
+                             "unreadable preferred call time {text!r} (write 18:00-20:00, or morning, afternoon, "
+                             "after work, evening; between 08:00 and 21:00)"),
     "import_unknown_locale": ("未知的语言 {text!r}（请填 zh_CN 或 en）", "unknown locale {text!r} (use zh_CN or en)"),
     "import_unknown_patient": ("患者 {patient!r} 既不在数据库中，也不在此文件中",
                                "patient {patient!r} is neither in the database nor in this file"),
@@ -385,6 +417,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               ", {n} provisional (holiday data not yet published)"),
     "replanned": ("已重新安排 {n} 个暂定任务", "re-placed {n} provisional task(s)"),
 }
+
+
+def os_error(exc: OSError) -> Any:
+    """Why a file could not be written, as a catalogue message when it is a common reason."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return Msg(f"os.{name}") if f"os.{name}" in MESSAGES else (exc.strerror or str(exc))
 
 
 def message(key: str, locale: str | None, /, **values: Any) -> str:

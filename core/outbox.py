@@ -144,6 +144,8 @@ def compose(
         "milestone": milestone.names.get(locale), "procedure": proc.names.get(locale) if proc else task.procedure,
         "call_date": f"{due_local:%Y-%m-%d}", "call_time": f"{due_local:%H:%M}",
         "link": link or "", "kind": kind, "doctor": episode.doctor or "",
+        # a birthday or anniversary greeting (core/greetings.py) has its own words
+        "greeting": (task.milestone.split("_")[1] if task.purpose == "greeting" else ""),
     }
     dirs = [*map(str, site.template_dirs), *plugins.template_dirs()]
     text = _render_first([f"message/{task.specialty}/{kind}.j2", f"message/{kind}.j2"], variables, locale, dirs)

@@ -47,6 +47,16 @@ class Placement:
     outside_window: bool = False
 
 
+#: A window whose end is given in days, weeks, months or years ends with that local calendar day:
+#: "5-7 days after discharge" includes all of day 7.
+END_OF_DAY = time(23, 59, 59)
+CALENDAR_UNITS = frozenset({"d", "w", "mo", "y"})
+
+
+def end_of_day(local: datetime) -> datetime:
+    return datetime.combine(local.date(), END_OF_DAY, local.tzinfo)
+
+
 def milestone_times(
     anchor: datetime,
     offset: Duration,
@@ -54,9 +64,15 @@ def milestone_times(
     latest: Duration,
     tz: ZoneInfo,
 ) -> MilestoneTimes:
-    """Target and window of a milestone, from the anchor, in the site's timezone."""
+    """Target and window of a milestone, from the anchor, in the site's timezone.
+
+    A window's end in days (weeks, months, years) is the end of that local day.
+    """
     local = anchor.astimezone(tz)
-    return MilestoneTimes(offset.add_to(local), earliest.add_to(local), latest.add_to(local))
+    end = latest.add_to(local)
+    if latest.unit in CALENDAR_UNITS:
+        end = end_of_day(end)
+    return MilestoneTimes(offset.add_to(local), earliest.add_to(local), end)
 
 
 def _slots(day: date, windows: Sequence[TimeRangeLike], tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
@@ -112,7 +128,9 @@ _ONE_DAY = timedelta(days=1)
 _UNKNOWN = object()
 
 
-def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
+def shifter(
+    duration: Duration, *, to_end_of_day: bool = False,
+) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
     """``duration.add_to`` as a function of an anchor, without per-call parsing.
 
     The function takes the anchor in the site's timezone, in UTC, and its UTC
@@ -121,6 +139,14 @@ def shifter(duration: Duration) -> Callable[[datetime, datetime, timedelta | Non
     are wall-clock arithmetic (a month clamps to the month's last day) and a wall
     time skipped by a DST gap moves forward, exactly as :meth:`Duration.add_to`.
     """
+    if to_end_of_day and duration.unit in CALENDAR_UNITS:
+        shift = shifter(duration)
+
+        def then_end_of_day(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+            wall, _ = shift(local, utc, offset)
+            return _exists(datetime.combine(wall.date(), END_OF_DAY, wall.tzinfo))
+
+        return then_end_of_day
     unit, amount = duration.unit, duration.amount
     if unit in ("min", "h"):
         elapsed = timedelta(minutes=duration.approx_minutes)
@@ -182,6 +208,31 @@ def _exists(wall: datetime) -> tuple[datetime, datetime]:
     return (back if back.utcoffset() != wall.utcoffset() else wall), utc
 
 
+def without(windows: Sequence[Any], rest: TimeRangeLike | None) -> list[Any]:
+    """Calling windows with the rest hours (a daytime range) taken out."""
+    if rest is None or not rest.start < rest.end:
+        return list(windows)
+    out: list[Any] = []
+    for w in windows:
+        if w.end <= rest.start or w.start >= rest.end:
+            out.append(w)
+            continue
+        if w.start < rest.start:
+            out.append(_Range(w.start, rest.start))
+        if rest.end < w.end:
+            out.append(_Range(rest.end, w.end))
+    return out
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+
 class Placer:
     """:func:`place` for one site's calling windows, quiet hours, calendar and timezone, memoised per day."""
 
@@ -191,8 +242,10 @@ class Placer:
         quiet: TimeRangeLike,
         calendar: CalendarLike,
         tz: ZoneInfo,
+        rest: TimeRangeLike | None = None,
     ):
-        self.windows = sorted(windows, key=lambda w: w.start)
+        self.windows = without(sorted(windows, key=lambda w: w.start), rest)
+        self.rest = rest
         self.quiet = quiet
         self.calendar = calendar
         self.tz = tz
@@ -264,13 +317,40 @@ class Placer:
         """:func:`place` for times already in this site's timezone (as :func:`milestone_times` gives them)."""
         return Placement(*self.place_parts(target, window_start, window_end, urgency))
 
+    def allowed(self, local: datetime, *, rest: bool = True) -> datetime:
+        """The first moment at or after ``local`` outside quiet hours (and rest hours, when ``rest``)."""
+        quiet, lunch = self.quiet, self.rest if rest else None
+        for _ in range(4):
+            moment = local.time()
+            if quiet.contains(moment):
+                end = datetime.combine(local.date(), quiet.end, self.tz)
+                local = end if end > local else end + _ONE_DAY
+            elif lunch is not None and lunch.contains(moment):
+                local = datetime.combine(local.date(), lunch.end, self.tz)
+            else:
+                break
+        return local
+
+    def clinical(self, target: datetime, window_start: datetime, window_end: datetime) -> datetime:
+        """A clinical call keeps its date, even on a holiday: its target when allowed, else the earliest
+        allowed moment inside its window (the same evening, not the next morning); rest hours give way
+        before quiet hours do; a window with no allowed moment ends with the first moment after it."""
+        for rest in (True, False):
+            due = self.allowed(target, rest=rest)
+            if due <= window_end:
+                return due
+            early = self.allowed(window_start, rest=rest)
+            if early <= window_end:
+                return early
+        return self.allowed(target, rest=False)
+
     def place_parts(
         self, target: datetime, window_start: datetime, window_end: datetime, urgency: str
     ) -> tuple[datetime, bool, bool]:
         """:meth:`place` as a plain tuple (due_at, provisional, outside_window): no object per task."""
         if urgency == Urgency.CLINICAL:
-            due = self.leave_quiet_hours(target)
-            return due, False, due > window_end
+            due = self.clinical(target, window_start, window_end)
+            return due, False, not window_start <= due <= window_end
         forward = self.next_slot(target)
         if forward is not None and forward <= window_end:
             due = forward

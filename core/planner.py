@@ -26,7 +26,7 @@ from typing import Any
 
 from core.config import ChainConfig, Site
 from core.errors import FollowupError
-from core.placement import MilestoneTimes, Placer, milestone_times
+from core.placement import END_OF_DAY, MilestoneTimes, Placer, milestone_times, without
 from core.protocol import Duration, Milestone
 from core.vocab import Urgency
 
@@ -42,19 +42,23 @@ class Timing:
     earliest: Duration
     latest: Duration
     urgency: str = Urgency.ROUTINE
+    before: Duration | None = None  # the event this call prepares (a reminder reaches the patient before it)
 
     @classmethod
     def of(cls, milestone: Milestone) -> Timing:
-        return cls(milestone.offset, milestone.window.earliest, milestone.window.latest, milestone.urgency)
+        before = milestone.event_at if milestone.before else None
+        return cls(milestone.offset, milestone.window.earliest, milestone.window.latest, milestone.urgency, before)
 
     @classmethod
-    def stored(cls, offset: str, earliest: str, latest: str, urgency: str) -> Timing:
-        """From a task's snapshot columns (``offset``, ``window_earliest``, ``window_latest``)."""
-        return cls(Duration.parse(offset), Duration.parse(earliest), Duration.parse(latest), urgency)
+    def stored(cls, offset: str, earliest: str, latest: str, urgency: str, before: str | None = None) -> Timing:
+        """From a task's snapshot columns (``offset``, ``window_earliest``, ``window_latest``, ``before_event``)."""
+        return cls(Duration.parse(offset), Duration.parse(earliest), Duration.parse(latest), urgency,
+                   Duration.parse(before) if before else None)
 
-    def snapshot(self) -> tuple[str, str, str, str]:
-        """The columns a task keeps: (offset, window_earliest, window_latest, urgency)."""
-        return str(self.offset), str(self.earliest), str(self.latest), str(self.urgency)
+    def snapshot(self) -> tuple[str, str, str, str, str | None]:
+        """The columns a task keeps: (offset, window_earliest, window_latest, urgency, before_event)."""
+        return (str(self.offset), str(self.earliest), str(self.latest), str(self.urgency),
+                str(self.before) if self.before else None)
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,55 @@ class Planner:
         self.site = site
         self.tz = site.timezone
         self.calendar = site.calendar(config)
-        self.placer = Placer(site.calling_windows, site.quiet_hours, self.calendar, site.timezone)
+        self.placer = Placer(site.calling_windows, site.quiet_hours, self.calendar, site.timezone, site.rest_hours)
         self.min_gap = site.attempt_policy.min_gap
+        self._preferred: dict[tuple[Any, Any], Placer] = {}
 
     # -- the one function ---------------------------------------------------------------------------
-    def plan(self, timing: Timing, anchor: datetime, history: History | None = None) -> Plan:
-        """Due time, window, next attempt and provisional flag of a task of ``timing`` for an event at ``anchor``."""
-        times = milestone_times(anchor, timing.offset, timing.earliest, timing.latest, self.tz)
-        return self._plan(times, timing.urgency, history)
+    def plan(self, timing: Timing, anchor: datetime, history: History | None = None, *,
+             preferred: Any = None) -> Plan:
+        """Due time, window, next attempt and provisional flag of a task of ``timing`` for an event at ``anchor``.
 
-    def _plan(self, times: MilestoneTimes, urgency: str, history: History | None) -> Plan:
-        due, provisional, outside = self.placer.place_parts(times.target, times.window_start, times.window_end, urgency)
+        ``preferred`` is the patient's own calling time (a time range, e.g. 18:00-20:00): a routine
+        call goes there when its window allows, else to the site's calling windows.
+        """
+        times = milestone_times(anchor, timing.offset, timing.earliest, timing.latest, self.tz)
+        if timing.before is not None:
+            times = self._before_event(times, timing.before.add_to(anchor.astimezone(self.tz)))
+        reminder_floor = anchor if timing.before is not None else None
+        return self._plan(times, timing.urgency, history, preferred=preferred, floor=reminder_floor)
+
+    @staticmethod
+    def _before_event(times: MilestoneTimes, event: datetime) -> MilestoneTimes:
+        """A reminder's window ends with the day before its event: never on or after what it reminds of."""
+        cap = datetime.combine(event.date() - timedelta(days=1), END_OF_DAY, event.tzinfo)
+        end = min(times.window_end, cap)
+        return MilestoneTimes(min(times.target, end), min(times.window_start, end), end)
+
+    def _placer_for(self, preferred: Any) -> Placer:
+        key = (preferred.start, preferred.end)
+        found = self._preferred.get(key)
+        if found is None:
+            found = self._preferred[key] = Placer([preferred], self.site.quiet_hours, self.calendar, self.tz)
+        return found
+
+    def _plan(self, times: MilestoneTimes, urgency: str, history: History | None, *, preferred: Any = None,
+              floor: datetime | None = None) -> Plan:
+        """``floor``: for a reminder, the event's anchor (the fallback searches back to it)."""
+        target, start, end = times.target, times.window_start, times.window_end
+        due, provisional, outside = self.placer.place_parts(target, start, end, urgency)
+        if preferred is not None and urgency == Urgency.ROUTINE:
+            own = self._placer_for(preferred).place_parts(target, start, end, urgency)
+            if not own[2]:
+                due, provisional, outside = own
+        if outside and urgency == Urgency.ROUTINE and floor is not None:
+            # No working day in the window of a reminder: the last working day before its event, else its date.
+            back = self.placer.previous_slot(end, floor.astimezone(self.tz))
+            if back is not None and back <= end:
+                due, outside, start = back, False, min(start, back)
+            else:  # no working day before it either: the reminder keeps its date, like a clinical call
+                due = self.placer.clinical(target, start, end)
+                outside = not start <= due <= end
         following = due
         if history is not None and history.attempts:
             if history.callback_at is not None:
@@ -120,7 +162,7 @@ class Planner:
                 following = self.retry(history.last_failed_at, urgency)
             elif history.next_attempt_at is not None:
                 following = history.next_attempt_at
-        return Plan(times.target, times.window_start, times.window_end, due, following, provisional, outside)
+        return Plan(times.target, start, end, due, following, provisional, outside)
 
     # -- what follows an attempt ---------------------------------------------------------------------
     def retry(self, failed_at: datetime, urgency: str = Urgency.ROUTINE) -> datetime:
@@ -133,7 +175,7 @@ class Planner:
         calendar: Any = _EveryDay() if urgency == Urgency.CLINICAL else self.calendar
         tz = self.tz
         local = failed_at.astimezone(tz)
-        windows = sorted(self.site.calling_windows, key=lambda w: w.start)
+        windows = without(sorted(self.site.calling_windows, key=lambda w: w.start), self.site.rest_hours)
         failed_index = next((i for i, w in enumerate(windows) if w.contains(local.time())), None)
         earliest = self.min_gap.add_to(local)
         day = earliest.date()
@@ -188,6 +230,38 @@ class Planner:
         timing = Timing(since_event(target), since_event(target), since_event(window_end), Urgency.ROUTINE)
         times = MilestoneTimes(target=target, window_start=target, window_end=window_end)
         return timing, self._plan(times, Urgency.ROUTINE, None)
+
+    def greeting(self, anchor: datetime, day: date, days_before: int) -> tuple[Timing, Plan]:
+        """A birthday or anniversary greeting: from ``days_before`` days before ``day`` to the day itself,
+        in a calling window of a working day (an SMS too: never at night). Its timing is kept from the
+        episode's event, like an extra call's."""
+        tz = self.tz
+        start = datetime.combine(day - timedelta(days=days_before), time(), tz)
+        end = datetime.combine(day + timedelta(days=1), time(), tz)
+
+        def since_event(moment: datetime) -> Duration:
+            return Duration(amount=max(0, int((moment - anchor).total_seconds() // 60)), unit="min")
+
+        timing = Timing(since_event(start), since_event(start), since_event(end), Urgency.ROUTINE)
+        return timing, self._plan(MilestoneTimes(target=start, window_start=start, window_end=end),
+                                  Urgency.ROUTINE, None)
+
+    def sweep(self, now: datetime, days: list[int]) -> datetime | None:
+        """The month-end sweep's call: the first calling slot, from now, on this month's sweep days that
+        are working days (the next working day's when none of them is); None once they are past."""
+        local = now.astimezone(self.tz)
+        today = local.date()
+        last = today.replace(day=max(days))
+        if last < today:
+            return None
+        for number in sorted(days):
+            day = today.replace(day=number)
+            if day < today:
+                continue
+            for start, end in self.placer.slots(day):
+                if local < end:
+                    return max(start, local)
+        return self.placer.next_slot(max(local, datetime.combine(last + timedelta(days=1), time(), self.tz)))
 
 
 def callback_problem(site: Site, at: datetime, now: datetime) -> tuple[str, dict[str, Any]] | None:

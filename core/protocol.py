@@ -175,6 +175,18 @@ class Milestone(Strict):
         default_factory=dict,
         description="episode attributes that must match for this milestone to apply, e.g. {restored: false}",
     )
+    before: str | None = Field(
+        default=None, pattern=_KEY,
+        description="the event of the procedure this call prepares (one of the procedure's events, e.g. "
+                    "splint_removal): it reaches the patient before that event's day, never on or after it",
+    )
+    event_at: Duration | None = Field(
+        default=None,
+        description="set by core, not in protocol.yaml: when ``before``'s event happens at this site",
+    )
+    optional_questions: tuple[str, ...] = Field(
+        default=(), description="questions that may be skipped at this milestone (for elderly patients, say)",
+    )
     fallback: Literal["phone"] | None = Field(
         default=None, description="a message milestone (sms, wechat, email) whose message fails becomes a phone task",
     )
@@ -216,6 +228,11 @@ class Procedure(Strict):
     trigger: TriggerKind = Trigger.PROCEDURE
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     allows_booking: bool = False
+    events: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="clinical events after the procedure that calls prepare (splint_removal: 5d); "
+                    "a site may move them (events: in its YAML), and scripts read them",
+    )
 
 
 class EpisodeAttribute(Strict):
@@ -263,6 +280,44 @@ class Choice(Strict):
     labels: LocalizedText
 
 
+_COMPARE: dict[str, Any] = {
+    "eq": lambda got, v: got == v,
+    "ne": lambda got, v: got != v,
+    "gte": lambda got, v: got >= v,
+    "lte": lambda got, v: got <= v,
+    "gt": lambda got, v: got > v,
+    "lt": lambda got, v: got < v,
+    "in": lambda got, v: got in v,
+}
+
+
+class RedFlag(Strict):
+    """An answer the script tells the coordinator to pass to the doctor at once (issue 14 item 12).
+
+    The question list marks it, and the conformance kit checks that a rule of the
+    plugin escalates it at every milestone that asks the question while the flag
+    applies (``min_days`` / ``max_days`` after the event, as in a rule).
+    """
+
+    op: Literal["eq", "ne", "gte", "lte", "gt", "lt", "in"] = "eq"
+    value: Any
+    min_days: float | None = None
+    max_days: float | None = None
+    label: LocalizedText | None = Field(default=None, description="how the script names the answer")
+
+    def applies(self, days_since: float) -> bool:
+        return not ((self.min_days is not None and days_since < self.min_days)
+                    or (self.max_days is not None and days_since > self.max_days))
+
+    def holds(self, answer: Any, days_since: float) -> bool:
+        if not self.applies(days_since):
+            return False
+        try:
+            return bool(_COMPARE[self.op](answer, self.value))
+        except TypeError:
+            return False
+
+
 class Question(Strict):
     """A question asked during a call; ``dimension`` groups satisfaction figures in reports."""
 
@@ -274,6 +329,11 @@ class Question(Strict):
     choices: tuple[Choice, ...] = ()
     dimension: str | None = None
     required: bool = False
+    optional: bool = Field(default=False, description="may be skipped (the script says so for elderly patients)")
+    treated_only: bool = Field(
+        default=False, description="a satisfaction question: asked only of patients who were treated",
+    )
+    red_flag: RedFlag | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Question:
@@ -281,7 +341,55 @@ class Question(Strict):
             raise ValueError(f"scale question {self.key!r} needs min < max")
         if self.type == "choice" and not self.choices:
             raise ValueError(f"choice question {self.key!r} needs choices")
+        if self.red_flag is not None and self.type == "choice":
+            values = {c.value for c in self.choices}
+            wanted = self.red_flag.value if self.red_flag.op == "in" else [self.red_flag.value]
+            unknown = [v for v in wanted if v not in values]
+            if unknown:
+                raise ValueError(f"question {self.key!r}: red_flag names unknown choice(s) {unknown}")
         return self
+
+    def red_flag_answers(self) -> list[Any]:
+        """Sample answers that raise the red flag (what the conformance kit feeds the rules)."""
+        flag = self.red_flag
+        if flag is None:
+            return []
+        if self.type == "choice":
+            candidates: list[Any] = [c.value for c in self.choices]
+        elif self.type == "yes_no":
+            candidates = [True, False]
+        elif self.type == "scale":
+            candidates = list(range(self.min or 0, (self.max or 0) + 1))
+        elif isinstance(flag.value, (int, float)) and not isinstance(flag.value, bool):
+            candidates = [flag.value - 1, flag.value, flag.value + 1]
+        else:
+            candidates = [flag.value]
+        out = []
+        for c in candidates:
+            try:
+                if _COMPARE[flag.op](c, flag.value):
+                    out.append(c)
+            except TypeError:
+                continue
+        return out
+
+    def red_flag_label(self, locale: str) -> str | None:
+        """How the script names the red-flag answer: its label, else the choice(s), else the question and answer."""
+        flag = self.red_flag
+        if flag is None:
+            return None
+        if flag.label is not None:
+            return flag.label.get(locale)
+        zh = locale == "zh_CN"
+        if self.type == "choice":
+            wanted = set(self.red_flag_answers())
+            labels = [c.labels.get(locale) for c in self.choices if c.value in wanted]
+            return ("”或“" if zh else '" or "').join(labels)
+        if self.type == "yes_no":
+            yes = bool(self.red_flag_answers() and self.red_flag_answers()[0])
+            return ("是" if yes else "否") if zh else ("yes" if yes else "no")
+        signs = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<", "eq": "=", "ne": "≠", "in": "∈"}
+        return f"{signs[flag.op]} {flag.value}"
 
     def parse_answer(self, raw: Any) -> Any:
         """Validate one answer; raise ``ValueError`` (an ``InvalidValue``: zh_CN and en) a coordinator understands."""
@@ -343,15 +451,7 @@ class Condition(Strict):
         if self.op == "answered":
             return got not in (None, "")
         try:
-            return {
-                "eq": lambda: got == self.value,
-                "ne": lambda: got != self.value,
-                "gte": lambda: got >= self.value,
-                "lte": lambda: got <= self.value,
-                "gt": lambda: got > self.value,
-                "lt": lambda: got < self.value,
-                "in": lambda: got in self.value,
-            }[self.op]()
+            return bool(_COMPARE[self.op](got, self.value))
         except TypeError:
             return False
 
@@ -364,6 +464,12 @@ class Action(Strict):
     category: ComplaintCategory | None = None
     after: Duration | None = Field(default=None, description="for extra_call: when, after the call")
     question: str | None = None
+    severity: Literal["clinical", "routine"] | None = Field(
+        default=None, description="for escalate: clinical (a red flag, the default) or routine (arrange a visit)",
+    )
+    categories: tuple[ComplaintCategory, ...] = Field(
+        default=(), description="for a complaint merged from several rules: every category it touches",
+    )
 
 
 class Rule(Strict):
@@ -374,6 +480,7 @@ class Rule(Strict):
     reason: LocalizedText
     category: ComplaintCategory | None = None
     after: Duration | None = None
+    severity: Literal["clinical", "routine"] | None = None
     procedures: tuple[str, ...] = Field(default=(), description="limit to these procedure codes")
 
     def evaluate(self, answers: dict[str, Any], days_since: float, procedure: str) -> Action | None:
@@ -386,6 +493,7 @@ class Rule(Strict):
                 category=self.category,
                 after=self.after,
                 question=self.when[0].question,
+                severity=self.severity,
             )
         return None
 
@@ -422,6 +530,18 @@ class ProtocolProcedure(Procedure):
     milestones: tuple[Milestone, ...] = Field(min_length=1)
     aftercare: tuple[AftercarePoint, ...] = ()
 
+    @model_validator(mode="after")
+    def _events_known(self) -> ProtocolProcedure:
+        for ms in self.milestones:
+            if ms.before is not None and ms.before not in self.events:
+                known = ", ".join(self.events) or "none"
+                raise ValueError(f"milestone {ms.key}: before: {ms.before!r} is not an event of {self.code} "
+                                 f"(events: {known})")
+            if ms.before is not None and ms.offset.approx_minutes >= self.events[ms.before].approx_minutes:
+                raise ValueError(f"milestone {ms.key}: its offset {ms.offset} is not before the event "
+                                 f"{ms.before} at {self.events[ms.before]}")
+        return self
+
 
 class ProtocolFile(Strict):
     """The schema of a plugin's ``protocol.yaml``."""
@@ -451,6 +571,7 @@ class PatientInfo(Strict):
     gender: Literal["F", "M", "U"] = "U"
     age: int | None = None
     locale: str = "zh_CN"
+    preferred_call_time: str | None = None  # when the patient prefers to be called (18:00-20:30)
 
 
 class TaskContext(Strict):
@@ -474,7 +595,18 @@ class TaskContext(Strict):
     failed_attempts: int = 0
     attempt_history: tuple[dict[str, Any], ...] = ()
     coordinator: str | None = None
-    age_bands: dict[str, int] = Field(default_factory=lambda: {"child_under": 14, "elderly_from": 60})
+    age_bands: dict[str, int] = Field(
+        default_factory=lambda: {"child_under": 14, "minor_under": 18, "elderly_from": 60})
+    timezone: str | None = Field(default=None, description="the site's timezone: calendar days are counted in it")
+    treated: bool = Field(default=True, description="the patient was treated (not a lead, a no-show...)")
+
+    @property
+    def calendar_days_since(self) -> int:
+        """Local calendar days from the event to the call: 12-04 23:00 → 12-05 09:00 is 1 (昨天)."""
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(self.timezone) if self.timezone else self.occurred_at.tzinfo
+        return (self.now.astimezone(tz).date() - self.occurred_at.astimezone(tz).date()).days
 
     @property
     def days_since(self) -> float:
@@ -497,6 +629,7 @@ __all__ = [
     "ProtocolFile",
     "ProtocolProcedure",
     "Question",
+    "RedFlag",
     "Rule",
     "Specialty",
     "TaskContext",

@@ -33,11 +33,11 @@ from core.config import ChainConfig, Site
 from core.db import rollups
 from core.db.models import Episode, Patient, Task
 from core.placement import Placer, regular_offset, shifter
-from core.planner import History, Timing, planner
+from core.planner import History, Planner, Timing, planner
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone
 from core.tasklist import local_iso
-from core.vocab import FINAL_STATUSES, EpisodeStatus, TaskStatus
+from core.vocab import FINAL_STATUSES, EpisodeStatus, TaskStatus, Urgency
 
 # A milestone whose window closed more than this long before it was scheduled
 # (history imported when a clinic starts) is stored as "expired": visible and
@@ -100,7 +100,9 @@ class Protocols:
         key = (site.code, specialty, procedure)
         if key not in self._cache:
             found = [m for _, m in self.plugins.milestones(specialty, procedure)]
-            self._cache[key] = site.apply_overrides(specialty, procedure, found)
+            spec = self.plugins.specialty(specialty)
+            proc = spec.procedure(procedure) if spec else None
+            self._cache[key] = site.apply_overrides(specialty, procedure, found, proc.events if proc else None)
         return self._cache[key]
 
     def max_attempts(self, site: Site, specialty: str, procedure: str) -> int:
@@ -121,10 +123,10 @@ class Protocols:
         key = (site.code, specialty, procedure)
         found = self._plans.get(key)
         if found is None:
-            placer = planner(self.config, site).placer  # the one planner's memoised placement
             found = self._plans[key] = _Plan.build(
                 site, specialty, procedure, self.milestones(site, specialty, procedure),
-                max_attempts=self.max_attempts(site, specialty, procedure), placer=placer, stamp=stamp,
+                max_attempts=self.max_attempts(site, specialty, procedure), planner=planner(self.config, site),
+                stamp=stamp,
                 trigger=self.trigger(specialty, procedure),
             )
         return found
@@ -138,7 +140,7 @@ _VARYING = (
 )
 _FIXED = (
     "site", "specialty", "procedure", "trigger", "milestone", "purpose", "channel", "urgency", "offset",
-    "window_earliest", "window_latest", "max_attempts", "attempts", "failed_attempts",
+    "window_earliest", "window_latest", "before_event", "max_attempts", "attempts", "failed_attempts",
     "created_at", "updated_at",
 )
 COLUMNS = _VARYING + _FIXED
@@ -154,6 +156,7 @@ class _Step(NamedTuple):
     milestone: Milestone
     key: str
     conditional: bool
+    slow: bool  # a reminder before an event: placed one by one by the planner
     urgency: str
     target: int
     start: int
@@ -175,20 +178,21 @@ class _Plan:
     steps: tuple[_Step, ...]
     placer: Placer
     conditional: bool  # does any milestone depend on the episode's attributes?
+    planner: Planner
 
     @classmethod
     def build(
         cls, site: Site, specialty: str, procedure: str, milestones: list[Milestone], *,
-        max_attempts: int, placer: Placer, stamp: Any, trigger: str = "procedure",
+        max_attempts: int, planner: Planner, stamp: Any, trigger: str = "procedure",
     ) -> _Plan:
         durations: dict[str, int] = {}
         shifts: list[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]] = []
 
-        def index(duration: Duration) -> int:
-            text = str(duration)
+        def index(duration: Duration, end: bool = False) -> int:
+            text = f"{duration}{'|end' if end else ''}"
             if text not in durations:
                 durations[text] = len(shifts)
-                shifts.append(shifter(duration))
+                shifts.append(shifter(duration, to_end_of_day=end))
             return durations[text]
 
         steps = []
@@ -199,14 +203,16 @@ class _Plan:
                 "purpose": ms.purpose, "channel": ms.channel, "urgency": ms.urgency,
                 "offset": str(ms.offset), "window_earliest": str(ms.window.earliest),
                 "window_latest": str(ms.window.latest), "max_attempts": max_attempts,
+                "before_event": Timing.of(ms).snapshot()[4],
                 "attempts": 0, "failed_attempts": 0, "created_at": stamp, "updated_at": stamp,
             }
             steps.append(_Step(
-                milestone=ms, key=ms.key, conditional=bool(ms.when), urgency=ms.urgency,
-                target=index(ms.offset), start=index(ms.window.earliest), end=index(ms.window.latest),
+                milestone=ms, key=ms.key, conditional=bool(ms.when), slow=ms.before is not None, urgency=ms.urgency,
+                target=index(ms.offset), start=index(ms.window.earliest), end=index(ms.window.latest, True),
                 fixed=tuple(fixed[name] for name in _FIXED),
             ))
-        return cls(site.timezone, tuple(shifts), tuple(steps), placer, any(step.conditional for step in steps))
+        return cls(site.timezone, tuple(shifts), tuple(steps), planner.placer,
+                   any(step.conditional for step in steps), planner)
 
 
 def schedule(
@@ -241,7 +247,7 @@ def schedule(
         select(
             Episode.id, Episode.site, Episode.specialty, Episode.procedure, Episode.patient_id,
             Episode.occurred_at, Patient.do_not_contact, cast(Episode.attributes, Text).label("attributes"),
-            Episode.external_id, Episode.status, Episode.trigger,
+            Episode.external_id, Episode.status, Episode.trigger, Patient.preferred_call_time,
         )
         .join(Patient, Patient.id == Episode.patient_id)
         .order_by(Episode.id)
@@ -313,7 +319,8 @@ def _batch_rows(
     due_values: dict[datetime, Any] = {}
     rows = out.rows
     plans: dict[tuple[str, str, str], _Plan] = {}
-    for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id, *_ in batch:
+    for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id, *rest in batch:
+        preferred = _preferred(rest[2] if len(rest) > 2 else None)
         out.episodes += 1
         plan = plans.get((site_code, specialty, procedure))
         if plan is None:
@@ -335,11 +342,20 @@ def _batch_rows(
             attributes = (json.loads(attributes) if isinstance(attributes, str) else attributes) or {}
         status = TaskStatus.SUPPRESSED if dnc else None
         place_one = plan.placer.place_parts
-        for milestone, key, conditional, urgency, i_target, i_start, i_end, fixed in plan.steps:
+        for milestone, key, conditional, slow, urgency, i_target, i_start, i_end, fixed in plan.steps:
             if conditional and not applies(milestone, attributes):
                 continue
             if existing and (episode_id, key) in existing:
                 out.existing += 1
+                continue
+            if slow or (preferred is not None and urgency == Urgency.ROUTINE):
+                one = plan.planner.plan(Timing.of(milestone), anchor, preferred=preferred)
+                rows.append((
+                    episode_id, patient_id, instant(one.due_at.astimezone(UTC)), instant(one.due_at.astimezone(UTC)),
+                    instant(one.window_start.astimezone(UTC)), instant(one.window_end.astimezone(UTC)),
+                    instant(one.target_at.astimezone(UTC)), one.provisional, one.outside_window,
+                    status or (TaskStatus.EXPIRED if one.window_end < expiry else TaskStatus.OPEN),
+                ) + fixed)
                 continue
             target = times[i_target]
             due_at, provisional, outside = place_one(target, times[i_start], times[i_end], urgency)
@@ -355,6 +371,18 @@ def _batch_rows(
                 provisional, outside, status or (TaskStatus.EXPIRED if utc[i_end] < expiry else TaskStatus.OPEN),
             ) + fixed)
     return out
+
+
+def _preferred(text: str | None) -> Any:
+    """A patient's preferred calling time as stored (``18:00-20:00``), as a time range; None when unset."""
+    if not text:
+        return None
+    from core.config import TimeRange
+
+    try:
+        return TimeRange.model_validate(text)
+    except ValueError:
+        return None
 
 
 def _store_batch(
@@ -516,7 +544,7 @@ def _among(column: Any, ids: list[int], session: Session) -> Any:
 _STORED = (
     Task.id, Task.episode_id, Task.milestone, Task.status, Task.site, Task.specialty, Task.procedure, Task.purpose,
     Task.offset, Task.window_earliest, Task.window_latest, Task.urgency, Task.target_at, Task.due_at,
-    Task.window_start, Task.window_end, Task.provisional, Task.attempts, Task.next_attempt_at,
+    Task.window_start, Task.window_end, Task.provisional, Task.attempts, Task.next_attempt_at, Task.before_event,
 )
 
 
@@ -562,6 +590,7 @@ def _state(task: Any, tz: Any) -> dict[str, Any]:
 EPISODE_CANCELLED = "episode_cancelled"
 MILESTONE_REMOVED = "milestone_no_longer_applies"
 EXTRA_CALL = "extra_call"  # the purpose of a call added during a call: not in any protocol
+GREETING = "greeting"  # the purpose of a birthday or anniversary greeting (core/greetings.py): nor is this
 
 
 class _Reconciler:
@@ -576,7 +605,8 @@ class _Reconciler:
 
     def episode(self, episode: Any, tasks: list[Any]) -> None:
         (episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id,
-         status, trigger) = episode
+         status, trigger, preferred_text) = episode
+        preferred = _preferred(preferred_text)
         result = self.result
         site = self.config.sites.get(site_code)
         if site is None or specialty not in site.specialties:
@@ -602,7 +632,7 @@ class _Reconciler:
                 continue
             if milestone is None:
                 keep = task.status == TaskStatus.CANCELLED or (
-                    task.purpose == EXTRA_CALL and status == EpisodeStatus.ACTIVE)
+                    task.purpose in (EXTRA_CALL, GREETING) and status == EpisodeStatus.ACTIVE)
                 if keep:
                     result.unchanged += 1
                 else:
@@ -610,15 +640,24 @@ class _Reconciler:
                 continue
             timing = Timing.of(milestone)
             same = (
-                (task.offset, task.window_earliest, task.window_latest, task.urgency) == timing.snapshot()
+                (task.offset, task.window_earliest, task.window_latest, task.urgency, task.before_event)
+                == timing.snapshot()
                 and (task.site, task.specialty, task.procedure) == (site_code, specialty, procedure)
                 and task.status != TaskStatus.CANCELLED
             )
             target = timing.offset.add_to(anchor.astimezone(site.timezone))
+            plan = None
             if same and target == task.target_at:
-                result.unchanged += 1
-                continue
-            plan = plan_of.plan(timing, anchor, History(attempts=task.attempts, next_attempt_at=task.next_attempt_at))
+                if preferred is None or task.attempts or task.status != TaskStatus.OPEN:
+                    result.unchanged += 1
+                    continue
+                plan = plan_of.plan(timing, anchor, preferred=preferred)  # the patient's time may be new
+                if plan.due_at == task.due_at:
+                    result.unchanged += 1
+                    continue
+            plan = plan or plan_of.plan(timing, anchor, History(attempts=task.attempts,
+                                                               next_attempt_at=task.next_attempt_at),
+                                        preferred=preferred)
             new_status = task.status
             if task.status in (TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.OPEN):
                 new_status = TaskStatus.OPEN
@@ -626,9 +665,10 @@ class _Reconciler:
                     new_status = TaskStatus.EXPIRED
                 if dnc and new_status == TaskStatus.OPEN:
                     new_status = TaskStatus.SUPPRESSED
-            offset, earliest, latest, urgency = timing.snapshot()
+            offset, earliest, latest, urgency, before = timing.snapshot()
             values = {
-                **plan.columns(), "status": new_status, "site": site_code, "specialty": specialty,
+                **plan.columns(), "status": new_status, "before_event": before, "site": site_code,
+                "specialty": specialty,
                 "procedure": procedure, "trigger": trigger, "purpose": milestone.purpose,
                 "channel": milestone.channel, "urgency": urgency, "offset": offset, "window_earliest": earliest,
                 "window_latest": latest, "max_attempts": max_attempts, "updated_at": self.now,
@@ -642,12 +682,13 @@ class _Reconciler:
             result.provisional += bool(plan.provisional and new_status == TaskStatus.OPEN)
         for milestone in wanted.values():  # milestones the episode has no task for yet
             timing = Timing.of(milestone)
-            plan = plan_of.plan(timing, anchor)
+            plan = plan_of.plan(timing, anchor, preferred=preferred)
             new_status = TaskStatus.SUPPRESSED if dnc else (
                 TaskStatus.EXPIRED if plan.window_end < self.expiry else TaskStatus.OPEN)
-            offset, earliest, latest, urgency = timing.snapshot()
+            offset, earliest, latest, urgency, before = timing.snapshot()
             values = {
-                **plan.columns(), "episode_id": episode_id, "patient_id": patient_id, "site": site_code,
+                **plan.columns(), "before_event": before, "episode_id": episode_id, "patient_id": patient_id,
+                "site": site_code,
                 "specialty": specialty, "procedure": procedure, "trigger": trigger, "milestone": milestone.key,
                 "purpose": milestone.purpose, "channel": milestone.channel, "urgency": urgency, "offset": offset,
                 "window_earliest": earliest, "window_latest": latest, "status": new_status,
@@ -667,7 +708,8 @@ class _Reconciler:
             if task.status != TaskStatus.OPEN or not task.provisional:
                 self.result.unchanged += 1
                 continue
-            timing = Timing.stored(task.offset, task.window_earliest, task.window_latest, task.urgency)
+            timing = Timing.stored(task.offset, task.window_earliest, task.window_latest, task.urgency,
+                                   task.before_event)
             plan = plan_of.plan(timing, anchor, History(attempts=task.attempts, next_attempt_at=task.next_attempt_at))
             if (plan.due_at, plan.provisional, plan.window_end) == (task.due_at, task.provisional, task.window_end):
                 self.result.unchanged += 1

@@ -11,8 +11,10 @@ It checks that every hook result validates, every procedure has milestones,
 offsets parse and windows contain their targets, every question key a
 milestone or a rule names exists, every milestone's script and aftercare
 render in every locale for sample patients of every age band, with and
-without earlier failed attempts, and every template file exists in every
-locale. The four built-in plugins pass it in this repository's tests.
+without earlier failed attempts, every script ends with core's thanks and
+hang-up instruction, every answer a script names as a red flag has a rule
+that escalates it, and every template file exists in every locale. The
+four built-in plugins pass it in this repository's tests.
 
 Fixtures: ``followup_plugins`` (a fresh plugin manager per test, never the
 process-wide one) and ``register_plugin`` (registers an object and always
@@ -23,7 +25,7 @@ sample call, to test hooks such as ``followup_actions``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -90,6 +92,10 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                         )
                 problems.extend(_render_problems(plugins, spec.key, proc.code, ms, locales, prepare_script))
                 problems.extend(message_problems(plugins, spec.key, proc, ms, locales))
+                try:
+                    problems.extend(red_flag_problems(plugins, spec.key, proc.code, ms))
+                except PluginError as exc:
+                    problems.append(str(exc))
             for locale in locales:
                 try:
                     plugins.aftercare(spec.key, proc.code, locale, None)
@@ -178,12 +184,15 @@ def _template_locale_problems(plugins: Plugins, name: str, locales: tuple[str, .
 
 def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, locales: tuple[str, ...],
                      prepare_script: Any) -> list[str]:
+    """Every script renders for every sample patient, and ends with core's thanks and hang-up instruction."""
     from core.errors import FollowupError
+    from core.scripts import HANG_UP
 
     problems = []
+    treated = _treated(plugins, specialty, procedure)
     for patient in SAMPLE_PATIENTS:
         for failed in (0, 2):
-            context = _sample_context(specialty, procedure, ms, patient, failed)
+            context = _sample_context(specialty, procedure, ms, patient, failed, treated=treated)
             for locale in locales:
                 try:
                     text = prepare_script(plugins, context, ms, locale).text
@@ -192,17 +201,82 @@ def _render_problems(plugins: Plugins, specialty: str, procedure: str, ms: Any, 
                     return problems
                 if not text.strip():
                     problems.append(f"{specialty}.{procedure}.{ms.key} ({locale}): the script is empty")
+                    continue
+                told_twice = [line for line in text.splitlines()[:-1]
+                              if ("先挂" in line or "hang up first" in line.lower())]
+                if told_twice:
+                    problems.append(
+                        f"{specialty}.{procedure}.{ms.key} ({locale}): the script says who hangs up first before "
+                        f"core's closing ({told_twice[0].strip()!r}); leave it to script/_closing.j2, an instruction "
+                        "to the coordinator that is not read aloud"
+                    )
+                    return problems
+                if not text.rstrip().endswith(HANG_UP[locale]):
+                    problems.append(
+                        f"{specialty}.{procedure}.{ms.key} ({locale}): the script does not end with core's "
+                        f"closing (thanks, then the hang-up instruction {HANG_UP[locale]!r}); extend "
+                        "script/base.j2 and override blocks, not the end"
+                    )
+                    return problems
+    return problems
+
+
+def _treated(plugins: Plugins, specialty: str, procedure: str) -> bool:
+    from core.vocab import TREATED_TRIGGERS
+
+    spec = plugins.specialty(specialty)
+    proc = spec.procedure(procedure) if spec else None
+    return proc is None or proc.trigger in TREATED_TRIGGERS
+
+
+def red_flag_problems(plugins: Plugins, specialty: str, procedure: str, ms: Milestone) -> list[str]:
+    """Each answer the script names as a red flag (``red_flag`` of a question it asks) has a rule that escalates.
+
+    Checked at the start, the target and the end of the milestone's window, for
+    every answer that raises the flag: the coordinator is told "the doctor is
+    alerted automatically", so a rule must alert them.
+    """
+    problems = []
+    questions = plugins.questions(specialty, procedure, ms.key)
+    treated = _treated(plugins, specialty, procedure)
+    moments = sorted({ms.window.earliest.approx_minutes, ms.offset.approx_minutes, ms.window.latest.approx_minutes})
+    for key in ms.questions:
+        question = questions.get(key)
+        if question is None or question.red_flag is None:
+            continue
+        for answer in question.red_flag_answers():
+            missed = []
+            for minutes in moments:
+                days = minutes / 1440
+                if not question.red_flag.applies(days):
+                    continue
+                context = _sample_context(specialty, procedure, ms, SAMPLE_PATIENTS[2], 0, treated=treated,
+                                          now=SAMPLE_EVENT + timedelta(minutes=minutes))
+                if not any(action.kind == "escalate" for _, action in plugins.actions(context, {key: answer})):
+                    missed.append(f"{days:g}")
+            if missed:
+                problems.append(
+                    f"{specialty}.{procedure}.{ms.key}: the script names {key}={answer!r} "
+                    f"({question.red_flag_label('en')}) as a red flag, but no rule escalates it "
+                    f"{', '.join(missed)} day(s) after the event: add an escalate rule, or narrow the "
+                    "question's red_flag (min_days/max_days)"
+                )
     return problems
 
 
 def _sample_context(specialty: str, procedure: str, ms: Milestone, patient: PatientInfo, failed_attempts: int,
-                    attributes: dict[str, Any] | None = None) -> TaskContext:
+                    attributes: dict[str, Any] | None = None, *, treated: bool = True,
+                    now: datetime | None = None) -> TaskContext:
+    outcomes = ("no_answer", "not_convenient", "busy", "powered_off")
+    history = tuple({"at": None, "outcome": outcomes[i % len(outcomes)], "by": "sample", "note": None}
+                    for i in range(failed_attempts))
     return TaskContext(
         site_code="SAMPLE", site_name=LocalizedText(zh_CN="示例诊所", en="Sample Clinic"),
         site_phone="021-0000-0000", specialty=specialty, procedure=procedure, milestone=ms.key,
         purpose=ms.purpose, urgency=ms.urgency, patient=patient, occurred_at=SAMPLE_EVENT,
-        now=ms.offset.add_to(SAMPLE_EVENT), doctor="陈医生", department="示例科室",
-        failed_attempts=failed_attempts, attributes=attributes or {},
+        now=now or ms.offset.add_to(SAMPLE_EVENT), doctor="陈志远", department="示例科室",
+        failed_attempts=failed_attempts, attempt_history=history, attributes=attributes or {},
+        timezone="Asia/Shanghai", treated=treated,
     )
 
 
@@ -227,7 +301,8 @@ def sample_context(
     if milestone not in found:
         known = ", ".join(found) or "none"
         raise LookupError(f"no milestone {milestone!r} in {specialty}.{procedure} (milestones: {known})")
-    return _sample_context(specialty, procedure, found[milestone], patient, failed_attempts, attributes)
+    return _sample_context(specialty, procedure, found[milestone], patient, failed_attempts, attributes,
+                           treated=_treated(plugins, specialty, procedure))
 
 
 def assert_conformance(name: str, plugins: Plugins | None = None) -> None:

@@ -63,6 +63,7 @@ class Trigger(StrEnum):
     MISSED_APPOINTMENT = "missed_appointment"
     INTERRUPTION = "interruption"
     VISIT = "visit"  # the next-day call after a paid visit (seed 002)
+    GREETING = "greeting"  # a birthday or anniversary greeting (core/greetings.py): not an episode's trigger
 
 
 class EpisodeStatus(StrEnum):
@@ -100,6 +101,8 @@ OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
 #: Episodes of these triggers are sales leads (DOMAIN.md §1).
 SALES_TRIGGERS: tuple[Trigger, ...] = (Trigger.CONSULTATION, Trigger.VISIT_WITHOUT_TREATMENT)
+#: Patients of these triggers were treated: satisfaction questions fit them (not a lead who never came).
+TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE, Trigger.VISIT)
 
 
 def sql_in(values: tuple[str, ...]) -> str:

@@ -44,6 +44,7 @@ class WorklistLine:
     attempts: int = 0
     assignee: str | None = None
     phone_invalid: bool = False
+    value_tier: str | None = None
 
     def as_dict(self, tz: Any) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class WorklistLine:
             "attempts": self.attempts,
             "assignee": self.assignee,
             "phone_invalid": self.phone_invalid,
+            "value_tier": self.value_tier,
         }
 
 
@@ -105,7 +107,7 @@ def _statement(mine: bool, joined: bool) -> Any:
     )
     if joined:
         query = query.add_columns(
-            Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid
+            Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid, Patient.value_tier
         ).join(Patient, Patient.id == Task.patient_id).where(Patient.do_not_contact.is_(False))
     if mine:  # what that coordinator holds now (an expired hold is back in the pool)
         query = query.where(Task.assignee == bindparam("assignee"), Task.claimed_until >= now)
@@ -118,7 +120,9 @@ def _patients(array: bool) -> Any:
         Patient.id == any_(bindparam("ids", type_=ARRAY(Integer))) if array
         else Patient.id.in_(bindparam("ids", expanding=True))
     )
-    return select(Patient.id, Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid).where(
+    return select(
+        Patient.id, Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid, Patient.value_tier
+    ).where(
         ids, Patient.do_not_contact.is_(False)
     )
 
@@ -225,7 +229,7 @@ def worklist(
             rows = [(*task, *patients[task[1]]) for task in tasks if task[1] in patients]  # else: do not contact
             instant = _aware
         lines.extend(_lines(code, rows, instant))
-    lines.sort(key=_order)
+    lines.sort(key=lambda line: _order(line, config))
     return lines
 
 
@@ -239,12 +243,12 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
     """
     by_patient: dict[str, WorklistLine] = {}
     for (task_id, _, urgency, overdue, due, held_by, milestone, procedure, attempts,
-         ext_id, name, phone, phone_invalid) in rows:
+         ext_id, name, phone, phone_invalid, value_tier) in rows:
         line = by_patient.get(ext_id)
         if line is None:
             by_patient[ext_id] = WorklistLine(
                 code, ext_id, name, mask_phone(phone), urgency, bool(overdue), instant(due),
-                [task_id], [milestone], [procedure], attempts, held_by, bool(phone_invalid),
+                [task_id], [milestone], [procedure], attempts, held_by, bool(phone_invalid), value_tier,
             )
             continue
         line.task_ids.append(task_id)
@@ -262,9 +266,11 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
     return by_patient.values()
 
 
-def _order(line: WorklistLine) -> tuple[bool, bool, datetime, str]:
-    """Clinical first, then overdue, then by due time (then patient, for a stable list)."""
-    return line.urgency != Urgency.CLINICAL, not line.overdue, line.due_at, line.patient_id
+def _order(line: WorklistLine, config: ChainConfig) -> tuple[bool, int, bool, datetime, str]:
+    """Clinical first, then valued patients (the chain's ``value_tiers``, highest first), then overdue,
+    then by due time (then patient, for a stable list)."""
+    return (line.urgency != Urgency.CLINICAL, config.tier_rank(line.value_tier), not line.overdue, line.due_at,
+            line.patient_id)
 
 
 def _connection(session: Session) -> Connection:

@@ -23,6 +23,7 @@ from core.placement import (
     TimeRangeLike,
     _slots,
     milestone_times,
+    without,
 )
 from core.protocol import Milestone
 from core.scheduling import EXPIRY_GRACE, applies
@@ -83,6 +84,29 @@ def leave_quiet_hours(moment: datetime, quiet: TimeRangeLike, tz: ZoneInfo) -> d
     return end_today if end_today > local else end_today + timedelta(days=1)
 
 
+def _free(moment: datetime, quiet: TimeRangeLike, rest: TimeRangeLike | None, tz: ZoneInfo) -> datetime:
+    """The first moment at or after ``moment`` outside quiet hours and ``rest``."""
+    local = moment.astimezone(tz)
+    while True:
+        if quiet.contains(local.time()):
+            local = leave_quiet_hours(local, quiet, tz)
+        elif rest is not None and rest.contains(local.time()):
+            local = datetime.combine(local.date(), rest.end, tz)
+        else:
+            return local
+
+
+def clinical(times: MilestoneTimes, quiet: TimeRangeLike, rest: TimeRangeLike | None, tz: ZoneInfo) -> datetime:
+    """A clinical call: its target when free, else the earliest free moment in its window (rest hours
+    give way before quiet hours do), else out of quiet hours after its target."""
+    for lunch in (rest, None):
+        for start in (times.target, times.window_start):
+            due = _free(start, quiet, lunch, tz)
+            if due <= times.window_end:
+                return due
+    return _free(times.target, quiet, None, tz)
+
+
 def place(
     times: MilestoneTimes,
     urgency: str,
@@ -91,11 +115,13 @@ def place(
     quiet: TimeRangeLike,
     calendar: CalendarLike,
     tz: ZoneInfo,
+    rest: TimeRangeLike | None = None,
 ) -> Placement:
     """Place one task. Never fails: a task that cannot fit its window is placed after it, flagged."""
     if urgency == Urgency.CLINICAL:
-        due = leave_quiet_hours(times.target, quiet, tz)
-        return Placement(due, provisional=False, outside_window=due > times.window_end)
+        due = clinical(times, quiet, rest, tz)
+        return Placement(due, provisional=False, outside_window=not times.window_start <= due <= times.window_end)
+    windows = without(list(windows), rest)
     forward = next_calling_slot(times.target, windows, calendar, tz)
     if forward is not None and forward <= times.window_end:
         due = forward
@@ -134,17 +160,25 @@ def task_rows(
     max_attempts: int,
     now: datetime,
     do_not_contact: bool,
+    config: Any = None,
 ) -> list[dict[str, Any]]:
-    """The task rows of one episode (not yet stored)."""
+    """The task rows of one episode (not yet stored); ``config``: the chain, for reminders before an event."""
     rows = []
     for ms in milestones:
         if not applies(ms, episode.attributes or {}):
             continue
         times = times_for(episode.occurred_at, ms, site.timezone)
-        placed = place(
-            times, ms.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
-            calendar=calendar, tz=site.timezone,
-        )
+        if ms.before is not None:  # a reminder: the planner's own rule (tests/test_placement.py checks it)
+            from core.planner import Timing, planner
+
+            one = planner(config, site).plan(Timing.of(ms), episode.occurred_at)
+            times = MilestoneTimes(one.target_at, one.window_start, one.window_end)
+            placed = Placement(one.due_at, one.provisional, one.outside_window)
+        else:
+            placed = place(
+                times, ms.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
+                calendar=calendar, tz=site.timezone, rest=site.rest_hours,
+            )
         status = TaskStatus.OPEN
         if do_not_contact:
             status = TaskStatus.SUPPRESSED
@@ -168,6 +202,7 @@ def task_rows(
             "offset": str(ms.offset),
             "window_earliest": str(ms.window.earliest),
             "window_latest": str(ms.window.latest),
+            "before_event": str(ms.event_at) if ms.before and ms.event_at else None,
             "provisional": placed.provisional,
             "outside_window": placed.outside_window,
             "status": status,

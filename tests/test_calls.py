@@ -139,12 +139,12 @@ def test_hair_leads_are_tried_seven_times_before_giving_up(cli, clinic: str) -> 
 
 
 def test_a_failure_past_the_window_stays_open_and_overdue(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
-    t = tid(cli, clinic, "D2", "check_1w")  # window ends Wednesday 25th 10:00
-    data = record(cli, clinic, t, "no_answer", "2026-11-25T10:20+08:00")
+    t = tid(cli, clinic, "D2", "check_1w")  # window ends with Wednesday 25th (a window in days ends with the day)
+    data = record(cli, clinic, t, "no_answer", "2026-11-25T16:20+08:00")
     assert data["task"]["status"] == "open"
-    assert data["task"]["next_attempt_at"] == "2026-11-25T15:30+08:00"
+    assert data["task"]["next_attempt_at"] == "2026-11-26T10:00+08:00"
     assert data["task"]["overdue"] is True
-    lines = json.loads(cli("worklist", "--format", "json", db=clinic, now="2026-11-25T15:30+08:00",
+    lines = json.loads(cli("worklist", "--format", "json", db=clinic, now="2026-11-26T10:00+08:00",
                            user="zhang.li").output)
     line = next(ln for ln in lines if t in ln["task_ids"])
     assert line["overdue"] is True and line["attempts"] == 1
@@ -161,12 +161,12 @@ def test_the_next_script_knows_how_many_attempts_failed(cli, clinic: str) -> Non
     record(cli, clinic, t, "no_answer", "2026-11-23T10:05+08:00", "--note", "voicemail full")
     record(cli, clinic, t, "busy", "2026-11-23T15:35+08:00")
     sheet = cli("script", str(t), "--locale", "en", db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "We tried to reach you 2 times before" in sheet
+    assert "We have tried you 2 times before (no answer ×1, busy ×1)" in sheet
     # the card lists the earlier attempts in clinic time, with who and what happened
     assert "2026-11-23 10:05 no_answer (zhang.li): voicemail full" in sheet
     assert "2026-11-23 15:35 busy (zhang.li)" in sheet
     zh = cli("script", str(t), db=clinic, now="2026-11-24T10:00+08:00", user="zhang.li").output
-    assert "之前给您打过2次电话" in zh
+    assert "之前给您打过2次电话（1次没有人接，1次占线）" in zh
 
 
 # -- the other outcomes -----------------------------------------------------------------------------

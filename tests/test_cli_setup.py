@@ -26,7 +26,7 @@ def test_help_does_not_import_the_database_layer() -> None:
 def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     first = cli("demo", "--locale", "en", db=db, now=NOW)
-    assert "Imported 22 new patients and 23 new episodes" in first.output
+    assert "Imported 26 new patients and 27 new episodes" in first.output
     for site in ("SH-DENT", "SH-AES", "BJ-HOSP"):
         assert f"({site}) — 2026-11-23" in first.output
     assert "followup worklist" in first.output  # tells the user what to try next
@@ -34,7 +34,7 @@ def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None: 
     again = cli("demo", "--locale", "en", db=db, now=NOW)
     assert "Imported 0 new patients and 0 new episodes; scheduled 0 new follow-up tasks" in again.output
     fresh = cli("demo", "--fresh", db=db, now=NOW)  # the chain's language: zh_CN
-    assert "已导入新患者 22 位" in fresh.output and "接下来可以试试" in fresh.output
+    assert "已导入新患者 26 位" in fresh.output and "接下来可以试试" in fresh.output
     tasks = json.loads(cli("tasks", "--format", "json", db=db, now=NOW).output)
     assert {t["specialty"] for t in tasks} == {"dental", "aesthetic", "hair", "inpatient"}
 
@@ -103,13 +103,14 @@ def test_protocols_json_lists_every_milestone_with_the_contract_keys(cli) -> Non
     assert (discharge["offset"], discharge["window"]) == ("6d", ["5d", "7d"])
 
 
-def test_protocols_for_a_site_show_its_splint_override(cli) -> None:  # type: ignore[no-untyped-def]
+def test_protocols_for_a_site_show_the_day_3_reminder_of_a_day_5_removal(cli) -> None:  # type: ignore[no-untyped-def]
     default = json.loads(cli("protocols", "aesthetic.rhinoplasty", "--format", "json").output)
     site = json.loads(cli("protocols", "aesthetic.rhinoplasty", "--site", "SH-AES", "--format", "json").output)
     splint = {r["milestone"]: r for r in default}["splint_removal"]
     splint_site = {r["milestone"]: r for r in site}["splint_removal"]
-    assert splint["offset"] == "3d"
-    assert (splint_site["offset"], splint_site["window"]) == ("5d", ["4d", "6d"])
+    assert splint["offset"] == splint_site["offset"] == "3d"  # the call stays on day 3 ...
+    assert splint_site["before"] == {"event": "splint_removal", "at": "5d"}  # ... the site's removal day
+    assert splint_site["overridden"] is True and splint["overridden"] is False
     assert [r["milestone"] for r in default] == [r["milestone"] for r in site]
 
 
@@ -140,10 +141,10 @@ def test_tasks_json_has_the_contract_keys_and_site_offsets(cli, db_url: str, tmp
             "urgency", "status", "due_at", "window_start", "window_end", "attempts"}
     assert keys <= set(task)
     assert (task["patient_id"], task["episode_id"], task["milestone"]) == ("P1", "E1", "post_discharge")
-    # Discharged Monday 16 Nov 10:00: the window is day 5-7 (Sat 21 - Mon 23 Nov 10:00) and day 6 is a
+    # Discharged Monday 16 Nov 10:00: the window is day 5-7 (Sat 21 - all of Mon 23 Nov) and day 6 is a
     # Sunday, so the routine call moves to the first calling window of Monday, still inside the window.
     assert task["window_start"] == "2026-11-21T10:00+08:00"
-    assert task["window_end"] == "2026-11-23T10:00+08:00"
+    assert task["window_end"] == "2026-11-23T23:59+08:00"  # "5-7 days after discharge" includes all of day 7
     assert task["due_at"] == "2026-11-23T09:00+08:00"
     csv_out = cli("tasks", "--patient", "P1", "--format", "csv", db=db_url, now=NOW).output
     assert csv_out.splitlines()[0].startswith("\ufeffid,patient_id,episode_id,site")  # a BOM for Excel...

@@ -93,7 +93,7 @@ def test_the_preparation_card_shows_what_to_know_before_dialing(cli, clinic: str
     assert (card["Doctor"], card["Department"], card["Diagnosis"]) == ("王建华", "心内科", "冠心病")
     assert card["Discharge medication"] == "阿司匹林 100mg qd; 阿托伐他汀 20mg qn"
     assert card["Earlier attempts"] == "2026-11-23 09:10 no_answer (liu.min): no voicemail"
-    assert "We tried you once before" in sheet
+    assert "We called you earlier but nobody answered" in sheet  # the no answer, as it happened
     zh = cli("script", str(t), db=clinic, now="2026-11-23T14:30+08:00", user="liu.min").output
     assert "出院带药" in zh and "刘" in zh
     assert "2026-11-23 09:10 无人接听 (liu.min): no voicemail" in zh  # the outcome in the card's language
@@ -138,7 +138,7 @@ def test_a_reached_call_with_a_red_flag_ends_in_an_escalation(cli, clinic: str) 
     assert answers == {"pain_level": 3, "bleeding_stopped": False, "taking_medication": True, "overall_satisfaction": 4}
     listed = cli("escalations", "list", "--format", "json", db=clinic, now=NOW, user="zhang.li")
     [escalation] = json.loads(listed.output)
-    assert (escalation["patient_id"], escalation["doctor"], escalation["status"]) == ("D1", "陈志远", "open")
+    assert (escalation["patient_id"], escalation["assignee"], escalation["status"]) == ("D1", "chen.zhiyuan", "open")
 
 
 def test_ctrl_c_mid_session_keeps_what_was_recorded(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]

@@ -34,9 +34,24 @@ def mini_plugins() -> Plugins:
     return plugins
 
 
+# A site override of the rhinoplasty splint call, as a site could write one: the override tests edit it.
+# (The demo's SH-AES moves the removal day with ``events:`` instead; the call follows that.)
+SPLINT_OVERRIDE = """overrides:
+  - milestone: aesthetic.rhinoplasty.splint_removal
+    offset: 5d
+    window: [4d, 6d]
+    note: splint removed on day 5 at this site
+"""
+
+
 @pytest.fixture
 def chain_dir(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    found = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    site = found / "sites" / "sh-aes.yaml"
+    text = site.read_text(encoding="utf-8")
+    text = text[:text.index("events:")] + SPLINT_OVERRIDE  # the override tests edit an override, not events
+    site.write_text(text, encoding="utf-8")
+    return found
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -85,7 +100,7 @@ def test_demo_chain_loads_with_three_sites(chain_dir: Path) -> None:
     assert aes.max_failed_attempts == 3
 
 
-def test_sh_aes_rhinoplasty_splint_reminder_is_on_day_5(chain_dir: Path) -> None:
+def test_a_site_override_moves_one_milestone(chain_dir: Path) -> None:
     original, effective = sh_aes_rhinoplasty(load(chain_dir), mini_plugins())
     splint = next(m for m in effective if m.key == "splint_removal")
     assert splint.offset == Duration.parse("5d")
@@ -100,7 +115,10 @@ def test_demo_chain_loads_with_the_installed_plugins(
     failed = [f"{p.name}: {p.error}" for p in plugins.failed()]
     assert not failed, "shipped plugins failed to load: " + "; ".join(failed)
     _, effective = sh_aes_rhinoplasty(request.getfixturevalue("config"), plugins)
-    assert next(m for m in effective if m.key == "splint_removal").offset == Duration.parse("5d")
+    splint = next(m for m in effective if m.key == "splint_removal")
+    # SH-AES takes the splint off on day 5: the day-3 call reminds the patient of it (seed 002).
+    assert (splint.offset, splint.before, splint.event_at) == (Duration.parse("3d"), "splint_removal",
+                                                               Duration.parse("5d"))
 
 
 def test_unknown_site_code_suggests_the_close_one(chain_dir: Path) -> None:

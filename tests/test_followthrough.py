@@ -59,7 +59,8 @@ def test_a_red_flag_goes_to_the_attending_doctor(cli, clinic: str) -> None:  # t
     escalations = [a for a in data["actions"] if a["kind"] == "escalate"]
     assert len(escalations) == 1 and escalations[0]["doctor"] == "陈志远"
     rows = listing(cli, clinic, "escalations", "list")
-    assert [(r["patient_id"], r["doctor"], r["status"], r["task_id"]) for r in rows] == [("D1", "陈志远", "open", t)]
+    assert [(r["patient_id"], r["assignee"], r["status"], r["task_id"]) for r in rows] == \
+        [("D1", "chen.zhiyuan", "open", t)]  # 陈志远 is on the staff list as chen.zhiyuan
     assert "出血未止住" in rows[0]["reason"]
     assert rows[0]["opened_at"] == "2026-11-23T10:05+08:00"
 
@@ -80,15 +81,22 @@ def test_no_red_flag_no_escalation(cli, clinic: str) -> None:  # type: ignore[no
 def test_resolving_an_escalation_says_how_and_by_whom(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
     reached(cli, clinic, tid(cli, clinic, "D1", "check_24h"), "bleeding_stopped=no")
     [row] = listing(cli, clinic, "escalations", "list", "--status", "open")
-    empty = cli("escalations", "resolve", str(row["id"]), "--how", "  ", db=clinic, now=NOW, user="chen.jing", ok=False)
-    assert empty.exit_code == 1 and "请说明处理方式（--how）" in empty.output  # chen.jing reads Chinese
+    doctor = "chen.zhiyuan"
+    empty = cli("escalations", "resolve", str(row["id"]), "--how", "  ", db=clinic, now=NOW, user=doctor, ok=False)
+    assert empty.exit_code == 1 and "请说明处理方式（--how）" in empty.output  # the doctor reads Chinese
     out = cli("escalations", "resolve", str(row["id"]), "--how", "Dr Chen saw her at 11:00, sutured", "--locale", "en",
-              db=clinic, now="2026-11-23T11:30+08:00", user="chen.jing").output
-    assert f"Escalation {row['id']} resolved by chen.jing" in out
+              db=clinic, now="2026-11-23T11:30+08:00", user=doctor).output
+    assert f"Escalation {row['id']} resolved by chen.zhiyuan" in out
     [done] = listing(cli, clinic, "escalations", "list", "--status", "resolved")
-    assert (done["resolved_by"], done["resolution"]) == ("chen.jing", "Dr Chen saw her at 11:00, sutured")
+    assert done["resolved_at"] == "2026-11-23T11:30+08:00"
+    from core.db.engine import session_scope
+    from core.db.models import Escalation
+
+    with session_scope(clinic) as session:
+        stored = session.get(Escalation, row["id"])
+        assert (stored.resolved_by, stored.resolution) == ("chen.zhiyuan", "Dr Chen saw her at 11:00, sutured")
     again = cli("escalations", "resolve", str(row["id"]), "--how", "x", db=clinic, now=NOW, user="zhang.li", ok=False)
-    assert again.exit_code == 1 and f"上报医生 {row['id']} 已由 chen.jing 处理过" in again.output
+    assert again.exit_code == 1 and f"上报医生 {row['id']} 已由 chen.zhiyuan 处理过" in again.output
     assert listing(cli, clinic, "escalations", "list", "--status", "open") == []
 
 
@@ -109,13 +117,13 @@ def test_dissatisfaction_opens_a_complaint_due_in_three_days_naming_the_staff(cl
     data = reached(cli, clinic, t, "overall_satisfaction=1", "staff_criticism=前台护士态度不好",
                    note="waited 40 minutes")
     complaints = [a for a in data["actions"] if a["kind"] == "complaint"]
-    assert complaints and {a["due_at"] for a in complaints} == {"2026-11-26T10:05+08:00"}  # Thursday, clinic time
-    rows = listing(cli, clinic, "complaints", "list")
-    assert {r["category"] for r in rows} == {"other", "staff_or_service"}
-    assert all(r["staff"] == "前台护士态度不好" for r in rows)
-    assert all(r["status"] == "open" and r["overdue"] is False for r in rows)
-    assert all(r["due_at"] == "2026-11-26T10:05+08:00" for r in rows)
-    assert any("waited 40 minutes" in r["description"] for r in rows)
+    assert [a["due_at"] for a in complaints] == ["2026-11-26T10:05+08:00"]  # one, due Thursday, clinic time
+    [row] = listing(cli, clinic, "complaints", "list")
+    assert (row["category"], row["categories"]) == ("staff_or_service", ["staff_or_service", "other"])
+    assert row["staff"] == "前台护士"  # who was named; what was said is in the description
+    assert row["status"] == "open" and row["overdue"] is False
+    assert row["due_at"] == "2026-11-26T10:05+08:00"
+    assert "前台护士态度不好" in row["description"] and "waited 40 minutes" in row["description"]
 
 
 def test_an_explicit_complaint_and_dissatisfaction_are_one_complaint(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
@@ -277,7 +285,7 @@ def test_every_step_is_in_the_audit_log_with_user_and_time(cli, clinic: str) -> 
     reached(cli, clinic, t, "bleeding_stopped=no", "overall_satisfaction=1")
     [esc] = listing(cli, clinic, "escalations", "list")
     cli("escalations", "resolve", str(esc["id"]), "--how", "seen", db=clinic, now="2026-11-23T11:00+08:00",
-        user="chen.jing")
+        user="chen.zhiyuan")
     [comp] = listing(cli, clinic, "complaints", "list")
     cli("complaints", "respond", str(comp["id"]), "--text", "sorry", db=clinic, now="2026-11-23T12:00+08:00",
         user="chen.jing")
@@ -291,7 +299,7 @@ def test_every_step_is_in_the_audit_log_with_user_and_time(cli, clinic: str) -> 
     assert ("2026-11-23T10:05:00+08:00", "zhang.li", "attempt") in trail
     assert ("2026-11-23T10:05:00+08:00", "zhang.li", "action:escalate") in trail
     assert ("2026-11-23T10:05:00+08:00", "zhang.li", "action:complaint") in trail
-    assert ("2026-11-23T11:00:00+08:00", "chen.jing", "escalation:resolve") in trail
+    assert ("2026-11-23T11:00:00+08:00", "chen.zhiyuan", "escalation:resolve") in trail
     assert ("2026-11-23T12:00:00+08:00", "chen.jing", "complaint:respond") in trail
     assert ("2026-11-23T12:05:00+08:00", "chen.jing", "complaint:close") in trail
     assert ("2026-11-23T13:00:00+08:00", "zhang.li", "dnc:on") in trail

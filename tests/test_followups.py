@@ -196,3 +196,123 @@ def test_the_call_card_shows_manners_and_the_value_tier_in_both_languages(cli, c
     chain.write_text(chain.read_text(encoding="utf-8") + "\ncall_manners: []\n", encoding="utf-8")
     quiet = cli("script", str(t), "--locale", "en", db=clinic, now=NOW, user="zhang.li", config=chain).output
     assert "Telephone manners" not in quiet
+
+
+# -- the month-end sweep, greetings and the value tier --------------------------------------------------------------
+def _unreachable(cli, url: str, task: int) -> None:  # type: ignore[no-untyped-def]
+    """Three counted failed attempts, the last one powered off: the follow-up ends unsuccessful."""
+    for at, outcome in (("2026-12-07T10:05", "no_answer"), ("2026-12-07T15:35", "no_answer"),
+                        ("2026-12-08T10:05", "powered_off")):
+        cli("record", str(task), "--outcome", outcome, db=url, now=f"{at}+08:00", user="zhang.li")
+
+
+def test_the_month_end_sweep_calls_the_unreachable_once_more(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    interrupted = task_id(cli, clinic, "I1", "why_1wd")
+    _unreachable(cli, clinic, interrupted)
+    refused = task_id(cli, clinic, "V1", "next_day")  # reached and final: not swept
+    cli("record", str(refused), "--outcome", "refused", db=clinic, now="2026-12-04T10:05+08:00", user="zhang.li")
+    out = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-20T08:00+08:00").output)
+    assert out["swept"] == 1
+    swept = next(t for t in tasks(cli, clinic, "I1") if t["id"] == interrupted)
+    # Friday 25 December is a working day: the site's first calling slot
+    assert (swept["status"], swept["next_attempt_at"], swept["swept_at"]) == (
+        "open", "2026-12-25T10:00+08:00", "2026-12-20T08:00+08:00")
+    again = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-21T08:00+08:00").output)
+    assert again["swept"] == 0  # once per follow-up
+    day = json.loads(cli("worklist", "--date", "2026-12-25", "--format", "json", db=clinic,
+                         now="2026-12-25T09:00+08:00", user="zhang.li").output)
+    assert [line["task_ids"] for line in day if line["patient_id"] == "I1"] == [[interrupted]]
+    card = cli("script", str(interrupted), "--locale", "en", db=clinic, now="2026-12-25T10:00+08:00",
+               user="zhang.li").output
+    assert "Month-end sweep: unreachable earlier this month (powered off)" in card
+    cli("record", str(interrupted), "--outcome", "reached", "--answer", "interruption_reason=time", db=clinic,
+        now="2026-12-25T10:05+08:00", user="zhang.li")
+    assert next(t for t in tasks(cli, clinic, "I1") if t["id"] == interrupted)["status"] == "completed"
+    sweep = month_report(cli, clinic, now="2026-12-31T12:00+08:00")["followups"]["sweep"]
+    assert sweep == {"swept": 1, "recovered": 1, "by_site": [{"site": "SH-DENT", "swept": 1, "recovered": 1}]}
+
+
+def test_no_sweep_after_the_sweep_days_and_a_failed_sweep_call_is_final_again(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    interrupted = task_id(cli, clinic, "I1", "why_1wd")
+    _unreachable(cli, clinic, interrupted)
+    late = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-28T08:00+08:00").output)
+    assert late["swept"] == 0  # the 25th-27th are past: next month's sweep is for next month's follow-ups
+    cli("schedule", db=clinic, now="2026-12-24T08:00+08:00")
+    cli("record", str(interrupted), "--outcome", "cannot_connect", db=clinic, now="2026-12-25T10:05+08:00",
+        user="zhang.li")
+    final = next(t for t in tasks(cli, clinic, "I1") if t["id"] == interrupted)
+    assert (final["status"], final["attempts"]) == ("unsuccessful", 4)
+    assert month_report(cli, clinic, now="2026-12-31T12:00+08:00")["followups"]["sweep"]["recovered"] == 0
+
+
+def test_greetings_come_a_few_days_before_each_year(cli, clinic: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    visit = task_id(cli, clinic, "V1", "next_day")
+    bad = cli("record", str(visit), "--outcome", "reached", "--answer", "birthday=13-40", "--locale", "en",
+              db=clinic, now="2026-12-04T10:05+08:00", user="zhang.li", ok=False)
+    assert bad.exit_code == 1 and "write a month and day" in bad.output
+    cli("record", str(visit), "--outcome", "reached", "--answer", "birthday=12月24日", "--answer",
+        "anniversary=02-29", db=clinic, now="2026-12-04T10:05+08:00", user="zhang.li")
+    out = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-05T08:00+08:00").output)
+    assert out["greetings"] == 2
+    greetings = {t["milestone"]: t for t in tasks(cli, clinic, "V1") if t["purpose"] == "greeting"}
+    # three days before: Monday 21 December; 29 February 2027 does not exist: the 28th, three days before
+    assert {k: (t["channel"], t["due_at"]) for k, t in greetings.items()} == {
+        "greeting_birthday_2026": ("sms", "2026-12-21T10:00+08:00"),
+        "greeting_anniversary_2027": ("sms", "2027-02-25T10:00+08:00"),
+    }
+    again = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-06T08:00+08:00").output)
+    assert again["greetings"] == 0 and again["cancelled"] == 0  # kept by reconcile, one per year
+    script = cli("script", str(greetings["greeting_birthday_2026"]["id"]), "--locale", "en", db=clinic,
+                 now="2026-12-21T10:00+08:00", user="zhang.li").output
+    assert "Your birthday is coming up" in script and "How satisfied" not in script
+    # next year's birthday greeting once this one's day has passed
+    later = json.loads(cli("schedule", "--format", "json", db=clinic, now="2026-12-25T08:00+08:00").output)
+    assert later["greetings"] == 1
+    # a chain without an SMS channel calls; a chain can switch greetings off
+    config = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    chain = config / "chain.yaml"
+    text = chain.read_text(encoding="utf-8")
+    shipped = "greetings: {enabled: true, days_before: 3, channel: auto}"
+    assert shipped in text
+    chain.write_text(text.replace(shipped, "greetings: {channel: phone}"), encoding="utf-8")
+    cli("record", str(task_id(cli, clinic, "A2", "next_day")), "--outcome", "reached", "--answer",
+        "birthday=03-01", db=clinic, now="2026-12-04T15:05+08:00", user="wang.fang", config=chain)
+    cli("schedule", db=clinic, now="2026-12-26T08:00+08:00", config=chain)
+    assert [t["channel"] for t in tasks(cli, clinic, "A2") if t["purpose"] == "greeting"] == ["phone"]
+    chain.write_text(text.replace(shipped, "greetings: {enabled: false}"), encoding="utf-8")
+    off = json.loads(cli("schedule", "--format", "json", db=clinic, now="2027-03-05T08:00+08:00",
+                         config=chain).output)
+    assert off["greetings"] == 0
+
+
+def test_valued_patients_come_next_after_clinical_calls(cli, clinic: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("import", str(write_csv(tmp_path / "more.csv", EPISODES, [
+        ["EV2", "R1", "SH-DENT", "dental", "scaling", "2026-12-06T09:00", ""],
+        ["EV3", "V1", "SH-DENT", "dental", "scaling", "2026-12-06T11:00", ""],
+    ])), db=clinic, now=NOW)
+    cli("schedule", db=clinic, now="2026-12-06T12:00+08:00")
+    day = json.loads(cli("worklist", "--date", "2026-12-07", "--format", "json", db=clinic,
+                         now="2026-12-07T09:00+08:00", user="zhang.li").output)
+    order = [(line["patient_id"], line["value_tier"]) for line in day]
+    # R1's cleaning check is due first (10:00), but V1 is a VIP: called first among the routine calls
+    assert order[0] == ("V1", "vip") and ("R1", None) in order
+    claimed = json.loads(cli("claim", "--count", "1", "--format", "json", db=clinic, now="2026-12-07T10:00+08:00",
+                             user="zhang.li").output)["claimed"]
+    v1 = {t["id"] for t in tasks(cli, clinic, "V1") if t["status"] == "open" and t["purpose"] != "greeting"}
+    assert set(claimed) == v1  # the VIP patient's calls, not R1's earlier one
+
+
+def test_the_demo_has_one_of_each(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    cli("demo", "--locale", "en", db=db, now="2026-12-07T09:00+08:00")
+    everything = tasks(cli, db)
+    assert {t["procedure"] for t in everything} >= {"visit", "interruption"}
+    assert any(t["swept_at"] for t in everything)
+    assert any(t["status"] == "booked" and t["booked_at"] and t["purpose"] in ("review", "rebook", "invitation")
+               for t in everything)
+    assert any(t["purpose"] == "greeting" for t in everything)
+    report = json.loads(cli("report", "month", "--period", "2026-12", "--format", "json", db=db,
+                            now="2026-12-07T09:00+08:00").output)
+    assert report["followups"]["referrals"]["referred"] >= 1
+    assert report["followups"]["sweep"]["swept"] >= 1
+    assert sum(c["qa_reviewed"] for c in report["coordinators"]) == 1

@@ -17,7 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from reference import place, times_for
+
+from core.planner import Timing, planner
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "schedules.json"
 SITE_FOR = {"dental": "SH-DENT", "aesthetic": "SH-AES", "hair": "SH-AES", "inpatient": "BJ-HOSP"}
@@ -29,19 +30,17 @@ def effective(config, plugins) -> dict[str, list[dict[str, str]]]:  # type: igno
     out: dict[str, list[dict[str, str]]] = {}
     for key, (_plugin, spec) in plugins.specialties().items():
         site = config.site(SITE_FOR[key])
-        calendar = site.calendar(config)
         for proc in spec.procedures:
-            milestones = site.apply_overrides(key, proc.code, [m for _, m in plugins.milestones(key, proc.code)])
+            milestones = site.apply_overrides(key, proc.code, [m for _, m in plugins.milestones(key, proc.code)],
+                                              proc.events)
             for event in EVENTS:
                 anchor = datetime.fromisoformat(event).replace(tzinfo=TZ)
                 rows = []
                 for ms in milestones:
-                    times = times_for(anchor, ms, site.timezone)
-                    placed = place(times, ms.urgency, windows=site.calling_windows, quiet=site.quiet_hours,
-                                   calendar=calendar, tz=site.timezone)
+                    placed = planner(config, site).plan(Timing.of(ms), anchor)  # the one planner
                     rows.append({
                         "milestone": ms.key,
-                        "target": times.target.isoformat(timespec="minutes"),
+                        "target": placed.target_at.astimezone(site.timezone).isoformat(timespec="minutes"),
                         "due": placed.due_at.astimezone(site.timezone).isoformat(timespec="minutes"),
                         "flags": ",".join(f for f, on in (("provisional", placed.provisional),
                                                           ("outside_window", placed.outside_window)) if on),

@@ -128,6 +128,7 @@ def test_a_template_names_every_column_and_reads_back_as_itself(cli, db_url, tmp
 
 
 def test_docs_import_md_lists_every_column_alias_and_procedure_alias(plugins) -> None:  # type: ignore[no-untyped-def]
+    """If this fails after a column or a procedure was added: .venv/bin/python scripts/import_doc.py"""
     from core.importing import ALIASES, CANONICAL, Columns, template_headers
 
     doc = (Path(__file__).parents[1] / "docs" / "import.md").read_text(encoding="utf-8")

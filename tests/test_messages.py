@@ -219,10 +219,10 @@ def test_escalation_complaint_and_dnc_summaries_in_the_readers_language(
     run("record", str(tid(cli, clinic, "D1", "check_24h")), "--outcome", "reached", "--answer", "fever=yes",
         "--answer", "complaint=yes")
     [esc] = json.loads(run("escalations", "list", "--format", "json").output)
-    assert run("escalations", "resolve", str(esc["id"]), "--how", "seen").output.strip() == \
-        f"上报医生 {esc['id']} 已由 zhang.li 处理完毕。"
+    assert run("escalations", "resolve", str(esc["id"]), "--how", "seen", user="chen.zhiyuan").output.strip() == \
+        f"上报医生 {esc['id']} 已由 chen.zhiyuan 处理完毕。"  # the attending doctor, who is assigned
     again = run("escalations", "resolve", str(esc["id"]), "--how", "x", user="anna.w", ok=False).output
-    assert f"Error: escalation {esc['id']} was already resolved by zhang.li" in again
+    assert f"Error: escalation {esc['id']} was already resolved by chen.zhiyuan" in again
 
     [c] = json.loads(run("complaints", "list", "--format", "json").output)
     assert run("complaints", "respond", str(c["id"]), "--text", "致歉").output.strip() == f"投诉 {c['id']} 已按时答复。"

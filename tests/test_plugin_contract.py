@@ -320,7 +320,7 @@ def test_followup_salutation_core_default_follows_age_and_gender(fresh: Plugins)
         fresh.salutation(
             PatientInfo(external_id="3", name="陈小雨", gender="F", age=8), "zh_CN", bands
         )
-        == "小雨小朋友"
+        == "陈小雨的家长"  # a minor's call goes to a parent or guardian
     )
 
 

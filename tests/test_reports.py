@@ -166,11 +166,12 @@ def build(cli, url: str, tmp_path: Path) -> dict[str, int]:  # type: ignore[no-u
         "seen by Dr 宋佳",
         db=url,
         now="2026-11-18T20:00+08:00",
-        user="chen.jing",
+        user="song.jia",  # the attending doctor, assigned
     )
     complaints = json.loads(cli("complaints", "list", "--format", "json", db=url).output)
-    assert sorted(c["category"] for c in complaints) == ["other", "staff_or_service"]
-    answered = next(c for c in complaints if c["category"] == "staff_or_service")
+    # one call, one complaint with all its categories (low satisfaction and a criticism of 宋佳)
+    assert [c["categories"] for c in complaints] == [["staff_or_service", "other"]]
+    answered = complaints[0]
     cli(
         "complaints",
         "respond",
@@ -249,17 +250,16 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
     )  # 0–10: NPS, not a 1–5 scale
 
     assert r["complaints"] == {
-        "opened": 2,
+        "opened": 1,
         "responded_within_3d": 1,
-        "responded_within_3d_rate": 0.5,
-        "overdue": 1,
+        "responded_within_3d_rate": 1.0,
+        "overdue": 0,
         "closed": 1,
         "by_category": [
-            {"category": "other", "opened": 1, "label": "其他"},
             {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
         ],
     }
-    assert r["escalations"] == {"opened": 1, "resolved": 1, "median_hours_to_resolve": 4.0}
+    assert r["escalations"] == {"opened": 1, "resolved": 1, "overdue": 0, "median_hours_to_resolve": 4.0}
     assert r["staff"] == [
         {"staff": "林雪", "praise": 2, "criticism": 0},
         {"staff": "宋佳", "praise": 0, "criticism": 1},
@@ -293,7 +293,7 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
     ]
     assert lists["suggestions"][0]["text"] == HYPERLINK
     assert lists["suggestions"][1]["text"] == "周末也能预约就好了，请回电138****1111"
-    assert [(c["category"], c["overdue"]) for c in lists["open_complaints"]] == [("other", True)]
+    assert lists["open_complaints"] == []  # the one complaint of the week was answered and closed
     assert set(r["definitions"]) >= {
         "due",
         "coverage",
@@ -370,7 +370,9 @@ def test_a_coordinator_reports_only_on_their_own_site(cli, db_url, tmp_path):  #
     own = report_json(cli, db_url, user="zhang.li")
     assert own["period"]["sites"] == ["SH-DENT"] and own["figures"]["due"] == 7
     refused = report(cli, db_url, "--site", "SH-AES", user="zhang.li", ok=False)
-    assert refused.exit_code == 1 and "not on site SH-AES" in refused.output
+    assert refused.exit_code == 1 and "不能查看门店 SH-AES" in refused.output  # her language: the chain's
+    english = report(cli, db_url, "--site", "SH-AES", "--locale", "en", user="zhang.li", ok=False)
+    assert "not on site SH-AES" in english.output
 
 
 # -- one set of figures, five formats --------------------------------------------------------------
@@ -582,6 +584,13 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
     assert before["period"]["label"] == "2026-Q2"
 
 
+def english_words_of(text: str) -> list[str]:
+    from core.plugins import get_plugins
+    from tests.test_zh_screens import NAMES, _codes, english_words
+
+    return english_words(text, NAMES | _codes(get_plugins()) | {"nope", "November"})  # what was typed
+
+
 def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
     """Each mistake gives one line naming it (the runner re-raises any traceback)."""
     missing = tmp_path / "no-such-dir"
@@ -596,9 +605,12 @@ def test_option_errors_are_clear(cli, db_url, tmp_path):  # type: ignore[no-unty
         (("--format", "csv", "--out", str(missing / "r.csv")), "cannot write --out"),
         (("--format", "xlsx", "--out", str(missing / "r.xlsx")), "cannot write --out"),
     ):
-        result = report(cli, db_url, *args, ok=False)
+        result = report(cli, db_url, *args, "--locale", "en", ok=False)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], (args, result.output)
+        chinese = report(cli, db_url, *args, ok=False)  # the chain's language: zh_CN
+        assert chinese.exit_code == 1 and chinese.output.startswith("错误："), chinese.output
+        assert english_words_of(chinese.output) == [], chinese.output
     assert not missing.exists()
 
 

@@ -270,7 +270,7 @@ def test_root_canal_restoration_reminder_when_not_restored(clinic: Clinic) -> No
     # Day 10 is Thursday 2026-06-11; SH-DENT calls 10:00-11:30 and 15:30-17:00.
     assert reminder.due_at.astimezone(SHANGHAI) == local("2026-06-11T10:00")
     assert reminder.window_start.astimezone(SHANGHAI) == local("2026-06-08T10:00")
-    assert reminder.window_end.astimezone(SHANGHAI) == local("2026-06-15T10:00")
+    assert reminder.window_end.astimezone(SHANGHAI) == local("2026-06-15T23:59:59")  # ends with the day
 
 
 def test_root_canal_no_restoration_reminder_when_already_restored(clinic: Clinic) -> None:
@@ -288,18 +288,18 @@ def test_root_canal_unknown_restoration_gets_the_reminder(clinic: Clinic) -> Non
     assert sorted(clinic.tasks(episode)) == ["check_same_day", "restoration_reminder"]
 
 
-def test_site_override_is_what_gets_scheduled(clinic: Clinic) -> None:
-    # SH-AES removes the nasal splint on day 5 (the plugin says day 3).
+def test_a_reminder_is_scheduled_before_its_event(clinic: Clinic) -> None:
+    # SH-AES takes the nasal splint off on day 5: the day-3 call reminds the patient of it.
     episode = clinic.episode(
         local("2026-06-01T10:00"), site="SH-AES", specialty="aesthetic", procedure="rhinoplasty"
     )
     clinic.schedule()
     splint = clinic.tasks(episode)["splint_removal"]
-    assert (splint.offset, splint.window_earliest, splint.window_latest) == ("5d", "4d", "6d")
-    assert splint.target_at.astimezone(SHANGHAI) == local("2026-06-06T10:00")
-    # Saturday 2026-06-06 is no working day and Monday is past the window [Fri 10:00, Sun 10:00]:
-    # the reminder is called on Friday afternoon, the last calling window before the target.
-    assert splint.due_at.astimezone(SHANGHAI) == local("2026-06-05T14:30")
+    assert (splint.offset, splint.window_earliest, splint.window_latest, splint.before_event) == (
+        "3d", "2d", "4d", "5d")
+    assert splint.due_at.astimezone(SHANGHAI) == local("2026-06-04T10:00")
+    # The window ends with the day before the removal (Saturday 6 June), never on it.
+    assert splint.window_end.astimezone(SHANGHAI) == local("2026-06-05T23:59:59")
     assert not splint.outside_window
 
 

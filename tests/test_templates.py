@@ -54,7 +54,7 @@ def test_missing_variable_in_the_parent_template_names_the_parent(tmp_path: Path
     message = str(info.value)
     assert message.startswith("template 'child.j2' (en): ")
     assert "is undefined" in message
-    assert "script/base.j2:" in message  # core's base script, where the variable is used
+    assert "script/_greeting.j2:" in message  # core's opening, included by the base script, uses the variable
 
 
 def test_missing_template_says_where_it_looked(tmp_path: Path) -> None:
@@ -188,23 +188,30 @@ def test_blank_lines_left_by_skipped_blocks_collapse(tmp_path: Path) -> None:
 
 
 def test_core_base_script_renders_in_both_locales() -> None:
+    from core.scripts import HANG_UP, earlier_attempts
+
     variables = {
         "salutation": "王奶奶",
         "coordinator": "张丽",
         "clinic": "康华口腔",
         "clinic_phone": "021-6255-8800",
-        "patient": {"name": "王秀英", "age_band": "elderly"},
+        "patient": {"name": "王秀英", "age_band": "elderly", "minor": False},
         "procedure": {"name": "拔牙"},
         "milestone": {"name": "一周回访"},
         "days_since": 7,
-        "questions": [{"text": "还疼吗？", "hint": "0–10"}],
+        "ago": "7天前",
+        "questions": [{"text": "还疼吗？", "hint": "0–10", "optional": False, "red_flag": None}],
+        "satisfaction_asked": False,
         "aftercare": ["24小时内不要漱口"],
         "failed_attempts": 2,
+        "earlier_attempts": earlier_attempts([{"outcome": "no_answer"}, {"outcome": "busy"}]),
         "doctor": "李医生",
+        "doctor_name": "李明",
+        "hang_up": "",
     }
     for locale in ("zh_CN", "en"):
         try:
-            text = render("script/base.j2", variables, locale=locale)
+            text = render("script/base.j2", {**variables, "hang_up": HANG_UP[locale]}, locale=locale)
         except TemplateRenderError as exc:  # pragma: no cover - shows which variable the base needs
             pytest.fail(str(exc))
-        assert "王奶奶" in text and "李医生" in text and "24小时内不要漱口" in text
+        assert "王奶奶" in text and "李明" in text and "24小时内不要漱口" in text

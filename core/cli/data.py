@@ -9,12 +9,16 @@ import click
 from core.cli.main import App
 from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
-from core.messages import message
+from core.messages import message, os_error
 
 
-def _when(state: dict | None) -> str:  # type: ignore[type-arg]
-    """A task's state in a dry run's table: due time and status."""
-    return "—" if state is None else f"{state['due_at'][:16].replace('T', ' ')} {state['status']}"
+def _when(state: dict | None, locale: str | None = None) -> str:  # type: ignore[type-arg]
+    """A task's state in a dry run's table: due time and status (in the reader's words)."""
+    from core.words import word
+
+    if state is None:
+        return "—"
+    return f"{state['due_at'][:16].replace('T', ' ')} {word('status', state['status'], locale)}"
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -106,7 +110,7 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
             sheet.freeze_panes(1, 0)
             book.close()
     except OSError as exc:
-        raise FollowupError(key="init_cannot_write", values={"path": target, "error": exc.strerror or exc}) from None
+        raise FollowupError(key="init_cannot_write", values={"path": target, "error": os_error(exc)}) from None
     try:
         loc = locale or app.ui_locale()
     except FollowupError:  # no chain yet: a template is often the first thing written
@@ -142,21 +146,32 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
             bar = progress.add_task("episodes", total=None if replan else total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
                               dry_run=dry_run, provisional_only=replan)
+        swept = greeted = None
+        if not (dry_run or replan):  # beyond the protocols: the month-end sweep and the year's greetings
+            from core.greetings import schedule_greetings
+            from core.sweep import sweep
+
+            swept, greeted = sweep(session, config, now), schedule_greetings(session, config, now)
         if dry_run:
             session.rollback()
     if dry_run:
         if fmt == "json":
             click.echo(to_json(result.changes))
             return
+        from core.words import word
+
+        loc = app.ui_locale(locale)
         emit([{"task_id": c["task_id"] or "", "episode_id": c["episode_id"], "milestone": c["milestone"],
-               "change": c["change"], "before": _when(c["before"]), "after": _when(c["after"])}
-              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table")
+               "change": word("change", c["change"], loc), "before": _when(c["before"], loc),
+               "after": _when(c["after"], loc)}
+              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table",
+             locale=loc)
     if result.created >= ANALYZE_AFTER and not dry_run:
         from core.db.engine import analyze
 
         analyze(url)  # the planner's statistics, for the worklist and reports (docs/performance.md)
     if fmt == "json":
-        click.echo(to_json(result.as_dict()))
+        click.echo(to_json({**result.as_dict(), "swept": swept.swept if swept else 0, "greetings": greeted or 0}))
         return
     loc = app.ui_locale(locale)
     for problem in result.problems:  # protocol problems, for whoever maintains the plugins: English
@@ -168,6 +183,9 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
         + (message("scheduled_suppressed", loc, n=result.suppressed) if result.suppressed else "")
         + (message("scheduled_provisional", loc, n=result.provisional) if result.provisional else "")
         + (message("scheduled_dry_run", loc) if dry_run else "")
+        + (message("swept", loc, n=swept.swept, days=", ".join(f"{k} {v}" for k, v in swept.by_site.items()))
+           if swept and swept.swept else "")
+        + (message("greetings_created", loc, n=greeted) if greeted else "")
     )
 
 

@@ -79,6 +79,7 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
             episodes = import_file(session, config, plugins, export, user=app.user, now=now)
             result = schedule(session, config, plugins, now)
             history = simulate_history(session, config, plugins, now)
+            history += beyond_the_milestones(session, config, plugins, now)
     click.echo(message("demo_imported", loc, patients=patients.patients_created, episodes=episodes.episodes_created,
                        created=result.created, existing=result.existing, expired=result.expired))
     if history:
@@ -105,6 +106,44 @@ TRY_NEXT = (  # the README's "after the demo, try" list says the same
 )
 
 
+# This patient never answers: their follow-up ends unreachable, and the month-end sweep calls them once more.
+NEVER_ANSWERS = ("P0026",)
+REASONS = ("cost", "time", "fear", "result", "other")
+
+
+def beyond_the_milestones(session, config, plugins, now) -> int:  # type: ignore[no-untyped-def]
+    """The month-end sweep, this year's greetings and one reviewed call, as a chain would have them.
+
+    The sweep runs as ``followup schedule`` runs it; when this month's sweep days are
+    already past, as it ran on the first of them, and its calls are simulated like
+    any other (the sweep call reaches the patient). A supervisor scores one call of
+    the week.
+    """
+    from sqlalchemy import select
+
+    from core.db.models import Attempt
+    from core.greetings import schedule_greetings
+    from core.qa import CONNECTED, score
+    from core.sweep import sweep
+
+    local = now.astimezone(config.sites["SH-DENT"].timezone)
+    first = min(config.model.sweep.days)
+    if local.day > max(config.model.sweep.days):
+        sweep(session, config, datetime.combine(local.date().replace(day=first), time(8, 0), local.tzinfo))
+    else:
+        sweep(session, config, now)
+    recorded = simulate_history(session, config, plugins, now)
+    schedule_greetings(session, config, now)
+    supervisor = next((s.username for s in config.model.staff if s.role == "supervisor"), None)
+    call = session.execute(
+        select(Attempt.id).where(Attempt.outcome.in_(CONNECTED), Attempt.by != (supervisor or ""))
+        .order_by(Attempt.at.desc(), Attempt.id.desc()).limit(1)
+    ).scalar()
+    if supervisor and call is not None:
+        score(session, config, call, 85, "开场和核对身份规范；等待超过一分钟，需改进", supervisor, now)
+    return recorded
+
+
 SUGGESTIONS = ("希望周末也能预约", "停车位太少了", "候诊时间有点长", "希望能线上查看检查结果", "=HYPERLINK(\"x\")")
 PRAISE = ("张护士很耐心", "医生讲解得很清楚", "前台服务热情")
 
@@ -122,8 +161,8 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
 
     from sqlalchemy import select
 
-    from core.calls import record_call
-    from core.db.models import Task
+    from core.calls import INVITING_PURPOSES, record_call
+    from core.db.models import Patient, Task
 
     rng = random.Random(seed)
     never_answers: dict[tuple[str, str, str], bool] = {}
@@ -156,6 +195,14 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                 never_answers[key] = bool(found and found[0].after_unsuccessful)
             if never_answers[key]:
                 outcome = "no_answer"
+            external_id = session.get(Patient, task.patient_id).external_id
+            if external_id in NEVER_ANSWERS:
+                outcome = "reached" if task.swept_at is not None else rng.choice(["no_answer", "powered_off"])
+            booked_at = None
+            if outcome == "reached" and task.purpose in INVITING_PURPOSES:  # a review call books the visit
+                outcome = "booked"
+                booked_at = datetime.combine(at.astimezone(tz).date() + timedelta(days=3), time(10, 0), tz)
+                booked_at = max(booked_at, at + timedelta(days=1))
             answers: dict[str, str] = {}
             if outcome == "reached" and task.channel == "phone" and task.milestone != "missed":
                 answers["overall_satisfaction"] = str(rng.choice([5, 5, 5, 4, 4, 4, 3, 2]))
@@ -164,8 +211,15 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                     answers["staff_praise"] = rng.choice(PRAISE)
                 if rng.random() < 0.2:
                     answers["suggestions"] = rng.choice(SUGGESTIONS)
+            if outcome in ("reached", "booked") and task.procedure == "interruption":
+                answers = {"interruption_reason": rng.choice(REASONS), "wants_rebook": "yes"}
+            if outcome == "reached" and task.procedure == "visit":  # satisfied: refers a friend, gives a birthday
+                answers.update(treatment_satisfaction="5", referral_accepted="yes",
+                               birthday=f"{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+            connected = outcome in ("reached", "booked", "refused", "callback_requested")
             record_call(session, config, plugins, task.id, outcome=outcome, user=staff_for.get(task.site, "demo"),
-                        now=at, answers=answers)
+                        now=at, answers=answers, booked_at=booked_at,
+                        recording=f"recordings/{task.site}/{task.id}-{task.attempts + 1}.mp3" if connected else None)
             recorded += 1
 
 

@@ -34,37 +34,94 @@ def _check_site(app: App, site: str, what: str, item_id: int) -> None:
 @locale_option()
 @click.pass_context
 def escalations_group(ctx: click.Context, locale: str | None) -> None:
-    """Red flags sent to the attending doctor."""
+    """Red flags sent to the attending doctor: opened, acknowledged, resolved, each with a deadline."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(escalations_list, locale=locale)
 
 
+@escalations_group.command("open")
+@click.argument("task_id", type=int)
+@click.option("--reason", required=True, help="What the doctor must know (the coordinator's own judgement).")
+@click.option("--severity", type=click.Choice(["clinical", "routine"]), default="clinical", show_default=True,
+              help="clinical: a red flag (4 working hours by default); routine: arrange a visit.")
+@locale_option()
+@click.pass_obj
+def escalations_open(app: App, task_id: int, reason: str, severity: str, locale: str | None) -> None:
+    """Send a task's patient to the doctor on your own judgement."""
+    from core.calls import load_task
+    from core.db.engine import session_scope
+    from core.escalations import open_escalation
+    from core.tasklist import local_iso
+
+    with session_scope(app.ready_db()) as session:
+        task = load_task(session, app.config, task_id, app.user)  # a coordinator escalates only their sites' tasks
+        row = open_escalation(session, app.config, task, reason=reason, severity=severity, user=app.user,
+                              now=app.now, source="coordinator")
+        loc = app.ui_locale(locale)
+        due = (local_iso(row.due_at, app.config.timezone_of(row.site)) or "")[:16].replace("T", " ")
+        click.echo(message("escalation_opened", loc, id=row.id, assignee=row.assignee or message("no_assignee", loc),
+                           due=due))
+
+
 @escalations_group.command("list")
-@click.option("--status", type=click.Choice(["open", "resolved"]), help="Only these.")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "resolved"]), help="Only these.")
 @click.option("--site", help="Site code.")
+@click.option("--mine", is_flag=True, help="Only those assigned to you, with the patient's name and phone.")
 @locale_option()
 @bom_option()
 @format_option(*FORMATS)
 @click.pass_obj
-def escalations_list(app: App, status: str | None = None, site: str | None = None, locale: str | None = None,
-                     bom: bool = True, fmt: str = "table") -> None:
-    """List escalations."""
+def escalations_list(app: App, status: str | None = None, site: str | None = None, mine: bool = False,
+                     locale: str | None = None, bom: bool = True, fmt: str = "table") -> None:
+    """List escalations; overdue ones (past their deadline, not resolved) are highlighted."""
     from core.db.engine import session_scope
-    from core.followthrough import list_escalations
+    from core.escalations import JSON_KEYS, list_escalations
     from core.words import word
 
     with session_scope(app.ready_db()) as session:
-        rows = _visible(app, list_escalations(session, app.config, status=status, site=site), site)
-    columns = ["id", "task_id", "patient_id", "site", "doctor", "reason", "status", "opened_at", "resolved_by",
-               "resolution"]
+        rows = list_escalations(session, app.config, now=app.now, status=status, site=site,
+                                assignee=app.user if mine else None, user=app.user)
+        if not mine:
+            rows = _visible(app, rows, site)
+        elif rows:
+            from core.audit import audit
+
+            audit(session, user=app.user, at=app.now, action="escalation:list_mine", entity="escalation",
+                  detail={"ids": [r["id"] for r in rows]})  # the full numbers were shown
     if fmt != "table":
-        emit(rows, columns, fmt, bom=bom)
+        emit(rows, JSON_KEYS, fmt, bom=bom)
         return
     loc = app.ui_locale(locale)
-    shown = [{**r, "status": word("escalation_status", r["status"], loc), "opened_at": short_time(r["opened_at"])}
-             for r in rows]
-    emit(shown, columns, "table", locale=loc, title=message("escalations_title", loc, n=len(rows)),
-         drop={"task_id": 3, "resolved_by": 2, "site": 1})
+    click.echo(message("escalations_title", loc, n=len(rows)))
+    for r in rows:  # one block each: a doctor reads the whole reason, name and number, never a cut-off cell
+        who = f"{r['patient_name']} ({r['patient_id']})  {r['phone']}" if mine else r["patient_id"]
+        line = (f"#{r['id']}  {who}  {r['site']}  {word('severity', r['severity'], loc)}  {r['assignee'] or '—'}  "
+                f"{word('escalation_status', r['status'], loc)}  {message('due_by', loc, due=short_time(r['due_at']))}")
+        if r["overdue"]:
+            click.echo(click.style(f"{line}  ⚠ {word('flag', 'overdue', loc)}", fg="red", bold=True))
+        else:
+            click.echo(line)
+        click.echo(f"    {r['reason']}")
+
+
+@escalations_group.command("ack")
+@click.argument("escalation_id", type=int)
+@locale_option()
+@click.pass_obj
+def escalations_ack(app: App, escalation_id: int, locale: str | None) -> None:
+    """Acknowledge an escalation assigned to you (you have seen it and will act)."""
+    from core.db.engine import session_scope
+    from core.db.models import Escalation
+    from core.escalations import acknowledge_escalation
+    from core.tasklist import local_iso
+
+    with session_scope(app.ready_db()) as session:
+        row = session.get(Escalation, escalation_id)
+        if row is not None:
+            _check_site(app, row.site, "escalation_denied", escalation_id)
+        row = acknowledge_escalation(session, app.config, escalation_id, user=app.user, now=app.now)
+        due = (local_iso(row.due_at, app.config.timezone_of(row.site)) or "—")[:16].replace("T", " ")
+    click.echo(message("escalation_acknowledged", app.ui_locale(locale), id=escalation_id, user=app.user, due=due))
 
 
 @escalations_group.command("resolve")
@@ -73,17 +130,19 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 @locale_option()
 @click.pass_obj
 def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | None) -> None:
-    """Mark an escalation resolved, saying how."""
+    """Mark an escalation assigned to you resolved, saying how."""
     from core.db.engine import session_scope
     from core.db.models import Escalation
-    from core.followthrough import resolve_escalation
+    from core.escalations import resolve_escalation
 
     with session_scope(app.ready_db()) as session:
         row = session.get(Escalation, escalation_id)
         if row is not None:
             _check_site(app, row.site, "escalation_denied", escalation_id)
-        resolve_escalation(session, escalation_id, resolution=how, user=app.user, now=app.now)
-    click.echo(message("escalation_resolved", app.ui_locale(locale), id=escalation_id, user=app.user))
+        late = row is not None and row.due_at is not None and row.due_at < app.now
+        resolve_escalation(session, app.config, escalation_id, resolution=how, user=app.user, now=app.now)
+    click.echo(message("escalation_resolved_late" if late else "escalation_resolved", app.ui_locale(locale),
+                       id=escalation_id, user=app.user))
 
 
 @click.group("complaints", invoke_without_command=True)
@@ -122,8 +181,8 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
                     title=message("complaints_title", loc, n=len(rows)),
                     styles=["bold red" if r["overdue"] else None for r in rows])
         return
-    emit(rows, ["id", "patient_id", "site", "category", "staff", "description", "status", "opened_at", "due_at",
-                "responded_at", "response", "closed_at", "overdue"], fmt, bom=bom)
+    emit(rows, ["id", "patient_id", "site", "category", "categories", "handler", "staff", "description", "status",
+                "opened_at", "due_at", "responded_at", "response", "closed_at", "overdue"], fmt, bom=bom)
 
 
 def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[type-arg]
@@ -132,8 +191,10 @@ def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[ty
     from core.words import word
 
     value = row.get(column)
-    if column == "category":
-        return label(value, loc, CATEGORIES) if value else ""
+    if column == "category":  # every category of the call's one complaint
+        return "、".join(label(c, loc, CATEGORIES) for c in row.get("categories") or [value] if c)
+    if column == "categories":
+        return "、".join(label(c, loc, CATEGORIES) for c in value or ()) or "—"
     if column == "status":
         return word("complaint_status", value, loc) + (" " + word("flag", "overdue", loc) if row["overdue"] else "")
     if column == "overdue":
@@ -293,9 +354,10 @@ def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom
     from core.words import word
 
     loc = app.ui_locale(locale)
-    emit([{**r, "at": short_time(r["at"]), "action": word("audit_action", r["action"], loc),
-           "entity": word("entity", r["entity"], loc), "detail": detail_text(r["detail"], loc)} for r in rows],
-         columns, "table", locale=loc)
+    shown = [{"at": short_time(r["at"]), "user": r["user"], "action": word("audit_action", r["action"], loc),
+              "object": word("entity", r["entity"], loc) + (f" {r['entity_id']}" if r["entity_id"] is not None else ""),
+              "detail": detail_text(r["detail"], loc)} for r in rows]
+    emit(shown, ["at", "user", "action", "object", "detail"], "table", locale=loc)
 
 
 def detail_text(detail: Any, locale: str | None) -> str:
@@ -313,6 +375,8 @@ def detail_text(detail: Any, locale: str | None) -> str:
             shown = word("flag", "yes" if value else "no", locale)
         elif key == "category" and isinstance(value, str):
             shown = label(value, locale or "en", CATEGORIES)
+        elif key == "categories" and isinstance(value, list):
+            shown = "、".join(label(v, locale or "en", CATEGORIES) for v in value) or "—"
         elif key in WORDS:
             shown = word(key, value, locale)
         elif isinstance(value, dict):
@@ -320,9 +384,9 @@ def detail_text(detail: Any, locale: str | None) -> str:
         elif isinstance(value, list):
             shown = ", ".join(map(str, value)) or "—"
         else:
-            shown = str(value)
+            shown = "—" if value is None else str(value)
         parts.append(f"{name}={shown}")
-    return " ".join(parts)
+    return "\n".join(parts)
 
 
 @patients_group.command("optout")

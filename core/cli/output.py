@@ -80,7 +80,7 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], *, bom: bool 
 KEEP = {"id", "task_id", "task_ids", "patient_id", "episode_id", "site", "code", "due_at", "opened_at",
         "window_start", "window_end", "next_attempt_at", "responded_at", "closed_at", "at", "date", "deadline",
         "attempts", "failed_attempts", "max_attempts", "entity_id", "phone", "version", "offset", "window",
-        "timezone", "locale", "user", "assignee", "resolved_by", "key"}
+        "timezone", "locale", "user", "assignee", "resolved_by", "key", "object"}
 
 
 @dataclass

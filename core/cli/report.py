@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from core.cli.main import App
+from core.cli.output import locale_option
 from core.errors import FollowupError
-from core.messages import message
+from core.messages import message, os_error
 
 FORMATS = ("table", "json", "csv", "xlsx", "html")
 TREND_PERIODS = 6  # the HTML trend chart ("last 6 periods")
@@ -27,9 +28,8 @@ def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
     for code in requested:
         config.site(code)  # unknown: an error naming the close match
         if code not in allowed:
-            raise FollowupError(
-                f"{app.user} may report on {', '.join(allowed)}, not on site {code}"
-            )
+            raise FollowupError(key="report_not_your_site",
+                                values={"user": app.user, "sites": ", ".join(allowed), "site": code})
     return sorted(set(requested))
 
 
@@ -74,11 +74,7 @@ def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
     help=f"Include the figures of the last N periods (default: {TREND_PERIODS} for html, whose chart "
     "shows them; none for the other formats).",
 )
-@click.option(
-    "--locale",
-    type=click.Choice(["zh_CN", "en"]),
-    help="Labels (default: the site's, else the chain's).",
-)
+@locale_option("Labels and messages (default: the site's, else the chain's).")
 @click.option("--bom/--no-bom", "bom", default=True, show_default=True,
               help="Start a CSV with the UTF-8 byte-order mark (Excel needs it for Chinese).")
 @click.pass_obj
@@ -114,13 +110,14 @@ def report_cmd(
     )
 
     if fmt == "xlsx" and out is None:
-        raise FollowupError("--format xlsx writes a workbook: give --out FILE.xlsx")
+        raise FollowupError(key="report_xlsx_needs_out")
     config, plugins = app.config, app.plugins
     codes = _report_sites(app, sites)
     known = plugins.specialties()
     for key in specialties:
         if key not in known:
-            raise FollowupError(f"unknown specialty {key!r} (installed: {', '.join(known)})")
+            raise FollowupError(key="import_unknown_specialty",
+                                values={"specialty": key, "hint": "", "installed": ", ".join(known)})
     single = config.site(codes[0]) if len(codes) == 1 else None
     tz = single.timezone if single else ZoneInfo(config.model.defaults.timezone)
     loc = locale or (single.locale if single else config.model.defaults.locale)
@@ -137,7 +134,7 @@ def report_cmd(
     try:
         _emit(report, fmt, out, bom)
     except OSError as exc:  # --out in a missing or read-only directory
-        raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+        raise FollowupError(key="report_cannot_write", values={"out": out, "error": os_error(exc)}) from None
 
 
 def _emit(report: dict, fmt: str, out: Path | None, bom: bool = True) -> None:  # type: ignore[type-arg]

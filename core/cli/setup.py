@@ -213,7 +213,9 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None,
             if proc_filter and proc.code != proc_filter:
                 continue
             found = [m for _, m in plugins.milestones(key, proc.code)]
-            milestones = site.apply_overrides(key, proc.code, found) if site else found
+            milestones = (site.apply_overrides(key, proc.code, found, proc.events) if site
+                          else [m.model_copy(update={"event_at": proc.events.get(m.before)}) if m.before else m
+                                for m in found])
             for ms in milestones:
                 overridden = bool(site and f"{key}.{proc.code}.{ms.key}" in site.overrides)
                 rows.append({
@@ -226,7 +228,10 @@ def effective_protocols(app: App, selector: str | None, site_code: str | None,
                     "window": [str(ms.window.earliest), str(ms.window.latest)],
                     "urgency": ms.urgency,
                     "channel": ms.channel,
-                    "overridden": overridden,
+                    "overridden": overridden or bool(
+                        site and ms.before and f"{key}.{proc.code}.{ms.before}" in site.events),
+                    # a reminder: the event it prepares and when that happens (after this site's events:)
+                    "before": {"event": ms.before, "at": str(ms.event_at)} if ms.before and ms.event_at else None,
                     "name": ms.names.get(locale or (site.locale if site else default_locale)),
                     "_milestone": ms,  # for the table's durations; not in the JSON
                 })

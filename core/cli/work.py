@@ -69,7 +69,7 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, l
         _worklist_table(app, rows, what, sites, app.ui_locale(locale))
     else:
         emit(rows, ["site", "patient_id", "patient_name", "phone", "urgency", "overdue", "due_at", "task_ids",
-                    "milestones", "procedures", "attempts", "assignee", "phone_invalid"], fmt, bom=bom)
+                    "milestones", "procedures", "attempts", "assignee", "phone_invalid", "value_tier"], fmt, bom=bom)
 
 
 def _task_names(session: Any, ids: list[int]) -> dict[int, tuple[str, str, str]]:
@@ -114,7 +114,7 @@ def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tup
         cells.append([
             *([r["site"]] if many_sites else []),
             ",".join(map(str, r["task_ids"])),
-            f"{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
+            f"{'★ ' if r.get('value_tier') else ''}{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
             "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
         ])
         styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
@@ -234,7 +234,8 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     attributes = spec.attributes if spec else ()
     gender = {"F": ("女", "female"), "M": ("男", "male")}.get(context.patient.gender, ("未知", "unknown"))
     labels = (
-        ("患者", "Patient"), ("电话", "Phone"), ("年龄", "Age"), ("性别", "Gender"), ("项目", "Procedure"),
+        ("患者", "Patient"), ("电话", "Phone"), ("方便接听", "Best time to call"), ("年龄", "Age"),
+        ("性别", "Gender"), ("项目", "Procedure"),
         ("医生", "Doctor"),
         ("科室", "Department"), ("诊断", "Diagnosis"),
         # the episode's attributes, as the specialty names them (e.g. in-patient care's discharge medication)
@@ -244,6 +245,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     values = (
         f"{context.patient.name} ({context.patient.external_id})",
         phone or "—",
+        context.patient.preferred_call_time or "—",
         str(context.patient.age) if context.patient.age is not None else "—",
         gender[0] if zh else gender[1],
         (proc.names.get(locale) if proc else context.procedure)
@@ -349,7 +351,10 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
     for action in data["actions"]:
         reason = message("fix_phone_reason", locale) if action["kind"] == "fix_phone" else action.get("reason") or ""
         lines.append(message("action", locale, kind=word("action", action["kind"]), reason=reason)
-                     + (message("action_id", locale, id=action["id"]) if action.get("id") else ""))
+                     + (message("action_id", locale, id=action["id"]) if action.get("id") else "")
+                     + (message("action_handler", locale, handler=action["handler"]) if action.get("handler") else "")
+                     + (message("action_assignee", locale, assignee=action["assignee"], due=action["due_at"][:16])
+                        if action.get("assignee") and action.get("due_at") else ""))
     return "\n".join(lines)
 
 

@@ -174,6 +174,8 @@ class Patient(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     dnc_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     phone_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # when the patient prefers to be called (a local time range, 18:00-20:00), from import (0012)
+    preferred_call_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Greetings and relationship (0010): the days to greet ("MM-DD"), the chain's value tier, who referred them.
     birthday: Mapped[str | None] = mapped_column(String(5), nullable=True)
     anniversary: Mapped[str | None] = mapped_column(String(5), nullable=True)
@@ -249,6 +251,8 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # why reconcile cancelled it: its milestone no longer applies, or its episode was cancelled (0009)
     cancel_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # a reminder's event (its offset from the episode's event, e.g. 5d), part of its timing snapshot (0012)
+    before_event: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # the appointment a call booked (0010): reviews, invitations, rebooking; sales bookings may leave it empty
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # when the month-end sweep gave this unreachable follow-up one more attempt (0010; core/sweep.py)
@@ -330,6 +334,10 @@ class Complaint(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # One complaint per call with every category it touches (0011); ``category`` is the first.
+    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Who answers it first: the role the site names (default 执行院长助理, seed 002).
+    handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Escalation(Base):
@@ -345,6 +353,13 @@ class Escalation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # The closed loop (0011): how urgent, who must act (a staff username), by when, and who opened it
+    # (a coordinator's own judgement, or the rules of a reached call).
+    severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditEntry(Base):

@@ -198,7 +198,7 @@ def build_report(
         "delta": _delta(figures, previous),
         "satisfaction": satisfaction,
         "complaints": complaints,
-        "escalations": q.escalation_figures(session, scope, period.start, period.end),
+        "escalations": q.escalation_figures(session, scope, period.start, period.end, now),
         # messages per channel (core/outbox.py): sent, delivered, failed, answered, response rate
         "channels": _channel_rows(session, scope, period),
         # free text: a number typed in the praise or criticism answer is masked like any other

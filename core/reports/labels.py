@@ -283,9 +283,10 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         " answered and past the deadline when the report was made.",
     ),
     "escalations": (
-        "统计期间内转给医生的红旗问题；处理时长中位数按已处理者计（小时）。",
-        "Escalations opened in the period; median hours"
-        " from opening to resolution over the resolved ones.",
+        "统计期间内转给医生的红旗问题；已超期 = 截至报表生成时未处理完且已过处理时限；"
+        "处理时长中位数按已处理者计（小时）。",
+        "Escalations opened in the period; overdue = not resolved and past their deadline when the report"
+        " was made; median hours from opening to resolution over the resolved ones.",
     ),
     "staff": (
         "统计期间内“表扬”“批评”两题的自由文本答复，去除首尾空格后按相同文字计数。",

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 
 from core.errors import FollowupError
+from core.messages import Msg
 
 KINDS = ("week", "month", "quarter")
 _PATTERNS = {
@@ -120,15 +121,13 @@ def parse_period(text: str, tz: ZoneInfo, kind: str | None = None) -> Period:
     """``2026-W47``, ``2026-11`` or ``2026-Q4``; ``kind`` (if given) must agree with the text."""
     found = kind_of(text)
     if found is None:
-        wanted = f" (for a {kind}: {_EXAMPLES[kind]})" if kind else ""
-        raise FollowupError(
-            f"--period {text!r} is not a period: write 2026-W47, 2026-11 or 2026-Q4{wanted}"
-        )
+        raise FollowupError(key="period_not_a_period" if not kind else "period_not_a_kind",
+                            values={"text": text, "kind": Msg(f"period_kind.{kind}") if kind else "",
+                                    "example": _EXAMPLES.get(kind or "", "")})
     if kind and kind != found:
-        raise FollowupError(
-            f"--period {text!r} is a {found}, but the report asked for is a {kind}: "
-            f"write it like {_EXAMPLES[kind]} or leave out '{kind}'"
-        )
+        raise FollowupError(key="period_wrong_kind",
+                            values={"text": text, "found": Msg(f"period_kind.{found}"),
+                                    "kind": Msg(f"period_kind.{kind}"), "example": _EXAMPLES[kind]})
     match = _PATTERNS[found].match(text.strip())
     assert match is not None
     year, number = int(match.group(1)), int(match.group(2))
@@ -140,7 +139,5 @@ def parse_period(text: str, tz: ZoneInfo, kind: str | None = None) -> Period:
         else:
             first = date(year, 3 * (number - 1) + 1, 1)
     except ValueError:
-        raise FollowupError(
-            f"--period {text!r} does not exist (week 1–52/53, month 1–12)"
-        ) from None
+        raise FollowupError(key="period_no_such", values={"text": text}) from None
     return _containing(found, first, tz)

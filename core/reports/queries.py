@@ -684,7 +684,7 @@ def complaint_figures(
 
 
 def escalation_figures(
-    session: Session, scope: Scope, start: datetime, end: datetime
+    session: Session, scope: Scope, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     where = [
         Escalation.opened_at >= start,
@@ -693,9 +693,12 @@ def escalation_figures(
         *_specialty_tasks(scope, Escalation.task_id),
     ]
     resolved = Escalation.resolved_at.is_not(None)
+    # Past its deadline and not resolved when the report was made (core/escalations.py).
+    overdue = and_(Escalation.status != "resolved", Escalation.due_at.is_not(None), Escalation.due_at < (now or end))
     row = session.execute(
         select(
-            func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved")
+            func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved"),
+            func.sum(case((overdue, 1), else_=0)).label("overdue"),
         ).where(*where)
     ).one()
     spans = session.execute(
@@ -705,6 +708,7 @@ def escalation_figures(
     return {
         "opened": _int(row[0]),
         "resolved": _int(row[1]),
+        "overdue": _int(row[2]),
         "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None,
     }
 

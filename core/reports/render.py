@@ -95,8 +95,8 @@ def _dict_rows(
         if isinstance(value, dict):
             yield from _dict_rows(section, key, value)
         elif isinstance(value, list):
-            if value and isinstance(value[0], dict):
-                yield from _list_rows(f"{section}.{key}", value)
+            if value and isinstance(value[0], dict):  # e.g. complaints.by_category, followups.sweep.by_site
+                yield from _list_rows(f"{section}.{group}.{key}" if group else f"{section}.{key}", value)
             else:
                 yield section, group, key, ";".join(map(str, value))
         else:
@@ -227,10 +227,24 @@ def write_xlsx(report: dict[str, Any], path: Path) -> None:
                 ws.row([row["staff"], row["praise"], row["criticism"]])
         if report["coordinators"]:
             ws.r += 1
-            ws.row([L("coordinator"), L("attempts"), L("reached"), L("calling_hours"), L("calls_per_hour")], bold)
+            ws.row([L("coordinator"), L("attempts"), L("reached"), L("calling_hours"), L("calls_per_hour"),
+                    L("qa_reviewed"), L("qa_avg_score")], bold)
             for row in report["coordinators"]:
                 ws.row([f"{row['name']} ({row['coordinator']})", row["attempts"], row["reached"],
-                        row["calling_hours"], row["calls_per_hour"]])
+                        row["calling_hours"], row["calls_per_hour"], row.get("qa_reviewed"), row.get("qa_avg_score")])
+        extra = report.get("followups")
+        if extra:
+            ws.r += 1
+            ws.row([L("followups"), L("value")], bold)
+            ws.row([L("reviews_booked"), extra["bookings"]["reviews_booked"]])
+            for reason, n in extra["interruptions"]["by_reason"].items():
+                ws.row([f"{L('interruptions')}: {L('reason.' + reason)}", n])
+            ws.row([L("referrals_accepted"), extra["referrals"]["accepted"]])
+            ws.row([L("referrals_referred"), extra["referrals"]["referred"]])
+            ws.row([L("sweep_swept"), extra["sweep"]["swept"]])
+            ws.row([L("sweep_recovered"), extra["sweep"]["recovered"]])
+            ws.row([L("greetings_due"), extra["greetings"]["due"]])
+            ws.row([L("greetings_done"), extra["greetings"]["done"]])
         if report["breakdown"]:
             ws.r += 1
             by = p["by"]

@@ -84,8 +84,9 @@ def render_table(report: dict[str, Any], console: Console) -> None:
     )
     for row in c["by_category"]:
         follow.add_row(f"  {row['label']}", str(row["opened"]))
-    for name in ("opened", "resolved", "median_hours_to_resolve"):
-        follow.add_row(f"{L('escalations')}: {L(name)}", num(e[name]))
+    for name in ("opened", "resolved", "overdue", "median_hours_to_resolve"):
+        follow.add_row(f"{L('escalations')}: {L(name)}", num(e[name]),
+                       style="bold red" if name == "overdue" and e[name] else None)
     for name in ("leads", "followed_up", "booked"):
         follow.add_row(f"{L('sales')}: {L(name)}", num(s[name]))
     follow.add_row(
@@ -121,9 +122,11 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             L("qa_avg_score"),
             right=(1, 2, 3, 4, 5, 6),
         )
+        # the username is an id: on its own line, never folded
+        coord.columns[0].min_width = max(len(row["coordinator"]) + 2 for row in report["coordinators"])
         for row in report["coordinators"]:
             coord.add_row(
-                f"{row['name']} ({row['coordinator']})",
+                f"{row['name']}\n({row['coordinator']})",
                 str(row["attempts"]),
                 str(row["reached"]),
                 num(row["calling_hours"]),
