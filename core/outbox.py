@@ -77,6 +77,10 @@ class SendSummary:
 
 def _milestone(plugins: Plugins, site: Site, task: Task) -> Any:
     from core.calls import task_milestone
+    from core.greetings import GREETING, greeting_milestone
+
+    if task.purpose == GREETING:
+        return greeting_milestone(task)
 
     base = task_milestone(plugins, site, task)
     effective = site.apply_overrides(task.specialty, task.procedure, [base])
@@ -97,6 +101,7 @@ def compose(
 ) -> dict[str, Any]:
     """The outbox row of one message: rendered text, address, provider template and parameters."""
     from core.channels import ProviderTemplate
+    from core.greetings import GREETING, kind_of
     from core.messages import message as catalogue
     from core.templates import _environment, render
 
@@ -148,7 +153,10 @@ def compose(
         "greeting": (task.milestone.split("_")[1] if task.purpose == "greeting" else ""),
     }
     dirs = [*map(str, site.template_dirs), *plugins.template_dirs()]
-    text = _render_first([f"message/{task.specialty}/{kind}.j2", f"message/{kind}.j2"], variables, locale, dirs)
+    names = [f"message/{task.specialty}/{kind}.j2", f"message/{kind}.j2"]
+    if task.purpose == GREETING:  # a birthday or anniversary greeting (core/greetings.py)
+        names = [f"message/greeting_{kind_of(task.milestone)}.j2"]
+    text = _render_first(names, variables, locale, dirs)
     row.update(body=text, link=link, expires_at=expires,
                subject=catalogue("message_subject", locale, clinic=variables["clinic"],
                                  milestone=variables["milestone"]))

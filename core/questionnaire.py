@@ -95,7 +95,10 @@ def questionnaire_link(session: Session, config: ChainConfig, task_id: int, expi
 def questionnaire_questions(plugins: Plugins, site: Site, task: Task) -> list[Any]:
     """The questions of a task's questionnaire: the milestone's own, then core's general ones if it asks them."""
     from core.calls import task_milestone
+    from core.greetings import GREETING
 
+    if task.purpose == GREETING:
+        return []  # a greeting asks nothing
     milestone = task_milestone(plugins, site, task)
     available = plugins.questions(task.specialty, task.procedure, task.milestone)
     keys = list(milestone.questions)
