@@ -116,7 +116,7 @@ def schedule_greetings(session: Session, config: ChainConfig, now: datetime) -> 
 def _task(config: ChainConfig, site: Site, episode: Episode, key: str, day: date, days_before: int,
           now: datetime) -> Task:
     timing, plan = planner(config, site).greeting(episode.occurred_at, day, days_before)
-    offset, earliest, latest, urgency = timing.snapshot()
+    offset, earliest, latest, urgency, _ = timing.snapshot()
     values: dict[str, Any] = plan.columns()
     return Task(
         episode_id=episode.id, patient_id=episode.patient_id, site=site.code, specialty=episode.specialty,

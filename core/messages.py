@@ -82,6 +82,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "os.EROFS": ("只读文件系统", "Read-only file system"),
     "os.EISDIR": ("这是一个文件夹", "Is a directory"),
     "os.ENOSPC": ("磁盘已满", "No space left on device"),
+    # -- db upgrade, db recount
+    "db_at_revision": ("{url}：数据库版本 {revision}", "{url}: at revision {revision}"),
+    "db_counts_agree": ("报表的每日计数和任务的拨打计数与明细一致",
+                        "report day counts and task attempt counters agree with the rows"),
+    "db_recounted": ("报表的每日计数已重新统计", "report day counts recounted"),
+    "db_recounted_timezone": ("报表的每日计数已按集团时区重新统计",
+                              "report day counts recounted for the chain's timezone"),
     # -- report
     "report_not_your_site": ("{user} 只能查看 {sites} 的报表，不能查看门店 {site}",
                              "{user} may report on {sites}, not on site {site}"),
@@ -306,6 +313,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "patient {patient} is not a patient of {sites} ({user} works there)"),
     # -- import and schedule
     "importing": ("正在导入 {file}", "importing {file}"),  # the progress bar's label
+    "scheduling": ("正在排期", "scheduling"),
     "file_not_found": ("{file}：文件不存在", "{file}: file not found"),
     "imported": ("{file}：已导入 患者 新增 {pc}、更新 {pu}、未变 {pn}；就诊记录 新增 {ec}、更新 {eu}、未变 {en}",
                  "{file}: imported patients {pc} new, {pu} updated, {pn} unchanged; "

@@ -84,6 +84,9 @@ def conformance_problems(name: str, plugins: Plugins | None = None, locales: tup
                 for key in ms.questions:
                     if key not in questions:
                         problems.append(f"{where}.{ms.key}: asks unknown question {key!r}")
+                for key in ms.optional_questions:
+                    if key not in ms.questions and key not in general:
+                        problems.append(f"{where}.{ms.key}: optional_questions names {key!r}, which it does not ask")
                 for key in ms.when:
                     if key not in declared:
                         problems.append(

@@ -107,6 +107,8 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "action:record_dates": ("记录日期", "action:record_dates"),
         "action:fix_phone": ("更正号码", "action:fix_phone"),
         "fallback:phone": ("改为电话回访", "fallback:phone"),
+        "qa_score": ("通话抽查评分", "qa_score"),
+        "qa_sample": ("抽取抽查通话", "qa_sample"),
         "optout": ("退订渠道", "optout"),
         "optout:undo": ("恢复渠道", "optout:undo"),
         "resend": ("重发", "resend"),
@@ -136,6 +138,7 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "file": ("文件", "file"),
         "episode": ("就诊记录", "episode"),
         "message": ("消息", "message"),
+        "attempt": ("通话", "attempt"),
     },
     "flag": {
         "overdue": ("逾期", "OVERDUE"),
@@ -232,6 +235,11 @@ HEADERS: dict[str, tuple[str, str]] = {
     "counts": ("数量", "Counts"),
     "on_time": ("按时", "On time"),
     "tries": ("尝试次数", "Tries"),
+    "score": ("评分", "Score"),
+    "stored": ("已记录", "Stored"),
+    "birthday": ("生日", "Birthday"),
+    "anniversary": ("纪念日", "Anniversary"),
+    "accepted": ("已接受", "Accepted"),
     "error": ("错误", "Error"),
     "until": ("保留到", "Until"),
     "message": ("消息", "Message"),
@@ -312,4 +320,8 @@ def _milestone_name(plugins: Any, specialty: str, procedure: str, key: str, loca
     for _, milestone in found:
         if milestone.key == key:
             return milestone.names.get(locale)
+    if key.startswith("greeting_"):  # birthday and anniversary greetings are core's, not a plugin's
+        from core.greetings import NAMES, kind_of
+
+        return NAMES[kind_of(key)].get(locale)
     return key

@@ -142,3 +142,13 @@ def test_kit_reports_a_closing_that_reads_the_hang_up_instruction_aloud(tmp_path
     plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
     problems = conformance_problems("eyes", plugins)
     assert problems and all("who hangs up first before core's closing" in p for p in problems), problems
+
+
+def test_kit_reports_an_optional_question_the_milestone_does_not_ask(tmp_path, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    from core.content import ProtocolPlugin
+
+    (tmp_path / "protocol.yaml").write_text(EYES + "        optional_questions: [recommend, glare]\n", encoding="utf-8")
+    plugins = register_plugin(ProtocolPlugin("eyes", root=tmp_path), "eyes")
+    assert conformance_problems("eyes", plugins) == [
+        "eyes.cataract.day1: optional_questions names 'glare', which it does not ask"
+    ]

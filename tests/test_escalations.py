@@ -114,7 +114,7 @@ def test_only_the_assignee_acknowledges_and_resolves(cli, clinic: str) -> None: 
     assert (done["status"], done["resolved_at"]) == ("resolved", "2026-11-23T11:00+08:00")
 
 
-def test_overdue_escalations_are_highlighted_in_lists_and_reports(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+def test_overdue_escalations_are_highlighted_in_lists_and_reports(cli, clinic: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     row = red_flag(cli, clinic)
     late = "2026-11-23T15:00+08:00"
     table = cli("escalations", "list", db=clinic, now=late, user="zhang.li").output
@@ -123,6 +123,14 @@ def test_overdue_escalations_are_highlighted_in_lists_and_reports(cli, clinic: s
     report = json.loads(cli("report", "week", "--period", "2026-W48", "--site", "SH-DENT", "--format", "json",
                             db=clinic, now=late, user="chen.jing").output)
     assert report["escalations"]["overdue"] == 1
+    [listed] = report["lists"]["open_escalations"]
+    assert (listed["escalation_id"], listed["assignee"], listed["overdue"]) == (row["id"], "chen.zhiyuan", True)
+    assert listed["phone"] == "138****5601"  # a report is not the doctor's call list
+    html = tmp_path / "week.html"
+    cli("report", "week", "--period", "2026-W48", "--site", "SH-DENT", "--format", "html", "--out", str(html),
+        db=clinic, now=late, user="chen.jing")
+    page = html.read_text(encoding="utf-8")
+    assert "未处理的上报医生 (1)" in page and '<tr class="overdue">' in page.split("未处理的上报医生 (1)")[1]
     out = cli("escalations", "resolve", str(row["id"]), "--how", "seen", "--locale", "en", db=clinic, now=late,
               user="chen.zhiyuan").output
     assert "(after its deadline)" in out

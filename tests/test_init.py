@@ -73,3 +73,11 @@ def test_the_package_metadata_causes_no_setuptools_warning() -> None:
     assert isinstance(project["project"]["license"], str)
     assert any(d.startswith("platformdirs") for d in project["project"]["dependencies"])
     assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
+
+
+def test_before_any_chain_exists_a_chinese_system_reads_the_error_in_chinese(outside) -> None:  # type: ignore[no-untyped-def]
+    chinese = outside("config", "check", env={"LANG": "zh_CN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""})
+    assert chinese.exit_code == 1 and chinese.output.startswith("错误：找不到集团配置")
+    assert "followup init" in chinese.output
+    english = outside("config", "check", env={"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""})
+    assert english.output.startswith("Error: no chain configuration found")

@@ -255,7 +255,8 @@ def test_weekly_figures_match_the_hand_count(cli, db_url, tmp_path):  # type: ig
         "responded_within_3d_rate": 1.0,
         "overdue": 0,
         "closed": 1,
-        "by_category": [
+        "by_category": [  # the one complaint, under each of its categories
+            {"category": "other", "opened": 1, "label": "其他"},
             {"category": "staff_or_service", "opened": 1, "label": "人员或服务"},
         ],
     }
@@ -423,7 +424,8 @@ def test_json_csv_and_xlsx_carry_the_same_figures(cli, db_url, tmp_path):  # typ
     report(cli, db_url, "--site", "SH-DENT", "--format", "xlsx", "--out", str(out))
     book = load_workbook(out)
     # sheets and headings in the reader's language (SH-DENT's: zh_CN), headings frozen
-    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "指标说明", "数据"]
+    assert book.sheetnames == ["回访概况", "月末补打名单", "建议与需求", "未结投诉", "未处理的上报医生", "指标说明",
+                               "数据"]
     assert all(ws.freeze_panes for ws in book)
     human = list(book["回访概况"].iter_rows(values_only=True))
     assert human[2][:2] == ("指标", "2026-W47") and ("应回访", 7) == human[3][:2]

@@ -16,7 +16,8 @@ import pytest
 
 NOW = "2026-11-23T09:30+08:00"  # a Monday: last week's report has the demo's simulated calls
 NAMES = {"Emily", "Chen", "tester", "zhang", "li", "wang", "fang", "liu", "min", "chen", "jing",
-         "null", "xlsx", "csv", "json", "html"}  # JSON's null, which the definitions name; file formats
+         "null", "xlsx", "csv", "json", "html",  # JSON's null, which the definitions name; file formats
+         "vip"}  # the demo HIS's own customer tier, shown as imported
 _COMMAND = re.compile(r"followup(?:\s+[-\w.=/:|\[\]]+)*")  # a command, also when a table wrapped it
 _TOKEN = re.compile(r"[A-Za-z0-9_./:@+\-*#×']+")
 

@@ -142,7 +142,7 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
     with session_scope(url) as session:
         total = session.scalar(select(func.count()).select_from(Episode)) or 0
-        with _progress("scheduling") as progress:
+        with _progress(message("scheduling", app.error_locale() if locale is None else locale)) as progress:
             bar = progress.add_task("episodes", total=None if replan else total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
                               dry_run=dry_run, provisional_only=replan)

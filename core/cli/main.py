@@ -102,7 +102,7 @@ class App:
         try:
             return self.ui_locale()
         except Exception:
-            return self.locale or FALLBACK
+            return self.locale or _environment_locale() or FALLBACK
 
     @property
     def plugins(self) -> Any:
@@ -177,6 +177,17 @@ class App:
             else:
                 raise FollowupError(f"database {_safe_url(url)} is not up to date: run 'followup db upgrade'")
         return url
+
+
+def _environment_locale() -> str | None:
+    """zh_CN when the system speaks Chinese (LANG / LC_ALL / LC_MESSAGES zh_*): before any chain is found."""
+    import os
+
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if value:
+            return "zh_CN" if value.lower().startswith("zh") else None
+    return None
 
 
 def _safe_url(url: str) -> str:

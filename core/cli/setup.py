@@ -10,7 +10,7 @@ import click
 from core.cli.main import App
 from core.cli.output import Column, format_option, locale_option, print_table, to_json
 from core.errors import FollowupError
-from core.messages import Msg, message
+from core.messages import FALLBACK, Msg, message
 
 
 @click.group("config")
@@ -105,8 +105,9 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
+@locale_option("Language of the summary (default: English, as for every administrator's command).")
 @click.pass_obj
-def db_upgrade(app: App) -> None:
+def db_upgrade(app: App, locale: str | None) -> None:
     """Apply every pending migration (safe to run again)."""
     from core.cli.main import _safe_url
     from core.db.engine import analyze
@@ -116,7 +117,8 @@ def db_upgrade(app: App) -> None:
         upgrade(app.db_url)
         _count_days_in_chain_timezone(app)
         analyze(app.db_url)  # new indexes are only chosen once the planner knows the tables
-        click.echo(f"{_safe_url(app.db_url)}: at revision {current_revision(app.db_url)}")
+        click.echo(message("db_at_revision", locale or FALLBACK, url=_safe_url(app.db_url),
+                           revision=current_revision(app.db_url)))
     except FollowupError:
         raise
     except Exception as exc:
@@ -126,8 +128,9 @@ def db_upgrade(app: App) -> None:
 @db_group.command("recount")
 @click.option("--check", is_flag=True, help="Only compare the day counts with a recount, and each task's attempt "
               "counters with its attempt rows; exit 1 if they differ.")
+@locale_option("Language of the summary (default: English, as for every administrator's command).")
 @click.pass_obj
-def db_recount(app: App, check: bool) -> None:
+def db_recount(app: App, check: bool, locale: str | None) -> None:
     """Recount the reports' per-day counts from the tasks, calls and answers.
 
     Triggers keep them exact; this is for after a restore from a partial backup, or to check.
@@ -160,8 +163,7 @@ def db_recount(app: App, check: bool) -> None:
             if len(mismatches) > 20:
                 click.echo(f"  ... and {len(mismatches) - 20} more", err=True)
         raise SystemExit(1)
-    click.echo("report day counts and task attempt counters agree with the rows" if check
-               else "report day counts recounted")
+    click.echo(message("db_counts_agree" if check else "db_recounted", locale or FALLBACK))
 
 
 def _count_days_in_chain_timezone(app: App) -> None:
@@ -175,7 +177,7 @@ def _count_days_in_chain_timezone(app: App) -> None:
     from zoneinfo import ZoneInfo
 
     if set_day_offset(app.db_url, ZoneInfo(config.model.defaults.timezone)):
-        click.echo("report day counts recounted for the chain's timezone")
+        click.echo(message("db_recounted_timezone", app.locale or FALLBACK))
 
 
 def effective_protocols(app: App, selector: str | None, site_code: str | None,

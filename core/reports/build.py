@@ -210,6 +210,7 @@ def build_report(
             "unreachable": _unreachable_list(session, scope, period, locale, plugins, now),
             "suggestions": _suggestion_list(texts, tz),
             "open_complaints": _complaint_list(session, scope, period, now, locale),
+            "open_escalations": _escalation_list(session, scope, period, now),
         },
         "breakdown": breakdown(session, config, plugins, req, staff) if req.by else [],
         "sites": _site_rows(config, req, summary, current),
@@ -354,6 +355,30 @@ def _suggestion_list(texts: list[Any], tz: ZoneInfo) -> list[dict[str, Any]]:
         for r in texts
         if r.question == q.SUGGESTIONS
     ]
+
+
+def _escalation_list(session: Session, scope: q.Scope, period: Period, now: datetime) -> list[dict[str, Any]]:
+    """Escalations still open when the report is made; overdue ones first (core/escalations.py)."""
+    out = []
+    for r in q.open_escalations(session, scope, period.end, now):
+        e = r["escalation"]
+        tz = period.tz
+        out.append({
+            "escalation_id": e.id,
+            "task_id": e.task_id,
+            "patient_id": r["patient_id"],
+            "patient_name": r["patient_name"],
+            "phone": mask_phone(r["phone"]),
+            "site": e.site,
+            "severity": e.severity,
+            "assignee": e.assignee,
+            "status": e.status,
+            "escalated_at": local_iso(e.opened_at, tz),
+            "handle_by": local_iso(e.due_at, tz),
+            "overdue": r["overdue"],
+            "reason": scrub_phones(e.reason),
+        })
+    return out
 
 
 def _complaint_list(

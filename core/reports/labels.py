@@ -115,6 +115,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "description": ("描述", "Description"),
     "opened_at": ("投诉时间", "Opened"),
     "deadline": ("答复期限", "Answer by"),
+    "open_escalations": ("未处理的上报医生", "Open escalations"),
+    "escalation_id": ("上报号", "Escalation"),
+    "severity": ("紧急程度", "Severity"),
+    "severity:clinical": ("紧急", "clinical"),
+    "severity:routine": ("常规", "routine"),
+    "assignee": ("负责医生", "Doctor"),
+    "escalated_at": ("上报时间", "Escalated"),
+    "handle_by": ("处理时限", "Handle by"),
+    "reason": ("原因", "Reason"),
     # report frame
     "report_week": ("周回访报表", "Weekly follow-up report"),
     "report_month": ("月回访报表", "Monthly follow-up report"),
@@ -197,6 +206,8 @@ STATUSES: dict[str, tuple[str, str]] = {
     "complaint:open": ("待答复", "awaiting an answer"),
     "complaint:responded": ("已答复", "answered"),
     "complaint:closed": ("已结案", "closed"),
+    "escalation:open": ("待处理", "open"),
+    "escalation:acknowledged": ("医生已确认", "acknowledged"),
 }
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
@@ -276,11 +287,13 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     ),
     "complaints": (
         "统计期间内新建的投诉；3天内答复 = 答复时间不晚于期限（"
-        "建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限。",
+        "建立后3天）；已超期 = 截至报表生成时未结案、未答复且已过期限；"
+        "一通电话一条投诉，按类别统计时计入它涉及的每个类别。",
         "Complaints opened in the period; answered within"
         " 3 days = responded no later than their deadline "
         "(3 days after opening); overdue = not closed, not"
-        " answered and past the deadline when the report was made.",
+        " answered and past the deadline when the report was made;"
+        " one complaint per call, counted under each of its categories.",
     ),
     "escalations": (
         "统计期间内转给医生的红旗问题；已超期 = 截至报表生成时未处理完且已过处理时限；"
@@ -368,6 +381,11 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "open_complaints": (
         "截至报表生成时未结案、且在期末前建立的投诉。",
         "Complaints not closed when the report was made, opened before the period ended.",
+    ),
+    "open_escalations": (
+        "截至报表生成时医生尚未处理完、且在期末前上报的；已超过处理时限的排在前面并标红。",
+        "Escalations not resolved when the report was made, opened before the period ended; those past"
+        " their deadline come first, highlighted.",
     ),
     "delta": (
         "变化 = 本期 − 上期（比率为小数差，NPS 为百分点差）。",

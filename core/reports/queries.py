@@ -664,11 +664,12 @@ def complaint_figures(
         .mappings()
         .one()
     )
-    categories = session.execute(
-        select(Complaint.category, func.count().label("n"))
-        .where(*where)
-        .group_by(Complaint.category)
-    ).all()
+    # One call's complaint counts under each of its categories (core/calls.py merges them; issue 14 item 14).
+    per_category: dict[str, int] = {}
+    for category, several in session.execute(select(Complaint.category, Complaint.categories).where(*where)):
+        for c in dict.fromkeys(several or [category]):
+            per_category[c] = per_category.get(c, 0) + 1
+    categories = list(per_category.items())
     opened = _int(row["opened"])
     return {
         "opened": opened,
@@ -737,6 +738,34 @@ def open_complaints(
         }
         for c, ext, name, phone in session.execute(query)
     ]
+
+
+def open_escalations(
+    session: Session, scope: Scope, end: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """Escalations not resolved when the report is made, opened before the period ended: overdue first."""
+    query = (
+        select(Escalation, Patient.external_id, Patient.name, Patient.phone)
+        .join(Patient, Patient.id == Escalation.patient_id)
+        .where(
+            Escalation.status != "resolved",
+            Escalation.opened_at < end,
+            Escalation.site.in_(scope.sites),
+            *_specialty_tasks(scope, Escalation.task_id),
+        )
+        .order_by(Escalation.due_at, Escalation.id)
+    )
+    rows = [
+        {
+            "escalation": e,
+            "patient_id": ext,
+            "patient_name": name,
+            "phone": phone,
+            "overdue": e.due_at is not None and e.due_at < now,
+        }
+        for e, ext, name, phone in session.execute(query)
+    ]
+    return sorted(rows, key=lambda r: not r["overdue"])
 
 
 # -- sales, coordinators, unreachable --------------------------------------------------------------

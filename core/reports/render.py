@@ -51,6 +51,20 @@ LIST_COLUMNS = {
         "overdue",
         "description",
     ),
+    "open_escalations": (
+        "escalation_id",
+        "patient_id",
+        "patient_name",
+        "phone",
+        "site",
+        "severity",
+        "assignee",
+        "status",
+        "escalated_at",
+        "handle_by",
+        "overdue",
+        "reason",
+    ),
 }
 # a list column whose header is not its own label
 _COLUMN_LABELS = {"staff": "staff_member"}
@@ -135,8 +149,9 @@ def render_json(report: dict[str, Any]) -> str:
 
 
 # -- XLSX ------------------------------------------------------------------------------------------
-SHEETS = ("figures", "unreachable", "suggestions", "open_complaints", "definitions", "data")
-_TIME_COLUMNS = ("due_at", "last_attempt_at", "opened_at", "deadline")
+SHEETS = ("figures", "unreachable", "suggestions", "open_complaints", "open_escalations", "definitions", "data")
+_TIME_COLUMNS = ("due_at", "last_attempt_at", "opened_at", "deadline", "escalated_at", "handle_by")
+_STATUS_KINDS = {"open_complaints": "complaint", "open_escalations": "escalation"}
 
 
 def sheet_names(locale: str) -> list[str]:
@@ -151,7 +166,9 @@ def list_cell(name: str, column: str, row: dict[str, Any], locale: str) -> Any:
     if column == "category":
         return row.get("category_label") or row.get("category") or ""
     if column == "status":
-        return status_label(row["status"], locale, "complaint" if name == "open_complaints" else "task")
+        return status_label(row["status"], locale, _STATUS_KINDS.get(name, "task"))
+    if column == "severity":
+        return label(f"severity:{row['severity']}", locale)
     if column == "overdue":
         return label("overdue", locale) if row.get("overdue") else ""
     if column in ("procedure", "milestone"):

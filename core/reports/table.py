@@ -230,6 +230,24 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             style="bold red" if row["overdue"] else None,
         )
     console.print(open_c)
+    open_e = _table(
+        f"{L('open_escalations')} ({len(lists['open_escalations'])})",
+        "#",
+        L("patient_id"),
+        L("assignee"),
+        L("handle_by"),
+        L("reason"),
+    )
+    for row in lists["open_escalations"]:
+        open_e.add_row(
+            str(row["escalation_id"]),
+            row["patient_id"],
+            row["assignee"] or "—",
+            (row["handle_by"] or "")[:16].replace("T", " ") + (f" {L('overdue')}" if row["overdue"] else ""),
+            row["reason"],
+            style="bold red" if row["overdue"] else None,
+        )
+    console.print(open_e)
 
     notes = [Text(L("definitions"), style="bold")]
     sep = "：" if loc == "zh_CN" else ": "
