@@ -3,7 +3,7 @@
 A link is ``<questionnaire_url>/q/<task id>.<expiry>.<signature>``: the signature
 is HMAC-SHA256 over the task id and the expiry (the window's end; a week after
 an ``after_unsuccessful`` message) with the chain's key (``messaging.secret``,
-e.g. ``${FOLLOWUP_SECRET}``; otherwise a random key kept in the database). It
+e.g. ``${QUESTIONNAIRE_SECRET}``; otherwise a random key kept in the database). It
 works once: a task that already has the patient's answers, or that a call has
 completed, shows a clear page and changes nothing.
 
