@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 from core import vocab
 from core.audit import audit
 from core.config import ChainConfig, Site
-from core.db import rollups
 from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
-from core.errors import FollowupError
+from core.db.uow import UnitOfWork, unit_of_work
+from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
 from core.planner import callback_problem, planner
 from core.plugins import Plugins
+from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
 from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
@@ -105,7 +106,7 @@ def task_context(session: Session, config: ChainConfig, task: Task, now: datetim
         failed_attempts=task.failed_attempts,
         attempt_history=tuple(
             {"at": local_iso(a.at, site.timezone), "outcome": a.outcome, "by": a.by,
-             "note": a.note}
+             "note": scrub_phones(a.note)}  # hooks never see a phone number, not even one typed into a note
             for a in history
         ),
         coordinator=staff.name if staff else None,
@@ -201,19 +202,31 @@ def record_call(
 ) -> CallResult:
     """Record one attempt on a task and everything that follows from it.
 
+    It writes in one unit of work (core/db/uow.py: access check, the site's turn, audit row).
     Two coordinators recording on the same task at once both count, one after the other: the
     task is read again under a row lock once its site's turn is taken (PostgreSQL ``SELECT ...
-    FOR UPDATE``; on SQLite the caller's ``BEGIN IMMEDIATE`` makes writers wait for each other).
-    Whoever comes second after the task became final is refused, with who recorded it and when.
+    FOR UPDATE``; on SQLite the transaction starts with ``BEGIN IMMEDIATE``, so writers wait for
+    each other). Whoever comes second after the task became final is refused, with who
+    recorded it and when.
 
     ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
     (core/questionnaire.py): those are taken even while a coordinator holds the task.
     """
     task = load_task(session, config, task_id, user)
+    checked_text("--note", note)
     if outcome not in OUTCOMES:
         raise CallError(key="unknown_outcome", values={"outcome": outcome, "choices": ", ".join(OUTCOMES)})
-    rollups.take_turns(session, [task.site])  # the site's day counts: one writer at a time (PostgreSQL)
-    task = lock_task(session, task_id)  # the newest committed row, locked until commit: counters change once
+    with unit_of_work(session, config, sites=[task.site], user=user, now=now, action="record") as uow:
+        return _record(uow, plugins, task_id, outcome=outcome, answers=answers, note=note, callback_at=callback_at,
+                       booked_at=booked_at, recording=recording, channel=channel)
+
+
+def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, answers: dict[str, str] | None,
+            note: str | None, callback_at: datetime | None, booked_at: datetime | None, recording: str | None,
+            channel: str) -> CallResult:
+    session, config, user, now = uow.session, uow.config, uow.user, uow.now
+    task = uow.lock_task(task_id)  # the newest committed row, locked until commit: counters change once
+    assert task is not None
     if task.status != TaskStatus.OPEN:
         refuse_closed(session, config, task)
     site = config.site(task.site)
@@ -248,7 +261,8 @@ def record_call(
     session.add(attempt)
     session.flush()
     task.attempts_logged += 1
-    task.attempts += counted
+    if counted:
+        task.attempts += 1
     task.claimed_until = None
     task.updated_at = now
     patient = session.get(Patient, task.patient_id)
@@ -285,9 +299,9 @@ def record_call(
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         session.add(Answer(task_id=task.id, attempt_id=attempt.id, question=key, dimension=question.dimension,
                            value=value, number=number))
-    audit(session, user=user, at=now, action="attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
-          detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
-                  **({} if counted else {"counted": False})})
+    uow.audit("attempt", entity="task", entity_id=task.id, patient_id=task.patient_id,
+              detail={"outcome": outcome, "answers": sorted(parsed), "status": task.status, "channel": channel,
+                      **({} if counted else {"counted": False})})
     if outcome in REACHED_OUTCOMES:
         context = task_context(session, config, task, now, user)
         for plugin_name, action in merge_actions(plugins.actions(context, parsed), site.locale):
@@ -389,18 +403,24 @@ def load_task(session: Session, config: ChainConfig, task_id: int, user: str) ->
     Checked before anything else is said about it (status, holder, patient): a coordinator learns
     nothing about another site's calls.
     """
-    task = session.get(Task, task_id)
+    from core import access
+
+    access.require(config, user, access.CALLS)
+    task = session.get(Task, task_id) if 0 < task_id < 2**63 else None
     if task is None:
         raise CallError(key="no_task", values={"id": task_id})
-    check_site_access(config, user, task.site)
+    access.require(config, user, access.CALLS, task.site)
     return task
 
 
-def lock_task(session: Session, task_id: int) -> Task:
-    """The task as last committed, locked for this transaction (PostgreSQL; SQLite's writers take turns)."""
-    return session.execute(
-        select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
+def call_card_phone(session: Session, task: Task, patient: Patient, user: str, now: datetime) -> str | None:
+    """The number on a task's call card: in full (and audited) while ``user`` holds the task, else masked."""
+    from core.privacy import mask_phone, reveal
+
+    if task.assignee == user and task.claimed_until is not None and task.claimed_until >= now:
+        return reveal(session, phone=patient.phone, user=user, at=now, patient_id=patient.id, why="call card",
+                      entity="task", entity_id=task.id)
+    return mask_phone(patient.phone) or None
 
 
 def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn:
@@ -417,9 +437,10 @@ def refuse_closed(session: Session, config: ChainConfig, task: Task) -> NoReturn
 
 
 def check_site_access(config: ChainConfig, user: str, site_code: str) -> None:
-    staff = config.staff(user)
-    if staff is not None and staff.sites and site_code not in staff.sites and staff.role != "admin":
-        raise CallError(key="not_your_site", values={"user": user, "sites": ", ".join(staff.sites), "site": site_code})
+    """May ``user`` work on calls at this site (core/access.py)."""
+    from core import access
+
+    access.require(config, user, access.CALLS, site_code)
 
 
 def apply_action(
@@ -490,6 +511,7 @@ def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Dur
         channel=Channel.PHONE, urgency=urgency, offset=offset, window_earliest=earliest, window_latest=latest,
         **plan.columns(), status=TaskStatus.OPEN, max_attempts=task.max_attempts, created_at=now, updated_at=now,
     )
-    session.add(extra)
-    session.flush()
+    # inside the call's unit of work when a call asks for it; a unit of its own otherwise
+    with unit_of_work(session, config, sites=[task.site], user="system", now=now):
+        session.add(extra)
     return extra.id

@@ -23,16 +23,16 @@ the same re-check keeps it correct.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from core.audit import audit
 from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
+from core.db.uow import outside, unit_of_work
 from core.tasklist import local_iso
 from core.vocab import TaskStatus, Urgency
 from core.worklist import end_of_day
@@ -87,6 +87,9 @@ def claim(
     day: date | None = None,
 ) -> list[int]:
     """Give ``user`` the next ``count`` patients' due tasks; returns the claimed task ids."""
+    from core import access
+
+    sites = access.sites_for(config, user, access.CALLS, sites) if sites else sites
     if not sites:
         return []
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
@@ -126,10 +129,12 @@ def claim(
         .returning(Task.id, Task.patient_id, Task.site)
         .execution_options(synchronize_session=False)
     )
-    rows = sorted(session.execute(stmt).all())
-    for task_id, patient_id, site in rows:
-        audit(session, user=user, at=now, action="claim", entity="task", entity_id=task_id, patient_id=patient_id,
-              detail={"until": local_iso(until, config.timezone_of(site))})
+    # a claim changes no day count: no turns, so it never waits for the sites' calls (core/db/uow.py)
+    with unit_of_work(session, config, sites=sites, user=user, now=now, action="claim", turns=False) as uow:
+        rows = sorted(session.execute(stmt).all())
+        for task_id, patient_id, site in rows:
+            uow.audit("claim", entity="task", entity_id=task_id, patient_id=patient_id,
+                      detail={"until": local_iso(until, config.timezone_of(site))})
     return [task_id for task_id, _, _ in rows]
 
 
@@ -146,12 +151,16 @@ def naive_select(session: Session, *, sites: list[str], count: int, now: datetim
 
 
 def naive_update(session: Session, ids: list[int], *, user: str, until: datetime) -> None:
-    """Step 2 of the naive claim: write the hold without re-checking that the tasks are still free."""
+    """Step 2 of the naive claim: write the hold without re-checking that the tasks are still free.
+
+    Deliberately outside a unit of work, like everything about the naive claim (a negative control).
+    """
     if ids:
-        session.execute(
-            update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=until)
-            .execution_options(synchronize_session=False)
-        )
+        with outside(session):
+            session.execute(
+                update(Task).where(Task.id.in_(ids)).values(assignee=user, claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def naive_claim(
@@ -171,11 +180,12 @@ def naive_claim(
     return ids
 
 
-def release(session: Session, task_ids: list[int], user: str) -> int:
-    result = session.execute(
-        update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == TaskStatus.OPEN)
-        .values(claimed_until=None).execution_options(synchronize_session=False)
-    )
+def release(session: Session, task_ids: list[int], user: str, now: datetime | None = None) -> int:
+    with unit_of_work(session, user=user, now=now or datetime.now(UTC), action="release", turns=False):
+        result = session.execute(
+            update(Task).where(Task.id.in_(task_ids), Task.assignee == user, Task.status == TaskStatus.OPEN)
+            .values(claimed_until=None).execution_options(synchronize_session=False)
+        )
     return result.rowcount or 0
 
 

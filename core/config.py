@@ -171,7 +171,7 @@ class YearNoticeModel(_Model):
 class StaffMember(_Model):
     username: str
     name: str
-    role: Literal["coordinator", "supervisor", "doctor", "admin"] = "coordinator"
+    role: Literal["coordinator", "doctor", "manager", "admin"] = "coordinator"  # what each may do: core/access.py
     sites: list[str] = Field(default_factory=list)
     locale: Literal["zh_CN", "en"] | None = Field(
         default=None, description="the language of this person's prompts and messages (default: the chain's)"
@@ -269,6 +269,10 @@ class ChainModel(_Model):
     value_tiers: list[str] = Field(default_factory=lambda: ["vip"])
     holiday_notices: dict[int, YearNoticeModel] = Field(default_factory=dict)
     staff: list[StaffMember] = Field(default_factory=list)
+    # --as / FOLLOWUP_USER may name another staff member than the OS user (demos, tests); else only an admin may
+    allow_as: bool = False
+    # --now / FOLLOWUP_NOW may set the clock of commands that write (demos, tests, replaying a day)
+    allow_now: bool = False
     channels: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="message channels: settings per channel name (docs/channels.md)")
     messaging: MessagingModel = Field(default_factory=MessagingModel)
@@ -470,6 +474,7 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
         problems.extend(_windows_in_quiet_hours(chain, chain_src, site, src, loc))
     if not site_sources:
         problems.append(f"{path}:1: sites: no sites defined (inline under 'sites:' or as files in {chain.sites_dir}/)")
+    problems.extend(_staff_problems(chain, chain_src, set(seen)))
     if problems:
         raise ConfigError(problems)
     config = ChainConfig(path=path, model=chain, sites={})
@@ -478,6 +483,36 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     if check_plugins:
         _checked_against_plugins(config)
     return config
+
+
+def _staff_problems(chain: ChainModel, src: LocatedYaml, sites: set[str]) -> list[str]:
+    """A staff member at a site that does not exist, or a username given twice: the list is wrong."""
+    problems, first = [], {}
+    for i, member in enumerate(chain.staff):
+        if member.username in first:
+            problems.append(f"{src.path}:{src.line_of(('staff', i, 'username'))}: staff.{i}.username: "
+                            f"{member.username!r} is listed twice (also at line {first[member.username]})")
+        first.setdefault(member.username, src.line_of(("staff", i, "username")))
+        for j, code in enumerate(member.sites):
+            if code not in sites:
+                near = difflib.get_close_matches(code, sorted(sites), n=1)
+                hint = f" — did you mean {near[0]!r}?" if near else ""
+                problems.append(f"{src.path}:{src.line_of(('staff', i, 'sites', j))}: staff.{i}.sites: "
+                                f"{member.username} works at unknown site {code!r}{hint} "
+                                f"(sites: {', '.join(sorted(sites))})")
+    return problems
+
+
+def staff_warnings(config: ChainConfig) -> list[str]:
+    """Sites nobody calls for, or whose escalations reach no doctor (a chain without staff: single-user)."""
+    if not config.model.staff:
+        return []
+    warnings = []
+    for code in config.sites:
+        for role, why in (("coordinator", "nobody calls its patients"), ("doctor", "its escalations reach no doctor")):
+            if not any(m.role == role and (not m.sites or code in m.sites) for m in config.model.staff):
+                warnings.append(f"site {code} has no {role} in the staff list: {why}")
+    return warnings
 
 
 def _checked_against_plugins(config: ChainConfig) -> None:
@@ -724,6 +759,7 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
     if problems:
         raise ConfigError(problems)
     config.warnings.extend(calendar_warnings(config, plugins))
+    config.warnings.extend(staff_warnings(config))
     config.warnings.extend(channel_warnings(config))
 
 

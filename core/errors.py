@@ -53,3 +53,17 @@ class InvalidValue(_Catalogued, ValueError):
                  values: dict[str, Any] | None = None) -> None:
         text = self._text(text, key, values)
         super().__init__(*(() if text is None else (text,)))
+
+
+TEXT_LIMIT = 4000  # characters of one free-text value a user types (a note, a response, a reason)
+
+
+def checked_text(option: str, text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+    """Free text from the command line, refused when longer than ``limit`` or holding a control character."""
+    if text is None:
+        return None
+    if len(text) > limit:
+        raise FollowupError(key="text_too_long", values={"option": option, "n": limit, "length": len(text)})
+    if not text.isprintable() and any(ord(c) < 32 and c not in "\t\n\r" or c == "\x7f" for c in text):
+        raise FollowupError(key="text_control_char", values={"option": option})
+    return text

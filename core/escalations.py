@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Escalation, Patient, Task
-from core.errors import FollowupError
+from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
 
 SEVERITIES = ("clinical", "routine")
@@ -112,34 +112,45 @@ def is_overdue(row: Escalation, now: datetime) -> bool:
     return row.status != "resolved" and row.due_at is not None and row.due_at < now
 
 
-def patient_phone_for(config: ChainConfig, user: str, row: Escalation, phone: str | None) -> str:
+def patient_phone_for(session: Session, config: ChainConfig, user: str, row: Escalation, phone: str | None,
+                      now: datetime) -> str:
     """The patient's number as ``user`` may see it on an escalation: the one place that decides.
 
-    The assignee calls the patient back (seed 003), so they see the full number;
-    everyone else sees it masked. Roles and need-to-know rules plug in here.
+    The assignee calls the patient back (seed 003), so they see the full number, and the
+    audit records it (core.privacy.reveal); everyone else sees it masked.
     """
-    from core.privacy import mask_phone
+    from core.privacy import mask_phone, reveal
 
     if not phone:
         return "—"
-    return phone if row.assignee is not None and row.assignee == user else mask_phone(phone)
+    if row.assignee is not None and row.assignee == user:
+        return reveal(session, phone=phone, user=user, at=now, patient_id=row.patient_id, why="escalation",
+                      entity="escalation", entity_id=row.id) or "—"
+    return mask_phone(phone)
 
 
 def list_escalations(
     session: Session, config: ChainConfig, *, now: datetime, status: str | None = None, site: str | None = None,
     assignee: str | None = None, user: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Escalations, oldest first; each row has the JSON keys plus ``overdue``, ``patient_name`` and ``phone``."""
+    """Escalations of the sites ``user`` may read (a doctor: those assigned to them, or not yet assigned at
+    their sites), oldest first; each row has the JSON keys plus ``overdue``, ``patient_name`` and ``phone``."""
+    from core import access
+
+    sites = access.sites_for(config, user, access.ESCALATIONS_READ, site)
+    who = access.actor(config, user) if user is not None else None
     query = (select(Escalation, Patient.external_id, Patient.name, Patient.phone)
              .join(Patient, Patient.id == Escalation.patient_id).order_by(Escalation.opened_at, Escalation.id))
     if status:
         query = query.where(Escalation.status == status)
-    if site:
-        query = query.where(Escalation.site == config.site(site).code)
+    if site or len(sites) < len(config.sites):
+        query = query.where(Escalation.site.in_(sites))
     if assignee:
         query = query.where(Escalation.assignee == assignee)
     out = []
     for e, patient, name, phone in session.execute(query):
+        if who is not None and who.role == "doctor" and not access.assigned_to(e, who):
+            continue
         tz = config.timezone_of(e.site)
         out.append({
             "id": e.id, "task_id": e.task_id, "patient_id": patient, "site": e.site, "reason": e.reason,
@@ -148,7 +159,7 @@ def list_escalations(
             "acknowledged_at": local_iso(e.acknowledged_at, tz), "resolved_at": local_iso(e.resolved_at, tz),
             "overdue": is_overdue(e, now), "doctor": e.doctor, "resolved_by": e.resolved_by,
             "resolution": e.resolution, "patient_name": name,
-            "phone": patient_phone_for(config, user or "", e, phone),
+            "phone": patient_phone_for(session, config, user or "", e, phone, now),
         })
     return out
 
@@ -161,7 +172,15 @@ def _escalation(session: Session, escalation_id: int) -> Escalation:
 
 
 def _check_assignee(config: ChainConfig, row: Escalation, user: str) -> None:
-    """Only the assignee acknowledges and resolves (an admin may stand in); an unassigned one is taken."""
+    """Only the assignee acknowledges and resolves (an admin may stand in); an unassigned one is taken.
+
+    First core/access.py: a doctor (or an admin) of the escalation's site, nobody else."""
+    from core import access
+
+    try:
+        access.require(config, user, access.ESCALATIONS_RESOLVE, row.site)
+    except access.AccessDenied as exc:
+        raise access.AccessDenied(key="escalation_denied", values={"id": row.id, "error": exc}) from None
     staff = config.staff(user)
     if row.assignee is None:
         if staff is not None and staff.role == "coordinator":
@@ -192,9 +211,10 @@ def resolve_escalation(session: Session, config: ChainConfig, escalation_id: int
     row = _escalation(session, escalation_id)
     if row.status == "resolved":
         raise EscalationError(key="escalation_already_resolved", values={"id": escalation_id, "user": row.resolved_by})
+    _check_assignee(config, row, user)
+    checked_text("--how", resolution)
     if not resolution.strip():
         raise EscalationError(key="resolution_needs_text")
-    _check_assignee(config, row, user)
     late = row.due_at is not None and row.due_at < now
     row.status, row.resolved_at, row.resolved_by, row.resolution = "resolved", now, user, resolution.strip()
     row.acknowledged_at = row.acknowledged_at or now

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import access
 from core.audit import audit
 from core.config import ChainConfig
-from core.db import rollups
 from core.db.models import Complaint, Patient, Task
-from core.errors import FollowupError
+from core.db.uow import unit_of_work
+from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
 from core.vocab import TaskStatus
 
@@ -22,13 +23,15 @@ class NotFound(FollowupError):
 
 
 def list_complaints(session: Session, config: ChainConfig, *, now: datetime, status: str | None = None,
-                    site: str | None = None) -> list[dict[str, Any]]:
+                    site: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
+    """Complaints of the sites ``user`` may read (--site narrows, and is checked)."""
+    sites = access.sites_for(config, user, access.COMPLAINTS_READ, site)
     query = (select(Complaint, Patient.external_id).join(Patient, Patient.id == Complaint.patient_id)
              .order_by(Complaint.due_at))
     if status:
         query = query.where(Complaint.status == status)
-    if site:
-        query = query.where(Complaint.site == config.site(site).code)
+    if site or len(sites) < len(config.sites):
+        query = query.where(Complaint.site.in_(sites))
     out = []
     for c, patient in session.execute(query):
         tz = config.timezone_of(c.site)
@@ -43,15 +46,21 @@ def list_complaints(session: Session, config: ChainConfig, *, now: datetime, sta
     return out
 
 
-def _complaint(session: Session, complaint_id: int) -> Complaint:
+def _complaint(session: Session, config: ChainConfig, complaint_id: int, user: str | None) -> Complaint:
     row = session.get(Complaint, complaint_id)
     if row is None:
         raise NotFound(key="no_complaint", values={"id": complaint_id})
+    try:
+        access.require(config, user, access.COMPLAINTS_ANSWER, row.site)
+    except access.AccessDenied as exc:
+        raise access.AccessDenied(key="complaint_denied", values={"id": complaint_id, "error": exc}) from None
     return row
 
 
-def respond_complaint(session: Session, complaint_id: int, *, response: str, user: str, now: datetime) -> Complaint:
-    row = _complaint(session, complaint_id)
+def respond_complaint(session: Session, config: ChainConfig, complaint_id: int, *, response: str, user: str,
+                      now: datetime) -> Complaint:
+    row = _complaint(session, config, complaint_id, user)
+    checked_text("--text", response)
     if row.status == "closed":
         raise FollowupError(key="complaint_is_closed", values={"id": complaint_id})
     if not response.strip():
@@ -64,9 +73,10 @@ def respond_complaint(session: Session, complaint_id: int, *, response: str, use
     return row
 
 
-def close_complaint(session: Session, complaint_id: int, *, user: str, now: datetime,
+def close_complaint(session: Session, config: ChainConfig, complaint_id: int, *, user: str, now: datetime,
                     note: str | None = None) -> Complaint:
-    row = _complaint(session, complaint_id)
+    row = _complaint(session, config, complaint_id, user)
+    checked_text("--note", note)
     if row.status == "closed":
         raise FollowupError(key="complaint_already_closed", values={"id": complaint_id})
     if row.responded_at is None:
@@ -78,24 +88,29 @@ def close_complaint(session: Session, complaint_id: int, *, user: str, now: date
     return row
 
 
-def set_do_not_contact(session: Session, external_id: str, *, on: bool, reason: str | None, user: str,
-                       now: datetime) -> int:
+def set_do_not_contact(session: Session, config: ChainConfig, external_id: str, *, on: bool, reason: str | None,
+                       user: str, now: datetime) -> int:
     """Suppress (or restore) every open task of a patient at once; returns how many tasks changed."""
+    access.require(config, user, access.DNC)
+    checked_text("--reason", reason)
     patient = session.execute(select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
     if patient is None:
         raise NotFound(key="no_patient", values={"patient": external_id})
+    access.require_patient(session, config, user, access.DNC, patient)
     if patient.do_not_contact == on:
         raise FollowupError(key="dnc_already" if on else "dnc_not_set", values={"patient": external_id})
     patient.do_not_contact = on
     patient.dnc_reason = reason if on else None
     session.flush()
-    changed = apply_do_not_contact(session, [patient.id], on=on, now=now)
-    audit(session, user=user, at=now, action="dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id,
-          patient_id=patient.id, detail={"tasks": changed, "reason": reason})
+    with unit_of_work(session, None, user=user, now=now, action="dnc") as uow:  # the sites: once they are known
+        changed = apply_do_not_contact(session, [patient.id], on=on, now=now, user=user)
+        uow.audit("dnc:on" if on else "dnc:off", entity="patient", entity_id=patient.id, patient_id=patient.id,
+                  detail={"tasks": changed, "reason": reason})
     return changed
 
 
-def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime) -> int:
+def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, now: datetime,
+                         user: str = "system") -> int:
     """What do-not-contact means for tasks, whoever set or lifted it (``patients dnc``, an import, an answer).
 
     Set: every open task becomes ``suppressed`` (and is released if someone held it).
@@ -111,9 +126,10 @@ def apply_do_not_contact(session: Session, patient_ids: list[int], *, on: bool, 
     sites = session.scalars(select(Task.site).where(*which).distinct()).all()
     if not sites:
         return 0
-    rollups.take_turns(session, list(sites))  # the reports' day counts of those sites (core/db/rollups.py)
-    result = session.execute(
-        update(Task).where(*which)
-        .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
-    )
+    # in one unit of work: the sites' turns (the reports' day counts), the access check
+    with unit_of_work(session, None, sites=sites, user=user, now=now, action="dnc"):
+        result = session.execute(
+            update(Task).where(*which)
+            .values(status=new, claimed_until=None, updated_at=now).execution_options(synchronize_session=False)
+        )
     return result.rowcount or 0

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
-from core.db import rollups
 from core.db.models import Episode, Patient, Task
+from core.db.uow import unit_of_work
 from core.monthday import in_year
 from core.planner import planner
 from core.protocol import Duration, LocalizedText, Milestone
@@ -66,7 +66,7 @@ def greeting_milestone(task: Task) -> Milestone:
     )
 
 
-def schedule_greetings(session: Session, config: ChainConfig, now: datetime) -> int:
+def schedule_greetings(session: Session, config: ChainConfig, now: datetime, user: str = "system") -> int:
     """Create the coming greeting task of every patient with a day to greet; returns how many were created."""
     settings = config.model.greetings
     if not settings.enabled:
@@ -91,25 +91,26 @@ def schedule_greetings(session: Session, config: ChainConfig, now: datetime) -> 
     }
     created = 0
     seen: set[int] = set()
-    for patient_id, birthday, anniversary, episode in rows:
-        if patient_id in seen:  # two episodes at the same instant: the first one
-            continue
-        seen.add(patient_id)
-        site = config.sites[episode.site]
-        today = now.astimezone(site.timezone).date()
-        for kind, month_day in (("birthday", birthday), ("anniversary", anniversary)):
-            if not month_day:
+    with unit_of_work(session, config, sites=config.sites, user=user, now=now, action="greetings",
+                      turns=False) as uow:
+        for patient_id, birthday, anniversary, episode in rows:
+            if patient_id in seen:  # two episodes at the same instant: the first one
                 continue
-            day = next_day(month_day, today)
-            key = milestone_key(kind, day)
-            if (patient_id, key) in existing:
-                continue
-            if not created:
-                rollups.take_turns(session, list(config.sites))
-            session.add(_task(config, site, episode, key, day, settings.days_before, now))
-            existing.add((patient_id, key))
-            created += 1
-    session.flush()
+            seen.add(patient_id)
+            site = config.sites[episode.site]
+            today = now.astimezone(site.timezone).date()
+            for kind, month_day in (("birthday", birthday), ("anniversary", anniversary)):
+                if not month_day:
+                    continue
+                day = next_day(month_day, today)
+                key = milestone_key(kind, day)
+                if (patient_id, key) in existing:
+                    continue
+                if not created:  # new tasks add to the day counts: every site's turn, in one order
+                    uow.turns(config.sites)
+                session.add(_task(config, site, episode, key, day, settings.days_before, now))
+                existing.add((patient_id, key))
+                created += 1
     return created
 
 

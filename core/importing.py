@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -56,11 +57,13 @@ from pydantic import (
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from core.audit import audit
 from core.config import ChainConfig, Site
-from core.db.models import AuditEntry, Episode, Patient, Referral
+from core.db.models import Episode, Patient, Referral
 from core.errors import FollowupError, InvalidValue
 from core.messages import Msg
 from core.plugins import PluginError, Plugins
+from core.privacy import FULL_WIDTH
 from core.protocol import EpisodeAttribute
 from core.vocab import EpisodeStatus
 
@@ -202,6 +205,7 @@ _DATETIME = re.compile(
     r"(?:(?:[T\s]+)(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
+LATEST_EPISODE_DAYS = 366  # an episode is a care event: at most a year ahead (a booked appointment), not 2036
 _PHONE_ALLOWED = re.compile(r"^\+?[\d\s\-().]+$")
 # A mainland number: a mobile (11 digits, 1[3-9]...) or a landline with its area code (010 / 02x + 8 digits,
 # 0xxx + 7 or 8 digits). A number with another country code (+852 ...) is taken as given.
@@ -720,7 +724,23 @@ def _text(value: Any) -> str | None:
     if isinstance(value, datetime | date):
         return value.isoformat()
     text = str(value).strip()
+    if text and not text.isprintable():
+        _check_characters(text)
     return text or None
+
+
+# Characters that hide or reorder text: a zero-width space makes a look-alike duplicate id, an RTL
+# override shows a name backwards. Control characters (a NUL byte) are never patient data.
+_HIDDEN = frozenset("\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+                    "\u2066\u2067\u2068\u2069\ufeff")
+
+
+def _check_characters(text: str) -> None:
+    for char in text:
+        if char in _HIDDEN:
+            raise InvalidValue(key="import_hidden_char", values={"code": f"U+{ord(char):04X}"})
+        if unicodedata.category(char) == "Cc" and char not in "\t\n\r":
+            raise InvalidValue(key="import_control_char", values={"code": f"U+{ord(char):04X}"})
 
 
 def _required_text(value: Any, max_length: int) -> str:
@@ -732,7 +752,7 @@ def _required_text(value: Any, max_length: int) -> str:
     return text
 
 
-def _optional_text(value: Any, max_length: int | None = None) -> str | None:
+def _optional_text(value: Any, max_length: int | None = 4000) -> str | None:
     text = _text(value)
     if text is not None and max_length is not None and len(text) > max_length:
         raise InvalidValue(key="import_too_long", values={"n": max_length})
@@ -899,7 +919,7 @@ class PatientRow(_Row):
     @field_validator("phone", mode="before")
     @classmethod
     def _phone(cls, value: Any) -> str:
-        text = _required_text(value, 40)
+        text = _required_text(value, 40).translate(FULL_WIDTH)  # １３８… as 138…: stored as digits
         if not _PHONE_ALLOWED.match(text) or "+" in text[1:]:
             raise InvalidValue(key="import_phone_characters")
         digits = re.sub(r"\D", "", text)
@@ -1055,6 +1075,10 @@ class EpisodeRow(_Row):
                 return moment.replace(tzinfo=UTC)  # the site has its own problem
             zone: ZoneInfo = _context(info).config.sites[site].timezone
             moment = moment.replace(tzinfo=zone)
+        now = _context(info).now
+        if moment.year < 1900 or moment > now + timedelta(days=LATEST_EPISODE_DAYS):
+            raise InvalidValue(key="import_date_implausible", values={"text": _text(value),
+                                                                       "days": LATEST_EPISODE_DAYS})
         return moment.astimezone(UTC)
 
     @field_validator("doctor", "department", mode="before")
@@ -1410,6 +1434,9 @@ def import_file(
     row problem; with ``allow_invalid_phone`` it is imported, flagged for correction
     (``phone_invalid``), with a warning.
     """
+    from core import access
+
+    access.require(config, user, access.IMPORT)
     path = Path(path)
     if now.tzinfo is None:
         raise ValueError("import_file needs an aware 'now'")
@@ -1423,6 +1450,8 @@ def import_file(
         problems.sort(key=lambda p: (order.get(p.sheet, 0), p.row))  # stable: columns keep order
         log.info("import of %s failed: %d problems", path.name, len(problems))
         raise ImportFailed(problems, path.name)
+    if not valid.rows and not valid.repeated:  # a header and nothing else: an export gone wrong, not "done"
+        raise FollowupError(key="import_no_rows", values={"file": path.name})
 
     result = ImportResult(dry_run=dry_run, rows=valid.rows)
     if reading.ignored:
@@ -1442,10 +1471,8 @@ def import_file(
     if progress and valid.repeated:
         progress(valid.repeated)
     if not dry_run:
-        session.add(AuditEntry(
-            at=now, user=user, action="import", entity="file", entity_id=None, patient_id=None,
-            detail={"file": path.name, "counts": result.counts(), "rows": valid.rows},
-        ))
+        audit(session, at=now, user=user, action="import", entity="file", entity_id=None, patient_id=None,
+              detail={"file": path.name, "counts": result.counts(), "rows": valid.rows})
         session.flush()
     log.info("import of %s%s: %s", path.name, " (dry run)" if dry_run else "", result.counts())
     return result

@@ -225,8 +225,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "qa_no_attempt": ("通话记录 {id} 不存在", "no attempt {id}"),
     "qa_not_connected": ("通话记录 {id} 的结果是 {outcome}：只有接通的电话可以评分",
                          "attempt {id} was {outcome}: only connected calls are scored"),
-    "qa_supervisors_only": ("{user} 不是主管：只有 supervisor 或 admin 可以给通话评分",
-                            "{user} is not a supervisor: only a supervisor or admin scores calls"),
+    "qa_supervisors_only": ("{user} 不是主管：只有 manager（主管）或 admin 可以给通话评分",
+                            "{user} is not a manager: only a manager or admin scores calls"),
     "qa_own_call": ("不能给自己的通话评分（通话记录 {id}）", "you cannot score your own call (attempt {id})"),
     "qa_scored": ("已评分 通话记录 {id}：{score} 分（{who}，{at}）", "Scored attempt {id}: {score} ({who}, {at})"),
     "qa_sampled": ("{week}：抽查 {n} 通电话（每位回访员最多 {per} 通，固定随机种子，可重复）",
@@ -425,6 +425,72 @@ MESSAGES: dict[str, tuple[str, str]] = {
                               ", {n} provisional (holiday data not yet published)"),
     "replanned": ("已重新安排 {n} 个暂定任务", "re-placed {n} provisional task(s)"),
 }
+
+
+# -- access, privacy and the audit chain (docs/security.md)
+MESSAGES.update({
+    "patient_exported": ("患者 {patient} 的全部数据已写入 {file}（仅本人可读）",
+                         "everything held about patient {patient} written to {file} (readable by you only)"),
+    "patient_erased": ("患者 {patient} 已匿名化：姓名、电话、出生日期和自由文本已删除，{n} 个待回访任务已屏蔽",
+                       "patient {patient} erased: name, phone, birth date and free text removed, "
+                       "{n} open task(s) suppressed"),
+    "erase_needs_reason": ("请说明匿名化的原因（--reason）", "say why the patient is erased (--reason)"),
+    "erase_open_items": ("患者 {patient} 还有未结的 {items}：请先处理完毕再匿名化",
+                         "patient {patient} still has {items} open: close them before erasing"),
+    "import_hidden_char": ("含有隐藏或改变文字方向的字符 {code}（零宽空格、从右到左覆盖等）：请删除",
+                           "holds a hidden or direction-changing character {code} (zero-width space, "
+                           "right-to-left override...): remove it"),
+    "import_control_char": ("含有控制字符 {code}（例如 NUL 字节）：请删除", "holds a control character {code} "
+                            "(such as a NUL byte): remove it"),
+    "import_date_implausible": ("{text!r} 不是合理的就诊日期（早于 1900 年，或晚于今天 {days} 天以上）",
+                                "{text!r} is not a plausible episode date (before 1900, or more than {days} days "
+                                "ahead)"),
+    "import_no_rows": ("{file} 只有表头，没有数据行：未导入任何数据",
+                       "{file} has a header but no rows: nothing imported"),
+    "answer_repeated": ("--answer {key} 出现了两次（{first!r} 和 {second!r}）：每个问题只能回答一次",
+                        "--answer {key} is given twice ({first!r} and {second!r}): answer each question once"),
+    "text_too_long": ("{option} 超过 {n} 个字符（共 {length} 个）",
+                      "{option} is longer than {n} characters ({length})"),
+    "text_control_char": ("{option} 含有控制字符（例如 NUL 字节）",
+                          "{option} holds a control character (such as a NUL byte)"),
+    "config_staff": ("员工 {n} 人：{roles}", "{n} staff: {roles}"),
+    "config_single_user": ("单用户模式：没有员工名单，运行 followup 的人可以做任何操作",
+                           "single-user: no staff list, whoever runs followup may do everything"),
+    "role.coordinator": ("回访专员", "coordinator"),
+    "role.doctor": ("医生", "doctor"),
+    "role.manager": ("主管", "manager"),
+    "role.admin": ("管理员", "admin"),
+    "as_reserved": ("{user!r} 不是员工的名字：只有系统本身以它的身份操作", "{user!r} is no staff member's name: "
+                    "only followup itself acts as it"),
+    "as_refused": ("您以 {os_user} 登录：只有管理员才能用 --as 代表 {user} 操作（{path} 未设置 allow_as）",
+                   "you are {os_user}: only an admin may act as {user} with --as ({path} does not set allow_as)"),
+    "now_refused": ("--now {now}：会写入数据的命令不能设定时钟（{path} 未设置 allow_now）",
+                    "--now {now}: commands that write cannot set the clock ({path} does not set allow_now)"),
+    "role_denied": ("{user}（{role}）无权{what}", "{user} ({role}) may not {what}"),
+    "not_assigned": ("上报医生 {id} 未分配给 {user}", "escalation {id} is not assigned to {user}"),
+    "access.tasks:read": ("查看回访任务", "see follow-up tasks"),
+    "access.calls": ("领取、查看或记录回访电话", "claim, prepare or record calls"),
+    "access.escalations:read": ("查看上报医生记录", "see escalations"),
+    "access.escalations:resolve": ("处理上报医生记录", "resolve escalations"),
+    "access.complaints:read": ("查看投诉", "see complaints"),
+    "access.complaints:answer": ("答复或结案投诉", "answer or close complaints"),
+    "access.patients:dnc": ("设置勿扰", "change do-not-contact"),
+    "access.patients:optout": ("设置退订", "change a patient's message opt-outs"),
+    "access.patients:export": ("导出患者的全部数据", "export a patient's data"),
+    "access.patients:erase": ("匿名化患者", "erase a patient"),
+    "access.audit:read": ("查看审计日志", "read the audit log"),
+    "access.reports": ("查看报表", "read reports"),
+    "access.qa:review": ("抽查评分通话", "review and score calls"),
+    "access.import": ("导入数据", "import data"),
+    "access.schedule": ("排期", "schedule follow-ups"),
+    "audit_intact": ("审计日志完整：{n} 条记录，链尾 {head}", "audit log intact: {n} rows, head {head}"),
+    "audit_edited": ("审计日志被篡改：第 {id} 条记录的内容被修改（之前 {n} 条完好）",
+                     "audit log tampered with: row {id} was edited ({n} rows before it are intact)"),
+    "audit_inserted": ("审计日志被篡改：第 {id} 条记录是后来插入的（之前 {n} 条完好）",
+                       "audit log tampered with: row {id} was inserted out of order ({n} rows before it are intact)"),
+    "audit_removed": ("审计日志被篡改：第 {id} 条记录之前有记录被删除（之前 {n} 条完好）",
+                      "audit log tampered with: rows were removed before row {id} ({n} rows before it are intact)"),
+})
 
 
 def os_error(exc: OSError) -> Any:

@@ -48,6 +48,7 @@ from core.channels import MessageKind as Kind
 from core.channels import MessageStatus as MS
 from core.config import ChainConfig, Site
 from core.db.models import Attempt, Episode, OutboxMessage, Patient, PatientOptout, Task
+from core.db.uow import unit_of_work
 from core.plugins import Plugins
 from core.vocab import Channel, TaskStatus
 
@@ -416,8 +417,6 @@ def _backoff(config: ChainConfig, tries: int, receipt: Receipt) -> timedelta:
 def record_receipt(session: Session, config: ChainConfig, plugins: Plugins, msg: OutboxMessage, receipt: Receipt,
                    now: datetime, summary: SendSummary) -> None:
     """Write what the channel answered, and what follows for the task."""
-    from core.db import rollups
-
     msg.claimed_until = None
     msg.error = receipt.error
     if receipt.status == MS.SENT:
@@ -427,8 +426,8 @@ def record_receipt(session: Session, config: ChainConfig, plugins: Plugins, msg:
         site = config.site(msg.site)
         if (task is not None and msg.kind == Kind.MILESTONE and task.status == TaskStatus.OPEN
                 and not has_questionnaire(plugins, site, task, msg.kind)):
-            rollups.take_turns(session, [task.site])
-            task.status, task.completed_at, task.updated_at = TaskStatus.COMPLETED, now, now
+            with unit_of_work(session, config, sites=[task.site], user=SENDER, now=now, action="send"):
+                task.status, task.completed_at, task.updated_at = TaskStatus.COMPLETED, now, now
     elif receipt.status == "retry" and msg.tries < config.model.messaging.max_tries:
         msg.status, msg.next_try_at = MS.QUEUED, now + _backoff(config, msg.tries, receipt)
         summary.retried += 1
@@ -444,8 +443,6 @@ def record_receipt(session: Session, config: ChainConfig, plugins: Plugins, msg:
 def fallback(session: Session, config: ChainConfig, plugins: Plugins, msg: OutboxMessage, now: datetime,
              summary: SendSummary) -> None:
     """A failed milestone message with ``fallback: phone``: its task becomes a call on the worklist."""
-    from core.db import rollups
-
     if msg.kind != Kind.MILESTONE or msg.task_id is None:
         return
     task = session.get(Task, msg.task_id)
@@ -459,19 +456,17 @@ def fallback(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
         return
     from core.planner import planner
 
-    rollups.take_turns(session, [task.site])
     at = planner(config, site).fallback_call(max(now, task.due_at), task.window_end, task.urgency)
-    task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
+    with unit_of_work(session, config, sites=[task.site], user=SENDER, now=now, action="send") as uow:
+        task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
+        uow.audit("fallback:phone", entity="task", entity_id=task.id, patient_id=task.patient_id,
+                  detail={"message": msg.id})
     summary.fallbacks += 1
-    audit(session, user=SENDER, at=now, action="fallback:phone", entity="task", entity_id=task.id,
-          patient_id=task.patient_id, detail={"message": msg.id})
 
 
 def unanswered(session: Session, config: ChainConfig, plugins: Plugins, *, now: datetime, sites: list[str],
                summary: SendSummary) -> None:
     """Questionnaire milestones whose window ended without answers: a phone call (fallback) or expired."""
-    from core.db import rollups
-
     rows = session.execute(
         select(Task).where(Task.status == TaskStatus.OPEN, Task.site.in_(sites), Task.channel.in_(MESSAGE_CHANNELS),
                            Task.window_end < now,
@@ -479,22 +474,22 @@ def unanswered(session: Session, config: ChainConfig, plugins: Plugins, *, now: 
                                           OutboxMessage.status.in_((MS.SENT, MS.DELIVERED))),
                            ~exists().where(Attempt.task_id == Task.id))
     ).scalars().all()
-    for task in rows:
-        site = config.site(task.site)
-        rollups.take_turns(session, [task.site])
-        if _milestone(plugins, site, task).fallback == Channel.PHONE:
-            from core.planner import planner
+    from core.planner import planner
 
-            at = planner(config, site).fallback_call(now, now, task.urgency)
-            task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
-            summary.fallbacks += 1
-            action = "fallback:phone"
-        else:
-            task.status, task.completed_at, task.updated_at = TaskStatus.EXPIRED, now, now
-            summary.expired += 1
-            action = "questionnaire:unanswered"
-        audit(session, user=SENDER, at=now, action=action, entity="task", entity_id=task.id,
-              patient_id=task.patient_id, detail={})
+    with unit_of_work(session, config, sites={task.site for task in rows}, user=SENDER, now=now,
+                      action="send") as uow:
+        for task in rows:
+            site = config.site(task.site)
+            if _milestone(plugins, site, task).fallback == Channel.PHONE:
+                at = planner(config, site).fallback_call(now, now, task.urgency)
+                task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
+                summary.fallbacks += 1
+                action = "fallback:phone"
+            else:
+                task.status, task.completed_at, task.updated_at = TaskStatus.EXPIRED, now, now
+                summary.expired += 1
+                action = "questionnaire:unanswered"
+            uow.audit(action, entity="task", entity_id=task.id, patient_id=task.patient_id, detail={})
 
 
 def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, sites: list[str],

@@ -38,6 +38,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from core import hookspecs
 from core.errors import FollowupError
+from core.privacy import mask_name, scrub_phones
 from core.protocol import Action, Aftercare, Milestone, Question, Specialty
 
 ENTRY_POINT_GROUP = "followup"
@@ -152,9 +153,10 @@ class Plugins:
                 obj = ep.load()
                 self.register(obj, ep.name, version=version, source=source)
             except Exception as exc:  # a broken plugin must not take the CLI down
+                # Its text may quote anything, patient data included: numbers masked, never a traceback.
+                reason = scrub_phones(str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
                 if strict:
-                    raise
-                reason = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                    raise PluginError(ep.name, "import", reason) from None
                 self.infos[ep.name] = PluginInfo(
                     name=ep.name, version=version, source=source, status="failed", error=reason
                 )
@@ -255,7 +257,7 @@ class Plugins:
             except Exception as exc:
                 raise PluginError(name, hook, f"raised {type(exc).__name__}: {exc}") from exc
             if self.trace:
-                print(f"[followup trace] {hook}({kwargs}) <- {name}: {value!r}", file=sys.stderr)
+                print(_traced(f"[followup trace] {hook}({kwargs}) <- {name}: {value!r}", kwargs), file=sys.stderr)
             if value is None:
                 continue
             results.append((name, value))
@@ -481,6 +483,16 @@ def _template_file(error: BaseException | None) -> Path | None:
             found = code_file
         tb = tb.tb_next
     return Path(found).resolve() if found else None
+
+
+def _traced(line: str, kwargs: dict[str, Any]) -> str:
+    """A trace line without patient data: the patient's name masked (王*英), every phone number masked."""
+    for value in kwargs.values():
+        for patient in (value, getattr(value, "patient", None)):
+            name = getattr(patient, "name", None) if hasattr(patient, "external_id") else None
+            if isinstance(name, str) and name:
+                line = line.replace(name, mask_name(name))
+    return scrub_phones(line) or ""
 
 
 def build_plugins(strict: bool | None = None) -> Plugins:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
+from typing import Any
 
 _NON_DIGITS = re.compile(r"\D")
 
@@ -34,7 +37,7 @@ _PHONE_IN_TEXT = re.compile(
     rf"""
     (?<!\d)(?<!\d{{4}}[ -])
     (?:
-        (?P<mobile>(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d){{8}})     # 138 1234 5678, +86 13812345678
+        (?P<mobile>(?:(?:\+|00)?86[ -]?)?1[ -]?[3-9](?:[ -]?\d){{9}})  # 138 1234 5678, +86 13812345678
       | (?P<area>
             (?:(?:\+|00)?86[ -]?(?:\(0\)|0)?{_AREA}                    # +86 10, 86-21, +86 (0)21
               | [(（]0{_AREA}[)）]                                       # (0571)
@@ -80,7 +83,56 @@ def scrub_phones(text: str | None) -> str | None:
     """
     if not text:
         return text
-    return _PHONE_IN_TEXT.sub(_mask_in_text, text)
+    plain = text.translate(_WIDE)  # the same text with full-width digits, + and - as ASCII (same length)
+    if plain is text or plain == text:
+        return _PHONE_IN_TEXT.sub(_mask_in_text, text)
+    out, last = [], 0
+    for match in _PHONE_IN_TEXT.finditer(plain):
+        out += [text[last:match.start()], _mask_in_text(match)]
+        last = match.end()
+    return "".join(out) + text[last:]
+
+
+# Full-width digits (１３８…), plus and dash, as ASCII: one character for one, so positions stay.
+FULL_WIDTH = _WIDE = {0xFF10 + i: ord("0") + i for i in range(10)} | {
+    0xFF0B: ord("+"), 0xFF0D: ord("-"), 0x3000: ord(" ")}
+
+
+class Revealed(str):
+    """A full phone number released to someone who needs it (the call card of a task they hold, the doctor
+    of an escalation): the masking layer leaves it as it is. Only :func:`reveal` makes one, and audits it."""
+
+
+def reveal(session: object, *, phone: str | None, user: str, at: object, patient_id: int, why: str,
+           entity: str, entity_id: int | None) -> Revealed | None:
+    """The full number for ``user``, and an audit row saying who saw whose number, and why."""
+    if not phone:
+        return None
+    from core.audit import audit
+
+    audit(session, user=user, at=at, action="phone:shown", entity=entity, entity_id=entity_id,  # type: ignore[arg-type]
+          patient_id=patient_id, detail={"why": why})
+    return Revealed(phone)
+
+
+def mask_text(text: str | None) -> str | None:
+    """The masking layer for one piece of text: phone numbers in it masked, a :class:`Revealed` number kept."""
+    if text is None or isinstance(text, Revealed):
+        return text
+    return scrub_phones(text)
+
+
+def mask_data(value: Any) -> Any:
+    """The masking layer for output: every string inside ``value`` (dicts, lists) through :func:`mask_text`."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: mask_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_data(v) for v in value]
+    if type(value) is tuple:
+        return tuple(mask_data(v) for v in value)
+    return value
 
 
 def mask_name(name: str | None) -> str:
@@ -90,3 +142,39 @@ def mask_name(name: str | None) -> str:
     if len(name) <= 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+PRIVATE_MODE = 0o600
+
+
+def private_file(path: str | Path) -> Path:
+    """Create ``path`` (or empty it) readable and writable by its owner only (0600), before patient data goes in.
+
+    Writers that open it afterwards (``open(..., "w")``, a workbook's zip) keep the mode: truncating a
+    file never widens it. A file that already exists with a wider mode is narrowed.
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def private_sqlite(database: str | None) -> None:
+    """An SQLite database and its -wal, -shm and -journal files: 0600 (SQLite gives its side files the
+    database's own mode). Created empty when missing; narrowed when it is wider."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        if not path.parent.is_dir():
+            return  # SQLite says it cannot open the file
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+    for candidate in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, PRIVATE_MODE)
+        except OSError:
+            pass  # not there, or not ours: SQLite reports what matters

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import access
 from core.config import ChainConfig, Site
 from core.db.models import Attempt, OutboxMessage, ServiceKey, Task
 from core.errors import FollowupError
@@ -157,7 +158,7 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
            now: datetime) -> Any:
     """Record the patient's answers as a reached attempt on channel ``questionnaire``; returns the CallResult."""
     from core.calls import record_call
-    from core.db import rollups
+    from core.db.uow import unit_of_work
 
     opened = open_questionnaire(session, config, plugins, token, now)
     task = opened.task
@@ -169,12 +170,12 @@ def submit(session: Session, config: ChainConfig, plugins: Plugins, token: str, 
                                                     Attempt.channel == Channel.QUESTIONNAIRE)).first():
             raise TokenProblem("used", task.id)
     answers = {k: v for k, v in raw.items() if str(v).strip() != ""}
-    if task.status == TaskStatus.UNSUCCESSFUL:  # an after_unsuccessful message's link: answered after all
-        rollups.take_turns(session, [task.site])
-        task.status, task.completed_at = TaskStatus.OPEN, None
-        session.flush()
-    result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user="patient", now=now,
-                         answers=answers, channel=Channel.QUESTIONNAIRE)
+    with unit_of_work(session, config, sites=[task.site], user=access.PATIENT, now=now, action="questionnaire"):
+        if task.status == TaskStatus.UNSUCCESSFUL:  # an after_unsuccessful message's link: answered after all
+            task.status, task.completed_at = TaskStatus.OPEN, None
+            session.flush()
+        result = record_call(session, config, plugins, task.id, outcome=Outcome.REACHED, user=access.PATIENT, now=now,
+                             answers=answers, channel=Channel.QUESTIONNAIRE)
     session.execute(update(OutboxMessage).where(OutboxMessage.task_id == task.id, OutboxMessage.link.is_not(None))
                     .values(answered_at=now).execution_options(synchronize_session=False))
     return result

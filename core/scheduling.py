@@ -30,8 +30,8 @@ from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, upda
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
-from core.db import rollups
 from core.db.models import Episode, Patient, Task
+from core.db.uow import UnitOfWork, inside, unit_of_work
 from core.placement import Placer, regular_offset, shifter
 from core.planner import History, Planner, Timing, planner
 from core.plugins import Plugins
@@ -226,6 +226,7 @@ def schedule(
     progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
     provisional_only: bool = False,
+    user: str = "system",
 ) -> ScheduleResult:
     """Bring every episode's tasks in line with the episode and its protocol as they are now.
 
@@ -236,8 +237,11 @@ def schedule(
     wrong number) are never touched, and attempts are never rewritten. With
     ``provisional_only`` (``schedule --replan``) only open provisional placements are
     placed again, on the calendar as it is now. With ``dry_run`` nothing is written
-    and ``changes`` lists what would change.
+    and ``changes`` lists what would change. It writes in one unit of work (core/db/uow.py).
     """
+    from core import access
+
+    access.require(config, user, access.SCHEDULE)  # admins only (core/access.py)
     protocols = Protocols(config, plugins)
     result = ScheduleResult(dry_run=dry_run)
     writer = _TaskWriter.for_session(session)
@@ -262,7 +266,10 @@ def schedule(
                              provisional_only=provisional_only)
 
     # The reports' day counts take the run's new tasks at the end, grouped (core/db/rollups.py).
-    with rollups.deferred(session.connection(), now, sites=config.sites):
+    with (unit_of_work(session, config, sites=config.sites, user=user, now=now,
+                       action="replan" if provisional_only else "schedule", turns=False) as uow,
+          uow.deferred(config.sites)):
+        reconciler.uow = uow
         for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
             ids = [episode.id for episode in batch]
             stored = _existing_tasks(session, ids)
@@ -527,6 +534,7 @@ class _CopyWriter(_TaskWriter):
 
     @staticmethod
     def _copy(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the guard is asked here
         with conn.connection.driver_connection.cursor() as cursor:
             with cursor.copy(sql) as copy:
                 write_row = copy.write_row
@@ -602,6 +610,7 @@ class _Reconciler:
         self.result, self.dry_run, self.provisional_only = result, dry_run, provisional_only
         self.expiry = now - EXPIRY_GRACE
         self._turns_taken = False
+        self.uow: UnitOfWork  # the run's unit of work (set by schedule)
 
     def episode(self, episode: Any, tasks: list[Any]) -> None:
         (episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id,
@@ -728,7 +737,7 @@ class _Reconciler:
 
     def _turns(self) -> None:
         if not self._turns_taken:  # moved and cancelled tasks move their day counts (core/db/rollups.py)
-            rollups.take_turns(self.session, self.config.sites)
+            self.uow.turns(self.config.sites)
             self._turns_taken = True
 
     def _write(self, task: Any, values: dict[str, Any], site: Site, change: str) -> None:
@@ -759,7 +768,7 @@ class _Reconciler:
 
 
 def replan(session: Session, config: ChainConfig, now: datetime, plugins: Plugins | None = None,
-           *, dry_run: bool = False) -> ScheduleResult:
+           *, dry_run: bool = False, user: str = "system") -> ScheduleResult:
     """``schedule --replan``: the reconcile, restricted to open provisional placements.
 
     Run once holiday data arrived: each such task is placed again (due and window
@@ -769,4 +778,4 @@ def replan(session: Session, config: ChainConfig, now: datetime, plugins: Plugin
         from core.plugins import get_plugins
 
         plugins = get_plugins()
-    return schedule(session, config, plugins, now, dry_run=dry_run, provisional_only=True)
+    return schedule(session, config, plugins, now, dry_run=dry_run, provisional_only=True, user=user)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
-from core.db import rollups
 from core.db.models import Attempt, Patient, Task
+from core.db.uow import UnitOfWork, unit_of_work
 from core.planner import planner
 from core.vocab import UNREACHABLE_OUTCOMES, Channel, TaskStatus
 
@@ -31,11 +32,18 @@ class SweepResult:
     by_site: dict[str, str] = field(default_factory=dict)  # site -> local time of its sweep calls
 
 
-def sweep(session: Session, config: ChainConfig, now: datetime) -> SweepResult:
+def sweep(session: Session, config: ChainConfig, now: datetime, user: str = "system") -> SweepResult:
     result = SweepResult()
     settings = config.model.sweep
     if not settings.enabled:
         return result
+    with unit_of_work(session, config, sites=config.sites, user=user, now=now, action="sweep", turns=False) as uow:
+        _sweep(uow, config, now, settings, result)
+    return result
+
+
+def _sweep(uow: UnitOfWork, config: ChainConfig, now: datetime, settings: Any, result: SweepResult) -> None:
+    session = uow.session
     for site in config.sites.values():
         slot = planner(config, site).sweep(now, settings.days)
         if slot is None:
@@ -61,7 +69,7 @@ def sweep(session: Session, config: ChainConfig, now: datetime) -> SweepResult:
         ).scalars().all()
         if not tasks:
             continue
-        rollups.take_turns(session, [site.code])  # reopened tasks move their day counts
+        uow.turns(config.sites)  # reopened tasks move their day counts: every site's turn, in one order
         for task in tasks:
             task.status = TaskStatus.OPEN
             task.swept_at = now
@@ -73,5 +81,3 @@ def sweep(session: Session, config: ChainConfig, now: datetime) -> SweepResult:
             task.updated_at = now
         result.swept += len(tasks)
         result.by_site[site.code] = slot.astimezone(site.timezone).strftime("%Y-%m-%d %H:%M")
-    session.flush()
-    return result

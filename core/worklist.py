@@ -204,8 +204,12 @@ def worklist(
     now: datetime,
     sites: list[str] | None = None,
     assignee: str | None = None,
+    user: str | None = None,
 ) -> list[WorklistLine]:
-    """The day's calls for ``sites`` (default: all), one line per patient."""
+    """The day's calls for ``sites`` (default: all ``user`` may see), one line per patient."""
+    from core import access
+
+    sites = access.sites_for(config, user, access.TASKS_READ, sites)
     lines: list[WorklistLine] = []
     dialect = session.get_bind().dialect
     mine = assignee is not None

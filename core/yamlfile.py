@@ -90,10 +90,47 @@ def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
     return next((bad for child in children if (bad := _unconstructible(child)) is not None), None)
 
 
+MAX_NODES = 200_000  # values in one file once its aliases are expanded; the largest protocol has ~5,000
+
+
+class _AliasBomb(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds once every alias is expanded, counted without expanding them.
+
+    An alias repeats a node already composed (PyYAML shares the node), so 9 levels of 9 aliases
+    ("billion laughs") compose instantly but expand to 387 million values: every walk over the data
+    (line numbers, validation) would run for minutes and take gigabytes. Memoised per node: linear.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if expanded:
+            sizes[id(node)] = min(1 + sum(sizes.get(id(c), 1) for c in children), MAX_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def _parse(text: str, loader_class: type) -> tuple[yaml.Node | None, Any, Any]:
     loader = loader_class(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise _AliasBomb
         return node, (loader.construct_document(node) if node is not None else None), loader
     finally:
         loader.dispose()
@@ -125,6 +162,9 @@ def load_located(path: Path | str) -> LocatedYaml:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
     try:
         node, data, constructor = _parse(text, _Loader)
+    except _AliasBomb:
+        raise ConfigError([f"{path}: refused: its aliases (*name) expand to more than {MAX_NODES:,} values "
+                           "(a YAML alias bomb?); write the values out instead"]) from None
     except (yaml.YAMLError, ValueError):
         # Parse again with PyYAML's own parser for the error: its wording and marks are the ones we print.
         node, data, constructor = _located_parse(path, text)

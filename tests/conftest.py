@@ -47,6 +47,19 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["FOLLOWUP_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _writes_through_units_of_work() -> Iterator[None]:
+    """Every write of tasks, attempts and answers goes through a unit of work (core/db/uow.py): the
+    guard refuses any other, in this process and in the CLI processes tests start (the variable)."""
+    from core.db.uow import GUARD_ENV, disable_guard, enable_guard
+
+    os.environ[GUARD_ENV] = "1"
+    enable_guard()
+    yield
+    disable_guard()
+    os.environ.pop(GUARD_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     problem = _pg_available()
@@ -195,7 +208,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-unt
     for var in ("FOLLOWUP_CONFIG", "FOLLOWUP_DATABASE_URL", "FOLLOWUP_NOW", "FOLLOWUP_USER"):
         monkeypatch.delenv(var, raising=False)
 
-    def run(*args: str, db: str | None = None, now: str | None = None, user: str = "tester",
+    def run(*args: str, db: str | None = None, now: str | None = None, user: str = "admin",
             config: str | Path | None = None, input: str | None = None, ok: bool = True):  # type: ignore[no-untyped-def]
         opts: list[str] = ["--as", user]
         if db:

@@ -174,13 +174,14 @@ def test_the_migration_counts_what_was_recorded_before(db_url: str) -> None:
     from core.db.engine import get_engine
     from core.db.migrate import alembic_config, upgrade
     from core.db.models import Episode, Patient
+    from core.db.uow import outside
 
     cfg = alembic_config(db_url)
     with get_engine(db_url).begin() as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, "0004")
     when = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
-    with get_engine(db_url).begin() as conn:
+    with get_engine(db_url).begin() as conn, outside(conn):  # a database of the release before
         conn.execute(insert(Patient), [{"id": 1, "external_id": "P1", "name": "x", "gender": "F", "site": "SH-DENT"}])
         conn.execute(insert(Episode), [{"id": 1, "external_id": "E1", "patient_id": 1, "site": "SH-DENT",
                                         "specialty": "dental", "procedure": "implant", "trigger": "procedure",

@@ -260,7 +260,8 @@ def test_reached_completes_the_task_and_stores_the_answers(cli, clinic: str) -> 
 ])
 def test_an_invalid_answer_is_a_clear_error_and_nothing_is_stored(cli, clinic: str, answer: str, message: str) -> None:  # type: ignore[no-untyped-def]
     t = tid(cli, clinic, "D2", "check_1w")
-    result = record(cli, clinic, t, "reached", "2026-11-23T10:05+08:00", "--answer", "pain_level=3",
+    other = "swelling=none" if answer.startswith("pain_level") else "pain_level=3"  # a valid answer beside it
+    result = record(cli, clinic, t, "reached", "2026-11-23T10:05+08:00", "--answer", other,
                     "--answer", answer, ok=False)
     assert result.exit_code == 1
     assert message in result.output

@@ -64,7 +64,7 @@ def run(db_url: str, chain: ChainConfig, catalog: Plugins) -> Run:
     def _run(path: Path, *, config: ChainConfig | None = None, **kwargs: Any) -> ImportResult:
         with session_scope(db_url) as session:
             return import_file(
-                session, config or chain, catalog, path, user="tester", now=NOW, **kwargs
+                session, config or chain, catalog, path, user="admin", now=NOW, **kwargs
             )
 
     return _run
@@ -190,7 +190,7 @@ def test_audit_entry_names_the_file_and_counts_but_no_patient_data(db_url: str, 
     run(DATA / "patients.csv")
     with session_scope(db_url) as session:
         entry = session.scalars(select(AuditEntry)).one()
-    assert (entry.action, entry.entity, entry.user, entry.at) == ("import", "file", "tester", NOW)
+    assert (entry.action, entry.entity, entry.user, entry.at) == ("import", "file", "admin", NOW)
     assert entry.detail["file"] == "patients.csv"
     assert entry.detail["counts"]["patients_created"] == 4
     text = json.dumps(entry.detail, ensure_ascii=False)
@@ -732,12 +732,12 @@ def test_a_plugin_declares_its_own_episode_column(db_url: str, chain: ChainConfi
     config = chain  # loaded afresh for this test
     config.sites["SH-DENT"].specialties = [*config.sites["SH-DENT"].specialties, "eyes"]
     with session_scope(db_url) as session:
-        import_file(session, config, plugins, DATA / "patients.csv", user="tester", now=NOW)
+        import_file(session, config, plugins, DATA / "patients.csv", user="admin", now=NOW)
         import_file(session, config, plugins, _csv(
             tmp_path, f"{EPISODE_HEADER},晶体类型,restored",
             "X1,P001,SH-DENT,eyes,cataract,2026-03-01 09:00,Toric IOL,",
             "X2,P001,SH-DENT,dental,root_canal,2026-03-01 09:00,,no",
-        ), user="tester", now=NOW)
+        ), user="admin", now=NOW)
     assert _episode(db_url, "X1").attributes == {"lens": "Toric IOL"}
     assert _episode(db_url, "X2").attributes == {"restored": False}
 
@@ -747,7 +747,7 @@ def test_two_plugins_cannot_give_one_column_two_types(db_url: str, chain: ChainC
     plugins.register(ProtocolPlugin("test_dental", root=DATA / "plugins" / "dental"), "dental")
     plugins.register(_eyes(tmp_path, "{key: restored, type: text, names: {zh_CN: 修复, en: Restored}}"), "eyes")
     with session_scope(db_url) as session, pytest.raises(PluginError) as excinfo:
-        import_file(session, chain, plugins, DATA / "patients.csv", user="tester", now=NOW)
+        import_file(session, chain, plugins, DATA / "patients.csv", user="admin", now=NOW)
     assert str(excinfo.value) == (
         "plugin 'eyes', hook followup_specialties: attribute 'restored' is text, but plugin 'dental' declares it yes_no"
     )
@@ -828,8 +828,8 @@ def test_demo_files_import_with_the_shipped_plugins(db_url: str, tmp_path: Path)
     export = _write(tmp_path, "episodes.csv", out.getvalue())
     with session_scope(db_url) as session:
         patients = import_file(
-            session, config, plugins, ROOT / "config" / "demo" / "patients.csv", user="t", now=NOW
+            session, config, plugins, ROOT / "config" / "demo" / "patients.csv", user="admin", now=NOW
         )
-        episodes = import_file(session, config, plugins, export, user="t", now=NOW)
+        episodes = import_file(session, config, plugins, export, user="admin", now=NOW)
     assert patients.patients_created > 0 and patients.warnings == []
     assert episodes.episodes_created == len(out.getvalue().strip().splitlines()) - 1

@@ -66,7 +66,9 @@ def machine_for(url: str, workdir: Path) -> type[RuleBasedStateMachine]:
         def _truncate(self) -> None:
             from sqlalchemy import text
 
-            with session_scope(url) as session:
+            from core.db.uow import outside
+
+            with session_scope(url) as session, outside(session):  # a fresh database for each example
                 for table in ("answers", "complaints", "escalations", "attempts", "tasks", "episodes", "patients",
                               "audit_log"):
                     session.execute(text(f"DELETE FROM {table}"))

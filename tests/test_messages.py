@@ -19,7 +19,7 @@ from core.messages import MESSAGES, placeholders
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-11-23T10:05+08:00"
-RECORD_KEYS = {"task", "outcome", "attempt_id", "actions"}
+RECORD_KEYS = {"task", "outcome", "attempt_id", "counted", "previous_failed_at", "min_gap", "actions"}
 
 
 def test_every_message_has_chinese_and_english_with_the_same_placeholders() -> None:
@@ -41,11 +41,11 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def chain(tmp_path: Path) -> Path:
-    """The demo chain plus anna.w, an SH-DENT coordinator who reads English."""
+    """The demo chain plus anna.w, an admin (imports, calls, do-not-contact) who reads English."""
     text = (ROOT / "config" / "chain.yaml").read_text(encoding="utf-8")
     zhang = "  - {username: zhang.li, name: 张丽, role: coordinator, sites: [SH-DENT]}\n"
     assert zhang in text and "sites_dir: sites" in text
-    text = text.replace(zhang, zhang + "  - {username: anna.w, name: Anna Wu, role: coordinator, sites: [SH-DENT], "
+    text = text.replace(zhang, zhang + "  - {username: anna.w, name: Anna Wu, role: admin, "
                                        "locale: en}\n")
     path = tmp_path / "chain" / "chain.yaml"
     path.parent.mkdir()
@@ -55,10 +55,12 @@ def chain(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(cli, url: str, chain: Path):  # type: ignore[no-untyped-def]
-    """``followup`` against the clinic below, with anna.w in the staff list; zhang.li unless told."""
+    """``followup`` against the clinic below, with anna.w in the staff list; zhang.li unless told (admin, who
+    also reads Chinese, for what only an admin may do: import, schedule, do-not-contact)."""
 
-    def go(*args: str, user: str = "zhang.li", now: str = NOW, ok: bool = True,  # type: ignore[no-untyped-def]
+    def go(*args: str, user: str | None = None, now: str = NOW, ok: bool = True,  # type: ignore[no-untyped-def]
            input: str | None = None):
+        user = user or ("admin" if args[0] in ("import", "schedule", "patients") else "zhang.li")
         return cli(*args, db=url, now=now, user=user, config=chain, ok=ok, input=input)
 
     return go
@@ -85,12 +87,16 @@ def test_record_says_what_happened_in_the_coordinators_language(run: Any, cli: A
     zh = run("record", str(t), "--outcome", "no_answer").output  # zhang.li: the chain's language
     assert f"已记录 任务 {t}：无人接听 → 待回访（第 1 次拨打，失败 1/3）" in zh
     assert "下次拨打：2026-11-23T15:30+08:00" in zh
-    en = run("record", str(t), "--outcome", "busy", user="anna.w").output  # her own language
+    # the retries at the planned times (a failure less than 2 h after the last one would not count)
+    en = run("record", str(t), "--outcome", "busy", user="anna.w", now="2026-11-23T15:30+08:00").output  # hers
     assert f"Task {t}: busy → open (attempt 2, failed 2/3)" in en
-    en = run("record", str(t), "--outcome", "busy", "--locale", "en").output  # --locale wins over hers
+    en = run("record", str(t), "--outcome", "busy", "--locale", "en",  # --locale wins over hers
+             now="2026-11-24T10:00+08:00").output
     assert f"Task {t}: busy → unsuccessful (attempt 3, failed 3/3)" in en
-    zh = run("record", str(t), "--outcome", "busy", "--locale", "zh_CN", user="anna.w", ok=False).output
-    assert zh.strip() == f"错误：任务 {t} 的状态是 不成功回访，不是待回访：无需记录"
+    zh = run("record", str(t), "--outcome", "busy", "--locale", "zh_CN", user="anna.w", ok=False,
+             now="2026-11-24T15:30+08:00").output
+    assert zh.strip() == (f"错误：任务 {t} 的状态已是 不成功回访，不是待回访：zhang.li 于 2026-11-24 10:00 "
+                          "记录了最后一次拨打，无需再记录")
 
 
 def test_record_json_is_the_same_in_every_language(run: Any, cli: Any, clinic: str) -> None:

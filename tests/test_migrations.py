@@ -10,6 +10,7 @@ from sqlalchemy import insert, text
 from core.db.engine import get_engine
 from core.db.migrate import alembic_config, alembic_head, current_revision, head_revision, upgrade
 from core.db.models import Episode, Patient, Task
+from core.db.uow import outside
 
 
 def _to(url: str, revision: str, up: bool) -> None:
@@ -23,7 +24,7 @@ def test_0003_gives_existing_attempts_their_tasks_site(db_url: str) -> None:
     _to(db_url, "0002", up=False)
     assert current_revision(db_url) == "0002"
     when = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
-    with get_engine(db_url).begin() as conn:
+    with get_engine(db_url).begin() as conn, outside(conn):  # a database of an earlier release
         conn.execute(insert(Patient), [{"id": 1, "external_id": "P1", "name": "x", "gender": "F",
                                         "phone": "13800000000", "site": "SH-DENT", "locale": "zh_CN"}])
         conn.execute(insert(Episode), [{"id": 1, "external_id": "E1", "patient_id": 1, "site": "SH-DENT",

@@ -560,6 +560,7 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
 
     from core.db.engine import session_scope
     from core.db.models import Task
+    from core.db.uow import outside
 
     t = _import(cli, db_url, tmp_path)
     with session_scope(
@@ -569,9 +570,10 @@ def test_quarter_boundaries_are_local_midnights(cli, db_url, tmp_path):  # type:
             ("R001", "2026-09-30T23:30+08:00"),
             ("R002", "2026-10-01T00:30+08:00"),
         ):
-            session.execute(
-                update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due))
-            )
+            with outside(session):
+                session.execute(
+                    update(Task).where(Task.id == t[patient]).values(due_at=datetime.fromisoformat(due))
+                )
     q3 = report_json(cli, db_url, "quarter", "--period", "2026-Q3", "--site", "SH-DENT")
     q4 = report_json(cli, db_url, "--period", "2026-Q4", "--site", "SH-DENT")
     assert q3["period"]["start_utc"] == "2026-06-30T16:00:00+00:00"

@@ -651,6 +651,7 @@ class Venv:
 CHAIN = """\
 name: {zh_CN: 测试连锁, en: Test chain}
 defaults: {timezone: Asia/Shanghai, locale: zh_CN}
+allow_now: true   # a test replays a day: --now for commands that write
 sites:
   - code: EYE-1
     name: {zh_CN: 眼科诊所, en: Eye Clinic}

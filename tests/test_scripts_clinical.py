@@ -18,7 +18,7 @@ from conftest import ROOT
 from core.scripts import HANG_UP
 
 
-def script(cli, url: str, task: int, now: str, locale: str | None = None, user: str = "tester") -> str:  # type: ignore[no-untyped-def]
+def script(cli, url: str, task: int, now: str, locale: str | None = None, user: str = "admin") -> str:  # type: ignore[no-untyped-def]
     args = ["script", str(task)] + (["--locale", locale] if locale else [])
     return cli(*args, db=url, now=now, user=user).output
 

@@ -56,7 +56,7 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
         ["E7", "D7", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远"],
         ["E8", "A1", "SH-AES", "hair", "consultation", "2026-11-20T16:00", "邓涛"],
     ])), db=db_url, now=NOW)
-    cli("patients", "dnc", "D7", "--reason", "asked not to be called", db=db_url, now=NOW, user="chen.jing")
+    cli("patients", "dnc", "D7", "--reason", "asked not to be called", db=db_url, now=NOW, user="admin")
     cli("schedule", db=db_url, now=NOW)
     return db_url
 

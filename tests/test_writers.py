@@ -69,7 +69,8 @@ def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  
         order = ids[i * 3 % TASKS:] + ids[:i * 3 % TASKS]  # each starts somewhere else: real contention
         if i % 2:
             order.reverse()
-        args = [sys.executable, "-c", WORKER, url, now, f"c{i}", str(tmp_path / f"ready{i}"), str(go), *map(str, order)]
+        user = ("zhang.li", "admin")[i % 2]  # staff of the demo chain who may record at SH-DENT (core/access.py)
+        args = [sys.executable, "-c", WORKER, url, now, user, str(tmp_path / f"ready{i}"), str(go), *map(str, order)]
         procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
     deadline = time.monotonic() + 120
@@ -106,7 +107,7 @@ def test_eight_coordinators_recording_at_once_lose_nothing(cli, twenty, tmp_path
     for r in refused:  # one line, saying who made it final and when
         lines = r["output"].strip().splitlines()
         assert len(lines) == 1, r
-        assert f"task {r['task']} is unsuccessful, not open: c" in lines[0] and "recorded its last attempt at" \
+        assert f"task {r['task']} is unsuccessful, not open: " in lines[0] and "recorded its last attempt at" \
             in lines[0], r
     with get_engine(url).connect() as conn:
         rows = conn.execute(text("SELECT t.id, t.status, t.attempts, t.failed_attempts, t.attempts_logged, "
@@ -120,13 +121,150 @@ def test_recount_check_finds_counters_that_disagree_with_the_attempt_rows(cli, t
     from sqlalchemy import text
 
     from core.db.engine import get_engine
+    from core.db.uow import outside
 
     url, ids = twenty
     cli("record", str(ids[0]), "--outcome", "no_answer", db=url, now="2026-11-23T10:00+08:00", user="zhang.li")
     assert "agree" in cli("db", "recount", "--check", db=url).output
-    with get_engine(url).begin() as conn:  # a lost update, as two writers without a row lock made them
+    with get_engine(url).begin() as conn, outside(conn):  # a lost update, as writers without a row lock made
         conn.execute(text("UPDATE tasks SET attempts = 2, attempts_logged = 2 WHERE id = :t"), {"t": ids[0]})
     broken = cli("db", "recount", "--check", db=url, ok=False)
     assert broken.exit_code == 1
     assert f"task {ids[0]}: attempts 2 (rows: 1), attempts_logged 2 (rows: 1)" in broken.output
     assert "report_task_days" not in broken.output  # attempted is still 1: the day counts agree
+
+
+# -- one unit of work, and the guard that catches a writer bypassing it ------------------------------
+def _task_count(url: str, where: str = "1 = 1") -> int:
+    from sqlalchemy import text
+
+    from core.db.engine import get_engine
+
+    with get_engine(url).connect() as conn:
+        return conn.execute(text(f"SELECT COUNT(*) FROM tasks WHERE {where}")).scalar_one()
+
+
+def test_the_guard_is_on_in_the_test_suite() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from core.db.uow import GUARD_ENV, _guard
+
+    assert event.contains(Engine, "before_cursor_execute", _guard)
+    assert os.environ[GUARD_ENV] == "1"  # and in the CLI processes tests start
+
+
+@pytest.mark.parametrize("bypass", ["core update", "orm change", "orm insert", "driver sql", "cte update",
+                                    "driver copy"])
+def test_a_writer_that_bypasses_the_unit_of_work_fails(twenty, bypass: str) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from core.db.engine import session_scope
+    from core.db.models import Attempt, Task
+    from core.db.uow import UnitOfWorkBypassed, inside
+
+    url, ids = twenty
+    now = datetime.fromisoformat("2026-11-23T10:00+08:00")
+    with pytest.raises(UnitOfWorkBypassed, match=r"(tasks|attempts) written outside a unit of work"):
+        with session_scope(url) as session:
+            if bypass == "core update":
+                session.execute(update(Task).where(Task.id == ids[0]).values(status="cancelled"))
+            elif bypass == "orm change":
+                session.get(Task, ids[0]).status = "cancelled"  # written at commit, outside any unit
+            elif bypass == "orm insert":
+                session.add(Attempt(task_id=ids[0], at=now, site="SH-DENT", by="x", outcome="no_answer"))
+            elif bypass == "driver sql":
+                session.connection().exec_driver_sql(f"UPDATE tasks SET status = 'cancelled' WHERE id = {ids[0]}")
+            elif bypass == "cte update":
+                session.connection().exec_driver_sql(
+                    f"WITH x AS (SELECT {ids[0]} AS id) UPDATE tasks SET status = 'cancelled' "
+                    "WHERE id IN (SELECT id FROM x)")
+            else:  # scheduling's COPY goes to the driver directly: it asks the guard itself
+                inside(session.connection(), "COPY tasks (episode_id) FROM STDIN")
+    assert _task_count(url, "status = 'cancelled'") == 0  # nothing written
+
+
+def test_writes_inside_a_unit_of_work_pass_and_outside_is_said_out_loud(twenty) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from core.db.engine import session_scope
+    from core.db.models import Task
+    from core.db.uow import outside, unit_of_work
+
+    url, ids = twenty
+    now = datetime.fromisoformat("2026-11-23T10:00+08:00")
+    with session_scope(url) as session:
+        with unit_of_work(session, sites=["SH-DENT"], user="zhang.li", now=now, action="test") as uow:
+            session.execute(update(Task).where(Task.id == ids[0]).values(status="cancelled"))
+            with unit_of_work(session, sites=["SH-DENT"], user="zhang.li", now=now) as inner:
+                assert inner is uow  # nested units share the outer one
+                session.get(Task, ids[1]).status = "cancelled"
+            uow.audit("test", entity="task", entity_id=ids[0])
+        with outside(session):  # a test building a state by hand says so
+            session.execute(update(Task).where(Task.id == ids[2]).values(status="cancelled"))
+    assert _task_count(url, "status = 'cancelled'") == 3
+
+
+def test_the_unit_of_work_takes_the_sites_turns_on_postgresql(twenty) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from core.db import rollups
+    from core.db.engine import session_scope
+    from core.db.uow import unit_of_work
+
+    url, _ = twenty
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: no turns to take")
+    now = datetime.fromisoformat("2026-11-23T10:00+08:00")
+    held = text("SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                "AND classid = :ns ORDER BY objid")
+    with session_scope(url) as session:
+        assert session.execute(held, {"ns": rollups.SITE_LOCKS}).all() == []
+        with unit_of_work(session, sites=["SH-DENT", "BJ-HOSP"], user="x", now=now) as uow:
+            assert len(session.execute(held, {"ns": rollups.SITE_LOCKS}).all()) == 2
+            uow.turns(["SH-DENT"])  # taken once per transaction
+            assert len(session.execute(held, {"ns": rollups.SITE_LOCKS}).all()) == 2
+
+
+def test_a_unit_of_work_starting_the_transaction_holds_sqlites_write_lock(twenty) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from core.db.engine import session_scope
+    from core.db.uow import unit_of_work
+
+    url, _ = twenty
+    if not url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks rows")
+    other = sqlite3.connect(make_url(url).database, timeout=0, isolation_level=None)
+    now = datetime.fromisoformat("2026-11-23T10:00+08:00")
+    with session_scope(url) as session, unit_of_work(session, user="x", now=now):
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # BEGIN IMMEDIATE: writers wait for us
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # our turn is over
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_the_access_check_is_asked_before_anything_is_written(cli, twenty, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The call point where roles will decide (helper security): a refusal there stores nothing."""
+    from core.db.uow import UnitOfWork
+    from core.errors import FollowupError
+
+    url, ids = twenty
+    asked: list[tuple[str, list[str]]] = []
+
+    def check(self, action: str, *, sites=(), patient_id=None) -> None:  # type: ignore[no-untyped-def]
+        asked.append((action, list(sites)))
+        if action == "record":
+            raise FollowupError("not allowed to record calls")
+
+    monkeypatch.setattr(UnitOfWork, "check", check)
+    refused = cli("record", str(ids[0]), "--outcome", "no_answer", db=url, now="2026-11-23T10:00+08:00",
+                  user="zhang.li", ok=False)
+    assert refused.exit_code == 1 and "not allowed to record calls" in refused.output
+    assert ("record", ["SH-DENT"]) in asked
+    assert _task_count(url, "attempts_logged > 0") == 0
+    cli("patients", "dnc", "C1", db=url, now="2026-11-23T10:00+08:00", user="admin")  # an admin's
+    assert ("dnc", ["SH-DENT"]) in asked

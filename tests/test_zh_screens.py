@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 NOW = "2026-11-23T09:30+08:00"  # a Monday: last week's report has the demo's simulated calls
-NAMES = {"Emily", "Chen", "tester", "zhang", "li", "wang", "fang", "liu", "min", "chen", "jing",
+NAMES = {"Emily", "Chen", "tester", "admin", "zhang", "li", "wang", "fang", "liu", "min", "chen", "jing",
          "null", "xlsx", "csv", "json", "html",  # JSON's null, which the definitions name; file formats
          "vip"}  # the demo HIS's own customer tier, shown as imported
 _COMMAND = re.compile(r"followup(?:\s+[-\w.=/:|\[\]]+)*")  # a command, also when a table wrapped it
@@ -65,7 +65,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     env = {"FOLLOWUP_CONFIG": "", "FOLLOWUP_DATABASE_URL": "", "FOLLOWUP_NOW": "", "FOLLOWUP_USER": "",
            "COLUMNS": "80"}
 
-    def run(*args: str, user: str = "tester", input: str | None = None, ok: bool = True) -> str:
+    def run(*args: str, user: str = "admin", input: str | None = None, ok: bool = True) -> str:
         result = CliRunner().invoke(group, ["--as", user, "--db", db, "--now", NOW, *args], input=input,
                                     env={k: v for k, v in env.items() if v} | {"COLUMNS": "80"},
                                     catch_exceptions=False)

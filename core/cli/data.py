@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
+from core.cli.output import FORMATS, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.errors import FollowupError
 from core.messages import message, os_error
+from core.vocab import TaskStatus
 
 
 def _when(state: dict | None, locale: str | None = None) -> str:  # type: ignore[type-arg]
@@ -118,6 +119,9 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
     click.echo(message("template_written", loc, file=target, n=len(headers)))
 
 
+TASK_STATUSES = tuple(s.value for s in TaskStatus)  # an unknown status is a usage error, not an empty table
+
+
 ANALYZE_AFTER = 10_000  # tasks created by one schedule run before the planner statistics are refreshed
 
 
@@ -140,18 +144,19 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
     from core.scheduling import schedule
 
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
-    with session_scope(url) as session:
+    with session_scope(url, immediate=True) as session:  # a writer: SQLite's write lock from the start
         total = session.scalar(select(func.count()).select_from(Episode)) or 0
         with _progress(message("scheduling", app.error_locale() if locale is None else locale)) as progress:
             bar = progress.add_task("episodes", total=None if replan else total)
             result = schedule(session, config, plugins, now, progress=lambda n: progress.advance(bar, n),
-                              dry_run=dry_run, provisional_only=replan)
+                              dry_run=dry_run, provisional_only=replan, user=app.user)
         swept = greeted = None
         if not (dry_run or replan):  # beyond the protocols: the month-end sweep and the year's greetings
             from core.greetings import schedule_greetings
             from core.sweep import sweep
 
-            swept, greeted = sweep(session, config, now), schedule_greetings(session, config, now)
+            swept = sweep(session, config, now, user=app.user)
+            greeted = schedule_greetings(session, config, now, user=app.user)
         if dry_run:
             session.rollback()
     if dry_run:
@@ -193,8 +198,8 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
 @click.option("--patient", help="Patient id (as in the import).")
 @click.option("--episode", help="Episode id (as in the import).")
 @click.option("--site", help="Site code.")
-@click.option("--status", help="open, completed, unsuccessful, suppressed, expired, ...")
-@click.option("--limit", type=int, help="At most this many.")
+@click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks in this status.")
+@click.option("--limit", type=LIMIT, help="At most this many.")
 @locale_option()
 @bom_option()
 @format_option(*FORMATS)
@@ -208,7 +213,7 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
     config, url = app.config, app.ready_db()
     with session_scope(url) as session:
         rows = list_tasks(session, config, patient=patient, episode=episode, site=site, status=status, limit=limit,
-                          now=app.now)
+                          now=app.now, user=app.user)
     if fmt == "table":
         from core.words import Names, word
 

@@ -56,6 +56,7 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
     if not url.startswith("sqlite"):
         raise FollowupError("the demo runs on embedded SQLite; pass --db sqlite:///demo.db")
     config, plugins = app.config, app.plugins
+    builder = _builder(app)
     for failed in plugins.failed():
         click.secho(f"Warning: plugin {failed.name!r} failed to load: {failed.error}", fg="yellow", err=True)
     database = make_url(url).database
@@ -75,16 +76,16 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
         export = Path(tmp) / "episodes.csv"
         _write_episode_export(demo_dir / "episodes.csv", export, app)
         with session_scope(url) as session:
-            patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=app.user, now=now)
-            episodes = import_file(session, config, plugins, export, user=app.user, now=now)
-            result = schedule(session, config, plugins, now)
+            patients = import_file(session, config, plugins, demo_dir / "patients.csv", user=builder, now=now)
+            episodes = import_file(session, config, plugins, export, user=builder, now=now)
+            result = schedule(session, config, plugins, now, user=builder)
             history = simulate_history(session, config, plugins, now)
             history += beyond_the_milestones(session, config, plugins, now)
     click.echo(message("demo_imported", loc, patients=patients.patients_created, episodes=episodes.episodes_created,
                        created=result.created, existing=result.existing, expired=result.expired))
     if history:
         click.echo(message("demo_simulated", loc, n=history))
-    _show_today(app, url, loc)
+    _show_today(app, url, loc, builder)
     _show_messages(app, url, loc)
     with session_scope(url) as session:
         open_total = session.scalar(select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN))
@@ -134,7 +135,7 @@ def beyond_the_milestones(session, config, plugins, now) -> int:  # type: ignore
         sweep(session, config, now)
     recorded = simulate_history(session, config, plugins, now)
     schedule_greetings(session, config, now)
-    supervisor = next((s.username for s in config.model.staff if s.role == "supervisor"), None)
+    supervisor = next((s.username for s in config.model.staff if s.role == "manager"), None)
     call = session.execute(
         select(Attempt.id).where(Attempt.outcome.in_(CONNECTED), Attempt.by != (supervisor or ""))
         .order_by(Attempt.at.desc(), Attempt.id.desc()).limit(1)
@@ -223,6 +224,19 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
             recorded += 1
 
 
+def _builder(app: App) -> str:
+    """Who builds the demo: in a chain that allows --as (the demo chain), its admin; else the acting user,
+    who must be allowed to import and schedule (core/access.py), as for any import."""
+    from core import access
+
+    config = app.config
+    admin = next((s.username for s in config.model.staff if s.role == "admin"), None)
+    if config.model.allow_as and admin:
+        return admin
+    access.require(config, app.user, access.IMPORT)
+    return app.user
+
+
 def _show_messages(app: App, url: str, loc: str) -> None:
     """Send what is due through the demo's channels (files in a folder) and say where they went."""
     from sqlalchemy import select
@@ -248,7 +262,7 @@ def _show_messages(app: App, url: str, loc: str) -> None:
         click.echo(message("demo_messages_link", loc, link=links[0]))
 
 
-def _show_today(app: App, url: str, loc: str) -> None:
+def _show_today(app: App, url: str, loc: str, builder: str) -> None:
     """Each site's calls today, as ``followup worklist`` shows them."""
     from core.cli.work import _task_names, _worklist_table
     from core.db.engine import session_scope
@@ -259,7 +273,7 @@ def _show_today(app: App, url: str, loc: str) -> None:
         for site in config.sites.values():
             today = now.astimezone(site.timezone).date()
             rows = [line.as_dict(site.timezone) for line in worklist(session, config, day=today, now=now,
-                                                                     sites=[site.code])]
+                                                                     sites=[site.code], user=builder)]
             what = _task_names(session, [t for r in rows for t in r["task_ids"]])
             click.echo()
             title = message("demo_site_today", loc, site=site.name.get(loc), code=site.code, day=today.isoformat(),

@@ -22,8 +22,8 @@ def init_cmd(app: App, folder: Path | None, force: bool, locale: str | None) -> 
 
     loc = locale or "zh_CN"
     target = folder or user_config_dir()
-    written = write_starter(target, specialties=sorted(app.plugins.specialties()), user=app.user, locale=loc,
-                            force=force)
+    written = write_starter(target, specialties=sorted(app.plugins.specialties()),
+                            user=app._as or app.os_user, locale=loc, force=force)  # the chain's first admin
     click.echo(message("init_written", loc, files=", ".join(map(str, written))))
     chain = written[0]
     if folder is None or chain.resolve() == LOCAL.resolve():

@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("core.cli.work:record_cmd", "Record a call's outcome and answers non-interactively."),
     "escalations": ("core.cli.manage:escalations_group", "Red flags sent to attending doctors: list, resolve."),
     "complaints": ("core.cli.manage:complaints_group", "Complaints (3-day deadline): list, show, respond, close."),
-    "patients": ("core.cli.manage:patients_group", "Patients: do-not-contact, opt out of a message channel."),
+    "patients": ("core.cli.manage:patients_group",
+                 "Patients: do-not-contact, opt out of a message channel, export (PIPL copy), erase."),
     "send": ("core.cli.messages:send_cmd", "Send the due SMS, WeChat and email messages (for cron or a service)."),
     "outbox": ("core.cli.messages:outbox_cmd", "Messages to patients and their status, addresses masked."),
     "serve": ("core.cli.messages:serve_cmd", "Serve patients' questionnaires and providers' delivery reports."),
@@ -59,6 +60,15 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args, 1):  # a NUL byte would reach PostgreSQL as a query error
+            if not arg.isprintable() and any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" for c in arg):
+                raise click.UsageError(f"argument {i} holds a control character (such as a NUL byte)", ctx)
+        rest = super().parse_args(ctx, args)
+        protected = ctx.__dict__.get("_protected_args", ctx.__dict__.get("protected_args", []))  # the command name
+        ctx.meta["followup.writes"] = writes([*protected, *ctx.args])
+        return rest
+
     def invoke(self, ctx: click.Context) -> Any:
         from core.errors import FollowupError
 
@@ -67,33 +77,134 @@ class LazyGroup(click.Group):
         except FollowupError as exc:
             click.secho(_error_line(ctx.obj, exc), fg="red", err=True)
             ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # no input ends in a traceback, and none prints a query's parameters
+            import os
+
+            if os.environ.get("FOLLOWUP_DEBUG") == "1":
+                raise
+            click.secho(_unexpected_line(ctx.obj, exc), fg="red", err=True)
+            ctx.exit(1)
+
+
+# Commands (and subcommands) that never write to the database: --now may set their clock anywhere.
+READ_ONLY = {"config", "plugins", "plugin", "protocols", "tasks", "worklist", "report", "db", "init", "outbox",
+             "escalations", "escalations list", "complaints", "complaints list", "complaints show",
+             "audit", "audit verify"}
+SUBCOMMANDS = {"list", "show", "verify", "resolve", "respond", "close", "open", "ack", "dnc", "export", "erase",
+               "optout"}
+
+
+def writes(args: list[str]) -> bool:
+    """Does the command line ``args`` (after the global options) write? ``--now`` is refused for those
+    unless the chain allows it (core/access.py, docs/security.md)."""
+    if not args:
+        return False
+    name = args[0]
+    sub = next((a for a in args[1:] if a in SUBCOMMANDS), None)
+    if name == "import" and "--dry-run" in args:
+        return False
+    return (f"{name} {sub}" if sub else name) not in READ_ONLY
 
 
 def _error_line(app: Any, exc: Any) -> str:
     """An error in the reader's language when it is in the catalogue; an administrator's error stays English."""
     from core.messages import FALLBACK, message
+    from core.privacy import mask_text
 
     locale = app.error_locale() if exc.localized and isinstance(app, App) else FALLBACK
-    return message("error", locale, error=exc)
+    return hide_password(mask_text(message("error", locale, error=exc)) or "", app)
+
+
+def _unexpected_line(app: Any, exc: Exception) -> str:
+    """One line for an error nobody foresaw: its kind and first line, never a query's parameters
+    (they hold patient data), never a password; the transaction was rolled back."""
+    from core.privacy import mask_text
+
+    try:
+        from sqlalchemy.exc import DBAPIError, StatementError
+
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            inner: BaseException = exc.orig
+            what = "database error"
+        elif isinstance(exc, StatementError) and exc.orig is not None:
+            inner, what = exc.orig, "database error"
+        else:
+            inner, what = exc, "internal error"
+    except ImportError:  # pragma: no cover
+        inner, what = exc, "internal error"
+    first = (str(inner).strip().splitlines() or [""])[0][:300]
+    text = f"Error: {what} ({type(inner).__name__}: {first}); nothing was saved (FOLLOWUP_DEBUG=1 shows the traceback)"
+    return hide_password(mask_text(text) or "", app)
+
+
+def hide_password(text: str, app: Any) -> str:
+    """A database URL's password never appears in output: replaced by *** wherever it occurs."""
+    from sqlalchemy.engine import make_url
+
+    for url in {getattr(app, "_db", None), _configured_url(app)}:
+        try:
+            password = make_url(url).password if url else None
+        except Exception:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    return text
+
+
+def _configured_url(app: Any) -> str | None:
+    try:
+        return app.config.database_url if isinstance(app, App) and app._config is not None else None
+    except Exception:
+        return None
 
 
 class App:
     """Global options, and lazily built config, plugins and database URL."""
 
-    def __init__(self, config_path: str | None, db: str | None, now: str | None, user: str | None):
+    def __init__(self, config_path: str | None, db: str | None, now: str | None, user: str | None,
+                 writes: bool = True):
         self.config_option = config_path  # --config or FOLLOWUP_CONFIG; None: looked for (find_config)
         self._db = db
         self._now = now
-        self.user = user or _os_user()
+        self._as = user  # --as / FOLLOWUP_USER
+        self.os_user = _os_user()
+        self._user: str | None = None
+        self.writes = writes  # the command writes to the database (--now refused unless the chain allows it)
         self._config: Any = None
         self.locale: str | None = None  # the command's --locale, set while its options are parsed
+
+    @property
+    def user(self) -> str:
+        """Who is acting: the OS user; ``--as`` names someone else only for an admin or in a chain with
+        ``allow_as: true``. Whether they may do what they ask is core's answer (core/access.py)."""
+        if self._user is None:
+            from core.errors import FollowupError
+
+            name = self._as or self.os_user
+            from core.access import is_system
+
+            if is_system(name):  # only core acts as these (a patient's questionnaire, the sender)
+                raise FollowupError(key="as_reserved", values={"user": name})
+            try:
+                config = self.config if name != self.os_user else None
+            except FollowupError:  # no chain (followup init): nothing to act on, nobody to act as
+                config = None
+            if config is not None and config.model.staff and not config.model.allow_as:
+                me = config.staff(self.os_user)
+                if me is None or me.role != "admin":
+                    raise FollowupError(key="as_refused", values={"os_user": self.os_user, "user": name,
+                                                                  "path": config.path})
+            self._user = name
+        return self._user
 
     def ui_locale(self, locale: str | None = None) -> str:
         """The language this user reads: --locale, else the staff member's own, else the chain's."""
         from core.messages import ui_locale
 
         config = self.config
-        return ui_locale(locale or self.locale, config.staff(self.user), config.model.defaults.locale)
+        return ui_locale(locale or self.locale, config.staff(self._as or self.os_user), config.model.defaults.locale)
 
     def error_locale(self) -> str:
         """:meth:`ui_locale`; when the configuration does not load, --locale if given, else English."""
@@ -143,6 +254,8 @@ class App:
 
         if not self._now:
             return datetime.now(UTC)
+        if self.writes and not self.config.model.allow_now:
+            raise FollowupError(key="now_refused", values={"now": self._now, "path": self.config.path})
         try:
             moment = datetime.fromisoformat(self._now)
         except ValueError:
@@ -217,7 +330,7 @@ def _os_user() -> str:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | None, user: str | None) -> None:
     """Patient follow-up (回访 / 随访) for clinic chains."""
-    ctx.obj = App(config_path, db, now, user)
+    ctx.obj = App(config_path, db, now, user, ctx.meta.get("followup.writes", True))
 
 
 def main() -> None:

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, short_time, to_json
+from core.cli.output import FORMATS, ID, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.messages import message
-
-
-def _visible(app: App, rows: list[dict], site: str | None) -> list[dict]:
-    """Coordinators see only their sites' escalations and complaints (--site narrows, and is checked)."""
-    from core.cli.work import _sites_for
-
-    allowed = set(_sites_for(app, site))
-    return [r for r in rows if r["site"] in allowed]
-
-
-def _check_site(app: App, site: str, what: str, item_id: int) -> None:
-    """``what`` is the message key that names the item: escalation_denied or complaint_denied."""
-    from core.calls import check_site_access
-    from core.errors import FollowupError
-
-    try:
-        check_site_access(app.config, app.user, site)
-    except FollowupError as exc:
-        raise FollowupError(key=what, values={"id": item_id, "error": exc}) from None
 
 
 @click.group("escalations", invoke_without_command=True)
@@ -40,7 +22,7 @@ def escalations_group(ctx: click.Context, locale: str | None) -> None:
 
 
 @escalations_group.command("open")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @click.option("--reason", required=True, help="What the doctor must know (the coordinator's own judgement).")
 @click.option("--severity", type=click.Choice(["clinical", "routine"]), default="clinical", show_default=True,
               help="clinical: a red flag (4 working hours by default); routine: arrange a visit.")
@@ -80,14 +62,7 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 
     with session_scope(app.ready_db()) as session:
         rows = list_escalations(session, app.config, now=app.now, status=status, site=site,
-                                assignee=app.user if mine else None, user=app.user)
-        if not mine:
-            rows = _visible(app, rows, site)
-        elif rows:
-            from core.audit import audit
-
-            audit(session, user=app.user, at=app.now, action="escalation:list_mine", entity="escalation",
-                  detail={"ids": [r["id"] for r in rows]})  # the full numbers were shown
+                                assignee=app.user if mine else None, user=app.user)  # full numbers: audited
     if fmt != "table":
         emit(rows, JSON_KEYS, fmt, bom=bom)
         return
@@ -105,42 +80,34 @@ def escalations_list(app: App, status: str | None = None, site: str | None = Non
 
 
 @escalations_group.command("ack")
-@click.argument("escalation_id", type=int)
+@click.argument("escalation_id", type=ID)
 @locale_option()
 @click.pass_obj
 def escalations_ack(app: App, escalation_id: int, locale: str | None) -> None:
     """Acknowledge an escalation assigned to you (you have seen it and will act)."""
     from core.db.engine import session_scope
-    from core.db.models import Escalation
     from core.escalations import acknowledge_escalation
     from core.tasklist import local_iso
 
     with session_scope(app.ready_db()) as session:
-        row = session.get(Escalation, escalation_id)
-        if row is not None:
-            _check_site(app, row.site, "escalation_denied", escalation_id)
         row = acknowledge_escalation(session, app.config, escalation_id, user=app.user, now=app.now)
         due = (local_iso(row.due_at, app.config.timezone_of(row.site)) or "—")[:16].replace("T", " ")
     click.echo(message("escalation_acknowledged", app.ui_locale(locale), id=escalation_id, user=app.user, due=due))
 
 
 @escalations_group.command("resolve")
-@click.argument("escalation_id", type=int)
+@click.argument("escalation_id", type=ID)
 @click.option("--how", required=True, help="What was done (e.g. 'seen by Dr Chen, antibiotics changed').")
 @locale_option()
 @click.pass_obj
 def escalations_resolve(app: App, escalation_id: int, how: str, locale: str | None) -> None:
     """Mark an escalation assigned to you resolved, saying how."""
     from core.db.engine import session_scope
-    from core.db.models import Escalation
     from core.escalations import resolve_escalation
 
     with session_scope(app.ready_db()) as session:
-        row = session.get(Escalation, escalation_id)
-        if row is not None:
-            _check_site(app, row.site, "escalation_denied", escalation_id)
-        late = row is not None and row.due_at is not None and row.due_at < app.now
-        resolve_escalation(session, app.config, escalation_id, resolution=how, user=app.user, now=app.now)
+        row = resolve_escalation(session, app.config, escalation_id, resolution=how, user=app.user, now=app.now)
+        late = row.due_at is not None and row.resolved_at is not None and row.due_at < row.resolved_at
     click.echo(message("escalation_resolved_late" if late else "escalation_resolved", app.ui_locale(locale),
                        id=escalation_id, user=app.user))
 
@@ -168,11 +135,13 @@ def complaints_list(app: App, status: str | None = None, site: str | None = None
     from core.followthrough import list_complaints
 
     with session_scope(app.ready_db()) as session:
-        rows = _visible(app, list_complaints(session, app.config, now=app.now, status=status, site=site), site)
+        rows = list_complaints(session, app.config, now=app.now, status=status, site=site, user=app.user)
     if fmt == "table":
         from core.cli.output import columns_for, print_table
+        from core.privacy import mask_data
         from core.words import header
 
+        rows = mask_data(rows)  # free text with numbers in it: masked, as in every output
         loc = app.ui_locale(locale)
         columns = columns_for(["id", "patient_id", "site", "category", "staff", "status", "due_at", "description"],
                               loc, drop={"staff": 2, "site": 1})
@@ -205,7 +174,7 @@ def _complaint_cell(row: dict, column: str, loc: str) -> str:  # type: ignore[ty
 
 
 @complaints_group.command("show")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @locale_option()
 @format_option("table", "json")
 @click.pass_obj
@@ -217,8 +186,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     from core.words import header
 
     with session_scope(app.ready_db()) as session:
-        rows = [r for r in _visible(app, list_complaints(session, app.config, now=app.now), None)
-                if r["id"] == complaint_id]
+        rows = [r for r in list_complaints(session, app.config, now=app.now, user=app.user) if r["id"] == complaint_id]
     if not rows:
         raise FollowupError(key="no_complaint", values={"id": complaint_id})
     if fmt == "json":
@@ -226,16 +194,19 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
         return
     from rich.cells import cell_len
 
+    from core.privacy import mask_data
+
     loc = app.ui_locale(locale)
-    labels = {key: header("deadline" if key == "due_at" else key, loc) for key in rows[0]}
+    row = mask_data(rows[0])
+    labels = {key: header("deadline" if key == "due_at" else key, loc) for key in row}
     width = max(cell_len(text) for text in labels.values())
-    for key in rows[0]:
-        click.echo(f"{' ' * (width - cell_len(labels[key]))}{labels[key]}：{_complaint_cell(rows[0], key, loc)}"
-                   if loc == "zh_CN" else f"{labels[key]:>{width}}: {_complaint_cell(rows[0], key, loc)}")
+    for key in row:
+        click.echo(f"{' ' * (width - cell_len(labels[key]))}{labels[key]}：{_complaint_cell(row, key, loc)}"
+                   if loc == "zh_CN" else f"{labels[key]:>{width}}: {_complaint_cell(row, key, loc)}")
 
 
 @complaints_group.command("respond")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @click.option("--text", required=True, help="The answer given to the patient.")
 @locale_option()
 @click.pass_obj
@@ -245,15 +216,14 @@ def complaints_respond(app: App, complaint_id: int, text: str, locale: str | Non
     from core.followthrough import respond_complaint
 
     with session_scope(app.ready_db()) as session:
-        _check_complaint_site(app, session, complaint_id)
-        row = respond_complaint(session, complaint_id, response=text, user=app.user, now=app.now)
+        row = respond_complaint(session, app.config, complaint_id, response=text, user=app.user, now=app.now)
         late = row.responded_at > row.due_at
     click.echo(message("complaint_responded_late" if late else "complaint_responded", app.ui_locale(locale),
                        id=complaint_id))
 
 
 @complaints_group.command("close")
-@click.argument("complaint_id", type=int)
+@click.argument("complaint_id", type=ID)
 @click.option("--note", help="Why it can be closed.")
 @locale_option()
 @click.pass_obj
@@ -263,17 +233,8 @@ def complaints_close(app: App, complaint_id: int, note: str | None, locale: str 
     from core.followthrough import close_complaint
 
     with session_scope(app.ready_db()) as session:
-        _check_complaint_site(app, session, complaint_id)
-        close_complaint(session, complaint_id, user=app.user, now=app.now, note=note)
+        close_complaint(session, app.config, complaint_id, user=app.user, now=app.now, note=note)
     click.echo(message("complaint_closed", app.ui_locale(locale), id=complaint_id))
-
-
-def _check_complaint_site(app: App, session: object, complaint_id: int) -> None:
-    from core.db.models import Complaint
-
-    row = session.get(Complaint, complaint_id)  # type: ignore[attr-defined]
-    if row is not None:
-        _check_site(app, row.site, "complaint_denied", complaint_id)
 
 
 @click.group("patients")
@@ -292,62 +253,74 @@ def patients_dnc(app: App, patient_id: str, reason: str | None, undo: bool, loca
     from core.db.engine import session_scope
     from core.followthrough import set_do_not_contact
 
-    with session_scope(app.ready_db()) as session:
-        _check_patient_site(app, session, patient_id)
-        changed = set_do_not_contact(session, patient_id, on=not undo, reason=reason, user=app.user, now=app.now)
+    with session_scope(app.ready_db(), immediate=True) as session:  # a writer: SQLite's write lock from the start
+        changed = set_do_not_contact(session, app.config, patient_id, on=not undo, reason=reason, user=app.user,
+                                     now=app.now)
     click.echo(message("dnc_off" if undo else "dnc_on", app.ui_locale(locale), patient=patient_id, n=changed))
 
 
-def _check_patient_site(app: App, session: object, external_id: str) -> None:
-    """A coordinator may mark only a patient of their own sites (home site or any task's site)."""
-    from sqlalchemy import select
+@patients_group.command("export")
+@click.argument("patient_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON here (0600); default: stdout.")
+@locale_option()
+@click.pass_obj
+def patients_export(app: App, patient_id: str, out: Path | None, locale: str | None) -> None:
+    """Everything held about one patient, as JSON (PIPL: the patient's copy); audited."""
+    import json
 
-    from core.db.models import Patient, Task
+    from core.cli.output import _plain
+    from core.db.engine import session_scope
     from core.errors import FollowupError
+    from core.patients import export_patient
+    from core.privacy import private_file
 
-    staff = app.config.staff(app.user)
-    if staff is None or not staff.sites or staff.role == "admin":
-        return
-    patient = session.execute(  # type: ignore[attr-defined]
-        select(Patient).where(Patient.external_id == external_id)).scalar_one_or_none()
-    if patient is None:
-        return  # set_do_not_contact says "no patient"
-    sites = {patient.site} | set(session.execute(  # type: ignore[attr-defined]
-        select(Task.site).where(Task.patient_id == patient.id)).scalars())
-    if not sites & set(staff.sites):
-        raise FollowupError(key="not_your_patient",
-                            values={"patient": external_id, "sites": ", ".join(staff.sites), "user": app.user})
+    with session_scope(app.ready_db()) as session:
+        data = export_patient(session, app.config, patient_id, user=app.user, now=app.now)
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=_plain)  # the patient's own data: unmasked
+        if out is None:
+            click.echo(text)
+            return
+        try:
+            private_file(out).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise FollowupError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    click.echo(message("patient_exported", app.ui_locale(locale), patient=patient_id, file=out), err=True)
 
 
-@click.command("audit")
+@patients_group.command("erase")
+@click.argument("patient_id")
+@click.option("--reason", required=True, help="Why (e.g. 'patient request 2026-12-01, ticket 88').")
+@locale_option()
+@click.pass_obj
+def patients_erase(app: App, patient_id: str, reason: str, locale: str | None) -> None:
+    """Anonymise a patient (PIPL): name, phone, birth date and free text removed; counts kept; audited."""
+    from core.db.engine import session_scope
+    from core.patients import erase_patient
+
+    with session_scope(app.ready_db()) as session:
+        done = erase_patient(session, app.config, patient_id, reason=reason, user=app.user, now=app.now)
+    click.echo(message("patient_erased", app.ui_locale(locale), patient=patient_id, n=done["tasks_suppressed"]))
+
+
+@click.group("audit", invoke_without_command=True)
 @click.option("--patient", help="Only this patient's history.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--limit", type=LIMIT, default=200, show_default=True)
 @locale_option()
 @bom_option()
 @format_option(*FORMATS)
-@click.pass_obj
-def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom: bool, fmt: str) -> None:
-    """Who changed what, and when."""
-    from zoneinfo import ZoneInfo
-
-    from sqlalchemy import select
-
+@click.pass_context
+def audit_cmd(ctx: click.Context, patient: str | None, limit: int, locale: str | None, bom: bool, fmt: str) -> None:
+    """Who changed what, and when (``audit verify``: check that nobody altered the log)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from core.audit import list_audit
     from core.db.engine import session_scope
-    from core.db.models import AuditEntry, Patient
-    from core.errors import FollowupError
 
+    app: App = ctx.obj
     with session_scope(app.ready_db()) as session:
-        query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-        if patient:
-            pid = session.execute(select(Patient.id).where(Patient.external_id == patient)).scalar_one_or_none()
-            if pid is None:
-                raise FollowupError(key="no_patient", values={"patient": patient})
-            query = query.where(AuditEntry.patient_id == pid)
-        tz = ZoneInfo(app.config.model.defaults.timezone)  # shown in clinic time, stored in UTC
-        rows = [{"at": e.at.astimezone(tz).isoformat(timespec="seconds"), "user": e.user, "action": e.action,
-                 "entity": e.entity, "entity_id": e.entity_id, "detail": e.detail}
-                for e in session.execute(query).scalars()]
-    columns = ["at", "user", "action", "entity", "entity_id", "detail"]
+        rows = list_audit(session, app.config, user=app.user, patient=patient, limit=limit)
+    columns = ["at", "recorded_at", "user", "action", "entity", "entity_id", "detail"]
     if fmt != "table":
         emit(rows, columns, fmt, bom=bom)
         return
@@ -358,6 +331,29 @@ def audit_cmd(app: App, patient: str | None, limit: int, locale: str | None, bom
               "object": word("entity", r["entity"], loc) + (f" {r['entity_id']}" if r["entity_id"] is not None else ""),
               "detail": detail_text(r["detail"], loc)} for r in rows]
     emit(shown, ["at", "user", "action", "object", "detail"], "table", locale=loc)
+
+
+@audit_cmd.command("verify")
+@format_option("table", "json")
+@locale_option()
+@click.pass_obj
+def audit_verify(app: App, fmt: str, locale: str | None) -> None:
+    """Check the audit log's hash chain: the first row edited, inserted or removed; exit 1 if any."""
+    from core.audit import verify
+    from core.db.engine import session_scope
+
+    with session_scope(app.ready_db()) as session:
+        verdict = verify(session, app.config, user=app.user)
+    if fmt == "json":
+        click.echo(to_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem,
+                            "row_id": verdict.row_id, "head": verdict.head}))
+    elif verdict.ok:
+        click.echo(message("audit_intact", app.ui_locale(locale), n=verdict.rows, head=verdict.head))
+    else:
+        click.secho(message(f"audit_{verdict.problem}", app.ui_locale(locale), id=verdict.row_id, n=verdict.rows),
+                    fg="red", err=True)
+    if not verdict.ok:
+        raise SystemExit(1)
 
 
 def detail_text(detail: Any, locale: str | None) -> str:
@@ -400,16 +396,18 @@ def patients_optout(app: App, patient_id: str, channel: str, undo: bool, locale:
     """Opt a patient out of one message channel (undo with --undo); calls are not affected."""
     from sqlalchemy import select
 
+    from core import access
     from core.db.engine import session_scope
     from core.db.models import Patient
     from core.errors import FollowupError
     from core.outbox import set_optout
 
-    with session_scope(app.ready_db()) as session:
-        _check_patient_site(app, session, patient_id)
-        found = session.execute(select(Patient.id).where(Patient.external_id == patient_id)).scalar_one_or_none()
+    with session_scope(app.ready_db(), immediate=True) as session:  # a writer: SQLite's write lock from the start
+        found = session.execute(select(Patient).where(Patient.external_id == patient_id)).scalar_one_or_none()
         if found is None:
             raise FollowupError(key="no_patient", values={"patient": patient_id})
+        access.require_patient(session, app.config, app.user, access.OPTOUT, found)
+        found = found.id
         changed = set_optout(session, found, channel, undo=undo, user=app.user, now=app.now)
     key = ("optout_off" if undo else "optout_on") if changed else ("optout_was_off" if undo else "optout_was_on")
     click.echo(message(key, app.ui_locale(locale), patient=patient_id, channel=channel))

@@ -12,9 +12,10 @@ from core.messages import message
 
 
 def _sites(app: App, site: str | None) -> list[str]:
-    if site:
-        return [app.config.site(site).code]
-    return list(app.config.sites)
+    """The sites whose messages the user may send: a coordinator's own, an admin's all (core/access.py)."""
+    from core import access
+
+    return access.sites_for(app.config, app.user, access.CALLS, site)
 
 
 @click.command("send")
@@ -80,11 +81,12 @@ def send_cmd(app: App, site: str | None, channel: str | None, limit: int, dry_ru
 @click.pass_obj
 def outbox_cmd(app: App, status: str | None, patient: str | None, fmt: str) -> None:
     """Messages to patients: channel, kind, status, tries; addresses masked."""
+    from core import access
     from core.db.engine import session_scope
     from core.outbox import OUTBOX_KEYS, list_outbox
 
-    staff = app.config.staff(app.user)
-    sites = staff.sites if staff is not None and staff.sites and staff.role != "admin" else None
+    allowed = access.sites_for(app.config, app.user, access.TASKS_READ)
+    sites = None if len(allowed) == len(app.config.sites) else allowed
     with session_scope(app.ready_db()) as session:
         rows = list_outbox(session, app.config, status=status, patient=patient, sites=sites)
     if fmt == "json":

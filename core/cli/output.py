@@ -13,6 +13,9 @@ from typing import Any
 import click
 
 FORMATS = ("table", "json", "csv")
+# A row id as a user types it: a positive 64-bit integer (beyond that: a usage error, not a database overflow).
+ID = click.IntRange(1, 2**63 - 1)
+LIMIT = click.IntRange(1, 1_000_000)
 
 
 def format_option(*choices: str) -> Any:
@@ -38,7 +41,10 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2, default=_plain)
+    """JSON for output: phone numbers in every string masked (core/privacy.py), a released one kept."""
+    from core.privacy import mask_data
+
+    return json.dumps(mask_data(data), ensure_ascii=False, indent=2, default=_plain)
 
 
 def safe_cell(value: Any) -> Any:
@@ -137,8 +143,10 @@ def print_table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], *, tit
     from rich.console import Console
     from rich.table import Table
 
+    from core.privacy import mask_text
+
     console = console or Console()
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [["" if v is None else mask_text(v if isinstance(v, str) else str(v)) for v in row] for row in rows]
     empty = {i for i, c in enumerate(columns) if c.drop and cells and not any(r[i] for r in cells)}
     shown = [i for i in fit_columns(columns, cells, console.width) if i not in empty]
     widths = _share(columns, cells, shown, console.width)
@@ -175,7 +183,11 @@ def columns_for(keys: Sequence[str], locale: str | None, *, drop: dict[str, int]
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str | None = None,
          locale: str | None = None, bom: bool = True, drop: dict[str, int] | None = None) -> None:
-    """Rows as JSON (keys unchanged), CSV (keys as headers, BOM unless ``bom=False``) or a fitted table."""
+    """Rows as JSON (keys unchanged), CSV (keys as headers, BOM unless ``bom=False``) or a fitted table;
+    every output passes the masking layer (core/privacy.py)."""
+    from core.privacy import mask_data
+
+    rows = [mask_data(dict(r)) for r in rows]
     if fmt == "json":
         click.echo(to_json([{c: r.get(c) for c in columns} for r in rows]))
         return

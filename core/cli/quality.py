@@ -35,7 +35,7 @@ def sample_cmd(app: App, week: str, per_coordinator: int, site: str | None, loca
 
     config = app.config
     parsed = Week.parse(week, ZoneInfo(config.model.defaults.timezone))
-    sites = _sites_for(app, site)
+    sites = _sites_for(app, site, "qa:review")  # reviewers' sites (core/access.py)
     with session_scope(app.ready_db()) as session:
         rows = sample(session, config, parsed, per_coordinator, sites)
     if fmt == "table":

@@ -17,12 +17,12 @@ TREND_PERIODS = 6  # the HTML trend chart ("last 6 periods")
 
 
 def _report_sites(app: App, requested: tuple[str, ...]) -> list[str]:
-    """The sites asked for, limited to the sites a coordinator works for (admins: all)."""
+    """The sites asked for, limited to the sites the user may report on (core/access.py: role and sites)."""
+    from core import access
+
     config = app.config
-    staff = config.staff(app.user)
-    allowed = list(config.sites)
-    if staff is not None and staff.sites and staff.role != "admin":
-        allowed = [s for s in staff.sites if s in config.sites]
+    who = access.require(config, app.user, access.REPORTS)
+    allowed = [s for s in config.sites if who is None or who.covers(s)]
     if not requested:
         return sorted(allowed)
     for code in requested:
@@ -128,10 +128,18 @@ def report_cmd(
     scope = scope_from_plugins(plugins, codes, list(specialties))
     if trend is None:
         trend = TREND_PERIODS if fmt == "html" else 0
-    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend)
+    request = ReportRequest(period=period, scope=scope, by=by, locale=loc, now=app.now, trend=trend,
+                            user=app.user)
     with session_scope(app.ready_db()) as session:
         report = build_report(session, config, plugins, request)
+    from core.privacy import mask_data
+
+    report = mask_data(report)  # free text (suggestions, complaint staff) with numbers masked, every format
     try:
+        if out:
+            from core.privacy import private_file
+
+            private_file(out)  # 0600 before the first figure is written
         _emit(report, fmt, out, bom)
     except OSError as exc:  # --out in a missing or read-only directory
         raise FollowupError(key="report_cannot_write", values={"out": out, "error": os_error(exc)}) from None

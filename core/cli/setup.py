@@ -43,10 +43,19 @@ def config_check(app: App, locale: str | None, fmt: str) -> None:
                     fg="yellow", err=True)
     for warning in config.warnings:
         click.secho(message("warning", loc, warning=warning), fg="yellow", err=True)
+    staff = [{"username": m.username, "role": m.role, "sites": list(m.sites) or ["*"]} for m in config.model.staff]
     if fmt == "json":
-        click.echo(to_json({"sites": sites, "warnings": [str(w) for w in config.warnings]}))
+        click.echo(to_json({"sites": sites, "warnings": [str(w) for w in config.warnings], "staff": staff,
+                            "single_user": not staff}))
         return
     click.echo(message("config_ok", loc, path=config.path, n=len(sites)))
+    if staff:
+        roles = ("、" if loc == "zh_CN" else ", ").join(
+            f"{message('role.' + r, loc)} {n}" for r in ("coordinator", "doctor", "manager", "admin")
+            if (n := sum(m["role"] == r for m in staff)))
+        click.echo(message("config_staff", loc, n=len(staff), roles=roles))
+    else:
+        click.echo(message("config_single_user", loc))
     names = Names(app.plugins, loc)
     columns = ["code", "name", "timezone", "locale", "specialties"]
     print_table(

@@ -9,34 +9,17 @@ from zoneinfo import ZoneInfo
 import click
 
 from core.cli.main import App
-from core.cli.output import FORMATS, bom_option, emit, format_option, locale_option, to_json
+from core.cli.output import FORMATS, ID, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
 from core.vocab import REACHED_OUTCOMES, Outcome, TaskStatus
 
 
-def _sites_for(app: App, site: str | None) -> list[str]:
-    """The sites a user may work: a coordinator's own, narrowed by --site."""
-    config = app.config
-    staff = config.staff(app.user)
-    allowed = list(config.sites)
-    if staff is not None and staff.sites and staff.role != "admin":
-        allowed = [s for s in staff.sites if s in config.sites]
-    if site:
-        config.site(site)
-        if site not in allowed:
-            raise FollowupError(key="not_your_site",
-                                values={"user": app.user, "sites": ", ".join(allowed), "site": site})
-        return [site]
-    return allowed
+def _sites_for(app: App, site: str | None, action: str = "calls") -> list[str]:
+    """The sites where the user may do ``action`` (core/access.py), narrowed by --site."""
+    from core import access
 
-
-def _require_staff(app: App) -> Any:
-    staff = app.config.staff(app.user)
-    if staff is None:
-        known = ", ".join(s.username for s in app.config.model.staff) or "none"
-        raise FollowupError(key="not_staff", values={"user": app.user, "path": app.config.path, "known": known})
-    return staff
+    return access.sites_for(app.config, app.user, action, site)
 
 
 @click.command("worklist")
@@ -55,14 +38,14 @@ def worklist_cmd(app: App, site: str | None, day: datetime | None, mine: bool, l
     from core.worklist import worklist
 
     config, now, url = app.config, app.now, app.ready_db()
-    sites = _sites_for(app, site)
+    sites = _sites_for(app, site, "tasks:read")
     rows: list[dict[str, Any]] = []
     with session_scope(url) as session:
         for code in sites:
             tz = config.site(code).timezone
             the_day: date = day.date() if day else now.astimezone(tz).date()
             for line in worklist(session, config, day=the_day, now=now, sites=[code],
-                                 assignee=app.user if mine else None):
+                                 assignee=app.user if mine else None, user=app.user):
                 rows.append(line.as_dict(tz))
         what = _task_names(session, [t for r in rows for t in r["task_ids"]]) if fmt == "table" else {}
     if fmt == "table":
@@ -133,7 +116,6 @@ def claim_cmd(app: App, site: str | None, count: int, locale: str | None, fmt: s
     from core.claims import claim
     from core.db.engine import session_scope
 
-    _require_staff(app)
     loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, now, url = app.config, app.now, app.ready_db()
@@ -149,7 +131,7 @@ def claim_cmd(app: App, site: str | None, count: int, locale: str | None, fmt: s
 
 
 @click.command("script")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @locale_option("Default: the patient's, else the site's.")
 @click.pass_obj
 def script_cmd(app: App, task_id: int, locale: str | None) -> None:
@@ -161,7 +143,7 @@ def script_cmd(app: App, task_id: int, locale: str | None) -> None:
 
 
 def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) -> str:
-    from core.calls import load_task, task_context, task_milestone
+    from core.calls import call_card_phone, load_task, task_context, task_milestone
     from core.db.models import Patient
     from core.scripts import prepare_script
 
@@ -172,9 +154,12 @@ def render_call_sheet(app: App, session: Any, task_id: int, locale: str | None) 
     loc = locale or context.patient.locale or site.locale
     milestone = task_milestone(plugins, site, task)
     prepared = prepare_script(plugins, context, milestone, loc, site.template_dirs)
-    patient = session.get(Patient, task.patient_id)  # the number to dial: shown here only, never in hooks or exports
-    flagged = " ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN" else " ⚠ flagged wrong: correct it before calling"
-    phone = (patient.phone or "—") + (flagged if patient.phone_invalid else "")
+    patient = session.get(Patient, task.patient_id)
+    # The number to dial: in full only on the card of a task this user holds (audited), never in hooks or exports.
+    phone = call_card_phone(session, task, patient, app.user, now) or "—"
+    if patient.phone_invalid:
+        phone += (" ⚠ 号码已标记为错误：请先更正再拨打" if loc == "zh_CN"
+                  else " ⚠ flagged wrong: correct it before calling")
     card = preparation_card(context, task, loc, plugins, site.timezone, phone, value_tier=patient.value_tier)
     return card + "\n" + call_notes(config, task, loc) + prepared.text
 
@@ -222,6 +207,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
     Earlier attempts show the outcome in Chinese on a Chinese card; the English card keeps the
     outcome's own name, the one ``followup record --outcome`` takes.
     """
+    from core.privacy import mask_text
     from core.words import Names, word
 
     zh = locale == "zh_CN"
@@ -255,7 +241,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
         f"{Names(plugins, locale).milestone(task.specialty, task.procedure, task.milestone)}"
         f" ({word('urgency', task.urgency, locale)})",
         "; ".join(f"{a['at'][:16].replace('T', ' ')} {outcome(a['outcome'])} ({a['by']})"
-                  + (f": {a['note']}" if a["note"] else "")
+                  + (f": {mask_text(a['note'])}" if a["note"] else "")  # a number typed into a note: masked
                   for a in context.attempt_history) or "—",
     )
     from rich.cells import cell_len
@@ -273,7 +259,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
 
 
 @click.command("record")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @click.option("--outcome", required=True, help="reached, no_answer, busy, powered_off, out_of_service, cannot_connect, "
               "not_convenient, wrong_number, refused, callback_requested, booked")
 @click.option("--answer", "answers", multiple=True, metavar="KEY=VALUE", help="An answer (repeatable).")
@@ -298,6 +284,9 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
         if "=" not in item:
             raise FollowupError(key="answer_format", values={"item": item})
         key, value = item.split("=", 1)
+        if key.strip() in parsed:
+            raise FollowupError(key="answer_repeated", values={"key": key.strip(), "first": parsed[key.strip()],
+                                                               "second": value})
         parsed[key.strip()] = value
     config, plugins, now = app.config, app.plugins, app.now
     loc = app.ui_locale(locale)
@@ -382,7 +371,6 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
     from core.db.engine import session_scope
     from core.db.models import Task
 
-    _require_staff(app)
     loc = app.ui_locale(locale)
     sites = _sites_for(app, site)
     config, plugins, now, url = app.config, app.plugins, app.now, app.ready_db()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -23,8 +24,17 @@ SQLITE_MMAP_BYTES = 1 << 30
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
+    if os.environ.get("FOLLOWUP_GUARD_WRITES") == "1":  # writers outside a unit of work fail (the tests)
+        from core.db.uow import enable_guard
+
+        enable_guard()
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        from core.privacy import private_sqlite
+
+        private_sqlite(make_url(url).database)  # patient data: readable by the owner only
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -44,7 +54,10 @@ def get_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql(conn.info.pop("begin", "BEGIN"))
+            # BEGIN IMMEDIATE for writers: session_scope(immediate=True), or a unit of work that starts
+            # the transaction (core/db/uow.py) with the execution option sqlite_begin
+            begin = conn.info.pop("begin", None) or conn.get_execution_options().get("sqlite_begin", "BEGIN")
+            conn.exec_driver_sql(begin)
 
         return engine
     return create_engine(url, pool_pre_ping=True)

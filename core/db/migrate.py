@@ -29,8 +29,10 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database to ``revision``; running it again changes nothing."""
     from alembic import command
 
+    from core.db.uow import outside
+
     cfg = alembic_config(url)
-    with get_engine(url).begin() as connection:
+    with get_engine(url).begin() as connection, outside(connection):  # migrations backfill rows themselves
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

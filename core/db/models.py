@@ -372,6 +372,11 @@ class AuditEntry(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0013)
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the tamper-evident chain (core/audit.py): sha256 of the previous row's hash and this row's content
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 # -- messages (0008): the outbox, opt-outs per channel, the questionnaire links' key ------------------

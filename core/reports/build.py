@@ -53,6 +53,7 @@ class ReportRequest:
     # Periods in the trend, the report's own included (the HTML chart's; 0: no trend). Each
     # period adds its tasks and answers to the two grouped passes (docs/performance.md).
     trend: int = 0
+    user: str | None = None  # who asks: core/access.py checks every site of the scope (None: a trusted caller)
 
 
 def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | None) -> q.Scope:
@@ -152,6 +153,9 @@ def _delta(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
 def build_report(
     session: Session, config: ChainConfig, plugins: Any, req: ReportRequest
 ) -> dict[str, Any]:
+    from core import access
+
+    access.sites_for(config, req.user, access.REPORTS, req.scope.sites)  # each site the user's to read
     period, scope, locale, now = req.period, req.scope, req.locale, req.now
     tz = period.tz
     periods, summary = summarize(session, req)
