@@ -281,8 +281,7 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
     after = {k: c for k, c in _milestone_keys(plugins, config, sites, "after_unsuccessful").items() if c in channels}
     if after:
         rows = session.execute(
-            select(Task).where(Task.status == TaskStatus.UNSUCCESSFUL, Task.site.in_(sites),
-                               Task.completed_at >= now - timedelta(days=7),
+            select(Task).where(_calls_failed(), Task.site.in_(sites), Task.updated_at >= now - timedelta(days=7),
                                Task.milestone.in_({k[2] for k in after}), _not_queued(Kind.AFTER_UNSUCCESSFUL))
         ).scalars().all()
         for task in rows:
@@ -290,6 +289,12 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
             if wanted is not None:
                 added += _insert(session, compose(session, config, plugins, task, Kind.AFTER_UNSUCCESSFUL, wanted, now))
     return added
+
+
+def _calls_failed() -> Any:
+    """Tasks whose calls failed: unsuccessful, or reopened for another round (the month-end sweep)."""
+    return or_(Task.status == TaskStatus.UNSUCCESSFUL,
+               and_(Task.status == TaskStatus.OPEN, Task.channel == Channel.PHONE, Task.swept_at.is_not(None)))
 
 
 def notice_time(config: ChainConfig, site: Site, due_at: datetime) -> datetime:
@@ -381,7 +386,9 @@ def _blocked(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
             return MS.EXPIRED, f"task is {task.status}"
         if msg.kind == Kind.NOTICE and (task.status != TaskStatus.OPEN or task.attempts > 0 or now >= task.due_at):
             return MS.EXPIRED, "the call is no longer ahead"
-        if msg.kind == Kind.AFTER_UNSUCCESSFUL and task.status != TaskStatus.UNSUCCESSFUL:
+        if msg.kind == Kind.AFTER_UNSUCCESSFUL and not (
+                task.status == TaskStatus.UNSUCCESSFUL
+                or (task.status == TaskStatus.OPEN and task.swept_at is not None)):
             return MS.EXPIRED, f"task is {task.status}"
     if msg.expires_at is not None and now >= msg.expires_at:
         return MS.EXPIRED, "its window has ended"
