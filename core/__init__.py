@@ -15,6 +15,8 @@ _EXPORTS = {
     "hookimpl": "core.hookspecs",
     "hookspec": "core.hookspecs",
     "PluginError": "core.plugins",
+    # names as a patient hears them: 欧阳 is one surname, a minor is reached through a guardian, 陈医生 / Dr Chen
+    **{name: "core.names" for name in ("doctor_title", "salutation", "split_han_name")},
     **{
         name: "core.channels"
         for name in ("Capabilities", "Channel", "DeliveryReport", "Message", "ProviderTemplate", "Receipt",

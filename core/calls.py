@@ -457,8 +457,8 @@ def apply_action(
 
         row = open_escalation(session, config, task, reason=reason, severity=action.severity or "clinical",
                               user=user, now=now, source=plugin_name)
-        out.update(id=row.id, doctor=episode.doctor, assignee=row.assignee, severity=row.severity,
-                   due_at=local_iso(row.due_at, site.timezone))
+        out.update(id=row.id, doctor=episode.doctor, assigned_to=row.assignee, severity=row.severity,
+                   handle_by=local_iso(row.due_at, site.timezone))
     elif action.kind == "complaint":
         criticism = answers.get("staff_criticism") if isinstance(answers.get("staff_criticism"), str) else None
         categories = list(action.categories or (action.category or "other",))

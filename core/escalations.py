@@ -103,8 +103,8 @@ def open_escalation(
     session.add(row)
     session.flush()
     audit(session, user=user, at=now, action="escalation:open", entity="escalation", entity_id=row.id,
-          patient_id=row.patient_id, detail={"task": task.id, "severity": severity, "source": source,
-                                             "assignee": row.assignee})
+          patient_id=row.patient_id, detail={"task_id": task.id, "severity": severity, "source": source,
+                                             "assigned_to": row.assignee})
     return row
 
 

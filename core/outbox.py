@@ -527,7 +527,7 @@ def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, 
         ids = claim(session, config, sender=sender, sites=sites, now=now, limit=limit, channel=channel)
     installed = plugins.channels()
     for message_id in ids:
-        with session_scope(url) as session:
+        with session_scope(url, immediate=True) as session:  # writers: SQLite's write lock from the start
             msg = session.get(OutboxMessage, message_id)
             assert msg is not None
             if msg.sender != sender or msg.status != MS.SENDING:
@@ -555,7 +555,7 @@ def send_due(url: str, config: ChainConfig, plugins: Plugins, *, now: datetime, 
             outgoing = _as_message(msg)
             site = config.site(msg.site)
         receipt = _send_one(site, outgoing, installed, environ)
-        with session_scope(url) as session:
+        with session_scope(url, immediate=True) as session:
             msg = session.get(OutboxMessage, message_id)
             assert msg is not None
             record_receipt(session, config, plugins, msg, receipt, now, summary)

@@ -229,6 +229,8 @@ HEADERS: dict[str, tuple[str, str]] = {
     "categories": ("全部类别", "All categories"),
     "handler": ("负责人", "Handler"),
     "severity": ("紧急程度", "Severity"),
+    "assigned_to": ("负责医生", "Assigned to"),
+    "handle_by": ("处理时限", "Handle by"),
     "change": ("变更", "Change"),
     "before": ("原来", "Before"),
     "after": ("之后", "After"),

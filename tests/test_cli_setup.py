@@ -29,7 +29,7 @@ def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None: 
     assert "Imported 26 new patients and 27 new episodes" in first.output
     for site in ("SH-DENT", "SH-AES", "BJ-HOSP"):
         assert f"({site}) — 2026-11-23" in first.output
-    assert "followup worklist" in first.output  # tells the user what to try next
+    assert "worklist --site SH-DENT" in first.output  # tells the user what to try next
     assert "13812345601" not in first.output  # phones are masked
     again = cli("demo", "--locale", "en", db=db, now=NOW)
     assert "Imported 0 new patients and 0 new episodes; scheduled 0 new follow-up tasks" in again.output

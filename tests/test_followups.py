@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from clinic_data import task_id, write_csv
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-12-04T18:00+08:00"  # Friday evening
@@ -321,3 +324,35 @@ def test_the_demo_has_one_of_each(cli, tmp_path: Path) -> None:  # type: ignore[
     assert report["followups"]["referrals"]["referred"] >= 1
     assert report["followups"]["sweep"]["swept"] >= 1
     assert sum(c["qa_reviewed"] for c in report["coordinators"]) == 1
+
+
+def test_a_birthday_greeting_goes_out_by_sms_and_counts_as_done(cli, clinic: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    chain = config / "chain.yaml"
+    folder = tmp_path / "messages"
+    chain.write_text(chain.read_text(encoding="utf-8").replace(
+        "sms: {plugin: file, folder: var/messages}", f"sms: {{plugin: file, folder: {folder}}}"), encoding="utf-8")
+    visit = task_id(cli, clinic, "V1", "next_day")
+    cli("record", str(visit), "--outcome", "reached", "--answer", "birthday=12-24", db=clinic,
+        now="2026-12-04T10:05+08:00", user="zhang.li", config=chain)
+    cli("schedule", db=clinic, now="2026-12-05T08:00+08:00", config=chain)
+    greeting = next(t for t in tasks(cli, clinic, "V1") if t["purpose"] == "greeting")
+    cli("send", db=clinic, now="2026-12-21T10:05+08:00", config=chain)
+    sent = [p.read_text(encoding="utf-8") for p in folder.iterdir()]
+    assert len(sent) == 1 and "生日快乐" in sent[0] and "138****0001" in sent[0]  # the file plugin masks it
+    assert next(t for t in tasks(cli, clinic, "V1") if t["id"] == greeting["id"])["status"] == "completed"
+    assert month_report(cli, clinic)["followups"]["greetings"] == {"due": 1, "done": 1}
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)),
+       st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)))
+def test_a_day_to_greet_reads_every_way_and_comes_round_within_a_year(born: date, today: date) -> None:
+    from core.greetings import next_day
+    from core.monthday import parse_month_day
+
+    expected = f"{born.month:02d}-{born.day:02d}"
+    for written in (born.isoformat(), expected, f"{born.month}月{born.day}日", born.strftime("%d %B")):
+        assert parse_month_day(written) == expected, written
+    coming = next_day(expected, today)
+    assert today <= coming <= today + timedelta(days=366)
+    assert (coming.month, coming.day) == (born.month, born.day) or (born.month, born.day, coming.day) == (2, 29, 28)

@@ -625,6 +625,17 @@ def test_strict_mode_reraises_a_failing_plugin(
     assert raised.value.__cause__ is None  # one line, never the traceback of the plugin's import
 
 
+def test_strict_mode_masks_the_numbers_in_a_failing_plugins_text(
+    fresh: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
+    fake_entry_points(monkeypatch, ("leaky", "leaky_plugin:plugin"))
+    with pytest.raises(PluginError) as raised:
+        fresh.load_entry_points(strict=True)
+    assert "138****5601" in str(raised.value) and "139****5678" in str(raised.value)
+    assert "13812345601" not in str(raised.value) and "1234 5678" not in str(raised.value)
+
+
 def test_build_plugins_reads_strict_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FOLLOWUP_LOAD_PLUGINS", raising=False)
     monkeypatch.setenv("FOLLOWUP_STRICT_PLUGINS", "1")

@@ -459,6 +459,8 @@ def test_export_holds_everything_about_one_patient_and_is_audited(cli, exposed: 
     assert data["attempts"] and data["answers"] and data["complaints"] and data["escalations"]
     assert all(t["patient_id"] == data["patient"]["id"] for t in data["tasks"])
     assert "李强" not in json.dumps(data, ensure_ascii=False)
+    wide = json.loads(cli("patients", "export", "D3", db=url, now=NOW).output)
+    assert wide["patient"]["phone"] == "15877733441"  # typed full-width (１５８…), stored as digits
     audit = json.loads(cli("audit", "--patient", "D1", "--format", "json", db=url, now=NOW).output)
     assert audit[0]["action"] == "patient:export" and audit[0]["user"] == "admin"
 

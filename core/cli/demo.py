@@ -96,14 +96,15 @@ def demo(app: App, fresh: bool, locale: str | None) -> None:
 
 
 TRY_NEXT = (  # the README's "after the demo, try" list says the same
-    ("followup worklist --site SH-DENT", "demo_try_worklist"),
+    ("followup --as zhang.li worklist --site SH-DENT", "demo_try_worklist"),
     ("followup --as zhang.li claim --site SH-DENT --count 3", "demo_try_claim"),
     ("followup --as zhang.li call", "demo_try_call"),
-    ("followup script TASK_ID --locale en", "demo_try_script"),
+    ("followup --as zhang.li script TASK_ID --locale en", "demo_try_script"),
     ("followup protocols aesthetic.rhinoplasty --site SH-AES", "demo_try_protocols"),
-    ("followup report week", "demo_try_report"),
-    ("followup complaints; followup escalations", None),
-    ("followup outbox; followup send --dry-run", "demo_try_outbox"),
+    ("followup --as chen.jing report week", "demo_try_report"),
+    ("followup --as chen.jing complaints", None),
+    ("followup --as chen.zhiyuan escalations list --mine", None),
+    ("followup --as admin outbox", "demo_try_outbox"),
 )
 
 
@@ -164,9 +165,11 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
 
     from core.calls import INVITING_PURPOSES, record_call
     from core.db.models import Patient, Task
+    from core.vocab import TREATED_TRIGGERS
 
     rng = random.Random(seed)
     never_answers: dict[tuple[str, str, str], bool] = {}
+    escalated = False
     staff_for = {}
     for member in config.model.staff:
         for code in member.sites:
@@ -205,7 +208,8 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                 booked_at = datetime.combine(at.astimezone(tz).date() + timedelta(days=3), time(10, 0), tz)
                 booked_at = max(booked_at, at + timedelta(days=1))
             answers: dict[str, str] = {}
-            if outcome == "reached" and task.channel == "phone" and task.milestone != "missed":
+            if outcome == "reached" and task.channel == "phone" and task.milestone != "missed" \
+                    and task.trigger in TREATED_TRIGGERS:  # satisfaction only of patients who were treated
                 answers["overall_satisfaction"] = str(rng.choice([5, 5, 5, 4, 4, 4, 3, 2]))
                 answers["recommend"] = str(rng.choice([10, 10, 9, 9, 8, 7, 6, 3]))
                 if rng.random() < 0.25:
@@ -217,6 +221,9 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
             if outcome == "reached" and task.procedure == "visit":  # satisfied: refers a friend, gives a birthday
                 answers.update(treatment_satisfaction="5", referral_accepted="yes",
                                birthday=f"{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
+            if outcome == "reached" and task.milestone == "check_2h" and not escalated:
+                answers["bleeding_stopped"] = "no"  # one red flag: an escalation for the attending dentist
+                escalated = True
             connected = outcome in ("reached", "booked", "refused", "callback_requested")
             record_call(session, config, plugins, task.id, outcome=outcome, user=staff_for.get(task.site, "demo"),
                         now=at, answers=answers, booked_at=booked_at,

@@ -342,8 +342,9 @@ def describe_result(data: dict[str, Any], locale: str | None = None) -> str:
         lines.append(message("action", locale, kind=word("action", action["kind"]), reason=reason)
                      + (message("action_id", locale, id=action["id"]) if action.get("id") else "")
                      + (message("action_handler", locale, handler=action["handler"]) if action.get("handler") else "")
-                     + (message("action_assignee", locale, assignee=action["assignee"], due=action["due_at"][:16])
-                        if action.get("assignee") and action.get("due_at") else ""))
+                     + (message("action_assignee", locale, assignee=action["assigned_to"],
+                                due=action["handle_by"][:16].replace("T", " "))
+                        if action.get("assigned_to") and action.get("handle_by") else ""))
     return "\n".join(lines)
 
 

@@ -33,8 +33,11 @@ Units nest: a unit opened inside another (an extra call planned while a call is 
 it. Deliberate writes outside one (migrations, tests that build a state by hand, benchmarks'
 raw baselines) say so with :func:`outside`.
 
-The reconcile (``followup schedule``), replan, do-not-contact, claims, calls, extra calls, the
-outbox and the demo's simulated history all write through it.
+The reconcile (``followup schedule``, ``--replan``), the sweep and the greetings, do-not-contact
+(``patients dnc`` and imports), claims, calls and extra calls, the questionnaire, the outbox and the
+demo's simulated history all write through it. A new writer does the same: open a unit with the
+sites it writes (all of them at once when it can: turns taken later come after the first ones),
+change rows through the session, write its audit row with ``uow.audit``.
 """
 
 from __future__ import annotations
