@@ -129,6 +129,8 @@ def write_chain(folder: Path, n_sites: int = 50) -> Path:
         (sites_dir / f"{code.lower()}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
         for n in (1, 2):
             staff.append(f"  - {{username: {code.lower()}.c{n}, name: {code}-{n}, role: coordinator, sites: [{code}]}}")
+    # the claim benchmark's chain-wide coordinators (no sites: every site; core/access.py)
+    staff += [f"  - {{username: bench{i}, name: bench-{i}, role: coordinator}}" for i in range(16)]
     chain = folder / "chain.yaml"
     chain.write_text(
         "\n".join([

@@ -192,7 +192,7 @@ class MessagingModel(_Model):
     questionnaire_url: str = Field(default="http://127.0.0.1:8000",
                                    description="where patients' phones reach `followup serve`")
     secret: str | None = Field(default=None,
-                               description="the questionnaire links' signing key, e.g. ${FOLLOWUP_SECRET}")
+                               description="the questionnaire links' signing key, e.g. ${QUESTIONNAIRE_SECRET}")
 
 
 class SiteModel(_Model):

@@ -29,6 +29,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
+    from core.channels import Channel
     from core.protocol import Action, Aftercare, Milestone, PatientInfo, Question, Specialty, TaskContext
 
 PROJECT = "followup"
@@ -140,7 +141,7 @@ def followup_calendar(country: str) -> Any:
 
 
 @hookspec
-def followup_channels() -> list[Any]:
+def followup_channels() -> list[type[Channel]]:
     """The message channels this plugin provides (collected).
 
     Return a list of :class:`core.channels.Channel` subclasses, each with a

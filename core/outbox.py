@@ -78,6 +78,10 @@ class SendSummary:
 
 def _milestone(plugins: Plugins, site: Site, task: Task) -> Any:
     from core.calls import task_milestone
+    from core.greetings import GREETING, greeting_milestone
+
+    if task.purpose == GREETING:
+        return greeting_milestone(task)
 
     base = task_milestone(plugins, site, task)
     effective = site.apply_overrides(task.specialty, task.procedure, [base])
@@ -98,6 +102,7 @@ def compose(
 ) -> dict[str, Any]:
     """The outbox row of one message: rendered text, address, provider template and parameters."""
     from core.channels import ProviderTemplate
+    from core.greetings import GREETING, kind_of
     from core.messages import message as catalogue
     from core.templates import _environment, render
 
@@ -149,7 +154,10 @@ def compose(
         "greeting": (task.milestone.split("_")[1] if task.purpose == "greeting" else ""),
     }
     dirs = [*map(str, site.template_dirs), *plugins.template_dirs()]
-    text = _render_first([f"message/{task.specialty}/{kind}.j2", f"message/{kind}.j2"], variables, locale, dirs)
+    names = [f"message/{task.specialty}/{kind}.j2", f"message/{kind}.j2"]
+    if task.purpose == GREETING:  # a birthday or anniversary greeting (core/greetings.py)
+        names = [f"message/greeting_{kind_of(task.milestone)}.j2"]
+    text = _render_first(names, variables, locale, dirs)
     row.update(body=text, link=link, expires_at=expires,
                subject=catalogue("message_subject", locale, clinic=variables["clinic"],
                                  milestone=variables["milestone"]))
@@ -273,8 +281,7 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
     after = {k: c for k, c in _milestone_keys(plugins, config, sites, "after_unsuccessful").items() if c in channels}
     if after:
         rows = session.execute(
-            select(Task).where(Task.status == TaskStatus.UNSUCCESSFUL, Task.site.in_(sites),
-                               Task.completed_at >= now - timedelta(days=7),
+            select(Task).where(_calls_failed(), Task.site.in_(sites), Task.updated_at >= now - timedelta(days=7),
                                Task.milestone.in_({k[2] for k in after}), _not_queued(Kind.AFTER_UNSUCCESSFUL))
         ).scalars().all()
         for task in rows:
@@ -284,11 +291,18 @@ def enqueue_due(session: Session, config: ChainConfig, plugins: Plugins, *, now:
     return added
 
 
+def _calls_failed() -> Any:
+    """Tasks whose calls failed: unsuccessful, or reopened for another round (the month-end sweep)."""
+    return or_(Task.status == TaskStatus.UNSUCCESSFUL,
+               and_(Task.status == TaskStatus.OPEN, Task.channel == Channel.PHONE, Task.swept_at.is_not(None)))
+
+
 def notice_time(config: ChainConfig, site: Site, due_at: datetime) -> datetime:
-    """The day before the call, at ``messaging.notice_at`` local time."""
+    """The day before the call, at ``messaging.notice_at`` local time (the planner's)."""
+    from core.planner import planner
+
     hour, minute = map(int, config.model.messaging.notice_at.split(":"))
-    day = due_at.astimezone(site.timezone).date() - timedelta(days=1)
-    return datetime.combine(day, time(hour, minute), site.timezone)
+    return planner(config, site).notice_at(due_at, time(hour, minute))
 
 
 def resend(session: Session, config: ChainConfig, plugins: Plugins, message_id: int, *, user: str,
@@ -372,7 +386,9 @@ def _blocked(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
             return MS.EXPIRED, f"task is {task.status}"
         if msg.kind == Kind.NOTICE and (task.status != TaskStatus.OPEN or task.attempts > 0 or now >= task.due_at):
             return MS.EXPIRED, "the call is no longer ahead"
-        if msg.kind == Kind.AFTER_UNSUCCESSFUL and task.status != TaskStatus.UNSUCCESSFUL:
+        if msg.kind == Kind.AFTER_UNSUCCESSFUL and not (
+                task.status == TaskStatus.UNSUCCESSFUL
+                or (task.status == TaskStatus.OPEN and task.swept_at is not None)):
             return MS.EXPIRED, f"task is {task.status}"
     if msg.expires_at is not None and now >= msg.expires_at:
         return MS.EXPIRED, "its window has ended"
@@ -386,9 +402,9 @@ def _blocked(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
 
 
 def _tomorrow(config: ChainConfig, site: Site, now: datetime) -> datetime:
-    first = min(w.start for w in site.calling_windows)
-    day = now.astimezone(site.timezone).date() + timedelta(days=1)
-    return datetime.combine(day, first, site.timezone)
+    from core.planner import planner
+
+    return planner(config, site).next_day(now)
 
 
 def _as_message(msg: OutboxMessage) -> Message:
@@ -445,8 +461,11 @@ def fallback(session: Session, config: ChainConfig, plugins: Plugins, msg: Outbo
     patient = session.get(Patient, task.patient_id)
     if patient is None or patient.do_not_contact:
         return
+    from core.planner import planner
+
+    at = planner(config, site).fallback_call(max(now, task.due_at), task.window_end, task.urgency)
     with unit_of_work(session, config, sites=[task.site], user=SENDER, now=now, action="send") as uow:
-        task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, max(now, task.due_at), now
+        task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
         uow.audit("fallback:phone", entity="task", entity_id=task.id, patient_id=task.patient_id,
                   detail={"message": msg.id})
     summary.fallbacks += 1
@@ -462,12 +481,15 @@ def unanswered(session: Session, config: ChainConfig, plugins: Plugins, *, now: 
                                           OutboxMessage.status.in_((MS.SENT, MS.DELIVERED))),
                            ~exists().where(Attempt.task_id == Task.id))
     ).scalars().all()
+    from core.planner import planner
+
     with unit_of_work(session, config, sites={task.site for task in rows}, user=SENDER, now=now,
                       action="send") as uow:
         for task in rows:
             site = config.site(task.site)
             if _milestone(plugins, site, task).fallback == Channel.PHONE:
-                task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, now, now
+                at = planner(config, site).fallback_call(now, now, task.urgency)
+                task.channel, task.next_attempt_at, task.updated_at = Channel.PHONE, at, now
                 summary.fallbacks += 1
                 action = "fallback:phone"
             else:

@@ -191,6 +191,23 @@ class Planner:
             day += timedelta(days=1)
         return earliest  # pragma: no cover - no working day in 90 days
 
+    # -- messages (core/outbox.py) -------------------------------------------------------------------
+    def fallback_call(self, now: datetime, window_end: datetime, urgency: str = Urgency.ROUTINE) -> datetime:
+        """A message that failed, or a questionnaire left unanswered, becomes a call: the next calling
+        window from now, inside the task's window when it can (at least two days to find one)."""
+        end = max(window_end, now + timedelta(days=2))
+        return self.placer.place_parts(now, now, end, urgency)[0]
+
+    def notice_at(self, due_at: datetime, at: time) -> datetime:
+        """When the notice of a call goes out: the day before it, at ``at`` local time."""
+        day = due_at.astimezone(self.tz).date() - timedelta(days=1)
+        return datetime.combine(day, at, self.tz)
+
+    def next_day(self, now: datetime) -> datetime:
+        """A message held back today (the patient's daily limit): tomorrow's first calling window."""
+        first = min(w.start for w in self.site.calling_windows)
+        return datetime.combine(now.astimezone(self.tz).date() + timedelta(days=1), first, self.tz)
+
     def callback(self, at: datetime, now: datetime) -> datetime:
         """A callback the patient asked for is taken as asked (checked by :func:`callback_problem` first)."""
         problem = callback_problem(self.site, at, now)

@@ -178,3 +178,29 @@ def private_sqlite(database: str | None) -> None:
                 os.chmod(candidate, PRIVATE_MODE)
         except OSError:
             pass  # not there, or not ours: SQLite reports what matters
+
+
+def install_log_masking() -> None:
+    """Every log record, whoever logs it (followup, SQLAlchemy, werkzeug), passes the masking layer: its
+    message with numbers masked, an exception as one masked line instead of a traceback (a traceback
+    quotes a query's parameters: patient data). Installed once per process by the CLI."""
+    import logging
+
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "followup_masking", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            record.msg, record.args = mask_text(record.getMessage()), None
+        except Exception:  # a record whose message does not format: leave it to logging's own handling
+            return record
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            record.exc_text = mask_text(f"{type(exc).__name__}: {first}")
+        return record
+
+    factory.followup_masking = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -3,7 +3,7 @@
 A link is ``<questionnaire_url>/q/<task id>.<expiry>.<signature>``: the signature
 is HMAC-SHA256 over the task id and the expiry (the window's end; a week after
 an ``after_unsuccessful`` message) with the chain's key (``messaging.secret``,
-e.g. ``${FOLLOWUP_SECRET}``; otherwise a random key kept in the database). It
+e.g. ``${QUESTIONNAIRE_SECRET}``; otherwise a random key kept in the database). It
 works once: a task that already has the patient's answers, or that a call has
 completed, shows a clear page and changes nothing.
 
@@ -96,7 +96,10 @@ def questionnaire_link(session: Session, config: ChainConfig, task_id: int, expi
 def questionnaire_questions(plugins: Plugins, site: Site, task: Task) -> list[Any]:
     """The questions of a task's questionnaire: the milestone's own, then core's general ones if it asks them."""
     from core.calls import task_milestone
+    from core.greetings import GREETING
 
+    if task.purpose == GREETING:
+        return []  # a greeting asks nothing
     milestone = task_milestone(plugins, site, task)
     available = plugins.questions(task.specialty, task.procedure, task.milestone)
     keys = list(milestone.questions)

@@ -119,9 +119,13 @@ def create_app(url: str, config: ChainConfig, plugins: Plugins,
         from core.db.engine import session_scope
         from core.outbox import apply_report
 
-        site = next((s for s in config.sites.values() if channel in s.channels), None)
-        if site is None:
+        # /hooks/<channel> (sms, wechat...) or /hooks/<provider> (aliyun, tencent, http): the configured channel
+        found = next(((s, channel) for s in config.sites.values() if channel in s.channels), None) or next(
+            ((s, name) for s in config.sites.values() for name, conf in s.channels.items()
+             if conf.get("provider") == channel), None)
+        if found is None:
             raise NotFound()
+        site, channel = found
         try:
             handler = open_channel(site, channel, plugins.channels())
             query = {k: v for k, v in request.args.items()}

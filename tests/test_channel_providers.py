@@ -456,3 +456,26 @@ def test_conformance_kit_renders_messages_and_counts_sms_segments(tmp_path) -> N
     long = Milestone.model_validate({**long_names.model_dump(), "channel": "sms", "after_unsuccessful": None})
     [problem] = message_problems(plugins, "dental", proc, long)
     assert "milestone message (zh_CN)" in problem and "SMS segments" in problem
+
+
+def test_a_site_changes_the_chains_channel_keys_and_templates_kind_by_kind(tmp_path) -> None:
+    import shutil
+
+    from core.config import load_config
+
+    folder = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config", folder)
+    chain = folder / "chain.yaml"
+    chain.write_text(chain.read_text(encoding="utf-8").replace(
+        "  sms: {plugin: file, folder: var/messages}",
+        "  sms: {provider: http, url: 'https://gw.example/send', sign_name: 康华医疗,\n"
+        "        templates: {notice: {code: T1, params: {a: '{{ salutation }}'}}, milestone: {code: T2}}}"),
+        encoding="utf-8")
+    site = folder / "sites" / "sh-aes.yaml"
+    site.write_text(site.read_text(encoding="utf-8") + "channels:\n  sms:\n    sign_name: 康华医美\n"
+                    "    templates: {notice: {code: AES1}}\n", encoding="utf-8")
+    config = load_config(chain)
+    aes, dent = config.site("SH-AES").channels["sms"], config.site("SH-DENT").channels["sms"]
+    assert aes["sign_name"] == "康华医美" and dent["sign_name"] == "康华医疗"
+    assert aes["templates"] == {"notice": {"code": "AES1"}, "milestone": {"code": "T2"}}
+    assert dent["templates"]["notice"]["code"] == "T1" and aes["url"] == dent["url"]

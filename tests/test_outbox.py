@@ -32,7 +32,7 @@ def chain(tmp_path: Path, sms: str = "{plugin: file, folder: MSGS}", extra: str 
         "MSGS", str(tmp_path / "messages")), text)
     (folder / "chain.yaml").write_text(text + extra, encoding="utf-8")
     site = folder / "sites" / "sh-dent.yaml"  # the next-day check after a cleaning: an SMS questionnaire
-    site.write_text(site.read_text(encoding="utf-8") + "overrides:\n" + "".join(
+    site.write_text(site.read_text(encoding="utf-8") + ("overrides:\n" if by_sms else "") + "".join(
         f"  - milestone: {m}\n    channel: sms\n    fallback: phone\n" for m in by_sms), encoding="utf-8")
     return folder / "chain.yaml"
 
@@ -302,7 +302,7 @@ def test_a_refused_message_fails_at_once_and_delivery_reports_need_the_signature
     assert forged.status_code == 403
     assert next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])["status"] == "sent"
     signature = hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
-    ok = client.post("/hooks/sms", data=body, headers={"X-Followup-Signature": signature})
+    ok = client.post("/hooks/http", data=body, headers={"X-Followup-Signature": signature})  # by provider
     assert ok.status_code == 200
     row = next(r for r in outbox(cli, db_url, cfg) if r["id"] == sent["id"])
     assert row["status"] == "delivered" and row["delivered_at"].startswith("2026-11-24T10:06")
@@ -312,7 +312,7 @@ def test_a_notice_the_day_before_a_call_and_the_questionnaire_after_unsuccessful
     cfg = chain(tmp_path, by_sms=())
     site = cfg.parent / "sites" / "sh-dent.yaml"
     site.write_text(site.read_text(encoding="utf-8")
-                    + "  - milestone: dental.scaling.check_1d\n    notice: sms\n", encoding="utf-8")
+                    + "overrides:\n  - milestone: dental.scaling.check_1d\n    notice: sms\n", encoding="utf-8")
     seed(cli, tmp_path, db_url, [PATIENTS[0]], [EPISODES[0]])
     task = tasks(cli, db_url, cfg, "P1")["check_1d"]
     assert task["channel"] == "phone"
@@ -363,7 +363,7 @@ def test_email_and_wechat_addresses_come_from_the_import(cli, tmp_path, db_url):
 
     cfg = chain(tmp_path, by_sms=())
     site = cfg.parent / "sites" / "sh-dent.yaml"
-    site.write_text(site.read_text(encoding="utf-8") + "  - milestone: dental.scaling.check_1d\n"
+    site.write_text(site.read_text(encoding="utf-8") + "overrides:\n  - milestone: dental.scaling.check_1d\n"
                     "    channel: email\n    fallback: phone\n", encoding="utf-8")
     cfg.write_text(cfg.read_text(encoding="utf-8").replace(
         "  email: {plugin: file, folder: var/messages}", f"  email: {{plugin: file, folder: {tmp_path / 'mail'}}}"),
@@ -386,3 +386,39 @@ def test_email_and_wechat_addresses_come_from_the_import(cli, tmp_path, db_url):
     failed = next(r for r in outbox(cli, db_url, cfg) if r["status"] == "failed")
     assert failed["error"] == "no email for this patient"
     assert tasks(cli, db_url, cfg, "P2")["check_1d"]["channel"] == "phone"
+
+
+def test_an_unanswered_questionnaire_becomes_a_call_at_the_windows_end(cli, tmp_path, db_url, seeded):
+    cfg = seeded
+    _send(cli, db_url, cfg, SEND_AT)
+    window_end = tasks(cli, db_url, cfg, "P1")["check_1d"]["window_end"]
+    assert window_end.startswith("2026-11-25T23:59")  # [1d, 2d]: to the end of the second day
+    assert _send(cli, db_url, cfg, "2026-11-25T18:00+08:00")["fallbacks"] == 0  # the window is still open
+    later = _send(cli, db_url, cfg, "2026-11-26T12:00+08:00")
+    assert later["fallbacks"] == 2
+    task = tasks(cli, db_url, cfg, "P1")["check_1d"]
+    assert task["channel"] == "phone" and task["status"] == "open"
+    assert task["next_attempt_at"] == "2026-11-26T15:30+08:00"  # SH-DENT's afternoon calling window
+    assert _send(cli, db_url, cfg, "2026-11-26T16:00+08:00")["fallbacks"] == 0
+
+
+def test_a_birthday_greeting_goes_out_by_sms_and_is_completed_when_sent(cli, tmp_path, db_url):
+    from clinic_data import write_csv
+
+    cfg = chain(tmp_path, by_sms=())
+    header = ["patient_id", "name", "gender", "birth_date", "phone", "site", "birthday"]
+    cli("import", str(write_csv(tmp_path / "p.csv", header, [[*PATIENTS[0], "11-27"]])), db=db_url, config=cfg,
+        now="2026-11-23T08:00+08:00")
+    from clinic_data import EPISODE_HEADER as EH
+
+    cli("import", str(write_csv(tmp_path / "e.csv", EH, [EPISODES[0]])), db=db_url, config=cfg,
+        now="2026-11-23T08:00+08:00")
+    cli("schedule", db=db_url, config=cfg, now="2026-11-23T08:00+08:00")
+    greeting = next(t for t in tasks(cli, db_url, cfg, "P1").values() if t["purpose"] == "greeting")
+    assert greeting["channel"] == "sms"
+    summary = _send(cli, db_url, cfg, "2026-11-24T11:00+08:00")
+    assert summary["sent"] == 1
+    [text] = [f.read_text(encoding="utf-8") for f in (tmp_path / "messages").iterdir() if "milestone" in f.name]
+    assert "生日快乐" in text and "/q/" not in text
+    done = next(t for t in tasks(cli, db_url, cfg, "P1").values() if t["purpose"] == "greeting")
+    assert done["status"] == "completed"

@@ -111,6 +111,12 @@ def test_patient_answers_on_a_phone_and_the_clinic_sees_it(cli, tmp_path, browse
         assert report["channels"] == [{"channel": "sms", "sent": 2, "delivered": 0, "failed": 0, "answered": 1,
                                        "response_rate": 0.5}]
         assert report["figures"]["reached"] >= 1
+        common = ("week", "--period", "2026-W48", "--site", "SH-DENT")
+        csv_text = cli("report", *common, "--format", "csv", db=url, config=cfg, now="2026-12-01T09:00+08:00").output
+        assert "channels,sms,answered,1" in csv_text
+        html = cli("report", *common, "--format", "html", "--locale", "en", "--out", str(tmp_path / "r.html"),
+                   db=url, config=cfg, now="2026-12-01T09:00+08:00")
+        assert html.exit_code == 0 and "Messages by channel" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
         # The same link again: a clear page, nothing recorded twice.
         browser.get(server.base + path)

@@ -549,3 +549,15 @@ def test_bad_input_is_one_line_and_changes_nothing(cli, clinic: str, tmp_path: P
         assert "Traceback" not in result.output and "[parameters:" not in result.output, args
         assert not unmasked(result.output) and "病人" not in result.output, args
         assert _snapshot(clinic) == before, args
+
+
+def test_no_log_line_shows_a_number_or_a_querys_parameters(cli, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    cli("plugins", "list")  # the CLI installs the masking of every log record
+    try:
+        raise RuntimeError("(psycopg.errors.X) refused\n[parameters: ('王秀英', '13987654321')]")
+    except RuntimeError:
+        logging.getLogger("followup.web").exception("request failed for %s", "家属 0086 136 5544 3322")
+    assert "request failed" in caplog.text and "RuntimeError: (psycopg.errors.X) refused" in caplog.text
+    assert not unmasked(caplog.text) and "王秀英" not in caplog.text and "parameters" not in caplog.text

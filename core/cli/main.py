@@ -330,6 +330,9 @@ def _os_user() -> str:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | None, user: str | None) -> None:
     """Patient follow-up (回访 / 随访) for clinic chains."""
+    from core.privacy import install_log_masking
+
+    install_log_masking()  # no log line shows a phone number or a query's parameters
     ctx.obj = App(config_path, db, now, user, ctx.meta.get("followup.writes", True))
 
 

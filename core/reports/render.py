@@ -80,6 +80,7 @@ _GROUP_FIELD = {
     "complaints.by_category": "category",
     "staff": "staff",
     "coordinators": "coordinator",
+    "channels": "channel",
     "breakdown": "key",
     "sites": "key",
     "trend": "period",
