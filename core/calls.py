@@ -27,7 +27,16 @@ from core.plugins import Plugins
 from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
 from core.tasklist import local_iso
-from core.vocab import FAILED_OUTCOMES, FINAL_STATUSES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
+from core.vocab import (
+    FAILED_OUTCOMES,
+    FINAL_STATUSES,
+    REACHED_OUTCOMES,
+    TREATED_TRIGGERS,
+    Channel,
+    Outcome,
+    TaskStatus,
+    Urgency,
+)
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
@@ -359,7 +368,7 @@ def merge_actions(found: list[tuple[str, Action]], locale: str) -> list[tuple[st
             update: dict[str, Any] = {"reason": first.reason.model_validate(reason)}
             if action.kind == "escalate":  # one red flag makes the whole escalation clinical
                 severities = {first.severity or "clinical", action.severity or "clinical"}
-                update["severity"] = "clinical" if "clinical" in severities else "routine"
+                update["severity"] = Urgency.CLINICAL if Urgency.CLINICAL in severities else Urgency.ROUTINE
             if action.kind == "complaint":
                 categories = complaint_categories([first, action])
                 update.update(categories=categories, category=categories[0])

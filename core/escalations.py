@@ -32,8 +32,9 @@ from core.config import ChainConfig, Site
 from core.db.models import Episode, Escalation, Patient, Task
 from core.errors import FollowupError, checked_text
 from core.tasklist import local_iso
+from core.vocab import Urgency
 
-SEVERITIES = ("clinical", "routine")
+SEVERITIES = tuple(Urgency)  # an escalation is as urgent as the call that raised it
 STATUSES = ("open", "acknowledged", "resolved")
 # ``escalations list --format json``: exactly these keys (issue 14 item 13).
 JSON_KEYS = ("id", "task_id", "patient_id", "site", "reason", "severity", "assignee", "status", "opened_at",
@@ -97,7 +98,7 @@ def open_escalation(
     row = Escalation(
         task_id=task.id, patient_id=task.patient_id, site=task.site, doctor=doctor, reason=reason.strip(),
         opened_at=now, status="open", severity=severity, assignee=assignee_for(config, site, doctor),
-        due_at=working_deadline(now, hours, site, site.calendar(config), every_day=severity == "clinical"),
+        due_at=working_deadline(now, hours, site, site.calendar(config), every_day=severity == Urgency.CLINICAL),
         opened_by=user,
     )
     session.add(row)

@@ -270,7 +270,9 @@ def red_flag_problems(plugins: Plugins, specialty: str, procedure: str, ms: Mile
 def _sample_context(specialty: str, procedure: str, ms: Milestone, patient: PatientInfo, failed_attempts: int,
                     attributes: dict[str, Any] | None = None, *, treated: bool = True,
                     now: datetime | None = None) -> TaskContext:
-    outcomes = ("no_answer", "not_convenient", "busy", "powered_off")
+    from core.vocab import Outcome
+
+    outcomes = (Outcome.NO_ANSWER, Outcome.NOT_CONVENIENT, Outcome.BUSY, Outcome.POWERED_OFF)
     history = tuple({"at": None, "outcome": outcomes[i % len(outcomes)], "by": "sample", "note": None}
                     for i in range(failed_attempts))
     return TaskContext(

@@ -19,7 +19,7 @@ from core.cli.main import App
 from core.cli.output import locale_option
 from core.errors import FollowupError
 from core.messages import message
-from core.vocab import TaskStatus
+from core.vocab import REACHED_OUTCOMES, Channel, Outcome, TaskStatus
 
 
 def _write_episode_export(source: Path, target: Path, app: App) -> None:
@@ -198,17 +198,18 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                 found = [m for _, m in plugins.milestones(task.specialty, task.procedure) if m.key == task.milestone]
                 never_answers[key] = bool(found and found[0].after_unsuccessful)
             if never_answers[key]:
-                outcome = "no_answer"
+                outcome = Outcome.NO_ANSWER
             external_id = session.get(Patient, task.patient_id).external_id
             if external_id in NEVER_ANSWERS:
-                outcome = "reached" if task.swept_at is not None else rng.choice(["no_answer", "powered_off"])
+                outcome = (Outcome.REACHED if task.swept_at is not None
+                           else rng.choice([Outcome.NO_ANSWER, Outcome.POWERED_OFF]))
             booked_at = None
-            if outcome == "reached" and task.purpose in INVITING_PURPOSES:  # a review call books the visit
-                outcome = "booked"
+            if outcome == Outcome.REACHED and task.purpose in INVITING_PURPOSES:  # a review call books the visit
+                outcome = Outcome.BOOKED
                 booked_at = datetime.combine(at.astimezone(tz).date() + timedelta(days=3), time(10, 0), tz)
                 booked_at = max(booked_at, at + timedelta(days=1))
             answers: dict[str, str] = {}
-            if outcome == "reached" and task.channel == "phone" and task.milestone != "missed" \
+            if outcome == Outcome.REACHED and task.channel == Channel.PHONE and task.milestone != "missed" \
                     and task.trigger in TREATED_TRIGGERS:  # satisfaction only of patients who were treated
                 answers["overall_satisfaction"] = str(rng.choice([5, 5, 5, 4, 4, 4, 3, 2]))
                 answers["recommend"] = str(rng.choice([10, 10, 9, 9, 8, 7, 6, 3]))
@@ -216,15 +217,15 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                     answers["staff_praise"] = rng.choice(PRAISE)
                 if rng.random() < 0.2:
                     answers["suggestions"] = rng.choice(SUGGESTIONS)
-            if outcome in ("reached", "booked") and task.procedure == "interruption":
+            if outcome in REACHED_OUTCOMES and task.procedure == "interruption":
                 answers = {"interruption_reason": rng.choice(REASONS), "wants_rebook": "yes"}
-            if outcome == "reached" and task.procedure == "visit":  # satisfied: refers a friend, gives a birthday
+            if outcome == Outcome.REACHED and task.procedure == "visit":  # satisfied: refers a friend, gives a birthday
                 answers.update(treatment_satisfaction="5", referral_accepted="yes",
                                birthday=f"{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
-            if outcome == "reached" and task.milestone == "check_2h" and not escalated:
+            if outcome == Outcome.REACHED and task.milestone == "check_2h" and not escalated:
                 answers["bleeding_stopped"] = "no"  # one red flag: an escalation for the attending dentist
                 escalated = True
-            connected = outcome in ("reached", "booked", "refused", "callback_requested")
+            connected = outcome in (*REACHED_OUTCOMES, Outcome.REFUSED, Outcome.CALLBACK_REQUESTED)
             record_call(session, config, plugins, task.id, outcome=outcome, user=staff_for.get(task.site, "demo"),
                         now=at, answers=answers, booked_at=booked_at,
                         recording=f"recordings/{task.site}/{task.id}-{task.attempts + 1}.mp3" if connected else None)

@@ -10,6 +10,7 @@ import click
 from core.cli.main import App
 from core.cli.output import FORMATS, ID, LIMIT, bom_option, emit, format_option, locale_option, short_time, to_json
 from core.messages import message
+from core.vocab import Urgency
 
 
 @click.group("escalations", invoke_without_command=True)
@@ -24,7 +25,8 @@ def escalations_group(ctx: click.Context, locale: str | None) -> None:
 @escalations_group.command("open")
 @click.argument("task_id", type=ID)
 @click.option("--reason", required=True, help="What the doctor must know (the coordinator's own judgement).")
-@click.option("--severity", type=click.Choice(["clinical", "routine"]), default="clinical", show_default=True,
+@click.option("--severity", type=click.Choice([str(u) for u in Urgency]), default=str(Urgency.CLINICAL),
+              show_default=True,
               help="clinical: a red flag (4 working hours by default); routine: arrange a visit.")
 @locale_option()
 @click.pass_obj

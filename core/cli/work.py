@@ -12,7 +12,7 @@ from core.cli.main import App
 from core.cli.output import FORMATS, ID, bom_option, emit, format_option, locale_option, to_json
 from core.errors import FollowupError, InvalidValue
 from core.messages import localize, message
-from core.vocab import REACHED_OUTCOMES, Outcome, TaskStatus
+from core.vocab import REACHED_OUTCOMES, Outcome, TaskStatus, Urgency
 
 
 def _sites_for(app: App, site: str | None, action: str = "calls") -> list[str]:
@@ -100,7 +100,7 @@ def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tup
             f"{'★ ' if r.get('value_tier') else ''}{r['patient_name']} {r['patient_id']}\n{r['phone'] or ''}",
             "\n".join(what), urgency, r["due_at"][5:16].replace("T", " "), str(r["attempts"]), r["assignee"] or "",
         ])
-        styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == "clinical" else None))
+        styles.append("bold red" if r["overdue"] else ("bold" if r["urgency"] == Urgency.CLINICAL else None))
     title = title or message("worklist_title", loc, sites=", ".join(sites), n=len(rows))
     print_table(columns, cells, title=title, styles=styles)
 
@@ -304,7 +304,7 @@ def record_cmd(app: App, task_id: int, outcome: str, answers: tuple[str, ...], n
             task = session.get(Task, task_id)
             site = config.sites.get(task.site) if task is not None else None
             callback = parse_callback(app, callback_at, site, loc)
-            if site is not None and outcome == "callback_requested":
+            if site is not None and outcome == Outcome.CALLBACK_REQUESTED:
                 from core.calls import check_callback_time
 
                 check_callback_time(site, callback, now)  # a past time is refused before it is read back
@@ -404,7 +404,7 @@ def call_cmd(app: App, site: str | None, locale: str | None) -> None:
                 if outcome == "skip":
                     break
                 note = recording = None  # recordings are attached by `record --recording`
-                callback = _prompt_callback(app, pending[0], loc) if outcome == "callback_requested" else None
+                callback = _prompt_callback(app, pending[0], loc) if outcome == Outcome.CALLBACK_REQUESTED else None
                 booking = _prompt_booking(app, pending[0], loc) if outcome == Outcome.BOOKED else None
                 if outcome in REACHED_OUTCOMES:
                     for task_id in pending:  # a question shared by two tasks is asked once
@@ -438,7 +438,8 @@ def _ask_outcome(loc: str, outcomes: tuple[str, ...]) -> str:
     from core.words import word
 
     if loc != "zh_CN":
-        return click.prompt(message("outcome", loc), type=click.Choice([*outcomes, "skip"]), default="reached")
+        return click.prompt(message("outcome", loc), type=click.Choice([*outcomes, "skip"]),
+                            default=str(Outcome.REACHED))
     keys = [*outcomes, "skip"]
     names = [word("outcome", k, loc) if k != "skip" else message("skip_word", loc) for k in keys]
     click.echo("  ".join(f"{i} {name}" for i, name in enumerate(names, 1)))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import LEAD_TRIGGERS, Answer, Attempt, Patient, QaReview, Referral, Task
 from core.reports.queries import REACHED, Scope
+from core.vocab import TaskStatus
 
 INTERRUPTION_REASONS = ("cost", "time", "fear", "result", "other")
 GREETING = "greeting"
@@ -53,7 +54,7 @@ def bookings(session: Session, scope: Scope, start: datetime, end: datetime) -> 
     """Appointments made on calls of the period that invite patients back (sales leads are counted apart)."""
     rows = session.execute(
         select(Task.site, Task.specialty, func.count())
-        .where(Task.status == "booked", Task.completed_at >= start, Task.completed_at < end,
+        .where(Task.status == TaskStatus.BOOKED, Task.completed_at >= start, Task.completed_at < end,
                Task.trigger.not_in(LEAD_TRIGGERS), *scope.task_filter())
         .group_by(Task.site, Task.specialty)
         .order_by(Task.site, Task.specialty)
@@ -107,7 +108,7 @@ def greetings(session: Session, scope: Scope, start: datetime, end: datetime) ->
     """Birthday and anniversary greetings due in the period, and those sent or made."""
     due, done = session.execute(
         select(func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
-        .where(Task.purpose == GREETING, Task.due_at >= start, Task.due_at < end, Task.status != "cancelled",
+        .where(Task.purpose == GREETING, Task.due_at >= start, Task.due_at < end, Task.status != TaskStatus.CANCELLED,
                *scope.task_filter())
     ).one()
     return {"due": due, "done": int(done or 0)}

@@ -367,7 +367,7 @@ def show_delta(name: str, value: Any, locale: str | None = None) -> str:
     """A change from the previous period: counts and NPS as numbers, rates in percentage points."""
     if value is None:
         return "—"
-    if name in ("nps", "due", "reached", "avg_attempts_per_reached"):
+    if name in ("nps", "due", "reached", "avg_attempts_per_reached"):  # figure names: not task words
         return f"{value:+.1f}" if isinstance(value, float) else f"{value:+d}"
     return f"{value * 100:+.1f}" + ("个百分点" if locale == "zh_CN" else " pt")
 
