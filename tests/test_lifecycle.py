@@ -157,3 +157,10 @@ def test_replan_moves_the_window_with_the_due_time(  # type: ignore[no-untyped-d
     start, due, end = (datetime.fromisoformat(review[k]) for k in ("window_start", "due_at", "window_end"))
     assert start <= due <= end
     assert _date(review["due_at"]).startswith("2027-10")
+
+
+def test_a_dry_run_with_nothing_to_change_says_so_in_one_line(cli, implant: str, chain: Path) -> None:  # type: ignore[no-untyped-def]
+    out = cli("schedule", "--dry-run", "--locale", "en", db=implant, now=NOW, config=chain).output
+    assert out.strip().splitlines() == [
+        "1 episodes: 0 tasks created, 0 moved, 0 cancelled, 4 left as they were (dry run: nothing written)"]
+    assert json.loads(cli("schedule", "--dry-run", "--format", "json", db=implant, now=NOW, config=chain).output) == []

@@ -166,11 +166,12 @@ def schedule_cmd(app: App, replan: bool, dry_run: bool, locale: str | None, fmt:
         from core.words import word
 
         loc = app.ui_locale(locale)
-        emit([{"task_id": c["task_id"] or "", "episode_id": c["episode_id"], "milestone": c["milestone"],
-               "change": word("change", c["change"], loc), "before": _when(c["before"], loc),
-               "after": _when(c["after"], loc)}
-              for c in result.changes], ["task_id", "episode_id", "milestone", "change", "before", "after"], "table",
-             locale=loc)
+        if result.changes:  # nothing would change: the summary line says so
+            emit([{"task_id": c["task_id"] or "", "episode_id": c["episode_id"], "milestone": c["milestone"],
+                   "change": word("change", c["change"], loc), "before": _when(c["before"], loc),
+                   "after": _when(c["after"], loc)}
+                  for c in result.changes],
+                 ["task_id", "episode_id", "milestone", "change", "before", "after"], "table", locale=loc)
     if result.created >= ANALYZE_AFTER and not dry_run:
         from core.db.engine import analyze
 
