@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +24,14 @@ TASKS = 20
 # One coordinator's process: waits for the start signal, then records on every task (in its own
 # order) through the real CLI, and reports each command's exit code and output as JSON.
 WORKER = r"""
-import json, os, sys, time
+import json, sys
 from click.testing import CliRunner
 from core.cli.main import cli
 
-url, now, user, ready, go, *ids = sys.argv[1:]
+url, now, user, *ids = sys.argv[1:]
 runner = CliRunner()
-open(ready, "w").close()
-while not os.path.exists(go):
-    time.sleep(0.01)
+print("ready", flush=True)
+sys.stdin.readline()  # the start signal: every worker begins at once
 out = []
 for task in ids:
     result = runner.invoke(cli, ["--db", url, "--now", now, "--as", user, "record", task, "--outcome", "no_answer",
@@ -61,7 +59,6 @@ def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  
     """Eight processes, each recording no_answer on every task at its own time (2 h 5 min apart)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOLLOWUP_")}
     env["FOLLOWUP_GUARD_WRITES"] = "1"  # the unit-of-work guard is on in the workers too
-    go = tmp_path / "go"
     base = datetime.fromisoformat("2026-11-23T10:00+08:00")
     procs = []
     for i in range(WORKERS):
@@ -70,14 +67,15 @@ def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  
         if i % 2:
             order.reverse()
         user = ("zhang.li", "admin")[i % 2]  # staff of the demo chain who may record at SH-DENT (core/access.py)
-        args = [sys.executable, "-c", WORKER, url, now, user, str(tmp_path / f"ready{i}"), str(go), *map(str, order)]
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
-    deadline = time.monotonic() + 120
-    while not all((tmp_path / f"ready{i}").exists() for i in range(WORKERS)):
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
-        time.sleep(0.05)
-    go.touch()
+        args = [sys.executable, "-c", WORKER, url, now, user, *map(str, order)]
+        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:  # each says when it has loaded; a worker that dies says nothing
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a worker did not start"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     results = []
     for p in procs:
         out, err = p.communicate(timeout=600)
