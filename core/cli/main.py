@@ -289,6 +289,7 @@ class App:
                     raise FollowupError(f"cannot upgrade {_safe_url(url)}: {exc}") from None
             else:
                 raise FollowupError(f"database {_safe_url(url)} is not up to date: run 'followup db upgrade'")
+        resume_collection()
         return url
 
 
@@ -337,7 +338,28 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | 
 
 
 def main() -> None:
-    cli(prog_name="followup")
+    import gc
+
+    # Start-up (imports, configuration) builds objects that live until the command ends: collecting
+    # cycles among them only costs time. Collection resumes once the database is ready (App.ready_db).
+    gc.disable()
+    try:
+        cli(prog_name="followup")
+    finally:
+        import sys
+
+        engine = sys.modules.get("core.db.engine")
+        if engine is not None:  # at exit nothing would close them: collection skips what start-up built
+            engine.close_all()
+
+
+def resume_collection() -> None:
+    """Collect garbage again after start-up (see :func:`main`), without walking what start-up built."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 if __name__ == "__main__":  # pragma: no cover
