@@ -160,11 +160,9 @@ def _code(secret: bytes, digest: str, body: bytes) -> bytes:
     return hmac.new(secret, digest.encode() + b"\0" + body, hashlib.sha256).digest()
 
 
-def get_object(name: str, key: Any) -> Any | None:
-    """The object stored for ``key`` by :func:`put_object`, or ``None`` (missing, unsigned, unreadable)."""
-    import pickle
-
-    found = _file(name, key, ".pickle")
+def get_bytes(name: str, key: Any, suffix: str = ".bin") -> bytes | None:
+    """The bytes stored for ``key`` by :func:`put_bytes` and signed by this user, or ``None``."""
+    found = _file(name, key, suffix)
     if found is None:
         return None
     path, digest = found
@@ -178,6 +176,38 @@ def get_object(name: str, key: Any) -> Any | None:
     code, body = data[:32], data[32:]
     if len(code) != 32 or not hmac.compare_digest(code, _code(secret, digest, body)):
         return None
+    return body
+
+
+def put_bytes(name: str, key: Any, body: bytes, suffix: str = ".bin") -> None:
+    """Store ``body`` for ``key``, signed with this user's secret; skipped silently when it cannot be."""
+    found = _file(name, key, suffix)
+    if found is None:
+        return
+    path, digest = found
+    secret = _secret(path.parent, create=True)
+    if secret is None:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_code(secret, digest, body) + body)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return
+
+
+def get_object(name: str, key: Any) -> Any | None:
+    """The object stored for ``key`` by :func:`put_object`, or ``None`` (missing, unsigned, unreadable)."""
+    import pickle
+
+    body = get_bytes(name, key, ".pickle")
+    if body is None:
+        return None
     try:
         return pickle.loads(body)
     except Exception:  # a class renamed since: recompute
@@ -188,25 +218,8 @@ def put_object(name: str, key: Any, value: Any) -> None:
     """Store ``value`` (pickled, signed) for ``key``; skipped silently when it cannot be."""
     import pickle
 
-    found = _file(name, key, ".pickle")
-    if found is None:
-        return
-    path, digest = found
     try:
         body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # something in it cannot be pickled: never cached
         return
-    secret = _secret(path.parent, create=True)
-    if secret is None:
-        return
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pickle")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(_code(secret, digest, body) + body)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        return
+    put_bytes(name, key, body, ".pickle")

@@ -267,6 +267,8 @@ class Plugins:
 
     @staticmethod
     def _validate(plugin: str, hook: str, model: type[M], value: Any) -> M:
+        if type(value) is model:  # already validated (a ProtocolPlugin's data): pydantic would return it as is
+            return value
         try:
             return TypeAdapter(model).validate_python(value)
         except ValidationError as err:
@@ -515,6 +517,18 @@ def get_plugins() -> Plugins:
 
 def reset_plugins() -> None:
     get_plugins.cache_clear()
+
+
+class LazyPlugins:
+    """:func:`get_plugins`, loaded on first use. Called, it returns them; what the plugins contribute as
+    data (names, report questions) can then come from the per-user cache without loading them at all
+    (core.words.Names, core.reports.scope_from_plugins)."""
+
+    def __call__(self) -> Plugins:
+        return get_plugins()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_plugins(), name)
 
 
 def _own_version() -> str | None:
