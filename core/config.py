@@ -480,8 +480,16 @@ def _store_config(path: Path, config: ChainConfig) -> None:
     if cache.folder() is None:
         return
     key = _config_key(path)
-    if key is not None:
-        cache.put_object("config", key, (cache.stamp(_site_files(path, config.model.sites_dir)), config))
+    if key is None:
+        return
+    import pickle
+
+    for site in config.sites.values():  # the plugins' calendars too: retries and placement need no plugins
+        try:
+            pickle.dumps(site.calendar(config))
+        except Exception:  # a calendar that cannot be kept (or fails): built again when needed
+            site._calendar = None
+    cache.put_object("config", key, (cache.stamp(_site_files(path, config.model.sites_dir)), config))
 
 
 def _config_key(path: Path) -> list[Any] | None:

@@ -520,15 +520,60 @@ def reset_plugins() -> None:
 
 
 class LazyPlugins:
-    """:func:`get_plugins`, loaded on first use. Called, it returns them; what the plugins contribute as
-    data (names, report questions) can then come from the per-user cache without loading them at all
-    (core.words.Names, core.reports.scope_from_plugins)."""
+    """:func:`get_plugins`, loaded on first use. Called, it returns them.
+
+    What the plugins contribute as data — specialties, procedures and milestones — comes from a catalogue
+    kept in the per-user cache (core/cache.py, keyed by core's and every plugin's files, see
+    :func:`core.config.plugins_key`), so a command that needs only those never loads the plugins; any other
+    hook loads them. Names (core.words.Names) and the report's questions work the same way.
+    """
+
+    def __init__(self) -> None:
+        self._catalogue: dict[str, Any] | None = None
 
     def __call__(self) -> Plugins:
         return get_plugins()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(get_plugins(), name)
+
+    def _data(self) -> dict[str, Any]:
+        if self._catalogue is None:
+            self._catalogue = _catalogue()
+        return self._catalogue
+
+    def specialties(self) -> dict[str, tuple[str, Specialty]]:
+        return self._data()["specialties"]
+
+    def specialty(self, key: str) -> Specialty | None:
+        entry = self.specialties().get(key)
+        return entry[1] if entry else None
+
+    def milestones(self, specialty: str, procedure: str) -> list[tuple[str, Milestone]]:
+        found = self._data()["milestones"].get((specialty, procedure))
+        return list(found) if found is not None else get_plugins().milestones(specialty, procedure)
+
+
+def _catalogue() -> dict[str, Any]:
+    """Every specialty and every procedure's milestones, from the cache or (then stored) from the plugins."""
+    from core import cache
+    from core.config import plugins_key
+
+    key = plugins_key() if cache.folder() is not None else None
+    found = cache.get_object("catalogue", key) if key is not None else None
+    if isinstance(found, dict) and {"specialties", "milestones"} <= set(found):
+        return found
+    plugins = get_plugins()
+    catalogue: dict[str, Any] = {"specialties": plugins.specialties(), "milestones": {}}
+    for spec_key, (_, spec) in catalogue["specialties"].items():
+        for proc in spec.procedures:
+            try:
+                catalogue["milestones"][(spec_key, proc.code)] = plugins.milestones(spec_key, proc.code)
+            except PluginError:  # raised again, with its plugin named, where these milestones are used
+                continue
+    if key is not None:
+        cache.put_object("catalogue", key, catalogue)
+    return catalogue
 
 
 def _own_version() -> str | None:

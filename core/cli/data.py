@@ -219,7 +219,7 @@ def tasks_cmd(app: App, patient: str | None, episode: str | None, site: str | No
         from core.words import Names, word
 
         loc = app.ui_locale(locale)
-        names = Names(lambda: app.plugins, loc)
+        names = Names(app.plugins, loc)
         shown = [{
             **r,
             "procedure": names.procedure(r["specialty"], r["procedure"]),

@@ -173,6 +173,7 @@ class App:
         self._user: str | None = None
         self.writes = writes  # the command writes to the database (--now refused unless the chain allows it)
         self._config: Any = None
+        self._plugins: Any = None
         self.locale: str | None = None  # the command's --locale, set while its options are parsed
 
     @property
@@ -217,9 +218,13 @@ class App:
 
     @property
     def plugins(self) -> Any:
-        from core.plugins import get_plugins
+        """The plugins, loaded when a hook needs them: their catalogue (specialties, milestones, names) comes
+        from the per-user cache while nothing changed (core.plugins.LazyPlugins)."""
+        if self._plugins is None:
+            from core.plugins import LazyPlugins
 
-        return get_plugins()
+            self._plugins = LazyPlugins()
+        return self._plugins
 
     @property
     def config(self) -> Any:

@@ -111,10 +111,9 @@ def report_cmd(
 
     if fmt == "xlsx" and out is None:
         raise FollowupError(key="report_xlsx_needs_out")
-    from core.plugins import LazyPlugins
     from core.reports.build import report_catalogue
 
-    config, plugins = app.config, LazyPlugins()  # loaded only when the cached catalogue does not do
+    config, plugins = app.config, app.plugins  # loaded only when the cached catalogue does not do
     codes = _report_sites(app, sites)
     known = report_catalogue(plugins)["specialties"]
     for key in specialties:

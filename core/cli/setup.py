@@ -56,7 +56,7 @@ def config_check(app: App, locale: str | None, fmt: str) -> None:
         click.echo(message("config_staff", loc, n=len(staff), roles=roles))
     else:
         click.echo(message("config_single_user", loc))
-    names = Names(lambda: app.plugins, loc)
+    names = Names(app.plugins, loc)
     columns = ["code", "name", "timezone", "locale", "specialties"]
     print_table(
         [Column(c, header(c, loc), keep=c in ("code", "timezone", "locale")) for c in columns],
@@ -264,7 +264,7 @@ def protocols(app: App, selector: str | None, site_code: str | None, locale: str
     if fmt == "json":
         click.echo(to_json([{k: v for k, v in r.items() if k != "_milestone"} for r in rows]))
         return
-    names = Names(lambda: app.plugins, loc)
+    names = Names(app.plugins, loc)
 
     def span(r: dict) -> tuple[str, str, str]:  # type: ignore[type-arg]
         ms = r["_milestone"]

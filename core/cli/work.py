@@ -75,7 +75,7 @@ def _worklist_table(app: App, rows: list[dict[str, Any]], what_of: dict[int, tup
     from core.cli.output import Column, print_table
     from core.words import Names, header, word
 
-    names = Names(lambda: app.plugins, loc)
+    names = Names(app.plugins, loc)
     many_sites = len(sites) > 1
     columns = [
         *([Column("site", header("site", loc), keep=True, drop=1)] if many_sites else []),
