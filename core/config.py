@@ -673,10 +673,17 @@ def plugins_key() -> list[Any] | None:
     from core.plugins import ENTRY_POINT_GROUP
 
     files: list[Path] = cache.tree(Path(__file__).parent)
-    plugins = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+    installed = cache.stamp([p for p in sys.path if p and os.path.isdir(p)])
+    # The entry points as found for these site-packages folders (installing or removing a distribution
+    # changes its folder): reading every distribution's entry_points.txt costs more than the rest.
+    plugins = cache.get("entry-points", installed)
+    if not isinstance(plugins, list):
+        plugins = [[ep.name, ep.value, ep.module, _distribution(ep.dist)]
+                   for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))]
+        cache.put("entry-points", installed, plugins)
+    for _, _, module, _ in plugins:
         try:
-            spec = importlib.util.find_spec(ep.module)
+            spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return None
         if spec is None:
@@ -686,10 +693,8 @@ def plugins_key() -> list[Any] | None:
                 files += cache.tree(location)
         elif spec.origin:
             files.append(Path(spec.origin))
-        plugins.append([ep.name, ep.value, _distribution(ep.dist)])
-    installed = [p for p in sys.path if p and os.path.isdir(p)]
     env = [os.environ.get(v) for v in ("FOLLOWUP_LOAD_PLUGINS", "FOLLOWUP_STRICT_PLUGINS")]
-    return [date.today().isoformat(), env, plugins, cache.stamp(files), cache.stamp(installed)]
+    return [date.today().isoformat(), env, plugins, cache.stamp(files), installed]
 
 
 def _distribution(dist: Any) -> Any:

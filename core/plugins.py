@@ -132,8 +132,7 @@ class Plugins:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if allowed is not None and ep.name not in allowed:
                 continue
-            dist = ep.dist.metadata["Name"] if ep.dist else None
-            version = ep.dist.version if ep.dist else None
+            dist, version = _distribution(ep.dist)
             if dist is None:
                 source = f"entry point {ep.value}"
             else:
@@ -576,8 +575,26 @@ def _catalogue() -> dict[str, Any]:
     return catalogue
 
 
+def _distribution(dist: Any) -> tuple[str | None, str | None]:
+    """A distribution's name and version. Parsing its metadata costs milliseconds: both are kept in the
+    per-user cache, keyed by its metadata folder (``name-version.dist-info``), which a reinstall replaces."""
+    if dist is None:
+        return None, None
+    from core import cache
+
+    where = getattr(dist, "_path", None)
+    key = cache.stamp([where]) if where is not None else None
+    stored = cache.get("distribution", key) if key is not None else None
+    if isinstance(stored, list) and len(stored) == 2:
+        return stored[0], stored[1]
+    name, version = dist.metadata["Name"], dist.version
+    if key is not None:
+        cache.put("distribution", key, [name, version])
+    return name, version
+
+
 def _own_version() -> str | None:
     try:
-        return metadata.version(OWN_DISTRIBUTION)
+        return _distribution(metadata.distribution(OWN_DISTRIBUTION))[1]
     except metadata.PackageNotFoundError:
         return None
