@@ -54,13 +54,18 @@ def stamp(paths: Iterable[Path | str]) -> list[list[Any]]:
     return out
 
 
-def tree(root: Path | str, suffixes: tuple[str, ...] = (".py", ".yaml", ".yml", ".j2")) -> list[Path]:
+def tree(root: Path | str, suffixes: tuple[str, ...] = (".py", ".yaml", ".yml", ".j2")) -> list[str]:
     """Every file under ``root`` with one of ``suffixes`` (a plugin's code, catalogue and templates)."""
-    found: list[Path] = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        found += [Path(dirpath, f) for f in sorted(filenames) if f.endswith(suffixes)]
+        found += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(suffixes)]
     return found
+
+
+# Values a command computes once: ``followup`` (core.cli.main) sets it to a dict for its process, whose
+# files do not change while one command runs; ``None`` elsewhere (a test edits files between calls).
+MEMO: dict[str, Any] | None = None
 
 
 def _safe(path: Path) -> bool:

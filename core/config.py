@@ -664,6 +664,16 @@ def plugins_key() -> list[Any] | None:
     """What the plugins' catalogue depends on, for cache keys: today's date (holiday warnings look ahead from
     today), the plugin environment variables, the installed plugins and every file of core and of each plugin
     package, and the installed distributions (site-packages folders). ``None`` when a plugin cannot be found."""
+    from core import cache
+
+    if cache.MEMO is not None:
+        if "plugins_key" not in cache.MEMO:
+            cache.MEMO["plugins_key"] = _plugins_key()
+        return cache.MEMO["plugins_key"]
+    return _plugins_key()
+
+
+def _plugins_key() -> list[Any] | None:
     import importlib.util
     import os
     import sys
@@ -672,7 +682,7 @@ def plugins_key() -> list[Any] | None:
     from core import cache
     from core.plugins import ENTRY_POINT_GROUP
 
-    files: list[Path] = cache.tree(Path(__file__).parent)
+    files: list[Path | str] = [*cache.tree(Path(__file__).parent)]
     installed = cache.stamp([p for p in sys.path if p and os.path.isdir(p)])
     # The entry points as found for these site-packages folders (installing or removing a distribution
     # changes its folder): reading every distribution's entry_points.txt costs more than the rest.

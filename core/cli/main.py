@@ -348,6 +348,9 @@ def main() -> None:
     # Start-up (imports, configuration) builds objects that live until the command ends: collecting
     # cycles among them only costs time. Collection resumes once the database is ready (App.ready_db).
     gc.disable()
+    from core import cache
+
+    cache.MEMO = {}  # one command: the files it depends on do not change while it runs
     try:
         cli(prog_name="followup")
     finally:
