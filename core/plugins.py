@@ -594,7 +594,9 @@ def _distribution(dist: Any) -> tuple[str | None, str | None]:
 
 
 def _own_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, distribution
+
     try:
-        return _distribution(metadata.distribution(OWN_DISTRIBUTION))[1]
-    except metadata.PackageNotFoundError:
+        return _distribution(distribution(OWN_DISTRIBUTION))[1]
+    except PackageNotFoundError:
         return None
