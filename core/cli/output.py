@@ -109,6 +109,14 @@ _GAP = 2  # a column's share of the separators (SIMPLE_HEAD, one space of paddin
 _MIN_TEXT = 8  # the narrowest a wrapping column is allowed to get
 
 
+def display_width(text: str) -> int:
+    """The columns a terminal gives ``text``: wide and fullwidth (CJK) characters two, combining marks none
+    (rich.cells' rule, without importing rich for a line or two)."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _cell_width(text: str) -> int:
     from rich.cells import cell_len
 
