@@ -84,8 +84,9 @@ def widths(cols: Sequence[Col], rows: Sequence[Sequence[str]], limit: int) -> li
             break
         widest = max(candidates, key=lambda i: out[i])
         over = sum(out) + GAP * (len(out) - 1) - limit
-        out[widest] = max(floor[widest], out[widest] - over,
-                          max((out[i] for i in candidates if i != widest), default=0))
+        second = max((out[i] for i in candidates if i != widest), default=0)
+        # down to the next widest (they then give way in turn), by one column at least
+        out[widest] = max(floor[widest], min(out[widest] - 1, max(out[widest] - over, second)))
     return out
 
 
@@ -124,8 +125,8 @@ def _styled(text: str, style: str | None) -> str:
     if not style or not text:
         return text
     words = style.split()
-    return click.style(text, bold="bold" in words, dim="dim" in words,
-                       fg=next((w for w in words if w in ("red", "yellow", "green")), None))
+    flags = {flag: True for flag in ("bold", "dim") if flag in words}  # dim=False would also undo bold
+    return click.style(text, fg=next((w for w in words if w in ("red", "yellow", "green")), None), **flags)
 
 
 def echo(text: str, file: object = None) -> None:
