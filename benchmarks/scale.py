@@ -77,7 +77,7 @@ REPORT_PERIOD = f"{YEAR}-11"
 WORKLIST_DAY = REPORT_NOW.date()
 CLAIM_NOW = datetime(YEAR + 2, 6, 1, 10, 0, tzinfo=TZ)  # after every task's due time
 CHUNK = 20_000
-GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5}
+GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5, "attempts": 1.5}
 HELP_GOAL_MS = 150.0
 
 # 50 sites: (prefix, count, specialties)
@@ -528,101 +528,156 @@ def drop_raw_tasks(db: Database) -> None:
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
 
 
-def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> dict[str, int]:
-    """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses."""
+def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: Results | None = None
+                   ) -> dict[str, int]:
+    """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses:
+    loaded chunk by chunk by ``core.callhistory.load_attempts`` (a call-history import), each chunk
+    measured against a raw load of the same rows (below)."""
+    from sqlalchemy import text
+
+    from core.callhistory import PastCall, load_attempts, plan_history
+    from core.db import counters, rollups
+    from core.db.engine import get_engine, session_scope
+    from core.vocab import TREATED_TRIGGERS
+
     rng = random.Random(seed + 1)
-    raw = Raw(db)
+    config, plugins = chain.config, chain.plugins
     bookable = {(s, p.code) for s, procs in chain.procedures.items() for p in procs if p.allows_booking}
     counts: Counter[str] = Counter()
-    try:
-        n_due = raw.query("SELECT count(*) FROM tasks WHERE status = 'open' AND due_at < ?", [REPORT_NOW])[0][0]
-        if not n_due:
-            return dict(counts)
-        base, extra = divmod(n_attempts, n_due)
-        raw.execute("CREATE TEMP TABLE bench_calls (id INTEGER PRIMARY KEY, status VARCHAR(20), attempts INTEGER, "
-                    "failed_attempts INTEGER, next_attempt_at TIMESTAMP, completed_at TIMESTAMP)")
-        if db.is_pg:
-            raw.commit()
-        attempt_id = answer_id = 0
-        last = seen = 0
-        retry_from = REPORT_NOW - timedelta(days=3)  # older failures were retried until unsuccessful
-        att_cols = ["id", "task_id", "at", "site", "by", "outcome", "note", "callback_at"]
-        ans_cols = ["id", "task_id", "attempt_id", "question", "dimension", "value", "number"]
-        upd_cols = ["id", "status", "attempts", "failed_attempts", "next_attempt_at", "completed_at"]
-        raw.begin()
-        while True:
-            tasks = raw.query(
-                "SELECT id, due_at, site, specialty, procedure, max_attempts FROM tasks "
-                "WHERE status = 'open' AND due_at < ? AND id > ? ORDER BY id LIMIT ?", [REPORT_NOW, last, CHUNK])
-            if not tasks:
-                break
-            last = tasks[-1][0]
-            attempts, answers, updates = [], [], []
-            for task_id, due, site, spec, proc, max_attempts in tasks:
-                if isinstance(due, str):
-                    due = datetime.fromisoformat(due)
-                due = due.replace(tzinfo=UTC)
-                # base or base + 1 attempts, the extra ones spread evenly: exactly n_attempts in all
-                k = base + ((seen + 1) * extra // n_due - seen * extra // n_due)
-                seen += 1
-                if k == 0:
-                    continue
-                roll = rng.random()
-                if roll < 0.80:
-                    final = "booked" if (spec, proc) in bookable and rng.random() < 0.3 else "reached"
-                elif roll < 0.83:
-                    final = "refused"
-                elif roll < 0.85:
-                    final = "wrong_number"
-                else:
-                    final = rng.choice(FAILED)
-                gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
-                at = due
-                failed = 0
-                for i in range(k):
-                    at = due + gap * i + timedelta(minutes=rng.randrange(20))
-                    outcome = final if i == k - 1 else rng.choice(FAILED)
-                    failed += outcome in FAILED
-                    attempt_id += 1
-                    attempts.append((attempt_id, task_id, at, site, f"{site.lower()}.c{1 + rng.randrange(2)}",
-                                     outcome, None, None))
-                    counts["attempts"] += 1
-                if final in ("reached", "booked"):
-                    status, completed, next_at = ("completed" if final == "reached" else "booked"), at, None
-                    if rng.random() < 0.3:
-                        score = rng.choice((5, 5, 5, 4, 4, 3, 2, 1))
-                        nps = rng.choice((10, 10, 9, 9, 8, 7, 6, 3))
-                        for question, dim, value in (("overall_satisfaction", "overall", score),
-                                                     ("recommend", "recommend", nps)):
-                            answer_id += 1
-                            answers.append((answer_id, task_id, attempt_id, question, dim, value, float(value)))
-                            counts["answers"] += 1
-                elif final in FAILED and failed < max_attempts and due >= retry_from:
-                    status, completed, next_at = "open", None, at + timedelta(hours=2)
-                elif final in FAILED:
-                    status, completed, next_at = "unsuccessful", at, None
-                else:
-                    status, completed, next_at = final, at, None
-                counts[status] += 1
-                updates.append((task_id, status, k, failed, next_at or due, completed))
-            raw.load("attempts", att_cols, [tuple(raw.value(v) for v in row) for row in attempts])
-            raw.load("answers", ans_cols, [tuple(raw.value(v) for v in row) for row in answers])
-            raw.load("bench_calls", upd_cols, [tuple(raw.value(v) for v in row) for row in updates])
-        raw.execute(
-            "UPDATE tasks SET status = u.status, attempts = u.attempts, attempts_logged = u.attempts, "
-            "failed_attempts = u.failed_attempts, "
-            "next_attempt_at = u.next_attempt_at, completed_at = u.completed_at "
-            "FROM bench_calls AS u WHERE tasks.id = u.id")
-        raw.execute("DROP TABLE bench_calls")
-        raw.commit()
-        if db.is_pg:
-            for table in ("attempts", "answers"):
-                raw.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                            f"(SELECT coalesce(max(id), 1) FROM {table}))")
-            raw.commit()
-    finally:
-        raw.close()
+    engine = get_engine(db.url)
+    with engine.connect() as conn:
+        n_due = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open' AND due_at < :now"),
+                             {"now": REPORT_NOW.astimezone(UTC).replace(tzinfo=None)}).scalar_one()
+    if not n_due:
+        return dict(counts)
+    base, extra = divmod(n_attempts, n_due)
+    asks: dict[tuple[str, str, str, str], bool] = {}
+    last = seen = 0
+    retry_from = REPORT_NOW - timedelta(days=3)  # older failures were given up (closed as unsuccessful)
+    fw_time = raw_time = 0.0
+    chunks = 0
+    while True:
+        with engine.connect() as conn:
+            tasks = conn.execute(text(
+                "SELECT id, due_at, site, specialty, procedure, milestone, trigger FROM tasks "
+                "WHERE status = 'open' AND due_at < :now AND id > :last ORDER BY id LIMIT :n"),
+                {"now": REPORT_NOW.astimezone(UTC).replace(tzinfo=None), "last": last, "n": CHUNK}).all()
+        if not tasks:
+            break
+        last = tasks[-1][0]
+        calls: list[PastCall] = []
+        given_up: list[int] = []
+        for task_id, due, site, spec, proc, milestone, trigger in tasks:
+            if isinstance(due, str):
+                due = datetime.fromisoformat(due)
+            due = due.replace(tzinfo=UTC)
+            # base or base + 1 attempts, the extra ones spread evenly: exactly n_attempts in all
+            k = base + ((seen + 1) * extra // n_due - seen * extra // n_due)
+            seen += 1
+            if k == 0:
+                continue
+            roll = rng.random()
+            if roll < 0.80:
+                final = "booked" if (spec, proc) in bookable and rng.random() < 0.3 else "reached"
+            elif roll < 0.83:
+                final = "refused"
+            elif roll < 0.85:
+                final = "wrong_number"
+            else:
+                final = rng.choice(FAILED)
+            gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
+            for i in range(k):
+                at = due + gap * i + timedelta(minutes=rng.randrange(20))
+                outcome = final if i == k - 1 else rng.choice(FAILED)
+                answers: dict[str, str] = {}
+                if outcome == final and final in ("reached", "booked") and rng.random() < 0.3:
+                    score = rng.choice((5, 5, 5, 4, 4, 3, 2, 1))
+                    nps = rng.choice((10, 10, 9, 9, 8, 7, 6, 3))
+                    key = (spec, proc, milestone, trigger)
+                    if key not in asks:  # the two questions, when this task asks them
+                        asked = plugins.questions(spec, proc, milestone)
+                        asks[key] = all(q in asked and (not asked[q].treated_only or trigger in TREATED_TRIGGERS)
+                                        for q in ("overall_satisfaction", "recommend"))
+                    if asks[key]:
+                        answers = {"overall_satisfaction": str(score), "recommend": str(nps)}
+                calls.append(PastCall(task_id, at, f"{site.lower()}.c{1 + rng.randrange(2)}", outcome, answers))
+            if final in FAILED and due < retry_from:
+                given_up.append(task_id)
+        with session_scope(db.url) as session:  # the rows the load writes, for the raw baseline (untimed)
+            plan = plan_history(session, config, plugins, calls, now=REPORT_NOW, given_up=given_up)
+        # A/B in every chunk: the raw load of the plan's rows (then rolled back), the framework's load
+        raw_time += raw_history(db, plan)
+        with session_scope(db.url) as session:  # timed up to the commit, as the raw load (rolled back)
+            t0 = time.perf_counter()
+            result = load_attempts(session, config, plugins, calls, user="system", now=REPORT_NOW, given_up=given_up)
+            fw_time += time.perf_counter() - t0
+        chunks += 1
+        counts["attempts"] += result.attempts
+        counts["answers"] += result.answers
+        counts.update({str(k): v for k, v in result.statuses.items()})
+    with engine.connect() as conn:
+        differ = rollups.verify(conn)
+        mismatched = counters.mismatches(conn)
+    if out is not None:
+        ok = not differ and not mismatched and counts["attempts"] == n_attempts
+        out.add(db, "attempts", fw_time, raw_time, "COPY" if db.is_pg else "executemany",
+                f"{counts['attempts']} attempts, {counts['answers']} answers of {seen} tasks in {chunks} load(s) "
+                f"(core.callhistory.load_attempts; raw: the same rows and task updates, no day-count triggers)",
+                check=ok, check_detail=f"day counts differ: {list(differ)}, task counters differ: {mismatched[:3]}")
+        out.data[db.name]["attempts_load"] = {"attempts": counts["attempts"], "answers": counts["answers"],
+                                              "day_counts_agree": not differ, "counters_agree": not mismatched}
     return dict(counts)
+
+
+def raw_history(db: Database, plan: Any) -> float:
+    """The plan's rows loaded by the driver alone, the day-count triggers dropped: the attempts and answers
+    (executemany / COPY) and the tasks' new values (a temporary table and one UPDATE). Rolled back
+    afterwards (untimed), so the framework then loads the same rows into the same tables."""
+    raw = Raw(db)
+    try:
+        raw.begin()
+        if db.is_pg:
+            for table in ("tasks", "attempts", "answers"):
+                for event in ("ins", "upd", "del"):
+                    raw.execute(f"DROP TRIGGER IF EXISTS trg_{table}_rollup_{event} ON {table}")
+        else:
+            for table in ("tasks", "attempts", "answers"):
+                for event in ("ins", "upd", "del"):
+                    raw.execute(f"DROP TRIGGER IF EXISTS trg_{table}_rollup_{event}")
+        top = raw.query("SELECT COALESCE(MAX(id), 0) FROM attempts")[0][0]
+        ids = range(int(top) + 1, int(top) + 1 + len(plan.attempts))
+        v = raw.value
+        attempts = [(i, task_id, v(at), site, by, outcome, note, None, v(counted), "phone", None)
+                    for i, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True)]
+        answers = [(task_id, ids[index], question, dim, json.dumps(value), number)
+                   for index, task_id, question, dim, value, number in plan.answers]
+        updates = [tuple(v(x) for x in (task_id, str(status), a, f, logged, nxt, done, booked))
+                   for task_id, status, a, f, logged, nxt, done, booked in plan.tasks]
+        upd_cols = ["id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
+                    "completed_at", "booked_at"]
+        t0 = time.perf_counter()
+        raw.execute("CREATE TEMP TABLE bench_history (id INTEGER PRIMARY KEY, status VARCHAR(20), attempts INTEGER, "
+                    "failed_attempts INTEGER, attempts_logged INTEGER, next_attempt_at TIMESTAMP, "
+                    "completed_at TIMESTAMP, booked_at TIMESTAMP)")
+        raw.load("attempts", ["id", "task_id", "at", "site", "by", "outcome", "note", "callback_at", "counted",
+                              "channel", "recording"], attempts)
+        raw.load("answers", ["task_id", "attempt_id", "question", "dimension", "value", "number"], answers)
+        raw.load("bench_history", upd_cols, updates)
+        raw.execute(
+            "UPDATE tasks SET status = u.status, attempts = u.attempts, failed_attempts = u.failed_attempts, "
+            "attempts_logged = u.attempts_logged, "
+            "next_attempt_at = COALESCE(u.next_attempt_at, tasks.next_attempt_at), "
+            "completed_at = COALESCE(u.completed_at, tasks.completed_at), "
+            "booked_at = COALESCE(u.booked_at, tasks.booked_at), claimed_until = NULL, updated_at = ? "
+            "FROM bench_history AS u WHERE tasks.id = u.id", [REPORT_NOW])
+        elapsed = time.perf_counter() - t0
+    finally:
+        if db.is_pg:
+            raw.conn.rollback()
+        else:
+            raw.conn.execute("ROLLBACK")
+        raw.close()
+    return elapsed
 
 
 # -- 2. worklist -----------------------------------------------------------------------------------
@@ -1017,7 +1072,7 @@ def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempt
     measure_schedule(db, chain, out)
     drop_raw_tasks(db)
     t0 = time.perf_counter()
-    counts = simulate_calls(db, chain, attempts, seed)
+    counts = simulate_calls(db, chain, attempts, seed, out)
     analyze(db)
     log(f"{db.name}: calls simulated in {time.perf_counter() - t0:.1f} s: {counts}")
     out.data[db.name]["setup"] = {"patients": n_patients, "episodes": n_episodes, **counts}

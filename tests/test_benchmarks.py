@@ -30,7 +30,8 @@ from core.protocol import Duration
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"(\d+\.\d+|nan)"
-SUMMARY = re.compile(rf"^ratios: schedule={NUMBER} worklist={NUMBER} report={NUMBER} claims={NUMBER} cli={NUMBER}$")
+SUMMARY = re.compile(rf"^ratios: schedule={NUMBER} worklist={NUMBER} report={NUMBER} claims={NUMBER} cli={NUMBER}"
+                     rf" attempts={NUMBER}$")
 
 
 def load_benchmark() -> ModuleType:
@@ -52,6 +53,9 @@ def assert_agrees(data: dict, backend: str) -> None:
     assert report["report"] == report["group_by"]
     assert report["report"]["due"] > 0 and report["report"]["reached"] > 0
     assert data[backend]["setup"]["attempts"] == 6000
+    loaded = data[backend]["attempts_load"]  # loaded by core.callhistory: the day counts and counters agree
+    assert loaded["attempts"] == 6000 and loaded["day_counts_agree"] and loaded["counters_agree"]
+    assert data[backend]["attempts"]["check"]
     claims = data[backend]["claims"]
     assert claims["tasks"] >= 300 and claims["runs"]
     for run in claims["runs"]:  # every drain: all tasks handed out, none twice, no errors
