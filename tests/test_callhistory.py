@@ -37,7 +37,7 @@ def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-
 
 
 def open_tasks(url: str) -> list[tuple[int, datetime, str, str, str, str, int, str]]:
-    """(id, due_at, site, specialty, procedure, milestone, max_attempts, trigger) of the open tasks due a day before NOW."""
+    """(id, due_at, site, specialty, procedure, milestone, max_attempts, trigger): open tasks due a day before NOW."""
     from sqlalchemy import select
 
     from core.db.engine import session_scope
@@ -110,7 +110,8 @@ def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, co
         tasks = {t.id: t for t in session.execute(select(Task).where(Task.id.in_(expected))).scalars()}
         assert {i: t.status for i, t in tasks.items()} == expected
         for task_id, task in tasks.items():
-            rows = session.execute(select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.at)).scalars().all()
+            query = select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.at)
+            rows = session.execute(query).scalars().all()
             assert task.attempts_logged == len(rows)
             if expected[task_id] == "open":  # the redial a minute later does not count; the retry is planned
                 assert [a.counted for a in rows] == [True, False] and task.attempts == task.failed_attempts == 1
@@ -126,7 +127,8 @@ def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, co
     cli("db", "recount", "--check", db=clinic)
     # the triggers are back: a call recorded afterwards is counted as before
     open_id = next(i for i, s in expected.items() if s == "open")
-    cli("record", str(open_id), "--outcome", "reached", db=clinic, now=NOW.isoformat(), user=caller(tasks[open_id].site))
+    cli("record", str(open_id), "--outcome", "reached", db=clinic, now=NOW.isoformat(),
+        user=caller(tasks[open_id].site))
     cli("db", "recount", "--check", db=clinic)
 
 
@@ -172,8 +174,8 @@ def test_a_bad_row_stops_the_load_with_nothing_written(cli, clinic: str, plugins
                       now=NOW)
     with pytest.raises(ImportFailed) as failed:
         with session_scope(clinic) as session:
-            load_attempts(session, config, plugins, [PastCall(first.task_id, first.at + timedelta(hours=1), by, "busy")],
-                          user="system", now=NOW)
+            later = PastCall(first.task_id, first.at + timedelta(hours=1), by, "busy")
+            load_attempts(session, config, plugins, [later], user="system", now=NOW)
     assert "already closed (refused)" in str(failed.value)
     second = next(c for c in calls if c.task_id != first.task_id)
     with pytest.raises(ImportFailed) as failed:
