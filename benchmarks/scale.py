@@ -16,6 +16,11 @@ hand-written baseline in the same run:
    table (the rows are computed beforehand, untimed, by the plain per-episode
    ``core.scheduling.task_rows``, so the check "scheduled tasks equal the raw
    rows" compares the optimised batch path with the straightforward one);
+   then the calls made (``--attempts``, answers, final statuses) loaded as a call history by
+   ``core.callhistory.load_attempts``, chunk by chunk, each chunk against a raw load of the
+   same rows (the attempts and answers by ``executemany`` / ``COPY``, the tasks' new values by
+   one ``UPDATE``, the day-count triggers dropped; rolled back, then the framework loads them),
+   both timed up to the commit; the day counts and task counters must equal a recount;
 2. ``core.worklist.worklist`` for the busiest site on one day, against the
    hand-written indexed query (PostgreSQL: prepared, on a generic plan), the two
    alternately (A/B/A/B), medians;
@@ -29,13 +34,14 @@ hand-written baseline in the same run:
    and by 8 processes running a plain ``SKIP LOCKED`` queue that takes as many
    patients a claim (benchmarks/claimers.py), 8-process runs alternating; no task
    claimed twice, none left;
-6. ``record_call`` ``--records`` times with the reports' day-count triggers and as
-   many times without them (alternating blocks, on that database's open tasks);
+6. ``record_call`` ``--records`` times (default 20,000) with the reports' day-count triggers
+   and as many times without them (alternating blocks of 250, a database of its own with twice
+   as many open tasks: each recorded once);
 7. the everyday commands of benchmarks/cli.py (CPU time against
    ``python -c "import sqlalchemy.orm"``).
 
 Every measurement prints one line with both times and the ratio; the last line
-is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L`` (the worst over the
+is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L attempts=A`` (the worst over the
 databases run; claims: the queue's claims per second over the framework's).
 Each framework result is also checked against its baseline's rows; a mismatch
 makes the exit status 1.
@@ -1212,6 +1218,19 @@ def measure_claims(db: Database, chain: Chain, chain_yaml: Path, out: Results, n
 RECORD_GOAL = 1.2
 
 
+def run_records(db: Database, chain: Chain, out: Results, n: int, seed: int) -> None:
+    """:func:`measure_records` on a database of its own: ``2 n`` open tasks (no do-not-contact), each
+    recorded once, half of them with the day-count triggers and half without."""
+    from core.db.engine import session_scope
+    from core.scheduling import schedule
+
+    populate(db, chain, 2 * n + 100, seed + 11, dnc_rate=0.0)
+    with session_scope(db.url) as session:
+        schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+    analyze(db)
+    measure_records(db, chain, out, n)
+
+
 def measure_records(db: Database, chain: Chain, out: Results, n: int, block: int = 250) -> None:
     """``record_call`` (no_answer, one transaction each, as ``followup record``) ``n`` times with the
     day-count triggers and ``n`` times without, in alternating blocks on different open tasks."""
@@ -1359,7 +1378,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--no-cli", action="store_true", help="skip the everyday commands' CPU time")
     parser.add_argument("--no-claims", action="store_true", help="skip the concurrent claims and the writes")
     parser.add_argument("--records", type=int, default=20_000,
-                        help="record_call runs with and without the day counts each (capped by the claim tasks)")
+                        help="record_call runs with and without the day counts each, on a database of their own "
+                             "(default 20000; 0: none)")
     parser.add_argument("--repeat", type=int, default=9, help="runs per worklist measurement (median)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workdir", type=Path, help="where the chain and SQLite file go (default: a temp dir)")
@@ -1394,7 +1414,14 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 try:
                     measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
                                    rounds=args.claim_rounds)
-                    measure_records(db, chain, out, args.records)
+                finally:
+                    from core.db.engine import get_engine
+
+                    get_engine(db.url).dispose()
+            if not args.no_claims and args.records > 0:
+                db = sqlite_database(workdir / "records")
+                try:
+                    run_records(db, chain, out, args.records, args.seed)
                 finally:
                     from core.db.engine import get_engine
 
@@ -1416,7 +1443,12 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 try:
                     measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
                                    rounds=args.claim_rounds)
-                    measure_records(db, chain, out, args.records)
+                finally:
+                    db.cleanup()
+            if not args.no_claims and args.records > 0:
+                db = pg_database(args.pg, keep=args.keep)
+                try:
+                    run_records(db, chain, out, args.records, args.seed)
                 finally:
                     db.cleanup()
         if not args.no_help:

@@ -172,6 +172,10 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
     failures = set(FAILED_OUTCOMES)
     closing = {Outcome.WRONG_NUMBER: TaskStatus.WRONG_NUMBER, Outcome.REFUSED: TaskStatus.REFUSED,
                Outcome.REACHED: TaskStatus.COMPLETED, Outcome.BOOKED: TaskStatus.BOOKED}
+    # plain locals: an enum member or a datetime in another zone costs more to compare, call after call
+    booked, callback, open_, unsuccessful = Outcome.BOOKED, Outcome.CALLBACK_REQUESTED, TaskStatus.OPEN, \
+        TaskStatus.UNSUCCESSFUL
+    latest = now.astimezone(UTC)
     plan = HistoryPlan()
     add_attempt, add_answer, add_task = plan.attempts.append, plan.answers.append, plan.tasks.append
     for task_id in given_up - set(by_task):
@@ -183,24 +187,24 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
         if task is None or site is None:
             problems += [_problem(row, "task_id", Msg("history_no_task", id=task_id)) for row, _ in rows]
             continue
-        if task.status != TaskStatus.OPEN:
+        if task.status != open_:
             problems += [_problem(row, "task_id", Msg("history_task_closed", id=task_id, status=task.status))
                          for row, _ in rows]
             continue
         min_gap = gaps.get(task.site)
         if min_gap is None:
             min_gap = gaps[task.site] = site.attempt_policy.min_gap
-        status, attempts, failed, logged = TaskStatus.OPEN, task.attempts, task.failed_attempts, task.attempts_logged
+        status, attempts, failed, logged = open_, task.attempts, task.failed_attempts, task.attempts_logged
+        limit, site_code = task.max_attempts, task.site
         completed_at = booked_at = retry_from = next_at = None
         last_failure = previous.get(task_id)
         closed_by: int | None = None
-        if len(rows) > 1:
+        if len(rows) > 1 and any(a[1].at > b[1].at for a, b in zip(rows, rows[1:], strict=False)):
             rows.sort(key=lambda item: (item[1].at, item[0]))
         for row, call in rows:
             outcome, at = call.outcome, call.at
-            if (outcome not in known or at.tzinfo is None or at > now or (staff and call.by not in staff)
-                    or closed_by is not None or call.booked_at is not None or call.answers
-                    or outcome == Outcome.BOOKED):
+            if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)
+                    or closed_by is not None or call.booked_at is not None or call.answers or outcome == booked):
                 parsed = _check(problems, row, call, task, closed_by, now, staff, plugins, questions)
                 if parsed is None:
                     continue
@@ -210,7 +214,7 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
             counted = (outcome not in failures or last_failure is None or last_failure > at
                        or at >= min_gap.add_to(last_failure))
             index = len(plan.attempts)
-            add_attempt((task_id, at, task.site, call.by, outcome, call.note, counted))
+            add_attempt((task_id, at, site_code, call.by, outcome, call.note, counted))
             for name, dimension, answer in parsed:
                 number = float(answer) if isinstance(answer, int | float) and not isinstance(answer, bool) else None
                 add_answer((index, task_id, name, dimension, answer, number))
@@ -221,25 +225,25 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
                 if counted:
                     failed += 1
                     last_failure = at
-                    if failed >= task.max_attempts:
-                        status, completed_at, closed_by = TaskStatus.UNSUCCESSFUL, at, row
+                    if failed >= limit:
+                        status, completed_at, closed_by = unsuccessful, at, row
                     else:
                         retry_from = at
-            elif outcome == Outcome.CALLBACK_REQUESTED:
+            elif outcome == callback:
                 retry_from = at
             else:  # wrong number, refused, reached, booked: closed
                 status, completed_at, closed_by = closing[outcome], at, row
-                if outcome == Outcome.BOOKED:
+                if outcome == booked:
                     booked_at = call.booked_at
-        if status == TaskStatus.OPEN and task_id in given_up:
-            status, completed_at = TaskStatus.UNSUCCESSFUL, rows[-1][1].at if rows else now
-        elif status == TaskStatus.OPEN and retry_from is not None:
+        if status == open_ and task_id in given_up:
+            status, completed_at = unsuccessful, rows[-1][1].at if rows else now
+        elif status == open_ and retry_from is not None:
             plans = planners.get(task.site)
             if plans is None:
                 plans = planners[task.site] = planner(config, site)
             next_at = plans.retry(retry_from, task.urgency)
         add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
-        plan.sites.add(task.site)
+        plan.sites.add(site_code)
         plan.statuses[status] += 1
     if problems:
         problems.sort(key=lambda p: p.row)
