@@ -19,12 +19,11 @@ from sqlalchemy import bindparam, case, func, literal_column, select, true
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso
-from core.vocab import TaskStatus, Urgency
+from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
 
 
 @dataclass
