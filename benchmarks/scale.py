@@ -33,7 +33,7 @@ hand-written baseline in the same run:
    many times without them (alternating blocks, on that database's open tasks);
 7. the everyday commands of benchmarks/cli.py (CPU time against
    ``python -c "import sqlalchemy.orm"``);
-8. import: the patients and episodes of ``--tasks`` tasks (or ``--import-episodes``)
+8. import: the patients and episodes of ``--tasks`` tasks (at most ``--import-episodes``)
    as a HIS export (two CSV files) imported by ``core.importing.import_file`` on a
    fresh SQLite database and a fresh PostgreSQL schema, alternating, against a raw
    ``executemany`` / ``COPY`` of the same rows into a fresh database; rows/s each.
@@ -1514,8 +1514,9 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--no-help", action="store_true", help="skip the CLI start-up measurement")
     parser.add_argument("--no-import", action="store_true", help="skip the import of patients and episodes")
     parser.add_argument("--import-only", action="store_true", help="measure the import only")
-    parser.add_argument("--import-episodes", type=int, metavar="N",
-                        help="episodes in the import's file (default: those of --tasks) and their patients")
+    parser.add_argument("--import-episodes", type=int, metavar="N", default=200_000,
+                        help="episodes in the import's file, at most those of --tasks (default 200000), "
+                             "and their patients")
     parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     args = parser.parse_args(argv)
 
