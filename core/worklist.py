@@ -19,12 +19,11 @@ from sqlalchemy import bindparam, case, func, literal_column, select, true
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso
-from core.vocab import TaskStatus, Urgency
+from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
 
 
 @dataclass
@@ -208,7 +207,7 @@ def worklist(
         site = config.site(code)
         params = {"site": code, "now": now, "cutoff": end_of_day(day, site.timezone), "assignee": assignee}
         lines.extend(_lines(code, compiled.rows(connection, params), compiled.instant))
-    lines.sort(key=lambda line: _order(line, config))
+    lines.sort(key=_order(config))
     return lines
 
 
@@ -245,11 +244,20 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
     return by_patient.values()
 
 
-def _order(line: WorklistLine, config: ChainConfig) -> tuple[bool, int, bool, datetime, str]:
-    """Clinical first, then valued patients (the chain's ``value_tiers``, highest first), then overdue,
-    then by due time (then patient, for a stable list)."""
-    return (line.urgency != Urgency.CLINICAL, config.tier_rank(line.value_tier), not line.overdue, line.due_at,
-            line.patient_id)
+def _order(config: ChainConfig) -> Callable[[WorklistLine], tuple[bool, int, bool, datetime, str]]:
+    """The lines' sort key: clinical first, then valued patients (the chain's ``value_tiers``, highest
+    first, as ``ChainConfig.tier_rank`` ranks them), then overdue, then by due time (then patient, for a
+    stable list). The tiers' ranks are looked up once per list, not once per line."""
+    tiers = [t.casefold() for t in config.model.value_tiers]
+    ranks = {tier: tiers.index(tier) for tier in tiers}  # the first of a repeated tier, as list.index
+    unranked = len(tiers)
+
+    def key(line: WorklistLine) -> tuple[bool, int, bool, datetime, str]:
+        tier = line.value_tier
+        return (line.urgency != Urgency.CLINICAL, ranks.get(tier.casefold(), unranked) if tier else unranked,
+                not line.overdue, line.due_at, line.patient_id)
+
+    return key
 
 
 def _connection(session: Session) -> Connection:
