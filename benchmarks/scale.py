@@ -38,11 +38,16 @@ hand-written baseline in the same run:
    and as many times without them (alternating blocks of 250, a database of its own with twice
    as many open tasks: each recorded once);
 7. the everyday commands of benchmarks/cli.py (CPU time against
-   ``python -c "import sqlalchemy.orm"``).
+   ``python -c "import sqlalchemy.orm"``);
+8. import: the patients and episodes of ``--tasks`` tasks (at most ``--import-episodes``)
+   as a HIS export (two CSV files) imported by ``core.importing.import_file`` on a
+   fresh SQLite database and a fresh PostgreSQL schema, alternating, against a raw
+   ``executemany`` / ``COPY`` of the same rows into a fresh database; rows/s each.
 
 Every measurement prints one line with both times and the ratio; the last line
-is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L attempts=A`` (the worst over the
-databases run; claims: the queue's claims per second over the framework's).
+is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L import=I attempts=A`` (the worst
+over the databases run; claims: the queue's claims per second over the
+framework's; import: PostgreSQL's import time over SQLite's for the same file).
 Each framework result is also checked against its baseline's rows; a mismatch
 makes the exit status 1.
 """
@@ -85,7 +90,7 @@ REPORT_PERIOD = f"{YEAR}-11"
 WORKLIST_DAY = REPORT_NOW.date()
 CLAIM_NOW = datetime(YEAR + 2, 6, 1, 10, 0, tzinfo=TZ)  # after every task's due time
 CHUNK = 20_000
-GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5, "attempts": 1.5}
+GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5, "import": 2.0, "attempts": 1.5}
 HELP_GOAL_MS = 150.0
 
 # 50 sites: (prefix, count, specialties)
@@ -1298,6 +1303,200 @@ def measure_cli(out: Results, rounds: int) -> None:
     out.data["cli"] = {"cpu_s": {k: statistics.median(v) for k, v in times.items()}, "ratios": ratios}
 
 
+# -- 8. import: a HIS export of patients and episodes on each database --------------------------------
+IMPORT_NOW = SCHEDULE_NOW
+IMPORT_PATIENTS = ("patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact")
+IMPORT_EPISODES = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
+                   "department")
+
+
+@dataclass
+class ImportFiles:
+    """The export (patients.csv, episodes.csv) and the same rows as the tables store them."""
+
+    patients_csv: Path
+    episodes_csv: Path
+    patients: list[dict[str, Any]]
+    episodes: list[dict[str, Any]]
+
+    @property
+    def rows(self) -> int:
+        return len(self.patients) + len(self.episodes)
+
+
+def write_import_files(chain: Chain, folder: Path, n_tasks: int, seed: int, limit: int | None) -> ImportFiles:
+    """Patients and episodes of the synthetic chain (those of ``n_tasks`` tasks, at most ``limit``
+    episodes) as two CSV files with canonical headers, and as table rows for the raw load."""
+    import csv
+
+    from core.importing import Columns
+
+    attributes = Columns.of_plugins(chain.plugins).attributes
+    patients: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
+    for chunk_patients, chunk_episodes, _ in generate(chain, n_tasks, random.Random(seed + 13)):
+        patients += chunk_patients
+        episodes += chunk_episodes
+        if limit is not None and len(episodes) >= limit:
+            break
+    if limit is not None:
+        episodes = episodes[:limit]
+        used = {e["patient_id"] for e in episodes}
+        patients = [p for p in patients if p["id"] in used]
+    external = {p["id"]: p["external_id"] for p in patients}
+    for p in patients:  # what an import stores beside the file's columns
+        p["dnc_reason"] = "import" if p["do_not_contact"] else None
+        p["created_at"] = p["updated_at"] = IMPORT_NOW
+    for e in episodes:
+        e["created_at"] = IMPORT_NOW
+    folder.mkdir(parents=True, exist_ok=True)
+    patients_csv, episodes_csv = folder / "patients.csv", folder / "episodes.csv"
+    with patients_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(IMPORT_PATIENTS)
+        writer.writerows(
+            (p["external_id"], p["name"], p["gender"], p["birth_date"].isoformat(), p["phone"], p["site"],
+             p["locale"], "yes" if p["do_not_contact"] else "")
+            for p in patients)
+    with episodes_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(IMPORT_EPISODES + tuple(a.key for a in attributes))
+        for e in episodes:
+            flags = e["attributes"]
+            writer.writerow(
+                (e["external_id"], external[e["patient_id"]], e["site"], e["specialty"], e["procedure"],
+                 e["occurred_at"].strftime("%Y-%m-%d %H:%M"), e["doctor"], e["department"])
+                + tuple(("yes" if flags[a.key] else "no") if a.key in flags else "" for a in attributes))
+    return ImportFiles(patients_csv, episodes_csv, patients, episodes)
+
+
+def import_framework(db: Database, chain: Chain, files: ImportFiles) -> tuple[float, dict[str, int]]:
+    """``followup import`` of the two files, one transaction each, as the command runs it; seconds."""
+    from core.db.engine import session_scope
+    from core.importing import import_file
+
+    counts: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for path in (files.patients_csv, files.episodes_csv):
+        with session_scope(db.url) as session:
+            result = import_file(session, chain.config, chain.plugins, path, user="system", now=IMPORT_NOW)
+        counts.update({k: counts.get(k, 0) + v for k, v in result.counts().items()})
+    return time.perf_counter() - t0, counts
+
+
+def import_raw(db: Database, files: ImportFiles) -> float:
+    """The same rows by the driver alone: ``COPY`` (psycopg) or ``executemany`` (sqlite3), one
+    transaction per table like the import; seconds."""
+    raw = Raw(db)
+    try:
+        elapsed = 0.0
+        for table, rows in (("patients", files.patients), ("episodes", files.episodes)):
+            columns = list(rows[0])
+            values = [tuple(raw.value(row[c]) for c in columns) for row in rows]  # driver values, untimed
+            t0 = time.perf_counter()
+            raw.begin()
+            raw.load(table, columns, values)
+            raw.commit()
+            elapsed += time.perf_counter() - t0
+    finally:
+        raw.close()
+    return elapsed
+
+
+def stored_import(db: Database) -> tuple[int, int, str]:
+    """The imported patients and episodes as stored (counts and a digest of every row, by external id)."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from core.db.engine import get_engine
+    from core.db.models import Episode, Patient
+
+    digest = hashlib.sha256()
+    counts = []
+    queries = (
+        select(Patient.external_id, Patient.name, Patient.gender, Patient.birth_date, Patient.phone, Patient.site,
+               Patient.locale, Patient.do_not_contact, Patient.dnc_reason, Patient.phone_invalid,
+               Patient.created_at, Patient.updated_at).order_by(Patient.external_id),
+        select(Episode.external_id, Patient.external_id, Episode.site, Episode.specialty, Episode.procedure,
+               Episode.trigger, Episode.occurred_at, Episode.doctor, Episode.department, Episode.diagnosis,
+               Episode.notes, Episode.attributes, Episode.status, Episode.scheduled_at, Episode.created_at)
+        .join(Patient, Patient.id == Episode.patient_id).order_by(Episode.external_id),
+    )
+    with get_engine(db.url).connect() as conn:
+        for query in queries:
+            n = 0
+            for row in conn.execute(query):
+                n += 1
+                digest.update(repr(tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+                                         for v in row)).encode())
+            counts.append(n)
+    return counts[0], counts[1], digest.hexdigest()
+
+
+def measure_import(chain: Chain, out: Results, workdir: Path, *, pg: str | None, keep: bool, n_tasks: int,
+                   limit: int | None, seed: int, rounds: int) -> None:
+    """The same export imported on a fresh SQLite database and a fresh PostgreSQL schema (each round,
+    each database: one for the import, one for the raw load), the databases alternating (S P, P S, ...),
+    medians. PostgreSQL's time over SQLite's is ``import=`` (SQLite is the reference, so it is measured
+    even with ``--only postgresql``); each database's time is also set against its driver's raw load of
+    the same rows. Checked: the counts, and the stored rows equal the raw load's."""
+    from core.db.engine import get_engine
+
+    files = write_import_files(chain, workdir / "import", n_tasks, seed, limit)
+    log(f"import: {len(files.patients)} patients, {len(files.episodes)} episodes")
+    fresh: dict[str, Callable[[str], Database]] = {
+        "sqlite": lambda tag: sqlite_database(workdir / "import" / tag)}
+    if pg:
+        fresh["postgresql"] = lambda tag: pg_database(pg, keep=keep)
+    times: dict[str, dict[str, list[float]]] = {name: {"framework": [], "raw": []} for name in fresh}
+    checks: dict[str, list[str]] = {name: [] for name in fresh}
+    expected = {"patients_created": len(files.patients), "episodes_created": len(files.episodes)}
+    for round_ in range(rounds):
+        order = list(fresh) if round_ % 2 == 0 else list(reversed(fresh))
+        for name in order:
+            stored = {}
+            for kind in ("framework", "raw"):
+                db = fresh[name](kind)
+                try:
+                    if kind == "framework":
+                        seconds, counts = import_framework(db, chain, files)
+                        if {k: v for k, v in counts.items() if v} != expected:
+                            checks[name].append(f"counts {counts}")
+                    else:
+                        seconds = import_raw(db, files)
+                    times[name][kind].append(seconds)
+                    stored[kind] = stored_import(db)
+                finally:
+                    get_engine(db.url).dispose()
+                    db.cleanup()
+            if stored["framework"] != stored["raw"]:
+                checks[name].append(f"stored rows differ: framework {stored['framework'][:2]}, "
+                                    f"raw {stored['raw'][:2]}")
+    medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
+    for name, m in medians.items():
+        rate, raw_rate = files.rows / m["framework"], files.rows / m["raw"]
+        out.emit(f"import    {name:<10} framework {_fmt(m['framework'])}   "
+                 f"{'COPY' if name == 'postgresql' else 'executemany'} {_fmt(m['raw'])}   "
+                 f"ratio {m['framework'] / m['raw']:5.2f}   | {files.rows} rows ({len(files.patients)} patients, "
+                 f"{len(files.episodes)} episodes): {rate:,.0f} rows/s, raw {raw_rate:,.0f} rows/s "
+                 f"(median of {rounds}, fresh database each)")
+        out.data[name]["import_rows"] = {
+            "patients": len(files.patients), "episodes": len(files.episodes),
+            "framework_s": [round(t, 3) for t in times[name]["framework"]],
+            "raw_s": [round(t, 3) for t in times[name]["raw"]],
+            "rows_per_s": round(rate), "raw_rows_per_s": round(raw_rate), "problems": checks[name]}
+    if "postgresql" in medians:
+        pg_s, sqlite_s = medians["postgresql"]["framework"], medians["sqlite"]["framework"]
+        out.add(Database("postgresql", ""), "import", pg_s, sqlite_s, "SQLite import",
+                f"PostgreSQL {files.rows / pg_s:,.0f} rows/s, SQLite {files.rows / sqlite_s:,.0f} rows/s; "
+                f"raw COPY {files.rows / medians['postgresql']['raw']:,.0f} rows/s",
+                check=not checks["postgresql"] and not checks["sqlite"],
+                check_detail="; ".join(f"{k}: {v}" for k, v in checks.items() if v))
+    else:
+        out.checks.append(("sqlite", "import", not checks["sqlite"], "; ".join(checks["sqlite"])))
+
+
 # -- the run -------------------------------------------------------------------------------------------
 @dataclass
 class Results:
@@ -1388,6 +1587,12 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file and PostgreSQL schemas")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--no-help", action="store_true", help="skip the CLI start-up measurement")
+    parser.add_argument("--no-import", action="store_true", help="skip the import of patients and episodes")
+    parser.add_argument("--import-only", action="store_true", help="measure the import only")
+    parser.add_argument("--import-episodes", type=int, metavar="N", default=200_000,
+                        help="episodes in the import's file, at most those of --tasks (default 200000), "
+                             "and their patients")
+    parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     args = parser.parse_args(argv)
 
     out = Results(emit=emit)
@@ -1402,7 +1607,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
         emit(f"# clinic-followup scale benchmark: {args.tasks} tasks, {args.attempts} attempts, "
              f"{len(chain.config.sites)} sites; nproc {info['nproc']}, RAM {info['ram_mb']} MB, "
              f"Python {info['python']}, SQLite {info['sqlite']}")
-        if args.only != "postgresql":
+        if args.only != "postgresql" and not args.import_only:
             db = sqlite_database(workdir)
             try:
                 run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
@@ -1428,7 +1633,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                     from core.db.engine import get_engine
 
                     get_engine(db.url).dispose()
-        if args.pg and args.only != "sqlite":
+        if args.pg and args.only != "sqlite" and not args.import_only:
             db = pg_database(args.pg, keep=args.keep)
             try:
                 version = Raw(db)
@@ -1453,9 +1658,13 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                     run_records(db, chain, out, args.records, args.seed)
                 finally:
                     db.cleanup()
-        if not args.no_help:
+        if not args.no_import:
+            measure_import(chain, out, workdir, pg=args.pg if args.only != "sqlite" else None, keep=args.keep,
+                           n_tasks=args.tasks, limit=args.import_episodes, seed=args.seed,
+                           rounds=args.import_rounds)
+        if not args.no_help and not args.import_only:
             measure_help(out)
-        if not args.no_cli:
+        if not args.no_cli and not args.import_only:
             measure_cli(out, args.cli_rounds)
         for db_name, ratios in out.ratios.items():
             emit(f"{db_name} ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
