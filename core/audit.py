@@ -6,15 +6,18 @@ chain and names the first row that was edited, inserted or removed out of order
 (docs/security.md says what it cannot see).
 
 Chaining never makes writers wait for each other. SQLite has one writer at a time: a
-transaction chains its rows when it commits. On PostgreSQL a transaction writes its rows
-*waiting* (a negative id, no hash) and then tries the chain's lock without waiting
-(``pg_try_advisory_xact_lock``): the one that gets it *seals* every waiting row it sees
-(its own and those others committed) into the chain, giving them their ids and hashes
-in one INSERT, and keeps the lock until its commit ends, so the next sealer starts from
-its head. Whoever does not get the lock commits at once; its rows are sealed by the next
-transaction that writes audit rows, or by ``audit verify``, which seals before it walks
-and reports the rows still waiting (committed meanwhile). Claims by eight coordinators
-at once thus commit together (one disk flush for several) instead of one after another.
+transaction chains its rows when it commits. On PostgreSQL a transaction with audit rows
+tries the chain's lock when it commits, without waiting (``pg_try_advisory_xact_lock``,
+one lock per audit_log table). The one that gets it *seals*: it takes every *waiting* row
+it sees (committed by others, or its own), chains them and then its own new rows in one
+INSERT with ids from audit_log's sequence, and keeps the lock until its commit ends, so
+the next sealer starts from its head. One that does not get it commits at once with its
+rows waiting (a negative id from ``audit_waiting_id_seq``, no hash), for the next audited
+transaction to seal, or for ``audit verify``, which seals before it walks and counts the
+rows still waiting (committed meanwhile). A claim writes its rows waiting and tries the
+lock in its own statement (core/claims.py), and seals at commit if it got the lock. Claims by eight
+coordinators at once thus commit together (one disk flush for several) instead of one
+after another.
 
 Every row carries two times: ``at``, the clock the command ran on (``--now`` in a
 demo), and ``recorded_at``, the real time it was written.
@@ -91,7 +94,7 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, nextval(pg_get_seri
 FROM generate_series(1, :own)
 """
 # The expression giving a waiting row its (negative) id: statements that write waiting rows use it.
-WAITING_ID = "-nextval(pg_get_serial_sequence('audit_log', 'id'))"
+WAITING_ID = "-nextval('audit_waiting_id_seq')"  # migration 0015: sealed rows keep consecutive ids
 # The chain's lock: one per audit_log table (two schemas of one database are two chains).
 _LOCK_KEY = f"{AUDIT_LOCK}, CAST(CAST(CAST('audit_log' AS regclass) AS oid) AS integer)"
 TRY_LOCK = f"pg_try_advisory_xact_lock({_LOCK_KEY})"
@@ -136,6 +139,12 @@ def seal(session: Session, own: list[dict[str, Any]] | None = None) -> int:
                "entity_id": r.entity_id, "patient_id": r.patient_id, "detail": r.detail} for r in waiting]
     _write(session, rows[0].head or GENESIS, sorted(r.new_id for r in rows), values + own, postgres=True)
     return len(rows)
+
+
+def written_order() -> tuple[Any, Any]:
+    """Order by these for the order rows were written: the chain (ids ascending), then the rows waiting
+    (PostgreSQL), which will be sealed after it in the order they were written (ids descending from -1)."""
+    return AuditEntry.id < 0, func.abs(AuditEntry.id)
 
 
 def unsealed(session: Session) -> int:
@@ -272,7 +281,7 @@ def list_audit(session: Session, config: Any, *, user: str | None, patient: str 
     from core.privacy import mask_data
 
     who = access.require(config, user, access.AUDIT_READ)
-    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), *(o.desc() for o in written_order())).limit(limit)
     if patient:
         found = session.execute(select(Patient).where(Patient.external_id == patient)).scalar_one_or_none()
         if found is None:

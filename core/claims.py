@@ -80,27 +80,24 @@ def _quoted(words: Any) -> str:
     return ", ".join("'" + str(w).replace("'", "''") + "'" for w in words)
 
 
-@lru_cache(maxsize=16)
-def _statements(groups: int, postgres: bool, tiers: int) -> tuple[str, str]:
+@lru_cache(maxsize=64)
+def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int) -> tuple[str, str]:
     """The two statements of a round (SQL for ``exec_driver_sql``), built once per shape: the candidates
-    and the claim. Parameters: ``now``, per cutoff group ``sites_i`` (a list) and ``cutoff_i``; ``tried``,
-    ``rows``, ``tier_i``; ``pool``, ``need``, ``user``, ``until``; PostgreSQL also ``recorded``, ``details``."""
+    and the claim. ``groups``: the sites of each cutoff group, written into the SQL (codes are
+    ``[A-Za-z0-9_-]+``, core/config.py): a constant list is looked up by hash for every task row, also
+    in the prepared statement's generic plan, where a bound list is searched element by element.
+    Parameters: ``now``, ``cutoff_i`` per group, ``tried``, ``rows``, ``tier_i``; ``pool``, ``need``,
+    ``user``, ``until``; PostgreSQL also ``recorded``, ``details``."""
     if postgres:
         def p(name: str) -> str:
             return f"%({name})s"
-
-        def among(name: str) -> str:  # site codes are [A-Za-z0-9_-]+ (core/config.py): joined by commas
-            return f"= ANY(string_to_array({p(name)}, ','))"
     else:
         def p(name: str) -> str:
             return f":{name}"
 
-        def among(name: str) -> str:
-            return f"IN (SELECT value FROM json_each({p(name)}))"
-
     open_, clinical = _quoted([TaskStatus.OPEN]), _quoted([Urgency.CLINICAL])
-    due = " OR ".join(f"(t.site {among(f'sites_{i}')} AND t.window_start < {p(f'cutoff_{i}')} "
-                      f"AND t.next_attempt_at < {p(f'cutoff_{i}')})" for i in range(groups))
+    due = " OR ".join(f"(t.site IN ({_quoted(codes)}) AND t.window_start < {p(f'cutoff_{i}')} "
+                      f"AND t.next_attempt_at < {p(f'cutoff_{i}')})" for i, codes in enumerate(groups))
     # Due by the end of the day of the task's own site (one branch per distinct cutoff); messages are
     # sent by `followup send`, not called; a first call may be taken any time on its day, a retry (after
     # a failed attempt, at least min_gap later in another calling window) or a callback the patient asked
@@ -114,7 +111,8 @@ def _statements(groups: int, postgres: bool, tiers: int) -> tuple[str, str]:
         joined = " JOIN patients p ON p.id = t.patient_id"
         order += (", CASE lower(p.value_tier) " + " ".join(f"WHEN {p(f'tier_{i}')} THEN {i}" for i in range(tiers))
                   + f" ELSE {tiers} END")
-    tried = f"t.patient_id <> ALL({p('tried')})" if postgres else f"t.patient_id NOT {among('tried')}"
+    tried = (f"t.patient_id <> ALL({p('tried')})" if postgres
+             else f"t.patient_id NOT IN (SELECT value FROM json_each({p('tried')}))")
     candidates = (f"SELECT t.patient_id FROM tasks t{joined} WHERE {eligible} AND {tried} "
                   f"ORDER BY {order}, t.next_attempt_at, t.id LIMIT {p('rows')}")
     # Not to be called, or a colleague holds one of the patient's calls: none of them go to anyone else meanwhile.
@@ -189,12 +187,11 @@ def claim(
     cutoffs = _cutoffs(config, sites, now, day)
     postgres = session.get_bind().dialect.name == "postgresql"
     tiers = [t.casefold() for t in config.model.value_tiers]
-    candidates, take = _statements(len(cutoffs), postgres, len(tiers))
+    candidates, take = _statements(tuple(map(tuple, cutoffs.values())), postgres, len(tiers))
     params: dict[str, Any] = {"now": _utc(now, postgres), "user": user,
                               "until": _utc(until, postgres)}
     shown: dict[str, str] = {}  # the hold's end in each site's own time, as the audit rows say it
     for i, (cutoff, codes) in enumerate(cutoffs.items()):
-        params[f"sites_{i}"] = ",".join(codes) if postgres else json.dumps(codes)
         params[f"cutoff_{i}"] = _utc(cutoff, postgres)
         until_there = local_iso(until, config.timezone_of(codes[0]))  # a group shares one timezone's day
         shown.update((code, until_there) for code in codes)
