@@ -631,10 +631,11 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> di
     return dict(counts)
 
 
-TEXT_ANSWERS = (  # (question, chance, texts): staff praise and criticism name a doctor; a suggestion may hold a phone
+TEXT_ANSWERS = (  # (question, chance, texts): praise and criticism name staff; a suggestion may hold a phone
     ("staff_praise", 0.4, ("Dr {site}-{n}", "{site}-{n}号医生", "前台小{n}")),
     ("staff_criticism", 0.1, ("Dr {site}-{n}", "护士{n}")),
     ("suggestions", 0.25, ("停车位太少", "希望周末也能复诊", "请改用微信联系 1380013{n}000", "  等候时间太长  ")),
+    ("interruption_reason", 0.02, ("cost", "time", "fear", "result", "other")),
 )
 
 
@@ -740,7 +741,8 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
 
     What the best hand-written report would read, on the same tables and indexes: the figures
     from the per-day counts (core/db/rollups.py keeps them; a day is the chain's local date), the
-    sales leads from the leads' partial index, the lists and the follow-up figures from the rows.
+    sales leads, interruption reasons, sweep and greetings from their partial indexes (their
+    predicates stated), the lists and the other follow-up figures from the rows.
     The statements are written once, untimed; the baseline runs them and fetches every row.
     """
     from core.db import rollups
@@ -847,7 +849,7 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
         ("interruptions", f"""
             SELECT t.site, t.specialty, an.value FROM answers an JOIN attempts a ON a.id = an.attempt_id
             JOIN tasks t ON t.id = an.task_id
-            WHERE an.question = 'interruption_reason' AND a.at >= ? AND a.at < ? AND t.site IN {sites}""",
+            WHERE {q.INTERRUPTIONS_PREDICATE} AND a.at >= ? AND a.at < ? AND t.site IN {sites}""",
          [*in_period, *codes]),
         ("bookings", f"""
             SELECT site, specialty, count(*) FROM tasks

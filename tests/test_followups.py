@@ -358,16 +358,18 @@ def test_a_day_to_greet_reads_every_way_and_comes_round_within_a_year(born: date
     assert (coming.month, coming.day) == (born.month, born.day) or (born.month, born.day, coming.day) == (2, 29, 28)
 
 
-def test_the_sweep_and_greeting_figures_read_their_partial_indexes(tmp_path: Path, _sqlite_template: Path) -> None:
-    """The report's sweep and greeting figures read the few tasks of their partial indexes (migration 0014),
-    not the whole tasks table."""
+def test_sweep_greeting_and_interruption_figures_read_their_partial_indexes(
+    tmp_path: Path, _sqlite_template: Path
+) -> None:
+    """The report's sweep, greeting and interruption figures read the few rows of their partial indexes
+    (migrations 0014, 0015), not the whole tasks table or every answer of the period's calls."""
     import sqlite3
     from datetime import UTC, datetime
 
     from sqlalchemy import event
 
     from core.db.engine import get_engine, session_scope
-    from core.reports.followups import greetings, sweep
+    from core.reports.followups import greetings, interruption_reasons, sweep
     from core.reports.queries import Scope
 
     path = tmp_path / "plans.db"
@@ -379,6 +381,12 @@ def test_the_sweep_and_greeting_figures_read_their_partial_indexes(tmp_path: Pat
             ("ix_tasks_worklist", "1000000 20000 4000 2"), ("ix_tasks_due", "1000000 150000 2"),
             ("ix_tasks_swept", "2000 2"), ("ix_tasks_greetings", "20000 60"), ("ix_tasks_leads", "100000 4"),
         ])
+        raw.execute("DELETE FROM sqlite_stat1 WHERE tbl IN ('answers', 'attempts')")
+        raw.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", [
+            ("answers", "ix_answers_attempt_id", "400000 3"), ("answers", "ix_answers_task_id", "400000 3"),
+            ("answers", "ix_answers_interruptions", "2000 1"), ("attempts", "ix_attempts_report", "2000000 2 2 2 2"),
+            ("attempts", "ix_attempts_task_id", "2000000 2"),
+        ])
     url = f"sqlite:///{path}"
     statements: list[tuple[str, tuple]] = []
     event.listen(get_engine(url), "before_cursor_execute",
@@ -386,10 +394,11 @@ def test_the_sweep_and_greeting_figures_read_their_partial_indexes(tmp_path: Pat
     scope = Scope(sites=["SH-DENT", "SH-AES"])
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
     with session_scope(url) as session:
-        for figures, index in ((sweep, "ix_tasks_swept"), (greetings, "ix_tasks_greetings")):
+        for figures, table, index in ((sweep, "tasks", "ix_tasks_swept"), (greetings, "tasks", "ix_tasks_greetings"),
+                                      (interruption_reasons, "answers", "ix_answers_interruptions")):
             statements.clear()
             figures(session, scope, start, end)
-            sql, params = next((s, p) for s, p in statements if "FROM tasks" in s)
+            sql, params = next((s, p) for s, p in statements if f"FROM {table}" in s)
             rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()
             plan = " ".join(row[-1] for row in rows)
             assert f"USING INDEX {index}" in plan, plan

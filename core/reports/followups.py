@@ -15,7 +15,7 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from core.db.models import LEAD_TRIGGERS, Answer, Attempt, Patient, QaReview, Referral, Task
-from core.reports.queries import REACHED, Scope
+from core.reports.queries import INTERRUPTIONS_PREDICATE, REACHED, Scope
 from core.vocab import TaskStatus
 
 INTERRUPTION_REASONS = ("cost", "time", "fear", "result", "other")
@@ -36,12 +36,13 @@ def followup_figures(session: Session, scope: Scope, start: datetime, end: datet
 
 
 def interruption_reasons(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    """Why treatment was interrupted: the coded answers given on calls made in the period."""
+    """Why treatment was interrupted: the coded answers given on calls made in the period (from their
+    partial index, ix_answers_interruptions: a few among all the answers)."""
     rows = session.execute(
         select(Task.site, Task.specialty, Answer.value)
         .join(Attempt, Attempt.id == Answer.attempt_id)
         .join(Task, Task.id == Answer.task_id)
-        .where(Answer.question == "interruption_reason", Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+        .where(text(INTERRUPTIONS_PREDICATE), Attempt.at >= start, Attempt.at < end, *scope.task_filter())
     ).all()
     total = Counter(str(value) for _, _, value in rows)
     grouped = Counter((site, specialty, str(value)) for site, specialty, value in rows)
