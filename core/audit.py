@@ -94,7 +94,7 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, nextval(pg_get_seri
 FROM generate_series(1, :own)
 """
 # The expression giving a waiting row its (negative) id: statements that write waiting rows use it.
-WAITING_ID = "-nextval('audit_waiting_id_seq')"  # migration 0015: sealed rows keep consecutive ids
+WAITING_ID = "-nextval('audit_waiting_id_seq')"  # migration 0016: sealed rows keep consecutive ids
 # The chain's lock: one per audit_log table (two schemas of one database are two chains).
 _LOCK_KEY = f"{AUDIT_LOCK}, CAST(CAST(CAST('audit_log' AS regclass) AS oid) AS integer)"
 TRY_LOCK = f"pg_try_advisory_xact_lock({_LOCK_KEY})"

@@ -1,7 +1,7 @@
 """audit rows waiting to be chained take their (negative) ids from a sequence of their own
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-06 05:30:00
 
 On PostgreSQL a transaction writes its audit rows *waiting* (``id`` negative, no
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0015'
-down_revision = '0014'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
