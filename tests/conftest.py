@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "chain.yaml"
 PG_URL = os.environ.get("FOLLOWUP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# No wall-clock limits (the machine is shared, tests run side by side): Hypothesis' 200 ms deadline per
+# example and its too-slow health check would fail a correct property on a busy machine. The example
+# counts stay as each test sets them.
+settings.register_profile("followup", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("followup")
 
 
 def _pg_available() -> str | None:
@@ -167,13 +174,12 @@ def _pg_template(pg_server: str, _pg_admin: Any) -> Iterator[PgTemplate]:
 
 # Everything about a schema's tables that a test could change other than their rows: relations and
 # their kinds, columns, defaults, constraints, indexes, triggers (and whether they are enabled),
-# functions, views, privileges, row security, and whether VACUUM or ANALYZE has run (reltuples is
-# -1 until then: tests/test_db.py expects a schema never analysed). A schema whose fingerprint
-# differs from a fresh clone's is dropped, not reused.
+# functions, views, privileges, row security. A schema whose fingerprint differs from a fresh
+# clone's is dropped, not reused; so is one that was analysed or vacuumed (see ``_pg_schema``).
 _SHAPE = """
 SELECT md5(string_agg(replace(item, %(qualified)s, ''), E'\\n' ORDER BY item)) FROM (
   SELECT concat_ws(' ', 'rel', c.relname, c.relkind, c.relpersistence, c.relowner::regrole, c.relacl::text,
-                   c.relrowsecurity, c.relforcerowsecurity, c.reltuples < 0,
+                   c.relrowsecurity, c.relforcerowsecurity,
                    CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END) AS item
     FROM pg_class c WHERE c.relnamespace = %(ns)s::regnamespace
   UNION ALL
@@ -254,10 +260,30 @@ def _pg_reset(admin: Any, schema: str, template: PgTemplate) -> None:
         raw.close()
 
 
+# A schema whose planner statistics were gathered (by the test, or by a database-wide VACUUM or
+# ANALYZE someone ran on the server) is not like a new one: tests/test_db.py expects none.
+_ANALYSED = """
+SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = %s
+   AND num_nonnulls(last_analyze, last_autoanalyze, last_vacuum, last_autovacuum) > 0
+"""
+
+
 def _pg_schema(admin: Any, template: PgTemplate) -> str:
     """A schema for one test: one an earlier test left unchanged (emptied), else a new clone."""
-    if template.free:
-        return template.free.pop()
+    from sqlalchemy import text
+
+    while template.free:
+        schema = template.free.pop()
+        raw = admin.raw_connection()
+        try:
+            with raw.driver_connection.cursor() as cur:
+                analysed = cur.execute(_ANALYSED, (schema,)).fetchone()
+        finally:
+            raw.close()
+        if analysed and not analysed[0]:
+            return schema
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _pg_clone(admin, schema, template.statements)
     if template.shape is None:
