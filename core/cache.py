@@ -1,9 +1,15 @@
 """A per-user cache of work that depends only on files: what a command need not redo while they stay as they are.
 
-Every entry is a JSON file (never pickle: nothing in it is executed) holding the key it was made for; a
-key lists the files its value depends on with their modification time and size, so editing, adding or
-removing any of them makes a new key. Entries are read only from a folder and files owned by the user
-and writable by nobody else; a missing, foreign or unreadable entry is recomputed, never an error.
+Every entry holds the key it was made for; a key lists the files its value depends on with their
+modification time and size, so editing, adding or removing any of them makes a new key. Entries are
+read only from a folder and files owned by the user and writable by nobody else; a missing, foreign or
+unreadable entry is recomputed, never an error.
+
+Two kinds of entry: JSON (:func:`get`, :func:`put`) for plain values, and validated objects
+(:func:`get_object`, :func:`put_object`: the loaded configuration) as pickles that carry an HMAC-SHA256
+made with a secret only this user can read (``.secret``, 0600, created on first use). An entry that
+does not carry the right code (planted, copied from another user or machine, altered) is never
+unpickled, so nothing in the cache is executed unless this user's own process wrote it.
 
 Where: ``$FOLLOWUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/clinic-followup``, else
 ``~/.cache/clinic-followup``. ``FOLLOWUP_CACHE_DIR=off`` turns the cache off.
@@ -12,6 +18,7 @@ Where: ``$FOLLOWUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/clinic-followup``, else
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -47,13 +54,18 @@ def stamp(paths: Iterable[Path | str]) -> list[list[Any]]:
     return out
 
 
-def tree(root: Path | str, suffixes: tuple[str, ...] = (".py", ".yaml", ".yml", ".j2")) -> list[Path]:
+def tree(root: Path | str, suffixes: tuple[str, ...] = (".py", ".yaml", ".yml", ".j2")) -> list[str]:
     """Every file under ``root`` with one of ``suffixes`` (a plugin's code, catalogue and templates)."""
-    found: list[Path] = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        found += [Path(dirpath, f) for f in sorted(filenames) if f.endswith(suffixes)]
+        found += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(suffixes)]
     return found
+
+
+# Values a command computes once: ``followup`` (core.cli.main) sets it to a dict for its process, whose
+# files do not change while one command runs; ``None`` elsewhere (a test edits files between calls).
+MEMO: dict[str, Any] | None = None
 
 
 def _safe(path: Path) -> bool:
@@ -66,13 +78,13 @@ def _safe(path: Path) -> bool:
     return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _file(name: str, key: Any) -> tuple[Path, str] | None:
+def _file(name: str, key: Any, suffix: str = ".json") -> tuple[Path, str] | None:
     where = folder()
     if where is None:
         return None
     text = json.dumps([FORMAT, sys.version_info[:2], key], sort_keys=True, default=_plain)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return where / f"{name}-{digest[:32]}.json", digest
+    return where / f"{name}-{digest[:32]}{suffix}", digest
 
 
 def _plain(value: Any) -> Any:
@@ -120,3 +132,99 @@ def put(name: str, key: Any, value: Any) -> None:
             raise
     except (OSError, TypeError, ValueError):
         return
+
+
+SECRET = ".secret"
+
+
+def _secret(where: Path, create: bool) -> bytes | None:
+    """This user's signing key for object entries (32 random bytes, 0600); ``None`` when unusable."""
+    path = where / SECRET
+    if not path.exists() and create:
+        try:
+            where.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(os.urandom(32))
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        except OSError:
+            return None
+    if not (_safe(where) and _safe(path)):
+        return None
+    try:
+        if path.stat().st_mode & 0o077:  # readable by others: anyone could sign entries
+            return None
+        secret = path.read_bytes()
+    except OSError:
+        return None
+    return secret if len(secret) == 32 else None
+
+
+def _code(secret: bytes, digest: str, body: bytes) -> bytes:
+    return hmac.new(secret, digest.encode() + b"\0" + body, hashlib.sha256).digest()
+
+
+def get_bytes(name: str, key: Any, suffix: str = ".bin") -> bytes | None:
+    """The bytes stored for ``key`` by :func:`put_bytes` and signed by this user, or ``None``."""
+    found = _file(name, key, suffix)
+    if found is None:
+        return None
+    path, digest = found
+    secret = _secret(path.parent, create=False)
+    if secret is None or not _safe(path):
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    code, body = data[:32], data[32:]
+    if len(code) != 32 or not hmac.compare_digest(code, _code(secret, digest, body)):
+        return None
+    return body
+
+
+def put_bytes(name: str, key: Any, body: bytes, suffix: str = ".bin") -> None:
+    """Store ``body`` for ``key``, signed with this user's secret; skipped silently when it cannot be."""
+    found = _file(name, key, suffix)
+    if found is None:
+        return
+    path, digest = found
+    secret = _secret(path.parent, create=True)
+    if secret is None:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_code(secret, digest, body) + body)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return
+
+
+def get_object(name: str, key: Any) -> Any | None:
+    """The object stored for ``key`` by :func:`put_object`, or ``None`` (missing, unsigned, unreadable)."""
+    import pickle
+
+    body = get_bytes(name, key, ".pickle")
+    if body is None:
+        return None
+    try:
+        return pickle.loads(body)
+    except Exception:  # a class renamed since: recompute
+        return None
+
+
+def put_object(name: str, key: Any, value: Any) -> None:
+    """Store ``value`` (pickled, signed) for ``key``; skipped silently when it cannot be."""
+    import pickle
+
+    try:
+        body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # something in it cannot be pickled: never cached
+        return
+    put_bytes(name, key, body, ".pickle")

@@ -41,10 +41,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import FollowupError
-from core.vocab import Channel as ChannelName
-
-# milestone channels sent by `followup send` instead of appearing on a worklist
-MESSAGE_CHANNELS: tuple[str, ...] = (ChannelName.SMS, ChannelName.WECHAT, ChannelName.EMAIL)
+from core.vocab import MESSAGE_CHANNELS  # noqa: F401  (re-exported; milestone channels sent by `followup send`)
 
 
 class MessageKind(StrEnum):
@@ -78,7 +75,7 @@ class ChannelError(FollowupError):
 class Capabilities(BaseModel):
     """What a channel can carry."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     address: Address = Field(description="which of the patient's addresses it needs")
     max_length: int | None = Field(default=None, description="longest text it sends, in characters")
     segment_length: int | None = Field(default=None, description="characters per billed segment (SMS)")
@@ -147,7 +144,7 @@ class Channel:
     capabilities: ClassVar[Capabilities]
 
     class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def __init__(self, settings: BaseModel):
         self.settings = settings
@@ -169,7 +166,7 @@ class Channel:
 class ProviderTemplate(BaseModel):
     """A kind's pre-approved provider template: its code and the parameters, each a Jinja expression."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     code: str = Field(min_length=1)
     params: dict[str, str] = Field(default_factory=dict)
 

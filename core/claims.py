@@ -39,12 +39,11 @@ from typing import Any
 from sqlalchemy import ARRAY, Integer, and_, bindparam, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task
 from core.db.uow import outside, unit_of_work
 from core.tasklist import local_iso
-from core.vocab import TaskStatus, Urgency
+from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
 from core.worklist import end_of_day
 
 ROWS_PER_PATIENT = 4  # task rows read per candidate patient (most have 1-4 due)

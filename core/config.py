@@ -27,7 +27,7 @@ _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TimeRange(_Model):
@@ -433,8 +433,73 @@ def _validate(model: type[BaseModel], source: LocatedYaml) -> Any:
 
 
 def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
-    """Load and validate the chain file and its site files; raise :class:`ConfigError` on any problem."""
+    """Load and validate the chain file and its site files; raise :class:`ConfigError` on any problem.
+
+    With ``check_plugins`` the result is also kept in the per-user cache (core/cache.py), keyed by the
+    chain file, its site files, core and the plugins: the next command that finds them unchanged reads
+    the validated configuration back instead of parsing and validating the YAML again.
+    """
     path = Path(path)
+    if check_plugins:
+        cached = _cached_config(path)
+        if cached is not None:
+            return cached
+    config = _load_config(path)
+    if check_plugins:
+        _checked_against_plugins(config)
+        _store_config(path, config)
+    return config
+
+
+def _site_files(path: Path, sites_dir: str | None) -> list[Path]:
+    if not sites_dir:
+        return []
+    folder = path.parent / sites_dir
+    return sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+
+
+def _cached_config(path: Path) -> ChainConfig | None:
+    from core import cache
+    from core.plugins import get_plugins
+
+    if get_plugins.cache_info().currsize or cache.folder() is None:  # plugins loaded: checked against them
+        return None
+    key = _config_key(path)
+    entry = cache.get_object("config", key) if key is not None else None
+    if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], ChainConfig)):
+        return None
+    files, config = entry
+    if cache.stamp(_site_files(path, config.model.sites_dir)) != files:  # a site file edited, added, removed
+        return None
+    return config
+
+
+def _store_config(path: Path, config: ChainConfig) -> None:
+    from core import cache
+
+    if cache.folder() is None:
+        return
+    key = _config_key(path)
+    if key is None:
+        return
+    import pickle
+
+    for site in config.sites.values():  # the plugins' calendars too: retries and placement need no plugins
+        try:
+            pickle.dumps(site.calendar(config))
+        except Exception:  # a calendar that cannot be kept (or fails): built again when needed
+            site._calendar = None
+    cache.put_object("config", key, (cache.stamp(_site_files(path, config.model.sites_dir)), config))
+
+
+def _config_key(path: Path) -> list[Any] | None:
+    from core import cache
+
+    key = plugins_key()
+    return None if key is None else [key, str(path), cache.stamp([path])]
+
+
+def _load_config(path: Path) -> ChainConfig:
     chain_src = load_located(path)
     if not chain_src.lines:
         raise ConfigError([f"{path}:1: the chain file is empty: it needs at least a name and sites "
@@ -480,8 +545,6 @@ def load_config(path: Path | str, *, check_plugins: bool = True) -> ChainConfig:
     config = ChainConfig(path=path, model=chain, sites={})
     for site, src, loc in site_sources:
         config.sites[site.code] = _resolve_site(chain, site, src, loc)
-    if check_plugins:
-        _checked_against_plugins(config)
     return config
 
 
@@ -588,6 +651,29 @@ def _decoded(value: Any) -> Any:
 
 
 def _check_key(config: ChainConfig) -> list[Any] | None:
+    from core import cache
+
+    key = plugins_key()
+    if key is None:
+        return None
+    files: list[Path] = [config.path, *(site.source for site in config.sites.values() if site.source)]
+    return [*key, cache.stamp(files)]
+
+
+def plugins_key() -> list[Any] | None:
+    """What the plugins' catalogue depends on, for cache keys: today's date (holiday warnings look ahead from
+    today), the plugin environment variables, the installed plugins and every file of core and of each plugin
+    package, and the installed distributions (site-packages folders). ``None`` when a plugin cannot be found."""
+    from core import cache
+
+    if cache.MEMO is not None:
+        if "plugins_key" not in cache.MEMO:
+            cache.MEMO["plugins_key"] = _plugins_key()
+        return cache.MEMO["plugins_key"]
+    return _plugins_key()
+
+
+def _plugins_key() -> list[Any] | None:
     import importlib.util
     import os
     import sys
@@ -596,12 +682,18 @@ def _check_key(config: ChainConfig) -> list[Any] | None:
     from core import cache
     from core.plugins import ENTRY_POINT_GROUP
 
-    files: list[Path] = [config.path, *(site.source for site in config.sites.values() if site.source)]
-    files += cache.tree(Path(__file__).parent)
-    plugins = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+    files: list[Path | str] = [*cache.tree(Path(__file__).parent)]
+    installed = cache.stamp([p for p in sys.path if p and os.path.isdir(p)])
+    # The entry points as found for these site-packages folders (installing or removing a distribution
+    # changes its folder): reading every distribution's entry_points.txt costs more than the rest.
+    plugins = cache.get("entry-points", installed)
+    if not isinstance(plugins, list):
+        plugins = [[ep.name, ep.value, ep.module, _distribution(ep.dist)]
+                   for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))]
+        cache.put("entry-points", installed, plugins)
+    for _, _, module, _ in plugins:
         try:
-            spec = importlib.util.find_spec(ep.module)
+            spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return None
         if spec is None:
@@ -611,11 +703,19 @@ def _check_key(config: ChainConfig) -> list[Any] | None:
                 files += cache.tree(location)
         elif spec.origin:
             files.append(Path(spec.origin))
-        plugins.append([ep.name, ep.value, ep.dist.metadata["Name"] if ep.dist else None,
-                        ep.dist.version if ep.dist else None])
-    installed = [p for p in sys.path if p and os.path.isdir(p)]
     env = [os.environ.get(v) for v in ("FOLLOWUP_LOAD_PLUGINS", "FOLLOWUP_STRICT_PLUGINS")]
-    return [date.today().isoformat(), env, plugins, cache.stamp(files), cache.stamp(installed)]
+    return [date.today().isoformat(), env, plugins, cache.stamp(files), installed]
+
+
+def _distribution(dist: Any) -> Any:
+    """A distribution's identity: its metadata folder (``name-version.dist-info``) with its stamp when known,
+    which costs a stat instead of parsing its metadata; else its name and version."""
+    from core import cache
+
+    where = getattr(dist, "_path", None)
+    if where is not None:
+        return cache.stamp([where])
+    return [dist.metadata["Name"], dist.version] if dist is not None else None
 
 
 def _windows_in_quiet_hours(

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydantic import VERSION as _PYDANTIC
 from pydantic import ValidationError
 
 from core.hookspecs import hookimpl
@@ -51,12 +52,22 @@ class ProtocolPlugin:
 
     @cached_property
     def protocol(self) -> ProtocolFile:
+        """The validated ``protocol.yaml``; read back from the per-user cache (core/cache.py) while the file,
+        core's protocol models and pydantic are unchanged, so a command does not parse and validate it again."""
+        from core import cache
+
+        key = [str(self.path), *cache.stamp([self.path, Path(__file__).with_name("protocol.py")]), _PYDANTIC]
+        found = cache.get_object("protocol", key)
+        if isinstance(found, ProtocolFile):
+            return found
         source = load_located(self.path)
         try:
-            return ProtocolFile.model_validate(source.data)
+            protocol = ProtocolFile.model_validate(source.data)
         except ValidationError as err:
             problems = located_errors(err, source, ProtocolFile)
             raise PluginError(self.package, "protocol.yaml", "\n  " + "\n  ".join(problems)) from None
+        cache.put_object("protocol", key, protocol)
+        return protocol
 
     @property
     def key(self) -> str:

@@ -132,8 +132,7 @@ class Plugins:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if allowed is not None and ep.name not in allowed:
                 continue
-            dist = ep.dist.metadata["Name"] if ep.dist else None
-            version = ep.dist.version if ep.dist else None
+            dist, version = _distribution(ep.dist)
             if dist is None:
                 source = f"entry point {ep.value}"
             else:
@@ -267,6 +266,8 @@ class Plugins:
 
     @staticmethod
     def _validate(plugin: str, hook: str, model: type[M], value: Any) -> M:
+        if type(value) is model:  # already validated (a ProtocolPlugin's data): pydantic would return it as is
+            return value
         try:
             return TypeAdapter(model).validate_python(value)
         except ValidationError as err:
@@ -517,8 +518,85 @@ def reset_plugins() -> None:
     get_plugins.cache_clear()
 
 
+class LazyPlugins:
+    """:func:`get_plugins`, loaded on first use. Called, it returns them.
+
+    What the plugins contribute as data — specialties, procedures and milestones — comes from a catalogue
+    kept in the per-user cache (core/cache.py, keyed by core's and every plugin's files, see
+    :func:`core.config.plugins_key`), so a command that needs only those never loads the plugins; any other
+    hook loads them. Names (core.words.Names) and the report's questions work the same way.
+    """
+
+    def __init__(self) -> None:
+        self._catalogue: dict[str, Any] | None = None
+
+    def __call__(self) -> Plugins:
+        return get_plugins()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_plugins(), name)
+
+    def _data(self) -> dict[str, Any]:
+        if self._catalogue is None:
+            self._catalogue = _catalogue()
+        return self._catalogue
+
+    def specialties(self) -> dict[str, tuple[str, Specialty]]:
+        return self._data()["specialties"]
+
+    def specialty(self, key: str) -> Specialty | None:
+        entry = self.specialties().get(key)
+        return entry[1] if entry else None
+
+    def milestones(self, specialty: str, procedure: str) -> list[tuple[str, Milestone]]:
+        found = self._data()["milestones"].get((specialty, procedure))
+        return list(found) if found is not None else get_plugins().milestones(specialty, procedure)
+
+
+def _catalogue() -> dict[str, Any]:
+    """Every specialty and every procedure's milestones, from the cache or (then stored) from the plugins."""
+    from core import cache
+    from core.config import plugins_key
+
+    key = plugins_key() if cache.folder() is not None else None
+    found = cache.get_object("catalogue", key) if key is not None else None
+    if isinstance(found, dict) and {"specialties", "milestones"} <= set(found):
+        return found
+    plugins = get_plugins()
+    catalogue: dict[str, Any] = {"specialties": plugins.specialties(), "milestones": {}}
+    for spec_key, (_, spec) in catalogue["specialties"].items():
+        for proc in spec.procedures:
+            try:
+                catalogue["milestones"][(spec_key, proc.code)] = plugins.milestones(spec_key, proc.code)
+            except PluginError:  # raised again, with its plugin named, where these milestones are used
+                continue
+    if key is not None:
+        cache.put_object("catalogue", key, catalogue)
+    return catalogue
+
+
+def _distribution(dist: Any) -> tuple[str | None, str | None]:
+    """A distribution's name and version. Parsing its metadata costs milliseconds: both are kept in the
+    per-user cache, keyed by its metadata folder (``name-version.dist-info``), which a reinstall replaces."""
+    if dist is None:
+        return None, None
+    from core import cache
+
+    where = getattr(dist, "_path", None)
+    key = cache.stamp([where]) if where is not None else None
+    stored = cache.get("distribution", key) if key is not None else None
+    if isinstance(stored, list) and len(stored) == 2:
+        return stored[0], stored[1]
+    name, version = dist.metadata["Name"], dist.version
+    if key is not None:
+        cache.put("distribution", key, [name, version])
+    return name, version
+
+
 def _own_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, distribution
+
     try:
-        return metadata.version(OWN_DISTRIBUTION)
-    except metadata.PackageNotFoundError:
+        return _distribution(distribution(OWN_DISTRIBUTION))[1]
+    except PackageNotFoundError:
         return None

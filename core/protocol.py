@@ -38,7 +38,7 @@ MAX_YEARS = 100
 class Strict(BaseModel):
     """Base for contributed data: unknown fields are errors, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Duration(BaseModel):
@@ -50,7 +50,7 @@ class Duration(BaseModel):
     DST change.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     amount: int
     unit: Literal["min", "h", "d", "w", "mo", "y"]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BytecodeCache,
     ChoiceLoader,
     FileSystemLoader,
     StrictUndefined,
@@ -24,6 +25,7 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+from jinja2.bccache import Bucket
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from core.errors import FollowupError  # noqa: E402
@@ -74,8 +76,26 @@ def _environment(dirs: tuple[str, ...], locale: str) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        bytecode_cache=_SignedBytecodeCache(),
     )
     return env
+
+
+class _SignedBytecodeCache(BytecodeCache):
+    """Compiled templates kept in the per-user cache (core/cache.py), signed: a template is parsed and
+    compiled once per change of its source, not on every ``followup script``."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        from core import cache
+
+        body = cache.get_bytes("template", [bucket.key, bucket.checksum])
+        if body is not None:
+            bucket.bytecode_from_string(body)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        from core import cache
+
+        cache.put_bytes("template", [bucket.key, bucket.checksum], bucket.bytecode_to_string())
 
 
 def render(name: str, variables: dict[str, Any], *, locale: str, dirs: Sequence[str | Path] = ()) -> str:

@@ -100,6 +100,9 @@ UNREACHABLE_OUTCOMES: tuple[Outcome, ...] = (
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
 #: Episodes of these triggers are sales leads (DOMAIN.md §1).
+# Channels whose tasks are sent by `followup send`, not called.
+MESSAGE_CHANNELS: tuple[Channel, ...] = (Channel.SMS, Channel.WECHAT, Channel.EMAIL)
+
 SALES_TRIGGERS: tuple[Trigger, ...] = (Trigger.CONSULTATION, Trigger.VISIT_WITHOUT_TREATMENT)
 #: Patients of these triggers were treated: satisfaction questions fit them (not a lead who never came).
 TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE, Trigger.VISIT)

@@ -289,19 +289,72 @@ def duration(value: Any, locale: str | None) -> str:
 
 
 class Names:
-    """Procedure and milestone names as the plugins give them (not keys), looked up once each."""
+    """Procedure and milestone names as the plugins give them (not keys), looked up once each.
+
+    ``plugins`` is the loaded plugins, or a function returning them: then the names come from a table kept
+    in the per-user cache (core/cache.py, keyed by core's and the plugins' files) and the plugins are loaded
+    only to build it, or for a key it does not hold.
+    """
 
     def __init__(self, plugins: Any, locale: str | None) -> None:
-        self.plugins, self.locale = plugins, locale or "en"
+        self._plugins, self.locale = plugins, locale or "en"
+        self._table: dict[str, dict[str, dict[str, str]]] | None = None
+
+    @property
+    def plugins(self) -> Any:
+        if callable(self._plugins):
+            self._plugins = self._plugins()
+        return self._plugins
+
+    def _lookup(self, kind: str, key: str) -> str | None:
+        if not callable(self._plugins):
+            return None  # the plugins are loaded: ask them
+        if self._table is None:
+            self._table = names_table(self._plugins) or {}
+        found = self._table.get(kind, {}).get(key)
+        return found.get(self.locale) if found else None
 
     def specialty(self, key: str) -> str:
-        return _specialty_name(self.plugins, key, self.locale)
+        return self._lookup("s", key) or _specialty_name(self.plugins, key, self.locale)
 
     def procedure(self, specialty: str, code: str) -> str:
-        return _procedure_name(self.plugins, specialty, code, self.locale)
+        return self._lookup("p", f"{specialty}|{code}") or _procedure_name(self.plugins, specialty, code, self.locale)
 
     def milestone(self, specialty: str, procedure: str, key: str) -> str:
-        return _milestone_name(self.plugins, specialty, procedure, key, self.locale)
+        return (self._lookup("m", f"{specialty}|{procedure}|{key}")
+                or _milestone_name(self.plugins, specialty, procedure, key, self.locale))
+
+
+def names_table(load_plugins: Any) -> dict[str, dict[str, dict[str, str]]] | None:
+    """Every specialty's, procedure's and milestone's name in every locale, from the cache when core and the
+    plugins are unchanged; built from ``load_plugins()`` (and stored) otherwise. ``None``: no cache."""
+    from core import cache
+    from core.config import plugins_key
+    from core.messages import LOCALES
+
+    if cache.folder() is None:
+        return None
+    key = plugins_key()
+    if key is None:
+        return None
+    stored = cache.get("names", key)
+    if isinstance(stored, dict):
+        return stored
+    plugins = load_plugins()
+    table: dict[str, dict[str, dict[str, str]]] = {"s": {}, "p": {}, "m": {}}
+    for spec_key, (_, spec) in plugins.specialties().items():
+        table["s"][spec_key] = {loc: spec.names.get(loc) for loc in LOCALES}
+        for proc in spec.procedures:
+            table["p"][f"{spec_key}|{proc.code}"] = {loc: proc.names.get(loc) for loc in LOCALES}
+            try:
+                found = plugins.milestones(spec_key, proc.code)
+            except Exception:  # reported where the milestones are used
+                continue
+            for _, milestone in found:
+                table["m"][f"{spec_key}|{proc.code}|{milestone.key}"] = {
+                    loc: milestone.names.get(loc) for loc in LOCALES}
+    cache.put("names", key, table)
+    return table
 
 
 @lru_cache(maxsize=512)

@@ -15,16 +15,15 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, literal_column, select, true
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-from core.channels import MESSAGE_CHANNELS
 from core.config import ChainConfig
 from core.db.models import Patient, Task, UTCDateTime
 from core.privacy import mask_phone
 from core.tasklist import local_iso
-from core.vocab import TaskStatus, Urgency
+from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
 
 
 @dataclass
@@ -70,8 +69,8 @@ def end_of_day(day: date, tz: Any) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tz)
 
 
-def _statement(mine: bool, joined: bool) -> Any:
-    """The day's due tasks of one site, with bound parameters, built once per shape.
+def _statement(mine: bool, lateral: bool) -> Any:
+    """The day's due tasks of one site with their patient's columns, bound parameters, built once per shape.
 
     Only what a line shows, not Task objects (a busy site's day is a few thousand
     rows, and ORM objects cost five times the query); overdue, the current holder
@@ -79,76 +78,63 @@ def _statement(mine: bool, joined: bool) -> Any:
     parsed instead of four. The index (site, status, next_attempt_at) reads exactly
     these rows, in this order.
 
-    ``joined``: with the patient's columns, joined (SQLite, whose planner loops over
-    the few due tasks). Otherwise the patients come in a second query, by id:
-    joined in one query, PostgreSQL expects thousands of due tasks (it cannot know
-    that open tasks are mostly future ones) and hashes the whole patients table,
-    80 ms at a million tasks instead of 2 ms for both queries.
+    ``lateral`` (PostgreSQL): the patient is looked up per due task, by its primary
+    key, in a ``LATERAL`` subquery that ``OFFSET 0`` keeps from being merged into a
+    join. Joined plainly, PostgreSQL expects thousands of due tasks (it cannot know
+    that open tasks are mostly future ones) and hashes the whole patients table, 80 ms
+    at a million tasks; a second query by id cost a round trip. SQLite's planner loops
+    over the few due tasks of a plain join by itself.
 
-    The columns, in this order, are what ``_lines`` reads (the patient's come from
-    the second query when not joined).
+    The columns, in this order, are what ``_lines`` reads.
     """
     now, cutoff = bindparam("now", type_=UTCDateTime), bindparam("cutoff", type_=UTCDateTime)
-    query = (
-        select(
-            Task.id, Task.patient_id, Task.urgency, (Task.window_end < now).label("overdue"),
-            func.coalesce(Task.next_attempt_at, Task.due_at).label("due"),
-            case((Task.claimed_until >= now, Task.assignee), else_=None).label("held_by"),
-            Task.milestone, Task.procedure, Task.attempts,
+    patient = (Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid, Patient.value_tier)
+    query = select(
+        Task.id, Task.patient_id, Task.urgency, (Task.window_end < now).label("overdue"),
+        func.coalesce(Task.next_attempt_at, Task.due_at).label("due"),
+        case((Task.claimed_until >= now, Task.assignee), else_=None).label("held_by"),
+        Task.milestone, Task.procedure, Task.attempts,
+    ).select_from(Task)
+    callable_patient = Patient.do_not_contact.is_(False)
+    if lateral:
+        person = (
+            select(*patient).where(Patient.id == Task.patient_id, callable_patient)
+            .offset(literal_column("0")).lateral("patient")
         )
-        .where(
-            Task.site == bindparam("site"),
-            Task.status == TaskStatus.OPEN,
-            Task.window_start < cutoff,
-            Task.next_attempt_at < cutoff,
-            *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
-        )
-        .order_by(Task.next_attempt_at, Task.id)
-    )
-    if joined:
-        query = query.add_columns(
-            Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid, Patient.value_tier
-        ).join(Patient, Patient.id == Task.patient_id).where(Patient.do_not_contact.is_(False))
+        query = query.add_columns(*person.c).join(person, true())
+    else:
+        query = query.add_columns(*patient).join(Patient, Patient.id == Task.patient_id).where(callable_patient)
+    query = query.where(
+        Task.site == bindparam("site"),
+        Task.status == TaskStatus.OPEN,
+        Task.window_start < cutoff,
+        Task.next_attempt_at < cutoff,
+        *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
+    ).order_by(Task.next_attempt_at, Task.id)
     if mine:  # what that coordinator holds now (an expired hold is back in the pool)
         query = query.where(Task.assignee == bindparam("assignee"), Task.claimed_until >= now)
     return query
 
 
-def _patients(array: bool) -> Any:
-    """The callable patients among ``ids``: ``= ANY(array)`` on PostgreSQL (one parameter), else ``IN``."""
-    ids = (
-        Patient.id == any_(bindparam("ids", type_=ARRAY(Integer))) if array
-        else Patient.id.in_(bindparam("ids", expanding=True))
-    )
-    return select(
-        Patient.id, Patient.external_id, Patient.name, Patient.phone, Patient.phone_invalid, Patient.value_tier
-    ).where(
-        ids, Patient.do_not_contact.is_(False)
-    )
-
-
-_TASKS = {(mine, joined): _statement(mine, joined) for mine in (False, True) for joined in (False, True)}
-_PATIENTS = {array: _patients(array) for array in (False, True)}
-
-
 def _aware(value: datetime) -> datetime:
-    """The instant as it is: SQLAlchemy's rows already hold aware UTC datetimes (the column type converted them)."""
+    """The instant as it is: the driver already gave an aware UTC datetime."""
     return value
 
 
 class _Compiled:
-    """A joined task statement compiled once for a SQLite dialect, run with the driver's cursor.
+    """A task statement compiled once for a dialect, run with the driver's own cursor.
 
     For a busy site's day (130 rows) ``connection.execute(select)`` adds 40% to the
-    driver's own time: a cache key for the statement on every call (the compiled
-    form is cached already), result metadata, a Row per task and a type processor
-    per value; ``exec_driver_sql`` still adds 25%. Here SQLAlchemy compiles the
-    statement once (its SQL text, its parameters' order, literals and bind
-    processors) and the cursor of the session's own DBAPI connection runs it, inside
-    the session's transaction (begun, and pending changes flushed, by
-    ``_connection``), as a hand-written query would. What that skips for this one
-    read: engine events and echo logging, and SQLAlchemy's wrapping of driver
-    errors (a ``sqlite3`` error is raised as is).
+    driver's own time on SQLite, and on PostgreSQL more than the query itself: a
+    cache key for the statement on every call (the compiled form is cached already),
+    result metadata, a Row per task and a type processor per value;
+    ``exec_driver_sql`` still adds 25%. Here SQLAlchemy compiles the statement once
+    (its SQL text, its parameters, literals and bind processors) and the cursor of the
+    session's own DBAPI connection runs it, inside the session's transaction (begun,
+    and pending changes flushed, by ``_connection``), as a hand-written query would;
+    psycopg prepares it on the server (``prepare=True``: parsed and planned once per
+    connection). What that skips for this one read: engine events and echo logging,
+    and SQLAlchemy's wrapping of driver errors (a driver error is raised as is).
 
     The rows hold the driver's values. Only the instant needs a real conversion,
     done once per line by ``instant`` (the column type's own result processor);
@@ -160,15 +146,15 @@ class _Compiled:
 
     def __init__(self, query: Any, dialect: Dialect):
         compiled = query.compile(dialect=dialect)
-        order = compiled.positiontup
-        if order is None:  # pragma: no cover - SQLite's paramstyle is qmark
-            raise NotImplementedError(f"{dialect.name}: named parameters")
         self.sql = compiled.string
-        self.binds = [  # (name, literal value, bind processor) for each "?", in order
+        self.positional = compiled.positiontup is not None  # "?" (SQLite) or %(name)s (psycopg)
+        order = compiled.positiontup if self.positional else list(compiled.binds)
+        self.binds = [  # (name, literal value, bind processor) for each parameter, in order
             (name, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect))
             for name in order
             for bind in [compiled.binds[name]]
         ]
+        self.names = [name for name, _, _ in self.binds]
         processors = {
             col.name: col.type.dialect_impl(dialect).result_processor(dialect, None) for col in query.selected_columns
         }
@@ -179,13 +165,17 @@ class _Compiled:
 
     def rows(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows for ``params`` (by name; a literal of the statement when absent), as plain tuples."""
-        values = []
-        for name, literal, process in self.binds:
-            value = params[name] if name in params else literal
-            values.append(value if process is None else process(value))
+        values = [
+            value if process is None else process(value)
+            for name, literal, process in self.binds
+            for value in [params[name] if name in params else literal]
+        ]
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(self.sql, values)
+            if self.positional:
+                cursor.execute(self.sql, values)
+            else:  # psycopg: named, and prepared on the server
+                cursor.execute(self.sql, dict(zip(self.names, values, strict=True)), prepare=True)
             return cursor.fetchall()
         finally:
             cursor.close()
@@ -193,7 +183,7 @@ class _Compiled:
 
 @lru_cache(maxsize=8)
 def _compiled(dialect: Dialect, mine: bool) -> _Compiled:
-    return _Compiled(_TASKS[mine, True], dialect)
+    return _Compiled(_statement(mine, lateral=dialect.name == "postgresql"), dialect)
 
 
 def worklist(
@@ -211,29 +201,13 @@ def worklist(
 
     sites = access.sites_for(config, user, access.TASKS_READ, sites)
     lines: list[WorklistLine] = []
-    dialect = session.get_bind().dialect
-    mine = assignee is not None
+    compiled = _compiled(session.get_bind().dialect, assignee is not None)
+    connection = _connection(session)
     for code in sites or list(config.sites):
         site = config.site(code)
         params = {"site": code, "now": now, "cutoff": end_of_day(day, site.timezone), "assignee": assignee}
-        connection = _connection(session)
-        if dialect.name == "sqlite":  # joined: one query
-            compiled = _compiled(dialect, mine)
-            rows: Iterable[Sequence[Any]] = compiled.rows(connection, params)
-            instant = compiled.instant
-        else:  # the callable patients in a second query, their columns appended to their tasks' rows
-            tasks = connection.execute(_TASKS[mine, False], params).all()
-            if not tasks:
-                continue
-            ids = list({task[1] for task in tasks})
-            patients = {
-                row[0]: tuple(row[1:])
-                for row in connection.execute(_PATIENTS[dialect.name == "postgresql"], {"ids": ids})
-            }
-            rows = [(*task, *patients[task[1]]) for task in tasks if task[1] in patients]  # else: do not contact
-            instant = _aware
-        lines.extend(_lines(code, rows, instant))
-    lines.sort(key=lambda line: _order(line, config))
+        lines.extend(_lines(code, compiled.rows(connection, params), compiled.instant))
+    lines.sort(key=_order(config))
     return lines
 
 
@@ -270,11 +244,20 @@ def _lines(code: str, rows: Iterable[Sequence[Any]], instant: Callable[[Any], da
     return by_patient.values()
 
 
-def _order(line: WorklistLine, config: ChainConfig) -> tuple[bool, int, bool, datetime, str]:
-    """Clinical first, then valued patients (the chain's ``value_tiers``, highest first), then overdue,
-    then by due time (then patient, for a stable list)."""
-    return (line.urgency != Urgency.CLINICAL, config.tier_rank(line.value_tier), not line.overdue, line.due_at,
-            line.patient_id)
+def _order(config: ChainConfig) -> Callable[[WorklistLine], tuple[bool, int, bool, datetime, str]]:
+    """The lines' sort key: clinical first, then valued patients (the chain's ``value_tiers``, highest
+    first, as ``ChainConfig.tier_rank`` ranks them), then overdue, then by due time (then patient, for a
+    stable list). The tiers' ranks are looked up once per list, not once per line."""
+    tiers = [t.casefold() for t in config.model.value_tiers]
+    ranks = {tier: tiers.index(tier) for tier in tiers}  # the first of a repeated tier, as list.index
+    unranked = len(tiers)
+
+    def key(line: WorklistLine) -> tuple[bool, int, bool, datetime, str]:
+        tier = line.value_tier
+        return (line.urgency != Urgency.CLINICAL, ranks.get(tier.casefold(), unranked) if tier else unranked,
+                not line.overdue, line.due_at, line.patient_id)
+
+    return key
 
 
 def _connection(session: Session) -> Connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,106 @@ def test_the_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOLLOWUP_CACHE_DIR", "off")
     cache.put("probe", ["k"], 1)
     assert cache.get("probe", ["k"]) is None
+
+
+# -- validated objects: signed pickles -------------------------------------------------------------------
+
+
+def test_an_object_entry_is_read_only_with_this_users_signature(cached: Path) -> None:
+    cache.put_object("probe", ["k"], {"answer": [42]})
+    assert cache.get_object("probe", ["k"]) == {"answer": [42]}
+    [entry] = cached.glob("probe-*.pickle")
+    secret = cached / cache.SECRET
+    assert oct(secret.stat().st_mode & 0o777) == "0o600" and oct(entry.stat().st_mode & 0o777) == "0o600"
+    data = entry.read_bytes()
+    entry.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit of the pickle changed
+    assert cache.get_object("probe", ["k"]) is None
+    entry.write_bytes(data)
+    assert cache.get_object("probe", ["k"]) == {"answer": [42]}
+    secret.write_bytes(os.urandom(32))  # signed by someone else (another user's or machine's secret)
+    assert cache.get_object("probe", ["k"]) is None
+    cache.put_object("probe", ["k"], "again")
+    assert cache.get_object("probe", ["k"]) == "again"
+    os.chmod(secret, 0o644)  # a secret others can read signs nothing
+    assert cache.get_object("probe", ["k"]) is None
+
+
+def test_a_planted_pickle_is_never_unpickled(cached: Path, tmp_path: Path) -> None:
+    import pickle
+
+    cache.put_object("probe", ["k"], 1)
+    [entry] = cached.glob("probe-*.pickle")
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (marker.write_text, ("pwned",))
+
+    entry.write_bytes(os.urandom(32) + pickle.dumps(Payload()))
+    assert cache.get_object("probe", ["k"]) is None and not marker.exists()
+
+
+def test_the_configuration_comes_back_validated_and_follows_its_files(cached: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = Path(shutil.copytree(ROOT / "config", tmp_path / "config"))
+    first = load_config(folder / "chain.yaml")
+    assert len(list(cached.glob("config-*.pickle"))) == 1
+    reset_plugins()
+    _no_plugins(monkeypatch)
+    monkeypatch.setattr("core.config._load_config", lambda path: (_ for _ in ()).throw(AssertionError("parsed")))
+    second = load_config(folder / "chain.yaml")  # neither YAML nor pydantic: the cached result
+    assert second.model == first.model and list(second.sites) == list(first.sites)
+    assert second.sites["SH-DENT"].calendar(second).is_working_day(date(2026, 10, 1)) is False  # kept: no plugins
+    monkeypatch.undo()
+    reset_plugins()
+    site = folder / "sites" / "sh-dent.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("name:", "name_typo:", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="sh-dent.yaml"):  # an edited site file is read again
+        load_config(folder / "chain.yaml")
+    shutil.copy(ROOT / "config" / "sites" / "sh-dent.yaml", site)
+    (folder / "sites" / "zz-new.yaml").write_text(
+        (ROOT / "config" / "sites" / "sh-dent.yaml").read_text(encoding="utf-8").replace("SH-DENT", "ZZ-NEW"),
+        encoding="utf-8")
+    assert "ZZ-NEW" in load_config(folder / "chain.yaml").sites  # a site file added: read again
+
+
+def test_names_and_catalogue_from_the_cache_equal_the_plugins(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.plugins import LazyPlugins, get_plugins
+    from core.words import Names
+
+    real = get_plugins()
+    expected = {(s, p.code): [(n, m.key, m.names.get("zh_CN")) for n, m in real.milestones(s, p.code)]
+                for s, (_, spec) in real.specialties().items() for p in spec.procedures}
+    lazy = LazyPlugins()
+    assert lazy.specialties() == real.specialties()  # built once from the plugins, then stored
+    reset_plugins()
+    _no_plugins(monkeypatch)
+    lazy = LazyPlugins()
+    got = {(s, p.code): [(n, m.key, m.names.get("zh_CN")) for n, m in lazy.milestones(s, p.code)]
+           for s, (_, spec) in lazy.specialties().items() for p in spec.procedures}
+    assert got == expected
+    monkeypatch.undo()
+    reset_plugins()
+    Names(LazyPlugins(), "en").specialty("dental")  # builds the table from the plugins the first time
+    reset_plugins()
+    _no_plugins(monkeypatch)
+    zh, en = Names(LazyPlugins(), "zh_CN"), Names(LazyPlugins(), "en")
+    assert zh.specialty("dental") == real.specialty("dental").names.get("zh_CN") != en.specialty("dental")
+    assert zh.milestone("dental", "implant", "check_24h") == dict(
+        (m.key, m.names.get("zh_CN")) for _, m in real.milestones("dental", "implant"))["check_24h"]
+
+
+def test_a_compiled_template_follows_its_source(cached: Path, tmp_path: Path) -> None:
+    from core import templates
+
+    folder = tmp_path / "tpl" / "en"
+    folder.mkdir(parents=True)
+    (folder / "probe.j2").write_text("Hello {{ name }}", encoding="utf-8")
+    templates._environment.cache_clear()
+    assert templates.render("probe.j2", {"name": "Li"}, locale="en", dirs=[tmp_path / "tpl"]) == "Hello Li\n"
+    assert list(cached.glob("template-*.bin"))
+    templates._environment.cache_clear()  # a new process: the compiled template comes from the cache
+    assert templates.render("probe.j2", {"name": "Li"}, locale="en", dirs=[tmp_path / "tpl"]) == "Hello Li\n"
+    (folder / "probe.j2").write_text("Goodbye {{ name }}", encoding="utf-8")
+    templates._environment.cache_clear()
+    assert templates.render("probe.j2", {"name": "Li"}, locale="en", dirs=[tmp_path / "tpl"]) == "Goodbye Li\n"

@@ -356,3 +356,50 @@ def test_a_day_to_greet_reads_every_way_and_comes_round_within_a_year(born: date
     coming = next_day(expected, today)
     assert today <= coming <= today + timedelta(days=366)
     assert (coming.month, coming.day) == (born.month, born.day) or (born.month, born.day, coming.day) == (2, 29, 28)
+
+
+def test_sweep_greeting_and_interruption_figures_read_their_partial_indexes(
+    tmp_path: Path, _sqlite_template: Path
+) -> None:
+    """The report's sweep, greeting and interruption figures read the few rows of their partial indexes
+    (migrations 0014, 0015), not the whole tasks table or every answer of the period's calls."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event
+
+    from core.db.engine import get_engine, session_scope
+    from core.reports.followups import greetings, interruption_reasons, sweep
+    from core.reports.queries import Scope
+
+    path = tmp_path / "plans.db"
+    shutil.copyfile(_sqlite_template, path)
+    with sqlite3.connect(path) as raw:  # the statistics of a chain's year: a million tasks, a few swept or greetings
+        raw.execute("ANALYZE")
+        raw.execute("DELETE FROM sqlite_stat1 WHERE tbl = 'tasks'")
+        raw.executemany("INSERT INTO sqlite_stat1 VALUES ('tasks', ?, ?)", [
+            ("ix_tasks_worklist", "1000000 20000 4000 2"), ("ix_tasks_due", "1000000 150000 2"),
+            ("ix_tasks_swept", "2000 2"), ("ix_tasks_greetings", "20000 60"), ("ix_tasks_leads", "100000 4"),
+        ])
+        raw.execute("DELETE FROM sqlite_stat1 WHERE tbl IN ('answers', 'attempts')")
+        raw.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", [
+            ("answers", "ix_answers_attempt_id", "400000 3"), ("answers", "ix_answers_task_id", "400000 3"),
+            ("answers", "ix_answers_interruptions", "2000 1"), ("attempts", "ix_attempts_report", "2000000 2 2 2 2"),
+            ("attempts", "ix_attempts_task_id", "2000000 2"),
+        ])
+    url = f"sqlite:///{path}"
+    statements: list[tuple[str, tuple]] = []
+    event.listen(get_engine(url), "before_cursor_execute",
+                 lambda conn, cursor, sql, params, *_: statements.append((sql, params)))
+    scope = Scope(sites=["SH-DENT", "SH-AES"])
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    with session_scope(url) as session:
+        for figures, table, index in ((sweep, "tasks", "ix_tasks_swept"), (greetings, "tasks", "ix_tasks_greetings"),
+                                      (interruption_reasons, "answers", "ix_answers_interruptions")):
+            statements.clear()
+            figures(session, scope, start, end)
+            sql, params = next((s, p) for s, p in statements if f"FROM {table}" in s)
+            rows = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()
+            plan = " ".join(row[-1] for row in rows)
+            assert f"USING INDEX {index}" in plan, plan
+    get_engine(url).dispose()

@@ -173,6 +173,7 @@ class App:
         self._user: str | None = None
         self.writes = writes  # the command writes to the database (--now refused unless the chain allows it)
         self._config: Any = None
+        self._plugins: Any = None
         self.locale: str | None = None  # the command's --locale, set while its options are parsed
 
     @property
@@ -217,9 +218,13 @@ class App:
 
     @property
     def plugins(self) -> Any:
-        from core.plugins import get_plugins
+        """The plugins, loaded when a hook needs them: their catalogue (specialties, milestones, names) comes
+        from the per-user cache while nothing changed (core.plugins.LazyPlugins)."""
+        if self._plugins is None:
+            from core.plugins import LazyPlugins
 
-        return get_plugins()
+            self._plugins = LazyPlugins()
+        return self._plugins
 
     @property
     def config(self) -> Any:
@@ -289,6 +294,7 @@ class App:
                     raise FollowupError(f"cannot upgrade {_safe_url(url)}: {exc}") from None
             else:
                 raise FollowupError(f"database {_safe_url(url)} is not up to date: run 'followup db upgrade'")
+        resume_collection()
         return url
 
 
@@ -337,7 +343,31 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, now: str | 
 
 
 def main() -> None:
-    cli(prog_name="followup")
+    import gc
+
+    # Start-up (imports, configuration) builds objects that live until the command ends: collecting
+    # cycles among them only costs time. Collection resumes once the database is ready (App.ready_db).
+    gc.disable()
+    from core import cache
+
+    cache.MEMO = {}  # one command: the files it depends on do not change while it runs
+    try:
+        cli(prog_name="followup")
+    finally:
+        import sys
+
+        engine = sys.modules.get("core.db.engine")
+        if engine is not None:  # at exit nothing would close them: collection skips what start-up built
+            engine.close_all()
+
+
+def resume_collection() -> None:
+    """Collect garbage again after start-up (see :func:`main`), without walking what start-up built."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,9 +111,11 @@ def report_cmd(
 
     if fmt == "xlsx" and out is None:
         raise FollowupError(key="report_xlsx_needs_out")
-    config, plugins = app.config, app.plugins
+    from core.reports.build import report_catalogue
+
+    config, plugins = app.config, app.plugins  # loaded only when the cached catalogue does not do
     codes = _report_sites(app, sites)
-    known = plugins.specialties()
+    known = report_catalogue(plugins)["specialties"]
     for key in specialties:
         if key not in known:
             raise FollowupError(key="import_unknown_specialty",

@@ -59,10 +59,24 @@ def get_engine(url: str) -> Engine:
             begin = conn.info.pop("begin", None) or conn.get_execution_options().get("sqlite_begin", "BEGIN")
             conn.exec_driver_sql(begin)
 
+        _OPENED.append(engine)
         return engine
     # No ping before each checkout (a round trip per transaction: claims at queue speed, issue 13); a
     # long-running process (followup serve) recycles connections older than half an hour instead.
-    return create_engine(url, pool_recycle=1800)
+    engine = create_engine(url, pool_recycle=1800)
+    _OPENED.append(engine)
+    return engine
+
+
+_OPENED: list[Engine] = []
+
+
+def close_all() -> None:
+    """Close every engine's connections (SQLite checkpoints its write-ahead log into the file)."""
+    for engine in _OPENED:
+        engine.dispose()
+    _OPENED.clear()
+    get_engine.cache_clear()
 
 
 ANALYZED_TABLES = ("patients", "episodes", "tasks", "attempts", "answers")

@@ -57,7 +57,37 @@ class ReportRequest:
 
 
 def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | None) -> q.Scope:
-    """The 1–5 scale questions and the sales procedures, as the installed plugins define them."""
+    """The 1–5 scale questions and the sales procedures, as the installed plugins define them.
+
+    ``plugins`` may be a function returning them (core.plugins.LazyPlugins): the catalogue then comes from
+    the per-user cache while core and the plugins are unchanged."""
+    found = report_catalogue(plugins)
+    return q.Scope(
+        sites=sites,
+        specialties=specialties or None,
+        scale_questions={k: sorted(v) for k, v in found["scale"].items()},
+        sales_procedures=sorted(tuple(s) for s in found["sales"]),
+    )
+
+
+def report_catalogue(plugins: Any) -> dict[str, Any]:
+    """``{"specialties": [...], "scale": {specialty: [question, ...]}, "sales": [[specialty, procedure], ...]}``."""
+    if callable(plugins):
+        from core import cache
+        from core.config import plugins_key
+
+        key = plugins_key() if cache.folder() is not None else None
+        stored = cache.get("report-catalogue", key) if key is not None else None
+        if isinstance(stored, dict) and {"specialties", "scale", "sales"} <= set(stored):
+            return stored
+        found = _report_catalogue(plugins())
+        if key is not None:
+            cache.put("report-catalogue", key, found)
+        return found
+    return _report_catalogue(plugins)
+
+
+def _report_catalogue(plugins: Any) -> dict[str, Any]:
     scale: dict[str, set[str]] = {}
     sales: list[tuple[str, str]] = []
     for key, (_, spec) in plugins.specialties().items():
@@ -69,12 +99,8 @@ def scope_from_plugins(plugins: Any, sites: list[str], specialties: list[str] | 
                 for question in plugins.questions(key, proc.code, milestone.key).values():
                     if question.type == "scale" and question.min == 1 and question.max == 5:
                         keys.add(question.key)
-    return q.Scope(
-        sites=sites,
-        specialties=specialties or None,
-        scale_questions={k: sorted(v) for k, v in scale.items()},
-        sales_procedures=sorted(sales),
-    )
+    return {"specialties": list(plugins.specialties()), "scale": {k: sorted(v) for k, v in scale.items()},
+            "sales": [list(s) for s in sorted(sales)]}
 
 
 def _figures(counts: dict[str, int], scores: dict[str, Any]) -> dict[str, Any]:

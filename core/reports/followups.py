@@ -11,15 +11,18 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from core.db.models import LEAD_TRIGGERS, Answer, Attempt, Patient, QaReview, Referral, Task
-from core.reports.queries import REACHED, Scope
+from core.reports.queries import INTERRUPTIONS_PREDICATE, REACHED, Scope
 from core.vocab import TaskStatus
 
 INTERRUPTION_REASONS = ("cost", "time", "fear", "result", "other")
 GREETING = "greeting"
+# The partial index ix_tasks_greetings's predicate, word for word (migration 0014), so that a generic plan
+# (PostgreSQL) or a planner matching it textually can use it.
+GREETINGS_PREDICATE = f"purpose = '{GREETING}'"
 
 
 def followup_figures(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
@@ -33,12 +36,13 @@ def followup_figures(session: Session, scope: Scope, start: datetime, end: datet
 
 
 def interruption_reasons(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    """Why treatment was interrupted: the coded answers given on calls made in the period."""
+    """Why treatment was interrupted: the coded answers given on calls made in the period (from their
+    partial index, ix_answers_interruptions: a few among all the answers)."""
     rows = session.execute(
         select(Task.site, Task.specialty, Answer.value)
         .join(Attempt, Attempt.id == Answer.attempt_id)
         .join(Task, Task.id == Answer.task_id)
-        .where(Answer.question == "interruption_reason", Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+        .where(text(INTERRUPTIONS_PREDICATE), Attempt.at >= start, Attempt.at < end, *scope.task_filter())
     ).all()
     total = Counter(str(value) for _, _, value in rows)
     grouped = Counter((site, specialty, str(value)) for site, specialty, value in rows)
@@ -92,7 +96,8 @@ def referrals(session: Session, scope: Scope, start: datetime, end: datetime) ->
 
 
 def sweep(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    """The month-end sweep: follow-ups it gave one more attempt in the period, and how many it reached."""
+    """The month-end sweep: follow-ups it gave one more attempt in the period, and how many it reached
+    (from the partial index ix_tasks_swept: a range on ``swept_at`` implies its ``IS NOT NULL``)."""
     rows = session.execute(
         select(Task.site, func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
         .where(Task.swept_at >= start, Task.swept_at < end, *scope.task_filter())
@@ -108,7 +113,7 @@ def greetings(session: Session, scope: Scope, start: datetime, end: datetime) ->
     """Birthday and anniversary greetings due in the period, and those sent or made."""
     due, done = session.execute(
         select(func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
-        .where(Task.purpose == GREETING, Task.due_at >= start, Task.due_at < end, Task.status != TaskStatus.CANCELLED,
+        .where(text(GREETINGS_PREDICATE), Task.due_at >= start, Task.due_at < end, Task.status != TaskStatus.CANCELLED,
                *scope.task_filter())
     ).one()
     return {"due": due, "done": int(done or 0)}

@@ -70,6 +70,10 @@ OVERALL, RECOMMEND, PRAISE, CRITICISM, SUGGESTIONS = (
     "staff_criticism",
     "suggestions",
 )
+INTERRUPTION = "interruption_reason"
+# The partial index ix_answers_interruptions holds only these answers (migration 0015); its predicate, stated
+# word for word by the query that reads them (core/reports/followups.py).
+INTERRUPTIONS_PREDICATE = f"question = '{INTERRUPTION}'"
 
 
 @dataclass

@@ -17,12 +17,12 @@ refuses the recipient or the message is a failed message.
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from email.message import EmailMessage
-from email.utils import make_msgid
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # imported where a message is sent: loading the plugin (every command) stays cheap
+    import ssl
 
 from core import Capabilities, Channel, Message, Receipt, hookimpl
 
@@ -32,7 +32,7 @@ class EmailChannel(Channel):
     capabilities = Capabilities(address="email", links=True, html=True)
 
     class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", defer_build=True)
         host: str
         port: int = 587
         starttls: bool = True
@@ -44,6 +44,8 @@ class EmailChannel(Channel):
         verify_tls: bool = Field(default=True, description="check the server's certificate (turn off only in tests)")
 
     def _tls(self) -> ssl.SSLContext:
+        import ssl
+
         context = ssl.create_default_context()
         if not self.settings.verify_tls:
             context.check_hostname = False
@@ -51,6 +53,10 @@ class EmailChannel(Channel):
         return context
 
     def send(self, message: Message) -> Receipt:
+        import smtplib
+        from email.message import EmailMessage
+        from email.utils import make_msgid
+
         s = self.settings
         mail = EmailMessage()
         mail["From"] = s.sender

@@ -24,7 +24,7 @@ class FileChannel(Channel):
     capabilities = Capabilities(address="none", links=True, html=True)
 
     class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", defer_build=True)
         folder: str = Field(min_length=1, description="where the messages are written (created 0700)")
 
     def send(self, message: Message) -> Receipt:

@@ -39,7 +39,7 @@ class SmsChannel(Channel):
                                 provider_templates=True, delivery_reports=True)
 
     class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", defer_build=True)
         provider: Literal["aliyun", "tencent", "http"]
         sign_name: str | None = None
         templates: dict[str, ProviderTemplate] = Field(default_factory=dict)

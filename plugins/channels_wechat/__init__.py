@@ -22,11 +22,8 @@ import hmac
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Literal
-from xml.etree import ElementTree
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +41,7 @@ class WechatChannel(Channel):
                                 delivery_reports=True)
 
     class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", defer_build=True)
         app_id: str
         app_secret: str
         mode: Literal["template", "subscribe"] = "template"
@@ -54,10 +51,14 @@ class WechatChannel(Channel):
         timeout: float = 10
 
     def _get(self, url: str) -> dict[str, Any]:
+        import urllib.request  # here, not at the top: loading the plugin (every command) stays cheap
+
         with urllib.request.urlopen(url, timeout=self.settings.timeout) as response:
             return json.loads(response.read() or b"{}")
 
     def _post(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        import urllib.request
+
         data = json.dumps(payload, ensure_ascii=False).encode()
         request = urllib.request.Request(url, data=data, method="POST",
                                          headers={"Content-Type": "application/json; charset=utf-8"})
@@ -81,6 +82,8 @@ class WechatChannel(Channel):
         return token
 
     def send(self, message: Message) -> Receipt:
+        import urllib.error
+
         if not message.template:
             return Receipt.failed(f"no wechat template for message kind {message.kind!r} "
                                   f"(channels.{getattr(self, 'configured_name', 'wechat')}.templates.{message.kind})")
@@ -122,6 +125,8 @@ class WechatChannel(Channel):
             raise SignatureError("signature does not verify")
 
     def reports(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> list[DeliveryReport]:
+        from xml.etree import ElementTree
+
         self.verify(query)
         try:
             root = ElementTree.fromstring(body)
