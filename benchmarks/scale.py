@@ -16,6 +16,11 @@ hand-written baseline in the same run:
    table (the rows are computed beforehand, untimed, by the plain per-episode
    ``core.scheduling.task_rows``, so the check "scheduled tasks equal the raw
    rows" compares the optimised batch path with the straightforward one);
+   then the calls made (``--attempts``, answers, final statuses) loaded as a call history by
+   ``core.callhistory.load_attempts``, chunk by chunk, each chunk against a raw load of the
+   same rows (the attempts and answers by ``executemany`` / ``COPY``, the tasks' new values by
+   one ``UPDATE``, the day-count triggers dropped; rolled back, then the framework loads them),
+   both timed up to the commit; the day counts and task counters must equal a recount;
 2. ``core.worklist.worklist`` for the busiest site on one day, against the
    hand-written indexed query (PostgreSQL: prepared, on a generic plan), the two
    alternately (A/B/A/B), medians;
@@ -29,14 +34,20 @@ hand-written baseline in the same run:
    and by 8 processes running a plain ``SKIP LOCKED`` queue that takes as many
    patients a claim (benchmarks/claimers.py), 8-process runs alternating; no task
    claimed twice, none left;
-6. ``record_call`` ``--records`` times with the reports' day-count triggers and as
-   many times without them (alternating blocks, on that database's open tasks);
+6. ``record_call`` ``--records`` times (default 20,000) with the reports' day-count triggers
+   and as many times without them (alternating blocks of 250, a database of its own with twice
+   as many open tasks: each recorded once);
 7. the everyday commands of benchmarks/cli.py (CPU time against
-   ``python -c "import sqlalchemy.orm"``).
+   ``python -c "import sqlalchemy.orm"``);
+8. import: the patients and episodes of ``--tasks`` tasks (at most ``--import-episodes``)
+   as a HIS export (two CSV files) imported by ``core.importing.import_file`` on a
+   fresh SQLite database and a fresh PostgreSQL schema, alternating, against a raw
+   ``executemany`` / ``COPY`` of the same rows into a fresh database; rows/s each.
 
 Every measurement prints one line with both times and the ratio; the last line
-is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L`` (the worst over the
-databases run; claims: the queue's claims per second over the framework's).
+is ``ratios: schedule=X worklist=Y report=Z claims=C cli=L import=I attempts=A`` (the worst
+over the databases run; claims: the queue's claims per second over the
+framework's; import: PostgreSQL's import time over SQLite's for the same file).
 Each framework result is also checked against its baseline's rows; a mismatch
 makes the exit status 1.
 """
@@ -79,7 +90,7 @@ REPORT_PERIOD = f"{YEAR}-11"
 WORKLIST_DAY = REPORT_NOW.date()
 CLAIM_NOW = datetime(YEAR + 2, 6, 1, 10, 0, tzinfo=TZ)  # after every task's due time
 CHUNK = 20_000
-GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5}
+GOALS = {"schedule": 2.0, "worklist": 2.0, "report": 3.0, "claims": 3.0, "cli": 1.5, "import": 2.0, "attempts": 1.5}
 HELP_GOAL_MS = 150.0
 
 # 50 sites: (prefix, count, specialties)
@@ -530,105 +541,158 @@ def drop_raw_tasks(db: Database) -> None:
 FAILED = ("no_answer", "busy", "powered_off", "out_of_service", "cannot_connect", "not_convenient")
 
 
-def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int) -> dict[str, int]:
-    """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses."""
+def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: Results | None = None
+                   ) -> dict[str, int]:
+    """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses:
+    loaded chunk by chunk by ``core.callhistory.load_attempts`` (a call-history import), each chunk
+    measured against a raw load of the same rows (below)."""
+    from sqlalchemy import text
+
+    from core.callhistory import PastCall, load_attempts, plan_history
+    from core.db import counters, rollups
+    from core.db.engine import get_engine, session_scope
+    from core.vocab import TREATED_TRIGGERS
+
     rng = random.Random(seed + 1)
-    raw = Raw(db)
+    config, plugins = chain.config, chain.plugins
     bookable = {(s, p.code) for s, procs in chain.procedures.items() for p in procs if p.allows_booking}
     counts: Counter[str] = Counter()
-    try:
-        n_due = raw.query("SELECT count(*) FROM tasks WHERE status = 'open' AND due_at < ?", [REPORT_NOW])[0][0]
-        if not n_due:
-            return dict(counts)
-        base, extra = divmod(n_attempts, n_due)
-        raw.execute("CREATE TEMP TABLE bench_calls (id INTEGER PRIMARY KEY, status VARCHAR(20), attempts INTEGER, "
-                    "failed_attempts INTEGER, next_attempt_at TIMESTAMP, completed_at TIMESTAMP)")
-        if db.is_pg:
-            raw.commit()
-        attempt_id = answer_id = 0
-        last = seen = 0
-        retry_from = REPORT_NOW - timedelta(days=3)  # older failures were retried until unsuccessful
-        att_cols = ["id", "task_id", "at", "site", "by", "outcome", "note", "callback_at"]
-        ans_cols = ["id", "task_id", "attempt_id", "question", "dimension", "value", "number"]
-        upd_cols = ["id", "status", "attempts", "failed_attempts", "next_attempt_at", "completed_at"]
-        raw.begin()
-        while True:
-            tasks = raw.query(
-                "SELECT id, due_at, site, specialty, procedure, max_attempts FROM tasks "
-                "WHERE status = 'open' AND due_at < ? AND id > ? ORDER BY id LIMIT ?", [REPORT_NOW, last, CHUNK])
-            if not tasks:
-                break
-            last = tasks[-1][0]
-            attempts, answers, updates = [], [], []
-            for task_id, due, site, spec, proc, max_attempts in tasks:
-                if isinstance(due, str):
-                    due = datetime.fromisoformat(due)
-                due = due.replace(tzinfo=UTC)
-                # base or base + 1 attempts, the extra ones spread evenly: exactly n_attempts in all
-                k = base + ((seen + 1) * extra // n_due - seen * extra // n_due)
-                seen += 1
-                if k == 0:
-                    continue
-                roll = rng.random()
-                if roll < 0.80:
-                    final = "booked" if (spec, proc) in bookable and rng.random() < 0.3 else "reached"
-                elif roll < 0.83:
-                    final = "refused"
-                elif roll < 0.85:
-                    final = "wrong_number"
-                else:
-                    final = rng.choice(FAILED)
-                gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
-                at = due
-                failed = 0
-                for i in range(k):
-                    at = due + gap * i + timedelta(minutes=rng.randrange(20))
-                    outcome = final if i == k - 1 else rng.choice(FAILED)
-                    failed += outcome in FAILED
-                    attempt_id += 1
-                    attempts.append((attempt_id, task_id, at, site, f"{site.lower()}.c{1 + rng.randrange(2)}",
-                                     outcome, None, None))
-                    counts["attempts"] += 1
-                if final in ("reached", "booked"):
-                    status, completed, next_at = ("completed" if final == "reached" else "booked"), at, None
-                    if rng.random() < 0.3:
-                        score = rng.choice((5, 5, 5, 4, 4, 3, 2, 1))
-                        nps = rng.choice((10, 10, 9, 9, 8, 7, 6, 3))
-                        for question, dim, value in (("overall_satisfaction", "overall", score),
-                                                     ("recommend", "recommend", nps)):
-                            answer_id += 1
-                            answers.append((answer_id, task_id, attempt_id, question, dim, value, float(value)))
-                            counts["answers"] += 1
-                        for question, text in _texts(rng, site):  # free text: the report lists it
-                            answer_id += 1
-                            answers.append((answer_id, task_id, attempt_id, question, None, json.dumps(text), None))
-                            counts["answers"] += 1
-                elif final in FAILED and failed < max_attempts and due >= retry_from:
-                    status, completed, next_at = "open", None, at + timedelta(hours=2)
-                elif final in FAILED:
-                    status, completed, next_at = "unsuccessful", at, None
-                else:
-                    status, completed, next_at = final, at, None
-                counts[status] += 1
-                updates.append((task_id, status, k, failed, next_at or due, completed))
-            raw.load("attempts", att_cols, [tuple(raw.value(v) for v in row) for row in attempts])
-            raw.load("answers", ans_cols, [tuple(raw.value(v) for v in row) for row in answers])
-            raw.load("bench_calls", upd_cols, [tuple(raw.value(v) for v in row) for row in updates])
-        raw.execute(
-            "UPDATE tasks SET status = u.status, attempts = u.attempts, attempts_logged = u.attempts, "
-            "failed_attempts = u.failed_attempts, "
-            "next_attempt_at = u.next_attempt_at, completed_at = u.completed_at "
-            "FROM bench_calls AS u WHERE tasks.id = u.id")
-        raw.execute("DROP TABLE bench_calls")
-        raw.commit()
-        if db.is_pg:
-            for table in ("attempts", "answers"):
-                raw.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                            f"(SELECT coalesce(max(id), 1) FROM {table}))")
-            raw.commit()
-    finally:
-        raw.close()
+    engine = get_engine(db.url)
+    with engine.connect() as conn:
+        n_due = conn.execute(text("SELECT count(*) FROM tasks WHERE status = 'open' AND due_at < :now"),
+                             {"now": REPORT_NOW.astimezone(UTC).replace(tzinfo=None)}).scalar_one()
+    if not n_due:
+        return dict(counts)
+    base, extra = divmod(n_attempts, n_due)
+    asks: dict[tuple[str, str, str, str], set[str]] = {}
+    last = seen = 0
+    retry_from = REPORT_NOW - timedelta(days=3)  # older failures were given up (closed as unsuccessful)
+    fw_time = raw_time = 0.0
+    chunks = 0
+    while True:
+        with engine.connect() as conn:
+            tasks = conn.execute(text(
+                "SELECT id, due_at, site, specialty, procedure, milestone, trigger FROM tasks "
+                "WHERE status = 'open' AND due_at < :now AND id > :last ORDER BY id LIMIT :n"),
+                {"now": REPORT_NOW.astimezone(UTC).replace(tzinfo=None), "last": last, "n": CHUNK}).all()
+        if not tasks:
+            break
+        last = tasks[-1][0]
+        calls: list[PastCall] = []
+        given_up: list[int] = []
+        for task_id, due, site, spec, proc, milestone, trigger in tasks:
+            if isinstance(due, str):
+                due = datetime.fromisoformat(due)
+            due = due.replace(tzinfo=UTC)
+            # base or base + 1 attempts, the extra ones spread evenly: exactly n_attempts in all
+            k = base + ((seen + 1) * extra // n_due - seen * extra // n_due)
+            seen += 1
+            if k == 0:
+                continue
+            roll = rng.random()
+            if roll < 0.80:
+                final = "booked" if (spec, proc) in bookable and rng.random() < 0.3 else "reached"
+            elif roll < 0.83:
+                final = "refused"
+            elif roll < 0.85:
+                final = "wrong_number"
+            else:
+                final = rng.choice(FAILED)
+            gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
+            for i in range(k):
+                at = due + gap * i + timedelta(minutes=rng.randrange(20))
+                outcome = final if i == k - 1 else rng.choice(FAILED)
+                answers: dict[str, str] = {}
+                if outcome == final and final in ("reached", "booked") and rng.random() < 0.3:
+                    score = rng.choice((5, 5, 5, 4, 4, 3, 2, 1))
+                    nps = rng.choice((10, 10, 9, 9, 8, 7, 6, 3))
+                    key = (spec, proc, milestone, trigger)
+                    if key not in asks:  # the questions this task asks (some only of treated patients)
+                        asked = plugins.questions(spec, proc, milestone)
+                        asks[key] = {q for q, question in asked.items()
+                                     if not question.treated_only or trigger in TREATED_TRIGGERS}
+                    if {"overall_satisfaction", "recommend"} <= asks[key]:
+                        answers = {"overall_satisfaction": str(score), "recommend": str(nps)}
+                        # free text: the report lists it
+                        answers.update((q, t) for q, t in _texts(rng, site) if q in asks[key])
+                calls.append(PastCall(task_id, at, f"{site.lower()}.c{1 + rng.randrange(2)}", outcome, answers))
+            if final in FAILED and due < retry_from:
+                given_up.append(task_id)
+        with session_scope(db.url) as session:  # the rows the load writes, for the raw baseline (untimed)
+            plan = plan_history(session, config, plugins, calls, now=REPORT_NOW, given_up=given_up)
+        # A/B in every chunk: the raw load of the plan's rows (then rolled back), the framework's load
+        raw_time += raw_history(db, plan)
+        with session_scope(db.url) as session:  # timed up to the commit, as the raw load (rolled back)
+            t0 = time.perf_counter()
+            result = load_attempts(session, config, plugins, calls, user="system", now=REPORT_NOW, given_up=given_up)
+            fw_time += time.perf_counter() - t0
+        chunks += 1
+        counts["attempts"] += result.attempts
+        counts["answers"] += result.answers
+        counts.update({str(k): v for k, v in result.statuses.items()})
+    with engine.connect() as conn:
+        differ = rollups.verify(conn)
+        mismatched = counters.mismatches(conn)
+    if out is not None:
+        ok = not differ and not mismatched and counts["attempts"] == n_attempts
+        out.add(db, "attempts", fw_time, raw_time, "COPY" if db.is_pg else "executemany",
+                f"{counts['attempts']} attempts, {counts['answers']} answers of {seen} tasks in {chunks} load(s) "
+                f"(core.callhistory.load_attempts; raw: the same rows and task updates, no day-count triggers)",
+                check=ok, check_detail=f"day counts differ: {list(differ)}, task counters differ: {mismatched[:3]}")
+        out.data[db.name]["attempts_load"] = {"attempts": counts["attempts"], "answers": counts["answers"],
+                                              "day_counts_agree": not differ, "counters_agree": not mismatched}
     return dict(counts)
+
+
+def raw_history(db: Database, plan: Any) -> float:
+    """The plan's rows loaded by the driver alone, the day-count triggers dropped: the attempts and answers
+    (executemany / COPY) and the tasks' new values (a temporary table and one UPDATE). Rolled back
+    afterwards (untimed), so the framework then loads the same rows into the same tables."""
+    raw = Raw(db)
+    try:
+        raw.begin()
+        if db.is_pg:
+            for table in ("tasks", "attempts", "answers"):
+                for event in ("ins", "upd", "del"):
+                    raw.execute(f"DROP TRIGGER IF EXISTS trg_{table}_rollup_{event} ON {table}")
+        else:
+            for table in ("tasks", "attempts", "answers"):
+                for event in ("ins", "upd", "del"):
+                    raw.execute(f"DROP TRIGGER IF EXISTS trg_{table}_rollup_{event}")
+        top = raw.query("SELECT COALESCE(MAX(id), 0) FROM attempts")[0][0]
+        ids = range(int(top) + 1, int(top) + 1 + len(plan.attempts))
+        v = raw.value
+        attempts = [(i, task_id, v(at), site, by, outcome, note, None, v(counted), "phone", None)
+                    for i, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True)]
+        answers = [(task_id, ids[index], question, dim, json.dumps(value), number)
+                   for index, task_id, question, dim, value, number in plan.answers]
+        updates = [tuple(v(x) for x in (task_id, str(status), a, f, logged, nxt, done, booked))
+                   for task_id, status, a, f, logged, nxt, done, booked in plan.tasks]
+        upd_cols = ["id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
+                    "completed_at", "booked_at"]
+        t0 = time.perf_counter()
+        raw.execute("CREATE TEMP TABLE bench_history (id INTEGER PRIMARY KEY, status VARCHAR(20), attempts INTEGER, "
+                    "failed_attempts INTEGER, attempts_logged INTEGER, next_attempt_at TIMESTAMP, "
+                    "completed_at TIMESTAMP, booked_at TIMESTAMP)")
+        raw.load("attempts", ["id", "task_id", "at", "site", "by", "outcome", "note", "callback_at", "counted",
+                              "channel", "recording"], attempts)
+        raw.load("answers", ["task_id", "attempt_id", "question", "dimension", "value", "number"], answers)
+        raw.load("bench_history", upd_cols, updates)
+        raw.execute(
+            "UPDATE tasks SET status = u.status, attempts = u.attempts, failed_attempts = u.failed_attempts, "
+            "attempts_logged = u.attempts_logged, "
+            "next_attempt_at = COALESCE(u.next_attempt_at, tasks.next_attempt_at), "
+            "completed_at = COALESCE(u.completed_at, tasks.completed_at), "
+            "booked_at = COALESCE(u.booked_at, tasks.booked_at), claimed_until = NULL, updated_at = ? "
+            "FROM bench_history AS u WHERE tasks.id = u.id", [REPORT_NOW])
+        elapsed = time.perf_counter() - t0
+    finally:
+        if db.is_pg:
+            raw.conn.rollback()
+        else:
+            raw.conn.execute("ROLLBACK")
+        raw.close()
+    return elapsed
 
 
 TEXT_ANSWERS = (  # (question, chance, texts): praise and criticism name staff; a suggestion may hold a phone
@@ -1161,6 +1225,19 @@ def measure_claims(db: Database, chain: Chain, chain_yaml: Path, out: Results, n
 RECORD_GOAL = 1.2
 
 
+def run_records(db: Database, chain: Chain, out: Results, n: int, seed: int) -> None:
+    """:func:`measure_records` on a database of its own: ``2 n`` open tasks (no do-not-contact), each
+    recorded once, half of them with the day-count triggers and half without."""
+    from core.db.engine import session_scope
+    from core.scheduling import schedule
+
+    populate(db, chain, 2 * n + 100, seed + 11, dnc_rate=0.0)
+    with session_scope(db.url) as session:
+        schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+    analyze(db)
+    measure_records(db, chain, out, n)
+
+
 def measure_records(db: Database, chain: Chain, out: Results, n: int, block: int = 250) -> None:
     """``record_call`` (no_answer, one transaction each, as ``followup record``) ``n`` times with the
     day-count triggers and ``n`` times without, in alternating blocks on different open tasks."""
@@ -1226,6 +1303,200 @@ def measure_cli(out: Results, rounds: int) -> None:
     out.data["cli"] = {"cpu_s": {k: statistics.median(v) for k, v in times.items()}, "ratios": ratios}
 
 
+# -- 8. import: a HIS export of patients and episodes on each database --------------------------------
+IMPORT_NOW = SCHEDULE_NOW
+IMPORT_PATIENTS = ("patient_id", "name", "gender", "birth_date", "phone", "site", "locale", "do_not_contact")
+IMPORT_EPISODES = ("episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
+                   "department")
+
+
+@dataclass
+class ImportFiles:
+    """The export (patients.csv, episodes.csv) and the same rows as the tables store them."""
+
+    patients_csv: Path
+    episodes_csv: Path
+    patients: list[dict[str, Any]]
+    episodes: list[dict[str, Any]]
+
+    @property
+    def rows(self) -> int:
+        return len(self.patients) + len(self.episodes)
+
+
+def write_import_files(chain: Chain, folder: Path, n_tasks: int, seed: int, limit: int | None) -> ImportFiles:
+    """Patients and episodes of the synthetic chain (those of ``n_tasks`` tasks, at most ``limit``
+    episodes) as two CSV files with canonical headers, and as table rows for the raw load."""
+    import csv
+
+    from core.importing import Columns
+
+    attributes = Columns.of_plugins(chain.plugins).attributes
+    patients: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
+    for chunk_patients, chunk_episodes, _ in generate(chain, n_tasks, random.Random(seed + 13)):
+        patients += chunk_patients
+        episodes += chunk_episodes
+        if limit is not None and len(episodes) >= limit:
+            break
+    if limit is not None:
+        episodes = episodes[:limit]
+        used = {e["patient_id"] for e in episodes}
+        patients = [p for p in patients if p["id"] in used]
+    external = {p["id"]: p["external_id"] for p in patients}
+    for p in patients:  # what an import stores beside the file's columns
+        p["dnc_reason"] = "import" if p["do_not_contact"] else None
+        p["created_at"] = p["updated_at"] = IMPORT_NOW
+    for e in episodes:
+        e["created_at"] = IMPORT_NOW
+    folder.mkdir(parents=True, exist_ok=True)
+    patients_csv, episodes_csv = folder / "patients.csv", folder / "episodes.csv"
+    with patients_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(IMPORT_PATIENTS)
+        writer.writerows(
+            (p["external_id"], p["name"], p["gender"], p["birth_date"].isoformat(), p["phone"], p["site"],
+             p["locale"], "yes" if p["do_not_contact"] else "")
+            for p in patients)
+    with episodes_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(IMPORT_EPISODES + tuple(a.key for a in attributes))
+        for e in episodes:
+            flags = e["attributes"]
+            writer.writerow(
+                (e["external_id"], external[e["patient_id"]], e["site"], e["specialty"], e["procedure"],
+                 e["occurred_at"].strftime("%Y-%m-%d %H:%M"), e["doctor"], e["department"])
+                + tuple(("yes" if flags[a.key] else "no") if a.key in flags else "" for a in attributes))
+    return ImportFiles(patients_csv, episodes_csv, patients, episodes)
+
+
+def import_framework(db: Database, chain: Chain, files: ImportFiles) -> tuple[float, dict[str, int]]:
+    """``followup import`` of the two files, one transaction each, as the command runs it; seconds."""
+    from core.db.engine import session_scope
+    from core.importing import import_file
+
+    counts: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for path in (files.patients_csv, files.episodes_csv):
+        with session_scope(db.url) as session:
+            result = import_file(session, chain.config, chain.plugins, path, user="system", now=IMPORT_NOW)
+        counts.update({k: counts.get(k, 0) + v for k, v in result.counts().items()})
+    return time.perf_counter() - t0, counts
+
+
+def import_raw(db: Database, files: ImportFiles) -> float:
+    """The same rows by the driver alone: ``COPY`` (psycopg) or ``executemany`` (sqlite3), one
+    transaction per table like the import; seconds."""
+    raw = Raw(db)
+    try:
+        elapsed = 0.0
+        for table, rows in (("patients", files.patients), ("episodes", files.episodes)):
+            columns = list(rows[0])
+            values = [tuple(raw.value(row[c]) for c in columns) for row in rows]  # driver values, untimed
+            t0 = time.perf_counter()
+            raw.begin()
+            raw.load(table, columns, values)
+            raw.commit()
+            elapsed += time.perf_counter() - t0
+    finally:
+        raw.close()
+    return elapsed
+
+
+def stored_import(db: Database) -> tuple[int, int, str]:
+    """The imported patients and episodes as stored (counts and a digest of every row, by external id)."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from core.db.engine import get_engine
+    from core.db.models import Episode, Patient
+
+    digest = hashlib.sha256()
+    counts = []
+    queries = (
+        select(Patient.external_id, Patient.name, Patient.gender, Patient.birth_date, Patient.phone, Patient.site,
+               Patient.locale, Patient.do_not_contact, Patient.dnc_reason, Patient.phone_invalid,
+               Patient.created_at, Patient.updated_at).order_by(Patient.external_id),
+        select(Episode.external_id, Patient.external_id, Episode.site, Episode.specialty, Episode.procedure,
+               Episode.trigger, Episode.occurred_at, Episode.doctor, Episode.department, Episode.diagnosis,
+               Episode.notes, Episode.attributes, Episode.status, Episode.scheduled_at, Episode.created_at)
+        .join(Patient, Patient.id == Episode.patient_id).order_by(Episode.external_id),
+    )
+    with get_engine(db.url).connect() as conn:
+        for query in queries:
+            n = 0
+            for row in conn.execute(query):
+                n += 1
+                digest.update(repr(tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+                                         for v in row)).encode())
+            counts.append(n)
+    return counts[0], counts[1], digest.hexdigest()
+
+
+def measure_import(chain: Chain, out: Results, workdir: Path, *, pg: str | None, keep: bool, n_tasks: int,
+                   limit: int | None, seed: int, rounds: int) -> None:
+    """The same export imported on a fresh SQLite database and a fresh PostgreSQL schema (each round,
+    each database: one for the import, one for the raw load), the databases alternating (S P, P S, ...),
+    medians. PostgreSQL's time over SQLite's is ``import=`` (SQLite is the reference, so it is measured
+    even with ``--only postgresql``); each database's time is also set against its driver's raw load of
+    the same rows. Checked: the counts, and the stored rows equal the raw load's."""
+    from core.db.engine import get_engine
+
+    files = write_import_files(chain, workdir / "import", n_tasks, seed, limit)
+    log(f"import: {len(files.patients)} patients, {len(files.episodes)} episodes")
+    fresh: dict[str, Callable[[str], Database]] = {
+        "sqlite": lambda tag: sqlite_database(workdir / "import" / tag)}
+    if pg:
+        fresh["postgresql"] = lambda tag: pg_database(pg, keep=keep)
+    times: dict[str, dict[str, list[float]]] = {name: {"framework": [], "raw": []} for name in fresh}
+    checks: dict[str, list[str]] = {name: [] for name in fresh}
+    expected = {"patients_created": len(files.patients), "episodes_created": len(files.episodes)}
+    for round_ in range(rounds):
+        order = list(fresh) if round_ % 2 == 0 else list(reversed(fresh))
+        for name in order:
+            stored = {}
+            for kind in ("framework", "raw"):
+                db = fresh[name](kind)
+                try:
+                    if kind == "framework":
+                        seconds, counts = import_framework(db, chain, files)
+                        if {k: v for k, v in counts.items() if v} != expected:
+                            checks[name].append(f"counts {counts}")
+                    else:
+                        seconds = import_raw(db, files)
+                    times[name][kind].append(seconds)
+                    stored[kind] = stored_import(db)
+                finally:
+                    get_engine(db.url).dispose()
+                    db.cleanup()
+            if stored["framework"] != stored["raw"]:
+                checks[name].append(f"stored rows differ: framework {stored['framework'][:2]}, "
+                                    f"raw {stored['raw'][:2]}")
+    medians = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
+    for name, m in medians.items():
+        rate, raw_rate = files.rows / m["framework"], files.rows / m["raw"]
+        out.emit(f"import    {name:<10} framework {_fmt(m['framework'])}   "
+                 f"{'COPY' if name == 'postgresql' else 'executemany'} {_fmt(m['raw'])}   "
+                 f"ratio {m['framework'] / m['raw']:5.2f}   | {files.rows} rows ({len(files.patients)} patients, "
+                 f"{len(files.episodes)} episodes): {rate:,.0f} rows/s, raw {raw_rate:,.0f} rows/s "
+                 f"(median of {rounds}, fresh database each)")
+        out.data[name]["import_rows"] = {
+            "patients": len(files.patients), "episodes": len(files.episodes),
+            "framework_s": [round(t, 3) for t in times[name]["framework"]],
+            "raw_s": [round(t, 3) for t in times[name]["raw"]],
+            "rows_per_s": round(rate), "raw_rows_per_s": round(raw_rate), "problems": checks[name]}
+    if "postgresql" in medians:
+        pg_s, sqlite_s = medians["postgresql"]["framework"], medians["sqlite"]["framework"]
+        out.add(Database("postgresql", ""), "import", pg_s, sqlite_s, "SQLite import",
+                f"PostgreSQL {files.rows / pg_s:,.0f} rows/s, SQLite {files.rows / sqlite_s:,.0f} rows/s; "
+                f"raw COPY {files.rows / medians['postgresql']['raw']:,.0f} rows/s",
+                check=not checks["postgresql"] and not checks["sqlite"],
+                check_detail="; ".join(f"{k}: {v}" for k, v in checks.items() if v))
+    else:
+        out.checks.append(("sqlite", "import", not checks["sqlite"], "; ".join(checks["sqlite"])))
+
+
 # -- the run -------------------------------------------------------------------------------------------
 @dataclass
 class Results:
@@ -1271,7 +1542,7 @@ def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempt
     measure_schedule(db, chain, out)
     drop_raw_tasks(db)
     t0 = time.perf_counter()
-    counts = simulate_calls(db, chain, attempts, seed)
+    counts = simulate_calls(db, chain, attempts, seed, out)
     analyze(db)
     log(f"{db.name}: calls simulated in {time.perf_counter() - t0:.1f} s: {counts}")
     out.data[db.name]["setup"] = {"patients": n_patients, "episodes": n_episodes, **counts}
@@ -1308,15 +1579,23 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--no-cli", action="store_true", help="skip the everyday commands' CPU time")
     parser.add_argument("--no-claims", action="store_true", help="skip the concurrent claims and the writes")
     parser.add_argument("--claims-only", action="store_true",
-                        help="only the concurrent claims (and the writes): no schedule, worklist, report, help, cli")
+                        help="only the concurrent claims and the writes: no schedule, worklist, report, import, "
+                             "help, cli")
     parser.add_argument("--records", type=int, default=20_000,
-                        help="record_call runs with and without the day counts each (capped by the claim tasks)")
+                        help="record_call runs with and without the day counts each, on a database of their own "
+                             "(default 20000; 0: none)")
     parser.add_argument("--repeat", type=int, default=9, help="runs per worklist measurement (median)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workdir", type=Path, help="where the chain and SQLite file go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file and PostgreSQL schemas")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--no-help", action="store_true", help="skip the CLI start-up measurement")
+    parser.add_argument("--no-import", action="store_true", help="skip the import of patients and episodes")
+    parser.add_argument("--import-only", action="store_true", help="measure the import only")
+    parser.add_argument("--import-episodes", type=int, metavar="N", default=200_000,
+                        help="episodes in the import's file, at most those of --tasks (default 200000), "
+                             "and their patients")
+    parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     args = parser.parse_args(argv)
 
     out = Results(emit=emit)
@@ -1331,7 +1610,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
         emit(f"# clinic-followup scale benchmark: {args.tasks} tasks, {args.attempts} attempts, "
              f"{len(chain.config.sites)} sites; nproc {info['nproc']}, RAM {info['ram_mb']} MB, "
              f"Python {info['python']}, SQLite {info['sqlite']}")
-        if args.only != "postgresql":
+        if args.only != "postgresql" and not args.import_only:
             if not args.claims_only:
                 db = sqlite_database(workdir)
                 try:
@@ -1346,12 +1625,19 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 try:
                     measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
                                    rounds=args.claim_rounds)
-                    measure_records(db, chain, out, args.records)
                 finally:
                     from core.db.engine import get_engine
 
                     get_engine(db.url).dispose()
-        if args.pg and args.only != "sqlite":
+            if not args.no_claims and args.records > 0:
+                db = sqlite_database(workdir / "records")
+                try:
+                    run_records(db, chain, out, args.records, args.seed)
+                finally:
+                    from core.db.engine import get_engine
+
+                    get_engine(db.url).dispose()
+        if args.pg and args.only != "sqlite" and not args.import_only:
             db = pg_database(args.pg, keep=args.keep)
             try:
                 version = Raw(db)
@@ -1369,12 +1655,21 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 try:
                     measure_claims(db, chain, chain_yaml, out, args.claim_tasks, args.seed,
                                    rounds=args.claim_rounds)
-                    measure_records(db, chain, out, args.records)
                 finally:
                     db.cleanup()
-        if not args.no_help and not args.claims_only:
+            if not args.no_claims and args.records > 0:
+                db = pg_database(args.pg, keep=args.keep)
+                try:
+                    run_records(db, chain, out, args.records, args.seed)
+                finally:
+                    db.cleanup()
+        if not args.no_import and not args.claims_only:
+            measure_import(chain, out, workdir, pg=args.pg if args.only != "sqlite" else None, keep=args.keep,
+                           n_tasks=args.tasks, limit=args.import_episodes, seed=args.seed,
+                           rounds=args.import_rounds)
+        if not args.no_help and not args.import_only and not args.claims_only:
             measure_help(out)
-        if not args.no_cli and not args.claims_only:
+        if not args.no_cli and not args.import_only and not args.claims_only:
             measure_cli(out, args.cli_rounds)
         for db_name, ratios in out.ratios.items():
             emit(f"{db_name} ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))

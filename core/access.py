@@ -87,7 +87,7 @@ def is_system(user: str | None) -> bool:
 WRITES: dict[str, str] = {
     "record": CALLS, "claim": CALLS, "release": CALLS, "questionnaire": CALLS, "send": CALLS,
     "extra_call": CALLS, "dnc": DNC, "schedule": SCHEDULE, "replan": SCHEDULE, "sweep": SCHEDULE,
-    "greetings": SCHEDULE,
+    "greetings": SCHEDULE, "history": IMPORT,
 }
 
 

@@ -54,7 +54,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import insert, select, update
+from sqlalchemy import ARRAY, Table, any_, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from core.audit import audit
@@ -1224,9 +1224,60 @@ def _validate(
 def _patient_ids(session: Session, external_ids: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(external_ids):
-        stmt = select(Patient.external_id, Patient.id).where(Patient.external_id.in_(chunk))
+        stmt = select(Patient.external_id, Patient.id).where(_among(Patient.external_id, chunk, session))
         found.update({ext: pid for ext, pid in session.execute(stmt)})
     return found
+
+
+def _is_psycopg(session: Session) -> bool:
+    dialect = session.get_bind().dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def _among(column: Any, keys: Sequence[Any], session: Session) -> Any:
+    """``column IN keys``; on PostgreSQL ``= ANY(array)``: one parameter instead of one per key, so the
+    statement is short and the same for every chunk (the driver converts and prepares it once)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("keys", list(keys), type_=ARRAY(column.type)))
+    return column.in_(keys)
+
+
+def _insert_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (dicts with the same keys) and return their new ids, in order.
+
+    PostgreSQL (psycopg): the ids are drawn from the table's sequence in one query and
+    the rows go in by ``COPY``, in the session's transaction (all or nothing, as before).
+    A multi-row ``INSERT ... VALUES ... RETURNING`` of thousands of parameters costs
+    the server and the driver (which parses every such statement anew) several times
+    that. Elsewhere: a Core ``insert ... returning`` (SQLAlchemy's insertmanyvalues).
+    """
+    if not rows:
+        return []
+    keys = list(rows[0])
+    if not _is_psycopg(session) or any(len(row) != len(keys) for row in rows):
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(session.execute(stmt, rows).scalars())
+    from core.db.uow import inside
+
+    conn = session.connection()
+    ids = sorted(conn.execute(
+        text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(rows)},
+    ).scalars())
+    dialect = conn.dialect
+    binds = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    quote = dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} (id, {', '.join(quote(key) for key in keys)}) FROM STDIN"
+    inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the write guard is asked here
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for new_id, row in zip(ids, rows, strict=True):
+            values = [new_id]
+            for key, bind in zip(keys, binds, strict=True):
+                value = row[key]
+                values.append(value if bind is None or value is None else bind(value))
+            write_row(values)
+    return ids
 
 
 # -- writing ----------------------------------------------------------------------
@@ -1271,7 +1322,7 @@ def _upsert_patients(
         keys = [row.patient_id for _, _, row in chunk]
         stmt = select(
             Patient.id, Patient.external_id, Patient.dnc_reason, *(getattr(Patient, f) for f in _PATIENT_FIELDS)
-        ).where(Patient.external_id.in_(keys))
+        ).where(_among(Patient.external_id, keys, session))
         existing = {r.external_id: r for r in session.execute(stmt)}
         new: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -1302,11 +1353,8 @@ def _upsert_patients(
         result.patients_created += len(new)
         result.patients_updated += len(updates)
         if not dry_run:
-            if new:
-                insert_stmt = insert(Patient).returning(
-                    Patient.id, Patient.external_id, sort_by_parameter_order=True
-                )
-                ids.update({ext: pid for pid, ext in session.execute(insert_stmt, new)})
+            new_ids = _insert_new(session, Patient.__table__, new)
+            ids.update(zip((row["external_id"] for row in new), new_ids, strict=True))
             for group in _same_keys(updates):
                 session.execute(update(Patient), group)
         if progress:
@@ -1323,18 +1371,27 @@ def _link_referrals(session: Session, valid: _Valid, user: str, now: datetime) -
     """``referred_by`` links a patient to the one who referred them; each first link is a referral
     (counted in the month's report at the referred patient's site, else the referrer's)."""
     rows = [row for _, _, row in valid.patients.values() if row.referred_by]
+    if not rows:
+        return
     ids = _patient_ids(session, sorted({r.patient_id for r in rows} | {r.referred_by for r in rows}))  # type: ignore[misc]
+    stored: dict[int, Any] = {}  # patient id -> (id, referred_by_id, site), read chunk by chunk
+    for chunk in _chunks(sorted(set(ids.values()))):
+        query = select(Patient.id, Patient.referred_by_id, Patient.site).where(_among(Patient.id, chunk, session))
+        stored.update({r.id: r for r in session.execute(query)})
+    links: list[dict[str, Any]] = []
+    referrals: list[dict[str, Any]] = []
     for row in rows:
-        patient = session.get(Patient, ids[row.patient_id])
+        patient = stored[ids[row.patient_id]]
         referrer_id = ids[row.referred_by]  # type: ignore[index]
-        if patient is None or patient.referred_by_id == referrer_id:
+        if patient.referred_by_id == referrer_id:
             continue
-        patient.referred_by_id = referrer_id
-        referrer = session.get(Patient, referrer_id)
-        site = patient.site or (referrer.site if referrer else None) or ""
-        session.add(Referral(kind="referred", referrer_id=referrer_id, referred_id=patient.id, site=site,
-                             task_id=None, at=now, by=user))
-    session.flush()
+        links.append({"id": patient.id, "referred_by_id": referrer_id})
+        site = patient.site or stored[referrer_id].site or ""
+        referrals.append({"kind": "referred", "referrer_id": referrer_id, "referred_id": patient.id, "site": site,
+                          "task_id": None, "at": now, "by": user})
+    if links:
+        session.execute(update(Patient), links)
+        session.execute(insert(Referral), referrals)
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -1357,7 +1414,7 @@ def _upsert_episodes(
             Episode.id, Episode.external_id, Episode.patient_id, Episode.site, Episode.specialty,
             Episode.procedure, Episode.trigger, Episode.occurred_at, Episode.attributes, Episode.status,
             *(getattr(Episode, f) for f in _EPISODE_FIELDS),
-        ).where(Episode.external_id.in_(keys))
+        ).where(_among(Episode.external_id, keys, session))
         existing = {r.external_id: r for r in session.execute(stmt)}
         new: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -1403,9 +1460,7 @@ def _upsert_episodes(
         result.episodes_created += len(new)
         result.episodes_updated += len(updates)
         if not dry_run:
-            if new:
-                insert_stmt = insert(Episode).returning(Episode.id, sort_by_parameter_order=True)
-                result.new_episode_ids.extend(session.execute(insert_stmt, new).scalars())
+            result.new_episode_ids.extend(_insert_new(session, Episode.__table__, new))
             for group in _same_keys(updates):
                 session.execute(update(Episode), group)
         if progress:

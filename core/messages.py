@@ -496,6 +496,23 @@ MESSAGES.update({
 })
 
 
+# -- call history loaded in bulk (core/callhistory.py)
+MESSAGES.update({
+    "history_no_task": ("没有编号为 {id} 的回访任务", "there is no follow-up task {id}"),
+    "history_task_closed": ("任务 {id} 已结束（{status}）：不能再载入它的通话",
+                            "task {id} is already closed ({status}): its calls cannot be loaded"),
+    "history_in_future": ("通话时间 {at} 不在过去（现在是 {now}），或没有时区",
+                          "call time {at} is not in the past (now {now}) or has no timezone"),
+    "history_unknown_caller": ("{user!r} 不在员工名单中", "{user!r} is not on the staff list"),
+    "history_after_closed": ("任务 {id} 已在第 {row} 行的通话中结束：之后不能再有通话",
+                             "task {id} was closed by the call on row {row}: no call can follow it"),
+    "history_given_up_without_calls": ("任务 {id} 标记为放弃，但没有它的通话",
+                                       "task {id} is marked given up but has no calls"),
+    "history_loaded": ("已载入 {attempts} 次通话、{answers} 条回答，涉及 {tasks} 个任务",
+                       "loaded {attempts} call(s) and {answers} answer(s) of {tasks} task(s)"),
+})
+
+
 def os_error(exc: OSError) -> Any:
     """Why a file could not be written, as a catalogue message when it is a common reason."""
     import errno

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from core.errors import InvalidValue
@@ -99,6 +98,8 @@ class Duration(BaseModel):
         if self.unit in ("min", "h"):
             delta = timedelta(minutes=self.approx_minutes)
             return (moment.astimezone(ZoneInfo("UTC")) + delta).astimezone(moment.tzinfo)
+        from dateutil.relativedelta import relativedelta  # here: most commands never add a duration
+
         step = {
             "d": relativedelta(days=self.amount),
             "w": relativedelta(weeks=self.amount),

@@ -30,7 +30,10 @@ from core.protocol import Duration
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"(\d+\.\d+|nan)"
-SUMMARY = re.compile(rf"^ratios: schedule={NUMBER} worklist={NUMBER} report={NUMBER} claims={NUMBER} cli={NUMBER}$")
+SUMMARY = re.compile(
+    rf"^ratios: schedule={NUMBER} worklist={NUMBER} report={NUMBER} claims={NUMBER} cli={NUMBER} import={NUMBER}"
+    rf" attempts={NUMBER}$"
+)
 
 
 def load_benchmark() -> ModuleType:
@@ -53,6 +56,9 @@ def assert_agrees(data: dict, backend: str) -> None:
     assert report["due"] > 0 and report["reached"] > 0
     assert report["unreachable"] > 0 and report["suggestions"] > 0 and report["staff"] > 0
     assert data[backend]["setup"]["attempts"] == 6000
+    loaded = data[backend]["attempts_load"]  # loaded by core.callhistory: the day counts and counters agree
+    assert loaded["attempts"] == 6000 and loaded["day_counts_agree"] and loaded["counters_agree"]
+    assert data[backend]["attempts"]["check"]
     claims = data[backend]["claims"]
     assert claims["tasks"] >= 300 and claims["runs"]
     for run in claims["runs"]:  # every drain: all tasks handed out, none twice, no errors
@@ -60,14 +66,24 @@ def assert_agrees(data: dict, backend: str) -> None:
     assert data[backend]["record"]["n"] >= 100
 
 
+def assert_imported(data: dict, backend: str) -> None:
+    """The import stored what the raw load of the same rows stores, with the counts it reported."""
+    imported = data[backend]["import_rows"]
+    assert imported["problems"] == [] and imported["episodes"] >= 500 and imported["patients"] > 0
+    assert len(imported["framework_s"]) == len(imported["raw_s"]) == 1
+
+
 def test_small_benchmark_on_sqlite(tmp_path: Path) -> None:
     bench = load_benchmark()
     lines: list[str] = []
     out = bench.run(["--tasks", "3000", "--attempts", "6000", "--workdir", str(tmp_path), "--repeat", "2",
-                     "--claim-tasks", "300", "--claim-rounds", "1", "--records", "100", "--no-cli"],
+                     "--claim-tasks", "300", "--claim-rounds", "1", "--records", "100", "--no-cli",
+                     "--import-rounds", "1"],
                     emit=lines.append)
     assert out.ok, "\n".join(lines)
     assert_agrees(out.data, "sqlite")
+    assert_imported(out.data, "sqlite")
+    assert any(line.startswith("import    sqlite ") and " rows/s" in line for line in lines)
     for name in ("schedule", "worklist", "report"):
         assert any(line.startswith(f"{name} ") and " ratio " in line for line in lines), name
     assert any(line.startswith("help ") for line in lines)
@@ -81,11 +97,14 @@ def test_small_benchmark_on_postgresql(pg_server: str, tmp_path: Path) -> None:
     out = bench.run(
         ["--tasks", "3000", "--attempts", "6000", "--pg", pg_server, "--only", "postgresql",
          "--claim-tasks", "300", "--claim-rounds", "1", "--records", "100", "--repeat", "2",
-         "--workdir", str(tmp_path), "--no-help", "--no-cli"],
+         "--workdir", str(tmp_path), "--no-help", "--no-cli", "--import-rounds", "1"],
         emit=lines.append,
     )
     assert out.ok, "\n".join(lines)
     assert_agrees(out.data, "postgresql")
+    for backend in ("sqlite", "postgresql"):  # SQLite is the import's reference, also with --only postgresql
+        assert_imported(out.data, backend)
+    assert out.data["postgresql"]["import"]["check"]
     assert {r["workers"] for r in out.data["postgresql"]["claims"]["runs"]} == {1, 4, 8}
     assert SUMMARY.match(lines[-1]), lines[-1]
 

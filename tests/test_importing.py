@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from core.config import ChainConfig, load_config
 from core.content import ProtocolPlugin
 from core.db.engine import session_scope
-from core.db.models import AuditEntry, Episode, Patient
+from core.db.models import AuditEntry, Episode, Patient, Referral
 from core.importing import ImportFailed, ImportResult, RowProblem, import_file, read_rows
 from core.plugins import PluginError, Plugins
 
@@ -328,6 +328,27 @@ def test_many_rows_go_in_chunks(db_url: str, run: Run, tmp_path: Path) -> None:
     assert result.episodes_created == n and len(set(result.new_episode_ids)) == n
     assert _episode(db_url, "E01233").patient_id == _patient(db_url, "P01233").id
     assert _counted(run(tmp_path / "e.csv"), "episodes") == (0, 0, n)
+
+
+def test_referred_by_links_each_patient_to_the_referrer_once(db_url: str, run: Run, tmp_path: Path) -> None:
+    run(_csv(tmp_path, PATIENT_HEADER, "R1,Ma Li,F,1970-01-01,13800000001,SH-DENT", name="r.csv"))
+    header = f"{PATIENT_HEADER},referred_by"
+    rows = ["P1,Wang Fang,F,1971-01-01,13800000002,,R1",  # a stored referrer; no site of their own
+            "P2,Li Wei,M,1972-01-01,13800000003,SH-AES,P1"]  # a referrer of the same file
+    run(_csv(tmp_path, header, *rows))
+    run(_csv(tmp_path, header, *rows))  # the same links again: no second referral
+    run(_csv(tmp_path, header, rows[0], rows[1].replace(",P1", ",R1")))  # P2 names another referrer
+    ids = {ext: _patient(db_url, ext).id for ext in ("R1", "P1", "P2")}
+    with session_scope(db_url) as session:
+        referrals = session.execute(select(
+            Referral.kind, Referral.referrer_id, Referral.referred_id, Referral.site, Referral.task_id, Referral.by,
+            Referral.at).order_by(Referral.id)).all()
+    assert [tuple(r) for r in referrals] == [
+        ("referred", ids["R1"], ids["P1"], "SH-DENT", None, "admin", NOW),  # the referrer's site
+        ("referred", ids["P1"], ids["P2"], "SH-AES", None, "admin", NOW),
+        ("referred", ids["R1"], ids["P2"], "SH-AES", None, "admin", NOW),
+    ]
+    assert (_patient(db_url, "P1").referred_by_id, _patient(db_url, "P2").referred_by_id) == (ids["R1"], ids["R1"])
 
 
 # -- formats and headers -----------------------------------------------------------

@@ -194,8 +194,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
-    from rich.cells import cell_len
-
+    from core.cli.grid import display_width as cell_len
     from core.privacy import mask_data
 
     loc = app.ui_locale(locale)

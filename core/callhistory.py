@@ -1,0 +1,407 @@
+"""Call history loaded in bulk: many past calls (attempts) and their answers at once.
+
+A clinic moving from spreadsheets brings the calls it already made. :func:`load_attempts`
+takes them all in one transaction, as ``record_call`` would have taken them one by one,
+and costs about what the database takes to load the rows themselves:
+
+* **validated first, nothing written on a problem**: every call's task exists and is
+  open, its outcome is known, it was made before now and not after the call that closed
+  its task, its answers are the task's questions and parse; every problem is listed with
+  its row (:class:`core.importing.ImportFailed`);
+* **the same rules as a recorded call**: per task, in time order, a failed attempt counts
+  unless it came within the site's minimum gap of the previous counted one
+  (:func:`core.calls.counts`), the failed ones that count close the task as unsuccessful at
+  its limit, otherwise the next try is planned after the last one; wrong number, refused,
+  reached and booked close it. ``given_up`` closes tasks whose history ends open as
+  unsuccessful (a spreadsheet's 放弃). The history fires no follow-up actions (escalations,
+  complaints, extra calls): those were handled when the calls were made. A wrong number
+  closes its task but does not flag the patient's phone as it is now;
+* **one unit of work** (core/db/uow.py): access (``history``: admins), the sites' turns,
+  one audit row for the whole load (set-based, its counts and the attempt ids);
+* **the day counts counted once**: the rows go in set-based (SQLite ``executemany``,
+  PostgreSQL ``COPY``) and the tasks are updated in one statement. On SQLite the row
+  triggers of the reports' day counts (core/db/rollups.py) are dropped inside the
+  transaction and the load's rows are added to the day rows once at the end, grouped
+  (what scheduling does with its new tasks); PostgreSQL's statement triggers already
+  count each statement once, grouped. ``followup db recount --check`` agrees afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.orm import Session
+
+from core.calls import INVITING_PURPOSES, OUTCOMES
+from core.config import ChainConfig
+from core.db import rollups
+from core.db.models import Attempt, Task
+from core.db.uow import inside, unit_of_work
+from core.importing import ImportFailed, RowProblem, _problem
+from core.messages import Msg
+from core.planner import planner
+from core.plugins import Plugins
+from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, TREATED_TRIGGERS, Channel, Outcome, TaskStatus
+
+ACTION = "history"  # the unit of work's action (core/access.py: importing, admins only)
+CHUNK = 5000  # task ids per read
+STAGE = "followup_history_tasks"  # the tasks' new values, then the update from them
+BEFORE = "followup_history_before"  # SQLite: the tasks' rows before, subtracted from the day counts
+ATTEMPT_COLUMNS = ("id", "task_id", "at", "site", "by", "outcome", "note", "callback_at", "counted", "channel",
+                   "recording")
+ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "value", "number")
+TASK_COLUMNS = ("id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
+                "completed_at", "booked_at")
+KEPT = ("next_attempt_at", "completed_at", "booked_at")  # None in a plan: the task's value stays
+DEFERRED_TRIGGERS = ("trg_attempts_rollup_ins", "trg_answers_rollup_ins", "trg_tasks_rollup_upd")
+
+
+@dataclass(frozen=True)
+class PastCall:
+    """One call made before: on which task, when, by whom, how it ended, what the patient answered.
+
+    ``answers``: question key -> the answer as written (each question parses its own);
+    ``row``: where the call came from (a file's row) for the problems; 0: its position, from 1.
+    """
+
+    task_id: int
+    at: datetime
+    by: str
+    outcome: str
+    answers: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    booked_at: datetime | None = None
+    row: int = 0
+
+
+@dataclass
+class HistoryPlan:
+    """The rows a load writes, computed and checked, not written yet (Python values, aware instants).
+
+    ``attempts``: (task_id, at, site, by, outcome, note, counted) in the order they get their ids;
+    ``answers``: (index into ``attempts``, task_id, question, dimension, value, number);
+    ``tasks``: (id, status, attempts, failed_attempts, attempts_logged, next_attempt_at,
+    completed_at, booked_at), the task's values after its history (an instant None: it stays as it was).
+    """
+
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    answers: list[tuple[Any, ...]] = field(default_factory=list)
+    tasks: list[tuple[Any, ...]] = field(default_factory=list)
+    sites: set[str] = field(default_factory=set)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class HistoryResult:
+    attempts: int = 0
+    answers: int = 0
+    tasks: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)  # the loaded tasks' statuses afterwards
+    first_attempt_id: int | None = None
+
+
+_READ = ("id", "status", "site", "specialty", "procedure", "milestone", "trigger", "purpose", "urgency",
+         "attempts", "failed_attempts", "attempts_logged", "max_attempts")
+
+
+class _Task(NamedTuple):
+    id: int
+    status: str
+    site: str
+    specialty: str
+    procedure: str
+    milestone: str
+    trigger: str
+    purpose: str
+    urgency: str
+    attempts: int
+    failed_attempts: int
+    attempts_logged: int
+    max_attempts: int
+
+
+def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
+    """The tasks' fields the rules need (no instants: those that stay are left as they are)."""
+    conn = session.connection()
+    out: dict[int, _Task] = {}
+    columns = ", ".join(f'"{c}"' for c in _READ)
+    for start in range(0, len(ids), CHUNK):
+        part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
+        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})"):
+            out[row[0]] = _Task(*row)
+    return out
+
+
+def _last_failures(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
+    """Each task's latest counted failed attempt already stored (the minimum gap runs from it)."""
+    from sqlalchemy import func, select
+
+    out: dict[int, datetime] = {}
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        query = (select(Attempt.task_id, func.max(Attempt.at))
+                 .where(Attempt.task_id.in_(part), Attempt.counted.is_(True), Attempt.outcome.in_(FAILED_OUTCOMES))
+                 .group_by(Attempt.task_id))
+        out.update({task_id: at for task_id, at in session.execute(query) if at is not None})
+    return out
+
+
+def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls: Iterable[PastCall], *,
+                 now: datetime, given_up: Iterable[int] = ()) -> HistoryPlan:
+    """Check every call and compute the rows a load writes (reads only). Raises :class:`ImportFailed`
+    listing every problem."""
+    calls = list(calls)
+    given_up = set(given_up)
+    problems: list[RowProblem] = []
+    by_task: dict[int, list[tuple[int, PastCall]]] = defaultdict(list)
+    for i, call in enumerate(calls, 1):
+        by_task[call.task_id].append((call.row or i, call))
+    ids = sorted(set(by_task) | given_up)
+    tasks = _tasks(session, ids)
+    previous = _last_failures(session, [i for i in ids if i in tasks and tasks[i].attempts_logged])
+    questions: dict[tuple[str, str, str], dict[str, Any]] = {}
+    planners: dict[str, Any] = {}
+    gaps: dict[str, Any] = {}
+    staff = {m.username for m in config.model.staff}
+    known = set(OUTCOMES)
+    failures = set(FAILED_OUTCOMES)
+    closing = {Outcome.WRONG_NUMBER: TaskStatus.WRONG_NUMBER, Outcome.REFUSED: TaskStatus.REFUSED,
+               Outcome.REACHED: TaskStatus.COMPLETED, Outcome.BOOKED: TaskStatus.BOOKED}
+    # plain locals: an enum member or a datetime in another zone costs more to compare, call after call
+    booked, callback, open_, unsuccessful = Outcome.BOOKED, Outcome.CALLBACK_REQUESTED, TaskStatus.OPEN, \
+        TaskStatus.UNSUCCESSFUL
+    latest = now.astimezone(UTC)
+    plan = HistoryPlan()
+    add_attempt, add_answer, add_task = plan.attempts.append, plan.answers.append, plan.tasks.append
+    for task_id in given_up - set(by_task):
+        problems.append(_problem(0, "task_id", Msg("history_given_up_without_calls", id=task_id)))
+    for task_id in ids:
+        rows = by_task.get(task_id, [])
+        task = tasks.get(task_id)
+        site = config.sites.get(task.site) if task is not None else None
+        if task is None or site is None:
+            problems += [_problem(row, "task_id", Msg("history_no_task", id=task_id)) for row, _ in rows]
+            continue
+        if task.status != open_:
+            problems += [_problem(row, "task_id", Msg("history_task_closed", id=task_id, status=task.status))
+                         for row, _ in rows]
+            continue
+        min_gap = gaps.get(task.site)
+        if min_gap is None:
+            min_gap = gaps[task.site] = site.attempt_policy.min_gap
+        status, attempts, failed, logged = open_, task.attempts, task.failed_attempts, task.attempts_logged
+        limit, site_code = task.max_attempts, task.site
+        completed_at = booked_at = retry_from = next_at = None
+        last_failure = previous.get(task_id)
+        closed_by: int | None = None
+        if len(rows) > 1 and any(a[1].at > b[1].at for a, b in zip(rows, rows[1:], strict=False)):
+            rows.sort(key=lambda item: (item[1].at, item[0]))
+        for row, call in rows:
+            outcome, at = call.outcome, call.at
+            if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)
+                    or closed_by is not None or call.booked_at is not None or call.answers or outcome == booked):
+                parsed = _check(problems, row, call, task, closed_by, now, staff, plugins, questions)
+                if parsed is None:
+                    continue
+            else:
+                parsed = ()
+            # the rules of core.calls.record_call, as counts() and _record apply them
+            counted = (outcome not in failures or last_failure is None or last_failure > at
+                       or at >= min_gap.add_to(last_failure))
+            index = len(plan.attempts)
+            add_attempt((task_id, at, site_code, call.by, outcome, call.note, counted))
+            for name, dimension, answer in parsed:
+                number = float(answer) if isinstance(answer, int | float) and not isinstance(answer, bool) else None
+                add_answer((index, task_id, name, dimension, answer, number))
+            logged += 1
+            if counted:
+                attempts += 1
+            if outcome in failures:
+                if counted:
+                    failed += 1
+                    last_failure = at
+                    if failed >= limit:
+                        status, completed_at, closed_by = unsuccessful, at, row
+                    else:
+                        retry_from = at
+            elif outcome == callback:
+                retry_from = at
+            else:  # wrong number, refused, reached, booked: closed
+                status, completed_at, closed_by = closing[outcome], at, row
+                if outcome == booked:
+                    booked_at = call.booked_at
+        if status == open_ and task_id in given_up:
+            status, completed_at = unsuccessful, rows[-1][1].at if rows else now
+        elif status == open_ and retry_from is not None:
+            plans = planners.get(task.site)
+            if plans is None:
+                plans = planners[task.site] = planner(config, site)
+            next_at = plans.retry(retry_from, task.urgency)
+        add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
+        plan.sites.add(site_code)
+        plan.statuses[status] += 1
+    if problems:
+        problems.sort(key=lambda p: p.row)
+        raise ImportFailed(problems)
+    return plan
+
+
+def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, closed_by: int | None, now: datetime,
+           staff: set[str], plugins: Plugins, questions: dict[tuple[str, str, str], dict[str, Any]]
+           ) -> list[tuple[str, Any, Any]] | None:
+    """A call off the plain path (answers, a booking, or a problem): its parsed answers, or None after
+    adding its problems."""
+    bad = len(problems)
+    task_id = task.id
+    if call.outcome not in OUTCOMES:
+        problems.append(_problem(row, "outcome", Msg("unknown_outcome", outcome=call.outcome,
+                                                     choices=", ".join(OUTCOMES))))
+    if call.at.tzinfo is None or call.at > now:
+        problems.append(_problem(row, "at", Msg("history_in_future", at=call.at.isoformat(), now=now.isoformat())))
+    if staff and call.by not in staff:
+        problems.append(_problem(row, "by", Msg("history_unknown_caller", user=call.by)))
+    if closed_by is not None:
+        problems.append(_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
+    if call.booked_at is not None and call.outcome != Outcome.BOOKED:
+        problems.append(_problem(row, "booked_at", Msg("booked_at_only_with_booked", outcome=call.outcome)))
+    if call.outcome == Outcome.BOOKED:
+        spec = plugins.specialty(task.specialty)
+        proc = spec.procedure(task.procedure) if spec else None
+        sales = bool(proc and proc.allows_booking)
+        if not sales and task.purpose not in INVITING_PURPOSES:
+            problems.append(_problem(row, "outcome", Msg("booked_not_inviting", milestone=task.milestone,
+                                                         purpose=task.purpose)))
+        elif not sales and call.booked_at is None:
+            problems.append(_problem(row, "booked_at", Msg("booked_needs_time", milestone=task.milestone)))
+    parsed: list[tuple[str, Any, Any]] = []
+    if call.answers:
+        if call.outcome not in REACHED_OUTCOMES:
+            problems.append(_problem(row, "answers", Msg("answers_only_when_reached", outcome=call.outcome)))
+        else:
+            key = (task.specialty, task.procedure, task.milestone)
+            asked = questions.get(key)
+            if asked is None:
+                asked = questions[key] = plugins.questions(*key)
+            for name, value in call.answers.items():
+                question = asked.get(name)
+                if question is None:
+                    problems.append(_problem(row, name, Msg("unknown_question", key=name,
+                                                            keys=", ".join(sorted(asked)))))
+                    continue
+                if question.treated_only and task.trigger not in TREATED_TRIGGERS:
+                    problems.append(_problem(row, name, Msg("question_treated_only", key=name)))
+                    continue
+                try:
+                    answer = question.parse_answer(value)
+                except ValueError as exc:
+                    problems.append(RowProblem(row, name, str(exc), None, exc))
+                    continue
+                parsed.append((name, question.dimension, answer))
+    return None if len(problems) > bad else parsed
+
+
+def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls: Iterable[PastCall], *,
+                  user: str, now: datetime, given_up: Iterable[int] = ()) -> HistoryResult:
+    """Load past calls and their answers in one unit of work (the module's docstring); nothing is
+    written when any call has a problem (:class:`ImportFailed`, every problem with its row)."""
+    from core import access
+
+    access.require(config, user, access.IMPORT)
+    plan = plan_history(session, config, plugins, calls, now=now, given_up=given_up)
+    result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
+                           statuses=dict(plan.statuses))
+    if not plan.tasks:
+        return result
+    with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
+        session.flush()
+        result.first_attempt_id = _write(session, plan, now)
+        uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
+                  detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
+                          "statuses": result.statuses, "sites": sorted(plan.sites)})
+    return result
+
+
+def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
+    """The plan's rows, set-based; returns the first attempt id (the load's ids follow it)."""
+    conn = session.connection()
+    dialect = conn.dialect
+    pg = dialect.name == "postgresql"
+    bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
+
+    def instant(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        return bind(value) if bind is not None else value.astimezone(UTC).replace(tzinfo=None)
+
+    def flag(value: bool) -> Any:
+        return value if pg else int(value)
+
+    n = len(plan.attempts)
+    if pg:
+        ids = [r[0] for r in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, %(n)s)", {"n": n})]
+    else:
+        top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one()
+        ids = list(range(int(top) + 1, int(top) + 1 + n))
+        for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        before_answers = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM answers").scalar_one()
+    attempt_rows = [(ids[i], task_id, instant(at), site, by, outcome, note, None, flag(counted), Channel.PHONE, None)
+                    for i, (task_id, at, site, by, outcome, note, counted) in enumerate(plan.attempts)]
+    answer_rows = [(task_id, ids[index], question, dimension, json.dumps(value), number)
+                   for index, task_id, question, dimension, value, number in plan.answers]
+    task_rows = [(task_id, str(status), a, f, logged, instant(nxt), instant(done), instant(booked))
+                 for task_id, status, a, f, logged, nxt, done, booked in plan.tasks]
+    q = dialect.identifier_preparer.quote
+    stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
+             else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
+    conn.exec_driver_sql(stage)
+    _load(conn, "attempts", ATTEMPT_COLUMNS, attempt_rows, q)
+    _load(conn, "answers", ANSWER_COLUMNS, answer_rows, q)
+    _load(conn, STAGE, TASK_COLUMNS, task_rows, q)
+    if not pg:
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {BEFORE} AS "
+                             f"SELECT t.* FROM tasks t JOIN {STAGE} u ON u.id = t.id")
+    sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
+                     for c in TASK_COLUMNS[1:])
+    stamp = instant(now)
+    conn.exec_driver_sql(
+        f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
+        f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
+    if not pg:
+        d = rollups.Dialect("sqlite")
+        after = f"(SELECT t.* FROM tasks t JOIN {STAGE} u ON u.id = t.id)"
+        conn.exec_driver_sql(rollups._upsert(d, rollups.TASKS, [rollups._task_source(d, "-", rel=BEFORE),
+                                                               rollups._task_source(d, "", rel=after)]))
+        conn.exec_driver_sql(rollups._upsert(d, rollups.CALLS, [rollups._call_source(
+            d, "", rel=f"(SELECT * FROM attempts WHERE id >= {ids[0]})")]))
+        conn.exec_driver_sql(rollups._upsert(d, rollups.ANSWERS, [rollups._answer_source(
+            d, "", answers=f"(SELECT * FROM answers WHERE id > {int(before_answers)})", attempts="attempts")]))
+        conn.exec_driver_sql(f"DROP TABLE {BEFORE}")
+        for sql in rollups._sqlite_triggers():
+            if any(f" {name} " in sql for name in DEFERRED_TRIGGERS):
+                conn.exec_driver_sql(sql)
+    conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+    return ids[0] if ids else None
+
+
+def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], quote: Any) -> None:
+    """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3)."""
+    if not rows:
+        return
+    names = ", ".join(quote(c) for c in columns)
+    if conn.dialect.name == "postgresql":
+        sql = f"COPY {table} ({names}) FROM STDIN"
+        inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the guard is asked here
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(sql) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+    else:
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)

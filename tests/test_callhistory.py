@@ -1,0 +1,198 @@
+"""Call history loaded in bulk (core/callhistory.py): the same rules as recorded calls, the reports' day
+counts and the tasks' counters equal a recount afterwards (``db recount --check``), and a bad row
+stops the whole load with nothing written. Both databases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from clinic_data import seed
+
+SH = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=SH)
+
+
+@pytest.fixture
+def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-def]
+    """Six patients treated in September at three sites: their first follow-ups are due by now."""
+    seed(cli, tmp_path, db_url, [
+        ["D1", "王芳", "F", "1985-03-12", "13912345601", "SH-DENT"],
+        ["D2", "李强", "M", "1986-09-03", "13912345602", "SH-DENT"],
+        ["D3", "赵敏", "F", "1990-01-20", "13912345603", "SH-DENT"],
+        ["A1", "朱浩", "M", "1992-09-29", "15612345614", "SH-AES"],
+        ["A2", "孙丽", "F", "1994-05-02", "15612345615", "SH-AES"],
+        ["H1", "周杰", "M", "1970-07-07", "13712345616", "BJ-HOSP"],
+    ], [
+        ["E1", "D1", "SH-DENT", "dental", "extraction", "2026-09-14T10:00", "陈志远"],
+        ["E2", "D2", "SH-DENT", "dental", "extraction", "2026-09-15T10:00", "陈志远"],
+        ["E3", "D3", "SH-DENT", "dental", "implant", "2026-09-16T11:00", "陈志远"],
+        ["E4", "A1", "SH-AES", "hair", "consultation", "2026-09-20T16:00", "邓涛"],
+        ["E5", "A2", "SH-AES", "aesthetic", "double_eyelid", "2026-09-21T15:00", "邓涛"],
+        ["E6", "H1", "BJ-HOSP", "inpatient", "discharge", "2026-09-22T11:00", "刘医生"],
+    ], now="2026-09-01T08:00+08:00")
+    return db_url
+
+
+def open_tasks(url: str) -> list[tuple[int, datetime, str, str, str, str, int, str]]:
+    """(id, due_at, site, specialty, procedure, milestone, max_attempts, trigger): open tasks due a day before NOW."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(url) as session:
+        rows = session.execute(
+            select(Task.id, Task.due_at, Task.site, Task.specialty, Task.procedure, Task.milestone, Task.max_attempts,
+                   Task.trigger)
+            .where(Task.status == "open", Task.due_at < NOW - timedelta(days=1), Task.channel == "phone")
+            .order_by(Task.id)).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def caller(site: str) -> str:
+    from core.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "chain.yaml")
+    return next(m.username for m in config.model.staff if m.role == "coordinator" and site in (m.sites or [site]))
+
+
+def history(url: str, plugins) -> tuple[list, list[int], dict[int, str]]:  # type: ignore[no-untyped-def]
+    """Calls on every open task due by now, each task's story a different one; the statuses they lead to."""
+    from core.callhistory import PastCall
+    from core.vocab import TREATED_TRIGGERS
+
+    calls, given_up, expected = [], [], {}
+    for n, (task_id, due, site, spec, proc, milestone, max_attempts, trigger) in enumerate(open_tasks(url)):
+        by = caller(site)
+        at = due + timedelta(minutes=5)
+        story = n % 5
+        if story == 0:  # two failures, then reached with an answer
+            asked = plugins.questions(spec, proc, milestone)
+            question = asked.get("overall_satisfaction")
+            fits = question is not None and (not question.treated_only or trigger in TREATED_TRIGGERS)
+            answers = {"overall_satisfaction": "5"} if fits else {}
+            calls += [PastCall(task_id, at, by, "no_answer"), PastCall(task_id, at + timedelta(hours=5), by, "busy"),
+                      PastCall(task_id, at + timedelta(days=1), by, "reached", answers)]
+            expected[task_id] = "completed"
+        elif story == 1:  # failures up to the limit: unsuccessful
+            calls += [PastCall(task_id, at + timedelta(days=i), by, "no_answer") for i in range(max_attempts)]
+            expected[task_id] = "unsuccessful"
+        elif story == 2:  # one failure and a redial a minute later (not counted): still open
+            calls += [PastCall(task_id, at, by, "no_answer"), PastCall(task_id, at + timedelta(minutes=1), by, "busy")]
+            expected[task_id] = "open"
+        elif story == 3:  # wrong number
+            calls.append(PastCall(task_id, at, by, "wrong_number"))
+            expected[task_id] = "wrong_number"
+        else:  # one failure, then given up in the spreadsheet
+            calls.append(PastCall(task_id, at, by, "not_convenient"))
+            given_up.append(task_id)
+            expected[task_id] = "unsuccessful"
+    return calls, given_up, expected
+
+
+def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from core.callhistory import load_attempts
+    from core.db import counters, rollups
+    from core.db.engine import get_engine, session_scope
+    from core.db.models import Answer, Attempt, AuditEntry, Task
+
+    calls, given_up, expected = history(clinic, plugins)
+    assert len(expected) >= 5
+    with session_scope(clinic) as session:
+        result = load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
+    assert result.attempts == len(calls) and result.tasks == len(expected)
+    with session_scope(clinic) as session:
+        tasks = {t.id: t for t in session.execute(select(Task).where(Task.id.in_(expected))).scalars()}
+        assert {i: t.status for i, t in tasks.items()} == expected
+        for task_id, task in tasks.items():
+            query = select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.at)
+            rows = session.execute(query).scalars().all()
+            assert task.attempts_logged == len(rows)
+            if expected[task_id] == "open":  # the redial a minute later does not count; the retry is planned
+                assert [a.counted for a in rows] == [True, False] and task.attempts == task.failed_attempts == 1
+                assert task.next_attempt_at > rows[0].at
+            elif expected[task_id] != "open":
+                assert task.completed_at == rows[-1].at
+        assert session.scalar(select(func.count()).select_from(Answer)) == result.answers
+        audits = session.execute(select(AuditEntry).where(AuditEntry.action == "history")).scalars().all()
+        assert len(audits) == 1 and audits[0].detail["attempts"] == len(calls)  # one set-based row
+    with get_engine(clinic).connect() as conn:
+        assert rollups.verify(conn) == {}
+        assert counters.mismatches(conn) == []
+    cli("db", "recount", "--check", db=clinic)
+    # the triggers are back: a call recorded afterwards is counted as before
+    open_id = next(i for i, s in expected.items() if s == "open")
+    cli("record", str(open_id), "--outcome", "reached", db=clinic, now=NOW.isoformat(),
+        user=caller(tasks[open_id].site))
+    cli("db", "recount", "--check", db=clinic)
+
+
+def test_a_bad_row_stops_the_load_with_nothing_written(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from core.callhistory import PastCall, load_attempts
+    from core.db.engine import session_scope
+    from core.db.models import Answer, Attempt, Task
+    from core.importing import ImportFailed
+
+    calls, given_up, _ = history(clinic, plugins)
+    first = calls[0]
+    by = first.by
+    bad = [
+        PastCall(999999, first.at, by, "no_answer"),                                   # no such task
+        PastCall(first.task_id, NOW + timedelta(hours=1), by, "no_answer"),           # in the future
+        PastCall(first.task_id, first.at, by, "hung_up"),                             # unknown outcome
+        PastCall(first.task_id, first.at, by, "busy", {"overall_satisfaction": "5"}),  # answers when not reached
+        PastCall(first.task_id, first.at, "nobody", "busy"),                          # not on the staff list
+    ]
+    rows = calls + bad
+    with session_scope(clinic) as session:
+        before = {t.id: (t.status, t.attempts) for t in session.execute(select(Task)).scalars()}
+    with pytest.raises(ImportFailed) as failed:
+        with session_scope(clinic) as session:
+            load_attempts(session, config, plugins, rows, user="system", now=NOW, given_up=given_up)
+    problems = failed.value.problems
+    n = len(calls)
+    assert sorted({p.row for p in problems}) == [n + 1, n + 2, n + 3, n + 4, n + 5]  # every bad row, no good one
+    of = {p.row: p for p in reversed(problems)}  # each row's first problem
+    assert "there is no follow-up task 999999" in of[n + 1].render("en")
+    assert of[n + 1].render("zh_CN").startswith(f"第 {n + 1} 行")
+    assert "not in the past" in of[n + 2].render("en") and of[n + 3].column == "outcome"
+    assert of[n + 4].column == "answers" and of[n + 5].column == "by"
+    with session_scope(clinic) as session:
+        assert session.scalar(select(func.count()).select_from(Attempt)) == 0
+        assert session.scalar(select(func.count()).select_from(Answer)) == 0
+        assert {t.id: (t.status, t.attempts) for t in session.execute(select(Task)).scalars()} == before
+    # a call after the one that closed its task, and a task already closed, are refused too
+    with session_scope(clinic) as session:
+        load_attempts(session, config, plugins, [PastCall(first.task_id, first.at, by, "refused")], user="system",
+                      now=NOW)
+    with pytest.raises(ImportFailed) as failed:
+        with session_scope(clinic) as session:
+            later = PastCall(first.task_id, first.at + timedelta(hours=1), by, "busy")
+            load_attempts(session, config, plugins, [later], user="system", now=NOW)
+    assert "already closed (refused)" in str(failed.value)
+    second = next(c for c in calls if c.task_id != first.task_id)
+    with pytest.raises(ImportFailed) as failed:
+        with session_scope(clinic) as session:
+            load_attempts(session, config, plugins, [
+                PastCall(second.task_id, second.at, second.by, "refused"),
+                PastCall(second.task_id, second.at + timedelta(hours=1), second.by, "reached"),
+            ], user="system", now=NOW)
+    assert "was closed by the call on row 1" in str(failed.value)
+    cli("db", "recount", "--check", db=clinic)
+
+
+def test_loading_history_is_for_admins(clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+    from core.access import AccessDenied
+    from core.callhistory import load_attempts
+    from core.db.engine import session_scope
+
+    calls, _, _ = history(clinic, plugins)
+    with pytest.raises(AccessDenied), session_scope(clinic) as session:
+        load_attempts(session, config, plugins, calls, user=calls[0].by, now=NOW)
