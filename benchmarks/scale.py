@@ -1582,6 +1582,9 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--cli-rounds", type=int, default=7, help="interleaved rounds of benchmarks/cli.py")
     parser.add_argument("--no-cli", action="store_true", help="skip the everyday commands' CPU time")
     parser.add_argument("--no-claims", action="store_true", help="skip the concurrent claims and the writes")
+    parser.add_argument("--claims-only", action="store_true",
+                        help="only the concurrent claims and the writes: no schedule, worklist, report, import, "
+                             "help, cli")
     parser.add_argument("--records", type=int, default=20_000,
                         help="record_call runs with and without the day counts each, on a database of their own "
                              "(default 20000; 0: none)")
@@ -1612,14 +1615,15 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
              f"{len(chain.config.sites)} sites; nproc {info['nproc']}, RAM {info['ram_mb']} MB, "
              f"Python {info['python']}, SQLite {info['sqlite']}")
         if args.only != "postgresql" and not args.import_only:
-            db = sqlite_database(workdir)
-            try:
-                run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                            repeat=args.repeat)
-            finally:
-                from core.db.engine import get_engine
+            if not args.claims_only:
+                db = sqlite_database(workdir)
+                try:
+                    run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
+                                repeat=args.repeat)
+                finally:
+                    from core.db.engine import get_engine
 
-                get_engine(db.url).dispose()
+                    get_engine(db.url).dispose()
             if not args.no_claims:
                 db = sqlite_database(workdir / "claims")
                 try:
@@ -1645,8 +1649,9 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 version.commit()
                 version.close()
                 emit(f"# PostgreSQL {out.data['machine']['postgresql']}")
-                run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                            repeat=args.repeat)
+                if not args.claims_only:
+                    run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
+                                repeat=args.repeat)
             finally:
                 db.cleanup()
             if not args.no_claims:
@@ -1662,13 +1667,13 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                     run_records(db, chain, out, args.records, args.seed)
                 finally:
                     db.cleanup()
-        if not args.no_import:
+        if not args.no_import and not args.claims_only:
             measure_import(chain, out, workdir, pg=args.pg if args.only != "sqlite" else None, keep=args.keep,
                            n_tasks=args.tasks, limit=args.import_episodes, seed=args.seed,
                            rounds=args.import_rounds)
-        if not args.no_help and not args.import_only:
+        if not args.no_help and not args.import_only and not args.claims_only:
             measure_help(out)
-        if not args.no_cli and not args.import_only:
+        if not args.no_cli and not args.import_only and not args.claims_only:
             measure_cli(out, args.cli_rounds)
         for db_name, ratios in out.ratios.items():
             emit(f"{db_name} ratios: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))

@@ -95,8 +95,11 @@ def check_write(config: Any, user: str | None, action: str | None, sites: Iterab
     """The unit of work's check: may ``user`` do ``action`` at each of ``sites`` (:class:`AccessDenied`)."""
     if config is None or action is None or action not in WRITES:
         return
-    for site in list(sites) or [None]:
-        require(config, user, WRITES[action], site)
+    who = require(config, user, WRITES[action])  # the actor once (a claim covers up to every site of the chain)
+    if who is not None and not who.all_sites:
+        for site in sites:
+            if not who.covers(site):
+                require(config, user, WRITES[action], site)  # its refusal
 
 
 class AccessDenied(FollowupError):

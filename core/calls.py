@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import vocab
-from core.audit import audit
 from core.config import ChainConfig, Site
 from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
-from core.db.uow import UnitOfWork, unit_of_work
 from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
-from core.planner import callback_problem, planner
 from core.plugins import Plugins
 from core.privacy import scrub_phones
 from core.protocol import Action, Duration, Milestone, PatientInfo, TaskContext
@@ -37,6 +34,34 @@ from core.vocab import (
     TaskStatus,
     Urgency,
 )
+
+if TYPE_CHECKING:
+    from core.db.uow import UnitOfWork
+
+
+# Writing a call needs the unit of work, the audit and the planner; showing a card (followup script) does not.
+def audit(*args: Any, **kwargs: Any) -> Any:
+    from core.audit import audit as write
+
+    return write(*args, **kwargs)
+
+
+def unit_of_work(*args: Any, **kwargs: Any) -> Any:
+    from core.db.uow import unit_of_work as begin
+
+    return begin(*args, **kwargs)
+
+
+def planner(*args: Any, **kwargs: Any) -> Any:
+    from core.planner import planner as site_planner
+
+    return site_planner(*args, **kwargs)
+
+
+def callback_problem(*args: Any, **kwargs: Any) -> Any:
+    from core.planner import callback_problem as problem
+
+    return problem(*args, **kwargs)
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES

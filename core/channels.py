@@ -35,29 +35,16 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import FollowupError
-from core.vocab import MESSAGE_CHANNELS  # noqa: F401  (re-exported; milestone channels sent by `followup send`)
-
-
-class MessageKind(StrEnum):
-    MILESTONE = "milestone"  # the message of an sms/wechat/email milestone
-    NOTICE = "notice"  # the day before a phone milestone's call
-    AFTER_UNSUCCESSFUL = "after_unsuccessful"  # the questionnaire link once the calls failed
-
-
-class MessageStatus(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"  # claimed by one sender
-    SENT = "sent"
-    DELIVERED = "delivered"  # the provider reported it
-    FAILED = "failed"
-    EXPIRED = "expired"  # no longer wanted (task completed, window ended)
-
+from core.vocab import (
+    MESSAGE_CHANNELS,  # noqa: F401  (re-exported; milestone channels sent by `followup send`)
+    MessageKind,
+    MessageStatus,
+)
 
 MESSAGE_KINDS: tuple[str, ...] = tuple(MessageKind)
 OUTBOX_STATUSES: tuple[str, ...] = tuple(MessageStatus)

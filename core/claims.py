@@ -6,41 +6,44 @@ eligible again. "Due" is by each task's own site's end of day (``day``, default 
 claim may cover sites in different timezones, and a site's tasks are never cut at another site's
 midnight.
 
-Each round of a claim runs three statements:
+Each round of a claim runs two statements, written in SQL once per shape and run as they are (no
+ORM, lists bound as one array, no per-claim compiling):
 
 1. the next candidate patients (a few times as many as wanted), read through the worklist index
-   (site, status, next_attempt_at): the eligible tasks in claim order (clinical first, then by
-   next attempt) with a ``LIMIT``, the first row of each patient giving its place; no aggregate
-   over every due task of the sites;
-2. the first of them in that order that no other claim has locked, locked ``FOR UPDATE SKIP
-   LOCKED`` (their *patients* rows, PostgreSQL) with a ``LIMIT``, leaving out patients who must
-   not be called or whose calls a colleague holds: claimers at the same moment take different
-   patients of the same candidates, and a patient with two due tasks never goes half to one
-   coordinator and half to another;
-3. ``UPDATE tasks ... RETURNING`` of the locked patients' tasks that are *still* eligible: the
-   status and hold are re-checked against the newest committed row, so a claim that committed
-   meanwhile wins.
+   (site, status, next_attempt_at): the eligible tasks in claim order (clinical first, valued
+   patients next, then by next attempt) with a ``LIMIT``, the first row of each patient giving its
+   place; no aggregate over every due task of the sites;
+2. the claim itself, one statement: the first of them in that order that no other claim has locked,
+   locked ``FOR UPDATE SKIP LOCKED`` (their *patients* rows, PostgreSQL) with a ``LIMIT``, leaving
+   out patients who must not be called or whose calls a colleague holds (claimers at the same moment
+   take different patients of the same candidates, and a patient with two due tasks never goes half
+   to one coordinator and half to another); the ``UPDATE`` of the locked patients' tasks that are
+   *still* eligible (status and hold re-checked against the newest committed row, so a claim that
+   committed meanwhile wins); and on PostgreSQL their audit rows, written waiting to be chained
+   (core/audit.py: the claims of several coordinators commit together, whoever holds the chain's
+   lock seals them).
 
-A claimer that loses a race (a patient another claim took between 1 and 3, or one locked by
+A claimer that loses a race (a patient another claim took between 1 and 2, or one locked by
 another claimer) goes on with the next patients in a new round, until it has ``count`` patients
 or no candidate is left; each round is a new statement, so on PostgreSQL (READ COMMITTED) it sees
-what the others committed. The audit rows are written in one INSERT. SQLite has no row locks:
-there the transaction starts with ``BEGIN IMMEDIATE`` (claimers wait their turn, busy timeout)
-and the same rounds run alone.
+what the others committed. SQLite has no row locks: there the transaction starts with ``BEGIN
+IMMEDIATE`` (claimers wait their turn, busy timeout), the same rounds run alone, and the audit rows
+are chained at commit (one INSERT).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, and_, bindparam, case, exists, func, literal, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
-from core.db.models import Patient, Task
+from core.db.models import Task
 from core.db.uow import outside, unit_of_work
 from core.tasklist import local_iso
 from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
@@ -48,6 +51,7 @@ from core.worklist import end_of_day
 
 ROWS_PER_PATIENT = 4  # task rows read per candidate patient (most have 1-4 due)
 POOL = 4  # candidates per patient wanted: claimers at once lock different ones (SKIP LOCKED)
+ACTION, ENTITY = "claim", "task"  # the audit rows' action and entity
 
 
 def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
@@ -57,79 +61,106 @@ def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | N
     midnight, not at the first site's. Sites sharing a timezone (the usual case) make one group.
     """
     groups: dict[datetime, list[str]] = {}
+    ends: dict[Any, datetime] = {}
     for code in dict.fromkeys(sites):
         tz = config.timezone_of(code)
-        groups.setdefault(end_of_day(day or now.astimezone(tz).date(), tz), []).append(code)
+        if tz not in ends:
+            ends[tz] = end_of_day(day or now.astimezone(tz).date(), tz)
+        groups.setdefault(ends[tz], []).append(code)
     return groups
 
 
-def _eligible(groups: int) -> Any:
-    """Eligible now, with bound parameters: ``now``, and per cutoff group ``sites_i`` (expanding) and ``cutoff_i``."""
-    return and_(
-        # Due by the end of the day of the task's own site: one branch per distinct cutoff.
-        or_(*(
-            and_(Task.site.in_(bindparam(f"sites_{i}", expanding=True)), Task.window_start < bindparam(f"cutoff_{i}"),
-                 Task.next_attempt_at < bindparam(f"cutoff_{i}"))
-            for i in range(groups)
-        )),
-        Task.status == TaskStatus.OPEN,
-        Task.channel.not_in(MESSAGE_CHANNELS),  # messages are sent by `followup send`, not called
-        # A first call may be taken any time on its day; a retry (after a failed attempt, at least
-        # min_gap later in another calling window) or a callback the patient asked for not before its time.
-        or_(Task.attempts == 0, Task.next_attempt_at <= bindparam("now")),
-        or_(Task.claimed_until.is_(None), Task.claimed_until < bindparam("now")),
-    )
+def _utc(moment: datetime, postgres: bool) -> Any:
+    """A bound instant as the column stores it (naive UTC; SQLite: its text form, as core.db.models.UTCDateTime)."""
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive if postgres else naive.isoformat(" ", "microseconds")
 
 
-def _held_by_colleague() -> Any:
-    """The patient has a task a colleague holds: none of the patient's calls go to anyone else meanwhile."""
-    held = aliased(Task)
-    return exists().where(
-        held.patient_id == Patient.id, held.status == TaskStatus.OPEN, held.assignee != bindparam("user"),
-        held.claimed_until.is_not(None), held.claimed_until >= bindparam("now"),
-    )
+def _quoted(words: Any) -> str:
+    return ", ".join("'" + str(w).replace("'", "''") + "'" for w in words)
 
 
-@lru_cache(maxsize=16)
-def _statements(groups: int, postgres: bool, tiers: tuple[str, ...]) -> tuple[Any, Any, Any]:
-    """The three statements of a round, built once per shape (building them costs more CPU than running them):
-    the candidates, the lock, the update. Parameters: see :func:`_eligible`, and ``tried``, ``rows``,
-    ``pool``, ``need``, ``user``, ``until``."""
-    eligible = _eligible(groups)
-    rank = case((Task.urgency == Urgency.CLINICAL, 0), else_=1)
-    candidates = (
-        select(Task.patient_id)
-        .where(eligible, Task.patient_id.not_in(bindparam("tried", expanding=True)))
-        .order_by(rank, Task.next_attempt_at, Task.id)
-        .limit(bindparam("rows"))
-    )
-    if tiers:  # valued patients next after clinical calls, as on the worklist
-        candidates = candidates.join(Patient, Patient.id == Task.patient_id).order_by(None).order_by(
-            rank, _tier_rank(tiers), Task.next_attempt_at, Task.id)
-    lock = select(Patient.id).where(Patient.id.in_(bindparam("pool", expanding=True)),
-                                    Patient.do_not_contact.is_(False), Patient.phone_invalid.is_(False),
-                                    ~_held_by_colleague())
-    if postgres:  # in the pool's order, the first ``need`` no other claim holds
-        lock = (lock.order_by(func.array_position(bindparam("order", type_=ARRAY(Integer)), Patient.id))
-                .limit(bindparam("need")).with_for_update(of=Patient, skip_locked=True))
-    take = (
-        update(Task.__table__)
-        .where(Task.patient_id.in_(bindparam("locked", expanding=True)), eligible)
-        .values(assignee=bindparam("user"), claimed_until=bindparam("until"), updated_at=bindparam("now"))
-        .returning(Task.id, Task.patient_id, Task.site)
-    )
-    return candidates, lock, take
+@lru_cache(maxsize=64)
+def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int) -> tuple[str, str]:
+    """The two statements of a round (SQL for ``exec_driver_sql``), built once per shape: the candidates
+    and the claim. ``groups``: the sites of each cutoff group, written into the SQL (codes are
+    ``[A-Za-z0-9_-]+``, core/config.py): a constant list is looked up by hash for every task row, also
+    in the prepared statement's generic plan, where a bound list is searched element by element.
+    Parameters: ``now``, ``cutoff_i`` per group, ``tried``, ``rows``, ``tier_i``; ``pool``, ``need``,
+    ``user``, ``until``; PostgreSQL also ``recorded``, ``details``."""
+    if postgres:
+        def p(name: str) -> str:
+            return f"%({name})s"
+    else:
+        def p(name: str) -> str:
+            return f":{name}"
+
+    open_, clinical = _quoted([TaskStatus.OPEN]), _quoted([Urgency.CLINICAL])
+    due = " OR ".join(f"(t.site IN ({_quoted(codes)}) AND t.window_start < {p(f'cutoff_{i}')} "
+                      f"AND t.next_attempt_at < {p(f'cutoff_{i}')})" for i, codes in enumerate(groups))
+    # Due by the end of the day of the task's own site (one branch per distinct cutoff); messages are
+    # sent by `followup send`, not called; a first call may be taken any time on its day, a retry (after
+    # a failed attempt, at least min_gap later in another calling window) or a callback the patient asked
+    # for not before its time; nobody's hold on it, or an expired one.
+    eligible = (f"({due}) AND t.status = {open_} AND t.channel NOT IN ({_quoted(MESSAGE_CHANNELS)}) "
+                f"AND (t.attempts = 0 OR t.next_attempt_at <= {p('now')}) "
+                f"AND (t.claimed_until IS NULL OR t.claimed_until < {p('now')})")
+    order = f"CASE WHEN t.urgency = {clinical} THEN 0 ELSE 1 END"
+    joined = ""
+    if tiers:  # valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank)
+        joined = " JOIN patients p ON p.id = t.patient_id"
+        order += (", CASE lower(p.value_tier) " + " ".join(f"WHEN {p(f'tier_{i}')} THEN {i}" for i in range(tiers))
+                  + f" ELSE {tiers} END")
+    tried = (f"t.patient_id <> ALL({p('tried')})" if postgres
+             else f"t.patient_id NOT IN (SELECT value FROM json_each({p('tried')}))")
+    candidates = (f"SELECT t.patient_id FROM tasks t{joined} WHERE {eligible} AND {tried} "
+                  f"ORDER BY {order}, t.next_attempt_at, t.id LIMIT {p('rows')}")
+    # Not to be called, or a colleague holds one of the patient's calls: none of them go to anyone else meanwhile.
+    callable_ = (f"p.do_not_contact IS FALSE AND p.phone_invalid IS FALSE AND NOT EXISTS ("
+                 f"SELECT 1 FROM tasks h WHERE h.patient_id = p.id AND h.status = {open_} "
+                 f"AND h.assignee <> {p('user')} AND h.claimed_until >= {p('now')})")
+    hold = f"assignee = {p('user')}, claimed_until = {p('until')}, updated_at = {p('now')}"
+    if not postgres:  # no row locks: BEGIN IMMEDIATE serialises the claims; the first ``need`` callable ones
+        take = (f"UPDATE tasks AS t SET {hold} WHERE t.patient_id IN ("
+                f"SELECT p.id FROM json_each({p('pool')}) AS pool JOIN patients p ON p.id = pool.value "
+                f"WHERE {callable_} ORDER BY pool.key LIMIT {p('need')}) AND {eligible} "
+                f"RETURNING id, patient_id, site")
+        return candidates, take
+    from core.audit import TRY_LOCK, WAITING_ID
+
+    # In the pool's order, the first ``need`` no other claim holds; their still eligible tasks; the audit
+    # rows, waiting to be chained; and whether this transaction seals (core/audit.py). Rows out: the
+    # locked patients (task NULL), the tasks taken, and the chain's lock (all NULL but ``sealer``).
+    take = f"""
+WITH pool AS (SELECT u.id, u.ord FROM unnest(CAST({p('pool')} AS integer[])) WITH ORDINALITY AS u(id, ord)),
+locked AS (SELECT p.id FROM patients p JOIN pool ON pool.id = p.id WHERE {callable_}
+           ORDER BY pool.ord LIMIT {p('need')} FOR UPDATE OF p SKIP LOCKED),
+taken AS (UPDATE tasks t SET {hold} FROM locked WHERE t.patient_id = locked.id AND {eligible}
+          RETURNING t.id, t.patient_id, t.site),
+audited AS (INSERT INTO audit_log (id, at, recorded_at, "user", action, entity, entity_id, patient_id, detail)
+            SELECT {WAITING_ID}, {p('now')}, {p('recorded')}, {p('user')}, {_quoted([ACTION])}, {_quoted([ENTITY])},
+                   taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> taken.site AS json)
+            FROM taken ORDER BY taken.id),
+seal AS (SELECT {TRY_LOCK} AS sealer)
+SELECT NULL AS task, locked.id AS patient, NULL AS site, CAST(NULL AS boolean) AS sealer FROM locked
+UNION ALL SELECT taken.id, taken.patient_id, taken.site, NULL FROM taken
+UNION ALL SELECT NULL, NULL, NULL, seal.sealer FROM seal"""
+    return candidates, take
 
 
-def _candidates(session: Session, statement: Any, params: dict[str, Any], tried: set[int], wanted: int) -> list[int]:
+def _candidates(session: Session, statement: str, params: dict[str, Any], tried: set[int], wanted: int) -> list[int]:
     """The next ``wanted`` patients not tried yet, in claim order: clinical first, then by next attempt.
 
     Reads task rows in that order with a LIMIT (the worklist index gives the day's due tasks of a
     site); a patient's first row is its place. Reads more rows when a few patients fill them.
     """
     limit = max(wanted * ROWS_PER_PATIENT, 16)
+    conn = session.connection()
+    tried_list: Any = sorted(tried) or [0]
+    if conn.dialect.name != "postgresql":
+        tried_list = json.dumps(tried_list)
     while True:
-        rows = session.execute(statement, {**params, "tried": sorted(tried) or [0], "rows": limit}).scalars().all()
+        rows = [r[0] for r in conn.exec_driver_sql(statement, {**params, "tried": tried_list, "rows": limit}).all()]
         patients = list(dict.fromkeys(rows))
         if len(patients) >= wanted or len(rows) < limit:
             return patients[:wanted]
@@ -155,16 +186,27 @@ def claim(
     until = config.model.defaults.attempt_policy.claim_hold.add_to(now)
     cutoffs = _cutoffs(config, sites, now, day)
     postgres = session.get_bind().dialect.name == "postgresql"
-    tiers = tuple(t.casefold() for t in config.model.value_tiers)
-    candidates, lock, take = _statements(len(cutoffs), postgres, tiers)
-    params: dict[str, Any] = {"now": now, "user": user, "until": until}
+    tiers = [t.casefold() for t in config.model.value_tiers]
+    candidates, take = _statements(tuple(map(tuple, cutoffs.values())), postgres, len(tiers))
+    params: dict[str, Any] = {"now": _utc(now, postgres), "user": user,
+                              "until": _utc(until, postgres)}
+    shown: dict[str, str] = {}  # the hold's end in each site's own time, as the audit rows say it
     for i, (cutoff, codes) in enumerate(cutoffs.items()):
-        params[f"sites_{i}"], params[f"cutoff_{i}"] = codes, cutoff
+        params[f"cutoff_{i}"] = _utc(cutoff, postgres)
+        until_there = local_iso(until, config.timezone_of(codes[0]))  # a group shares one timezone's day
+        shown.update((code, until_there) for code in codes)
+    for i, tier in enumerate(tiers):
+        params[f"tier_{i}"] = tier
+    if postgres:
+        params["recorded"] = datetime.now(UTC).replace(tzinfo=None)
+        params["details"] = json.dumps({code: {"until": at} for code, at in shown.items()})
     # a claim changes no day count: no turns, so it never waits for the sites' calls (core/db/uow.py)
-    with unit_of_work(session, config, sites=sites, user=user, now=now, action="claim", turns=False) as uow:
-        rows: list[Any] = []
+    with unit_of_work(session, config, sites=sites, user=user, now=now, action=ACTION, turns=False) as uow:
+        conn = session.connection()
+        rows: list[tuple[int, int, str]] = []
         claimed: set[int] = set()
         tried: set[int] = set()
+        sealer = False
         while len(claimed) < count:
             need = count - len(claimed)
             # More candidates than needed: claimers running at once lock different ones of the same pool.
@@ -172,23 +214,34 @@ def claim(
             if not pool:
                 break
             if postgres:
-                locked = list(session.execute(lock, {**params, "pool": pool, "order": pool, "need": need}).scalars())
-            else:  # no row locks (SQLAlchemy would drop the clause): BEGIN IMMEDIATE serialises the claims
-                free = set(session.execute(lock, {**params, "pool": pool}).scalars())
-                locked = [pid for pid in pool if pid in free][:need]
+                locked, got = [], []
+                for task_id, patient_id, site, seals in conn.exec_driver_sql(
+                        take, {**params, "pool": pool, "need": need}):
+                    if task_id is not None:
+                        got.append((task_id, patient_id, site))
+                    elif patient_id is not None:
+                        locked.append(patient_id)
+                    else:
+                        sealer = sealer or bool(seals)
+            else:
+                got = [tuple(r) for r in conn.exec_driver_sql(take, {**params, "pool": json.dumps(pool), "need": need})]
+                # alone (BEGIN IMMEDIATE): the pool's patients not taken may not be called or a colleague holds them
+                locked = pool
             if not locked:  # the pool is all held by claims in flight or not to be called: look further
                 tried.update(pool)
                 continue
             tried.update(locked)
-            got = session.execute(take, {**params, "locked": locked}).all()
             rows += got
             claimed.update(patient for _, patient, _ in got)
         rows.sort()
-        uow.audit_many("claim", [
-            dict(entity="task", entity_id=task_id, patient_id=patient_id,
-                 detail={"until": local_iso(until, config.timezone_of(site))})
-            for task_id, patient_id, site in rows
-        ])
+        if postgres:
+            if rows or sealer:
+                from core.audit import written_waiting
+
+                written_waiting(session, sealer)
+        else:
+            uow.audit_many(ACTION, [dict(entity=ENTITY, entity_id=task_id, patient_id=patient_id,
+                                         detail={"until": shown[site]}) for task_id, patient_id, site in rows])
     return [task_id for task_id, _, _ in rows]
 
 
@@ -241,11 +294,3 @@ def release(session: Session, task_ids: list[int], user: str, now: datetime | No
             .values(claimed_until=None).execution_options(synchronize_session=False)
         )
     return result.rowcount or 0
-
-
-def _tier_rank(tiers: tuple[str, ...]) -> Any:
-    """Valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank, in SQL)."""
-    if not tiers:
-        return literal(0)
-    return case({tier: rank for rank, tier in enumerate(tiers)}, value=func.lower(Patient.value_tier),
-                else_=len(tiers))

@@ -10,7 +10,6 @@ plugins (an unknown specialty lists the installed ones) and produces
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -396,7 +395,7 @@ class ChainConfig:
         except KeyError:
             from core.messages import Msg
 
-            near = difflib.get_close_matches(code, list(self.sites), n=1)
+            near = _close_matches(code, list(self.sites), n=1)
             text = Msg("import_unknown_site", site=code, hint=Msg("did_you_mean", suggestion=near[0]) if near else "",
                        sites=", ".join(self.sites))
             error = ConfigError([str(text)])
@@ -558,7 +557,7 @@ def _staff_problems(chain: ChainModel, src: LocatedYaml, sites: set[str]) -> lis
         first.setdefault(member.username, src.line_of(("staff", i, "username")))
         for j, code in enumerate(member.sites):
             if code not in sites:
-                near = difflib.get_close_matches(code, sorted(sites), n=1)
+                near = _close_matches(code, sorted(sites), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(f"{src.path}:{src.line_of(('staff', i, 'sites', j))}: staff.{i}.sites: "
                                 f"{member.username} works at unknown site {code!r}{hint} "
@@ -811,7 +810,7 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
             problems.append(problem)
         for i, key in enumerate(site.specialties):
             if key not in installed:
-                near = difflib.get_close_matches(key, list(installed), n=1)
+                near = _close_matches(key, list(installed), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(
                     f"{src.path}:{src.line_of(loc + ('specialties', i))}: sites.{site.code}.specialties: "
@@ -837,13 +836,13 @@ def check_against_plugins(config: ChainConfig, plugins: Any = None) -> None:
                 continue
             spec = installed[spec_key][1]
             if spec.procedure(proc_code) is None:
-                near = difflib.get_close_matches(proc_code, [p.code for p in spec.procedures], n=1)
+                near = _close_matches(proc_code, [p.code for p in spec.procedures], n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(f"{where}: {override.milestone}: no procedure {proc_code!r} in {spec_key}{hint}")
                 continue
             provided = {m.key: m for _, m in plugins.milestones(spec_key, proc_code)}
             if ms_key not in provided:
-                near = difflib.get_close_matches(ms_key, list(provided), n=1)
+                near = _close_matches(ms_key, list(provided), n=1)
                 hint = f" — did you mean {near[0]!r}?" if near else ""
                 problems.append(
                     f"{where}: {override.milestone}: no milestone {ms_key!r}{hint} (has: {', '.join(provided)})"
@@ -948,3 +947,10 @@ def calendar_warnings(config: ChainConfig, plugins: Any) -> list[str]:
             warnings.append(Msg("holiday_provisional", country=country, until=until, horizon=horizon,
                                 years=", ".join(map(str, missing))))
     return warnings
+
+
+def _close_matches(word: str, choices: list[str], n: int = 1) -> list[str]:
+    """difflib's suggestions ("did you mean ...?"), imported only when a name is wrong."""
+    import difflib
+
+    return difflib.get_close_matches(word, choices, n=n)

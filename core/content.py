@@ -80,6 +80,10 @@ class ProtocolPlugin:
 
     @hookimpl
     def followup_specialties(self) -> list[Specialty]:
+        return list(self._specialties)
+
+    @cached_property
+    def _specialties(self) -> list[Specialty]:
         fields = set(Procedure.model_fields)
         procedures = [Procedure(**{k: v for k, v in p if k in fields}) for p in self.protocol.procedures]
         header = self.protocol.specialty

@@ -484,6 +484,9 @@ MESSAGES.update({
     "access.import": ("导入数据", "import data"),
     "access.schedule": ("排期", "schedule follow-ups"),
     "audit_intact": ("审计日志完整：{n} 条记录，链尾 {head}", "audit log intact: {n} rows, head {head}"),
+    "audit_unsealed": ("另有 {n} 条记录在核对期间写入，尚未入链（下一次写入审计日志时入链）",
+                       "{n} more rows were written while checking and are not chained yet (the next audited "
+                       "write chains them)"),
     "audit_edited": ("审计日志被篡改：第 {id} 条记录的内容被修改（之前 {n} 条完好）",
                      "audit log tampered with: row {id} was edited ({n} rows before it are intact)"),
     "audit_inserted": ("审计日志被篡改：第 {id} 条记录是后来插入的（之前 {n} 条完好）",

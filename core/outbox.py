@@ -646,35 +646,3 @@ def set_optout(session: Session, patient_id: int, channel: str, *, undo: bool, u
     audit(session, user=user, at=now, action="optout:undo" if undo else "optout", entity="patient",
           entity_id=patient_id, patient_id=patient_id, detail={"channel": channel})
     return True
-
-
-def channel_figures(session: Session, sites: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per message channel in a period: sent, delivered, failed, answered (questionnaires) and the response rate.
-
-    ``sent``: messages that left in the period (a delivered one was sent first); ``failed``: messages
-    queued in the period that ended failed; ``answered``: questionnaires submitted in the period from a
-    message of the channel; ``response_rate`` = answered / sent.
-    """
-    from sqlalchemy import case
-
-    from core.reports.queries import rate
-
-    def count(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
-    in_period = (lambda column: and_(column >= start, column < end))  # noqa: E731
-    rows = session.execute(
-        select(OutboxMessage.channel, count(in_period(OutboxMessage.sent_at)),
-               count(in_period(OutboxMessage.delivered_at)),
-               count(and_(OutboxMessage.status == MS.FAILED, in_period(OutboxMessage.queued_at))),
-               count(in_period(OutboxMessage.answered_at)))
-        .where(OutboxMessage.site.in_(sites))
-        .group_by(OutboxMessage.channel).order_by(OutboxMessage.channel)
-    ).all()
-    out = []
-    for channel, sent, delivered, failed, answered in rows:
-        sent, delivered, failed, answered = (int(v or 0) for v in (sent, delivered, failed, answered))
-        if sent or delivered or failed or answered:
-            out.append({"channel": channel, "sent": sent, "delivered": delivered, "failed": failed,
-                        "answered": answered, "response_rate": rate(answered, sent)})
-    return out

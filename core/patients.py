@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import access
-from core.audit import audit
+from core.audit import audit, written_order
 from core.config import ChainConfig
 from core.db.models import Answer, Attempt, AuditEntry, Complaint, Episode, Escalation, Patient, Task
 from core.db.uow import unit_of_work
@@ -61,7 +61,7 @@ def export_patient(session: Session, config: ChainConfig, external_id: str, *, u
         "escalations": [_row(e) for e in session.execute(
             select(Escalation).where(Escalation.patient_id == pid).order_by(Escalation.id)).scalars()],
         "audit": [_row(e, skip=("prev_hash", "hash")) for e in session.execute(
-            select(AuditEntry).where(AuditEntry.patient_id == pid).order_by(AuditEntry.id)).scalars()],
+            select(AuditEntry).where(AuditEntry.patient_id == pid).order_by(*written_order())).scalars()],
     }
     audit(session, user=user or "system", at=now, action="patient:export", entity="patient", entity_id=pid,
           patient_id=pid, detail={"rows": sum(len(v) for k, v in data.items() if k != "patient") + 1})

@@ -15,7 +15,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from core.errors import InvalidValue
@@ -116,6 +115,8 @@ def _step(unit: str, amount: int) -> Any:
         return timedelta(days=amount)
     if unit == "w":
         return timedelta(weeks=amount)
+    from dateutil.relativedelta import relativedelta  # here: most commands never add a duration
+
     return relativedelta(months=amount) if unit == "mo" else relativedelta(years=amount)
 
 

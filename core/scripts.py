@@ -8,8 +8,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from core.names import age_band, doctor_title, is_minor
 from core.plugins import Plugins
 from core.protocol import Milestone, Question, TaskContext
@@ -50,6 +48,8 @@ def relative_day(event: date, today: date, locale: str) -> str:
         return "前天"
     if days < 28:
         return f"{days}天前" if zh else f"{days} days ago"
+    from dateutil.relativedelta import relativedelta  # here: most calls are within the first weeks
+
     span = relativedelta(today, event)
     months = span.years * 12 + span.months + (1 if span.days >= 15 else 0)
     if months < 12 or (months < 18 and span.years == 0):

@@ -99,10 +99,30 @@ UNREACHABLE_OUTCOMES: tuple[Outcome, ...] = (
 #: Every outcome, in the order prompts offer them.
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
-#: Episodes of these triggers are sales leads (DOMAIN.md §1).
+
+class MessageKind(StrEnum):
+    """What an outbox message is (core/outbox.py)."""
+
+    MILESTONE = "milestone"  # the message of an sms/wechat/email milestone
+    NOTICE = "notice"  # the day before a phone milestone's call
+    AFTER_UNSUCCESSFUL = "after_unsuccessful"  # the questionnaire link once the calls failed
+
+
+class MessageStatus(StrEnum):
+    """Where an outbox message is."""
+
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed by one sender
+    SENT = "sent"
+    DELIVERED = "delivered"  # the provider reported it
+    FAILED = "failed"
+    EXPIRED = "expired"  # no longer wanted (task completed, window ended)
+
+
 # Channels whose tasks are sent by `followup send`, not called.
 MESSAGE_CHANNELS: tuple[Channel, ...] = (Channel.SMS, Channel.WECHAT, Channel.EMAIL)
 
+#: Episodes of these triggers are sales leads (DOMAIN.md §1).
 SALES_TRIGGERS: tuple[Trigger, ...] = (Trigger.CONSULTATION, Trigger.VISIT_WITHOUT_TREATMENT)
 #: Patients of these triggers were treated: satisfaction questions fit them (not a lead who never came).
 TREATED_TRIGGERS: tuple[Trigger, ...] = (Trigger.PROCEDURE, Trigger.DISCHARGE, Trigger.VISIT)

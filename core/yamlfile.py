@@ -6,12 +6,14 @@ import difflib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from core.errors import FollowupError
+
+if TYPE_CHECKING:  # PyYAML is imported where a file is read: a command whose configuration comes from the
+    import yaml  # cache (core/cache.py) never parses YAML
 
 Location = tuple[Any, ...]
 
@@ -40,13 +42,20 @@ class LocatedYaml:
         return self.lines.get((), 1)
 
 
-# libyaml when PyYAML was built with it (several times faster); the pure-Python parser otherwise.
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _loader() -> type:
+    """libyaml when PyYAML was built with it (several times faster); the pure-Python parser otherwise."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 _STR = "tag:yaml.org,2002:str"
 
 
 def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates: list[str],
           constructor: yaml.constructor.SafeConstructor) -> None:
+    import yaml
+
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
@@ -75,6 +84,8 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], duplicates
 
 def _unconstructible(node: yaml.Node | None) -> yaml.ScalarNode | None:
     """The first scalar PyYAML cannot turn into a value (it does not say which one)."""
+    import yaml
+
     if isinstance(node, yaml.ScalarNode):
         try:
             yaml.constructor.SafeConstructor().construct_object(node)
@@ -104,6 +115,8 @@ def _expanded_size(root: yaml.Node) -> int:
     ("billion laughs") compose instantly but expand to 387 million values: every walk over the data
     (line numbers, validation) would run for minutes and take gigabytes. Memoised per node: linear.
     """
+    import yaml
+
     sizes: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -137,6 +150,8 @@ def _parse(text: str, loader_class: type) -> tuple[yaml.Node | None, Any, Any]:
 
 
 def _located_parse(path: Path, text: str) -> tuple[yaml.Node | None, Any, Any]:
+    import yaml
+
     node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -153,6 +168,8 @@ def _located_parse(path: Path, text: str) -> tuple[yaml.Node | None, Any, Any]:
 
 def load_located(path: Path | str) -> LocatedYaml:
     """Parse a YAML file once, mapping each key path to its line; syntax errors name file and line."""
+    import yaml
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -161,7 +178,7 @@ def load_located(path: Path | str) -> LocatedYaml:
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
     try:
-        node, data, constructor = _parse(text, _Loader)
+        node, data, constructor = _parse(text, _loader())
     except _AliasBomb:
         raise ConfigError([f"{path}: refused: its aliases (*name) expand to more than {MAX_NODES:,} values "
                            "(a YAML alias bomb?); write the values out instead"]) from None

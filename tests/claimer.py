@@ -33,3 +33,23 @@ def claim_until_empty(url: str, user: str, count: int, now: str, barrier: Any, o
         out.put((user, claims))
     except BaseException as exc:  # reported by the test, not lost in the child
         out.put((user, f"{type(exc).__name__}: {exc}"))
+
+
+def write_audit_rows(url: str, user: str, transactions: int, barrier: Any, out: Any) -> None:
+    """Wait for the others, then commit ``transactions`` transactions of three audit rows each as fast as
+    possible (the audit chain's concurrent writers); put ``(user, None)`` or the error on ``out``."""
+    try:
+        from core.audit import audit
+        from core.db.engine import get_engine, session_scope
+
+        with get_engine(url).connect():
+            pass
+        barrier.wait()
+        at = datetime.fromisoformat("2026-11-23T10:05+08:00")
+        for n in range(transactions):
+            with session_scope(url, immediate=True) as session:
+                for k in range(3):
+                    audit(session, user=user, at=at, action="test", entity="x", entity_id=n * 3 + k)
+        out.put((user, None))
+    except BaseException as exc:  # reported by the test
+        out.put((user, f"{type(exc).__name__}: {exc}"))

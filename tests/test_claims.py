@@ -274,12 +274,11 @@ def test_eight_claiming_processes_share_nothing_and_stop_only_when_nothing_is_le
     while work is free: no claim that started after someone's empty answer got anything. A claimer
     that loses a race goes on to the next patients. On SQLite they wait for the write lock in turn
     (never "database is locked")."""
-    import multiprocessing
-
     from claimer import claim_until_empty
+    from processes import worker_context
 
     patient_of = _task_patients(crowd)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     barrier, out = ctx.Barrier(WORKERS, timeout=120), ctx.Queue()
     procs = [ctx.Process(target=claim_until_empty, args=(crowd, f"coord{i}", 2, NOW, barrier, out))
              for i in range(WORKERS)]

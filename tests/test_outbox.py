@@ -5,12 +5,12 @@ the patient's questionnaire records a reached attempt with the same actions as a
 from __future__ import annotations
 
 import json
-import multiprocessing
 import re
 from pathlib import Path
 
 import pytest
 from clinic_data import EPISODE_HEADER, PATIENT_HEADER, write_csv
+from processes import worker_context
 
 ROOT = Path(__file__).resolve().parents[1]
 PATIENTS = [["P1", "李娜", "F", "1990-03-02", "13912345678", "SH-DENT"],
@@ -188,7 +188,7 @@ def test_four_senders_never_send_one_message_twice(cli, tmp_path, db_url):
         episodes = [[f"E{i}", f"P{i}", "SH-DENT", "dental", "scaling", "2026-11-23T09:30+08:00", "陈医生"]
                     for i in range(24)]
         seed(cli, tmp_path, url, patients, episodes)
-        ctx = multiprocessing.get_context("spawn")
+        ctx = worker_context()
         barrier, out = ctx.Barrier(4), ctx.Queue()
         procs = [ctx.Process(target=_sender, args=(url, str(cfg), str(tmp_path / "messages"), barrier, out))
                  for _ in range(4)]

@@ -45,3 +45,35 @@ def test_an_optional_column_is_dropped_before_anything_is_cut() -> None:
     assert "X" * 60 not in narrow and "2026-11-23 10:00" in narrow and "a call" in narrow
     wide = _render(columns, rows, 120)
     assert "X" * 60 in wide
+
+
+# -- core/cli/grid.py: the layout itself ----------------------------------------------------------------------
+
+cells = st.text(alphabet="回访节点术后 abcdefghij0123456789\n", min_size=0, max_size=60)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.lists(cells, min_size=3, max_size=3), min_size=1, max_size=5),
+       limit=st.integers(24, 120), right=st.booleans())
+def test_a_grid_fits_its_width_and_loses_no_character(rows, limit, right) -> None:  # type: ignore[no-untyped-def]
+    import click
+
+    from core.cli import grid
+
+    cols = [grid.Col("编号"), grid.Col("回访节点"), grid.Col("n", right=right)]
+    out = click.unstyle(grid.render(cols, rows, title="标题", limit=limit))  # ties of equal widths included
+    lines = out.splitlines()
+    assert all(grid.display_width(line) <= limit for line in lines), out
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("─")) + 1:]
+    # every character of every cell is still there (folded, never cut or lost), and nothing else
+    assert sorted("".join(body).replace(" ", "")) == sorted("".join(c for row in rows for c in row if c).replace(
+        " ", "").replace("\n", ""))
+
+
+def test_grid_folds_at_spaces_and_chinese_anywhere() -> None:
+    from core.cli import grid
+
+    assert grid.fold("take the second left turn", 10) == ["take the", "second", "left turn"]
+    assert grid.fold("术后第三天换药提醒", 8) == ["术后第三", "天换药提", "醒"]
+    assert grid.fold("P0001", 3) == ["P00", "01"]
+    assert grid.display_width("王秀英 P1") == 9

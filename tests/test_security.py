@@ -345,6 +345,86 @@ def test_concurrent_writers_keep_one_chain(clinic: str, config) -> None:  # type
     assert verdict.ok and verdict.rows >= 20
 
 
+def test_writing_processes_keep_one_chain_with_consecutive_ids(clinic: str) -> None:
+    """Eight processes commit audited transactions at once. Nobody waits for the chain (PostgreSQL: rows
+    written while another transaction seals wait for the next sealer); afterwards ``verify`` finds one
+    intact chain holding every row, in consecutive ids, none left waiting."""
+    import multiprocessing
+
+    from claimer import write_audit_rows
+    from sqlalchemy import text
+
+    from core.audit import verify
+    from core.db.engine import get_engine, session_scope
+
+    with get_engine(clinic).connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(8, timeout=120), ctx.Queue()
+    procs = [ctx.Process(target=write_audit_rows, args=(clinic, f"w{i}", 10, barrier, out)) for i in range(8)]
+    for proc in procs:
+        proc.start()
+    results = dict(out.get(timeout=240) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+    assert {user: error for user, error in results.items() if error} == {}
+    with session_scope(clinic) as session:
+        verdict = verify(session)
+    assert verdict.ok and verdict.unsealed == 0 and verdict.rows == before + 8 * 10 * 3
+    with get_engine(clinic).connect() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM audit_log ORDER BY id"))]
+        mine = conn.execute(text("SELECT \"user\", entity_id FROM audit_log WHERE action = 'test'")).all()
+    assert ids == list(range(1, len(ids) + 1))
+    assert sorted(mine) == sorted((f"w{i}", n) for i in range(8) for n in range(30))
+
+
+def test_rows_written_while_another_transaction_seals_wait_for_the_next_one(cli, clinic: str) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: a transaction that finds the chain's lock taken commits its rows at once, waiting (no id in
+    the chain, no hash) and listed like any other; ``verify`` counts them; the next audited write seals them
+    after the rows before them. SQLite has one writer: every row is chained when it commits."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from core.audit import TRY_LOCK, audit, verify
+    from core.db.engine import get_engine, session_scope
+
+    if not clinic.startswith("postgresql"):
+        pytest.skip("SQLite chains every row when it commits (one writer at a time)")
+    at = datetime.fromisoformat(NOW)
+    engine = get_engine(clinic)
+    with session_scope(clinic) as session:
+        audit(session, user="admin", at=at, action="test", entity="x", entity_id=1)
+    holder = engine.connect()
+    try:
+        assert holder.execute(text(f"SELECT {TRY_LOCK}")).scalar_one() is True  # another transaction is sealing
+        with session_scope(clinic) as session:
+            audit(session, user="admin", at=at, action="test", entity="x", entity_id=2)
+        with engine.connect() as conn:
+            waiting = conn.execute(text("SELECT id, prev_hash, hash FROM audit_log WHERE entity_id = 2")).one()
+        assert waiting.id < 0 and waiting.hash is None and waiting.prev_hash is None
+        with session_scope(clinic) as session:
+            counted = verify(session, seal_first=False)
+        assert counted.ok and counted.unsealed == 1
+        listed = json.loads(cli("audit", "--format", "json", db=clinic, now=NOW).output)
+        assert [e["entity_id"] for e in listed if e["action"] == "test"] == [2, 1]
+    finally:
+        holder.rollback()
+        holder.close()
+    with session_scope(clinic) as session:
+        audit(session, user="admin", at=at, action="test", entity="x", entity_id=3)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, entity_id FROM audit_log WHERE action = 'test' ORDER BY id")).all()
+    assert [r.entity_id for r in rows] == [1, 2, 3]  # sealed after the row before it, in consecutive ids
+    assert rows[0].id > 0 and [r.id - rows[0].id for r in rows] == [0, 1, 2]
+    verdict = json.loads(cli("audit", "verify", "--format", "json", db=clinic, now=NOW).output)
+    assert verdict["ok"] is True and verdict["unsealed"] == 0
+    with engine.begin() as conn:  # a sealed row that waited is protected like the others
+        conn.execute(text("UPDATE audit_log SET \"user\" = 'wang.fang' WHERE entity_id = 2 AND action = 'test'"))
+    broken = json.loads(cli("audit", "verify", "--format", "json", db=clinic, now=NOW, ok=False).output)
+    assert (broken["problem"], broken["row_id"]) == ("edited", rows[1].id)
+
+
 # -- contact details on a need-to-know basis ------------------------------------------------------------------
 
 NUMBERS = ("13987654321", "13791918282", "15877733441", "01085996001", "13655443322", "13524689753",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,26 +19,33 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 8
 TASKS = 20
 
-# One coordinator's process: waits for the start signal, then records on every task (in its own
-# order) through the real CLI, and reports each command's exit code and output as JSON.
-WORKER = r"""
-import json, sys
-from click.testing import CliRunner
-from core.cli.main import cli
+def recorder(url: str, now: str, user: str, ids: list[int], barrier, out) -> None:  # type: ignore[no-untyped-def]
+    """One coordinator's process: waits for the others, then records on every task (in its own order)
+    through the real CLI, and puts each command's exit code and output on ``out``."""
+    try:
+        import os
 
-url, now, user, *ids = sys.argv[1:]
-runner = CliRunner()
-print("ready", flush=True)
-sys.stdin.readline()  # the start signal: every worker begins at once
-out = []
-for task in ids:
-    result = runner.invoke(cli, ["--db", url, "--now", now, "--as", user, "record", task, "--outcome", "no_answer",
-                                 "--locale", "en"])
-    crash = result.exception if not isinstance(result.exception, (SystemExit, type(None))) else None
-    out.append({"task": int(task), "code": result.exit_code, "output": result.output,
-                "crash": repr(crash) if crash else None})
-print(json.dumps(out))
-"""
+        from click.testing import CliRunner
+
+        from core.cli.main import cli
+
+        for name in [k for k in os.environ if k.startswith("FOLLOWUP_")]:
+            os.environ.pop(name)
+        os.environ["FOLLOWUP_GUARD_WRITES"] = "1"  # the unit-of-work guard is on in the workers too
+        runner = CliRunner()
+        barrier.wait()  # every worker begins at once
+        done = []
+        for task in ids:
+            result = runner.invoke(cli, ["--db", url, "--now", now, "--as", user, "record", str(task), "--outcome",
+                                         "no_answer", "--locale", "en"])
+            crash = result.exception if not isinstance(result.exception, (SystemExit, type(None))) else None
+            done.append({"task": int(task), "code": result.exit_code, "output": result.output,
+                         "crash": repr(crash) if crash else None})
+        out.put((user, now, done))
+    except BaseException as exc:  # reported by the test, not lost in the child
+        import traceback
+
+        out.put((user, now, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
 
 
 @pytest.fixture
@@ -57,8 +62,10 @@ def twenty(cli, tmp_path: Path, db_url: str) -> tuple[str, list[int]]:  # type: 
 
 def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  # type: ignore[type-arg]
     """Eight processes, each recording no_answer on every task at its own time (2 h 5 min apart)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOLLOWUP_")}
-    env["FOLLOWUP_GUARD_WRITES"] = "1"  # the unit-of-work guard is on in the workers too
+    from processes import worker_context
+
+    ctx = worker_context()
+    barrier, out = ctx.Barrier(WORKERS, timeout=120), ctx.Queue()
     base = datetime.fromisoformat("2026-11-23T10:00+08:00")
     procs = []
     for i in range(WORKERS):
@@ -67,21 +74,15 @@ def run_workers(url: str, ids: list[int], tmp_path: Path) -> list[list[dict]]:  
         if i % 2:
             order.reverse()
         user = ("zhang.li", "admin")[i % 2]  # staff of the demo chain who may record at SH-DENT (core/access.py)
-        args = [sys.executable, "-c", WORKER, url, now, user, *map(str, order)]
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    for p in procs:  # each says when it has loaded; a worker that dies says nothing
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a worker did not start"
+        procs.append(ctx.Process(target=recorder, args=(url, now, user, order, barrier, out)))
     for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    results = []
+        p.start()
+    results = [out.get(timeout=600) for _ in procs]
     for p in procs:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0 and "Traceback" not in err, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+        p.join(timeout=60)
+        assert p.exitcode == 0, "a worker did not finish"
+    assert [r for _, _, r in results if isinstance(r, str)] == []
+    return [r for _, _, r in results]
 
 
 def test_eight_coordinators_recording_at_once_lose_nothing(cli, twenty, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

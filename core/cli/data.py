@@ -100,7 +100,8 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
             target.write_text(csv_text(headers, []), encoding="utf-8")
         else:
             import xlsxwriter
-            from rich.cells import cell_len
+
+            from core.cli.grid import display_width as cell_len
 
             book = xlsxwriter.Workbook(str(target))
             sheet = book.add_worksheet(kind)

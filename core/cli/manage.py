@@ -194,8 +194,7 @@ def complaints_show(app: App, complaint_id: int, locale: str | None, fmt: str) -
     if fmt == "json":
         click.echo(to_json(rows[0]))
         return
-    from rich.cells import cell_len
-
+    from core.cli.grid import display_width as cell_len
     from core.privacy import mask_data
 
     loc = app.ui_locale(locale)
@@ -348,12 +347,14 @@ def audit_verify(app: App, fmt: str, locale: str | None) -> None:
         verdict = verify(session, app.config, user=app.user)
     if fmt == "json":
         click.echo(to_json({"ok": verdict.ok, "rows": verdict.rows, "problem": verdict.problem,
-                            "row_id": verdict.row_id, "head": verdict.head}))
+                            "row_id": verdict.row_id, "head": verdict.head, "unsealed": verdict.unsealed}))
     elif verdict.ok:
         click.echo(message("audit_intact", app.ui_locale(locale), n=verdict.rows, head=verdict.head))
     else:
         click.secho(message(f"audit_{verdict.problem}", app.ui_locale(locale), id=verdict.row_id, n=verdict.rows),
                     fg="red", err=True)
+    if fmt != "json" and verdict.unsealed:
+        click.echo(message("audit_unsealed", app.ui_locale(locale), n=verdict.unsealed))
     if not verdict.ok:
         raise SystemExit(1)
 

@@ -1,4 +1,4 @@
-"""Rendering listings as a rich table, JSON or CSV: one shape, three formats."""
+"""Rendering listings as a table (core/cli/grid.py), JSON or CSV: one shape, three formats."""
 
 from __future__ import annotations
 
@@ -109,10 +109,15 @@ _GAP = 2  # a column's share of the separators (SIMPLE_HEAD, one space of paddin
 _MIN_TEXT = 8  # the narrowest a wrapping column is allowed to get
 
 
-def _cell_width(text: str) -> int:
-    from rich.cells import cell_len
+def display_width(text: str) -> int:
+    """The columns a terminal gives ``text``: wide and fullwidth (CJK) characters two, combining marks none."""
+    from core.cli.grid import display_width as width
 
-    return max((cell_len(line) for line in text.splitlines() or [""]), default=0)
+    return width(text)
+
+
+def _cell_width(text: str) -> int:
+    return max((display_width(line) for line in text.splitlines() or [""]), default=0)
 
 
 def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
@@ -138,27 +143,21 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width:
 def print_table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], *, title: str | None = None,
                 console: Any = None, styles: Sequence[str | None] | None = None) -> None:
     """A table that fits the terminal (80 columns when piped): optional columns are dropped, text wraps,
-    and ids, dates and times are never cut."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
+    and ids, dates and times are never cut. ``console``: anything with ``file`` and ``width`` (a rich
+    Console, say) to print there instead."""
+    from core.cli import grid
     from core.privacy import mask_text
 
-    console = console or Console()
+    width = console.width if console is not None else grid.terminal_width()
     cells = [["" if v is None else mask_text(v if isinstance(v, str) else str(v)) for v in row] for row in rows]
     empty = {i for i, c in enumerate(columns) if c.drop and cells and not any(r[i] for r in cells)}
-    shown = [i for i in fit_columns(columns, cells, console.width) if i not in empty]
-    widths = _share(columns, cells, shown, console.width)
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, header_style="bold",
-                  pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
-    for i in shown:
-        col = columns[i]
-        table.add_column(col.header, justify=col.justify, no_wrap=col.keep, overflow="fold", style=col.style,
-                         min_width=widths[i], max_width=None if col.keep else widths[i])
-    for n, row in enumerate(cells):
-        table.add_row(*(row[i] for i in shown), style=styles[n] if styles else None)
-    console.print(table)
+    shown = [i for i in fit_columns(columns, cells, width) if i not in empty]
+    widths = _share(columns, cells, shown, width)
+    text = grid.render([grid.Col(columns[i].header, right=columns[i].justify == "right", keep=columns[i].keep)
+                        for i in shown],
+                       [[row[i] for i in shown] for row in cells], title=title, limit=width, styles=styles,
+                       sizes=[widths[i] for i in shown])
+    grid.echo(text, file=console.file if console is not None else None)
 
 
 def _share(columns: Sequence[Column], cells: Sequence[Sequence[str]], shown: list[int], width: int) -> dict[int, int]:

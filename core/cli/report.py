@@ -156,16 +156,14 @@ def _emit(report: dict, fmt: str, out: Path | None, bom: bool = True) -> None:  
         click.echo(message("wrote", report["period"]["locale"], file=out), err=True)
         return
     if fmt == "table":
-        from rich.console import Console
-
         from core.reports.table import render_table
 
         if out:
             with out.open("w", encoding="utf-8") as handle:
-                render_table(report, Console(file=handle, width=100, color_system=None))
+                render_table(report, handle, width=100)
             click.echo(message("wrote", report["period"]["locale"], file=out), err=True)
         else:
-            render_table(report, Console())
+            render_table(report)
         return
     if fmt == "json":
         from core.reports.render import render_json

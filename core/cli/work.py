@@ -244,7 +244,7 @@ def preparation_card(context: Any, task: Any, locale: str, plugins: Any, tz: Any
                   + (f": {mask_text(a['note'])}" if a["note"] else "")  # a number typed into a note: masked
                   for a in context.attempt_history) or "—",
     )
-    from rich.cells import cell_len
+    from core.cli.output import display_width as cell_len
 
     names = [label[0 if zh else 1] for label in labels]
     width = max(cell_len(name) for name in names)

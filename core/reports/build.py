@@ -255,9 +255,7 @@ def build_report(
 
 
 def _channel_rows(session: Session, scope: q.Scope, period: Any) -> list[dict[str, Any]]:
-    from core.outbox import channel_figures
-
-    return channel_figures(session, scope.sites, period.start, period.end)
+    return q.channel_figures(session, scope.sites, period.start, period.end)
 
 
 # -- breakdowns ------------------------------------------------------------------------------------

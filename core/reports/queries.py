@@ -15,7 +15,6 @@ resolve an escalation (SQLite has no percentile) and the per-day calling span
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -714,7 +713,7 @@ def escalation_figures(
         "opened": _int(row[0]),
         "resolved": _int(row[1]),
         "overdue": _int(row[2]),
-        "median_hours_to_resolve": round(statistics.median(hours), 1) if hours else None,
+        "median_hours_to_resolve": round(_median(hours), 1) if hours else None,
     }
 
 
@@ -904,3 +903,43 @@ def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) 
         ).all()
     }
     return [(*row[:8], *patients[row[8]], *row[9:]) for row in rows]
+
+
+def channel_figures(session: Session, sites: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per message channel in a period: sent, delivered, failed, answered (questionnaires) and the response rate.
+
+    ``sent``: messages that left in the period (a delivered one was sent first); ``failed``: messages
+    queued in the period that ended failed; ``answered``: questionnaires submitted in the period from a
+    message of the channel; ``response_rate`` = answered / sent.
+    """
+    from sqlalchemy import and_, case, func, select
+
+    from core.db.models import OutboxMessage
+    from core.vocab import MessageStatus as MS
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    in_period = (lambda column: and_(column >= start, column < end))  # noqa: E731
+    rows = session.execute(
+        select(OutboxMessage.channel, count(in_period(OutboxMessage.sent_at)),
+               count(in_period(OutboxMessage.delivered_at)),
+               count(and_(OutboxMessage.status == MS.FAILED, in_period(OutboxMessage.queued_at))),
+               count(in_period(OutboxMessage.answered_at)))
+        .where(OutboxMessage.site.in_(sites))
+        .group_by(OutboxMessage.channel).order_by(OutboxMessage.channel)
+    ).all()
+    out = []
+    for channel, sent, delivered, failed, answered in rows:
+        sent, delivered, failed, answered = (int(v or 0) for v in (sent, delivered, failed, answered))
+        if sent or delivered or failed or answered:
+            out.append({"channel": channel, "sent": sent, "delivered": delivered, "failed": failed,
+                        "answered": answered, "response_rate": rate(answered, sent)})
+    return out
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, without importing statistics (and fractions, decimal) into every report."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -308,7 +308,7 @@ class _Sheet:
 
     def row(self, values: list[Any], fmt: Any = None, *, formats: list[Any] | None = None,
             measure: bool = True) -> None:
-        from rich.cells import cell_len
+        from core.cli.grid import display_width as cell_len
 
         for c, value in enumerate(values):
             cell_format = (formats[c] if formats else None) or fmt

@@ -1,38 +1,53 @@
-"""The report in a terminal: rich tables that stay readable at 80 columns."""
+"""The report in a terminal: tables that stay readable at 80 columns (core/cli/grid.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich import box
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
-
+from core.cli import grid
 from core.reports.labels import label
 from core.reports.render import HEADLINE, list_cell, num, pct, running_note, show, show_delta, status_label
 
 
-def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> Table:
-    table = Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        header_style="bold",
-        pad_edge=False,
-        expand=False,
-    )
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="right" if i in right else "left", overflow="fold")
-    return table
+class _Table:
+    """A titled table of the report: columns, rows, a style per row."""
+
+    def __init__(self, title: str, *headers: str, right: tuple[int, ...] = ()) -> None:
+        self.title = title
+        self.columns = [grid.Col(h, right=i in right) for i, h in enumerate(headers)]
+        self.rows: list[list[str]] = []
+        self.styles: list[str | None] = []
+
+    def add_row(self, *cells: str, style: str | None = None) -> None:
+        self.rows.append([str(c) for c in cells])
+        self.styles.append(style)
 
 
-def render_table(report: dict[str, Any], console: Console) -> None:
+def _table(title: str, *columns: str, right: tuple[int, ...] = ()) -> _Table:
+    return _Table(title, *columns, right=right)
+
+
+class _Out:
+    """Where the report goes, and how wide it may be."""
+
+    def __init__(self, file: Any, width: int) -> None:
+        self.file, self.width = file, width
+
+    def print(self, item: Any, style: str | None = None) -> None:
+        if isinstance(item, _Table):
+            text = grid.render(item.columns, item.rows, title=item.title, limit=self.width, styles=item.styles)
+            grid.echo(text + "\n", file=self.file)
+            return
+        grid.echo("\n".join(grid._styled(line, style) for line in grid.fold(str(item), self.width)), file=self.file)
+
+
+def render_table(report: dict[str, Any], file: Any = None, width: int | None = None) -> None:
+    """Print the report as tables to ``file`` (standard output), ``width`` columns wide (the terminal's)."""
+    console = _Out(file, width or grid.terminal_width())
     p, loc = report["period"], report["period"]["locale"]
     L = lambda key: label(key, loc)  # noqa: E731
     sites = ", ".join(p["sites"]) or L("none")
-    console.print(Text(f"{p['chain']} · {p['title']} · {p['label']}", style="bold"))
+    console.print(f"{p['chain']} · {p['title']} · {p['label']}", style="bold")
     console.print(
         f"{L('period')}: {p['first_day']} – {p['last_day']} ({p['timezone']})"
         f" · {L('site')}: {sites}"
@@ -40,7 +55,7 @@ def render_table(report: dict[str, Any], console: Console) -> None:
     )
     console.print(f"{L('generated')}: {p['generated_at']} · {L('previous')}: {p['previous']}")
     if p.get("running"):
-        console.print(Text(running_note(p, loc), style="bold yellow"))
+        console.print(running_note(p, loc), style="bold yellow")
 
     small = report["figures"]["small_sample"]
     figures = _table(
@@ -249,11 +264,8 @@ def render_table(report: dict[str, Any], console: Console) -> None:
         )
     console.print(open_e)
 
-    notes = [Text(L("definitions"), style="bold")]
+    console.print(L("definitions"), style="bold")
     sep = "：" if loc == "zh_CN" else ": "
-    notes += [
-        Text(f"·{L(key)}{sep}{text}", style="dim", overflow="fold")
-        for key, text in report["definitions"].items()
-    ]
-    notes.append(Text(f"* {L('small_sample')}", style="dim"))
-    console.print(Group(*notes))
+    for key, text in report["definitions"].items():
+        console.print(f"·{L(key)}{sep}{text}", style="dim")
+    console.print(f"* {L('small_sample')}", style="dim")
