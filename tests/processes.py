@@ -22,6 +22,7 @@ PRELOAD = [
     "core.plugins",
     "core.db.engine",
     "core.db.models",
+    "core.audit",
     "core.claims",
     "core.outbox",
     "core.cli.main",

@@ -349,9 +349,8 @@ def test_writing_processes_keep_one_chain_with_consecutive_ids(clinic: str) -> N
     """Eight processes commit audited transactions at once. Nobody waits for the chain (PostgreSQL: rows
     written while another transaction seals wait for the next sealer); afterwards ``verify`` finds one
     intact chain holding every row, in consecutive ids, none left waiting."""
-    import multiprocessing
-
     from claimer import write_audit_rows
+    from processes import worker_context
     from sqlalchemy import text
 
     from core.audit import verify
@@ -359,7 +358,7 @@ def test_writing_processes_keep_one_chain_with_consecutive_ids(clinic: str) -> N
 
     with get_engine(clinic).connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     barrier, out = ctx.Barrier(8, timeout=120), ctx.Queue()
     procs = [ctx.Process(target=write_audit_rows, args=(clinic, f"w{i}", 10, barrier, out)) for i in range(8)]
     for proc in procs:
