@@ -343,8 +343,10 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
 
     n = len(plan.attempts)
     if pg:
-        ids = [r[0] for r in conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, %(n)s)", {"n": n})]
+        ids = list(conn.exec_driver_sql(  # one row: an array of the sequence's next n values
+            "SELECT array_agg(nextval(s.seq)) FROM (SELECT pg_get_serial_sequence('attempts', 'id')::regclass "
+            "AS seq) AS s, generate_series(1, %(n)s)",
+            {"n": n}).scalar_one() or [])
     else:
         top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one()
         ids = list(range(int(top) + 1, int(top) + 1 + n))
@@ -365,8 +367,9 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
     _load(conn, "answers", ANSWER_COLUMNS, answer_rows, q)
     _load(conn, STAGE, TASK_COLUMNS, task_rows, q)
     if not pg:
+        counted = ", ".join(f"t.{c}" for c in rollups.TASK_COLUMNS)  # what the task day counts read
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {BEFORE} AS "
-                             f"SELECT t.* FROM tasks t JOIN {STAGE} u ON u.id = t.id")
+                             f"SELECT {counted} FROM tasks t JOIN {STAGE} u ON u.id = t.id")
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
     stamp = instant(now)

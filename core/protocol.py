@@ -12,9 +12,8 @@ into hook implementations, so most plugins have almost no code.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
@@ -95,27 +94,38 @@ class Duration(BaseModel):
         """Return ``moment`` + this duration; ``moment`` must be timezone-aware."""
         if moment.tzinfo is None:
             raise ValueError("Duration.add_to needs an aware datetime")
-        if self.unit in ("min", "h"):
-            delta = timedelta(minutes=self.approx_minutes)
-            return (moment.astimezone(ZoneInfo("UTC")) + delta).astimezone(moment.tzinfo)
-        from dateutil.relativedelta import relativedelta  # here: most commands never add a duration
-
-        step = {
-            "d": relativedelta(days=self.amount),
-            "w": relativedelta(weeks=self.amount),
-            "mo": relativedelta(months=self.amount),
-            "y": relativedelta(years=self.amount),
-        }[self.unit]
-        naive = moment.replace(tzinfo=None) + step
+        step = _STEPS.get((self.unit, self.amount))
+        if step is None:
+            step = _STEPS[self.unit, self.amount] = _step(self.unit, self.amount)
+        if self.unit in ("min", "h"):  # elapsed time
+            return (moment.astimezone(UTC) + step).astimezone(moment.tzinfo)
+        naive = moment.replace(tzinfo=None) + step  # wall-clock days, weeks, months, years
         return _localize(naive, moment.tzinfo)
+
+
+# One step per (unit, amount), made once: adding a duration is on every scheduling and recording path.
+# Days and weeks on a naive wall-clock time are a timedelta (what relativedelta gives, faster).
+_STEPS: dict[tuple[str, int], Any] = {}
+
+
+def _step(unit: str, amount: int) -> Any:
+    if unit in ("min", "h"):
+        return timedelta(minutes=amount * _UNIT_MINUTES[unit])
+    if unit == "d":
+        return timedelta(days=amount)
+    if unit == "w":
+        return timedelta(weeks=amount)
+    from dateutil.relativedelta import relativedelta  # here: most commands never add a duration
+
+    return relativedelta(months=amount) if unit == "mo" else relativedelta(years=amount)
 
 
 def _localize(naive: datetime, tz: Any) -> datetime:
     """Attach ``tz`` to a wall-clock time; a time skipped by DST moves forward."""
     aware = naive.replace(tzinfo=tz)
-    roundtrip = aware.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None)
+    roundtrip = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
     if roundtrip != naive:  # inside a DST gap
-        aware = (aware.astimezone(ZoneInfo("UTC"))).astimezone(tz)
+        aware = aware.astimezone(UTC).astimezone(tz)
     return aware
 
 

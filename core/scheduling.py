@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, update
+from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, text, update
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
@@ -557,11 +557,30 @@ _STORED = (
 
 
 def _existing_tasks(session: Session, episode_ids: list[int]) -> dict[int, list[Any]]:
-    """The stored tasks of these episodes, by episode (the unique key still guards against a concurrent run)."""
+    """The stored tasks of these episodes, by episode, each episode's in id order (the unique key still
+    guards against a concurrent run).
+
+    Through the episode index, whatever the statistics say: a first run fills the tasks table
+    from nothing, and PostgreSQL, still planning for an empty table, scanned all of it per batch
+    and compared every row with the batch's 5,000 episode ids (11-15 s a batch at a million
+    tasks). So no ``ORDER BY id`` (a walk of the primary key is an index scan too) and, on
+    PostgreSQL, no sequential scan for this one statement.
+    """
     found: dict[int, list[Any]] = {}
-    query = select(*_STORED).where(_among(Task.episode_id, episode_ids, session)).order_by(Task.id)
-    for row in session.execute(query):
-        found.setdefault(row.episode_id, []).append(row)
+    query = select(*_STORED).where(_among(Task.episode_id, episode_ids, session))
+    pg = session.get_bind().dialect.name == "postgresql"
+    if pg:
+        before = session.execute(text("SELECT current_setting('enable_seqscan'), "
+                                      "set_config('enable_seqscan', 'off', true)")).scalar_one()
+    try:
+        for row in session.execute(query):
+            found.setdefault(row.episode_id, []).append(row)
+    finally:
+        if pg:
+            session.execute(text("SELECT set_config('enable_seqscan', :before, true)"), {"before": before})
+    for rows in found.values():
+        if len(rows) > 1:
+            rows.sort(key=lambda row: row.id)
     return found
 
 
