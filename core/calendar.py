@@ -33,18 +33,6 @@ class ChinaCalendar:
 
     country = "CN"
 
-    def __init__(self) -> None:
-        self._guessed: Any = None
-
-    @property
-    def _guess(self) -> Any:
-        """``holidays``' guess, built at the first day chinesecalendar has not published (it is slow to import)."""
-        if self._guessed is None:
-            import holidays as holidays_pkg
-
-            self._guessed = holidays_pkg.country_holidays("CN")
-        return self._guessed
-
     @staticmethod
     @lru_cache(maxsize=8192)
     def _published(day: date) -> bool | None:
@@ -64,7 +52,7 @@ class ChinaCalendar:
         published = self._published(day)
         if published is not None:
             return published
-        return bool(self._guess.is_working_day(day))
+        return _guessed_working_day("CN", day)
 
     def published_until(self) -> date:
         year = date.today().year
@@ -79,10 +67,8 @@ class HolidaysCalendar:
     """Any country the ``holidays`` package knows; its data counts as published."""
 
     def __init__(self, country: str) -> None:
-        import holidays as holidays_pkg
-
         self.country = country
-        self._cal = holidays_pkg.country_holidays(country)
+        self._cal = _country_holidays(country)
 
     def is_published(self, day: date) -> bool:
         return True
@@ -92,6 +78,22 @@ class HolidaysCalendar:
 
     def published_until(self) -> date:
         return date(9999, 12, 31)
+
+
+@lru_cache(maxsize=32)
+def _country_holidays(country: str) -> Any:
+    """One ``holidays`` calendar per country for the whole process, shared by every site's calendar, built
+    at the first day chinesecalendar has not published (the package is slow to import). Each site built its
+    own before: 50 sites, 50 calendars filling their years' holidays, a tenth of a chain's scheduling."""
+    import holidays as holidays_pkg
+
+    return holidays_pkg.country_holidays(country)
+
+
+@lru_cache(maxsize=8192)
+def _guessed_working_day(country: str, day: date) -> bool:
+    """``holidays``' answer for one day, asked once per process whatever the number of sites."""
+    return bool(_country_holidays(country).is_working_day(day))
 
 
 def default_calendar(country: str) -> Any:
