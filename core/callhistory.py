@@ -41,8 +41,8 @@ from core.calls import INVITING_PURPOSES, OUTCOMES
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Attempt, Task
-from core.db.uow import inside, unit_of_work
-from core.importing import ImportFailed, RowProblem, _problem
+from core.db.uow import copy_rows, unit_of_work
+from core.importing import ImportFailed, RowProblem, row_problem
 from core.messages import Msg
 from core.planner import planner
 from core.plugins import Plugins
@@ -179,16 +179,16 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
     plan = HistoryPlan()
     add_attempt, add_answer, add_task = plan.attempts.append, plan.answers.append, plan.tasks.append
     for task_id in given_up - set(by_task):
-        problems.append(_problem(0, "task_id", Msg("history_given_up_without_calls", id=task_id)))
+        problems.append(row_problem(0, "task_id", Msg("history_given_up_without_calls", id=task_id)))
     for task_id in ids:
         rows = by_task.get(task_id, [])
         task = tasks.get(task_id)
         site = config.sites.get(task.site) if task is not None else None
         if task is None or site is None:
-            problems += [_problem(row, "task_id", Msg("history_no_task", id=task_id)) for row, _ in rows]
+            problems += [row_problem(row, "task_id", Msg("history_no_task", id=task_id)) for row, _ in rows]
             continue
         if task.status != open_:
-            problems += [_problem(row, "task_id", Msg("history_task_closed", id=task_id, status=task.status))
+            problems += [row_problem(row, "task_id", Msg("history_task_closed", id=task_id, status=task.status))
                          for row, _ in rows]
             continue
         min_gap = gaps.get(task.site)
@@ -259,29 +259,29 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
     bad = len(problems)
     task_id = task.id
     if call.outcome not in OUTCOMES:
-        problems.append(_problem(row, "outcome", Msg("unknown_outcome", outcome=call.outcome,
+        problems.append(row_problem(row, "outcome", Msg("unknown_outcome", outcome=call.outcome,
                                                      choices=", ".join(OUTCOMES))))
     if call.at.tzinfo is None or call.at > now:
-        problems.append(_problem(row, "at", Msg("history_in_future", at=call.at.isoformat(), now=now.isoformat())))
+        problems.append(row_problem(row, "at", Msg("history_in_future", at=call.at.isoformat(), now=now.isoformat())))
     if staff and call.by not in staff:
-        problems.append(_problem(row, "by", Msg("history_unknown_caller", user=call.by)))
+        problems.append(row_problem(row, "by", Msg("history_unknown_caller", user=call.by)))
     if closed_by is not None:
-        problems.append(_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
+        problems.append(row_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
     if call.booked_at is not None and call.outcome != Outcome.BOOKED:
-        problems.append(_problem(row, "booked_at", Msg("booked_at_only_with_booked", outcome=call.outcome)))
+        problems.append(row_problem(row, "booked_at", Msg("booked_at_only_with_booked", outcome=call.outcome)))
     if call.outcome == Outcome.BOOKED:
         spec = plugins.specialty(task.specialty)
         proc = spec.procedure(task.procedure) if spec else None
         sales = bool(proc and proc.allows_booking)
         if not sales and task.purpose not in INVITING_PURPOSES:
-            problems.append(_problem(row, "outcome", Msg("booked_not_inviting", milestone=task.milestone,
+            problems.append(row_problem(row, "outcome", Msg("booked_not_inviting", milestone=task.milestone,
                                                          purpose=task.purpose)))
         elif not sales and call.booked_at is None:
-            problems.append(_problem(row, "booked_at", Msg("booked_needs_time", milestone=task.milestone)))
+            problems.append(row_problem(row, "booked_at", Msg("booked_needs_time", milestone=task.milestone)))
     parsed: list[tuple[str, Any, Any]] = []
     if call.answers:
         if call.outcome not in REACHED_OUTCOMES:
-            problems.append(_problem(row, "answers", Msg("answers_only_when_reached", outcome=call.outcome)))
+            problems.append(row_problem(row, "answers", Msg("answers_only_when_reached", outcome=call.outcome)))
         else:
             key = (task.specialty, task.procedure, task.milestone)
             asked = questions.get(key)
@@ -290,11 +290,11 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
             for name, value in call.answers.items():
                 question = asked.get(name)
                 if question is None:
-                    problems.append(_problem(row, name, Msg("unknown_question", key=name,
+                    problems.append(row_problem(row, name, Msg("unknown_question", key=name,
                                                             keys=", ".join(sorted(asked)))))
                     continue
                 if question.treated_only and task.trigger not in TREATED_TRIGGERS:
-                    problems.append(_problem(row, name, Msg("question_treated_only", key=name)))
+                    problems.append(row_problem(row, name, Msg("question_treated_only", key=name)))
                     continue
                 try:
                     answer = question.parse_answer(value)
@@ -399,12 +399,6 @@ def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, .
         return
     names = ", ".join(quote(c) for c in columns)
     if conn.dialect.name == "postgresql":
-        sql = f"COPY {table} ({names}) FROM STDIN"
-        inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the guard is asked here
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(sql) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+        copy_rows(conn, f"COPY {table} ({names}) FROM STDIN", rows)
     else:
         conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)

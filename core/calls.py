@@ -38,31 +38,6 @@ from core.vocab import (
 if TYPE_CHECKING:
     from core.db.uow import UnitOfWork
 
-
-# Writing a call needs the unit of work, the audit and the planner; showing a card (followup script) does not.
-def audit(*args: Any, **kwargs: Any) -> Any:
-    from core.audit import audit as write
-
-    return write(*args, **kwargs)
-
-
-def unit_of_work(*args: Any, **kwargs: Any) -> Any:
-    from core.db.uow import unit_of_work as begin
-
-    return begin(*args, **kwargs)
-
-
-def planner(*args: Any, **kwargs: Any) -> Any:
-    from core.planner import planner as site_planner
-
-    return site_planner(*args, **kwargs)
-
-
-def callback_problem(*args: Any, **kwargs: Any) -> Any:
-    from core.planner import callback_problem as problem
-
-    return problem(*args, **kwargs)
-
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
 # Milestones whose purpose invites the patient back: a call on one of them may end with an
@@ -246,6 +221,8 @@ def record_call(
     ``channel`` is ``phone`` for a call, ``questionnaire`` for the patient's own answers
     (core/questionnaire.py): those are taken even while a coordinator holds the task.
     """
+    from core.db.uow import unit_of_work  # here: showing a card (followup script) needs none of it
+
     task = load_task(session, config, task_id, user)
     checked_text("--note", note)
     if outcome not in OUTCOMES:
@@ -258,6 +235,8 @@ def record_call(
 def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, answers: dict[str, str] | None,
             note: str | None, callback_at: datetime | None, booked_at: datetime | None, recording: str | None,
             channel: str) -> CallResult:
+    from core.planner import planner
+
     session, config, user, now = uow.session, uow.config, uow.user, uow.now
     task = uow.lock_task(task_id)  # the newest committed row, locked until commit: counters change once
     assert task is not None
@@ -426,6 +405,8 @@ def staff_named(text: str | None, config: ChainConfig, doctor: str | None) -> st
 
 def check_callback_time(site: Site, callback_at: datetime, now: datetime) -> None:
     """A requested callback must lie ahead, and not in the quiet hours (even clinical calls wait)."""
+    from core.planner import callback_problem
+
     problem = callback_problem(site, callback_at, now)
     if problem is not None:
         raise CallError(key=problem[0], values=problem[1])
@@ -481,6 +462,8 @@ def apply_action(
     session: Session, config: ChainConfig, plugins: Plugins, task: Task, action: Action, plugin_name: str,
     answers: dict[str, Any], note: str | None, user: str, now: datetime,
 ) -> dict[str, Any]:
+    from core.audit import audit
+
     site = config.site(task.site)
     reason = action.reason.get(site.locale)
     episode = session.get(Episode, task.episode_id)
@@ -533,6 +516,9 @@ def apply_action(
 
 def add_extra_call(session: Session, config: ChainConfig, task: Task, after: Duration, now: datetime) -> int:
     """A follow-up requested during a call becomes a task of the same episode."""
+    from core.db.uow import unit_of_work
+    from core.planner import planner
+
     existing = session.execute(select(Task.milestone).where(Task.episode_id == task.episode_id)).scalars().all()
     n = 1 + sum(1 for m in existing if m.startswith("extra_"))
     episode = session.get(Episode, task.episode_id)

@@ -261,7 +261,7 @@ class RowProblem:
         return f"{where}{'：' if zh else ': '}{localize(self.text or self.reason, locale)}"
 
 
-def _problem(row: int, column: str | None, text: Msg, sheet: str | None = None) -> RowProblem:
+def row_problem(row: int, column: str | None, text: Msg, sheet: str | None = None) -> RowProblem:
     """A problem whose reason is a catalogue message (``reason`` is its English text)."""
     return RowProblem(row, column, str(text), sheet, text)
 
@@ -446,7 +446,7 @@ class _HeaderMap:
                 key = next((k for k in (_norm_header(paired.group(2)), _norm_header(paired.group(1)))
                             if k in self.aliases), key)
             if key in self.conflicts:
-                reading.problems.append(_problem(row, str(header).strip(), self.conflicts[key], sheet))
+                reading.problems.append(row_problem(row, str(header).strip(), self.conflicts[key], sheet))
                 out.append(None)
                 continue
             canonical = self.aliases.get(key)
@@ -455,7 +455,7 @@ class _HeaderMap:
                 out.append(None)
                 continue
             if canonical in seen:
-                reading.problems.append(_problem(row, canonical, Msg(
+                reading.problems.append(row_problem(row, canonical, Msg(
                     "import_same_column", first=seen[canonical], second=str(header).strip(), column=canonical,
                 ), sheet))
                 out.append(None)
@@ -505,7 +505,7 @@ def _read_text(path: Path, reading: _Reading) -> str | None:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        reading.problems.append(_problem(0, None, Msg("import_not_text")))
+        reading.problems.append(row_problem(0, None, Msg("import_not_text")))
         return None
 
 
@@ -516,7 +516,7 @@ def _csv_records(records: Iterator[list[str]], reading: _Reading) -> Iterator[tu
         for number, record in enumerate(records, start=1):
             yield number, record
     except csv.Error as exc:
-        reading.problems.append(_problem(number + 1, None, Msg("import_bad_csv_row", error=exc)))
+        reading.problems.append(row_problem(number + 1, None, Msg("import_bad_csv_row", error=exc)))
 
 
 def _read_csv(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
@@ -532,7 +532,7 @@ def _read_csv(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     header = next(records, None)
     if header is None:
         if not reading.problems:
-            reading.problems.append(_problem(1, None, Msg("import_empty_file")))
+            reading.problems.append(row_problem(1, None, Msg("import_empty_file")))
         return
     columns = headers.resolve(header[1], reading)
     _split_by_kind(_kind_of(c for c in columns if c), columns, records, reading, None)
@@ -544,7 +544,7 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        reading.problems.append(_problem(0, None, Msg("import_bad_workbook", error=exc)))
+        reading.problems.append(row_problem(0, None, Msg("import_bad_workbook", error=exc)))
         return
     try:
         sheets = [book.worksheets[0]] if book.worksheets else []
@@ -579,25 +579,25 @@ def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        reading.problems.append(_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
+        reading.problems.append(row_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
         return
     if isinstance(data, list):
         parts: list[tuple[str | None, Any]] = [(None, data)]
     elif isinstance(data, dict) and set(data) <= {PATIENTS, EPISODES} and data:
         parts = [(k, data[k]) for k in (PATIENTS, EPISODES) if k in data]
     else:
-        reading.problems.append(_problem(0, None, Msg("import_json_shape")))
+        reading.problems.append(row_problem(0, None, Msg("import_json_shape")))
         return
     for named, items in parts:
         label = named if len(parts) > 1 else None
         if not isinstance(items, list):
-            reading.problems.append(_problem(0, None, Msg("import_json_not_list", part=named)))
+            reading.problems.append(row_problem(0, None, Msg("import_json_not_list", part=named)))
             continue
         objects: list[tuple[int, dict[str, Any]]] = []
         keys: list[Any] = []
         for number, item in enumerate(items, start=1):
             if not isinstance(item, dict):
-                reading.problems.append(_problem(number, None, Msg("import_not_row_object"), label))
+                reading.problems.append(row_problem(number, None, Msg("import_not_row_object"), label))
                 continue
             objects.append((number, item))
             keys.extend(k for k in item if k not in keys)
@@ -631,11 +631,11 @@ def _read(path: Path, config: ChainConfig | None, columns: Columns) -> _Reading:
     elif suffix == ".json":
         _read_json(path, headers, reading)
     elif suffix == ".xls":
-        reading.problems.append(_problem(0, None, Msg("import_xls")))
+        reading.problems.append(row_problem(0, None, Msg("import_xls")))
     elif suffix:
-        reading.problems.append(_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
+        reading.problems.append(row_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
     else:
-        reading.problems.append(_problem(0, None, Msg("import_no_file_type")))
+        reading.problems.append(row_problem(0, None, Msg("import_no_file_type")))
     # Patients go first: episodes of the same file refer to them.
     reading.tables.sort(key=lambda t: t.kind != PATIENTS)
     return reading
@@ -1165,7 +1165,7 @@ def _validate(
                    and not (c == "procedure" and "trigger" in table.columns)]  # a trigger column may choose it
         if missing:
             kind = Msg(f"import_kind.{table.kind}")
-            problems.extend(_problem(1, c, Msg("import_no_column", column=c, kind=kind), sheet) for c in missing)
+            problems.extend(row_problem(1, c, Msg("import_no_column", column=c, kind=kind), sheet) for c in missing)
             continue
         model = catalog.models[table.kind]
         id_column = "patient_id" if table.kind == PATIENTS else "episode_id"
@@ -1185,7 +1185,7 @@ def _validate(
                 continue
             if table.kind == PATIENTS and not phone_is_valid(row.phone):
                 if not allow_invalid_phone:
-                    problems.append(_problem(number, "phone", Msg("import_phone_invalid"),
+                    problems.append(row_problem(number, "phone", Msg("import_phone_invalid"),
                                              sheet))
                     continue
                 valid.invalid_phones[row.patient_id] = number
@@ -1199,7 +1199,7 @@ def _validate(
                 text = (Msg("import_duplicate", column=id_column, key=key, first=earlier[0]) if earlier[1] == sheet
                         else Msg("import_duplicate_in_sheet", column=id_column, key=key, first=earlier[0],
                                  sheet=earlier[1]))
-                problems.append(_problem(number, id_column, text, sheet))
+                problems.append(row_problem(number, id_column, text, sheet))
     # A referrer is a patient of this file or of the database, and not the patient themselves.
     referrers = {row.referred_by for _, _, row in valid.patients.values() if row.referred_by}
     known_referrers = set(_patient_ids(session, sorted(referrers - file_patient_ids)))
@@ -1207,17 +1207,17 @@ def _validate(
         if not row.referred_by:
             continue
         if row.referred_by == row.patient_id:
-            problems.append(_problem(number, "referred_by", Msg("import_self_referral"), sheet))
+            problems.append(row_problem(number, "referred_by", Msg("import_self_referral"), sheet))
         elif row.referred_by not in file_patient_ids and row.referred_by not in known_referrers:
             unknown = Msg("import_unknown_referrer", patient=row.referred_by)
-            problems.append(_problem(number, "referred_by", unknown, sheet))
+            problems.append(row_problem(number, "referred_by", unknown, sheet))
     # Episodes must refer to a patient of this file or of the database.
     wanted = sorted({row.patient_id for _, _, row in valid.episodes.values()} - file_patient_ids)
     known = _patient_ids(session, wanted)
     for number, sheet, row in valid.episodes.values():
         if row.patient_id not in file_patient_ids and row.patient_id not in known:
             unknown = Msg("import_unknown_patient", patient=row.patient_id)
-            problems.append(_problem(number, "patient_id", unknown, sheet))
+            problems.append(row_problem(number, "patient_id", unknown, sheet))
     return valid, known
 
 
@@ -1257,7 +1257,7 @@ def _insert_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     if not _is_psycopg(session) or any(len(row) != len(keys) for row in rows):
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(session.execute(stmt, rows).scalars())
-    from core.db.uow import inside
+    from core.db.uow import copy_rows
 
     conn = session.connection()
     ids = sorted(conn.execute(
@@ -1268,15 +1268,9 @@ def _insert_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     binds = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
     quote = dialect.identifier_preparer.quote
     sql = f"COPY {quote(table.name)} (id, {', '.join(quote(key) for key in keys)}) FROM STDIN"
-    inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the write guard is asked here
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        write_row = copy.write_row
-        for new_id, row in zip(ids, rows, strict=True):
-            values = [new_id]
-            for key, bind in zip(keys, binds, strict=True):
-                value = row[key]
-                values.append(value if bind is None or value is None else bind(value))
-            write_row(values)
+    copy_rows(conn, sql, ([new_id, *(row[key] if bind is None or row[key] is None else bind(row[key])
+                                      for key, bind in zip(keys, binds, strict=True))]
+                          for new_id, row in zip(ids, rows, strict=True)))
     return ids
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Patient, Task
-from core.db.uow import UnitOfWork, inside, unit_of_work
+from core.db.uow import UnitOfWork, copy_rows, unit_of_work
 from core.placement import Placer, regular_offset, shifter
 from core.planner import History, Planner, Timing, planner
 from core.plugins import Plugins
@@ -534,12 +534,7 @@ class _CopyWriter(_TaskWriter):
 
     @staticmethod
     def _copy(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        inside(conn, sql)  # the driver's COPY passes no SQLAlchemy event: the guard is asked here
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(sql) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+        copy_rows(conn, sql, rows)
 
 
 def _among(column: Any, ids: list[int], session: Session) -> Any:

@@ -742,3 +742,21 @@ def test_praise_and_criticism_are_headed_as_comments_not_staff(cli, db_url, tmp_
     assert r["staff"]  # the hand-counted week has praise
     table = report(cli, db_url, "--site", "SH-DENT").output
     assert "评价内容" in table and "工作人员" not in table.split("表扬与批评")[1].split("\n\n")[0]
+
+
+def test_a_report_read_through_head_ends_quietly(cli, tmp_path):  # type: ignore[no-untyped-def]
+    """`followup report week | head -3`: the reader has gone; no error line (there is no --out), exit 0."""
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    build(cli, url, tmp_path)
+    read, write = os.pipe()
+    os.close(read)  # the reader went away before the first line: every write meets a closed pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "core.cli.main", "--as", "chen.jing", "--db", url, "--now", NOW, "report", "week"],
+            cwd=Path(__file__).resolve().parents[1], stdout=write, stderr=subprocess.PIPE, timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr.decode() == "", done.stderr.decode()

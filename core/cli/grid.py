@@ -117,21 +117,16 @@ def _row(cells: Sequence[str], cols: Sequence[Col], sizes: Sequence[int], style:
             pad = " " * max(size - display_width(text), 0)
             parts.append(pad + text if col.right else text + pad)
         line = (" " * GAP).join(parts).rstrip()
-        lines.append(_styled(line, style))
+        lines.append(styled(line, style))
     return lines
 
 
-def _styled(text: str, style: str | None) -> str:
+def styled(text: str, style: str | None) -> str:
     if not style or not text:
         return text
     words = style.split()
     flags = {flag: True for flag in ("bold", "dim") if flag in words}  # dim=False would also undo bold
     return click.style(text, fg=next((w for w in words if w in ("red", "yellow", "green")), None), **flags)
-
-
-def echo(text: str, file: object = None) -> None:
-    """Print ``text`` (colours only on a terminal)."""
-    click.echo(text, file=file)  # type: ignore[arg-type]
 
 
 def terminal_width(default: int = 80) -> int:

@@ -79,6 +79,15 @@ class LazyGroup(click.Group):
             ctx.exit(1)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # read through `head` or a pager that quit: nothing is wrong, nothing to say
+            import os
+            import sys
+
+            try:  # the exit's flush must not fail again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # no file descriptor (a test's runner)
+                pass
+            ctx.exit(0)
         except Exception as exc:  # no input ends in a traceback, and none prints a query's parameters
             import os
 

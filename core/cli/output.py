@@ -157,7 +157,7 @@ def print_table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], *, tit
                         for i in shown],
                        [[row[i] for i in shown] for row in cells], title=title, limit=width, styles=styles,
                        sizes=[widths[i] for i in shown])
-    grid.echo(text, file=console.file if console is not None else None)
+    click.echo(text, file=console.file if console is not None else None)
 
 
 def _share(columns: Sequence[Column], cells: Sequence[Sequence[str]], shown: list[int], width: int) -> dict[int, int]:

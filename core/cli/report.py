@@ -143,6 +143,8 @@ def report_cmd(
 
             private_file(out)  # 0600 before the first figure is written
         _emit(report, fmt, out, bom)
+    except BrokenPipeError:  # the reader went away (`| head`): not a file problem (core/cli/main.py)
+        raise
     except OSError as exc:  # --out in a missing or read-only directory
         raise FollowupError(key="report_cannot_write", values={"out": out, "error": os_error(exc)}) from None
 

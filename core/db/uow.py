@@ -43,7 +43,7 @@ change rows through the session, write its audit row with ``uow.audit``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -203,6 +203,16 @@ def inside(conn: Connection, statement: str) -> None:
     outside a unit of work, when the guard is on."""
     if event.contains(Engine, "before_cursor_execute", _guard):
         _guard(conn, None, statement, None, None, False)
+
+
+def copy_rows(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` (driver values) on ``conn``'s psycopg connection,
+    asking the write guard first (:func:`inside`): the one way core bulk-loads rows."""
+    inside(conn, sql)
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
 
 
 def enable_guard() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from core.cli import grid
 from core.reports.labels import label
 from core.reports.render import HEADLINE, list_cell, num, pct, running_note, show, show_delta, status_label
@@ -36,9 +38,9 @@ class _Out:
     def print(self, item: Any, style: str | None = None) -> None:
         if isinstance(item, _Table):
             text = grid.render(item.columns, item.rows, title=item.title, limit=self.width, styles=item.styles)
-            grid.echo(text + "\n", file=self.file)
+            click.echo(text + "\n", file=self.file)
             return
-        grid.echo("\n".join(grid._styled(line, style) for line in grid.fold(str(item), self.width)), file=self.file)
+        click.echo("\n".join(grid.styled(line, style) for line in grid.fold(str(item), self.width)), file=self.file)
 
 
 def render_table(report: dict[str, Any], file: Any = None, width: int | None = None) -> None:
