@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from core.calls import INVITING_PURPOSES, OUTCOMES
+from core.calls import OUTCOMES, booking_problem
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Attempt, Task
@@ -267,17 +267,10 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
         problems.append(row_problem(row, "by", Msg("history_unknown_caller", user=call.by)))
     if closed_by is not None:
         problems.append(row_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
-    if call.booked_at is not None and call.outcome != Outcome.BOOKED:
-        problems.append(row_problem(row, "booked_at", Msg("booked_at_only_with_booked", outcome=call.outcome)))
-    if call.outcome == Outcome.BOOKED:
-        spec = plugins.specialty(task.specialty)
-        proc = spec.procedure(task.procedure) if spec else None
-        sales = bool(proc and proc.allows_booking)
-        if not sales and task.purpose not in INVITING_PURPOSES:
-            problems.append(row_problem(row, "outcome", Msg("booked_not_inviting", milestone=task.milestone,
-                                                         purpose=task.purpose)))
-        elif not sales and call.booked_at is None:
-            problems.append(row_problem(row, "booked_at", Msg("booked_needs_time", milestone=task.milestone)))
+    spec = plugins.specialty(task.specialty) if call.outcome == Outcome.BOOKED else None
+    booking = booking_problem(task, spec.procedure(task.procedure) if spec else None, call.outcome, call.booked_at)
+    if booking is not None:
+        problems.append(row_problem(row, booking[0], Msg(booking[1], **booking[2])))
     parsed: list[tuple[str, Any, Any]] = []
     if call.answers:
         if call.outcome not in REACHED_OUTCOMES:

@@ -324,19 +324,28 @@ def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, an
                       previous_failure=None if counted else previous, min_gap=min_gap)
 
 
-def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
-    """``booked`` fits a sales follow-up or a milestone that invites the patient back; outside sales
-    it says when the patient comes (``booked_at``, ahead of now)."""
+def booking_problem(task: Task, proc: Any, outcome: str, booked_at: datetime | None) -> tuple[str, str, dict] | None:
+    """Why ``outcome`` / ``booked_at`` do not fit this task, as ``(column, message key, values)``, or ``None``:
+    ``booked`` fits a sales follow-up or a milestone that invites the patient back, and outside sales it says
+    when the patient comes. (A recorded call and a loaded call history ask the same.)"""
     if booked_at is not None and outcome != Outcome.BOOKED:
-        raise CallError(key="booked_at_only_with_booked", values={"outcome": outcome})
+        return "booked_at", "booked_at_only_with_booked", {"outcome": outcome}
     if outcome != Outcome.BOOKED:
-        return
+        return None
     sales = bool(proc and proc.allows_booking)
     if not sales and task.purpose not in INVITING_PURPOSES:
-        raise CallError(key="booked_not_inviting", values={"milestone": task.milestone, "purpose": task.purpose})
+        return "outcome", "booked_not_inviting", {"milestone": task.milestone, "purpose": task.purpose}
+    if booked_at is None and not sales:
+        return "booked_at", "booked_needs_time", {"milestone": task.milestone}
+    return None
+
+
+def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
+    """:func:`booking_problem` raised; a booked appointment lies ahead of now."""
+    problem = booking_problem(task, proc, outcome, booked_at)
+    if problem is not None:
+        raise CallError(key=problem[1], values=problem[2])
     if booked_at is None:
-        if not sales:
-            raise CallError(key="booked_needs_time", values={"milestone": task.milestone})
         return
     if booked_at <= now:
         raise CallError(key="booked_at_past", values={"at": local_iso(booked_at, site.timezone),
