@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from core.calls import OUTCOMES, booking_problem
+from core.calls import OUTCOMES, booking_problem, invites_back
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Attempt, Task
@@ -268,7 +268,8 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
     if closed_by is not None:
         problems.append(row_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
     spec = plugins.specialty(task.specialty) if call.outcome == Outcome.BOOKED else None
-    booking = booking_problem(task, spec.procedure(task.procedure) if spec else None, call.outcome, call.booked_at)
+    booking = booking_problem(task, spec.procedure(task.procedure) if spec else None, call.outcome, call.booked_at,
+                              call.outcome == Outcome.BOOKED and invites_back(plugins, task))
     if booking is not None:
         problems.append(row_problem(row, booking[0], Msg(booking[1], **booking[2])))
     parsed: list[tuple[str, Any, Any]] = []

@@ -40,13 +40,6 @@ if TYPE_CHECKING:
 
 FAILED = FAILED_OUTCOMES
 OUTCOMES = vocab.OUTCOMES
-# Milestones whose purpose invites the patient back: a call on one of them may end with an
-# appointment (outcome ``booked`` with ``booked_at``), like the sales follow-ups of procedures that
-# allow booking (seed 002 邀请顾客到院复查, seed 003 另行约定复诊时间).
-INVITING_PURPOSES = (
-    "review", "suture_removal", "splint_removal", "dressing_change", "invitation", "rebook",
-    "restoration_reminder",
-)
 COMPLAINT_DAYS = 3
 
 
@@ -249,7 +242,8 @@ def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, an
         raise CallError(key="task_held", values={"id": task_id, "holder": task.assignee, "until": until})
     spec = plugins.specialty(task.specialty)
     proc = spec.procedure(task.procedure) if spec else None
-    check_booking(task, proc, outcome, booked_at, site, now)
+    check_booking(task, proc, outcome, booked_at, site, now,
+                  invites=outcome == Outcome.BOOKED and invites_back(plugins, task))
     if recording is not None and outcome in FAILED:
         raise CallError(key="recording_only_attempted", values={"outcome": outcome})
     if outcome == Outcome.CALLBACK_REQUESTED:
@@ -324,7 +318,15 @@ def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, an
                       previous_failure=None if counted else previous, min_gap=min_gap)
 
 
-def booking_problem(task: Task, proc: Any, outcome: str, booked_at: datetime | None) -> tuple[str, str, dict] | None:
+def invites_back(plugins: Plugins, task: Task) -> bool:
+    """Does the task's milestone invite the patient back (``invites_back`` in the plugin's protocol: a review,
+    a suture removal, a rebooking), so that its call may end with an appointment (seed 002 邀请顾客到院复查)?"""
+    found = plugins.milestones(task.specialty, task.procedure)
+    return any(m.key == task.milestone and m.invites_back for _, m in found)
+
+
+def booking_problem(task: Task, proc: Any, outcome: str, booked_at: datetime | None,
+                    invites: bool) -> tuple[str, str, dict] | None:
     """Why ``outcome`` / ``booked_at`` do not fit this task, as ``(column, message key, values)``, or ``None``:
     ``booked`` fits a sales follow-up or a milestone that invites the patient back, and outside sales it says
     when the patient comes. (A recorded call and a loaded call history ask the same.)"""
@@ -333,16 +335,17 @@ def booking_problem(task: Task, proc: Any, outcome: str, booked_at: datetime | N
     if outcome != Outcome.BOOKED:
         return None
     sales = bool(proc and proc.allows_booking)
-    if not sales and task.purpose not in INVITING_PURPOSES:
+    if not sales and not invites:
         return "outcome", "booked_not_inviting", {"milestone": task.milestone, "purpose": task.purpose}
     if booked_at is None and not sales:
         return "booked_at", "booked_needs_time", {"milestone": task.milestone}
     return None
 
 
-def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime) -> None:
+def check_booking(task: Task, proc: Any, outcome: str, booked_at: datetime | None, site: Site, now: datetime,
+                  invites: bool) -> None:
     """:func:`booking_problem` raised; a booked appointment lies ahead of now."""
-    problem = booking_problem(task, proc, outcome, booked_at)
+    problem = booking_problem(task, proc, outcome, booked_at, invites)
     if problem is not None:
         raise CallError(key=problem[1], values=problem[2])
     if booked_at is None:

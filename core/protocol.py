@@ -171,6 +171,11 @@ class Milestone(Strict):
 
     key: str = Field(pattern=_KEY)
     purpose: str = Field(pattern=_KEY, description="check_in, dressing_change, splint_removal, review...")
+    invites_back: bool = Field(
+        default=False,
+        description="the call invites the patient back (a review, suture removal, a rebooking): it may end "
+                    "with an appointment, outcome booked with booked_at",
+    )
     names: LocalizedText
     anchor: Literal["occurred_at"] = "occurred_at"
     offset: Duration

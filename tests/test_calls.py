@@ -440,3 +440,28 @@ def test_no_sequence_of_outcomes_breaks_the_ceiling_or_the_calling_windows(  # t
         assert task.max_attempts == (7 if procedure == "consultation" else 3)
         event(f"{procedure}: ended {task.status}")
 
+
+
+def test_a_third_party_milestone_invites_back_by_its_own_flag() -> None:
+    """Which calls may end `booked` is the plugin's word (milestone `invites_back`), not a list of purposes in
+    core: a purpose core has never heard of books, a review purpose without the flag does not."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from core.calls import booking_problem, invites_back
+    from core.protocol import Milestone
+
+    drops = Milestone.model_validate({"key": "drops_check", "purpose": "eye_drops_check", "invites_back": True,
+                                      "names": {"zh_CN": "滴眼复查", "en": "Eye drops check"},
+                                      "offset": "3d", "window": ["2d", "5d"]})
+    plain = drops.model_copy(update={"key": "review_call", "purpose": "review", "invites_back": False})
+    plugins = SimpleNamespace(milestones=lambda specialty, procedure: [("eye", drops), ("eye", plain)])
+    at = datetime(2026, 12, 10, 2, 0, tzinfo=UTC)
+    for milestone, books in ((drops, True), (plain, False)):
+        task = SimpleNamespace(specialty="eye", procedure="cataract", milestone=milestone.key,
+                               purpose=milestone.purpose)
+        assert invites_back(plugins, task) is books
+        problem = booking_problem(task, None, "booked", at, invites_back(plugins, task))
+        assert (problem is None) is books, problem
+        if not books:
+            assert problem is not None and problem[1] == "booked_not_inviting"

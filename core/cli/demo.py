@@ -163,7 +163,7 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
 
     from sqlalchemy import select
 
-    from core.calls import INVITING_PURPOSES, record_call
+    from core.calls import invites_back, record_call
     from core.db.models import Patient, Task
     from core.vocab import TREATED_TRIGGERS
 
@@ -204,7 +204,7 @@ def simulate_history(session, config, plugins, now, seed: int = 20261123) -> int
                 outcome = (Outcome.REACHED if task.swept_at is not None
                            else rng.choice([Outcome.NO_ANSWER, Outcome.POWERED_OFF]))
             booked_at = None
-            if outcome == Outcome.REACHED and task.purpose in INVITING_PURPOSES:  # a review call books the visit
+            if outcome == Outcome.REACHED and invites_back(plugins, task):  # a review call books the visit
                 outcome = Outcome.BOOKED
                 booked_at = datetime.combine(at.astimezone(tz).date() + timedelta(days=3), time(10, 0), tz)
                 booked_at = max(booked_at, at + timedelta(days=1))
