@@ -9,10 +9,12 @@ midnight.
 Each round of a claim runs two statements, written in SQL once per shape and run as they are (no
 ORM, lists bound as one array, no per-claim compiling):
 
-1. the next candidate patients (a few times as many as wanted), read through the worklist index
-   (site, status, next_attempt_at): the eligible tasks in claim order (clinical first, valued
-   patients next, then by next attempt) with a ``LIMIT``, the first row of each patient giving its
-   place; no aggregate over every due task of the sites;
+1. the next candidate patients (a few times as many as wanted): the eligible tasks in claim order
+   (clinical first, valued patients next, then by next attempt) with a ``LIMIT``, the first row of
+   each patient giving its place. The open tasks are held in that order by ``ix_tasks_claim``
+   (migration 0017), their hold last, so the read walks the index, passes over held tasks inside it
+   and stops after the first free rows; the valued patients' tasks are a small read of their own
+   (``ix_patients_value_tier``) merged in. No sort or aggregate over every due task of the sites;
 2. the claim itself, one statement: the first of them in that order that no other claim has locked,
    locked ``FOR UPDATE SKIP LOCKED`` (their *patients* rows, PostgreSQL) with a ``LIMIT``, leaving
    out patients who must not be called or whose calls a colleague holds (claimers at the same moment
