@@ -28,9 +28,11 @@ and costs about what the database takes to load the rows themselves:
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -40,7 +42,7 @@ from sqlalchemy.orm import Session
 from core.calls import OUTCOMES, booking_problem, invites_back
 from core.config import ChainConfig
 from core.db import rollups
-from core.db.models import Attempt, Task
+from core.db.models import Attempt
 from core.db.uow import copy_rows, unit_of_work
 from core.importing import ImportFailed, RowProblem, row_problem
 from core.messages import Msg
@@ -51,7 +53,6 @@ from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, TREATED_TRIGGERS, Chan
 ACTION = "history"  # the unit of work's action (core/access.py: importing, admins only)
 CHUNK = 5000  # task ids per read
 STAGE = "followup_history_tasks"  # the tasks' new values, then the update from them
-BEFORE = "followup_history_before"  # SQLite: the tasks' rows before, subtracted from the day counts
 ATTEMPT_COLUMNS = ("id", "task_id", "at", "site", "by", "outcome", "note", "callback_at", "counted", "channel",
                    "recording")
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "value", "number")
@@ -94,6 +95,7 @@ class HistoryPlan:
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     sites: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
+    found: dict[int, Any] = field(default_factory=dict, repr=False)  # the tasks as they were (their day rows)
 
 
 @dataclass
@@ -106,7 +108,8 @@ class HistoryResult:
 
 
 _READ = ("id", "status", "site", "specialty", "procedure", "milestone", "trigger", "purpose", "urgency",
-         "attempts", "failed_attempts", "attempts_logged", "max_attempts")
+         "attempts", "failed_attempts", "attempts_logged", "max_attempts",
+         "due_at", "window_start", "window_end", "completed_at")
 
 
 class _Task(NamedTuple):
@@ -123,6 +126,11 @@ class _Task(NamedTuple):
     failed_attempts: int
     attempts_logged: int
     max_attempts: int
+    # as the driver reads them (what the day counts read): the task's day rows before its history
+    due_at: Any
+    window_start: Any
+    window_end: Any
+    completed_at: Any
 
 
 def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
@@ -130,10 +138,11 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     conn = session.connection()
     out: dict[int, _Task] = {}
     columns = ", ".join(f'"{c}"' for c in _READ)
+    make = _Task._make
     for start in range(0, len(ids), CHUNK):
         part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
-        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})"):
-            out[row[0]] = _Task(*row)
+        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})").fetchall():
+            out[row[0]] = make(row)
     return out
 
 
@@ -155,8 +164,25 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
                  now: datetime, given_up: Iterable[int] = ()) -> HistoryPlan:
     """Check every call and compute the rows a load writes (reads only). Raises :class:`ImportFailed`
     listing every problem."""
-    calls = list(calls)
-    given_up = set(given_up)
+    with _collection_paused():
+        return _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile: a load builds a few hundred thousand tuples that live
+    until it ends, and the collector would walk them again and again (a third of the planning time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
+          given_up: set[int]) -> HistoryPlan:
     problems: list[RowProblem] = []
     by_task: dict[int, list[tuple[int, PastCall]]] = defaultdict(list)
     for i, call in enumerate(calls, 1):
@@ -168,16 +194,20 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
     planners: dict[str, Any] = {}
     gaps: dict[str, Any] = {}
     staff = {m.username for m in config.model.staff}
-    known = set(OUTCOMES)
-    failures = set(FAILED_OUTCOMES)
-    closing = {Outcome.WRONG_NUMBER: TaskStatus.WRONG_NUMBER, Outcome.REFUSED: TaskStatus.REFUSED,
-               Outcome.REACHED: TaskStatus.COMPLETED, Outcome.BOOKED: TaskStatus.BOOKED}
-    # plain locals: an enum member or a datetime in another zone costs more to compare, call after call
-    booked, callback, open_, unsuccessful = Outcome.BOOKED, Outcome.CALLBACK_REQUESTED, TaskStatus.OPEN, \
-        TaskStatus.UNSUCCESSFUL
+    # plain strings and locals: an enum member or a datetime in another zone costs more to compare,
+    # call after call
+    known = frozenset(str(o) for o in OUTCOMES)
+    failures = frozenset(str(o) for o in FAILED_OUTCOMES)
+    closing = {str(o): str(s) for o, s in (
+        (Outcome.WRONG_NUMBER, TaskStatus.WRONG_NUMBER), (Outcome.REFUSED, TaskStatus.REFUSED),
+        (Outcome.REACHED, TaskStatus.COMPLETED), (Outcome.BOOKED, TaskStatus.BOOKED))}
+    booked, callback, open_, unsuccessful = (str(Outcome.BOOKED), str(Outcome.CALLBACK_REQUESTED),
+                                             str(TaskStatus.OPEN), str(TaskStatus.UNSUCCESSFUL))
     latest = now.astimezone(UTC)
-    plan = HistoryPlan()
-    add_attempt, add_answer, add_task = plan.attempts.append, plan.answers.append, plan.tasks.append
+    plan = HistoryPlan(found=tasks)
+    statuses: dict[str, int] = {}
+    attempt_list = plan.attempts
+    add_attempt, add_answer, add_task = attempt_list.append, plan.answers.append, plan.tasks.append
     for task_id in given_up - set(by_task):
         problems.append(row_problem(0, "task_id", Msg("history_given_up_without_calls", id=task_id)))
     for task_id in ids:
@@ -198,6 +228,7 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
         limit, site_code = task.max_attempts, task.site
         completed_at = booked_at = retry_from = next_at = None
         last_failure = previous.get(task_id)
+        gap_ends = None  # a failure counts from this instant on (the minimum gap after the last counted one)
         closed_by: int | None = None
         if len(rows) > 1 and any(a[1].at > b[1].at for a, b in zip(rows, rows[1:], strict=False)):
             rows.sort(key=lambda item: (item[1].at, item[0]))
@@ -211,9 +242,13 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
             else:
                 parsed = ()
             # the rules of core.calls.record_call, as counts() and _record apply them
-            counted = (outcome not in failures or last_failure is None or last_failure > at
-                       or at >= min_gap.add_to(last_failure))
-            index = len(plan.attempts)
+            counted = True
+            failure = outcome in failures
+            if failure and last_failure is not None and at >= last_failure:
+                if gap_ends is None:
+                    gap_ends = min_gap.add_to(last_failure)
+                counted = at >= gap_ends
+            index = len(attempt_list)
             add_attempt((task_id, at, site_code, call.by, outcome, call.note, counted))
             for name, dimension, answer in parsed:
                 number = float(answer) if isinstance(answer, int | float) and not isinstance(answer, bool) else None
@@ -221,10 +256,10 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
             logged += 1
             if counted:
                 attempts += 1
-            if outcome in failures:
+            if failure:
                 if counted:
                     failed += 1
-                    last_failure = at
+                    last_failure, gap_ends = at, None
                     if failed >= limit:
                         status, completed_at, closed_by = unsuccessful, at, row
                     else:
@@ -244,7 +279,8 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
             next_at = plans.retry(retry_from, task.urgency)
         add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
         plan.sites.add(site_code)
-        plan.statuses[status] += 1
+        statuses[status] = statuses.get(status, 0) + 1
+    plan.statuses.update(statuses)
     if problems:
         problems.sort(key=lambda p: p.row)
         raise ImportFailed(problems)
@@ -306,18 +342,44 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
     from core import access
 
     access.require(config, user, access.IMPORT)
-    plan = plan_history(session, config, plugins, calls, now=now, given_up=given_up)
-    result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
-                           statuses=dict(plan.statuses))
-    if not plan.tasks:
-        return result
-    with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
-        session.flush()
-        result.first_attempt_id = _write(session, plan, now)
-        uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
-                  detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
-                          "statuses": result.statuses, "sites": sorted(plan.sites)})
+    with _collection_paused():
+        plan = _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
+        result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
+                               statuses=dict(plan.statuses))
+        if not plan.tasks:
+            return result
+        with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
+            session.flush()
+            result.first_attempt_id = _write(session, plan, now)
+            uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
+                      detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
+                              "statuses": result.statuses, "sites": sorted(plan.sites)})
     return result
+
+
+def _instants(pg: bool) -> Any:
+    """Aware instant -> the driver's value of a UTC column (core.db.models.UTCDateTime's, faster):
+    naive UTC for psycopg, SQLAlchemy's SQLite text format."""
+    utc = UTC
+
+    if pg:
+        def naive(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            if value.tzinfo is not utc:
+                value = value.astimezone(utc)
+            return value.replace(tzinfo=None)
+
+        return naive
+
+    def text(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is not utc:
+            value = value.astimezone(utc)
+        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
+
+    return text
 
 
 def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
@@ -325,34 +387,81 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
     conn = session.connection()
     dialect = conn.dialect
     pg = dialect.name == "postgresql"
-    bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
-
-    def instant(value: datetime | None) -> Any:
-        if value is None:
-            return None
-        return bind(value) if bind is not None else value.astimezone(UTC).replace(tzinfo=None)
-
-    def flag(value: bool) -> Any:
-        return value if pg else int(value)
-
+    instant = _instants(pg)
     n = len(plan.attempts)
     if pg:
         ids = list(conn.exec_driver_sql(  # one row: an array of the sequence's next n values
             "SELECT array_agg(nextval(s.seq)) FROM (SELECT pg_get_serial_sequence('attempts', 'id')::regclass "
             "AS seq) AS s, generate_series(1, %(n)s)",
             {"n": n}).scalar_one() or [])
+        counts = None  # the statement triggers count each statement once, grouped
     else:
-        top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one()
-        ids = list(range(int(top) + 1, int(top) + 1 + n))
+        top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
+        ids = list(range(top + 1, top + 1 + n))
         for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
             conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        before_answers = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM answers").scalar_one()
-    attempt_rows = [(ids[i], task_id, instant(at), site, by, outcome, note, None, flag(counted), Channel.PHONE, None)
-                    for i, (task_id, at, site, by, outcome, note, counted) in enumerate(plan.attempts)]
-    answer_rows = [(task_id, ids[index], question, dimension, json.dumps(value), number)
-                   for index, task_id, question, dimension, value, number in plan.answers]
-    task_rows = [(task_id, str(status), a, f, logged, instant(nxt), instant(done), instant(booked))
-                 for task_id, status, a, f, logged, nxt, done, booked in plan.tasks]
+        counts = rollups.DayCounts(dialect.name, rollups.offset(conn))
+    found = plan.found
+    stamps: dict[int, Any] = {}  # a call's instant converted, by identity: the task closed by it reuses it
+    phone, yes, no = str(Channel.PHONE), (True if pg else 1), (False if pg else 0)
+    # driver rows built directly; the day counts added up alongside (SQLite)
+    attempt_rows: list[tuple[Any, ...]] = []
+    add = attempt_rows.append
+    if counts is None:
+        for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
+            add((attempt_id, task_id, instant(at), site, by, outcome, note, None, yes if counted else no, phone,
+                 None))
+    else:  # the loop of DayCounts.call, inlined: it runs once per call
+        utc, day_of, days, cut, groups = UTC, counts.day, counts.days, counts.cut, counts.calls
+        reached = counts.call_reached
+        for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
+            # aware UTC: the text without its "+00:00" (what UTCDateTime stores)
+            stamp = at.isoformat(" ", "microseconds")[:26] if at.tzinfo is utc else instant(at)
+            stamps[id(at)] = stamp
+            add((attempt_id, task_id, stamp, site, by, outcome, note, None, yes if counted else no, phone, None))
+            key = (days.get(stamp[:cut]) or day_of(stamp), site, found[task_id].specialty, by)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [1, 1 if outcome in reached else 0, stamp, stamp]
+                continue
+            group[0] += 1
+            if outcome in reached:
+                group[1] += 1
+            if stamp < group[2]:
+                group[2] = stamp
+            elif stamp > group[3]:
+                group[3] = stamp
+    encoded: dict[tuple[type, Any], str] = {}  # a score is given thousands of times: encoded once
+    answer_rows = []
+    add = answer_rows.append
+    answered = frozenset(str(o) for o in rollups.ANSWERED)
+    for index, task_id, question, dimension, value, number in plan.answers:
+        key = (value.__class__, value)
+        try:
+            text = encoded.get(key)
+        except TypeError:  # not hashable (a list of choices)
+            text = None
+        if text is None:
+            text = json.dumps(value)
+            try:
+                encoded[key] = text
+            except TypeError:
+                pass
+        attempt = attempt_rows[index]
+        add((task_id, attempt[0], question, dimension, text, number))
+        if counts is not None and attempt[5] in answered:
+            counts.answer(attempt[2], attempt[3], found[task_id].specialty, question, dimension, number)
+    task_rows = []
+    add = task_rows.append
+    for task_id, status, attempts, failed, logged, nxt, done, booked in plan.tasks:
+        completed = stamps.get(id(done)) or instant(done)
+        add((task_id, status, attempts, failed, logged, instant(nxt), completed, instant(booked)))
+        if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
+            was = found[task_id]
+            counts.task(-1, was.site, was.specialty, was.status, was.attempts_logged, was.due_at,
+                        was.completed_at, was.window_start, was.window_end)
+            counts.task(1, was.site, was.specialty, status, logged, was.due_at,
+                        was.completed_at if completed is None else completed, was.window_start, was.window_end)
     q = dialect.identifier_preparer.quote
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
@@ -360,26 +469,14 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
     _load(conn, "attempts", ATTEMPT_COLUMNS, attempt_rows, q)
     _load(conn, "answers", ANSWER_COLUMNS, answer_rows, q)
     _load(conn, STAGE, TASK_COLUMNS, task_rows, q)
-    if not pg:
-        counted = ", ".join(f"t.{c}" for c in rollups.TASK_COLUMNS)  # what the task day counts read
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {BEFORE} AS "
-                             f"SELECT {counted} FROM tasks t JOIN {STAGE} u ON u.id = t.id")
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
     stamp = instant(now)
     conn.exec_driver_sql(
         f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
         f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
-    if not pg:
-        d = rollups.Dialect("sqlite")
-        after = f"(SELECT t.* FROM tasks t JOIN {STAGE} u ON u.id = t.id)"
-        conn.exec_driver_sql(rollups._upsert(d, rollups.TASKS, [rollups._task_source(d, "-", rel=BEFORE),
-                                                               rollups._task_source(d, "", rel=after)]))
-        conn.exec_driver_sql(rollups._upsert(d, rollups.CALLS, [rollups._call_source(
-            d, "", rel=f"(SELECT * FROM attempts WHERE id >= {ids[0]})")]))
-        conn.exec_driver_sql(rollups._upsert(d, rollups.ANSWERS, [rollups._answer_source(
-            d, "", answers=f"(SELECT * FROM answers WHERE id > {int(before_answers)})", attempts="attempts")]))
-        conn.exec_driver_sql(f"DROP TABLE {BEFORE}")
+    if counts is not None:
+        counts.write(conn)
         for sql in rollups._sqlite_triggers():
             if any(f" {name} " in sql for name in DEFERRED_TRIGGERS):
                 conn.exec_driver_sql(sql)

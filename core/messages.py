@@ -510,6 +510,21 @@ MESSAGES.update({
                                        "task {id} is marked given up but has no calls"),
     "history_loaded": ("已载入 {attempts} 次通话、{answers} 条回答，涉及 {tasks} 个任务",
                        "loaded {attempts} call(s) and {answers} answer(s) of {tasks} task(s)"),
+    # -- a call-history file (core/historyfile.py, followup import)
+    "import_kind.calls": ("通话记录", "a call history"),
+    "history_not_task_id": ("{text!r} 不是任务编号（应为数字）", "{text!r} is not a task id (a number)"),
+    "history_which_task": ("缺少任务：请填任务编号，或就诊编号加回访节点",
+                           "which task? give task_id, or episode_id with milestone"),
+    "history_no_task_of_episode": ("就诊 {episode!r} 没有回访节点 {milestone!r} 的任务",
+                                   "episode {episode!r} has no task for milestone {milestone!r}"),
+    "history_answers_not_object": ("回答应为 JSON 对象，如 {{\"overall_satisfaction\": 5}}",
+                                   "answers must be a JSON object, e.g. {{\"overall_satisfaction\": 5}}"),
+    "calls_imported": ("{file}：已导入 {attempts} 次通话、{answers} 条回答，涉及 {tasks} 个任务（{statuses}）",
+                       "{file}: imported {attempts} call(s) and {answers} answer(s) of {tasks} task(s) ({statuses})"),
+    "calls_would_import": ("{file}：试运行（未写入）将导入 {attempts} 次通话、{answers} 条回答，"
+                           "涉及 {tasks} 个任务（{statuses}）",
+                           "{file}: would import {attempts} call(s) and {answers} answer(s) of {tasks} task(s) "
+                           "({statuses})"),
 })
 
 

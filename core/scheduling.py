@@ -20,7 +20,7 @@ The plain per-episode reference the fast path must equal lives with the tests
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Patient, Task
 from core.db.uow import UnitOfWork, copy_rows, unit_of_work
-from core.placement import Placer, regular_offset, shifter
+from core.placement import _REGULAR, _UNKNOWN, CALENDAR_UNITS, MilestoneTimes, Placer, regular_offset, shifter
 from core.planner import History, Planner, Timing, planner
 from core.plugins import Plugins
 from core.protocol import Duration, Milestone
@@ -148,7 +148,7 @@ _SITE, _MILESTONE = COLUMNS.index("site"), COLUMNS.index("milestone")
 
 
 class _Step(NamedTuple):
-    """One milestone of a plan: indexes of its three instants in the plan's shifts, and the fixed columns.
+    """One milestone of a plan: indexes of its instants in the plan's shifts, and the fixed columns.
 
     A tuple, unpacked in the loop: attribute access per task is measurable at a million tasks.
     """
@@ -156,11 +156,12 @@ class _Step(NamedTuple):
     milestone: Milestone
     key: str
     conditional: bool
-    slow: bool  # a reminder before an event: placed one by one by the planner
+    slow: bool  # a reminder before an event: placed by the planner (its window ends before the event)
     urgency: str
     target: int
     start: int
     end: int
+    event: int  # the shift of the event a reminder prepares, -1 when none
     fixed: tuple[Any, ...]
 
 
@@ -175,6 +176,7 @@ class _Plan:
 
     tz: ZoneInfo
     shifts: tuple[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]], ...]
+    daily: tuple[bool, ...]  # per shift: its instant depends on the anchor's local date only (an end of day)
     steps: tuple[_Step, ...]
     placer: Placer
     conditional: bool  # does any milestone depend on the episode's attributes?
@@ -185,33 +187,37 @@ class _Plan:
         cls, site: Site, specialty: str, procedure: str, milestones: list[Milestone], *,
         max_attempts: int, planner: Planner, stamp: Any, trigger: str = "procedure",
     ) -> _Plan:
-        durations: dict[str, int] = {}
+        durations: dict[tuple[int, str, bool], int] = {}
         shifts: list[Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]] = []
+        daily: list[bool] = []
 
         def index(duration: Duration, end: bool = False) -> int:
-            text = f"{duration}{'|end' if end else ''}"
-            if text not in durations:
-                durations[text] = len(shifts)
+            key = (duration.amount, duration.unit, end and duration.unit in CALENDAR_UNITS)
+            if key not in durations:
+                durations[key] = len(shifts)
                 shifts.append(shifter(duration, to_end_of_day=end))
-            return durations[text]
+                daily.append(key[2])
+            return durations[key]
 
         steps = []
         for ms in milestones:
+            timing = Timing.of(ms)
             fixed = {
                 "site": site.code, "specialty": specialty, "procedure": procedure, "trigger": trigger,
                 "milestone": ms.key,
                 "purpose": ms.purpose, "channel": ms.channel, "urgency": ms.urgency,
                 "offset": str(ms.offset), "window_earliest": str(ms.window.earliest),
                 "window_latest": str(ms.window.latest), "max_attempts": max_attempts,
-                "before_event": Timing.of(ms).snapshot()[4],
+                "before_event": timing.snapshot()[4],
                 "attempts": 0, "failed_attempts": 0, "created_at": stamp, "updated_at": stamp,
             }
             steps.append(_Step(
                 milestone=ms, key=ms.key, conditional=bool(ms.when), slow=ms.before is not None, urgency=ms.urgency,
                 target=index(ms.offset), start=index(ms.window.earliest), end=index(ms.window.latest, True),
+                event=-1 if timing.before is None else index(timing.before),
                 fixed=tuple(fixed[name] for name in _FIXED),
             ))
-        return cls(site.timezone, tuple(shifts), tuple(steps), planner.placer,
+        return cls(site.timezone, tuple(shifts), tuple(daily), tuple(steps), planner.placer,
                    any(step.conditional for step in steps), planner)
 
 
@@ -270,7 +276,9 @@ def schedule(
                        action="replan" if provisional_only else "schedule", turns=False) as uow,
           uow.deferred(config.sites)):
         reconciler.uow = uow
-        for batch in _batches(session.execute(query.execution_options(yield_per=batch_size)), batch_size):
+        # Core rows in partitions: the ORM's per-row loading cost a tenth of a run on SQLite.
+        episodes = session.connection().execute(query.execution_options(yield_per=batch_size))
+        for batch in episodes.partitions(batch_size):
             ids = [episode.id for episode in batch]
             stored = _existing_tasks(session, ids)
             fresh = [ep for ep in batch if ep.id not in stored and ep.status == EpisodeStatus.ACTIVE]
@@ -290,17 +298,6 @@ def schedule(
     return result
 
 
-def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @dataclass
 class _BatchRows:
     """The new task rows of one batch of episodes, and what was counted while making them."""
@@ -309,6 +306,9 @@ class _BatchRows:
     episodes: int = 0
     existing: int = 0
     problems: list[str] = field(default_factory=list)
+    provisional: int = 0  # of the rows: open and provisional
+    expired: int = 0
+    suppressed: int = 0
 
 
 def _batch_rows(
@@ -323,11 +323,15 @@ def _batch_rows(
     out = _BatchRows()
     expiry = (now - EXPIRY_GRACE).astimezone(UTC)
     stamp = instant(now)
-    due_values: dict[datetime, Any] = {}
     rows = out.rows
     plans: dict[tuple[str, str, str], _Plan] = {}
+    texts: dict[datetime, Any] = {}  # driver values of instants met again (ends of days, calling slots)
+    provisional = expired = 0
+    regular = _REGULAR.table
+    open_, expired_, suppressed = TaskStatus.OPEN, TaskStatus.EXPIRED, TaskStatus.SUPPRESSED
+    routine = Urgency.ROUTINE
     for episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id, *rest in batch:
-        preferred = _preferred(rest[2] if len(rest) > 2 else None)
+        preferred = _preferred(rest[2]) if len(rest) > 2 and rest[2] else None
         out.episodes += 1
         plan = plans.get((site_code, specialty, procedure))
         if plan is None:
@@ -342,41 +346,71 @@ def _batch_rows(
                 continue
             plan = plans[site_code, specialty, procedure] = protocols.plan(site, specialty, procedure, stamp)
         local_anchor = anchor.astimezone(plan.tz)
-        offset = regular_offset(local_anchor)
-        times, utc = zip(*[shift(local_anchor, anchor, offset) for shift in plan.shifts], strict=True)
-        stored = [instant(moment) for moment in utc]
+        offset = regular(plan.tz).get(local_anchor.date(), _UNKNOWN)
+        if offset is _UNKNOWN:
+            offset = regular_offset(local_anchor)
+        shifted = [shift(local_anchor, anchor, offset) for shift in plan.shifts]
+        stored = []
+        for (_, moment), daily in zip(shifted, plan.daily, strict=True):
+            if daily:  # an end of day: the same instant for many episodes
+                value = texts.get(moment)
+                if value is None:
+                    value = texts[moment] = instant(moment)
+                stored.append(value)
+            else:
+                stored.append(instant(moment))
         if plan.conditional:
             attributes = (json.loads(attributes) if isinstance(attributes, str) else attributes) or {}
-        status = TaskStatus.SUPPRESSED if dnc else None
+        status = suppressed if dnc else None
         place_one = plan.placer.place_parts
-        for milestone, key, conditional, slow, urgency, i_target, i_start, i_end, fixed in plan.steps:
+        for milestone, key, conditional, slow, urgency, i_target, i_start, i_end, i_event, fixed in plan.steps:
             if conditional and not applies(milestone, attributes):
                 continue
             if existing and (episode_id, key) in existing:
                 out.existing += 1
                 continue
-            if slow or (preferred is not None and urgency == Urgency.ROUTINE):
-                one = plan.planner.plan(Timing.of(milestone), anchor, preferred=preferred)
+            target, target_utc = shifted[i_target]
+            end, end_utc = shifted[i_end]
+            if slow or (preferred is not None and urgency == routine):
+                # What Planner.plan does, from the instants already shifted.
+                times = MilestoneTimes(target, shifted[i_start][0], end)
+                floor = None
+                if i_event >= 0:
+                    times, floor = Planner._before_event(times, shifted[i_event][0]), anchor
+                one = plan.planner._plan(times, urgency, None, preferred=preferred, floor=floor)
+                state = status or (expired_ if one.window_end < expiry else open_)
                 rows.append((
                     episode_id, patient_id, instant(one.due_at.astimezone(UTC)), instant(one.due_at.astimezone(UTC)),
                     instant(one.window_start.astimezone(UTC)), instant(one.window_end.astimezone(UTC)),
-                    instant(one.target_at.astimezone(UTC)), one.provisional, one.outside_window,
-                    status or (TaskStatus.EXPIRED if one.window_end < expiry else TaskStatus.OPEN),
+                    instant(one.target_at.astimezone(UTC)), one.provisional, one.outside_window, state,
                 ) + fixed)
+                if state is not open_:
+                    expired += state is expired_
+                elif one.provisional:
+                    provisional += 1
                 continue
-            target = times[i_target]
-            due_at, provisional, outside = place_one(target, times[i_start], times[i_end], urgency)
+            due_at, due_provisional, outside = place_one(target, shifted[i_start][0], end, urgency)
             # The due time is mostly the target itself or a calling slot's start: convert each once.
             if due_at is target:
                 due = stored[i_target]
             else:
-                due = due_values.get(due_at)
+                due = texts.get(due_at)
                 if due is None:
-                    due = due_values[due_at] = instant(due_at.astimezone(UTC))
+                    due = texts[due_at] = instant(due_at.astimezone(UTC))
+            if status is not None:
+                state = status
+            elif end_utc < expiry:
+                state = expired_
+                expired += 1
+            else:
+                state = open_
+                provisional += due_provisional
             rows.append((
                 episode_id, patient_id, due, due, stored[i_start], stored[i_end], stored[i_target],
-                provisional, outside, status or (TaskStatus.EXPIRED if utc[i_end] < expiry else TaskStatus.OPEN),
+                due_provisional, outside, state,
             ) + fixed)
+    out.provisional, out.expired = provisional, expired
+    out.suppressed = sum(1 for row in rows if row[9] is suppressed)
     return out
 
 
@@ -417,9 +451,14 @@ def _store_batch(
     elif rows:
         # Count what was really inserted: a concurrent run may have stored some rows first.
         inserted = writer.write(session, rows)
-        skipped = len(rows) - len(inserted)
+        if inserted is None:  # every row: counted while they were made
+            result.created += len(rows)
+            result.provisional += batch.provisional
+            result.expired += batch.expired
+            result.suppressed += batch.suppressed
+            return
         result.created += len(inserted)
-        result.unchanged += skipped
+        result.unchanged += len(rows) - len(inserted)
         result.provisional += sum(1 for status, provisional in inserted if provisional and status == TaskStatus.OPEN)
         result.expired += sum(1 for status, _ in inserted if status == TaskStatus.EXPIRED)
         result.suppressed += sum(1 for status, _ in inserted if status == TaskStatus.SUPPRESSED)
@@ -428,7 +467,7 @@ def _store_batch(
 class _TaskWriter:
     """Inserts positional task rows (``COLUMNS`` order) but not duplicates.
 
-    ``write`` returns (status, provisional) of each row really inserted.
+    ``write`` returns (status, provisional) of each row really inserted, or None when every row was.
 
     ``instant`` turns an aware datetime into what this writer's rows carry: the
     driver's own value (what :class:`~core.db.models.UTCDateTime` binds) on the
@@ -448,7 +487,7 @@ class _TaskWriter:
             return _CopyWriter(bind, dialect)
         return _TaskWriter(lambda moment: moment)
 
-    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any] | None:
         """The portable path: a Core executemany of dicts (SQLAlchemy's insertmanyvalues)."""
         stmt = _insert_ignoring_duplicates(session).returning(Task.status, Task.provisional)
         return session.connection().execute(stmt, [dict(zip(COLUMNS, row, strict=True)) for row in rows]).all()
@@ -479,11 +518,11 @@ class _SQLiteWriter(_TaskWriter):
             "ON CONFLICT (episode_id, milestone) DO NOTHING"
         )
 
-    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any] | None:
         conn = session.connection()
         before = conn.exec_driver_sql("SELECT max(id) FROM tasks").scalar()
         if conn.exec_driver_sql(self.insert, rows).rowcount == len(rows):
-            return [(row[9], row[7]) for row in rows]
+            return None
         return conn.exec_driver_sql(
             "SELECT status, provisional FROM tasks WHERE id > ?", (before or 0,)
         ).all()
@@ -514,7 +553,7 @@ class _CopyWriter(_TaskWriter):
             "ON CONFLICT (episode_id, milestone) DO NOTHING RETURNING status, provisional"
         )
 
-    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any]:
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> list[Any] | None:
         from psycopg.errors import UniqueViolation
 
         conn = session.connection()
@@ -530,7 +569,7 @@ class _CopyWriter(_TaskWriter):
             conn.exec_driver_sql(f"TRUNCATE {self.STAGE}")
             return inserted
         conn.exec_driver_sql("RELEASE SAVEPOINT followup_copy")
-        return [(row[9], row[7]) for row in rows]
+        return None
 
     @staticmethod
     def _copy(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:

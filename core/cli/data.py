@@ -34,19 +34,21 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 @click.option("--allow-invalid-phone", is_flag=True,
               help="Import a phone that is not a valid number as given, flagged for correction (a warning, "
                    "not an error).")
-@click.option("--template", type=click.Choice(["patients", "episodes"]),
+@click.option("--template", type=click.Choice(["patients", "episodes", "calls"]),
               help="Write an empty file with the columns (Chinese name and canonical name) instead of importing: "
-                   "to FILE, else patients.csv / episodes.xlsx here.")
+                   "to FILE, else patients.csv / episodes.xlsx / calls.csv here.")
 @locale_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "xlsx"]), default=None,
               help="Output: table (default) or json; with --template, the file's type: csv (default) or xlsx.")
 @click.pass_obj
 def import_cmd(app: App, file: Path | None, dry_run: bool, allow_invalid_phone: bool, template: str | None,
                locale: str | None, fmt: str | None) -> None:
-    """Import patients or episodes (CSV, XLSX or JSON); all rows or none.
+    """Import patients, episodes or a call history (CSV, XLSX or JSON); all rows or none.
 
     Headers may be the canonical names, the Chinese ones HIS exports use, or a site's own
-    (import_columns); procedures their code, name or an alias (docs/import.md).
+    (import_columns); procedures their code, name or an alias (docs/import.md). A file with an
+    outcome column is a call history: the calls already made, loaded by the rules of a recorded
+    call (administrators only).
     """
     from core.db.engine import session_scope
     from core.importing import import_file
@@ -61,6 +63,11 @@ def import_cmd(app: App, file: Path | None, dry_run: bool, allow_invalid_phone: 
         raise click.UsageError("give the FILE to import (or --template patients|episodes)")
     if not file.exists():
         raise FollowupError(key="file_not_found", values={"file": file})
+    from core.historyfile import is_call_history
+
+    if is_call_history(file):
+        _import_calls(app, file, dry_run, locale, fmt)
+        return
     config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
     loc = app.ui_locale(locale)
     with session_scope(url) as session, _progress(message("importing", loc, file=file.name)) as progress:
@@ -84,6 +91,29 @@ def import_cmd(app: App, file: Path | None, dry_run: bool, allow_invalid_phone: 
         click.echo(message("next_schedule", loc))
 
 
+def _import_calls(app: App, file: Path, dry_run: bool, locale: str | None, fmt: str) -> None:
+    """A call history (core/historyfile.py): checked, then loaded in one unit of work, or only checked."""
+    from core.db.engine import session_scope
+    from core.historyfile import import_history_file
+    from core.words import word
+
+    config, plugins, url, now = app.config, app.plugins, app.ready_db(), app.now
+    loc = app.ui_locale(locale)
+    with session_scope(url, immediate=not dry_run) as session:
+        result = import_history_file(session, config, plugins, file, user=app.user, now=now, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    if fmt == "json":
+        click.echo(to_json(result.as_dict()))
+        return
+    for warning in result.warning_messages:
+        click.secho(message("warning", loc, warning=warning), fg="yellow", err=True)
+    statuses = ("、" if loc == "zh_CN" else ", ").join(
+        f"{word('status', status, loc)} {n}" for status, n in sorted(result.statuses.items()))
+    click.echo(message("calls_would_import" if dry_run else "calls_imported", loc, file=file,
+                       attempts=result.attempts, answers=result.answers, tasks=result.tasks, statuses=statuses))
+
+
 def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: str | None) -> None:
     """An empty patients or episodes file: one header row, Chinese name and canonical name per column."""
     from core.cli.output import csv_text
@@ -94,7 +124,12 @@ def _write_template(app: App, kind: str, file: Path | None, fmt: str, locale: st
     target = file or Path(f"{kind}.{fmt}")
     if target.exists():
         raise FollowupError(key="template_exists", values={"path": target})
-    headers = template_headers(kind, Columns.of_plugins(app.plugins))
+    if kind == "calls":
+        from core.historyfile import template_headers as call_headers
+
+        headers = call_headers()
+    else:
+        headers = template_headers(kind, Columns.of_plugins(app.plugins))
     try:
         if fmt == "csv":
             target.write_text(csv_text(headers, []), encoding="utf-8")

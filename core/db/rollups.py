@@ -449,6 +449,123 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
         conn.exec_driver_sql(next(sql for sql in _sqlite_triggers() if f" {insert_trigger} " in sql))
 
 
+class DayCounts:
+    """Day rows of rows written in bulk while the triggers are held back, added up here and upserted
+    once, grouped: what the triggers would have added row by row.
+
+    The same rules as the SQL sources above (``_task_source``, ``_call_source``, ``_answer_source``);
+    :func:`verify` compares the result with a recount. Instants and days are driver values: text on
+    SQLite (the stored format, compared as text like SQLite compares them), naive UTC datetimes and
+    dates on PostgreSQL. A loader of calls adds each task as it was (``sign`` -1) and as it is (+1).
+    """
+
+    def __init__(self, dialect: str, minutes: int):
+        self.pg = dialect == "postgresql"
+        self.shift = timedelta(minutes=minutes)
+        # a day changes only at the offset's minute of an hour: an instant's hour (or minute) decides it
+        self.cut = 13 if minutes % 60 == 0 else 16
+        self.days: dict[Any, Any] = {}  # an instant's hour (or minute) -> its day
+        self.tasks: dict[tuple[Any, ...], list[int]] = {}
+        self.calls: dict[tuple[Any, ...], list[Any]] = {}
+        self.answers: dict[tuple[Any, ...], list[Any]] = {}
+        self._reached = frozenset(str(s) for s in REACHED)
+        self._not_due = frozenset(str(s) for s in NOT_DUE)
+        self.call_reached = frozenset(str(s) for s in CALL_REACHED)
+
+    def day(self, instant: Any) -> Any:
+        """The day (a driver value) of an instant (a driver value)."""
+        if self.pg:
+            key = instant.replace(second=0, microsecond=0) if self.cut == 16 else \
+                instant.replace(minute=0, second=0, microsecond=0)
+            day = self.days.get(key)
+            if day is None:
+                day = self.days[key] = (key + self.shift).date()
+            return day
+        key = instant[:self.cut]
+        day = self.days.get(key)
+        if day is None:
+            moment = datetime.fromisoformat(key + (":00" if self.cut == 13 else ""))
+            day = self.days[key] = (moment + self.shift).date().isoformat()
+        return day
+
+    def task(self, sign: int, site: str, specialty: str, status: str, attempts: int, due_at: Any,
+             completed_at: Any, window_start: Any, window_end: Any) -> None:
+        if status in self._not_due:
+            return
+        key = (self.day(due_at), site, specialty)
+        row = self.tasks.get(key)
+        if row is None:
+            row = self.tasks[key] = [0] * len(TASKS.counts)
+        reached = status in self._reached
+        row[0] += sign  # due
+        if attempts > 0:
+            row[1] += sign
+        if reached:
+            row[2] += sign
+            row[8] += sign * attempts
+            if (completed_at is not None and window_start is not None and window_end is not None
+                    and window_start <= completed_at <= window_end):
+                row[3] += sign
+        elif status == TaskStatus.UNSUCCESSFUL:
+            row[4] += sign
+        elif status == TaskStatus.REFUSED:
+            row[5] += sign
+        elif status == TaskStatus.WRONG_NUMBER:
+            row[6] += sign
+        elif status == TaskStatus.OPEN:
+            row[7] += sign
+
+    def call(self, at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
+        key = (self.day(at), site, specialty, by)
+        row = self.calls.get(key)
+        if row is None:
+            self.calls[key] = [1, 1 if outcome in self.call_reached else 0, at, at]
+            return
+        row[0] += 1
+        if outcome in self.call_reached:
+            row[1] += 1
+        if at < row[2]:
+            row[2] = at
+        elif at > row[3]:
+            row[3] = at
+
+    def answer(self, at: Any, site: str, specialty: str, question: str, dimension: str | None,
+               number: float | None) -> None:
+        """An answer given in a call that reached the patient (the caller checks the outcome)."""
+        if number is None:
+            return
+        key = (self.day(at), site, specialty, question, dimension or question)
+        row = self.answers.get(key)
+        if row is None:
+            row = self.answers[key] = [0, 0.0, 0, 0, 0]
+        row[0] += 1
+        row[1] += number
+        if number >= 4:
+            row[2] += 1
+        if number >= 9:
+            row[3] += 1
+        if number <= 6:
+            row[4] += 1
+
+    def write(self, conn: Connection) -> None:
+        """Add the grouped rows to the day tables (keys in order: the same lock order as the triggers';
+        rows whose counts all cancel out are left alone)."""
+        d = Dialect(conn.dialect.name)
+        mark = "%s" if self.pg else "?"
+        for rollup, groups in ((TASKS, self.tasks), (CALLS, self.calls), (ANSWERS, self.answers)):
+            n = len(rollup.counts)
+            # PostgreSQL: keys in order (the lock order); SQLite has one writer at a time
+            items = sorted(groups.items()) if self.pg else groups.items()
+            rows = [(*key, *values) for key, values in items if any(values[:n])]
+            if not rows:
+                continue
+            names = ", ".join(d.q(c) for c in rollup.columns)
+            keys = ", ".join(d.q(k) for k in rollup.keys)
+            conn.exec_driver_sql(
+                f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join(mark for _ in rollup.columns)}) "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}", rows)
+
+
 def offset(conn: Connection) -> int:
     return int(conn.exec_driver_sql("SELECT offset_minutes FROM report_settings WHERE id = 1").scalar_one())
 
