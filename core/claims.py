@@ -91,7 +91,7 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
     ``[A-Za-z0-9_-]+``, core/config.py): a constant list is looked up by hash for every task row, also
     in the prepared statement's generic plan, where a bound list is searched element by element.
     Parameters: ``now``, ``cutoff_i`` per group, ``tried``, ``rows``, ``tier_i``; ``pool``, ``need``,
-    ``user``, ``until``; PostgreSQL also ``recorded``, ``details``."""
+    ``user``, ``until``; PostgreSQL also ``recorded``, ``details`` (a JSON list: each group's audit detail)."""
     if postgres:
         def p(name: str) -> str:
             return f"%({name})s"
@@ -149,6 +149,11 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
         return candidates, take
     from core.audit import TRY_LOCK, WAITING_ID
 
+    # the audit row's detail: that of the task's site's cutoff group (``details``, one per group)
+    group = ("0" if len(groups) == 1 else
+             "CASE " + " ".join(f"WHEN taken.site IN ({_quoted(codes)}) THEN {i}" for i, codes in enumerate(groups))
+             + " END")
+
     # In the pool's order, the first ``need`` no other claim holds; their still eligible tasks; the audit
     # rows, waiting to be chained; and whether this transaction seals (core/audit.py). Rows out: the
     # locked patients (task NULL), the tasks taken, and the chain's lock (all NULL but ``sealer``).
@@ -160,7 +165,7 @@ taken AS (UPDATE tasks t SET {hold} FROM locked WHERE t.patient_id = locked.id A
           RETURNING t.id, t.patient_id, t.site),
 audited AS (INSERT INTO audit_log (id, at, recorded_at, "user", action, entity, entity_id, patient_id, detail)
             SELECT {WAITING_ID}, {p('now')}, {p('recorded')}, {p('user')}, {_quoted([ACTION])}, {_quoted([ENTITY])},
-                   taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> taken.site AS json)
+                   taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> {group} AS json)
             FROM taken ORDER BY taken.id),
 seal AS (SELECT {TRY_LOCK} AS sealer)
 SELECT NULL AS task, locked.id AS patient, NULL AS site, CAST(NULL AS boolean) AS sealer FROM locked
@@ -211,16 +216,15 @@ def claim(
     candidates, take = _statements(tuple(map(tuple, cutoffs.values())), postgres, len(tiers))
     params: dict[str, Any] = {"now": _utc(now, postgres), "user": user,
                               "until": _utc(until, postgres)}
-    shown: dict[str, str] = {}  # the hold's end in each site's own time, as the audit rows say it
+    shown: list[dict[str, Any]] = []  # each group's audit detail: the hold's end in its sites' own time
     for i, (cutoff, codes) in enumerate(cutoffs.items()):
         params[f"cutoff_{i}"] = _utc(cutoff, postgres)
-        until_there = local_iso(until, config.timezone_of(codes[0]))  # a group shares one timezone's day
-        shown.update((code, until_there) for code in codes)
+        shown.append({"until": local_iso(until, config.timezone_of(codes[0]))})  # a group shares one timezone
     for i, tier in enumerate(tiers):
         params[f"tier_{i}"] = tier
     if postgres:
         params["recorded"] = datetime.now(UTC).replace(tzinfo=None)
-        params["details"] = json.dumps({code: {"until": at} for code, at in shown.items()})
+        params["details"] = json.dumps(shown)
     # a claim changes no day count: no turns, so it never waits for the sites' calls (core/db/uow.py)
     with unit_of_work(session, config, sites=sites, user=user, now=now, action=ACTION, turns=False) as uow:
         conn = session.connection()
@@ -261,8 +265,9 @@ def claim(
 
                 written_waiting(session, sealer)
         else:
+            group = {code: i for i, codes in enumerate(cutoffs.values()) for code in codes}
             uow.audit_many(ACTION, [dict(entity=ENTITY, entity_id=task_id, patient_id=patient_id,
-                                         detail={"until": shown[site]}) for task_id, patient_id, site in rows])
+                                         detail=shown[group[site]]) for task_id, patient_id, site in rows])
     return [task_id for task_id, _, _ in rows]
 
 
