@@ -137,8 +137,14 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     """The tasks' fields the rules need (no instants: those that stay are left as they are)."""
     conn = session.connection()
     out: dict[int, _Task] = {}
-    columns = ", ".join(f'"{c}"' for c in _READ)
     make = _Task._make
+    if conn.dialect.name == "postgresql":  # one array parameter; the instants only SQLite's day counts read
+        columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]), "NULL", "NULL", "NULL", "NULL"])
+        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id = ANY(%(ids)s)",
+                                        {"ids": [int(i) for i in ids]}).fetchall():
+            out[row[0]] = make(row)
+        return out
+    columns = ", ".join(f'"{c}"' for c in _READ)
     for start in range(0, len(ids), CHUNK):
         part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
         for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})").fetchall():
@@ -458,10 +464,9 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
         add((task_id, status, attempts, failed, logged, instant(nxt), completed, instant(booked)))
         if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
             was = found[task_id]
-            counts.task(-1, was.site, was.specialty, was.status, was.attempts_logged, was.due_at,
-                        was.completed_at, was.window_start, was.window_end)
-            counts.task(1, was.site, was.specialty, status, logged, was.due_at,
-                        was.completed_at if completed is None else completed, was.window_start, was.window_end)
+            counts.retask(was.site, was.specialty, was.due_at, was.window_start, was.window_end,
+                          (was.status, was.attempts_logged, was.completed_at),
+                          (status, logged, was.completed_at if completed is None else completed))
     q = dialect.identifier_preparer.quote
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
