@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,9 +190,19 @@ def _collection_paused() -> Iterator[None]:
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
           given_up: set[int]) -> HistoryPlan:
     problems: list[RowProblem] = []
-    by_task: dict[int, list[tuple[int, PastCall]]] = defaultdict(list)
+    by_task: dict[int, list[tuple[int, PastCall]]] = {}
+    unsorted: set[int] = set()  # tasks whose calls are not in time order in the file
     for i, call in enumerate(calls, 1):
-        by_task[call.task_id].append((call.row or i, call))
+        rows = by_task.get(call.task_id)
+        if rows is None:
+            by_task[call.task_id] = [(call.row or i, call)]
+            continue
+        try:
+            if call.at < rows[-1][1].at:
+                unsorted.add(call.task_id)
+        except TypeError:  # one without a timezone: its own problem below; sorted as if UTC meanwhile
+            unsorted.add(call.task_id)
+        rows.append((call.row or i, call))
     ids = sorted(set(by_task) | given_up)
     tasks = _tasks(session, ids)
     previous = _last_failures(session, [i for i in ids if i in tasks and tasks[i].attempts_logged])
@@ -236,8 +246,9 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
         last_failure = previous.get(task_id)
         gap_ends = None  # a failure counts from this instant on (the minimum gap after the last counted one)
         closed_by: int | None = None
-        if len(rows) > 1 and any(a[1].at > b[1].at for a, b in zip(rows, rows[1:], strict=False)):
-            rows.sort(key=lambda item: (item[1].at, item[0]))
+        if task_id in unsorted:
+            rows.sort(key=lambda item: (item[1].at if item[1].at.tzinfo else item[1].at.replace(tzinfo=UTC),
+                                        item[0]))
         for row, call in rows:
             outcome, at = call.outcome, call.at
             if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)

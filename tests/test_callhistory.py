@@ -196,3 +196,26 @@ def test_loading_history_is_for_admins(clinic: str, plugins, config) -> None:  #
     calls, _, _ = history(clinic, plugins)
     with pytest.raises(AccessDenied), session_scope(clinic) as session:
         load_attempts(session, config, plugins, calls, user=calls[0].by, now=NOW)
+
+
+def test_calls_out_of_order_are_sorted_and_one_without_timezone_is_a_located_problem(  # type: ignore[no-untyped-def]
+        cli, clinic: str, plugins, config) -> None:
+    from core.callhistory import PastCall, load_attempts
+    from core.db.engine import session_scope
+    from core.importing import ImportFailed
+
+    task_id, due, site, *_ = open_tasks(clinic)[0]
+    by = caller(site)
+    at = due + timedelta(minutes=5)
+    naive = PastCall(task_id, (at + timedelta(hours=1)).replace(tzinfo=None), by, "busy", row=3)
+    with pytest.raises(ImportFailed) as failed, session_scope(clinic) as session:
+        load_attempts(session, config, plugins, [PastCall(task_id, at + timedelta(days=1), by, "refused", row=2),
+                                                 naive, PastCall(task_id, at, by, "no_answer", row=4)],
+                      user="system", now=NOW)
+    assert [(p.row, p.column) for p in failed.value.problems] == [(3, "at")]
+    with session_scope(clinic) as session:  # the refusal came last in time although first in the file
+        result = load_attempts(session, config, plugins, [PastCall(task_id, at + timedelta(days=1), by, "refused"),
+                                                          PastCall(task_id, at, by, "no_answer")],
+                               user="system", now=NOW)
+    assert result.statuses == {"refused": 1}
+    cli("db", "recount", "--check", db=clinic)
