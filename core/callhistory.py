@@ -21,9 +21,17 @@ and costs about what the database takes to load the rows themselves:
 * **the day counts counted once**: the rows go in set-based (SQLite ``executemany``,
   PostgreSQL ``COPY``) and the tasks are updated in one statement. On SQLite the row
   triggers of the reports' day counts (core/db/rollups.py) are dropped inside the
-  transaction and the load's rows are added to the day rows once at the end, grouped
-  (what scheduling does with its new tasks); PostgreSQL's statement triggers already
-  count each statement once, grouped. ``followup db recount --check`` agrees afterwards.
+  transaction; the load's day rows are added up in Python while its driver rows are
+  built (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as it is
+  added, each call and scored answer added, by the triggers' rules) and upserted once at
+  the end, grouped (what scheduling does with its new tasks). PostgreSQL's statement
+  triggers already count each statement once, grouped. ``followup db recount --check``
+  agrees afterwards;
+* **costs about what the rows cost**: the calls are checked and the rules applied in one
+  pass over plain strings, the instants converted once to the driver's values, garbage
+  collection paused meanwhile (the load's tuples live until it ends).
+
+``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """
 
 from __future__ import annotations
