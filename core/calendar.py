@@ -97,9 +97,16 @@ def _guessed_working_day(country: str, day: date) -> bool:
 
 
 def default_calendar(country: str) -> Any:
-    if country.upper() == "CN":
+    return _default_calendar(country.upper())
+
+
+@lru_cache(maxsize=32)
+def _default_calendar(country: str) -> Any:
+    """One calendar per country: both kinds answer from process-wide data, and one object lets sites
+    with the same calendar share their per-day work (:func:`calendar_key`)."""
+    if country == "CN":
         return ChinaCalendar()
-    return HolidaysCalendar(country.upper())
+    return HolidaysCalendar(country)
 
 
 @dataclass
@@ -155,3 +162,23 @@ class SiteCalendar:
         if known is None:
             known = self._published[day] = bool(day.year in self.notices or self.base.is_published(day))
         return known
+
+
+def calendar_key(calendar: Any) -> Any:
+    """What a calendar's answers depend on, hashable, or None when unknown.
+
+    Sites whose calendars have equal keys answer every day alike, so they can share
+    the per-day work of placement (core.planner): a chain's sites mostly differ only in
+    their closed days, if at all. A calendar of a kind not known here is its own key.
+    """
+    if isinstance(calendar, SiteCalendar):
+        base = calendar_key(calendar.base)
+        if base is None:
+            return None
+        return (SiteCalendar, base, tuple(sorted(calendar.notices.items())), calendar.closed,
+                calendar.extra_workdays)
+    try:
+        hash(calendar)
+    except TypeError:
+        return None
+    return calendar

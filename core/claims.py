@@ -9,10 +9,12 @@ midnight.
 Each round of a claim runs two statements, written in SQL once per shape and run as they are (no
 ORM, lists bound as one array, no per-claim compiling):
 
-1. the next candidate patients (a few times as many as wanted), read through the worklist index
-   (site, status, next_attempt_at): the eligible tasks in claim order (clinical first, valued
-   patients next, then by next attempt) with a ``LIMIT``, the first row of each patient giving its
-   place; no aggregate over every due task of the sites;
+1. the next candidate patients (a few times as many as wanted): the eligible tasks in claim order
+   (clinical first, valued patients next, then by next attempt) with a ``LIMIT``, the first row of
+   each patient giving its place. The open tasks are held in that order by ``ix_tasks_claim``
+   (migration 0017), their hold last, so the read walks the index, passes over held tasks inside it
+   and stops after the first free rows; the valued patients' tasks are a small read of their own
+   (``ix_patients_value_tier``) merged in. No sort or aggregate over every due task of the sites;
 2. the claim itself, one statement: the first of them in that order that no other claim has locked,
    locked ``FOR UPDATE SKIP LOCKED`` (their *patients* rows, PostgreSQL) with a ``LIMIT``, leaving
    out patients who must not be called or whose calls a colleague holds (claimers at the same moment
@@ -52,6 +54,8 @@ from core.worklist import end_of_day
 ROWS_PER_PATIENT = 4  # task rows read per candidate patient (most have 1-4 due)
 POOL = 4  # candidates per patient wanted: claimers at once lock different ones (SKIP LOCKED)
 ACTION, ENTITY = "claim", "task"  # the audit rows' action and entity
+# A task nobody ever held, in the hold's column of the claim index (migration 0017: the same words)
+NEVER_PG, NEVER_SQLITE = "'-infinity'", "''"
 
 
 def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
@@ -101,20 +105,37 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
     # Due by the end of the day of the task's own site (one branch per distinct cutoff); messages are
     # sent by `followup send`, not called; a first call may be taken any time on its day, a retry (after
     # a failed attempt, at least min_gap later in another calling window) or a callback the patient asked
-    # for not before its time; nobody's hold on it, or an expired one.
+    # for not before its time; nobody's hold on it, or an expired one (written as the claim index's last
+    # column, migration 0017, so that held tasks are passed over inside the index).
     eligible = (f"({due}) AND t.status = {open_} AND t.channel NOT IN ({_quoted(MESSAGE_CHANNELS)}) "
                 f"AND (t.attempts = 0 OR t.next_attempt_at <= {p('now')}) "
-                f"AND (t.claimed_until IS NULL OR t.claimed_until < {p('now')})")
-    order = f"CASE WHEN t.urgency = {clinical} THEN 0 ELSE 1 END"
-    joined = ""
-    if tiers:  # valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank)
-        joined = " JOIN patients p ON p.id = t.patient_id"
-        order += (", CASE lower(p.value_tier) " + " ".join(f"WHEN {p(f'tier_{i}')} THEN {i}" for i in range(tiers))
-                  + f" ELSE {tiers} END")
+                f"AND COALESCE(t.claimed_until, {NEVER_PG if postgres else NEVER_SQLITE}) < {p('now')}")
+    # The claim order, as ix_tasks_claim (migration 0017) holds the open tasks: clinical first, then by
+    # next attempt. Read through it with a LIMIT, the read stops after the first free rows.
+    first = f"CASE WHEN t.urgency = {clinical} THEN 0 ELSE 1 END"
     tried = (f"t.patient_id <> ALL({p('tried')})" if postgres
              else f"t.patient_id NOT IN (SELECT value FROM json_each({p('tried')}))")
-    candidates = (f"SELECT t.patient_id FROM tasks t{joined} WHERE {eligible} AND {tried} "
-                  f"ORDER BY {order}, t.next_attempt_at, t.id LIMIT {p('rows')}")
+    if not tiers:
+        candidates = (f"SELECT t.patient_id FROM tasks t WHERE {eligible} AND {tried} "
+                      f"ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}")
+    else:
+        # Valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank): their tasks
+        # are one small read (ix_patients_value_tier), everybody else's the walk through the claim index;
+        # merged in the worklist's order (clinical, tier, next attempt).
+        names = ", ".join(p(f"tier_{i}") for i in range(tiers))
+        rank = "CASE lower(p.value_tier) " + " ".join(f"WHEN {p(f'tier_{i}')} THEN {i}" for i in range(tiers))
+        candidates = (
+            f"SELECT patient_id FROM ("
+            f"SELECT * FROM (SELECT t.patient_id, {first} AS c, {rank} END AS r, t.next_attempt_at AS n, t.id "
+            f"FROM patients p JOIN tasks t ON t.patient_id = p.id "
+            f"WHERE p.value_tier IS NOT NULL AND lower(p.value_tier) IN ({names}) AND {eligible} AND {tried} "
+            f"ORDER BY c, r, n, t.id LIMIT {p('rows')}) AS valued "
+            f"UNION ALL "
+            f"SELECT * FROM (SELECT t.patient_id, {first} AS c, {tiers} AS r, t.next_attempt_at AS n, t.id "
+            f"FROM tasks t JOIN patients p ON p.id = t.patient_id "
+            f"WHERE {eligible} AND {tried} AND NOT COALESCE(lower(p.value_tier) IN ({names}), FALSE) "
+            f"ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}) AS others"
+            f") AS candidates ORDER BY c, r, n, id LIMIT {p('rows')}")
     # Not to be called, or a colleague holds one of the patient's calls: none of them go to anyone else meanwhile.
     callable_ = (f"p.do_not_contact IS FALSE AND p.phone_invalid IS FALSE AND NOT EXISTS ("
                  f"SELECT 1 FROM tasks h WHERE h.patient_id = p.id AND h.status = {open_} "

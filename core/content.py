@@ -84,11 +84,15 @@ class ProtocolPlugin:
 
     @cached_property
     def _specialties(self) -> list[Specialty]:
+        # Built from the protocol file's validated models, without validating them again (that would build
+        # two more validators in every command that loads the plugins); tests/test_general.py checks
+        # they equal their validated form.
         fields = set(Procedure.model_fields)
-        procedures = [Procedure(**{k: v for k, v in p if k in fields}) for p in self.protocol.procedures]
+        procedures = [Procedure.model_construct(**{k: v for k, v in p if k in fields})
+                      for p in self.protocol.procedures]
         header = self.protocol.specialty
         return [
-            Specialty(
+            Specialty.model_construct(
                 key=header.key, names=header.names, procedures=tuple(procedures),
                 attributes=self.protocol.attributes,
             )

@@ -128,9 +128,11 @@ _ONE_DAY = timedelta(days=1)
 _UNKNOWN = object()
 
 
-def shifter(
-    duration: Duration, *, to_end_of_day: bool = False,
-) -> Callable[[datetime, datetime, timedelta | None], tuple[datetime, datetime]]:
+Shift = Callable[[datetime, datetime, "timedelta | None"], tuple[datetime, datetime]]
+_SHIFTERS: dict[tuple[int, str, bool], Shift] = {}
+
+
+def shifter(duration: Duration, *, to_end_of_day: bool = False) -> Shift:
     """``duration.add_to`` as a function of an anchor, without per-call parsing.
 
     The function takes the anchor in the site's timezone, in UTC, and its UTC
@@ -138,18 +140,38 @@ def shifter(
     both ways (site-local, UTC). ``min``/``h`` are elapsed time; ``d``/``w``/``mo``/``y``
     are wall-clock arithmetic (a month clamps to the month's last day) and a wall
     time skipped by a DST gap moves forward, exactly as :meth:`Duration.add_to`.
+    One function per distinct duration for the whole process: they are pure, and the
+    end-of-day ones remember their answer per day.
     """
-    if to_end_of_day and duration.unit in CALENDAR_UNITS:
-        shift = shifter(duration)
+    key = (duration.amount, duration.unit, to_end_of_day and duration.unit in CALENDAR_UNITS)
+    found = _SHIFTERS.get(key)
+    if found is None:
+        found = _SHIFTERS[key] = _shifter(*key)
+    return found
+
+
+def _shifter(amount: int, unit: str, to_end_of_day: bool) -> Shift:
+    if to_end_of_day:
+        shift = _shifter(amount, unit, False)
+        days: dict[tuple[Any, date], tuple[datetime, datetime]] = {}
 
         def then_end_of_day(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
+            # The shifted day depends on the anchor's zone and local date only, unless the shifted
+            # wall time fell into a DST gap and moved forward (maybe past midnight): so an answer is
+            # remembered per anchor day only when the shifted day has no gap (is regular).
+            key = (local.tzinfo, local.date())
+            found = days.get(key)
+            if found is not None:
+                return found
             wall, _ = shift(local, utc, offset)
-            return _exists(datetime.combine(wall.date(), END_OF_DAY, wall.tzinfo))
+            found = _exists(datetime.combine(wall.date(), END_OF_DAY, wall.tzinfo))
+            if wall.time() == local.time() and _REGULAR.offset(wall.tzinfo, wall.date()) is not None:
+                days[key] = found
+            return found
 
         return then_end_of_day
-    unit, amount = duration.unit, duration.amount
     if unit in ("min", "h"):
-        elapsed = timedelta(minutes=duration.approx_minutes)
+        elapsed = timedelta(minutes=amount * (60 if unit == "h" else 1))
 
         def by_elapsed(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
             moment = utc + elapsed
@@ -157,6 +179,7 @@ def shifter(
 
         return by_elapsed
     offset_of = _REGULAR.offset
+    zones = _REGULAR._zones  # read directly: a method call per shift is measurable at a million tasks
     if unit in ("d", "w"):
         step = timedelta(days=amount * (7 if unit == "w" else 1))
 
@@ -164,7 +187,8 @@ def shifter(
             wall = local + step  # aware + timedelta is wall-clock arithmetic
             if offset is not None:
                 tz = wall.tzinfo
-                after = _REGULAR.table(tz).get(wall.date(), _UNKNOWN)
+                days = zones.get(tz)
+                after = _UNKNOWN if days is None else days.get(wall.date(), _UNKNOWN)
                 if after is _UNKNOWN:
                     after = offset_of(tz, wall.date())
                 if after is not None:
@@ -177,10 +201,13 @@ def shifter(
     def by_months(local: datetime, utc: datetime, offset: timedelta | None) -> tuple[datetime, datetime]:
         years, month0 = divmod(local.month - 1 + months, 12)
         year = local.year + years
-        day = min(local.day, _monthdays.monthrange(year, month0 + 1)[1])
+        day = local.day
+        if day > 28:  # every month has 28 days
+            day = min(day, _monthdays.monthrange(year, month0 + 1)[1])
         tz = local.tzinfo
         wall = datetime(year, month0 + 1, day, local.hour, local.minute, local.second, local.microsecond, tz)
-        after = _REGULAR.table(tz).get(wall.date(), _UNKNOWN)
+        days = zones.get(tz)
+        after = _UNKNOWN if days is None else days.get(wall.date(), _UNKNOWN)
         if after is _UNKNOWN:
             after = offset_of(tz, wall.date())
         if after is not None:
@@ -351,7 +378,17 @@ class Placer:
         if urgency == Urgency.CLINICAL:
             due = self.clinical(target, window_start, window_end)
             return due, False, not window_start <= due <= window_end
-        forward = self.next_slot(target)
+        # next_slot and guessed, inlined for the usual case: a slot later on the target's own day.
+        forward = None
+        day = target.date()
+        slots = self._slots.get(day)
+        if slots is not None:
+            for start, end in slots:
+                if target < end:
+                    forward = start if start > target else target
+                    break
+        if forward is None:
+            forward = self.next_slot(target)
         if forward is not None and forward <= window_end:
             due = forward
         else:
@@ -360,4 +397,10 @@ class Placer:
                 due = backward
             else:
                 due = forward or target
-        return due, self.guessed(target, due), not window_start <= due <= window_end
+        if self._check_published is None:
+            guessed = False
+        elif due.date() == day and (known := self._unpublished.get(day)) is not None:
+            guessed = known
+        else:
+            guessed = self.guessed(target, due)
+        return due, guessed, not window_start <= due <= window_end

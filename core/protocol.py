@@ -518,7 +518,8 @@ class AftercarePoint(Strict):
     """One aftercare instruction, relevant from ``start`` to ``until`` after the event."""
 
     text: LocalizedText
-    start: Duration = Duration(amount=0, unit="d")
+    # built without validating: a validated default would build Duration's validator on import, in every command
+    start: Duration = Duration.model_construct(amount=0, unit="d")
     until: Duration | None = None
 
     def due_at(self, offset: Duration | None) -> bool:

@@ -199,3 +199,118 @@ def test_calendar_memo_answers_like_the_calendar() -> None:
         assert site.is_working_day(day) == site.is_working_day(day)  # memoised answer
         assert site.is_published(day) == (day.year in site.notices or CHINA.is_published(day))
         day += timedelta(days=1)
+
+
+# -- what scheduling shares between tasks, episodes and sites --------------------------------------
+END_UNITS = {"d": (-40, 800), "w": (-10, 110), "mo": (-12, 30), "y": (-2, 5)}
+calendar_durations = st.sampled_from(sorted(END_UNITS)).flatmap(
+    lambda unit: st.integers(*END_UNITS[unit]).map(lambda amount: Duration(amount=amount, unit=unit))
+)
+# Santiago and Havana skip the hour after midnight, Lord Howe half an hour at 02:00.
+GAP_ZONES = ZONES + [ZoneInfo("America/Santiago"), ZoneInfo("America/Havana")]
+
+
+@settings(max_examples=500, deadline=None)
+@given(anchor=instants, duration=calendar_durations, tz=st.sampled_from(GAP_ZONES),
+       minutes=st.integers(-1440, 1440))
+def test_a_window_end_remembered_per_day_equals_the_reference(
+    anchor: datetime, duration: Duration, tz: ZoneInfo, minutes: int
+) -> None:
+    """The shared end-of-day shifter answers from its memo for every anchor of a local day it met
+    (another example, or ``minutes`` away on the same day): the same instant as the reference."""
+    from core.placement import _shifter
+
+    shift = shifter(duration, to_end_of_day=True)
+    assert shift is shifter(duration, to_end_of_day=True)  # one per duration, memo included
+    other = anchor + timedelta(minutes=minutes)
+    for moment in (anchor, other, anchor):
+        local = moment.astimezone(tz)
+        expected = milestone_times(moment, duration, duration, duration, tz).window_end
+        got_local, got_utc = shift(local, moment, regular_offset(local))
+        fresh = _shifter(duration.amount, duration.unit, True)(local, moment, regular_offset(local))
+        assert (got_local, got_utc) == fresh and same_wall(got_local, fresh[0])
+        assert got_utc.tzinfo is UTC and got_utc.timestamp() == expected.timestamp()
+
+
+def test_a_window_end_after_a_gap_at_midnight_is_that_day() -> None:
+    """Santiago moves clocks from 00:00 to 01:00 on 6 September 2026: a day offset landing in the gap
+    moves forward within the day, and the window still ends at the end of that day."""
+    tz = ZoneInfo("America/Santiago")
+    shift = shifter(Duration.parse("1d"), to_end_of_day=True)
+    for local in (datetime(2026, 9, 5, 0, 30, tzinfo=tz), datetime(2026, 9, 5, 15, 0, tzinfo=tz)):
+        anchor = local.astimezone(UTC)
+        got_local, got_utc = shift(local, anchor, regular_offset(local))
+        assert (got_local.date(), got_local.hour, got_local.minute) == (date(2026, 9, 6), 23, 59)
+        expected = milestone_times(anchor, *(Duration.parse("1d"),) * 3, tz).window_end
+        assert got_utc.timestamp() == expected.timestamp()
+
+
+def test_sites_placing_alike_share_a_placer_and_keep_their_own_closed_days() -> None:
+    """One placer (and its per-day memo) for the sites with the same calling windows, hours, zone and
+    calendar; a site closed on a day places nothing on it even though its twin calls that day."""
+    import dataclasses
+
+    from core.config import load_config
+    from core.planner import planner
+    from core.vocab import Urgency
+
+    config = load_config(ROOT / "config" / "chain.yaml")
+    base = config.sites["BJ-HOSP"]
+    day = date(2026, 10, 13)
+    assert base.calendar(config).is_working_day(day)
+    twin = dataclasses.replace(base, code="BJ-TWIN", _calendar=None)
+    shut = dataclasses.replace(base, code="BJ-SHUT", closed_days=[day], _calendar=None)
+    for site in (twin, shut):
+        config.sites[site.code] = site
+    assert planner(config, twin).placer is planner(config, base).placer
+    assert planner(config, shut).placer is not planner(config, base).placer
+    assert planner(config, "SH-DENT").placer is not planner(config, base).placer  # its own windows
+    tz = base.timezone
+    target = datetime.combine(day, datetime.min.time().replace(hour=10), tz)
+    end = target + timedelta(days=5)
+    for site, due_day in ((base, day), (twin, day), (shut, day + timedelta(days=1))):
+        due = planner(config, site).placer.place_parts(target, target, end, Urgency.ROUTINE)[0]
+        assert due.date() == due_day, site.code
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(anchor=instants, preferred=st.sampled_from([None, "18:00-20:00", "12:00-14:00", "07:00-08:30"]),
+       dnc=st.booleans())
+def test_batch_rows_equal_the_planner_task_by_task(anchor: datetime, preferred: str | None, dnc: bool) -> None:
+    """Every task the batch path makes (shared shifts, placers and memos; reminders before their event;
+    patients with their own calling time) has the times, flags and status ``Planner.plan`` gives it."""
+    import json
+
+    from core.config import load_config
+    from core.planner import Timing, planner
+    from core.plugins import get_plugins
+    from core.scheduling import COLUMNS, EXPIRY_GRACE, Protocols, _batch_rows, _preferred, applies
+    from core.vocab import TaskStatus
+
+    config = load_config(ROOT / "config" / "chain.yaml")
+    plugins = get_plugins()
+    protocols = Protocols(config, plugins)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    episodes, expected = [], {}
+    for site in config.sites.values():
+        for specialty in site.specialties:
+            for procedure in plugins.specialty(specialty).procedures:
+                episode_id = len(episodes) + 1
+                episodes.append((episode_id, site.code, specialty, procedure.code, 7, anchor, dnc, json.dumps({}),
+                                 f"E{episode_id}", "active", procedure.trigger, preferred))
+                for ms in protocols.milestones(site, specialty, procedure.code):
+                    if not applies(ms, {}):
+                        continue
+                    plan = planner(config, site).plan(Timing.of(ms), anchor, preferred=_preferred(preferred))
+                    status = (TaskStatus.SUPPRESSED if dnc else TaskStatus.EXPIRED
+                              if plan.window_end < now - EXPIRY_GRACE else TaskStatus.OPEN)
+                    expected[episode_id, ms.key] = (plan.due_at, plan.due_at, plan.window_start, plan.window_end,
+                                                    plan.target_at, plan.provisional, plan.outside_window, status)
+    out = _batch_rows(config, protocols, lambda moment: moment, episodes, set(), now)
+    assert not out.problems and len(out.rows) == len(expected) > 50
+    milestone = COLUMNS.index("milestone")
+    for row in out.rows:
+        assert row[2:10] == expected[row[0], row[milestone]], row[milestone]
+    assert out.provisional == sum(1 for row in out.rows if row[7] and row[9] == TaskStatus.OPEN)
+    assert out.expired == sum(1 for row in out.rows if row[9] == TaskStatus.EXPIRED)
+    assert out.suppressed == sum(1 for row in out.rows if row[9] == TaskStatus.SUPPRESSED)

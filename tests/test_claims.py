@@ -545,3 +545,120 @@ def test_today_is_each_sites_own_date(db_url: str, config) -> None:  # type: ign
     with session_scope(db_url, immediate=True) as session:
         got = claim(session, chain, user="admin", sites=["SH-DENT", "SH-AES"], count=10, now=now)
     assert sorted(got) == sorted([ids["SH-tue"], ids["LO-mon"]])
+
+
+# -- the claim order -------------------------------------------------------------------------------
+
+
+def _mixed_tasks(url: str, seed: int, now: datetime) -> list[dict]:
+    """30 SH-DENT patients with 1-3 due calls each: value tiers in any case (or none), clinical or routine,
+    due at scattered times, some held by a colleague (live or expired hold), some already tried."""
+    import random
+
+    from core.db.engine import session_scope
+    from core.db.models import Episode, Patient, Task
+    from core.db.uow import outside
+
+    rng = random.Random(seed)
+    rows = []
+    with session_scope(url) as session, outside(session):  # states no scheduler would make at once
+        for n in range(30):
+            tier = rng.choice([None, None, None, "VIP", "vip", "Gold", "silver"])
+            patient = Patient(external_id=f"M{n:02d}", name=f"患者{n:02d}", phone=f"1390000{n:04d}",
+                              site="SH-DENT", value_tier=tier)
+            session.add(patient)
+            session.flush()
+            for k in range(rng.randint(1, 3)):
+                at = now - timedelta(minutes=rng.choice([5, 30, 90, 240, 600]) + n % 3)
+                episode = Episode(external_id=f"E-{n}-{k}", patient_id=patient.id, site="SH-DENT",
+                                  specialty="dental", procedure="scaling", trigger="procedure",
+                                  occurred_at=at - timedelta(days=1))
+                session.add(episode)
+                session.flush()
+                held = rng.random()
+                task = Task(episode_id=episode.id, patient_id=patient.id, site="SH-DENT", specialty="dental",
+                            procedure="scaling", milestone="check_1d", purpose="recovery_check", channel="phone",
+                            urgency=rng.choice(["clinical", "routine", "routine"]), due_at=at,
+                            window_start=at - timedelta(hours=1), window_end=at + timedelta(days=1), target_at=at,
+                            offset="1d", window_earliest="0d", window_latest="2d", next_attempt_at=at,
+                            attempts=rng.choice([0, 0, 1]),
+                            assignee="coord1" if held < 0.25 else None,
+                            claimed_until=(now + timedelta(minutes=20) if held < 0.1
+                                           else now - timedelta(minutes=5) if held < 0.25 else None))
+                session.add(task)
+                session.flush()
+                rows.append({"id": task.id, "patient": patient.id, "tier": tier, "urgency": task.urgency,
+                             "at": at, "held": held < 0.1})
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_claims_follow_the_worklist_order_through_tiers_urgency_and_holds(  # type: ignore[no-untyped-def]
+    db_url: str, config, seed: int
+) -> None:
+    """One patient per claim, again and again: the patients come in the worklist's order (clinical calls
+    first, then valued patients by tier whatever the case of the tier's name, then by next attempt);
+    a patient with a call a colleague still holds never comes, one whose colleague's hold expired does."""
+    from core.claims import claim
+    from core.db.engine import session_scope
+
+    config.model.value_tiers[:] = ["vip", "gold"]
+    now = datetime.fromisoformat(NOW)
+    rows = _mixed_tasks(db_url, seed, now)
+    blocked = {r["patient"] for r in rows if r["held"]}
+    first: dict[int, tuple] = {}
+    for r in sorted(rows, key=lambda r: (r["urgency"] != "clinical", config.tier_rank(r["tier"]), r["at"], r["id"])):
+        if r["patient"] not in blocked:
+            first.setdefault(r["patient"], ())
+    expected = list(first)
+    got = []
+    while True:
+        with session_scope(db_url, immediate=True) as session:
+            ids = claim(session, config, user="admin", sites=["SH-DENT"], count=1, now=now)
+        if not ids:
+            break
+        patients = {r["patient"] for r in rows if r["id"] in ids}
+        assert len(patients) == 1
+        mine = {r["id"] for r in rows if r["patient"] in patients and not r["held"]}
+        assert set(ids) == mine  # all of the patient's due calls at once
+        got += patients
+    assert got == expected
+
+
+def _unsorted_walk(node: dict, index: str, sorted_above: bool = False) -> dict | None:
+    """The node of a PostgreSQL plan reading ``index`` with no Sort between it and the LIMIT above it."""
+    if node.get("Index Name") == index and not sorted_above:
+        return node
+    sorted_above = (sorted_above or "Sort" in node["Node Type"]) and node["Node Type"] != "Limit"
+    return next(filter(None, (_unsorted_walk(child, index, sorted_above) for child in node.get("Plans", []))), None)
+
+
+def test_the_candidates_are_read_in_claim_order_from_the_index(db_url: str, config) -> None:  # type: ignore[no-untyped-def]
+    """The read of the next candidates walks ix_tasks_claim (migration 0017) and stops after the first free
+    rows, instead of sorting every due task of the coordinator's sites: the condition of claims at queue
+    speed, lost silently if the order or the hold is written differently from the index."""
+    from core import claims
+    from core.db.engine import analyze, get_engine
+
+    now = datetime.fromisoformat(NOW)
+    _mixed_tasks(db_url, 4, now)
+    analyze(db_url)
+    postgres = db_url.startswith("postgresql")
+    cutoffs = claims._cutoffs(config, ["SH-DENT"], now, None)
+    for tiers in (0, 1):
+        candidates, _ = claims._statements(tuple(map(tuple, cutoffs.values())), postgres, tiers)
+        params = {"now": claims._utc(now, postgres), "tried": [0] if postgres else "[0]", "rows": 8, "tier_0": "vip",
+                  "cutoff_0": claims._utc(next(iter(cutoffs)), postgres)}
+        with get_engine(db_url).connect() as conn:
+            if postgres:
+                # A tiny table: planned as a large one would be, where sorting every due task costs most
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                    conn.exec_driver_sql(f"SET {setting} = off")
+                plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + candidates, params).scalar_one()
+                walk = _unsorted_walk(plan[0]["Plan"], "ix_tasks_claim")
+                # held tasks passed over inside the index, not fetched one by one to be thrown away
+                assert walk and "COALESCE(claimed_until" in walk.get("Index Cond", ""), plan
+            else:
+                plan = "\n".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + candidates, params))
+                walk = plan.split("CO-ROUTINE others")[-1].split("SCAN others")[0]
+                assert "USING INDEX ix_tasks_claim" in walk and "TEMP B-TREE" not in walk, plan

@@ -376,6 +376,10 @@ def resume_collection() -> None:
 
     if not gc.isenabled():
         gc.freeze()
+        # A command still imports what it needs (models, pydantic classes, templates) after this: with
+        # Python's default of a collection every 700 new objects, start-up would pay for dozens of
+        # collections finding nothing. Every 50,000 keeps a long run's garbage bounded all the same.
+        gc.set_threshold(50_000, 20, 10)
         gc.enable()
 
 

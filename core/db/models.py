@@ -5,7 +5,8 @@ SQLite. Tasks keep a snapshot of the offset and window they were scheduled
 with: changing a protocol never rewrites history silently.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the mapped columns are read from real annotations, not strings
+# (evaluating 215 string annotations cost every command about 20 ms).
 
 from datetime import UTC, date, datetime
 from typing import Any
