@@ -164,13 +164,14 @@ def require(config: Any, user: str | None, action: str, site: str | None = None)
 def sites_for(config: Any, user: str | None, action: str, wanted: str | Iterable[str] | None = None) -> list[str]:
     """The sites where ``user`` may do ``action``, narrowed to ``wanted`` (each checked: unknown, or not theirs)."""
     who = require(config, user, action)
-    allowed = [s for s in config.sites if who is None or who.covers(s)]
+    allowed = list(config.sites) if who is None or who.all_sites else [s for s in config.sites if who.covers(s)]
     if not wanted:
         return allowed
+    known = set(allowed)  # a claim may name every site of the chain: looked up, not searched
     out = []
     for code in [wanted] if isinstance(wanted, str) else list(wanted):
-        config.site(code)  # unknown site: a clear error
-        if code not in allowed:
+        if code not in known:
+            config.site(code)  # unknown site: a clear error
             raise AccessDenied(key="not_your_site", values={
                 "user": user, "sites": ", ".join(allowed), "site": code})
         out.append(code)

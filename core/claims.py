@@ -6,8 +6,9 @@ eligible again. "Due" is by each task's own site's end of day (``day``, default 
 claim may cover sites in different timezones, and a site's tasks are never cut at another site's
 midnight.
 
-Each round of a claim runs two statements, written in SQL once per shape and run as they are (no
-ORM, lists bound as one array, no per-claim compiling):
+Each round of a claim does two things, written in SQL once per shape and run as they are (no ORM,
+lists bound as one array, no per-claim compiling); on PostgreSQL both are one statement (the
+candidates its first ``WITH`` query), on SQLite two:
 
 1. the next candidate patients (a few times as many as wanted): the eligible tasks in claim order
    (clinical first, valued patients next, then by next attempt) with a ``LIMIT``, the first row of
@@ -26,11 +27,11 @@ ORM, lists bound as one array, no per-claim compiling):
    lock seals them).
 
 A claimer that loses a race (a patient another claim took between 1 and 2, or one locked by
-another claimer) goes on with the next patients in a new round, until it has ``count`` patients
-or no candidate is left; each round is a new statement, so on PostgreSQL (READ COMMITTED) it sees
-what the others committed. SQLite has no row locks: there the transaction starts with ``BEGIN
-IMMEDIATE`` (claimers wait their turn, busy timeout), the same rounds run alone, and the audit rows
-are chained at commit (one INSERT).
+another claimer: a whole pool of them, and nothing is taken) goes on with the next patients in a
+new round, until it has ``count`` patients or no candidate is left; each round is a new
+statement, so on PostgreSQL (READ COMMITTED) it sees what the others committed. SQLite has no row
+locks: there the transaction starts with ``BEGIN IMMEDIATE`` (claimers wait their turn, busy
+timeout), the same rounds run alone, and the audit rows are chained at commit (one INSERT).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
     ``[A-Za-z0-9_-]+``, core/config.py): a constant list is looked up by hash for every task row, also
     in the prepared statement's generic plan, where a bound list is searched element by element.
     Parameters: ``now``, ``cutoff_i`` per group, ``tried``, ``rows``, ``tier_i``; ``pool``, ``need``,
-    ``user``, ``until``; PostgreSQL also ``recorded``, ``details``."""
+    ``user``, ``until``; PostgreSQL also ``recorded``, ``details`` (a JSON list: each group's audit detail)."""
     if postgres:
         def p(name: str) -> str:
             return f"%({name})s"
@@ -118,6 +119,8 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
     if not tiers:
         candidates = (f"SELECT t.patient_id FROM tasks t WHERE {eligible} AND {tried} "
                       f"ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}")
+        ordered = (f"SELECT t.patient_id, {first} AS c, 0 AS r, t.next_attempt_at AS n, t.id AS tid FROM tasks t "
+                   f"WHERE {eligible} AND {tried} ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}")
     else:
         # Valued patients next after clinical calls, as on the worklist (ChainConfig.tier_rank): their tasks
         # are one small read (ix_patients_value_tier), everybody else's the walk through the claim index;
@@ -136,6 +139,7 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
             f"WHERE {eligible} AND {tried} AND NOT COALESCE(lower(p.value_tier) IN ({names}), FALSE) "
             f"ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}) AS others"
             f") AS candidates ORDER BY c, r, n, id LIMIT {p('rows')}")
+        ordered = (candidates.replace("SELECT patient_id FROM (", "SELECT patient_id, c, r, n, id AS tid FROM (", 1))
     # Not to be called, or a colleague holds one of the patient's calls: none of them go to anyone else meanwhile.
     callable_ = (f"p.do_not_contact IS FALSE AND p.phone_invalid IS FALSE AND NOT EXISTS ("
                  f"SELECT 1 FROM tasks h WHERE h.patient_id = p.id AND h.status = {open_} "
@@ -149,23 +153,36 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
         return candidates, take
     from core.audit import TRY_LOCK, WAITING_ID
 
-    # In the pool's order, the first ``need`` no other claim holds; their still eligible tasks; the audit
-    # rows, waiting to be chained; and whether this transaction seals (core/audit.py). Rows out: the
-    # locked patients (task NULL), the tasks taken, and the chain's lock (all NULL but ``sealer``).
+    # the audit row's detail: that of the task's site's cutoff group (``details``, one per group)
+    group = ("0" if len(groups) == 1 else
+             "CASE " + " ".join(f"WHEN taken.site IN ({_quoted(codes)}) THEN {i}" for i, codes in enumerate(groups))
+             + " END")
+
+    # The candidates and the claim in one statement: the pool (the first ``wanted`` patients in claim
+    # order, each placed by its first task); in the pool's order, the first ``need`` no other claim holds;
+    # their still eligible tasks; the audit rows, waiting to be chained; and whether this transaction seals
+    # (core/audit.py). Rows out: the locked patients (task NULL), the tasks taken, the chain's lock (all
+    # NULL but ``sealer``) and the pool (all NULL but ``pooled``).
     take = f"""
-WITH pool AS (SELECT u.id, u.ord FROM unnest(CAST({p('pool')} AS integer[])) WITH ORDINALITY AS u(id, ord)),
+WITH cand AS ({ordered}),
+pool AS (SELECT f.id, row_number() OVER (ORDER BY f.c, f.r, f.n, f.tid) AS ord
+         FROM (SELECT DISTINCT ON (cand.patient_id) cand.patient_id AS id, cand.c, cand.r, cand.n, cand.tid
+               FROM cand ORDER BY cand.patient_id, cand.c, cand.r, cand.n, cand.tid) AS f
+         ORDER BY ord LIMIT {p('wanted')}),
 locked AS (SELECT p.id FROM patients p JOIN pool ON pool.id = p.id WHERE {callable_}
            ORDER BY pool.ord LIMIT {p('need')} FOR UPDATE OF p SKIP LOCKED),
 taken AS (UPDATE tasks t SET {hold} FROM locked WHERE t.patient_id = locked.id AND {eligible}
           RETURNING t.id, t.patient_id, t.site),
 audited AS (INSERT INTO audit_log (id, at, recorded_at, "user", action, entity, entity_id, patient_id, detail)
             SELECT {WAITING_ID}, {p('now')}, {p('recorded')}, {p('user')}, {_quoted([ACTION])}, {_quoted([ENTITY])},
-                   taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> taken.site AS json)
+                   taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> {group} AS json)
             FROM taken ORDER BY taken.id),
 seal AS (SELECT {TRY_LOCK} AS sealer)
-SELECT NULL AS task, locked.id AS patient, NULL AS site, CAST(NULL AS boolean) AS sealer FROM locked
-UNION ALL SELECT taken.id, taken.patient_id, taken.site, NULL FROM taken
-UNION ALL SELECT NULL, NULL, NULL, seal.sealer FROM seal"""
+SELECT NULL AS task, locked.id AS patient, NULL AS site, CAST(NULL AS boolean) AS sealer,
+       CAST(NULL AS integer) AS pooled FROM locked
+UNION ALL SELECT taken.id, taken.patient_id, taken.site, NULL, NULL FROM taken
+UNION ALL SELECT NULL, NULL, NULL, seal.sealer, NULL FROM seal
+UNION ALL SELECT NULL, NULL, NULL, NULL, pool.id FROM pool"""
     return candidates, take
 
 
@@ -211,16 +228,15 @@ def claim(
     candidates, take = _statements(tuple(map(tuple, cutoffs.values())), postgres, len(tiers))
     params: dict[str, Any] = {"now": _utc(now, postgres), "user": user,
                               "until": _utc(until, postgres)}
-    shown: dict[str, str] = {}  # the hold's end in each site's own time, as the audit rows say it
+    shown: list[dict[str, Any]] = []  # each group's audit detail: the hold's end in its sites' own time
     for i, (cutoff, codes) in enumerate(cutoffs.items()):
         params[f"cutoff_{i}"] = _utc(cutoff, postgres)
-        until_there = local_iso(until, config.timezone_of(codes[0]))  # a group shares one timezone's day
-        shown.update((code, until_there) for code in codes)
+        shown.append({"until": local_iso(until, config.timezone_of(codes[0]))})  # a group shares one timezone
     for i, tier in enumerate(tiers):
         params[f"tier_{i}"] = tier
     if postgres:
         params["recorded"] = datetime.now(UTC).replace(tzinfo=None)
-        params["details"] = json.dumps({code: {"until": at} for code, at in shown.items()})
+        params["details"] = json.dumps(shown)
     # a claim changes no day count: no turns, so it never waits for the sites' calls (core/db/uow.py)
     with unit_of_work(session, config, sites=sites, user=user, now=now, action=ACTION, turns=False) as uow:
         conn = session.connection()
@@ -231,20 +247,26 @@ def claim(
         while len(claimed) < count:
             need = count - len(claimed)
             # More candidates than needed: claimers running at once lock different ones of the same pool.
-            pool = _candidates(session, candidates, params, tried, need * POOL)
-            if not pool:
-                break
-            if postgres:
-                locked, got = [], []
-                for task_id, patient_id, site, seals in conn.exec_driver_sql(
-                        take, {**params, "pool": pool, "need": need}):
+            if postgres:  # one statement reads the pool and takes from it
+                wanted = need * POOL
+                locked, got, pool = [], [], []
+                for task_id, patient_id, site, seals, pooled in conn.exec_driver_sql(take, {
+                        **params, "tried": sorted(tried) or [0], "rows": max(wanted * ROWS_PER_PATIENT, 16),
+                        "wanted": wanted, "need": need}):
                     if task_id is not None:
                         got.append((task_id, patient_id, site))
                     elif patient_id is not None:
                         locked.append(patient_id)
+                    elif pooled is not None:
+                        pool.append(pooled)
                     else:
                         sealer = sealer or bool(seals)
+                if not pool:
+                    break
             else:
+                pool = _candidates(session, candidates, params, tried, need * POOL)
+                if not pool:
+                    break
                 got = [tuple(r) for r in conn.exec_driver_sql(take, {**params, "pool": json.dumps(pool), "need": need})]
                 # alone (BEGIN IMMEDIATE): the pool's patients not taken may not be called or a colleague holds them
                 locked = pool
@@ -261,8 +283,9 @@ def claim(
 
                 written_waiting(session, sealer)
         else:
+            group = {code: i for i, codes in enumerate(cutoffs.values()) for code in codes}
             uow.audit_many(ACTION, [dict(entity=ENTITY, entity_id=task_id, patient_id=patient_id,
-                                         detail={"until": shown[site]}) for task_id, patient_id, site in rows])
+                                         detail=shown[group[site]]) for task_id, patient_id, site in rows])
     return [task_id for task_id, _, _ in rows]
 
 

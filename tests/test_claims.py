@@ -306,14 +306,27 @@ def test_eight_claiming_processes_share_nothing_and_stop_only_when_nothing_is_le
 def test_a_claimer_that_loses_the_race_takes_the_next_patients(  # type: ignore[no-untyped-def]
     crowd: str, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """B read its candidates just before A's claim of the same patients committed (made certain here by
-    handing B a stale first read): B is not told "nothing to claim" but gets the next three patients."""
+    """B's first candidates are all taken by A: B is not told "nothing to claim" but gets the next three patients.
+
+    SQLite: B read its candidates just before A's claim of the same patients committed (made certain here
+    by handing B a stale first read). PostgreSQL reads the candidates and takes them in one statement:
+    there A's claim of twelve patients (B's whole first pool) is still in flight, its patients locked."""
     import core.claims
     from core.claims import claim
     from core.db.engine import session_scope
 
     now = datetime.fromisoformat(NOW)
     patient_of = _task_patients(crowd)
+    if crowd.startswith("postgresql"):
+        with session_scope(crowd) as in_flight:
+            first = claim(in_flight, config, user="coord0", sites=["SH-DENT"], count=3 * core.claims.POOL, now=now)
+            taken = sorted({patient_of[t] for t in first})
+            assert len(taken) == 3 * core.claims.POOL
+            with session_scope(crowd) as session:
+                second = claim(session, config, user="coord1", sites=["SH-DENT"], count=3, now=now)
+        got = {patient_of[t] for t in second}
+        assert len(got) == 3 and not got & set(taken)
+        return
     with session_scope(crowd, immediate=True) as session:
         first = claim(session, config, user="coord0", sites=["SH-DENT"], count=3, now=now)
     taken = sorted({patient_of[t] for t in first})
@@ -639,6 +652,7 @@ def test_the_candidates_are_read_in_claim_order_from_the_index(db_url: str, conf
     speed, lost silently if the order or the hold is written differently from the index."""
     from core import claims
     from core.db.engine import analyze, get_engine
+    from core.db.uow import outside
 
     now = datetime.fromisoformat(NOW)
     _mixed_tasks(db_url, 4, now)
@@ -646,15 +660,17 @@ def test_the_candidates_are_read_in_claim_order_from_the_index(db_url: str, conf
     postgres = db_url.startswith("postgresql")
     cutoffs = claims._cutoffs(config, ["SH-DENT"], now, None)
     for tiers in (0, 1):
-        candidates, _ = claims._statements(tuple(map(tuple, cutoffs.values())), postgres, tiers)
+        candidates, take = claims._statements(tuple(map(tuple, cutoffs.values())), postgres, tiers)
         params = {"now": claims._utc(now, postgres), "tried": [0] if postgres else "[0]", "rows": 8, "tier_0": "vip",
-                  "cutoff_0": claims._utc(next(iter(cutoffs)), postgres)}
-        with get_engine(db_url).connect() as conn:
+                  "cutoff_0": claims._utc(next(iter(cutoffs)), postgres), "wanted": 2, "need": 1,
+                  "user": "admin", "until": claims._utc(now, postgres), "recorded": now, "details": "[{}]"}
+        with get_engine(db_url).connect() as conn, outside(conn):  # EXPLAIN: planned, nothing written
             if postgres:
                 # A tiny table: planned as a large one would be, where sorting every due task costs most
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
                     conn.exec_driver_sql(f"SET {setting} = off")
-                plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + candidates, params).scalar_one()
+                # the candidates are read by the claim's statement itself
+                plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + take, params).scalar_one()
                 walk = _unsorted_walk(plan[0]["Plan"], "ix_tasks_claim")
                 # held tasks passed over inside the index, not fetched one by one to be thrown away
                 assert walk and "COALESCE(claimed_until" in walk.get("Index Cond", ""), plan
