@@ -314,3 +314,23 @@ def test_batch_rows_equal_the_planner_task_by_task(anchor: datetime, preferred: 
     assert out.provisional == sum(1 for row in out.rows if row[7] and row[9] == TaskStatus.OPEN)
     assert out.expired == sum(1 for row in out.rows if row[9] == TaskStatus.EXPIRED)
     assert out.suppressed == sum(1 for row in out.rows if row[9] == TaskStatus.SUPPRESSED)
+
+
+@settings(max_examples=500, deadline=None)
+@given(moments=st.lists(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31),
+                                     timezones=st.sampled_from(GAP_ZONES + [UTC])), min_size=1, max_size=20))
+def test_sqlite_text_from_its_memos_is_what_the_column_stores(moments: list[datetime]) -> None:
+    """The batch path's SQLite instants (a memo of dates and one of times of day) are the text
+    ``UTCDateTime`` binds, for any aware instant in any zone, met once or again."""
+    from sqlalchemy.dialects import sqlite
+
+    from core.db.models import Task
+    from core.scheduling import _sqlite_text
+
+    dialect = sqlite.dialect()
+    bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
+    text = _sqlite_text()
+    for moment in moments + moments:
+        assert text(moment) == bind(moment)
+    with pytest.raises(ValueError):
+        text(datetime(2026, 1, 1))
