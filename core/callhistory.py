@@ -21,16 +21,24 @@ and costs about what the database takes to load the rows themselves:
 * **the day counts counted once**: the rows go in set-based (SQLite ``executemany``,
   PostgreSQL ``COPY``) and the tasks are updated in one statement. On SQLite the row
   triggers of the reports' day counts (core/db/rollups.py) are dropped inside the
-  transaction and the load's rows are added to the day rows once at the end, grouped
-  (what scheduling does with its new tasks); PostgreSQL's statement triggers already
-  count each statement once, grouped. ``followup db recount --check`` agrees afterwards.
+  transaction; the load's day rows are added up in Python while its driver rows are
+  built (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as it is
+  added, each call and scored answer added, by the triggers' rules) and upserted once at
+  the end, grouped (what scheduling does with its new tasks). PostgreSQL's statement
+  triggers already count each statement once, grouped. ``followup db recount --check``
+  agrees afterwards;
+* **costs about what the rows cost**: the calls are checked and the rules applied in one
+  pass over plain strings, the instants converted once to the driver's values, garbage
+  collection paused meanwhile (the load's tuples live until it ends).
+
+``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """
 
 from __future__ import annotations
 
 import gc
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,8 +145,14 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     """The tasks' fields the rules need (no instants: those that stay are left as they are)."""
     conn = session.connection()
     out: dict[int, _Task] = {}
-    columns = ", ".join(f'"{c}"' for c in _READ)
     make = _Task._make
+    if conn.dialect.name == "postgresql":  # one array parameter; the instants only SQLite's day counts read
+        columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]), "NULL", "NULL", "NULL", "NULL"])
+        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id = ANY(%(ids)s)",
+                                        {"ids": [int(i) for i in ids]}).fetchall():
+            out[row[0]] = make(row)
+        return out
+    columns = ", ".join(f'"{c}"' for c in _READ)
     for start in range(0, len(ids), CHUNK):
         part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
         for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})").fetchall():
@@ -184,9 +198,19 @@ def _collection_paused() -> Iterator[None]:
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
           given_up: set[int]) -> HistoryPlan:
     problems: list[RowProblem] = []
-    by_task: dict[int, list[tuple[int, PastCall]]] = defaultdict(list)
+    by_task: dict[int, list[tuple[int, PastCall]]] = {}
+    unsorted: set[int] = set()  # tasks whose calls are not in time order in the file
     for i, call in enumerate(calls, 1):
-        by_task[call.task_id].append((call.row or i, call))
+        rows = by_task.get(call.task_id)
+        if rows is None:
+            by_task[call.task_id] = [(call.row or i, call)]
+            continue
+        try:
+            if call.at < rows[-1][1].at:
+                unsorted.add(call.task_id)
+        except TypeError:  # one without a timezone: its own problem below; sorted as if UTC meanwhile
+            unsorted.add(call.task_id)
+        rows.append((call.row or i, call))
     ids = sorted(set(by_task) | given_up)
     tasks = _tasks(session, ids)
     previous = _last_failures(session, [i for i in ids if i in tasks and tasks[i].attempts_logged])
@@ -230,8 +254,9 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
         last_failure = previous.get(task_id)
         gap_ends = None  # a failure counts from this instant on (the minimum gap after the last counted one)
         closed_by: int | None = None
-        if len(rows) > 1 and any(a[1].at > b[1].at for a, b in zip(rows, rows[1:], strict=False)):
-            rows.sort(key=lambda item: (item[1].at, item[0]))
+        if task_id in unsorted:
+            rows.sort(key=lambda item: (item[1].at if item[1].at.tzinfo else item[1].at.replace(tzinfo=UTC),
+                                        item[0]))
         for row, call in rows:
             outcome, at = call.outcome, call.at
             if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)
@@ -458,10 +483,9 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
         add((task_id, status, attempts, failed, logged, instant(nxt), completed, instant(booked)))
         if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
             was = found[task_id]
-            counts.task(-1, was.site, was.specialty, was.status, was.attempts_logged, was.due_at,
-                        was.completed_at, was.window_start, was.window_end)
-            counts.task(1, was.site, was.specialty, status, logged, was.due_at,
-                        was.completed_at if completed is None else completed, was.window_start, was.window_end)
+            counts.retask(was.site, was.specialty, was.due_at, was.window_start, was.window_end,
+                          (was.status, was.attempts_logged, was.completed_at),
+                          (status, logged, was.completed_at if completed is None else completed))
     q = dialect.identifier_preparer.quote
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core.config import ChainConfig
 from core.errors import FollowupError, InvalidValue
 from core.importing import (
+    _PAIRED_HEADER,
     ImportFailed,
     RowProblem,
     _cell,
@@ -125,12 +126,13 @@ def header_of(path: Path) -> list[str]:
 
 
 def is_call_history(path: Path) -> bool:
-    """A file with an ``outcome`` column (or one of its aliases): calls, not patients or episodes."""
+    """A file with an ``outcome`` column (or one of its aliases, or ``回访结果 (outcome)``): calls, not
+    patients or episodes."""
     table = {_norm_header(a): c for c, aliases in ALIASES.items() for a in (c, *aliases)}
     for header in header_of(path):
-        key = _norm_header(header)
-        paired = header.strip().rsplit("(", 1)[-1].rstrip(") ）") if "(" in header or "（" in header else None
-        if table.get(key) == "outcome" or (paired and table.get(_norm_header(paired.split("（")[-1])) == "outcome"):
+        paired = _PAIRED_HEADER.match(str(header).strip())
+        keys = [_norm_header(header), *((_norm_header(paired.group(2)),) if paired else ())]
+        if any(table.get(key) == "outcome" for key in keys):
             return True
     return False
 

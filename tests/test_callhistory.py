@@ -196,3 +196,44 @@ def test_loading_history_is_for_admins(clinic: str, plugins, config) -> None:  #
     calls, _, _ = history(clinic, plugins)
     with pytest.raises(AccessDenied), session_scope(clinic) as session:
         load_attempts(session, config, plugins, calls, user=calls[0].by, now=NOW)
+
+
+def test_calls_out_of_order_are_sorted_and_one_without_timezone_is_a_located_problem(  # type: ignore[no-untyped-def]
+        cli, clinic: str, plugins, config) -> None:
+    from core.callhistory import PastCall, load_attempts
+    from core.db.engine import session_scope
+    from core.importing import ImportFailed
+
+    task_id, due, site, *_ = open_tasks(clinic)[0]
+    by = caller(site)
+    at = due + timedelta(minutes=5)
+    naive = PastCall(task_id, (at + timedelta(hours=1)).replace(tzinfo=None), by, "busy", row=3)
+    with pytest.raises(ImportFailed) as failed, session_scope(clinic) as session:
+        load_attempts(session, config, plugins, [PastCall(task_id, at + timedelta(days=1), by, "refused", row=2),
+                                                 naive, PastCall(task_id, at, by, "no_answer", row=4)],
+                      user="system", now=NOW)
+    assert [(p.row, p.column) for p in failed.value.problems] == [(3, "at")]
+    with session_scope(clinic) as session:  # the refusal came last in time although first in the file
+        result = load_attempts(session, config, plugins, [PastCall(task_id, at + timedelta(days=1), by, "refused"),
+                                                          PastCall(task_id, at, by, "no_answer")],
+                               user="system", now=NOW)
+    assert result.statuses == {"refused": 1}
+    cli("db", "recount", "--check", db=clinic)
+
+
+def test_day_counts_agree_when_the_chains_day_starts_at_a_half_hour(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+    """A day is looked up by an instant's hour, or by its minute when the offset is not whole hours."""
+    from core.callhistory import load_attempts
+    from core.db import rollups
+    from core.db.engine import get_engine, session_scope
+
+    with get_engine(clinic).begin() as conn:
+        assert rollups.set_offset(conn, 330)  # UTC+5:30: the day rows recounted at that offset
+    calls, given_up, _ = history(clinic, plugins)
+    # calls around the day's edge at that offset (18:30 UTC) land on both sides of it
+    calls = [c.__class__(c.task_id, c.at.replace(hour=2, minute=29 + i % 3), c.by, c.outcome, c.answers)
+             for i, c in enumerate(calls)]
+    with session_scope(clinic) as session:
+        load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
+    with get_engine(clinic).connect() as conn:
+        assert rollups.verify(conn) == {}

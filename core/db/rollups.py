@@ -515,6 +515,36 @@ class DayCounts:
         elif status == TaskStatus.OPEN:
             row[7] += sign
 
+    def retask(self, site: str, specialty: str, due_at: Any, window_start: Any, window_end: Any,
+               was: tuple[str, int, Any], now: tuple[str, int, Any]) -> None:
+        """A task changed from ``was`` to ``now`` (status, attempts, completed_at) on the same day row:
+        :meth:`task` -1 then +1, with one lookup."""
+        if was[0] in self._not_due or now[0] in self._not_due:
+            self.task(-1, site, specialty, *was[:2], due_at, was[2], window_start, window_end)
+            self.task(1, site, specialty, *now[:2], due_at, now[2], window_start, window_end)
+            return
+        key = (self.day(due_at), site, specialty)
+        row = self.tasks.get(key)
+        if row is None:
+            row = self.tasks[key] = [0] * len(TASKS.counts)
+        for sign, (status, attempts, completed_at) in ((-1, was), (1, now)):
+            if attempts > 0:
+                row[1] += sign
+            if status in self._reached:
+                row[2] += sign
+                row[8] += sign * attempts
+                if (completed_at is not None and window_start is not None and window_end is not None
+                        and window_start <= completed_at <= window_end):
+                    row[3] += sign
+            elif status == TaskStatus.UNSUCCESSFUL:
+                row[4] += sign
+            elif status == TaskStatus.REFUSED:
+                row[5] += sign
+            elif status == TaskStatus.WRONG_NUMBER:
+                row[6] += sign
+            elif status == TaskStatus.OPEN:
+                row[7] += sign
+
     def call(self, at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
         key = (self.day(at), site, specialty, by)
         row = self.calls.get(key)
