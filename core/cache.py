@@ -23,7 +23,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -122,6 +121,8 @@ def put(name: str, key: Any, value: Any) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _safe(path.parent):
             return
+        import tempfile  # only to write: tempfile imports shutil and random, which a read does not need
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -194,6 +195,8 @@ def put_bytes(name: str, key: Any, body: bytes, suffix: str = ".bin") -> None:
     if secret is None:
         return
     try:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as out:

@@ -160,6 +160,19 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     return out
 
 
+def _recorded(session: Session, ids: Sequence[int]) -> set[tuple[int, datetime]]:
+    """The calls already stored for these tasks, as (task, instant): aware instants compare and hash by the
+    instant whatever their zone."""
+    from sqlalchemy import select
+
+    out: set[tuple[int, datetime]] = set()
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        out.update((task, at) for task, at in session.execute(
+            select(Attempt.task_id, Attempt.at).where(Attempt.task_id.in_(part))))
+    return out
+
+
 def _last_failures(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
     """Each task's latest counted failed attempt already stored (the minimum gap runs from it)."""
     from sqlalchemy import func, select
@@ -213,7 +226,9 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
         rows.append((call.row or i, call))
     ids = sorted(set(by_task) | given_up)
     tasks = _tasks(session, ids)
-    previous = _last_failures(session, [i for i in ids if i in tasks and tasks[i].attempts_logged])
+    called = [i for i in ids if i in tasks and tasks[i].attempts_logged]
+    previous = _last_failures(session, called)
+    recorded = _recorded(session, called)  # a call loaded again (the same file twice) is refused, not doubled
     questions: dict[tuple[str, str, str], dict[str, Any]] = {}
     planners: dict[str, Any] = {}
     gaps: dict[str, Any] = {}
@@ -259,6 +274,10 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
                                         item[0]))
         for row, call in rows:
             outcome, at = call.outcome, call.at
+            if recorded and (task_id, at) in recorded and at.tzinfo is not None:
+                problems.append(row_problem(row, "at", Msg("history_already_recorded", id=task_id,
+                                                           at=at.isoformat())))
+                continue
             if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)
                     or closed_by is not None or call.booked_at is not None or call.answers or outcome == booked):
                 parsed = _check(problems, row, call, task, closed_by, now, staff, plugins, questions)

@@ -506,6 +506,8 @@ MESSAGES.update({
     "history_unknown_caller": ("{user!r} 不在员工名单中", "{user!r} is not on the staff list"),
     "history_after_closed": ("任务 {id} 已在第 {row} 行的通话中结束：之后不能再有通话",
                              "task {id} was closed by the call on row {row}: no call can follow it"),
+    "history_already_recorded": ("任务 {id} 在 {at} 的通话已经记录过（这个文件是否已导入？）：同一通话不能载入两次",
+                                 "task {id}: the call at {at} is already recorded (was this file loaded before?)"),
     "history_given_up_without_calls": ("任务 {id} 标记为放弃，但没有它的通话",
                                        "task {id} is marked given up but has no calls"),
     "history_loaded": ("已载入 {attempts} 次通话、{answers} 条回答，涉及 {tasks} 个任务",

@@ -217,3 +217,37 @@ def test_docs_import_md_lists_every_call_column_and_alias() -> None:
         assert f"`{column}`" in section, column
         for alias in ALIASES.get(column, ()):
             assert f"`{alias}`" in section, (column, alias)
+
+
+def test_a_history_loaded_twice_adds_no_call_twice(cli, clinic: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The calls of a task still open (no answer, below its limit) are refused the second time, located;
+    a later call of the same task is loaded."""
+    from sqlalchemy import select
+
+    from core.db.engine import session_scope
+    from core.db.models import Task
+
+    with session_scope(clinic) as session:
+        task_id, site = session.execute(select(Task.id, Task.site).where(Task.status == "open")
+                                        .order_by(Task.id).limit(1)).one()
+    header = ["task_id", "at", "outcome", "by"]
+    first = NOW - timedelta(days=2)
+    row = [task_id, first.strftime("%Y-%m-%d %H:%M"), "no_answer", caller(site)]
+    path = write(tmp_path / "calls.csv", header, [row])
+    cli("import", str(path), "--locale", "en", db=clinic, now=SH_NOW)
+    assert counts(clinic)[0] == 1 and statuses(clinic, [task_id]) == {task_id: "open"}
+
+    again = cli("import", str(path), "--locale", "en", db=clinic, now=SH_NOW, ok=False)
+    assert again.exit_code == 1
+    assert "row 2, at" in again.output and "already recorded" in again.output
+    assert counts(clinic)[0] == 1  # nothing added
+
+    zh = cli("import", str(path), "--locale", "zh_CN", db=clinic, now=SH_NOW, ok=False)
+    assert "已经记录过" in zh.output
+
+    later = [task_id, (first + timedelta(days=1)).strftime("%Y-%m-%d %H:%M"), "no_answer", caller(site)]
+    cli("import", str(write(tmp_path / "more.csv", header, [row, later])), "--locale", "en", db=clinic,
+        now=SH_NOW, ok=False)  # the old call is still refused, and with it the whole file
+    assert counts(clinic)[0] == 1
+    cli("import", str(write(tmp_path / "later.csv", header, [later])), db=clinic, now=SH_NOW)
+    assert counts(clinic)[0] == 2
