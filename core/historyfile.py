@@ -28,11 +28,13 @@ from core.config import ChainConfig
 from core.errors import FollowupError, InvalidValue
 from core.importing import (
     _PAIRED_HEADER,
+    _UNREADABLE,
     ImportFailed,
     RowProblem,
     _cell,
     _csv_records,
     _HeaderMap,
+    _json_file,
     _norm_header,
     _parse_bool,
     _parse_datetime,
@@ -185,13 +187,8 @@ def _records(path: Path, reading: _Reading) -> Iterator[tuple[int, list[Any]]]:
         finally:
             book.close()
     elif suffix == ".json":
-        text = _read_text(path, reading)
-        if text is None:
-            return
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            reading.problems.append(row_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
+        data = _json_file(path, reading)
+        if data is _UNREADABLE:
             return
         if not isinstance(data, list):
             reading.problems.append(row_problem(0, None, Msg("import_json_shape")))

@@ -572,14 +572,24 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         book.close()
 
 
-def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
+_UNREADABLE = object()
+
+
+def _json_file(path: Path, reading: _Reading) -> Any:
+    """The file's JSON value, or ``_UNREADABLE`` (and a located problem) when it is not text or not JSON."""
     text = _read_text(path, reading)
     if text is None:
-        return
+        return _UNREADABLE
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         reading.problems.append(row_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
+        return _UNREADABLE
+
+
+def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
+    data = _json_file(path, reading)
+    if data is _UNREADABLE:
         return
     if isinstance(data, list):
         parts: list[tuple[str | None, Any]] = [(None, data)]
