@@ -41,6 +41,7 @@ from core.importing import (
     _read_text,
     _Reading,
     _text,
+    _unsupported,
     row_problem,
 )
 from core.messages import Msg
@@ -203,12 +204,8 @@ def _records(path: Path, reading: _Reading) -> Iterator[tuple[int, list[Any]]]:
                 reading.problems.append(row_problem(number, None, Msg("import_not_row_object")))
                 continue
             yield number, [item.get(k) for k in keys]
-    elif suffix == ".xls":
-        reading.problems.append(row_problem(0, None, Msg("import_xls")))
-    elif suffix:
-        reading.problems.append(row_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
     else:
-        reading.problems.append(row_problem(0, None, Msg("import_no_file_type")))
+        _unsupported(suffix, reading)
 
 
 @dataclass
