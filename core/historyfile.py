@@ -28,17 +28,20 @@ from core.config import ChainConfig
 from core.errors import FollowupError, InvalidValue
 from core.importing import (
     _PAIRED_HEADER,
+    _UNREADABLE,
     ImportFailed,
     RowProblem,
     _cell,
     _csv_records,
     _HeaderMap,
+    _json_file,
     _norm_header,
     _parse_bool,
     _parse_datetime,
     _read_text,
     _Reading,
     _text,
+    _unsupported,
     row_problem,
 )
 from core.messages import Msg
@@ -185,13 +188,8 @@ def _records(path: Path, reading: _Reading) -> Iterator[tuple[int, list[Any]]]:
         finally:
             book.close()
     elif suffix == ".json":
-        text = _read_text(path, reading)
-        if text is None:
-            return
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            reading.problems.append(row_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
+        data = _json_file(path, reading)
+        if data is _UNREADABLE:
             return
         if not isinstance(data, list):
             reading.problems.append(row_problem(0, None, Msg("import_json_shape")))
@@ -206,12 +204,8 @@ def _records(path: Path, reading: _Reading) -> Iterator[tuple[int, list[Any]]]:
                 reading.problems.append(row_problem(number, None, Msg("import_not_row_object")))
                 continue
             yield number, [item.get(k) for k in keys]
-    elif suffix == ".xls":
-        reading.problems.append(row_problem(0, None, Msg("import_xls")))
-    elif suffix:
-        reading.problems.append(row_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
     else:
-        reading.problems.append(row_problem(0, None, Msg("import_no_file_type")))
+        _unsupported(suffix, reading)
 
 
 @dataclass

@@ -572,14 +572,34 @@ def _read_xlsx(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
         book.close()
 
 
-def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
+_UNREADABLE = object()
+
+
+def _unsupported(suffix: str, reading: _Reading) -> None:
+    """The problem of a file that is neither CSV, a workbook nor JSON (an old .xls says how to save it)."""
+    if suffix == ".xls":
+        reading.problems.append(row_problem(0, None, Msg("import_xls")))
+    elif suffix:
+        reading.problems.append(row_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
+    else:
+        reading.problems.append(row_problem(0, None, Msg("import_no_file_type")))
+
+
+def _json_file(path: Path, reading: _Reading) -> Any:
+    """The file's JSON value, or ``_UNREADABLE`` (and a located problem) when it is not text or not JSON."""
     text = _read_text(path, reading)
     if text is None:
-        return
+        return _UNREADABLE
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         reading.problems.append(row_problem(0, None, Msg("import_bad_json", line=exc.lineno, error=exc)))
+        return _UNREADABLE
+
+
+def _read_json(path: Path, headers: _HeaderMap, reading: _Reading) -> None:
+    data = _json_file(path, reading)
+    if data is _UNREADABLE:
         return
     if isinstance(data, list):
         parts: list[tuple[str | None, Any]] = [(None, data)]
@@ -630,12 +650,8 @@ def _read(path: Path, config: ChainConfig | None, columns: Columns) -> _Reading:
         _read_xlsx(path, headers, reading)
     elif suffix == ".json":
         _read_json(path, headers, reading)
-    elif suffix == ".xls":
-        reading.problems.append(row_problem(0, None, Msg("import_xls")))
-    elif suffix:
-        reading.problems.append(row_problem(0, None, Msg("import_unknown_file_type", suffix=suffix)))
     else:
-        reading.problems.append(row_problem(0, None, Msg("import_no_file_type")))
+        _unsupported(suffix, reading)
     # Patients go first: episodes of the same file refer to them.
     reading.tables.sort(key=lambda t: t.kind != PATIENTS)
     return reading

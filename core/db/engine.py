@@ -74,8 +74,10 @@ def _raise_psycopg_query_cache() -> None:
     longer than 4,096 bytes; a claim's statement names the coordinator's sites (4.4 kB for 50 sites), so
     it paid 85 us a round for it. Longer queries are remembered too (a module setting of psycopg's; a
     psycopg without it is left as it is)."""
-    from psycopg import _queries
-
+    try:
+        from psycopg import _queries
+    except ImportError:  # a psycopg laid out otherwise: nothing to raise
+        return
     if getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", None) == 4096:
         _queries.MAX_CACHED_STATEMENT_LENGTH = 32768
 

@@ -496,11 +496,15 @@ class DayCounts:
         row = self.tasks.get(key)
         if row is None:
             row = self.tasks[key] = [0] * len(TASKS.counts)
-        reached = status in self._reached
         row[0] += sign  # due
+        self._count(row, sign, status, attempts, completed_at, window_start, window_end)
+
+    def _count(self, row: list[int], sign: int, status: str, attempts: int, completed_at: Any,
+               window_start: Any, window_end: Any) -> None:
+        """A task's counts but ``due`` on its day row (the triggers' rules, core/db/rollups.py TASKS)."""
         if attempts > 0:
             row[1] += sign
-        if reached:
+        if status in self._reached:
             row[2] += sign
             row[8] += sign * attempts
             if (completed_at is not None and window_start is not None and window_end is not None
@@ -527,23 +531,8 @@ class DayCounts:
         row = self.tasks.get(key)
         if row is None:
             row = self.tasks[key] = [0] * len(TASKS.counts)
-        for sign, (status, attempts, completed_at) in ((-1, was), (1, now)):
-            if attempts > 0:
-                row[1] += sign
-            if status in self._reached:
-                row[2] += sign
-                row[8] += sign * attempts
-                if (completed_at is not None and window_start is not None and window_end is not None
-                        and window_start <= completed_at <= window_end):
-                    row[3] += sign
-            elif status == TaskStatus.UNSUCCESSFUL:
-                row[4] += sign
-            elif status == TaskStatus.REFUSED:
-                row[5] += sign
-            elif status == TaskStatus.WRONG_NUMBER:
-                row[6] += sign
-            elif status == TaskStatus.OPEN:
-                row[7] += sign
+        self._count(row, -1, *was, window_start, window_end)
+        self._count(row, 1, *now, window_start, window_end)
 
     def call(self, at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
         key = (self.day(at), site, specialty, by)
