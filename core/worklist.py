@@ -106,7 +106,10 @@ def _statement(mine: bool, lateral: bool) -> Any:
         query = query.add_columns(*patient).join(Patient, Patient.id == Task.patient_id).where(callable_patient)
     query = query.where(
         Task.site == bindparam("site"),
-        Task.status == TaskStatus.OPEN,
+        # 'open' written into the statement, not bound: SQLite prepares a statement again at every run when a
+        # bound value could make a partial index usable (ix_tasks_claim is WHERE status = 'open'), which
+        # doubled the worklist's time
+        Task.status == literal_column(f"'{TaskStatus.OPEN.value}'"),
         Task.window_start < cutoff,
         Task.next_attempt_at < cutoff,
         *(Task.channel != c for c in MESSAGE_CHANNELS),  # sent by `followup send`, not called
