@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.calendar import (
     ChinaCalendar,
@@ -101,3 +103,38 @@ def test_year_notice_decides_holidays_and_make_up_days_of_an_unpublished_year(
     assert not site.is_working_day(date(2027, 6, 13))  # ... and a Sunday does not
     assert site.is_published(date(2027, 10, 9))
     assert not site.is_published(date(2028, 1, 3))
+
+
+@settings(max_examples=60)
+@given(st.sampled_from(["CN", "GB", "US", "DE"]), st.dates(min_value=date(2027, 1, 1), max_value=date(2031, 12, 31)))
+def test_guessed_days_come_back_from_the_cache_as_holidays_gives_them(country: str, day: date) -> None:
+    """The days off a command reads from the per-user cache are ``holidays``' own answers, day by day."""
+    import holidays
+
+    from core import calendar
+
+    expected = bool(holidays.country_holidays(country).is_working_day(day))
+    calendar._days_off.cache_clear()
+    assert calendar._guessed_working_day(country, day) is expected  # computed (and stored)
+    calendar._days_off.cache_clear()
+    assert calendar._guessed_working_day(country, day) is expected  # read back from the cache
+
+
+def test_a_command_with_the_days_off_in_its_cache_does_not_import_holidays(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The package costs a tenth of a second to import: asked once, not again in every command."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom datetime import date\nfrom core.calendar import default_calendar\n"
+             "cn = default_calendar('CN')\n"
+             "print(cn.is_working_day(date(2030, 10, 1)), cn.is_working_day(date(2030, 10, 9)),"
+             " 'holidays' in sys.modules)")
+    env = {**os.environ, "FOLLOWUP_CACHE_DIR": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["False", "True", "True"]  # National Day (guessed), an ordinary Wednesday
+    assert again.stdout.split() == ["False", "True", "False"]
+    off = subprocess.run([sys.executable, "-c", probe], env={**env, "FOLLOWUP_CACHE_DIR": "off"},
+                         capture_output=True, text=True, check=True)
+    assert off.stdout.split() == ["False", "True", "True"]
