@@ -600,7 +600,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                 final = rng.choice(FAILED)
             gap = min(timedelta(days=1), (REPORT_NOW - due) / (k + 1))
             for i in range(k):
-                at = due + gap * i + timedelta(minutes=rng.randrange(20))
+                # a few minutes late, but within its share of the time: the calls stay in order and in the past
+                at = due + gap * i + min(timedelta(minutes=rng.randrange(20)), gap / 2)
                 outcome = final if i == k - 1 else rng.choice(FAILED)
                 answers: dict[str, str] = {}
                 if outcome == final and final in ("reached", "booked") and rng.random() < 0.3:
