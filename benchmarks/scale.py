@@ -775,6 +775,9 @@ def measure_worklist(db: Database, chain: Chain, out: Results, repeat: int) -> N
             # The best plan for the hand-written query: a generic one (the custom plan PostgreSQL picks for
             # the first executions hashes every patient), prepared once like the framework's statements.
             raw.execute("SET plan_cache_mode = force_generic_plan")
+            # and no parallel workers: at a million tasks the generic plan gathers one or two, milliseconds to
+            # start them for 130 rows (a merge dropped this setting once: the baseline took 26 ms, not 1-2 ms)
+            raw.execute("SET max_parallel_workers_per_gather = 0")
 
         def baseline() -> Any:
             if db.is_pg:
@@ -791,6 +794,7 @@ def measure_worklist(db: Database, chain: Chain, out: Results, repeat: int) -> N
         session.close()
         if db.is_pg:
             raw.execute("RESET plan_cache_mode")
+            raw.execute("RESET max_parallel_workers_per_gather")
             raw.commit()
         raw.close()
     expected: dict[str, list[int]] = defaultdict(list)
