@@ -36,11 +36,9 @@ and costs about what the database takes to load the rows themselves:
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -51,7 +49,7 @@ from core.calls import OUTCOMES, booking_problem, invites_back
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Attempt
-from core.db.uow import copy_rows, unit_of_work
+from core.db.uow import collection_paused, copy_rows, unit_of_work
 from core.importing import ImportFailed, RowProblem, row_problem
 from core.messages import Msg
 from core.planner import planner
@@ -191,21 +189,8 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
                  now: datetime, given_up: Iterable[int] = ()) -> HistoryPlan:
     """Check every call and compute the rows a load writes (reads only). Raises :class:`ImportFailed`
     listing every problem."""
-    with _collection_paused():
+    with collection_paused():
         return _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile: a load builds a few hundred thousand tuples that live
-    until it ends, and the collector would walk them again and again (a third of the planning time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
@@ -386,7 +371,7 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
     from core import access
 
     access.require(config, user, access.IMPORT)
-    with _collection_paused():
+    with collection_paused():
         plan = _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
         result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
                                statuses=dict(plan.statuses))

@@ -19,7 +19,6 @@ The plain per-episode reference the fast path must equal lives with the tests
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db.models import Episode, Patient, Task
-from core.db.uow import UnitOfWork, copy_rows, unit_of_work
+from core.db.uow import UnitOfWork, collection_paused, copy_rows, unit_of_work
 from core.placement import _REGULAR, _UNKNOWN, CALENDAR_UNITS, MilestoneTimes, Placer, regular_offset, shifter
 from core.planner import History, Planner, Timing, planner
 from core.plugins import Plugins
@@ -284,15 +283,10 @@ def schedule(
         first_run = session.execute(select(Task.id).limit(1)).first() is None
         # Core rows in partitions: the ORM's per-row loading cost a tenth of a run on SQLite.
         episodes = session.connection().execute(query.execution_options(yield_per=batch_size))
-        collecting = gc.isenabled()
-        gc.disable()  # the batches' rows are freed by reference counting; collections cost 6% of a run
-        try:
+        with collection_paused():
             _run_batches(session, episodes.partitions(batch_size), config, protocols, writer, reconciler, result,
                          now, first_run=first_run, dry_run=dry_run, provisional_only=provisional_only,
                          progress=progress)
-        finally:
-            if collecting:
-                gc.enable()
     return result
 
 

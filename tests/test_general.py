@@ -76,3 +76,25 @@ def test_the_shipped_specialties_are_what_validation_gives() -> None:
     for _, spec in specialties.values():
         assert validated(spec) == spec
         assert spec.procedures and all(validated(proc) == proc for proc in spec.procedures)
+
+
+def test_a_bulk_write_pauses_collection_and_gives_it_back_as_it_was() -> None:
+    """Scheduling and a call history pause cyclic collection (core.db.uow.collection_paused): afterwards,
+    also after an error, collection is on again if it was on, and stays off if it was off."""
+    import gc
+
+    from core.db.uow import collection_paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with pytest.raises(RuntimeError), collection_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a bad row")
+        assert gc.isenabled()
+        gc.disable()
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

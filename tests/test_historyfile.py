@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clinic_data import write_csv as write
 from test_callhistory import NOW, caller, clinic, history  # noqa: F401 - clinic: the fixture
 
 SH_NOW = NOW.isoformat()
@@ -49,14 +50,6 @@ def statuses(url: str, ids: Any) -> dict[int, str]:
 
     with session_scope(url) as session:
         return dict(session.execute(select(Task.id, Task.status).where(Task.id.in_(list(ids)))).all())
-
-
-def write(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def history_file(url: str, plugins: Any, path: Path) -> tuple[Path, dict[int, str], int]:
