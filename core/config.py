@@ -725,9 +725,11 @@ def _no_pydantic_plugins(installed: Any) -> None:
         found = bool(metadata.entry_points(group="pydantic"))
         cache.put("pydantic-plugins", installed, found)
     if not found:
-        from pydantic.plugin import _loader
-
-        if _loader._plugins is None:
+        try:
+            from pydantic.plugin import _loader
+        except ImportError:  # a pydantic laid out otherwise searches as it always does
+            return
+        if getattr(_loader, "_plugins", False) is None:
             _loader._plugins = {}
 
 
