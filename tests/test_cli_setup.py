@@ -23,6 +23,24 @@ def test_help_does_not_import_the_database_layer() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_installed_followup_command_runs_a_command_end_to_end(tmp_path: Path) -> None:
+    """The console script (core/cli/entry.py, collection off until the database is ready) runs a real
+    command and collects garbage again afterwards: what a coordinator types, not the click object."""
+    import os
+
+    exe = Path(sys.executable).with_name("followup")
+    assert exe.exists(), "the followup script is installed with the package (pyproject [project.scripts])"
+    env = {**os.environ, "FOLLOWUP_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+           "FOLLOWUP_CONFIG": str(ROOT / "config" / "chain.yaml"), "FOLLOWUP_NOW": NOW}
+    demo = subprocess.run([str(exe), "demo", "--locale", "en"], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert demo.returncode == 0, demo.stderr
+    assert "Imported 26 new patients" in demo.stdout and "13812345601" not in demo.stdout
+    probe = ("import gc, sys; from core.cli import entry, main; "
+             "assert not gc.isenabled(); main.resume_collection(); print(gc.isenabled(), gc.get_threshold()[0])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["True", "50000"]
+
+
 def test_demo_schedules_the_chain_and_shows_today(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     first = cli("demo", "--locale", "en", db=db, now=NOW)
