@@ -429,7 +429,7 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
         ids = list(range(top + 1, top + 1 + n))
         for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
             conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        counts = rollups.DayCounts(dialect.name, rollups.offset(conn))
+        counts = rollups.DayCounts(rollups.offset(conn))
     found = plan.found
     stamps: dict[int, Any] = {}  # a call's instant converted, by identity: the task closed by it reuses it
     phone, yes, no = str(Channel.PHONE), (True if pg else 1), (False if pg else 0)
@@ -440,26 +440,14 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
         for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
             add((attempt_id, task_id, instant(at), site, by, outcome, note, None, yes if counted else no, phone,
                  None))
-    else:  # the loop of DayCounts.call, inlined: it runs once per call
-        utc, day_of, days, cut, groups = UTC, counts.day, counts.days, counts.cut, counts.calls
-        reached = counts.call_reached
+    else:  # SQLite: each call's day row added up as the row is made (DayCounts.call, the triggers' rule)
+        utc, call = UTC, counts.call
         for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
             # aware UTC: the text without its "+00:00" (what UTCDateTime stores)
             stamp = at.isoformat(" ", "microseconds")[:26] if at.tzinfo is utc else instant(at)
             stamps[id(at)] = stamp
             add((attempt_id, task_id, stamp, site, by, outcome, note, None, yes if counted else no, phone, None))
-            key = (days.get(stamp[:cut]) or day_of(stamp), site, found[task_id].specialty, by)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [1, 1 if outcome in reached else 0, stamp, stamp]
-                continue
-            group[0] += 1
-            if outcome in reached:
-                group[1] += 1
-            if stamp < group[2]:
-                group[2] = stamp
-            elif stamp > group[3]:
-                group[3] = stamp
+            call(stamp, site, found[task_id].specialty, by, outcome)
     encoded: dict[tuple[type, Any], str] = {}  # a score is given thousands of times: encoded once
     answer_rows = []
     add = answer_rows.append

@@ -450,17 +450,17 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
 
 
 class DayCounts:
-    """Day rows of rows written in bulk while the triggers are held back, added up here and upserted
-    once, grouped: what the triggers would have added row by row.
+    """SQLite's day rows of rows written in bulk while its row triggers are dropped, added up here and
+    upserted once, grouped: what the triggers would have added row by row. (PostgreSQL needs none: its
+    statement triggers count each statement once, grouped.)
 
     The same rules as the SQL sources above (``_task_source``, ``_call_source``, ``_answer_source``);
-    :func:`verify` compares the result with a recount. Instants and days are driver values: text on
-    SQLite (the stored format, compared as text like SQLite compares them), naive UTC datetimes and
-    dates on PostgreSQL. A loader of calls adds each task as it was (``sign`` -1) and as it is (+1).
+    :func:`verify` compares the result with a recount. Instants and days are SQLite's stored text,
+    compared as text like SQLite compares them. A loader of calls adds each task as it was (``sign``
+    -1) and as it is (+1).
     """
 
-    def __init__(self, dialect: str, minutes: int):
-        self.pg = dialect == "postgresql"
+    def __init__(self, minutes: int):
         self.shift = timedelta(minutes=minutes)
         # a day changes only at the offset's minute of an hour: an instant's hour (or minute) decides it
         self.cut = 13 if minutes % 60 == 0 else 16
@@ -472,15 +472,8 @@ class DayCounts:
         self._not_due = frozenset(str(s) for s in NOT_DUE)
         self.call_reached = frozenset(str(s) for s in CALL_REACHED)
 
-    def day(self, instant: Any) -> Any:
-        """The day (a driver value) of an instant (a driver value)."""
-        if self.pg:
-            key = instant.replace(second=0, microsecond=0) if self.cut == 16 else \
-                instant.replace(minute=0, second=0, microsecond=0)
-            day = self.days.get(key)
-            if day is None:
-                day = self.days[key] = (key + self.shift).date()
-            return day
+    def day(self, instant: str) -> str:
+        """The day (stored text) of an instant (stored text)."""
         key = instant[:self.cut]
         day = self.days.get(key)
         if day is None:
@@ -567,21 +560,18 @@ class DayCounts:
             row[4] += 1
 
     def write(self, conn: Connection) -> None:
-        """Add the grouped rows to the day tables (keys in order: the same lock order as the triggers';
-        rows whose counts all cancel out are left alone)."""
+        """Add the grouped rows to the day tables (SQLite: one writer at a time, any order); rows whose
+        counts all cancel out are left alone."""
         d = Dialect(conn.dialect.name)
-        mark = "%s" if self.pg else "?"
         for rollup, groups in ((TASKS, self.tasks), (CALLS, self.calls), (ANSWERS, self.answers)):
             n = len(rollup.counts)
-            # PostgreSQL: keys in order (the lock order); SQLite has one writer at a time
-            items = sorted(groups.items()) if self.pg else groups.items()
-            rows = [(*key, *values) for key, values in items if any(values[:n])]
+            rows = [(*key, *values) for key, values in groups.items() if any(values[:n])]
             if not rows:
                 continue
             names = ", ".join(d.q(c) for c in rollup.columns)
             keys = ", ".join(d.q(k) for k in rollup.keys)
             conn.exec_driver_sql(
-                f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join(mark for _ in rollup.columns)}) "
+                f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join('?' for _ in rollup.columns)}) "
                 f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}", rows)
 
 
