@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import vocab
 from core.config import ChainConfig, Site
-from core.db.models import Answer, Attempt, Complaint, Episode, Patient, Referral, Task
+from core.db.models import Attempt, Episode, Patient, Task
 from core.errors import FollowupError, checked_text
 from core.messages import MESSAGES, Joined, Msg
 from core.plugins import Plugins
@@ -301,6 +301,8 @@ def _record(uow: UnitOfWork, plugins: Plugins, task_id: int, *, outcome: str, an
         task.completed_at = now
         task.booked_at = booked_at
     questions = plugins.questions(task.specialty, task.procedure, task.milestone) if parsed else {}
+    if parsed:
+        from core.db.models import Answer  # mapped on first use (core/db/models/__init__.py)
     for key, value in parsed.items():
         question = questions[key]
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -494,6 +496,8 @@ def apply_action(
         said = ("批评：" if site.locale == "zh_CN" else "criticism: ") + criticism if criticism else None
         description = " — ".join(part for part in (reason, said, note) if part)
         handler = site.complaint_handler.get(site.locale)
+        from core.db.models import Complaint
+
         row = Complaint(task_id=task.id, patient_id=task.patient_id, site=task.site,
                         category=categories[0], categories=categories,
                         staff=staff_named(criticism, config, episode.doctor), description=description,
@@ -507,6 +511,8 @@ def apply_action(
         out.update(task_id=add_extra_call(session, config, task, after, now))
     elif action.kind == "referral" and answers.get("referral_accepted") is True:
         # the invitation was accepted: one referral per call (counted in the month's report)
+        from core.db.models import Referral
+
         if session.execute(select(Referral.id).where(Referral.task_id == task.id)).first() is None:
             row = Referral(kind="accepted", referrer_id=task.patient_id, referred_id=None, site=task.site,
                            task_id=task.id, at=now, by=user)

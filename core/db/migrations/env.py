@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from core.db.models import Base
+from core.db.models import Base, load_all
 
 config = context.config
+load_all()
 target_metadata = Base.metadata
 
 

@@ -3,11 +3,18 @@
 Every constraint is named (``naming_convention``) so Alembic batch mode works on
 SQLite. Tasks keep a snapshot of the offset and window they were scheduled
 with: changing a protocol never rewrites history silently.
+
+The tables every command touches (patients, episodes, tasks, attempts) are mapped on
+import; the others are mapped when a command first names them (``from core.db.models
+import Complaint`` still works): mapping a class costs about 10 M instructions, and a
+coordinator's ``script`` uses four of eighteen. :func:`load_all` maps every one
+(migrations, tests comparing the models with the database).
 """
 
 # No `from __future__ import annotations`: the mapped columns are read from real annotations, not strings
 # (evaluating 215 string annotations cost every command about 20 ms).
 
+import importlib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,7 +23,6 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -282,201 +288,26 @@ class Attempt(Base):
     recording: Mapped[str | None] = mapped_column(Text, nullable=True)  # a URL or file path (0010)
 
 
-class QaReview(Base):
-    """A supervisor's score of one recorded call (the weekly spot check, seed 002)."""
-
-    __tablename__ = "qa_reviews"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
-    score: Mapped[int] = mapped_column(Integer)
-    note: Mapped[str | None] = mapped_column(Text, nullable=True)
-    by: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
+# The tables mapped on first use, by module of this package.
+_LAZY = {
+    **dict.fromkeys(("Answer", "Complaint", "Escalation", "QaReview", "Referral"), "calls"),
+    "AuditEntry": "audit",
+    **dict.fromkeys(("OutboxMessage", "PatientOptout", "ServiceKey"), "messages"),
+    **dict.fromkeys(("AnswerDay", "CallDay", "ReportSettings", "TaskDay"), "reports"),
+}
 
 
-class Referral(Base):
-    """A referral: an invitation accepted in a call (``accepted``), or a new patient naming a referrer."""
-
-    __tablename__ = "referrals"
-    __table_args__ = (Index("ix_referrals_at", "at", "site"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    referrer_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    referred_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
-    site: Mapped[str] = mapped_column(String(64))
-    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    by: Mapped[str] = mapped_column(String(64))
+def __getattr__(name: str) -> Any:
+    group = _LAZY.get(name)
+    if group is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{group}")
+    for mapped in (n for n, g in _LAZY.items() if g == group):
+        globals()[mapped] = getattr(module, mapped)
+    return globals()[name]
 
 
-class Answer(Base):
-    __tablename__ = "answers"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
-    question: Mapped[str] = mapped_column(String(64))
-    dimension: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    value: Mapped[Any] = mapped_column(JSON)
-    number: Mapped[float | None] = mapped_column(nullable=True)
-
-
-class Complaint(Base):
-    __tablename__ = "complaints"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    site: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(32))
-    staff: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    description: Mapped[str] = mapped_column(Text)
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    response: Mapped[str | None] = mapped_column(Text, nullable=True)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default="open")
-    # One complaint per call with every category it touches (0011); ``category`` is the first.
-    categories: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    # Who answers it first: the role the site names (default 执行院长助理, seed 002).
-    handler_role: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-class Escalation(Base):
-    __tablename__ = "escalations"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
-    site: Mapped[str] = mapped_column(String(64))
-    doctor: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    reason: Mapped[str] = mapped_column(Text)
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default="open")
-    # The closed loop (0011): how urgent, who must act (a staff username), by when, and who opened it
-    # (a coordinator's own judgement, or the rules of a reached call).
-    severity: Mapped[str] = mapped_column(String(20), default="clinical", server_default="clinical")
-    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-class AuditEntry(Base):
-    __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    user: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    entity: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    patient_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # the real time the row was written (``at`` is the command's clock, --now in a demo) (0013)
-    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # the tamper-evident chain (core/audit.py): sha256 of the previous row's hash and this row's content
-    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-# -- messages (0008): the outbox, opt-outs per channel, the questionnaire links' key ------------------
-class OutboxMessage(Base):
-    __tablename__ = "outbox"
-    __table_args__ = (
-        UniqueConstraint("task_id", "kind", "channel", "seq"),
-        Index("ix_outbox_due", "status", "next_try_at"),
-        Index("ix_outbox_patient", "patient_id", "sent_at"),
-        Index("ix_outbox_provider", "channel", "provider_id"),
-    )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
-    site: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(32))
-    seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    locale: Mapped[str] = mapped_column(String(10))
-    recipient: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    subject: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    body: Mapped[str] = mapped_column(Text)
-    html: Mapped[str | None] = mapped_column(Text, nullable=True)
-    link: Mapped[str | None] = mapped_column(Text, nullable=True)
-    template: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    status: Mapped[str] = mapped_column(String(20))
-    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    next_try_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    sender: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class PatientOptout(Base):
-    __tablename__ = "patient_optouts"
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    by: Mapped[str] = mapped_column(String(64))
-
-
-class ServiceKey(Base):
-    __tablename__ = "service_keys"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
-
-
-# -- per-day counts for reports, kept by triggers (core/db/rollups.py, migration 0004) ---------------
-class ReportSettings(Base):
-    __tablename__ = "report_settings"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    offset_minutes: Mapped[int] = mapped_column(Integer)  # the rollups' day: UTC shifted by this
-    deferred: Mapped[int] = mapped_column(Integer, default=0)  # 1 only inside a scheduling run's transaction
-
-
-class TaskDay(Base):
-    __tablename__ = "report_task_days"
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    site: Mapped[str] = mapped_column(String(64), primary_key=True)
-    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
-    due: Mapped[int] = mapped_column(Integer, default=0)
-    attempted: Mapped[int] = mapped_column(Integer, default=0)
-    reached: Mapped[int] = mapped_column(Integer, default=0)
-    reached_in_window: Mapped[int] = mapped_column(Integer, default=0)
-    unsuccessful: Mapped[int] = mapped_column(Integer, default=0)
-    refused: Mapped[int] = mapped_column(Integer, default=0)
-    wrong_number: Mapped[int] = mapped_column(Integer, default=0)
-    open: Mapped[int] = mapped_column(Integer, default=0)
-    reached_attempts: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class CallDay(Base):
-    __tablename__ = "report_call_days"
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    site: Mapped[str] = mapped_column(String(64), primary_key=True)
-    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
-    by: Mapped[str] = mapped_column(String(64), primary_key=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    reached: Mapped[int] = mapped_column(Integer, default=0)
-    first_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class AnswerDay(Base):
-    __tablename__ = "report_answer_days"
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    site: Mapped[str] = mapped_column(String(64), primary_key=True)
-    specialty: Mapped[str] = mapped_column(String(64), primary_key=True)
-    question: Mapped[str] = mapped_column(String(64), primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(64), primary_key=True)
-    n: Mapped[int] = mapped_column(Integer, default=0)
-    total: Mapped[float] = mapped_column(Float, default=0)
-    top2: Mapped[int] = mapped_column(Integer, default=0)
-    promoters: Mapped[int] = mapped_column(Integer, default=0)
-    detractors: Mapped[int] = mapped_column(Integer, default=0)
+def load_all() -> None:
+    """Map every table (each is otherwise mapped when first named), e.g. to compare them with the database."""
+    for group in sorted(set(_LAZY.values())):
+        importlib.import_module(f"{__name__}.{group}")
