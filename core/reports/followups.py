@@ -14,9 +14,14 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from core.db.models import LEAD_TRIGGERS, Answer, Attempt, Patient, QaReview, Referral, Task
+from core.db import models
+from core.db.models import LEAD_TRIGGERS
 from core.reports.queries import INTERRUPTIONS_PREDICATE, REACHED, Scope
 from core.vocab import TaskStatus
+
+# tables, not mapped objects: Core statements (see core/reports/queries.py)
+tasks, attempts, answers, patients = (m.__table__ for m in (models.Task, models.Attempt, models.Answer, models.Patient))
+qa_reviews, referrals_table = models.QaReview.__table__, models.Referral.__table__  # referrals(): the figures
 
 INTERRUPTION_REASONS = ("cost", "time", "fear", "result", "other")
 GREETING = "greeting"
@@ -39,10 +44,10 @@ def interruption_reasons(session: Session, scope: Scope, start: datetime, end: d
     """Why treatment was interrupted: the coded answers given on calls made in the period (from their
     partial index, ix_answers_interruptions: a few among all the answers)."""
     rows = session.execute(
-        select(Task.site, Task.specialty, Answer.value)
-        .join(Attempt, Attempt.id == Answer.attempt_id)
-        .join(Task, Task.id == Answer.task_id)
-        .where(text(INTERRUPTIONS_PREDICATE), Attempt.at >= start, Attempt.at < end, *scope.task_filter())
+        select(tasks.c.site, tasks.c.specialty, answers.c.value)
+        .join(attempts, attempts.c.id == answers.c.attempt_id)
+        .join(tasks, tasks.c.id == answers.c.task_id)
+        .where(text(INTERRUPTIONS_PREDICATE), attempts.c.at >= start, attempts.c.at < end, *scope.task_filter())
     ).all()
     total = Counter(str(value) for _, _, value in rows)
     grouped = Counter((site, specialty, str(value)) for site, specialty, value in rows)
@@ -57,11 +62,11 @@ def interruption_reasons(session: Session, scope: Scope, start: datetime, end: d
 def bookings(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
     """Appointments made on calls of the period that invite patients back (sales leads are counted apart)."""
     rows = session.execute(
-        select(Task.site, Task.specialty, func.count())
-        .where(Task.status == TaskStatus.BOOKED, Task.completed_at >= start, Task.completed_at < end,
-               Task.trigger.not_in(LEAD_TRIGGERS), *scope.task_filter())
-        .group_by(Task.site, Task.specialty)
-        .order_by(Task.site, Task.specialty)
+        select(tasks.c.site, tasks.c.specialty, func.count())
+        .where(tasks.c.status == TaskStatus.BOOKED, tasks.c.completed_at >= start, tasks.c.completed_at < end,
+               tasks.c.trigger.not_in(LEAD_TRIGGERS), *scope.task_filter())
+        .group_by(tasks.c.site, tasks.c.specialty)
+        .order_by(tasks.c.site, tasks.c.specialty)
     ).all()
     return {"reviews_booked": sum(n for *_, n in rows),
             "by_site": [{"site": site, "specialty": specialty, "n": n} for site, specialty, n in rows]}
@@ -69,18 +74,17 @@ def bookings(session: Session, scope: Scope, start: datetime, end: datetime) -> 
 
 def referrals(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
     """Invitations accepted on calls, and new patients imported with ``referred_by``, in the period."""
-    where = [Referral.at >= start, Referral.at < end, Referral.site.in_(scope.sites)]
-    by_site = session.execute(
-        select(Referral.site, Referral.kind, func.count()).where(*where).group_by(Referral.site, Referral.kind)
-    ).all()
+    r = referrals_table.c
+    where = [r.at >= start, r.at < end, r.site.in_(scope.sites)]
+    by_site = session.execute(select(r.site, r.kind, func.count()).where(*where).group_by(r.site, r.kind)).all()
     sites: dict[str, dict[str, Any]] = {}
     for site, kind, n in by_site:
         sites.setdefault(site, {"site": site, "accepted": 0, "referred": 0})[kind] = n
     by_referrer = session.execute(
-        select(Patient.external_id, Patient.name, Referral.kind, func.count())
-        .join(Patient, Patient.id == Referral.referrer_id)
+        select(patients.c.external_id, patients.c.name, referrals_table.c.kind, func.count())
+        .join(patients, patients.c.id == referrals_table.c.referrer_id)
         .where(*where)
-        .group_by(Patient.external_id, Patient.name, Referral.kind)
+        .group_by(patients.c.external_id, patients.c.name, referrals_table.c.kind)
     ).all()
     referrers: dict[str, dict[str, Any]] = {}
     for external_id, name, kind, n in by_referrer:
@@ -99,10 +103,10 @@ def sweep(session: Session, scope: Scope, start: datetime, end: datetime) -> dic
     """The month-end sweep: follow-ups it gave one more attempt in the period, and how many it reached
     (from the partial index ix_tasks_swept: a range on ``swept_at`` implies its ``IS NOT NULL``)."""
     rows = session.execute(
-        select(Task.site, func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
-        .where(Task.swept_at >= start, Task.swept_at < end, *scope.task_filter())
-        .group_by(Task.site)
-        .order_by(Task.site)
+        select(tasks.c.site, func.count(), func.sum(case((tasks.c.status.in_(REACHED), 1), else_=0)))
+        .where(tasks.c.swept_at >= start, tasks.c.swept_at < end, *scope.task_filter())
+        .group_by(tasks.c.site)
+        .order_by(tasks.c.site)
     ).all()
     by_site = [{"site": site, "swept": n, "recovered": int(recovered or 0)} for site, n, recovered in rows]
     return {"swept": sum(r["swept"] for r in by_site), "recovered": sum(r["recovered"] for r in by_site),
@@ -112,9 +116,9 @@ def sweep(session: Session, scope: Scope, start: datetime, end: datetime) -> dic
 def greetings(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
     """Birthday and anniversary greetings due in the period, and those sent or made."""
     due, done = session.execute(
-        select(func.count(), func.sum(case((Task.status.in_(REACHED), 1), else_=0)))
-        .where(text(GREETINGS_PREDICATE), Task.due_at >= start, Task.due_at < end, Task.status != TaskStatus.CANCELLED,
-               *scope.task_filter())
+        select(func.count(), func.sum(case((tasks.c.status.in_(REACHED), 1), else_=0)))
+        .where(text(GREETINGS_PREDICATE), tasks.c.due_at >= start, tasks.c.due_at < end,
+               tasks.c.status != TaskStatus.CANCELLED, *scope.task_filter())
     ).one()
     return {"due": due, "done": int(done or 0)}
 
@@ -122,9 +126,9 @@ def greetings(session: Session, scope: Scope, start: datetime, end: datetime) ->
 def qa_by_coordinator(session: Session, scope: Scope, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
     """Calls of the period a supervisor scored, per coordinator: how many, and their average score."""
     rows = session.execute(
-        select(Attempt.by, func.count(), func.avg(QaReview.score))
-        .join(QaReview, QaReview.attempt_id == Attempt.id)
-        .where(Attempt.at >= start, Attempt.at < end, Attempt.site.in_(scope.sites))
-        .group_by(Attempt.by)
+        select(attempts.c.by, func.count(), func.avg(qa_reviews.c.score))
+        .join(qa_reviews, qa_reviews.c.attempt_id == attempts.c.id)
+        .where(attempts.c.at >= start, attempts.c.at < end, attempts.c.site.in_(scope.sites))
+        .group_by(attempts.c.by)
     ).all()
     return {by: {"qa_reviewed": n, "qa_avg_score": round(float(avg), 1)} for by, n, avg in rows}

@@ -37,27 +37,22 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
 from core import vocab
-from core.db import rollups
-from core.db.models import (
-    LEADS_PREDICATE,
-    Answer,
-    AnswerDay,
-    Attempt,
-    CallDay,
-    Complaint,
-    Episode,
-    Escalation,
-    Patient,
-    ReportSettings,
-    Task,
-    TaskDay,
-)
+from core.db import models, rollups
+from core.db.models import LEADS_PREDICATE
 from core.vocab import TaskStatus
+
+# The report reads tables, not mapped objects: a Core statement skips the ORM's compile step and the
+# mappers' configuration (about a third of the report's own work, counted in instructions).
+tasks, attempts, episodes, patients = (
+    m.__table__ for m in (models.Task, models.Attempt, models.Episode, models.Patient))
+answers, complaints, escalations = (m.__table__ for m in (models.Answer, models.Complaint, models.Escalation))
+answer_days, call_days, report_settings, task_days = (
+    m.__table__ for m in (models.AnswerDay, models.CallDay, models.ReportSettings, models.TaskDay))
 
 # what counts (task statuses, call outcomes): one definition for the rows and the day counts
 REACHED, ANSWERED, NOT_DUE, CALL_REACHED = rollups.REACHED, rollups.ANSWERED, rollups.NOT_DUE, rollups.CALL_REACHED
@@ -95,15 +90,15 @@ class Scope:
         ``(at, site, by, outcome)``: the planner starts from the period's calls and
         looks up answers only for the calls that can have some.
         """
-        where = [Attempt.site.in_(self.sites), Attempt.outcome.in_(ANSWERED)]
+        where = [attempts.c.site.in_(self.sites), attempts.c.outcome.in_(ANSWERED)]
         if self.specialties:
-            where.append(Task.specialty.in_(self.specialties))
+            where.append(tasks.c.specialty.in_(self.specialties))
         return where
 
     def task_filter(self) -> list[ColumnElement[bool]]:
-        where = [Task.site.in_(self.sites)]
+        where = [tasks.c.site.in_(self.sites)]
         if self.specialties:
-            where.append(Task.specialty.in_(self.specialties))
+            where.append(tasks.c.specialty.in_(self.specialties))
         return where
 
 
@@ -143,7 +138,7 @@ def _text_of(session: Session, column: Any) -> ColumnElement[str]:
 
 # -- the period's due tasks ------------------------------------------------------------------------
 def _due_where(scope: Scope, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-    return [Task.due_at >= start, Task.due_at < end, Task.status.notin_(NOT_DUE), *scope.task_filter()]
+    return [tasks.c.due_at >= start, tasks.c.due_at < end, tasks.c.status.notin_(NOT_DUE), *scope.task_filter()]
 
 
 def _with_last_attempt(query: Any, pg: bool) -> tuple[Any, Any]:
@@ -155,16 +150,16 @@ def _with_last_attempt(query: Any, pg: bool) -> tuple[Any, Any]:
     """
     if pg:
         latest = (
-            select(Attempt.by, Attempt.outcome, Attempt.at)
-            .where(Attempt.task_id == Task.id)
-            .order_by(Attempt.id.desc())
+            select(attempts.c.by, attempts.c.outcome, attempts.c.at)
+            .where(attempts.c.task_id == tasks.c.id)
+            .order_by(attempts.c.id.desc())
             .limit(1)
             .lateral("last_attempt")
         )
         return query.outerjoin(latest, true()), latest.c
-    last = aliased(Attempt, name="last_attempt")
-    last_id = select(func.max(Attempt.id)).where(Attempt.task_id == Task.id).correlate(Task).scalar_subquery()
-    return query.outerjoin(last, last.id == last_id), last
+    last = attempts.alias("last_attempt")
+    last_id = select(func.max(attempts.c.id)).where(attempts.c.task_id == tasks.c.id).correlate(tasks).scalar_subquery()
+    return query.outerjoin(last, last.c.id == last_id), last.c
 
 
 def due_rows(
@@ -177,26 +172,26 @@ def due_rows(
     are joined only for the breakdowns that group by them.
     """
     columns: list[Any] = [
-        Task.id.label("task_id"),
-        Task.episode_id,
-        Task.patient_id,
-        Task.status,
-        Task.site,
-        Task.specialty,
-        Task.procedure,
-        Task.milestone,
-        Task.due_at,
-        Task.completed_at,
-        Task.window_start,
-        Task.window_end,
-        Task.attempts_logged.label("n_attempts"),
+        tasks.c.id.label("task_id"),
+        tasks.c.episode_id,
+        tasks.c.patient_id,
+        tasks.c.status,
+        tasks.c.site,
+        tasks.c.specialty,
+        tasks.c.procedure,
+        tasks.c.milestone,
+        tasks.c.due_at,
+        tasks.c.completed_at,
+        tasks.c.window_start,
+        tasks.c.window_end,
+        tasks.c.attempts_logged.label("n_attempts"),
     ]
-    query = select(*columns).select_from(Task)
+    query = select(*columns).select_from(tasks)
     if last:
         query, latest = _with_last_attempt(query, pg)
         query = query.add_columns(latest.by.label("last_by"))
     if doctor:
-        query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
+        query = query.add_columns(episodes.c.doctor.label("doctor")).join(episodes, episodes.c.id == tasks.c.episode_id)
     return query.where(*_due_where(scope, start, end)).subquery("due")
 
 
@@ -231,7 +226,7 @@ def rollup_days(session: Session, boundaries: Sequence[datetime]) -> list[date] 
     """The days of the per-day counts (core/db/rollups.py) the boundaries start, or None when one
     of them is not a midnight of those days (a summer-time change, another timezone): then the
     figures are counted from the rows."""
-    minutes = session.execute(select(ReportSettings.offset_minutes).where(ReportSettings.id == 1)).scalar()
+    minutes = session.execute(select(report_settings.c.offset_minutes).where(report_settings.c.id == 1)).scalar()
     return None if minutes is None else rollups.days_of(boundaries, minutes)
 
 
@@ -251,11 +246,11 @@ def task_summary(
     if days is None:
         return task_summary_rows(session, scope, boundaries)
     names = (*COUNTS, "reached_attempts")
-    where = [TaskDay.day >= days[0], TaskDay.day < days[-1], TaskDay.site.in_(scope.sites)]
+    where = [task_days.c.day >= days[0], task_days.c.day < days[-1], task_days.c.site.in_(scope.sites)]
     if scope.specialties:
-        where.append(TaskDay.specialty.in_(scope.specialties))
+        where.append(task_days.c.specialty.in_(scope.specialties))
     inner = (
-        select(_bucket(TaskDay.day, days).label("bucket"), TaskDay.site, *(TaskDay.__table__.c[n] for n in names))
+        select(_bucket(task_days.c.day, days).label("bucket"), task_days.c.site, *(task_days.c[n] for n in names))
         .where(*where)
         .subquery("days")
     )
@@ -270,7 +265,7 @@ def task_summary(
 
 
 def _sales_pairs(scope: Scope) -> list[ColumnElement[bool]]:
-    return [and_(Task.specialty == s, Task.procedure == p) for s, p in scope.sales_procedures]
+    return [and_(tasks.c.specialty == s, tasks.c.procedure == p) for s, p in scope.sales_procedures]
 
 
 def _lead_columns(c: Any) -> list[Any]:
@@ -291,11 +286,11 @@ def _lead_summary(
         return {}
     inner = (
         select(
-            _bucket(Task.due_at, boundaries).label("bucket"),
-            Task.site,
-            Task.status,
-            Task.attempts_logged.label("n_attempts"),
-            Task.episode_id.label("lead"),
+            _bucket(tasks.c.due_at, boundaries).label("bucket"),
+            tasks.c.site,
+            tasks.c.status,
+            tasks.c.attempts_logged.label("n_attempts"),
+            tasks.c.episode_id.label("lead"),
         )
         .where(text(LEADS_PREDICATE), or_(*pairs), *_due_where(scope, boundaries[0], boundaries[-1]))
         .subquery("leads")
@@ -326,14 +321,14 @@ def task_summary_rows(
     sales = or_(*pairs) if pairs else false()
     inner = (
         select(
-            _bucket(Task.due_at, boundaries).label("bucket"),
-            Task.site,
-            Task.status,
-            Task.attempts_logged.label("n_attempts"),
-            Task.completed_at,
-            Task.window_start,
-            Task.window_end,
-            case((sales, Task.episode_id), else_=None).label("lead"),
+            _bucket(tasks.c.due_at, boundaries).label("bucket"),
+            tasks.c.site,
+            tasks.c.status,
+            tasks.c.attempts_logged.label("n_attempts"),
+            tasks.c.completed_at,
+            tasks.c.window_start,
+            tasks.c.window_end,
+            case((sales, tasks.c.episode_id), else_=None).label("lead"),
         )
         .where(*_due_where(scope, boundaries[0], boundaries[-1]))
         .subquery("due")
@@ -403,27 +398,27 @@ def answer_rows(
 ) -> Subquery:
     """The answers given in calls made in [start, end), with the task's site and procedure."""
     columns: list[Any] = [
-        Answer.task_id,
-        Answer.question,
-        func.coalesce(Answer.dimension, Answer.question).label("dimension"),
-        Answer.number,
-        _text_of(session, Answer.value).label("text"),
-        Attempt.by,
-        Attempt.at,
-        Task.site,
-        Task.specialty,
-        Task.procedure,
-        Task.patient_id,
+        answers.c.task_id,
+        answers.c.question,
+        func.coalesce(answers.c.dimension, answers.c.question).label("dimension"),
+        answers.c.number,
+        _text_of(session, answers.c.value).label("text"),
+        attempts.c.by,
+        attempts.c.at,
+        tasks.c.site,
+        tasks.c.specialty,
+        tasks.c.procedure,
+        tasks.c.patient_id,
     ]
     query = (
         select(*columns)
-        .select_from(Answer)
-        .join(Attempt, Attempt.id == Answer.attempt_id)
-        .join(Task, Task.id == Answer.task_id)
+        .select_from(answers)
+        .join(attempts, attempts.c.id == answers.c.attempt_id)
+        .join(tasks, tasks.c.id == answers.c.task_id)
     )
     if doctor:
-        query = query.add_columns(Episode.doctor.label("doctor")).join(Episode, Episode.id == Task.episode_id)
-    return query.where(Attempt.at >= start, Attempt.at < end, *scope.call_filter()).subquery("ans")
+        query = query.add_columns(episodes.c.doctor.label("doctor")).join(episodes, episodes.c.id == tasks.c.episode_id)
+    return query.where(attempts.c.at >= start, attempts.c.at < end, *scope.call_filter()).subquery("ans")
 
 
 SCORES = ("n", "total", "top2", "promoters", "detractors")
@@ -456,14 +451,14 @@ def answer_summary(
     days = rollup_days(session, boundaries)
     if days is None:
         return answer_summary_rows(session, scope, boundaries)
-    A = AnswerDay
+    A = answer_days.c
     where = [A.day >= days[0], A.day < days[-1], A.site.in_(scope.sites),
              A.question.in_(_scale_and_headline_questions(scope))]
     if scope.specialties:
         where.append(A.specialty.in_(scope.specialties))
     inner = (
         select(_bucket(A.day, days).label("bucket"), A.site, A.specialty, A.question, A.dimension,
-               *(A.__table__.c[n] for n in SCORES))
+               *(A[n] for n in SCORES))
         .where(*where)
         .subquery("days")
     )
@@ -489,21 +484,21 @@ def answer_summary_rows(
     questions = _scale_and_headline_questions(scope)
     inner = (
         select(
-            _bucket(Attempt.at, boundaries).label("bucket"),
-            Task.site,
-            Task.specialty,
-            Answer.question,
-            func.coalesce(Answer.dimension, Answer.question).label("dimension"),
-            Answer.number,
+            _bucket(attempts.c.at, boundaries).label("bucket"),
+            tasks.c.site,
+            tasks.c.specialty,
+            answers.c.question,
+            func.coalesce(answers.c.dimension, answers.c.question).label("dimension"),
+            answers.c.number,
         )
-        .select_from(Attempt)
-        .join(Answer, Answer.attempt_id == Attempt.id)
-        .join(Task, Task.id == Answer.task_id)
+        .select_from(attempts)
+        .join(answers, answers.c.attempt_id == attempts.c.id)
+        .join(tasks, tasks.c.id == answers.c.task_id)
         .where(
-            Attempt.at >= boundaries[0],
-            Attempt.at < boundaries[-1],
-            Answer.number.is_not(None),
-            Answer.question.in_(questions),
+            attempts.c.at >= boundaries[0],
+            attempts.c.at < boundaries[-1],
+            answers.c.number.is_not(None),
+            answers.c.question.in_(questions),
             *scope.call_filter(),
         )
         .subquery("ans")
@@ -611,11 +606,11 @@ def text_answers(session: Session, base: Subquery) -> list[Any]:
             base.c.at,
             base.c.site,
             base.c.text,
-            Patient.external_id,
-            Patient.name,
-            Patient.phone,
+            patients.c.external_id,
+            patients.c.name,
+            patients.c.phone,
         )
-        .join(Patient, Patient.id == base.c.patient_id)
+        .join(patients, patients.c.id == base.c.patient_id)
         .where(
             base.c.question.in_((PRAISE, CRITICISM, SUGGESTIONS)), base.c.text.is_not(None), base.c.text != ""
         )
@@ -639,21 +634,21 @@ def staff_from_answers(rows: Iterable[Any]) -> list[dict[str, Any]]:
 def _specialty_tasks(scope: Scope, column: Any) -> list[ColumnElement[bool]]:
     if not scope.specialties:
         return []
-    return [column.in_(select(Task.id).where(Task.specialty.in_(scope.specialties)))]
+    return [column.in_(select(tasks.c.id).where(tasks.c.specialty.in_(scope.specialties)))]
 
 
 def complaint_figures(
     session: Session, scope: Scope, start: datetime, end: datetime, now: datetime
 ) -> dict[str, Any]:
     where = [
-        Complaint.opened_at >= start,
-        Complaint.opened_at < end,
-        Complaint.site.in_(scope.sites),
-        *_specialty_tasks(scope, Complaint.task_id),
+        complaints.c.opened_at >= start,
+        complaints.c.opened_at < end,
+        complaints.c.site.in_(scope.sites),
+        *_specialty_tasks(scope, complaints.c.task_id),
     ]
-    on_time = and_(Complaint.responded_at.is_not(None), Complaint.responded_at <= Complaint.due_at)
+    on_time = and_(complaints.c.responded_at.is_not(None), complaints.c.responded_at <= complaints.c.due_at)
     overdue = and_(
-        Complaint.status != "closed", Complaint.responded_at.is_(None), Complaint.due_at < now
+        complaints.c.status != "closed", complaints.c.responded_at.is_(None), complaints.c.due_at < now
     )
     row = (
         session.execute(
@@ -661,7 +656,7 @@ def complaint_figures(
                 func.count().label("opened"),
                 func.sum(case((on_time, 1), else_=0)).label("responded_within_3d"),
                 func.sum(case((overdue, 1), else_=0)).label("overdue"),
-                func.sum(case((Complaint.status == "closed", 1), else_=0)).label("closed"),
+                func.sum(case((complaints.c.status == "closed", 1), else_=0)).label("closed"),
             ).where(*where)
         )
         .mappings()
@@ -669,7 +664,7 @@ def complaint_figures(
     )
     # One call's complaint counts under each of its categories (core/calls.py merges them; issue 14 item 14).
     per_category: dict[str, int] = {}
-    for category, several in session.execute(select(Complaint.category, Complaint.categories).where(*where)):
+    for category, several in session.execute(select(complaints.c.category, complaints.c.categories).where(*where)):
         for c in dict.fromkeys(several or [category]):
             per_category[c] = per_category.get(c, 0) + 1
     categories = list(per_category.items())
@@ -691,14 +686,15 @@ def escalation_figures(
     session: Session, scope: Scope, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     where = [
-        Escalation.opened_at >= start,
-        Escalation.opened_at < end,
-        Escalation.site.in_(scope.sites),
-        *_specialty_tasks(scope, Escalation.task_id),
+        escalations.c.opened_at >= start,
+        escalations.c.opened_at < end,
+        escalations.c.site.in_(scope.sites),
+        *_specialty_tasks(scope, escalations.c.task_id),
     ]
-    resolved = Escalation.resolved_at.is_not(None)
+    resolved = escalations.c.resolved_at.is_not(None)
     # Past its deadline and not resolved when the report was made (core/escalations.py).
-    overdue = and_(Escalation.status != "resolved", Escalation.due_at.is_not(None), Escalation.due_at < (now or end))
+    e = escalations.c
+    overdue = and_(e.status != "resolved", e.due_at.is_not(None), e.due_at < (now or end))
     row = session.execute(
         select(
             func.count().label("opened"), func.sum(case((resolved, 1), else_=0)).label("resolved"),
@@ -706,7 +702,7 @@ def escalation_figures(
         ).where(*where)
     ).one()
     spans = session.execute(
-        select(Escalation.opened_at, Escalation.resolved_at).where(*where, resolved)
+        select(escalations.c.opened_at, escalations.c.resolved_at).where(*where, resolved)
     ).all()
     hours = [(done - opened).total_seconds() / 3600 for opened, done in spans]
     return {
@@ -717,29 +713,34 @@ def escalation_figures(
     }
 
 
+# the patient of a complaint's or an escalation's row, under names no column of theirs has
+_PATIENT_OF_ROW = (patients.c.external_id.label("patient_external_id"), patients.c.name.label("patient_name"),
+                   patients.c.phone.label("patient_phone"))
+
+
 def open_complaints(
     session: Session, scope: Scope, end: datetime, now: datetime
 ) -> list[dict[str, Any]]:
     query = (
-        select(Complaint, Patient.external_id, Patient.name, Patient.phone)
-        .join(Patient, Patient.id == Complaint.patient_id)
+        select(complaints, *_PATIENT_OF_ROW)
+        .join(patients, patients.c.id == complaints.c.patient_id)
         .where(
-            Complaint.status != "closed",
-            Complaint.opened_at < end,
-            Complaint.site.in_(scope.sites),
-            *_specialty_tasks(scope, Complaint.task_id),
+            complaints.c.status != "closed",
+            complaints.c.opened_at < end,
+            complaints.c.site.in_(scope.sites),
+            *_specialty_tasks(scope, complaints.c.task_id),
         )
-        .order_by(Complaint.due_at, Complaint.id)
+        .order_by(complaints.c.due_at, complaints.c.id)
     )
     return [
         {
-            "complaint": c,
-            "patient_id": ext,
-            "patient_name": name,
-            "phone": phone,
+            "complaint": c,  # a row: the complaint's columns by name
+            "patient_id": c.patient_external_id,
+            "patient_name": c.patient_name,
+            "phone": c.patient_phone,
             "overdue": c.responded_at is None and c.due_at < now,
         }
-        for c, ext, name, phone in session.execute(query)
+        for c in session.execute(query)
     ]
 
 
@@ -748,25 +749,25 @@ def open_escalations(
 ) -> list[dict[str, Any]]:
     """Escalations not resolved when the report is made, opened before the period ended: overdue first."""
     query = (
-        select(Escalation, Patient.external_id, Patient.name, Patient.phone)
-        .join(Patient, Patient.id == Escalation.patient_id)
+        select(escalations, *_PATIENT_OF_ROW)
+        .join(patients, patients.c.id == escalations.c.patient_id)
         .where(
-            Escalation.status != "resolved",
-            Escalation.opened_at < end,
-            Escalation.site.in_(scope.sites),
-            *_specialty_tasks(scope, Escalation.task_id),
+            escalations.c.status != "resolved",
+            escalations.c.opened_at < end,
+            escalations.c.site.in_(scope.sites),
+            *_specialty_tasks(scope, escalations.c.task_id),
         )
-        .order_by(Escalation.due_at, Escalation.id)
+        .order_by(escalations.c.due_at, escalations.c.id)
     )
     rows = [
         {
-            "escalation": e,
-            "patient_id": ext,
-            "patient_name": name,
-            "phone": phone,
+            "escalation": e,  # a row: the escalation's columns by name
+            "patient_id": e.patient_external_id,
+            "patient_name": e.patient_name,
+            "phone": e.patient_phone,
             "overdue": e.due_at is not None and e.due_at < now,
         }
-        for e, ext, name, phone in session.execute(query)
+        for e in session.execute(query)
     ]
     return sorted(rows, key=lambda r: not r["overdue"])
 
@@ -795,21 +796,21 @@ def coordinator_figures(
     if days is None:
         query = _coordinator_rows(scope, day_starts)
     else:
-        where = [CallDay.day >= days[0], CallDay.day < days[-1], CallDay.site.in_(scope.sites)]
+        where = [call_days.c.day >= days[0], call_days.c.day < days[-1], call_days.c.site.in_(scope.sites)]
         if scope.specialties:
-            where.append(CallDay.specialty.in_(scope.specialties))
+            where.append(call_days.c.specialty.in_(scope.specialties))
         query = (
             select(
-                CallDay.by,
-                CallDay.day,
-                func.sum(CallDay.attempts).label("attempts"),
-                func.sum(CallDay.reached).label("reached"),
-                func.min(CallDay.first_at).label("first"),
-                func.max(CallDay.last_at).label("last"),
+                call_days.c.by,
+                call_days.c.day,
+                func.sum(call_days.c.attempts).label("attempts"),
+                func.sum(call_days.c.reached).label("reached"),
+                func.min(call_days.c.first_at).label("first"),
+                func.max(call_days.c.last_at).label("last"),
             )
             .where(*where)
-            .group_by(CallDay.by, CallDay.day)
-            .having(func.sum(CallDay.attempts) > 0)
+            .group_by(call_days.c.by, call_days.c.day)
+            .having(func.sum(call_days.c.attempts) > 0)
         )
     return _coordinator_totals(session, query)
 
@@ -818,10 +819,10 @@ def _coordinator_rows(scope: Scope, day_starts: Sequence[datetime]) -> Any:
     """The calls per coordinator and day, counted from the calls."""
     start, end = day_starts[0], day_starts[-1]
     base = select(
-        Attempt.by, Attempt.at, Attempt.outcome, _bucket(Attempt.at, day_starts).label("day")
-    ).where(Attempt.at >= start, Attempt.at < end, Attempt.site.in_(scope.sites))
+        attempts.c.by, attempts.c.at, attempts.c.outcome, _bucket(attempts.c.at, day_starts).label("day")
+    ).where(attempts.c.at >= start, attempts.c.at < end, attempts.c.site.in_(scope.sites))
     if scope.specialties:  # else the index (at, site, by, outcome) alone answers it
-        base = base.join(Task, Task.id == Attempt.task_id).where(Task.specialty.in_(scope.specialties))
+        base = base.join(tasks, tasks.c.id == attempts.c.task_id).where(tasks.c.specialty.in_(scope.specialties))
     base = base.subquery("calls")
     query = select(
         base.c.by,
@@ -852,14 +853,14 @@ def _coordinator_totals(session: Session, per_day: Any) -> list[dict[str, Any]]:
         func.sum(case((span > 1.0, span), else_=1.0)).label("hours"),
     ).group_by(d.c.by)
     out = []
-    for by, attempts, reached, hours in session.execute(query).all():
+    for by, calls, reached, hours in session.execute(query).all():
         hours = float(hours or 0)
         out.append({
             "coordinator": by,
-            "attempts": _int(attempts),
+            "attempts": _int(calls),
             "reached": _int(reached),
             "calling_hours": round(hours, 2),
-            "calls_per_hour": rate(_int(attempts), hours, 2),
+            "calls_per_hour": rate(_int(calls), hours, 2),
         })
     out.sort(key=lambda e: (-e["attempts"], e["coordinator"]))
     return out
@@ -875,34 +876,35 @@ def unreachable(session: Session, scope: Scope, start: datetime, end: datetime) 
     whole patients table for a few thousand rows.
     """
     pg = session.get_bind().dialect.name == "postgresql"
-    task_columns = (Task.id, Task.site, Task.specialty, Task.procedure, Task.milestone, Task.due_at, Task.status,
-                    Task.attempts)
-    patient_columns = (Patient.external_id, Patient.name, Patient.phone)
-    query = select(*task_columns, *((Task.patient_id,) if pg else patient_columns)).select_from(Task)
+    t = tasks.c
+    task_columns = (t.id, t.site, t.specialty, t.procedure, t.milestone, t.due_at, t.status, t.attempts)
+    patient_columns = (patients.c.external_id, patients.c.name, patients.c.phone)
+    query = select(*task_columns, *((tasks.c.patient_id,) if pg else patient_columns)).select_from(tasks)
     if not pg:
-        query = query.join(Patient, Patient.id == Task.patient_id)
+        query = query.join(patients, patients.c.id == tasks.c.patient_id)
     query, latest = _with_last_attempt(query, pg)
     query = (
         query.add_columns(latest.outcome, latest.at)
         .where(
             *_due_where(scope, start, end),
-            Task.status.in_((TaskStatus.UNSUCCESSFUL, TaskStatus.OPEN)),
-            Task.attempts > 0,
-            or_(Task.status == TaskStatus.UNSUCCESSFUL, latest.outcome.in_(UNREACHABLE_OUTCOMES)),
+            tasks.c.status.in_((TaskStatus.UNSUCCESSFUL, TaskStatus.OPEN)),
+            tasks.c.attempts > 0,
+            or_(tasks.c.status == TaskStatus.UNSUCCESSFUL, latest.outcome.in_(UNREACHABLE_OUTCOMES)),
         )
-        .order_by(Task.site, Task.due_at, Task.id)
+        .order_by(tasks.c.site, tasks.c.due_at, tasks.c.id)
     )
     rows = [tuple(row) for row in session.execute(query).all()]
     if not pg or not rows:
         return rows
     ids = sorted({row[8] for row in rows})
-    patients = {
+    by_id = {
         pid: rest
         for pid, *rest in session.execute(
-            select(Patient.id, *patient_columns).where(Patient.id == any_(bindparam("ids", ids, type_=ARRAY(Integer))))
+            select(patients.c.id, *patient_columns)
+            .where(patients.c.id == any_(bindparam("ids", ids, type_=ARRAY(Integer))))
         ).all()
     }
-    return [(*row[:8], *patients[row[8]], *row[9:]) for row in rows]
+    return [(*row[:8], *by_id[row[8]], *row[9:]) for row in rows]
 
 
 def channel_figures(session: Session, sites: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -915,6 +917,8 @@ def channel_figures(session: Session, sites: list[str], start: datetime, end: da
     from sqlalchemy import and_, case, func, select
 
     from core.db.models import OutboxMessage
+
+    outbox = OutboxMessage.__table__
     from core.vocab import MessageStatus as MS
 
     def count(condition: Any) -> Any:
@@ -922,12 +926,12 @@ def channel_figures(session: Session, sites: list[str], start: datetime, end: da
 
     in_period = (lambda column: and_(column >= start, column < end))  # noqa: E731
     rows = session.execute(
-        select(OutboxMessage.channel, count(in_period(OutboxMessage.sent_at)),
-               count(in_period(OutboxMessage.delivered_at)),
-               count(and_(OutboxMessage.status == MS.FAILED, in_period(OutboxMessage.queued_at))),
-               count(in_period(OutboxMessage.answered_at)))
-        .where(OutboxMessage.site.in_(sites))
-        .group_by(OutboxMessage.channel).order_by(OutboxMessage.channel)
+        select(outbox.c.channel, count(in_period(outbox.c.sent_at)),
+               count(in_period(outbox.c.delivered_at)),
+               count(and_(outbox.c.status == MS.FAILED, in_period(outbox.c.queued_at))),
+               count(in_period(outbox.c.answered_at)))
+        .where(outbox.c.site.in_(sites))
+        .group_by(outbox.c.channel).order_by(outbox.c.channel)
     ).all()
     out = []
     for channel, sent, delivered, failed, answered in rows:
