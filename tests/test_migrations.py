@@ -49,4 +49,4 @@ def test_0003_gives_existing_attempts_their_tasks_site(db_url: str) -> None:
 
 
 def test_the_head_every_command_checks_is_alembics_head() -> None:
-    assert head_revision() == alembic_head()
+    assert head_revision() == alembic_head(), "a new migration sets HEAD_REVISION in core/db/migrate.py"
