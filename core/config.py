@@ -677,20 +677,13 @@ def _plugins_key() -> list[Any] | None:
     import importlib.util
     import os
     import sys
-    from importlib import metadata
 
     from core import cache
-    from core.plugins import ENTRY_POINT_GROUP
+    from core.plugins import entry_points_found
 
     files: list[Path | str] = [*cache.tree(Path(__file__).parent)]
     installed = cache.stamp([p for p in sys.path if p and os.path.isdir(p)])
-    # The entry points as found for these site-packages folders (installing or removing a distribution
-    # changes its folder): reading every distribution's entry_points.txt costs more than the rest.
-    plugins = cache.get("entry-points", installed)
-    if not isinstance(plugins, list):
-        plugins = [[ep.name, ep.value, ep.module, _distribution(ep.dist)]
-                   for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))]
-        cache.put("entry-points", installed, plugins)
+    plugins = entry_points_found(installed)  # kept in the cache, keyed by these folders
     _no_pydantic_plugins(installed)
     for _, _, module, _ in plugins:
         try:
@@ -731,17 +724,6 @@ def _no_pydantic_plugins(installed: Any) -> None:
             return
         if getattr(_loader, "_plugins", False) is None:
             _loader._plugins = {}
-
-
-def _distribution(dist: Any) -> Any:
-    """A distribution's identity: its metadata folder (``name-version.dist-info``) with its stamp when known,
-    which costs a stat instead of parsing its metadata; else its name and version."""
-    from core import cache
-
-    where = getattr(dist, "_path", None)
-    if where is not None:
-        return cache.stamp([where])
-    return [dist.metadata["Name"], dist.version] if dist is not None else None
 
 
 def _windows_in_quiet_hours(

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -151,35 +152,34 @@ class Plugins:
     def load_entry_points(self, strict: bool = False) -> None:
         allow = os.environ.get("FOLLOWUP_LOAD_PLUGINS")
         allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if allowed is not None and ep.name not in allowed:
+        for ep_name, ep_value, _, (dist, version) in entry_points_found():
+            if allowed is not None and ep_name not in allowed:
                 continue
-            dist, version = _distribution(ep.dist)
             if dist is None:
-                source = f"entry point {ep.value}"
+                source = f"entry point {ep_value}"
             else:
                 source = "built-in" if dist == OWN_DISTRIBUTION else f"distribution {dist}"
-            if ep.name in self.infos:
-                taken = self.infos[ep.name]
+            if ep_name in self.infos:
+                taken = self.infos[ep_name]
                 if taken.source != source:  # two distributions claim one name: say so, never pick silently
-                    reason = (f"the plugin name {ep.name!r} is already taken by {taken.source}: "
-                              f"rename the entry point in {dist or ep.value}")
+                    reason = (f"the plugin name {ep_name!r} is already taken by {taken.source}: "
+                              f"rename the entry point in {dist or ep_value}")
                     if strict:
-                        raise PluginError(ep.name, "entry point", reason)
-                    self.infos[f"{ep.name} ({source})"] = PluginInfo(
-                        name=ep.name, version=version, source=source, status="failed", error=reason
+                        raise PluginError(ep_name, "entry point", reason)
+                    self.infos[f"{ep_name} ({source})"] = PluginInfo(
+                        name=ep_name, version=version, source=source, status="failed", error=reason
                     )
                 continue
             try:
-                obj = ep.load()
-                self.register(obj, ep.name, version=version, source=source)
+                obj = EntryPoint(ep_name, ep_value, ENTRY_POINT_GROUP).load()
+                self.register(obj, ep_name, version=version, source=source)
             except Exception as exc:  # a broken plugin must not take the CLI down
                 # Its text may quote anything, patient data included: numbers masked, never a traceback.
                 reason = scrub_phones(str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
                 if strict:
-                    raise PluginError(ep.name, "import", reason) from None
-                self.infos[ep.name] = PluginInfo(
-                    name=ep.name, version=version, source=source, status="failed", error=reason
+                    raise PluginError(ep_name, "import", reason) from None
+                self.infos[ep_name] = PluginInfo(
+                    name=ep_name, version=version, source=source, status="failed", error=reason
                 )
         # A plugin whose catalogue is invalid is disabled with the reason, the rest keep working.
         for name in [n for n, i in self.infos.items() if i.status == "ok"]:
@@ -595,6 +595,28 @@ def _catalogue() -> dict[str, Any]:
     if key is not None:
         cache.put_object("catalogue", key, catalogue)
     return catalogue
+
+
+def entry_points_found(installed: Any = None) -> list[list[Any]]:
+    """Every installed plugin entry point by name (the first found first): ``[name, value, module, [distribution,
+    version]]``.
+
+    Reading every distribution's ``entry_points.txt`` costs more than the rest of loading the plugins, so
+    the list is kept in the per-user cache, keyed by the site-packages folders (``installed``: installing or
+    removing a distribution changes its folder). A ``metadata`` other than importlib's (a test's) is read
+    every time."""
+    from core import cache
+
+    real = metadata is sys.modules.get("importlib.metadata")
+    if real and installed is None:
+        installed = cache.stamp([p for p in sys.path if p and os.path.isdir(p)])
+    found = cache.get("plugin-entry-points", installed) if real else None
+    if not isinstance(found, list):
+        found = [[ep.name, ep.value, ep.module, list(_distribution(ep.dist))]
+                 for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)]
+        if real:
+            cache.put("plugin-entry-points", installed, found)
+    return found
 
 
 def _distribution(dist: Any) -> tuple[str | None, str | None]:

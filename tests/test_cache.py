@@ -180,3 +180,32 @@ def test_a_compiled_template_follows_its_source(cached: Path, tmp_path: Path) ->
     (folder / "probe.j2").write_text("Goodbye {{ name }}", encoding="utf-8")
     templates._environment.cache_clear()
     assert templates.render("probe.j2", {"name": "Li"}, locale="en", dirs=[tmp_path / "tpl"]) == "Goodbye Li\n"
+
+
+def _install(folder: Path, name: str) -> None:
+    """A distribution declaring one followup plugin, as pip lays it out in a site-packages folder."""
+    info = folder / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[followup]\n{name} = followup_{name}:plugin\n", encoding="utf-8")
+
+
+def test_a_plugin_installed_after_the_entry_points_were_kept_is_found(
+    cached: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry points are kept per site-packages folders: installing a distribution changes its folder,
+    so the next command reads them again and finds the new plugin."""
+    from core.plugins import entry_points_found
+
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    _install(site, "eyes")
+    monkeypatch.syspath_prepend(str(site))
+    first = [ep[0] for ep in entry_points_found()]
+    assert "eyes" in first and "dental" in first
+    assert entry_points_found() == entry_points_found()  # read back from the cache as it was kept
+    os.utime(site, ns=(1, 1))  # a folder time of its own: the next install surely changes it
+    _install(site, "ears")
+    again = entry_points_found()
+    assert [ep[0] for ep in again] == sorted([*first, "ears"])
+    assert ["ears", "followup_ears:plugin", "followup_ears", ["ears", "1.0"]] in again
