@@ -37,6 +37,7 @@ timeout), the same rounds run alone, and the audit rows are chained at commit (o
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -47,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig
 from core.db.models import Task
-from core.db.uow import outside, unit_of_work
+from core.db.uow import inside, outside, unit_of_work
 from core.tasklist import local_iso
 from core.vocab import MESSAGE_CHANNELS, TaskStatus, Urgency
 from core.worklist import end_of_day
@@ -59,6 +60,25 @@ ACTION, ENTITY = "claim", "task"  # the audit rows' action and entity
 NEVER_PG, NEVER_SQLITE = "'-infinity'", "''"
 
 
+_ZONES: dict[tuple[int, tuple[str, ...]], tuple[Any, list[tuple[Any, list[str]]]]] = {}
+
+
+def _zones(config: ChainConfig, sites: list[str]) -> list[tuple[Any, list[str]]]:
+    """The sites grouped by timezone, remembered per configuration and list of sites (a coordinator claims
+    with the same sites again and again; 50 sites' lookups were a tenth of a claim's own Python)."""
+    key = (id(config), tuple(sites))
+    known = _ZONES.get(key)
+    if known is not None and known[0]() is config:
+        return known[1]
+    zones: dict[Any, list[str]] = {}
+    for code in dict.fromkeys(sites):
+        zones.setdefault(config.timezone_of(code), []).append(code)
+    if len(_ZONES) > 64:
+        _ZONES.clear()
+    _ZONES[key] = (weakref.ref(config), list(zones.items()))
+    return _ZONES[key][1]
+
+
 def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | None) -> dict[datetime, list[str]]:
     """Each site's end of day (``day``, default today, in the site's own timezone), sites grouped by that instant.
 
@@ -66,12 +86,8 @@ def _cutoffs(config: ChainConfig, sites: list[str], now: datetime, day: date | N
     midnight, not at the first site's. Sites sharing a timezone (the usual case) make one group.
     """
     groups: dict[datetime, list[str]] = {}
-    ends: dict[Any, datetime] = {}
-    for code in dict.fromkeys(sites):
-        tz = config.timezone_of(code)
-        if tz not in ends:
-            ends[tz] = end_of_day(day or now.astimezone(tz).date(), tz)
-        groups.setdefault(ends[tz], []).append(code)
+    for tz, codes in _zones(config, sites):
+        groups.setdefault(end_of_day(day or now.astimezone(tz).date(), tz), []).extend(codes)
     return groups
 
 
@@ -135,8 +151,7 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
             f"ORDER BY c, r, n, t.id LIMIT {p('rows')}) AS valued "
             f"UNION ALL "
             f"SELECT * FROM (SELECT t.patient_id, {first} AS c, {tiers} AS r, t.next_attempt_at AS n, t.id "
-            f"FROM tasks t JOIN patients p ON p.id = t.patient_id "
-            f"WHERE {eligible} AND {tried} AND NOT COALESCE(lower(p.value_tier) IN ({names}), FALSE) "
+            f"FROM tasks t WHERE {eligible} AND {tried} "
             f"ORDER BY {first}, t.next_attempt_at, t.id LIMIT {p('rows')}) AS others"
             f") AS candidates ORDER BY c, r, n, id LIMIT {p('rows')}")
         ordered = (candidates.replace("SELECT patient_id FROM (", "SELECT patient_id, c, r, n, id AS tid FROM (", 1))
@@ -161,15 +176,16 @@ def _statements(groups: tuple[tuple[str, ...], ...], postgres: bool, tiers: int)
     # The candidates and the claim in one statement: the pool (the first ``wanted`` patients in claim
     # order, each placed by its first task); in the pool's order, the first ``need`` no other claim holds;
     # their still eligible tasks; the audit rows, waiting to be chained; and whether this transaction seals
-    # (core/audit.py). Rows out: the locked patients (task NULL), the tasks taken, the chain's lock (all
-    # NULL but ``sealer``) and the pool (all NULL but ``pooled``).
+    # (core/audit.py). One row out, each list an array: the locked patients, the tasks taken (ids, patients,
+    # sites, in id order), whether this transaction seals, and the pool.
     take = f"""
 WITH cand AS ({ordered}),
 pool AS (SELECT f.id, row_number() OVER (ORDER BY f.c, f.r, f.n, f.tid) AS ord
          FROM (SELECT DISTINCT ON (cand.patient_id) cand.patient_id AS id, cand.c, cand.r, cand.n, cand.tid
                FROM cand ORDER BY cand.patient_id, cand.c, cand.r, cand.n, cand.tid) AS f
          ORDER BY ord LIMIT {p('wanted')}),
-locked AS (SELECT p.id FROM patients p JOIN pool ON pool.id = p.id WHERE {callable_}
+locked AS (SELECT p.id FROM patients p JOIN pool ON pool.id = p.id
+           WHERE p.id = ANY(ARRAY(SELECT pool.id FROM pool)) AND {callable_}
            ORDER BY pool.ord LIMIT {p('need')} FOR UPDATE OF p SKIP LOCKED),
 taken AS (UPDATE tasks t SET {hold} FROM locked WHERE t.patient_id = locked.id AND {eligible}
           RETURNING t.id, t.patient_id, t.site),
@@ -178,11 +194,10 @@ audited AS (INSERT INTO audit_log (id, at, recorded_at, "user", action, entity, 
                    taken.id, taken.patient_id, CAST(CAST({p('details')} AS jsonb) -> {group} AS json)
             FROM taken ORDER BY taken.id),
 seal AS (SELECT {TRY_LOCK} AS sealer)
-SELECT NULL AS task, locked.id AS patient, NULL AS site, CAST(NULL AS boolean) AS sealer,
-       CAST(NULL AS integer) AS pooled FROM locked
-UNION ALL SELECT taken.id, taken.patient_id, taken.site, NULL, NULL FROM taken
-UNION ALL SELECT NULL, NULL, NULL, seal.sealer, NULL FROM seal
-UNION ALL SELECT NULL, NULL, NULL, NULL, pool.id FROM pool"""
+SELECT (SELECT array_agg(locked.id) FROM locked), (SELECT array_agg(taken.id ORDER BY taken.id) FROM taken),
+       (SELECT array_agg(taken.patient_id ORDER BY taken.id) FROM taken),
+       (SELECT array_agg(taken.site ORDER BY taken.id) FROM taken), seal.sealer, (SELECT array_agg(pool.id) FROM pool)
+FROM seal"""
     return candidates, take
 
 
@@ -247,22 +262,18 @@ def claim(
         while len(claimed) < count:
             need = count - len(claimed)
             # More candidates than needed: claimers running at once lock different ones of the same pool.
-            if postgres:  # one statement reads the pool and takes from it
+            if postgres:  # one statement reads the pool and takes from it; one row back
                 wanted = need * POOL
-                locked, got, pool = [], [], []
-                for task_id, patient_id, site, seals, pooled in conn.exec_driver_sql(take, {
+                inside(conn, take)  # the driver's own cursor: no result object for one row (core/db/uow.py)
+                with conn.connection.driver_connection.cursor() as cursor:
+                    locked, task_ids, patient_ids, task_sites, seals, pool = cursor.execute(take, {
                         **params, "tried": sorted(tried) or [0], "rows": max(wanted * ROWS_PER_PATIENT, 16),
-                        "wanted": wanted, "need": need}):
-                    if task_id is not None:
-                        got.append((task_id, patient_id, site))
-                    elif patient_id is not None:
-                        locked.append(patient_id)
-                    elif pooled is not None:
-                        pool.append(pooled)
-                    else:
-                        sealer = sealer or bool(seals)
+                        "wanted": wanted, "need": need}).fetchone()
+                sealer = sealer or bool(seals)
                 if not pool:
                     break
+                locked = locked or []
+                got = list(zip(task_ids or [], patient_ids or [], task_sites or [], strict=True))
             else:
                 pool = _candidates(session, candidates, params, tried, need * POOL)
                 if not pool:
