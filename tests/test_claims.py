@@ -318,6 +318,7 @@ def test_a_claimer_that_loses_the_race_takes_the_next_patients(  # type: ignore[
     now = datetime.fromisoformat(NOW)
     patient_of = _task_patients(crowd)
     if crowd.startswith("postgresql"):
+        monkeypatch.setattr(core.claims, "POOL", 4)  # B's pool of 3 x 4 patients: half the crowd
         with session_scope(crowd) as in_flight:
             first = claim(in_flight, config, user="coord0", sites=["SH-DENT"], count=3 * core.claims.POOL, now=now)
             taken = sorted({patient_of[t] for t in first})
