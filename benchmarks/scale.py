@@ -425,7 +425,12 @@ RAW_TASKS = "bench_raw_tasks"
 
 
 def create_raw_tasks(db: Database) -> list[str]:
-    """A copy of the tasks table with every constraint and index (renamed); returns its columns."""
+    """A copy of the tasks table with every constraint and index (renamed); returns its columns.
+
+    The indexes only the migrations create (partial or on expressions: ix_tasks_leads, ix_tasks_claim ...)
+    are copied from the database itself: each is maintained on every insert into tasks."""
+    import re
+
     from sqlalchemy import MetaData
 
     from core.db.engine import get_engine
@@ -435,6 +440,7 @@ def create_raw_tasks(db: Database) -> list[str]:
     Patient.__table__.to_metadata(meta)
     Episode.__table__.to_metadata(meta)
     raw = Task.__table__.to_metadata(meta, name=RAW_TASKS)
+    declared = {str(index.name) for index in Task.__table__.indexes}
     for index in raw.indexes:
         index.name = f"{RAW_TASKS}_{index.name}"
     for constraint in raw.constraints:
@@ -443,6 +449,14 @@ def create_raw_tasks(db: Database) -> list[str]:
     with get_engine(db.url).begin() as conn:
         raw.drop(conn, checkfirst=True)
         raw.create(conn)
+        live = conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'tasks'"
+            if db.is_pg else "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'"
+        ).all()
+        for name, sql in live:
+            if name.startswith("ix_") and name not in declared:
+                sql = sql.replace(f"INDEX {name} ", f"INDEX {RAW_TASKS}_{name} ", 1)
+                conn.exec_driver_sql(re.sub(r" ON ((?:\S+\.)?)tasks ", rf" ON \g<1>{RAW_TASKS} ", sql, count=1))
     return [c.name for c in Task.__table__.columns if c.name != "id"]
 
 
@@ -1543,13 +1557,15 @@ def _fmt(seconds: float) -> str:
 
 
 def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempts: int, seed: int,
-                repeat: int) -> None:
+                repeat: int, schedule_only: bool = False) -> None:
     t0 = time.perf_counter()
     n_patients, n_episodes, planned = populate(db, chain, tasks, seed)
     log(f"{db.name}: {n_patients} patients, {n_episodes} episodes ({planned} tasks planned) "
         f"in {time.perf_counter() - t0:.1f} s")
     measure_schedule(db, chain, out)
     drop_raw_tasks(db)
+    if schedule_only:
+        return
     t0 = time.perf_counter()
     counts = simulate_calls(db, chain, attempts, seed, out)
     analyze(db)
@@ -1601,11 +1617,15 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--no-help", action="store_true", help="skip the CLI start-up measurement")
     parser.add_argument("--no-import", action="store_true", help="skip the import of patients and episodes")
     parser.add_argument("--import-only", action="store_true", help="measure the import only")
+    parser.add_argument("--schedule-only", action="store_true",
+                        help="measure scheduling only (step 1, on each database)")
     parser.add_argument("--import-episodes", type=int, metavar="N", default=200_000,
                         help="episodes in the import's file, at most those of --tasks (default 200000), "
                              "and their patients")
     parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     args = parser.parse_args(argv)
+    if args.schedule_only:
+        args.no_claims = args.no_import = args.no_help = args.no_cli = True
 
     out = Results(emit=emit)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="followup-bench-"))
@@ -1624,7 +1644,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 db = sqlite_database(workdir)
                 try:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                                repeat=args.repeat)
+                                repeat=args.repeat, schedule_only=args.schedule_only)
                 finally:
                     from core.db.engine import get_engine
 
@@ -1656,7 +1676,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 emit(f"# PostgreSQL {out.data['machine']['postgresql']}")
                 if not args.claims_only:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                                repeat=args.repeat)
+                                repeat=args.repeat, schedule_only=args.schedule_only)
             finally:
                 db.cleanup()
             if not args.no_claims:
