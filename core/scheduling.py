@@ -31,6 +31,7 @@ from sqlalchemy import ARRAY, Integer, Text, any_, bindparam, cast, select, text
 from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
+from core.db import rollups
 from core.db.models import Episode, Patient, Task
 from core.db.uow import UnitOfWork, collection_paused, copy_rows, unit_of_work
 from core.placement import _REGULAR, _UNKNOWN, CALENDAR_UNITS, MilestoneTimes, Placer, regular_offset, shifter
@@ -146,7 +147,8 @@ _FIXED = (
     "created_at", "updated_at",
 )
 COLUMNS = _VARYING + _FIXED
-_SITE, _MILESTONE = COLUMNS.index("site"), COLUMNS.index("milestone")
+_SITE, _SPECIALTY, _MILESTONE = COLUMNS.index("site"), COLUMNS.index("specialty"), COLUMNS.index("milestone")
+_DUE, _STATUS = COLUMNS.index("due_at"), COLUMNS.index("status")
 
 
 class _Step(NamedTuple):
@@ -276,8 +278,9 @@ def schedule(
     # The reports' day counts take the run's new tasks at the end, grouped (core/db/rollups.py).
     with (unit_of_work(session, config, sites=config.sites, user=user, now=now,
                        action="replan" if provisional_only else "schedule", turns=False) as uow,
-          uow.deferred(config.sites)):
+          uow.deferred(config.sites) as counted):
         reconciler.uow = uow
+        writer.counted = reconciler.counted = counted
         # A first run fills an empty table: no episode has stored tasks, and each episode is in one
         # batch only, so none of ours appear later either (a concurrent run's are caught on insert).
         first_run = session.execute(select(Task.id).limit(1)).first() is None
@@ -535,6 +538,7 @@ class _TaskWriter:
 
     words = False
     flags: tuple[Any, Any] = (False, True)
+    counted: rollups.Deferred | None = None  # the run's deferred day counts (core.db.rollups.deferred)
 
     def __init__(self, instant: Callable[[datetime], Any]):
         self.instant = instant
@@ -551,6 +555,8 @@ class _TaskWriter:
 
     def write(self, session: Session, rows: Iterator[tuple[Any, ...]], made: _BatchRows) -> list[Any] | None:
         """The portable path: a Core executemany of dicts (SQLAlchemy's insertmanyvalues)."""
+        if self.counted is not None:
+            self.counted.recount()  # the new rows are counted from the table at the end
         stmt = _insert_ignoring_duplicates(session).returning(Task.status, Task.provisional)
         return session.connection().execute(stmt, [dict(zip(COLUMNS, row, strict=True)) for row in rows]).all()
 
@@ -612,11 +618,17 @@ class _SQLiteWriter(_TaskWriter):
         before = conn.exec_driver_sql("SELECT max(id) FROM tasks").scalar()
         for _ in rows:  # made in process either way: nothing to overlap with
             pass
+        counts = self.counted.counts if self.counted is not None else None
         if conn.exec_driver_sql(self.insert, made.rows).rowcount == len(made.rows):
+            if counts is not None:
+                counts.created(made.rows, _DUE, _SITE, _SPECIALTY, _STATUS)
             return None
-        return conn.exec_driver_sql(
-            "SELECT status, provisional FROM tasks WHERE id > ?", (before or 0,)
+        inserted = conn.exec_driver_sql(
+            "SELECT status, provisional, due_at, site, specialty FROM tasks WHERE id > ?", (before or 0,)
         ).all()
+        if counts is not None:
+            counts.created(inserted, 2, 3, 4, 0)
+        return [(status, provisional) for status, provisional, *_ in inserted]
 
 
 class _CopyWriter(_TaskWriter):
@@ -758,6 +770,7 @@ class _Reconciler:
         self.expiry = now - EXPIRY_GRACE
         self._turns_taken = False
         self.uow: UnitOfWork  # the run's unit of work (set by schedule)
+        self.counted: rollups.Deferred | None = None  # its deferred day counts (set by schedule)
 
     def episode(self, episode: Any, tasks: list[Any]) -> None:
         (episode_id, site_code, specialty, procedure, patient_id, anchor, dnc, attributes, external_id,
@@ -911,6 +924,8 @@ class _Reconciler:
                           "window_end": _as_iso(values["window_end"], site.timezone), "status": str(values["status"])},
             })
             return
+        if self.counted is not None:
+            self.counted.recount()  # a row the writer does not count: the new rows counted from the table
         self.session.execute(_insert_ignoring_duplicates(self.session), [values])
 
 

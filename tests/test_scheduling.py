@@ -179,6 +179,45 @@ def test_a_concurrent_run_that_stored_the_tasks_first_is_not_counted_again(
     assert clinic.count() == 2
 
 
+def test_the_day_counts_take_exactly_the_tasks_a_run_inserted(
+    clinic: Clinic, plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reports' day counts after scheduling equal a recount of the tasks: after a first run, after
+    a run where a concurrent one had stored some of the batch's tasks first (only the tasks really
+    inserted count), and after a run that adds a new milestone to an episode that has tasks."""
+    import core.scheduling
+    from core.db import rollups
+    from core.db.engine import get_engine
+    from core.hookspecs import hookimpl
+
+    first = clinic.episode(local("2026-06-01T10:00"))
+    clinic.episode(local("2026-06-03T15:00"), do_not_contact=True)  # suppressed: not counted as due
+    assert clinic.schedule().created == 4
+    with get_engine(clinic.url).connect() as conn:
+        assert rollups.verify(conn) == {}
+    clinic.episode(local("2026-06-02T11:00"))
+    with monkeypatch.context() as patched:  # as if another process stored the first episodes' tasks meanwhile
+        patched.setattr(core.scheduling, "_existing_tasks", lambda session, ids: {})
+        again = clinic.schedule()
+    assert (again.created, again.existing) == (2, 4)
+    with get_engine(clinic.url).connect() as conn:
+        assert rollups.verify(conn) == {}
+
+    class ChainExtra:
+        @hookimpl
+        def followup_milestones(self, specialty: str, procedure: str) -> list[dict[str, Any]] | None:
+            if procedure != "implant_surgery":
+                return None
+            return [{"key": "review_3mo", "purpose": "review", "names": {"zh_CN": "三个月复查", "en": "3-month review"},
+                     "offset": "3mo", "window": ["11w", "14w"]}]
+
+    plugins.register(ChainExtra(), "chain")
+    assert clinic.schedule().created == 3
+    assert "review_3mo" in clinic.tasks(first)
+    with get_engine(clinic.url).connect() as conn:
+        assert rollups.verify(conn) == {}
+
+
 def test_scheduling_in_small_batches_covers_every_episode(clinic: Clinic) -> None:
     for day in range(1, 6):
         clinic.episode(local(f"2026-06-0{day}T10:00"))

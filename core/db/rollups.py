@@ -35,7 +35,7 @@ with a recount and :func:`rebuild` recounts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -416,8 +416,25 @@ def take_turns(conn: Any, sites: Iterable[str]) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:site))"), {"ns": SITE_LOCKS, "site": site})
 
 
+class Deferred:
+    """What a bulk insert of tasks inside :func:`deferred` leaves to be counted at the end.
+
+    On SQLite, ``counts`` is where the writer adds up the day rows of the tasks it really
+    inserted (:meth:`DayCounts.created`), as it goes: far cheaper than recounting the new rows
+    from the table afterwards. A writer that cannot (a single-row insert) calls :meth:`recount`:
+    then the new rows are counted from the table instead, all of them, and ``counts`` is dropped.
+    On PostgreSQL ``counts`` is None: the new rows are recounted from the table.
+    """
+
+    def __init__(self, counts: DayCounts | None):
+        self.counts = counts
+
+    def recount(self) -> None:
+        self.counts = None
+
+
 @contextmanager
-def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) -> Iterator[None]:
+def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) -> Iterator[Deferred]:
     """Tasks created inside (by one scheduling run, all stamped ``created_at``) are added to the
     day rows once, grouped, at the end, instead of one day row updated per task.
 
@@ -426,23 +443,29 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
     and creates it again, both inside the transaction: checking a flag would cost each insert a
     lookup. PostgreSQL sets ``report_settings.deferred``, whose row lock also makes two
     scheduling runs take turns, and takes the turns of ``sites`` (:func:`take_turns`) before
-    adding its counts. An error inside leaves the transaction to be rolled back, and with it
-    the trigger or the flag.
+    adding its counts. The new tasks are counted from the table at the end, unless the writer
+    counted them itself (:class:`Deferred`, SQLite). An error inside leaves the transaction to be
+    rolled back, and with it the trigger or the flag.
     """
     d = Dialect(conn.dialect.name)
     insert_trigger = "trg_tasks_rollup_ins"
     if d.pg:
         conn.execute(text("UPDATE report_settings SET deferred = 1 WHERE id = 1"))
+        state = Deferred(None)
     else:
         conn.exec_driver_sql(f"DROP TRIGGER {insert_trigger}")
+        state = Deferred(DayCounts(offset(conn)))
     before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tasks")).scalar_one()
-    yield
+    yield state
     take_turns(conn, sites)
-    ours = f"(SELECT * FROM tasks WHERE id > {int(before)} AND created_at = :stamp)"
-    stmt = text(_upsert(d, TASKS, [_task_source(d, "", rel=ours)])).bindparams(
-        bindparam("stamp", type_=UTCDateTime())
-    )
-    conn.execute(stmt, {"stamp": created_at})
+    if state.counts is not None:
+        state.counts.write(conn)
+    else:
+        ours = f"(SELECT * FROM tasks WHERE id > {int(before)} AND created_at = :stamp)"
+        stmt = text(_upsert(d, TASKS, [_task_source(d, "", rel=ours)])).bindparams(
+            bindparam("stamp", type_=UTCDateTime())
+        )
+        conn.execute(stmt, {"stamp": created_at})
     if d.pg:
         conn.execute(text("UPDATE report_settings SET deferred = 0 WHERE id = 1"))
     else:
@@ -470,6 +493,7 @@ class DayCounts:
         self.answers: dict[tuple[Any, ...], list[Any]] = {}
         self._reached = frozenset(str(s) for s in REACHED)
         self._not_due = frozenset(str(s) for s in NOT_DUE)
+        self._open = str(TaskStatus.OPEN)
         self.call_reached = frozenset(str(s) for s in CALL_REACHED)
 
     def day(self, instant: str) -> str:
@@ -491,6 +515,27 @@ class DayCounts:
             row = self.tasks[key] = [0] * len(TASKS.counts)
         row[0] += sign  # due
         self._count(row, sign, status, attempts, completed_at, window_start, window_end)
+
+    def created(self, rows: Iterable[Sequence[Any]], due_at: int, site: int, specialty: int, status: int) -> None:
+        """New task rows (no attempts, not completed), as :meth:`task` counts them, with ``due_at``, ``site``,
+        ``specialty`` and ``status`` at these indexes: the usual open ones counted inline."""
+        cut, days, tasks, not_due, open_ = self.cut, self.days, self.tasks, self._not_due, self._open
+        n = len(TASKS.counts)
+        for row in rows:
+            state = row[status]
+            if state in not_due:
+                continue
+            part = row[due_at][:cut]
+            day = days.get(part)
+            key = (day if day is not None else self.day(part), row[site], row[specialty])
+            counts = tasks.get(key)
+            if counts is None:
+                counts = tasks[key] = [0] * n
+            counts[0] += 1  # due
+            if state == open_:
+                counts[7] += 1
+            else:
+                self._count(counts, 1, state, 0, None, None, None)
 
     def _count(self, row: list[int], sign: int, status: str, attempts: int, completed_at: Any,
                window_start: Any, window_end: Any) -> None:

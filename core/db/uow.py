@@ -100,12 +100,12 @@ class UnitOfWork:
         ).scalar_one_or_none()
 
     @contextmanager
-    def deferred(self, sites: Iterable[str]) -> Iterator[None]:
+    def deferred(self, sites: Iterable[str]) -> Iterator[rollups.Deferred]:
         """Bulk inserts of tasks (one scheduling run): their day counts added once, grouped, at the end
         (:func:`core.db.rollups.deferred`), after taking ``sites``' turns."""
         todo = sorted(set(sites) - self._turns)
-        with rollups.deferred(self.session.connection(), self.now, sites=todo):
-            yield
+        with rollups.deferred(self.session.connection(), self.now, sites=todo) as state:
+            yield state
         self._turns |= set(todo)
 
     # -- audit -----------------------------------------------------------------------------------
