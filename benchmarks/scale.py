@@ -680,13 +680,12 @@ def raw_history(db: Database, plan: Any) -> float:
                     raw.execute(f"DROP TRIGGER IF EXISTS trg_{table}_rollup_{event}")
         top = raw.query("SELECT COALESCE(MAX(id), 0) FROM attempts")[0][0]
         ids = range(int(top) + 1, int(top) + 1 + len(plan.attempts))
-        v = raw.value
-        attempts = [(i, task_id, v(at), site, by, outcome, note, None, v(counted), "phone", None)
+        # the plan's rows are in the driver's values already (instants, booleans, answers as JSON text)
+        attempts = [(i, task_id, at, site, by, outcome, note, None, counted, "phone", None)
                     for i, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True)]
-        answers = [(task_id, ids[index], question, dim, json.dumps(value), number)
+        answers = [(task_id, ids[index], question, dim, value, number)
                    for index, task_id, question, dim, value, number in plan.answers]
-        updates = [tuple(v(x) for x in (task_id, str(status), a, f, logged, nxt, done, booked))
-                   for task_id, status, a, f, logged, nxt, done, booked in plan.tasks]
+        updates = list(plan.tasks)
         upd_cols = ["id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
                     "completed_at", "booked_at"]
         t0 = time.perf_counter()
@@ -1557,19 +1556,28 @@ def _fmt(seconds: float) -> str:
 
 
 def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempts: int, seed: int,
-                repeat: int, schedule_only: bool = False) -> None:
+                repeat: int, schedule_only: bool = False, history_only: bool = False) -> None:
     t0 = time.perf_counter()
     n_patients, n_episodes, planned = populate(db, chain, tasks, seed)
     log(f"{db.name}: {n_patients} patients, {n_episodes} episodes ({planned} tasks planned) "
         f"in {time.perf_counter() - t0:.1f} s")
-    measure_schedule(db, chain, out)
-    drop_raw_tasks(db)
+    if history_only:  # the tasks scheduled, unmeasured: only the call history is
+        from core.db.engine import session_scope
+        from core.scheduling import schedule
+
+        with session_scope(db.url) as session:
+            schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+    else:
+        measure_schedule(db, chain, out)
+        drop_raw_tasks(db)
     if schedule_only:
         return
     t0 = time.perf_counter()
     counts = simulate_calls(db, chain, attempts, seed, out)
-    analyze(db)
     log(f"{db.name}: calls simulated in {time.perf_counter() - t0:.1f} s: {counts}")
+    if history_only:
+        return
+    analyze(db)
     out.data[db.name]["setup"] = {"patients": n_patients, "episodes": n_episodes, **counts}
     measure_worklist(db, chain, out, repeat=5 * max(repeat, 5))  # under a millisecond each: many rounds
     measure_report(db, chain, out, repeat=max(1, repeat // 3))
@@ -1619,12 +1627,15 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--import-only", action="store_true", help="measure the import only")
     parser.add_argument("--schedule-only", action="store_true",
                         help="measure scheduling only (step 1, on each database)")
+    parser.add_argument("--history-only", action="store_true",
+                        help="measure the call history only (the tasks scheduled unmeasured): no schedule, "
+                             "worklist, report, claims, writes, import, help, cli")
     parser.add_argument("--import-episodes", type=int, metavar="N", default=200_000,
                         help="episodes in the import's file, at most those of --tasks (default 200000), "
                              "and their patients")
     parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     args = parser.parse_args(argv)
-    if args.schedule_only:
+    if args.schedule_only or args.history_only:
         args.no_claims = args.no_import = args.no_help = args.no_cli = True
 
     out = Results(emit=emit)
@@ -1644,7 +1655,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 db = sqlite_database(workdir)
                 try:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                                repeat=args.repeat, schedule_only=args.schedule_only)
+                                repeat=args.repeat, schedule_only=args.schedule_only,
+                                history_only=args.history_only)
                 finally:
                     from core.db.engine import get_engine
 
@@ -1676,7 +1688,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 emit(f"# PostgreSQL {out.data['machine']['postgresql']}")
                 if not args.claims_only:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
-                                repeat=args.repeat, schedule_only=args.schedule_only)
+                                repeat=args.repeat, schedule_only=args.schedule_only,
+                                history_only=args.history_only)
             finally:
                 db.cleanup()
             if not args.no_claims:

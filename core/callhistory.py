@@ -59,8 +59,7 @@ from core.vocab import FAILED_OUTCOMES, REACHED_OUTCOMES, TREATED_TRIGGERS, Chan
 ACTION = "history"  # the unit of work's action (core/access.py: importing, admins only)
 CHUNK = 5000  # task ids per read
 STAGE = "followup_history_tasks"  # the tasks' new values, then the update from them
-ATTEMPT_COLUMNS = ("id", "task_id", "at", "site", "by", "outcome", "note", "callback_at", "counted", "channel",
-                   "recording")
+ATTEMPT_COLUMNS = ("task_id", "at", "site", "by", "outcome", "note", "counted")  # a plan's attempt row
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "value", "number")
 TASK_COLUMNS = ("id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
                 "completed_at", "booked_at")
@@ -88,10 +87,12 @@ class PastCall:
 
 @dataclass
 class HistoryPlan:
-    """The rows a load writes, computed and checked, not written yet (Python values, aware instants).
+    """The rows a load writes, computed and checked, not written yet, in the driver's values (an instant:
+    SQLite's stored text, naive UTC for psycopg, a call's instant its UTC text on both; ``counted``: 1/0 on
+    SQLite, True/False on PostgreSQL).
 
     ``attempts``: (task_id, at, site, by, outcome, note, counted) in the order they get their ids;
-    ``answers``: (index into ``attempts``, task_id, question, dimension, value, number);
+    ``answers``: (index into ``attempts``, task_id, question, dimension, value as JSON text, number);
     ``tasks``: (id, status, attempts, failed_attempts, attempts_logged, next_attempt_at,
     completed_at, booked_at), the task's values after its history (an instant None: it stays as it was).
     """
@@ -101,7 +102,6 @@ class HistoryPlan:
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     sites: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
-    found: dict[int, Any] = field(default_factory=dict, repr=False)  # the tasks as they were (their day rows)
 
 
 @dataclass
@@ -194,7 +194,9 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
 
 
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
-          given_up: set[int]) -> HistoryPlan:
+          given_up: set[int], counts: rollups.DayCounts | None = None) -> HistoryPlan:
+    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (SQLite's load):
+    the day rows added up meanwhile."""
     problems: list[RowProblem] = []
     by_task: dict[int, list[tuple[int, PastCall]]] = {}
     unsorted: set[int] = set()  # tasks whose calls are not in time order in the file
@@ -215,6 +217,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
     previous = _last_failures(session, called)
     recorded = _recorded(session, called)  # a call loaded again (the same file twice) is refused, not doubled
     questions: dict[tuple[str, str, str], dict[str, Any]] = {}
+    answers_of: dict[Any, Any] = {}  # the answers parsed and encoded, per task kind and answer as written
     planners: dict[str, Any] = {}
     gaps: dict[str, Any] = {}
     staff = {m.username for m in config.model.staff}
@@ -222,13 +225,18 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
     # call after call
     known = frozenset(str(o) for o in OUTCOMES)
     failures = frozenset(str(o) for o in FAILED_OUTCOMES)
+    answered = frozenset(str(o) for o in REACHED_OUTCOMES)
     closing = {str(o): str(s) for o, s in (
         (Outcome.WRONG_NUMBER, TaskStatus.WRONG_NUMBER), (Outcome.REFUSED, TaskStatus.REFUSED),
         (Outcome.REACHED, TaskStatus.COMPLETED), (Outcome.BOOKED, TaskStatus.BOOKED))}
     booked, callback, open_, unsuccessful = (str(Outcome.BOOKED), str(Outcome.CALLBACK_REQUESTED),
                                              str(TaskStatus.OPEN), str(TaskStatus.UNSUCCESSFUL))
+    pg = session.get_bind().dialect.name == "postgresql"
+    instant, stamp_of = _instants(pg), _stamps()
+    yes, no = (True, False) if pg else (1, 0)
+    call_day = counts.call if counts is not None else None
     latest = now.astimezone(UTC)
-    plan = HistoryPlan(found=tasks)
+    plan = HistoryPlan()
     statuses: dict[str, int] = {}
     attempt_list = plan.attempts
     add_attempt, add_answer, add_task = attempt_list.append, plan.answers.append, plan.tasks.append
@@ -249,8 +257,8 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
         if min_gap is None:
             min_gap = gaps[task.site] = site.attempt_policy.min_gap
         status, attempts, failed, logged = open_, task.attempts, task.failed_attempts, task.attempts_logged
-        limit, site_code = task.max_attempts, task.site
-        completed_at = booked_at = retry_from = next_at = None
+        limit, site_code, specialty = task.max_attempts, task.site, task.specialty
+        completed_at = booked_at = retry_from = next_at = stamp = None
         last_failure = previous.get(task_id)
         gap_ends = None  # a failure counts from this instant on (the minimum gap after the last counted one)
         closed_by: int | None = None
@@ -258,14 +266,14 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
             rows.sort(key=lambda item: (item[1].at if item[1].at.tzinfo else item[1].at.replace(tzinfo=UTC),
                                         item[0]))
         for row, call in rows:
-            outcome, at = call.outcome, call.at
+            outcome, at, by = call.outcome, call.at, call.by
             if recorded and (task_id, at) in recorded and at.tzinfo is not None:
                 problems.append(row_problem(row, "at", Msg("history_already_recorded", id=task_id,
                                                            at=at.isoformat())))
                 continue
-            if (outcome not in known or at.tzinfo is None or at > latest or (staff and call.by not in staff)
+            if (outcome not in known or at.tzinfo is None or at > latest or (staff and by not in staff)
                     or closed_by is not None or call.booked_at is not None or call.answers or outcome == booked):
-                parsed = _check(problems, row, call, task, closed_by, now, staff, plugins, questions)
+                parsed = _check(problems, row, call, task, closed_by, now, staff, plugins, questions, answers_of)
                 if parsed is None:
                     continue
             else:
@@ -277,11 +285,15 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
                 if gap_ends is None:
                     gap_ends = min_gap.add_to(last_failure)
                 counted = at >= gap_ends
+            stamp = stamp_of(at)  # the driver's value: UTC text (SQLite's stored value; COPY reads it)
             index = len(attempt_list)
-            add_attempt((task_id, at, site_code, call.by, outcome, call.note, counted))
-            for name, dimension, answer in parsed:
-                number = float(answer) if isinstance(answer, int | float) and not isinstance(answer, bool) else None
-                add_answer((index, task_id, name, dimension, answer, number))
+            add_attempt((task_id, stamp, site_code, by, outcome, call.note, yes if counted else no))
+            if call_day is not None:
+                call_day(stamp, site_code, specialty, by, outcome)
+            for name, dimension, text, number in parsed:
+                add_answer((index, task_id, name, dimension, text, number))
+                if counts is not None and outcome in answered:
+                    counts.answer(stamp, site_code, specialty, name, dimension, number)
             logged += 1
             if counted:
                 attempts += 1
@@ -290,23 +302,27 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
                     failed += 1
                     last_failure, gap_ends = at, None
                     if failed >= limit:
-                        status, completed_at, closed_by = unsuccessful, at, row
+                        status, completed_at, closed_by = unsuccessful, stamp, row
                     else:
                         retry_from = at
             elif outcome == callback:
                 retry_from = at
             else:  # wrong number, refused, reached, booked: closed
-                status, completed_at, closed_by = closing[outcome], at, row
+                status, completed_at, closed_by = closing[outcome], stamp, row
                 if outcome == booked:
-                    booked_at = call.booked_at
+                    booked_at = instant(call.booked_at)
         if status == open_ and task_id in given_up:
-            status, completed_at = unsuccessful, rows[-1][1].at if rows else now
+            status, completed_at = unsuccessful, stamp if rows else instant(now)
         elif status == open_ and retry_from is not None:
             plans = planners.get(task.site)
             if plans is None:
                 plans = planners[task.site] = planner(config, site)
-            next_at = plans.retry(retry_from, task.urgency)
+            next_at = instant(plans.retry(retry_from, task.urgency))
         add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
+        if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
+            counts.retask(site_code, specialty, task.due_at, task.window_start, task.window_end,
+                          (task.status, task.attempts_logged, task.completed_at),
+                          (status, logged, task.completed_at if completed_at is None else completed_at))
         plan.sites.add(site_code)
         statuses[status] = statuses.get(status, 0) + 1
     plan.statuses.update(statuses)
@@ -317,10 +333,10 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
 
 
 def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, closed_by: int | None, now: datetime,
-           staff: set[str], plugins: Plugins, questions: dict[tuple[str, str, str], dict[str, Any]]
-           ) -> list[tuple[str, Any, Any]] | None:
-    """A call off the plain path (answers, a booking, or a problem): its parsed answers, or None after
-    adding its problems."""
+           staff: set[str], plugins: Plugins, questions: dict[tuple[str, str, str], dict[str, Any]],
+           answers_of: dict[Any, Any]) -> list[tuple[str, Any, str, float | None]] | None:
+    """A call off the plain path (answers, a booking, or a problem): its answers parsed (question,
+    dimension, the value as JSON text, its number), or None after adding its problems."""
     bad = len(problems)
     task_id = task.id
     if call.outcome not in OUTCOMES:
@@ -332,12 +348,13 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
         problems.append(row_problem(row, "by", Msg("history_unknown_caller", user=call.by)))
     if closed_by is not None:
         problems.append(row_problem(row, "at", Msg("history_after_closed", id=task_id, row=closed_by)))
-    spec = plugins.specialty(task.specialty) if call.outcome == Outcome.BOOKED else None
-    booking = booking_problem(task, spec.procedure(task.procedure) if spec else None, call.outcome, call.booked_at,
-                              call.outcome == Outcome.BOOKED and invites_back(plugins, task))
-    if booking is not None:
-        problems.append(row_problem(row, booking[0], Msg(booking[1], **booking[2])))
-    parsed: list[tuple[str, Any, Any]] = []
+    if call.outcome == Outcome.BOOKED or call.booked_at is not None:
+        spec = plugins.specialty(task.specialty) if call.outcome == Outcome.BOOKED else None
+        booking = booking_problem(task, spec.procedure(task.procedure) if spec else None, call.outcome,
+                                  call.booked_at, call.outcome == Outcome.BOOKED and invites_back(plugins, task))
+        if booking is not None:
+            problems.append(row_problem(row, booking[0], Msg(booking[1], **booking[2])))
+    parsed: list[tuple[str, Any, str, float | None]] = []
     if call.answers:
         if call.outcome not in REACHED_OUTCOMES:
             problems.append(row_problem(row, "answers", Msg("answers_only_when_reached", outcome=call.outcome)))
@@ -355,12 +372,23 @@ def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, cl
                 if question.treated_only and task.trigger not in TREATED_TRIGGERS:
                     problems.append(row_problem(row, name, Msg("question_treated_only", key=name)))
                     continue
-                try:
-                    answer = question.parse_answer(value)
-                except ValueError as exc:
-                    problems.append(RowProblem(row, name, str(exc), None, exc))
-                    continue
-                parsed.append((name, question.dimension, answer))
+                try:  # the same answer to the same question is parsed and encoded once
+                    memo = (key, name, value)
+                    answer = answers_of.get(memo)
+                except TypeError:  # not hashable (a list of choices)
+                    memo = answer = None
+                if answer is None:
+                    try:
+                        value_ = question.parse_answer(value)
+                    except ValueError as exc:
+                        problems.append(RowProblem(row, name, str(exc), None, exc))
+                        continue
+                    number = (float(value_) if isinstance(value_, int | float) and not isinstance(value_, bool)
+                              else None)
+                    answer = (name, question.dimension, json.dumps(value_), number)
+                    if memo is not None:
+                        answers_of[memo] = answer
+                parsed.append(answer)
     return None if len(problems) > bad else parsed
 
 
@@ -372,17 +400,26 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
 
     access.require(config, user, access.IMPORT)
     with collection_paused():
-        plan = _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
-        result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
-                               statuses=dict(plan.statuses))
-        if not plan.tasks:
-            return result
-        with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
-            session.flush()
-            result.first_attempt_id = _write(session, plan, now)
-            uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
-                      detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
-                              "statuses": result.statuses, "sites": sorted(plan.sites)})
+        # the load's rows freed before collection resumes (else its first pass walks them all)
+        return _load_calls(session, config, plugins, list(calls), user=user, now=now, given_up=set(given_up))
+
+
+def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, user: str,
+                now: datetime, given_up: set[int]) -> HistoryResult:
+    conn = session.connection()
+    # SQLite: the day rows added up while the rows are planned (PostgreSQL's statement triggers count)
+    counts = rollups.DayCounts(rollups.offset(conn)) if conn.dialect.name == "sqlite" else None
+    plan = _plan(session, config, plugins, calls, now=now, given_up=given_up, counts=counts)
+    result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
+                           statuses=dict(plan.statuses))
+    if not plan.tasks:
+        return result
+    with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
+        session.flush()
+        result.first_attempt_id = _write(session, plan, now, counts)
+        uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
+                  detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
+                          "statuses": result.statuses, "sites": sorted(plan.sites)})
     return result
 
 
@@ -411,83 +448,69 @@ def _instants(pg: bool) -> Any:
     return text
 
 
-def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
+def _stamps() -> Any:
+    """Aware instant -> its UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``: what SQLite stores (UTCDateTime's
+    format) and what PostgreSQL's ``COPY`` reads into a timestamp column. A call's instant, from a memo of
+    dates and one of seconds of the day (calls fall on a few hundred dates; ``isoformat`` with its zone
+    costs about twice as much)."""
+    utc = UTC
+    dates: dict[Any, str] = {}
+    seconds: dict[int, str] = {}
+
+    def text(value: datetime) -> str:
+        if value.tzinfo is not utc:
+            value = value.astimezone(utc)
+        day = dates.get(value.toordinal())
+        if day is None:
+            day = dates[value.toordinal()] = f"{value.date().isoformat()} "
+        hour, minute, second = value.hour, value.minute, value.second
+        key = hour * 3600 + minute * 60 + second
+        clock = seconds.get(key)
+        if clock is None:
+            clock = seconds[key] = f"{hour:02d}:{minute:02d}:{second:02d}."
+        return f"{day}{clock}{value.microsecond:06d}"
+
+    return text
+
+
+def _write(session: Session, plan: HistoryPlan, now: datetime, counts: rollups.DayCounts | None) -> int | None:
     """The plan's rows, set-based; returns the first attempt id (the load's ids follow it)."""
     conn = session.connection()
     dialect = conn.dialect
     pg = dialect.name == "postgresql"
-    instant = _instants(pg)
-    n = len(plan.attempts)
-    if pg:
-        ids = list(conn.exec_driver_sql(  # one row: an array of the sequence's next n values
-            "SELECT array_agg(nextval(s.seq)) FROM (SELECT pg_get_serial_sequence('attempts', 'id')::regclass "
-            "AS seq) AS s, generate_series(1, %(n)s)",
-            {"n": n}).scalar_one() or [])
-        counts = None  # the statement triggers count each statement once, grouped
-    else:
-        top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
-        ids = list(range(top + 1, top + 1 + n))
-        for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
-            conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        counts = rollups.DayCounts(rollups.offset(conn))
-    found = plan.found
-    stamps: dict[int, Any] = {}  # a call's instant converted, by identity: the task closed by it reuses it
-    phone, yes, no = str(Channel.PHONE), (True if pg else 1), (False if pg else 0)
-    # driver rows built directly; the day counts added up alongside (SQLite)
-    attempt_rows: list[tuple[Any, ...]] = []
-    add = attempt_rows.append
-    if counts is None:
-        for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
-            add((attempt_id, task_id, instant(at), site, by, outcome, note, None, yes if counted else no, phone,
-                 None))
-    else:  # SQLite: each call's day row added up as the row is made (DayCounts.call, the triggers' rule)
-        utc, call = UTC, counts.call
-        for attempt_id, (task_id, at, site, by, outcome, note, counted) in zip(ids, plan.attempts, strict=True):
-            # aware UTC: the text without its "+00:00" (what UTCDateTime stores)
-            stamp = at.isoformat(" ", "microseconds")[:26] if at.tzinfo is utc else instant(at)
-            stamps[id(at)] = stamp
-            add((attempt_id, task_id, stamp, site, by, outcome, note, None, yes if counted else no, phone, None))
-            call(stamp, site, found[task_id].specialty, by, outcome)
-    encoded: dict[tuple[type, Any], str] = {}  # a score is given thousands of times: encoded once
-    answer_rows = []
-    add = answer_rows.append
-    answered = frozenset(str(o) for o in rollups.ANSWERED)
-    for index, task_id, question, dimension, value, number in plan.answers:
-        key = (value.__class__, value)
-        try:
-            text = encoded.get(key)
-        except TypeError:  # not hashable (a list of choices)
-            text = None
-        if text is None:
-            text = json.dumps(value)
-            try:
-                encoded[key] = text
-            except TypeError:
-                pass
-        attempt = attempt_rows[index]
-        add((task_id, attempt[0], question, dimension, text, number))
-        if counts is not None and attempt[5] in answered:
-            counts.answer(attempt[2], attempt[3], found[task_id].specialty, question, dimension, number)
-    task_rows = []
-    add = task_rows.append
-    for task_id, status, attempts, failed, logged, nxt, done, booked in plan.tasks:
-        completed = stamps.get(id(done)) or instant(done)
-        add((task_id, status, attempts, failed, logged, instant(nxt), completed, instant(booked)))
-        if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
-            was = found[task_id]
-            counts.retask(was.site, was.specialty, was.due_at, was.window_start, was.window_end,
-                          (was.status, was.attempts_logged, was.completed_at),
-                          (status, logged, was.completed_at if completed is None else completed))
     q = dialect.identifier_preparer.quote
+    n = len(plan.attempts)
+    phone = str(Channel.PHONE)
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
     conn.exec_driver_sql(stage)
-    _load(conn, "attempts", ATTEMPT_COLUMNS, attempt_rows, q)
-    _load(conn, "answers", ANSWER_COLUMNS, answer_rows, q)
-    _load(conn, STAGE, TASK_COLUMNS, task_rows, q)
+    if pg:
+        # the sequence's next n values in one statement; only when another writer took some meanwhile
+        # (they are not consecutive) the values themselves
+        first, last, values = conn.exec_driver_sql(
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) = count(*) - 1 THEN NULL ELSE array_agg(v) END "
+            "FROM (SELECT nextval(pg_get_serial_sequence('attempts', 'id')::regclass) AS v "
+            "FROM generate_series(1, %(n)s)) AS s", {"n": n}).one()
+        ids: Sequence[int] = range(first, last + 1) if values is None else sorted(values)
+        _load(conn, "attempts", ("id", *ATTEMPT_COLUMNS, "channel"),
+              [(i, *row, phone) for i, row in zip(ids, plan.attempts, strict=True)], q)
+    else:
+        # SQLite gives each row without an id the largest id + 1: the load's rows, inserted by this one
+        # writer (the transaction holds the database's write lock), take top + 1 ... top + n in order
+        top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
+        for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        _load(conn, "attempts", ATTEMPT_COLUMNS, plan.attempts, q, extra={"channel": f"'{phone}'"})
+        ids = range(top + 1, top + 1 + n)
+        if n and int(conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()) != ids[-1]:
+            raise RuntimeError("attempt ids not consecutive")  # cannot happen without AUTOINCREMENT
+    _load(conn, "answers", ANSWER_COLUMNS,
+          [(task_id, ids[index], question, dimension, text, number)
+           for index, task_id, question, dimension, text, number in plan.answers], q)
+    _load(conn, STAGE, TASK_COLUMNS, plan.tasks, q)
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
-    stamp = instant(now)
+    stamp = _instants(pg)(now)
     conn.exec_driver_sql(
         f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
         f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
@@ -497,15 +520,18 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
             if any(f" {name} " in sql for name in DEFERRED_TRIGGERS):
                 conn.exec_driver_sql(sql)
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
-    return ids[0] if ids else None
+    return ids[0] if n else None
 
 
-def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], quote: Any) -> None:
-    """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3)."""
+def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], quote: Any,
+          extra: Mapping[str, str] | None = None) -> None:
+    """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3); ``extra``:
+    columns whose value is the same SQL literal in every row (SQLite)."""
     if not rows:
         return
-    names = ", ".join(quote(c) for c in columns)
+    names = ", ".join(quote(c) for c in [*columns, *(extra or ())])
     if conn.dialect.name == "postgresql":
         copy_rows(conn, f"COPY {table} ({names}) FROM STDIN", rows)
     else:
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})", rows)
+        marks = ", ".join(["?"] * len(columns) + list((extra or {}).values()))
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)

@@ -494,6 +494,9 @@ class DayCounts:
         self._reached = frozenset(str(s) for s in REACHED)
         self._not_due = frozenset(str(s) for s in NOT_DUE)
         self._open = str(TaskStatus.OPEN)
+        # a final status's own count (TASKS.counts' index), as plain strings: compared task after task
+        self._final = {str(TaskStatus.UNSUCCESSFUL): 4, str(TaskStatus.REFUSED): 5,
+                       str(TaskStatus.WRONG_NUMBER): 6, str(TaskStatus.OPEN): 7}
         self.call_reached = frozenset(str(s) for s in CALL_REACHED)
 
     def day(self, instant: str) -> str:
@@ -548,14 +551,10 @@ class DayCounts:
             if (completed_at is not None and window_start is not None and window_end is not None
                     and window_start <= completed_at <= window_end):
                 row[3] += sign
-        elif status == TaskStatus.UNSUCCESSFUL:
-            row[4] += sign
-        elif status == TaskStatus.REFUSED:
-            row[5] += sign
-        elif status == TaskStatus.WRONG_NUMBER:
-            row[6] += sign
-        elif status == TaskStatus.OPEN:
-            row[7] += sign
+        else:  # unsuccessful, refused, wrong number, open
+            column = self._final.get(status)
+            if column is not None:
+                row[column] += sign
 
     def retask(self, site: str, specialty: str, due_at: Any, window_start: Any, window_end: Any,
                was: tuple[str, int, Any], now: tuple[str, int, Any]) -> None:
@@ -565,7 +564,8 @@ class DayCounts:
             self.task(-1, site, specialty, *was[:2], due_at, was[2], window_start, window_end)
             self.task(1, site, specialty, *now[:2], due_at, now[2], window_start, window_end)
             return
-        key = (self.day(due_at), site, specialty)
+        day = self.days.get(due_at[:self.cut])  # self.day(due_at), looked up here
+        key = (self.day(due_at) if day is None else day, site, specialty)
         row = self.tasks.get(key)
         if row is None:
             row = self.tasks[key] = [0] * len(TASKS.counts)
@@ -573,7 +573,8 @@ class DayCounts:
         self._count(row, 1, *now, window_start, window_end)
 
     def call(self, at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
-        key = (self.day(at), site, specialty, by)
+        day = self.days.get(at[:self.cut])  # self.day(at), looked up here: once per call
+        key = (self.day(at) if day is None else day, site, specialty, by)
         row = self.calls.get(key)
         if row is None:
             self.calls[key] = [1, 1 if outcome in self.call_reached else 0, at, at]
