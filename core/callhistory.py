@@ -27,9 +27,12 @@ and costs about what the database takes to load the rows themselves:
   the end, grouped (what scheduling does with its new tasks). PostgreSQL's statement
   triggers already count each statement once, grouped. ``followup db recount --check``
   agrees afterwards;
-* **costs about what the rows cost**: the calls are checked and the rules applied in one
-  pass over plain strings, the instants converted once to the driver's values, garbage
-  collection paused meanwhile (the load's tuples live until it ends).
+* **costs about what the rows cost**: the calls are checked, the rules applied and the
+  driver rows built (and on SQLite the day rows added up) in one pass over plain strings, a
+  call's instant made UTC text from memos, an answer parsed and encoded once per question
+  and text; on SQLite the attempts take their ids from the table (the largest id + 1, checked
+  afterwards), on PostgreSQL one range from the sequence in one statement; garbage collection
+  paused meanwhile (the load's tuples live until it ends, and are freed before it resumes).
 
 ``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """

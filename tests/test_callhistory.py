@@ -4,12 +4,14 @@ stops the whole load with nothing written. Both databases."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from clinic_data import seed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=SH)
@@ -237,3 +239,24 @@ def test_day_counts_agree_when_the_chains_day_starts_at_a_half_hour(cli, clinic:
         load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
     with get_engine(clinic).connect() as conn:
         assert rollups.verify(conn) == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(moments=st.lists(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31),
+                                     timezones=st.sampled_from([UTC, SH, ZoneInfo("America/New_York"),
+                                                                ZoneInfo("Asia/Kathmandu")])),
+                        min_size=1, max_size=20))
+def test_a_calls_instant_is_the_text_the_column_stores(moments: list[datetime]) -> None:
+    """A loaded call's instant, made from memos of dates and seconds, is the text ``UTCDateTime`` binds on
+    SQLite and the UTC instant PostgreSQL's ``COPY`` reads into its timestamp column, met once or again."""
+    from sqlalchemy.dialects import sqlite
+
+    from core.callhistory import _stamps
+    from core.db.models import Attempt
+
+    dialect = sqlite.dialect()
+    bind = Attempt.__table__.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+    text = _stamps()
+    for moment in moments + moments:
+        assert text(moment) == bind(moment)
+        assert datetime.fromisoformat(text(moment)) == moment.astimezone(UTC).replace(tzinfo=None)
