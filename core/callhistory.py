@@ -29,10 +29,11 @@ and costs about what the database takes to load the rows themselves:
   agrees afterwards;
 * **costs about what the rows cost**: the calls are checked, the rules applied and the
   driver rows built (and on SQLite the day rows added up) in one pass over plain strings, a
-  call's instant made UTC text from memos, an answer parsed and encoded once per question
-  and text; on SQLite the attempts take their ids from the table (the largest id + 1, checked
-  afterwards), on PostgreSQL one range from the sequence in one statement; garbage collection
-  paused meanwhile (the load's tuples live until it ends, and are freed before it resumes).
+  call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
+  encoded once per question and text; on SQLite the attempts take their ids from the table
+  (the largest id + 1, checked afterwards), on PostgreSQL one range from the sequence in one
+  statement; garbage collection paused meanwhile (the load's tuples live until it ends, and are
+  freed before it resumes).
 
 ``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """
@@ -51,7 +52,7 @@ from sqlalchemy.orm import Session
 from core.calls import OUTCOMES, booking_problem, invites_back
 from core.config import ChainConfig
 from core.db import rollups
-from core.db.models import Attempt
+from core.db.models import Attempt, utc_text
 from core.db.uow import collection_paused, copy_rows, unit_of_work
 from core.importing import ImportFailed, RowProblem, row_problem
 from core.messages import Msg
@@ -235,7 +236,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
     booked, callback, open_, unsuccessful = (str(Outcome.BOOKED), str(Outcome.CALLBACK_REQUESTED),
                                              str(TaskStatus.OPEN), str(TaskStatus.UNSUCCESSFUL))
     pg = session.get_bind().dialect.name == "postgresql"
-    instant, stamp_of = _instants(pg), _stamps()
+    instant, stamp_of = _instants(pg), utc_text()
     yes, no = (True, False) if pg else (1, 0)
     call_day = counts.call if counts is not None else None
     latest = now.astimezone(UTC)
@@ -441,37 +442,10 @@ def _instants(pg: bool) -> Any:
 
         return naive
 
+    stamp = utc_text()
+
     def text(value: datetime | None) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is not utc:
-            value = value.astimezone(utc)
-        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
-
-    return text
-
-
-def _stamps() -> Any:
-    """Aware instant -> its UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``: what SQLite stores (UTCDateTime's
-    format) and what PostgreSQL's ``COPY`` reads into a timestamp column. A call's instant, from a memo of
-    dates and one of seconds of the day (calls fall on a few hundred dates; ``isoformat`` with its zone
-    costs about twice as much)."""
-    utc = UTC
-    dates: dict[Any, str] = {}
-    seconds: dict[int, str] = {}
-
-    def text(value: datetime) -> str:
-        if value.tzinfo is not utc:
-            value = value.astimezone(utc)
-        day = dates.get(value.toordinal())
-        if day is None:
-            day = dates[value.toordinal()] = f"{value.date().isoformat()} "
-        hour, minute, second = value.hour, value.minute, value.second
-        key = hour * 3600 + minute * 60 + second
-        clock = seconds.get(key)
-        if clock is None:
-            clock = seconds[key] = f"{hour:02d}:{minute:02d}:{second:02d}."
-        return f"{day}{clock}{value.microsecond:06d}"
+        return None if value is None else stamp(value)
 
     return text
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from core.config import ChainConfig, Site
 from core.db import rollups
-from core.db.models import Episode, Patient, Task
+from core.db.models import Episode, Patient, Task, utc_text
 from core.db.uow import UnitOfWork, collection_paused, copy_rows, unit_of_work
 from core.placement import _REGULAR, _UNKNOWN, CALENDAR_UNITS, MilestoneTimes, Placer, regular_offset, shifter
 from core.planner import History, Planner, Timing, planner
@@ -548,7 +548,7 @@ class _TaskWriter:
         dialect = session.get_bind().dialect
         bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
         if dialect.name == "sqlite" and bind is not None:
-            return _SQLiteWriter(_sqlite_text(), dialect)
+            return _SQLiteWriter(utc_text(), dialect)
         if dialect.name == "postgresql" and dialect.driver == "psycopg" and bind is not None:
             return _CopyWriter(bind, dialect)
         return _TaskWriter(lambda moment: moment)
@@ -564,30 +564,6 @@ class _TaskWriter:
     def _sql_columns(dialect: Any) -> str:
         quote = dialect.identifier_preparer.quote
         return ", ".join(quote(name) for name in COLUMNS)
-
-
-def _sqlite_text() -> Callable[[datetime], str]:
-    """What ``UTCDateTime`` stores on SQLite for an aware instant (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC),
-    from two small memos: a run's instants fall on a few hundred dates and a few thousand times of
-    day, so the text is two lookups and a concatenation instead of building and formatting a datetime."""
-    dates: dict[Any, str] = {}
-    times: dict[Any, str] = {}
-
-    def text(value: datetime) -> str:
-        if value.tzinfo is not UTC:
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            value = value.astimezone(UTC)
-        day, moment = value.date(), value.time()
-        a = dates.get(day)
-        if a is None:
-            a = dates[day] = f"{day.isoformat()} "
-        b = times.get(moment)
-        if b is None:
-            b = times[moment] = moment.isoformat("microseconds")
-        return a + b
-
-    return text
 
 
 class _SQLiteWriter(_TaskWriter):

@@ -324,12 +324,11 @@ def test_sqlite_text_from_its_memos_is_what_the_column_stores(moments: list[date
     ``UTCDateTime`` binds, for any aware instant in any zone, met once or again."""
     from sqlalchemy.dialects import sqlite
 
-    from core.db.models import Task
-    from core.scheduling import _sqlite_text
+    from core.db.models import Task, utc_text
 
     dialect = sqlite.dialect()
     bind = Task.__table__.c.due_at.type.dialect_impl(dialect).bind_processor(dialect)
-    text = _sqlite_text()
+    text = utc_text()
     for moment in moments + moments:
         assert text(moment) == bind(moment)
     with pytest.raises(ValueError):

@@ -247,16 +247,15 @@ def test_day_counts_agree_when_the_chains_day_starts_at_a_half_hour(cli, clinic:
                                                                 ZoneInfo("Asia/Kathmandu")])),
                         min_size=1, max_size=20))
 def test_a_calls_instant_is_the_text_the_column_stores(moments: list[datetime]) -> None:
-    """A loaded call's instant, made from memos of dates and seconds, is the text ``UTCDateTime`` binds on
+    """A loaded call's instant, made from memos of dates and times of day, is the text ``UTCDateTime`` binds on
     SQLite and the UTC instant PostgreSQL's ``COPY`` reads into its timestamp column, met once or again."""
     from sqlalchemy.dialects import sqlite
 
-    from core.callhistory import _stamps
-    from core.db.models import Attempt
+    from core.db.models import Attempt, utc_text
 
     dialect = sqlite.dialect()
     bind = Attempt.__table__.c.at.type.dialect_impl(dialect).bind_processor(dialect)
-    text = _stamps()
+    text = utc_text()
     for moment in moments + moments:
         assert text(moment) == bind(moment)
         assert datetime.fromisoformat(text(moment)) == moment.astimezone(UTC).replace(tzinfo=None)
