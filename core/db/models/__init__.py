@@ -6,8 +6,8 @@ with: changing a protocol never rewrites history silently.
 
 The tables every command touches (patients, episodes, tasks, attempts) are mapped on
 import; the others are mapped when a command first names them (``from core.db.models
-import Complaint`` still works): mapping a class costs about 10 M instructions, and a
-coordinator's ``script`` uses four of eighteen. :func:`load_all` maps every one
+import Complaint`` still works): mapping a class costs about 10 M instructions, and
+``worklist``, ``tasks`` and ``script`` use five of the eighteen. :func:`load_all` maps every one
 (migrations, tests comparing the models with the database).
 """
 
