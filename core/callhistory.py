@@ -19,16 +19,17 @@ and costs about what the database takes to load the rows themselves:
 * **one unit of work** (core/db/uow.py): access (``history``: admins), the sites' turns,
   one audit row for the whole load (set-based, its counts and the attempt ids);
 * **the day counts counted once**: the rows go in set-based (SQLite ``executemany``,
-  PostgreSQL ``COPY``) and the tasks are updated in one statement. On SQLite the row
-  triggers of the reports' day counts (core/db/rollups.py) are dropped inside the
-  transaction; the load's day rows are added up in Python while its driver rows are
-  built (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as it is
-  added, each call and scored answer added, by the triggers' rules) and upserted once at
-  the end, grouped (what scheduling does with its new tasks). PostgreSQL's statement
-  triggers already count each statement once, grouped. ``followup db recount --check``
-  agrees afterwards;
+  PostgreSQL ``COPY``) and the tasks are updated in one statement. The triggers of the
+  reports' day counts (core/db/rollups.py) stand aside inside the transaction
+  (:func:`core.db.rollups.held_back`: SQLite's are dropped, PostgreSQL's see a setting
+  local to the transaction); the load's day rows are added up in Python while its driver
+  rows are built (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as
+  it is added, each call and scored answer added, by the triggers' rules) and upserted once
+  at the end, grouped (what scheduling does with its new tasks). On PostgreSQL that spares
+  the statement triggers' joins with every task and call (a hash of the whole table per
+  statement at a million tasks). ``followup db recount --check`` agrees afterwards;
 * **costs about what the rows cost**: the calls are checked, the rules applied and the
-  driver rows built (and on SQLite the day rows added up) in one pass over plain strings, a
+  driver rows built (and the day rows added up) in one pass over plain strings, a
   call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
   encoded once per question and text; on SQLite the attempts take their ids from the table
   (the largest id + 1, checked afterwards), on PostgreSQL one range from the sequence in one
@@ -68,7 +69,6 @@ ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "value", "nu
 TASK_COLUMNS = ("id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
                 "completed_at", "booked_at")
 KEPT = ("next_attempt_at", "completed_at", "booked_at")  # None in a plan: the task's value stays
-DEFERRED_TRIGGERS = ("trg_attempts_rollup_ins", "trg_answers_rollup_ins", "trg_tasks_rollup_upd")
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,9 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     conn = session.connection()
     out: dict[int, _Task] = {}
     make = _Task._make
-    if conn.dialect.name == "postgresql":  # one array parameter; the instants only SQLite's day counts read
-        columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]), "NULL", "NULL", "NULL", "NULL"])
+    if conn.dialect.name == "postgresql":  # one array parameter; the instants as SQLite's text (the day counts')
+        columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]),
+                             *(f"to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')" for c in _READ[-4:])])
         for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id = ANY(%(ids)s)",
                                         {"ids": [int(i) for i in ids]}).fetchall():
             out[row[0]] = make(row)
@@ -199,8 +200,8 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
 
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
           given_up: set[int], counts: rollups.DayCounts | None = None) -> HistoryPlan:
-    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (SQLite's load):
-    the day rows added up meanwhile."""
+    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (a load): the
+    day rows added up meanwhile."""
     problems: list[RowProblem] = []
     by_task: dict[int, list[tuple[int, PastCall]]] = {}
     unsorted: set[int] = set()  # tasks whose calls are not in time order in the file
@@ -411,8 +412,7 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
 def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, user: str,
                 now: datetime, given_up: set[int]) -> HistoryResult:
     conn = session.connection()
-    # SQLite: the day rows added up while the rows are planned (PostgreSQL's statement triggers count)
-    counts = rollups.DayCounts(rollups.offset(conn)) if conn.dialect.name == "sqlite" else None
+    counts = rollups.DayCounts(rollups.offset(conn))  # the day rows added up while the rows are planned
     plan = _plan(session, config, plugins, calls, now=now, given_up=given_up, counts=counts)
     result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
                            statuses=dict(plan.statuses))
@@ -420,7 +420,8 @@ def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: 
         return result
     with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
         session.flush()
-        result.first_attempt_id = _write(session, plan, now, counts)
+        with rollups.held_back(conn, counts):  # the triggers stand aside; the counts are written at the end
+            result.first_attempt_id = _write(session, plan, now)
         uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
                   detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
                           "statuses": result.statuses, "sites": sorted(plan.sites)})
@@ -450,7 +451,7 @@ def _instants(pg: bool) -> Any:
     return text
 
 
-def _write(session: Session, plan: HistoryPlan, now: datetime, counts: rollups.DayCounts | None) -> int | None:
+def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
     """The plan's rows, set-based; returns the first attempt id (the load's ids follow it)."""
     conn = session.connection()
     dialect = conn.dialect
@@ -476,8 +477,6 @@ def _write(session: Session, plan: HistoryPlan, now: datetime, counts: rollups.D
         # SQLite gives each row without an id the largest id + 1: the load's rows, inserted by this one
         # writer (the transaction holds the database's write lock), take top + 1 ... top + n in order
         top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
-        for name in DEFERRED_TRIGGERS:  # the day counts are added once at the end (below)
-            conn.exec_driver_sql(f"DROP TRIGGER {name}")
         _load(conn, "attempts", ATTEMPT_COLUMNS, plan.attempts, q, extra={"channel": f"'{phone}'"})
         ids = range(top + 1, top + 1 + n)
         if n and int(conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()) != ids[-1]:
@@ -492,11 +491,6 @@ def _write(session: Session, plan: HistoryPlan, now: datetime, counts: rollups.D
     conn.exec_driver_sql(
         f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
         f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
-    if counts is not None:
-        counts.write(conn)
-        for sql in rollups._sqlite_triggers():
-            if any(f" {name} " in sql for name in DEFERRED_TRIGGERS):
-                conn.exec_driver_sql(sql)
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return ids[0] if n else None
 

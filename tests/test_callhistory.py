@@ -259,3 +259,52 @@ def test_a_calls_instant_is_the_text_the_column_stores(moments: list[datetime]) 
     for moment in moments + moments:
         assert text(moment) == bind(moment)
         assert datetime.fromisoformat(text(moment)) == moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _call_on(conn, task_id: int, site: str, at: datetime) -> None:  # type: ignore[no-untyped-def]
+    """A call inserted as any writer's SQL would (the write guard looks away): the triggers decide its count."""
+    from sqlalchemy import insert
+
+    from core.db.models import Attempt
+    from core.db.uow import outside
+
+    with outside(conn):
+        conn.execute(insert(Attempt), [{"task_id": task_id, "at": at, "site": site, "by": "someone",
+                                        "outcome": "no_answer", "channel": "phone"}])
+
+
+def _calls_counted(conn) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    return int(conn.execute(text("SELECT COALESCE(SUM(attempts), 0) FROM report_call_days")).scalar_one())
+
+
+def test_a_load_holds_back_only_its_own_counting(clinic: str) -> None:
+    """While a load writes, the triggers stand aside for its own transaction only (core.db.rollups.held_back):
+    the calls it writes meanwhile are counted by the load (here: none, so they are missing from the day rows);
+    another writer's call meanwhile is counted by the triggers (PostgreSQL; SQLite has one writer at a time);
+    and once the load has written, a call in the same transaction is counted again."""
+    from core.db import rollups
+    from core.db.engine import get_engine
+
+    (task_id, due, site, *_), (other, _, other_site, *_) = open_tasks(clinic)[:2]
+    engine = get_engine(clinic)
+    with engine.connect() as conn:
+        tx = conn.begin()
+        before = _calls_counted(conn)
+        with rollups.held_back(conn, rollups.DayCounts(rollups.offset(conn))):
+            _call_on(conn, task_id, site, due)
+            assert _calls_counted(conn) == before  # not counted by the triggers: the load counts its own
+            if engine.dialect.name == "postgresql":
+                with engine.begin() as writer:  # another writer meanwhile
+                    _call_on(writer, other, other_site, due)
+                with engine.connect() as reader:
+                    assert _calls_counted(reader) == before + 1
+                    assert rollups.verify(reader) == {}
+        _call_on(conn, task_id, site, due + timedelta(hours=1))  # after the load's rows: the triggers again
+        counted = _calls_counted(conn)
+        assert counted == before + 1 + (engine.dialect.name == "postgresql")
+        assert set(rollups.verify(conn)) == {rollups.CALLS.table}  # only the call held back is missing
+        tx.rollback()
+    with engine.connect() as conn:
+        assert rollups.verify(conn) == {}

@@ -233,6 +233,13 @@ ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "number")
 # task. It defers, inside its own transaction, and adds its tasks once at the end, grouped
 # (:func:`deferred`). PostgreSQL's insert trigger checks this; SQLite's is dropped meanwhile.
 NOT_DEFERRED = "(SELECT deferred FROM report_settings WHERE id = 1) = 0"
+# A bulk writer of calls (core/callhistory.py) adds up the day rows of its calls, answers and tasks
+# itself and writes them once, grouped (:func:`held_back`): inside its transaction, these triggers
+# stand aside. SQLite drops them meanwhile; PostgreSQL's ask a setting local to the transaction
+# (migration 0018), which no other transaction sees.
+HELD = ("trg_attempts_rollup_ins", "trg_answers_rollup_ins", "trg_tasks_rollup_upd")
+HELD_SETTING = "followup.counts_held"
+NOT_HELD = f"current_setting('{HELD_SETTING}', true) IS DISTINCT FROM 'on'"
 
 
 def _changed(columns: Iterable[str], d: Dialect) -> str:
@@ -282,8 +289,10 @@ def _sqlite_triggers(attempts: str = ATTEMPTS) -> list[str]:
     return out
 
 
-def _pg_triggers(attempts: str = ATTEMPTS) -> list[str]:
+def _pg_triggers(attempts: str = ATTEMPTS, *, held: bool = True) -> list[str]:
+    """``held``: the triggers of :data:`HELD` stand aside when the transaction says so (migration 0018)."""
     d = Dialect("postgresql", attempts)
+    unless_held = NOT_HELD if held else None
     out = []
 
     def trigger(table: str, event: str, referencing: str, body: list[str], when: str | None = None) -> None:
@@ -299,9 +308,9 @@ def _pg_triggers(attempts: str = ATTEMPTS) -> list[str]:
     new, old, both = "NEW TABLE AS new_rows", "OLD TABLE AS old_rows", "OLD TABLE AS old_rows NEW TABLE AS new_rows"
     trigger("tasks", "INSERT", new, [_upsert(d, TASKS, [_task_source(d, "", rel="new_rows")])], NOT_DEFERRED)
     trigger("tasks", "UPDATE", both, [_upsert(d, TASKS, [_task_source(d, "-", rel="old_rows"),
-                                                          _task_source(d, "", rel="new_rows")])])
+                                                          _task_source(d, "", rel="new_rows")])], unless_held)
     trigger("tasks", "DELETE", old, [_upsert(d, TASKS, [_task_source(d, "-", rel="old_rows")])])
-    trigger("attempts", "INSERT", new, [_upsert(d, CALLS, [_call_source(d, "", rel="new_rows")])])
+    trigger("attempts", "INSERT", new, [_upsert(d, CALLS, [_call_source(d, "", rel="new_rows")])], unless_held)
     trigger("attempts", "UPDATE", both, [
         _upsert(d, CALLS, [_call_source(d, "-", rel="old_rows"), _call_source(d, "", rel="new_rows")]),
         _recount_extremes(d, rel="old_rows"),
@@ -312,7 +321,7 @@ def _pg_triggers(attempts: str = ATTEMPTS) -> list[str]:
         _upsert(d, CALLS, [_call_source(d, "-", rel="old_rows")]), _recount_extremes(d, rel="old_rows"),
     ])
     trigger("answers", "INSERT", new, [_upsert(d, ANSWERS, [_answer_source(d, "", answers="new_rows",
-                                                                            attempts="attempts")])])
+                                                                            attempts="attempts")])], unless_held)
     trigger("answers", "UPDATE", both, [_upsert(d, ANSWERS, [
         _answer_source(d, "-", answers="old_rows", attempts="attempts"),
         _answer_source(d, "", answers="new_rows", attempts="attempts")])])
@@ -321,9 +330,11 @@ def _pg_triggers(attempts: str = ATTEMPTS) -> list[str]:
     return out
 
 
-def create_triggers(conn: Connection, attempts: str = ATTEMPTS) -> None:
-    """``attempts``: the task column counted as its attempts (only migrations before 0005 pass another)."""
-    statements = _pg_triggers(attempts) if conn.dialect.name == "postgresql" else _sqlite_triggers(attempts)
+def create_triggers(conn: Connection, attempts: str = ATTEMPTS, *, held: bool = True) -> None:
+    """``attempts``: the task column counted as its attempts (only migrations before 0005 pass another);
+    ``held``: PostgreSQL's triggers of :data:`HELD` can be held back (only 0018's downgrade passes False)."""
+    statements = (_pg_triggers(attempts, held=held) if conn.dialect.name == "postgresql"
+                  else _sqlite_triggers(attempts))
     for sql in statements:
         conn.exec_driver_sql(sql)
 
@@ -472,10 +483,34 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
         conn.exec_driver_sql(next(sql for sql in _sqlite_triggers() if f" {insert_trigger} " in sql))
 
 
+@contextmanager
+def held_back(conn: Connection, counts: DayCounts) -> Iterator[None]:
+    """Inside, this transaction's inserted calls and answers and updated tasks are not counted by the
+    triggers (:data:`HELD`): the writer has added up their day rows in ``counts``, written once,
+    grouped, at the end. The writer has taken its sites' turns (:func:`take_turns`). Other
+    transactions' writes are counted as usual meanwhile. An error inside leaves the transaction to be
+    rolled back, and with it the dropped triggers or the setting.
+    """
+    pg = conn.dialect.name == "postgresql"
+    if pg:
+        conn.exec_driver_sql(f"SELECT set_config('{HELD_SETTING}', 'on', true)")
+    else:
+        for name in HELD:
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    yield
+    if pg:
+        conn.exec_driver_sql(f"SELECT set_config('{HELD_SETTING}', 'off', true)")
+    else:
+        for sql in _sqlite_triggers():
+            if any(f" {name} " in sql for name in HELD):
+                conn.exec_driver_sql(sql)
+    counts.write(conn)
+
+
 class DayCounts:
-    """SQLite's day rows of rows written in bulk while its row triggers are dropped, added up here and
-    upserted once, grouped: what the triggers would have added row by row. (PostgreSQL needs none: its
-    statement triggers count each statement once, grouped.)
+    """Day rows of rows written in bulk while the triggers stand aside (SQLite's dropped, PostgreSQL's
+    held back: :func:`held_back`), added up here and upserted once, grouped: what the triggers would
+    have added row by row (or statement by statement, joining the tasks).
 
     The same rules as the SQL sources above (``_task_source``, ``_call_source``, ``_answer_source``);
     :func:`verify` compares the result with a recount. Instants and days are SQLite's stored text,
@@ -606,8 +641,9 @@ class DayCounts:
             row[4] += 1
 
     def write(self, conn: Connection) -> None:
-        """Add the grouped rows to the day tables (SQLite: one writer at a time, any order); rows whose
-        counts all cancel out are left alone."""
+        """Add the grouped rows to the day tables; rows whose counts all cancel out are left alone.
+        SQLite: one writer at a time, in any order. PostgreSQL: copied into a temporary table, then
+        upserted in the triggers' order of keys (every writer locks day rows in one order)."""
         d = Dialect(conn.dialect.name)
         for rollup, groups in ((TASKS, self.tasks), (CALLS, self.calls), (ANSWERS, self.answers)):
             n = len(rollup.counts)
@@ -616,6 +652,17 @@ class DayCounts:
                 continue
             names = ", ".join(d.q(c) for c in rollup.columns)
             keys = ", ".join(d.q(k) for k in rollup.keys)
+            if d.pg:
+                from core.db.uow import copy_rows
+
+                stage = f"followup_{rollup.table}_stage"
+                conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} AS SELECT {names} FROM {rollup.table} "
+                                     "WITH NO DATA")
+                copy_rows(conn, f"COPY {stage} ({names}) FROM STDIN", rows)
+                conn.exec_driver_sql(f"INSERT INTO {rollup.table} ({names}) SELECT {names} FROM {stage} "
+                                     f"ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}")
+                conn.exec_driver_sql(f"DROP TABLE {stage}")
+                continue
             conn.exec_driver_sql(
                 f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join('?' for _ in rollup.columns)}) "
                 f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}", rows)
