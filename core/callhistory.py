@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -54,7 +55,7 @@ from core.calls import OUTCOMES, booking_problem, invites_back
 from core.config import ChainConfig
 from core.db import rollups
 from core.db.models import Attempt, utc_text
-from core.db.uow import collection_paused, copy_rows, unit_of_work
+from core.db.uow import collection_paused, copy_rows, copy_stream, unit_of_work
 from core.importing import ImportFailed, RowProblem, row_problem
 from core.messages import Msg
 from core.planner import planner
@@ -65,6 +66,7 @@ ACTION = "history"  # the unit of work's action (core/access.py: importing, admi
 CHUNK = 5000  # task ids per read
 STAGE = "followup_history_tasks"  # the tasks' new values, then the update from them
 ATTEMPT_COLUMNS = ("task_id", "at", "site", "by", "outcome", "note", "counted")  # a plan's attempt row
+STREAMED = ("id", "task_id", "at", "site", '"by"', "outcome", "note", "counted", "channel")  # PostgreSQL's COPY
 ANSWER_COLUMNS = ("task_id", "attempt_id", "question", "dimension", "value", "number")
 TASK_COLUMNS = ("id", "status", "attempts", "failed_attempts", "attempts_logged", "next_attempt_at",
                 "completed_at", "booked_at")
@@ -106,6 +108,7 @@ class HistoryPlan:
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     sites: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
+    attempt_count: int = 0  # the attempts planned (PostgreSQL's load streams them instead of keeping them)
 
 
 @dataclass
@@ -195,14 +198,23 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
     """Check every call and compute the rows a load writes (reads only). Raises :class:`ImportFailed`
     listing every problem."""
     with collection_paused():
-        return _plan(session, config, plugins, list(calls), now=now, given_up=set(given_up))
+        given_up = set(given_up)
+        return _plan(session, config, plugins, _read(session, list(calls), given_up), now=now, given_up=given_up)
 
 
-def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, now: datetime,
-          given_up: set[int], counts: rollups.DayCounts | None = None) -> HistoryPlan:
-    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (a load): the
-    day rows added up meanwhile."""
-    problems: list[RowProblem] = []
+class _Reading(NamedTuple):
+    """What a load reads before it plans: the calls per task (in the file's order), the tasks whose calls
+    are not in time order, every task named, their rows, and what their stored calls say."""
+
+    by_task: dict[int, list[tuple[int, PastCall]]]
+    unsorted: set[int]
+    ids: list[int]
+    tasks: dict[int, _Task]
+    previous: dict[int, datetime]  # the latest counted failed call stored
+    recorded: set[tuple[int, datetime]]  # the calls stored, as (task, instant)
+
+
+def _read(session: Session, calls: list[PastCall], given_up: set[int]) -> _Reading:
     by_task: dict[int, list[tuple[int, PastCall]]] = {}
     unsorted: set[int] = set()  # tasks whose calls are not in time order in the file
     for i, call in enumerate(calls, 1):
@@ -219,8 +231,18 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
     ids = sorted(set(by_task) | given_up)
     tasks = _tasks(session, ids)
     called = [i for i in ids if i in tasks and tasks[i].attempts_logged]
-    previous = _last_failures(session, called)
-    recorded = _recorded(session, called)  # a call loaded again (the same file twice) is refused, not doubled
+    # a call loaded again (the same file twice) is refused, not doubled
+    return _Reading(by_task, unsorted, ids, tasks, _last_failures(session, called), _recorded(session, called))
+
+
+def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Reading, *, now: datetime,
+          given_up: set[int], counts: rollups.DayCounts | None = None,
+          add_attempt: Callable[[tuple[Any, ...]], Any] | None = None) -> HistoryPlan:
+    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (a load): the
+    day rows added up meanwhile; ``add_attempt``: where each attempt row goes as it is built (PostgreSQL's
+    load: into its ``COPY``, while the server inserts the rows before), else ``plan.attempts``."""
+    by_task, unsorted, ids, tasks, previous, recorded = reading
+    problems: list[RowProblem] = []
     questions: dict[tuple[str, str, str], dict[str, Any]] = {}
     answers_of: dict[Any, Any] = {}  # the answers parsed and encoded, per task kind and answer as written
     planners: dict[str, Any] = {}
@@ -243,8 +265,10 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
     latest = now.astimezone(UTC)
     plan = HistoryPlan()
     statuses: dict[str, int] = {}
-    attempt_list = plan.attempts
-    add_attempt, add_answer, add_task = attempt_list.append, plan.answers.append, plan.tasks.append
+    if add_attempt is None:
+        add_attempt = plan.attempts.append
+    add_answer, add_task = plan.answers.append, plan.tasks.append
+    index = -1  # the last attempt's, in the order they are added
     for task_id in given_up - set(by_task):
         problems.append(row_problem(0, "task_id", Msg("history_given_up_without_calls", id=task_id)))
     for task_id in ids:
@@ -291,7 +315,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
                     gap_ends = min_gap.add_to(last_failure)
                 counted = at >= gap_ends
             stamp = stamp_of(at)  # the driver's value: UTC text (SQLite's stored value; COPY reads it)
-            index = len(attempt_list)
+            index += 1
             add_attempt((task_id, stamp, site_code, by, outcome, call.note, yes if counted else no))
             if call_day is not None:
                 call_day(stamp, site_code, specialty, by, outcome)
@@ -331,6 +355,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, calls: list[P
         plan.sites.add(site_code)
         statuses[status] = statuses.get(status, 0) + 1
     plan.statuses.update(statuses)
+    plan.attempt_count = index + 1
     if problems:
         problems.sort(key=lambda p: p.row)
         raise ImportFailed(problems)
@@ -413,16 +438,32 @@ def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: 
                 now: datetime, given_up: set[int]) -> HistoryResult:
     conn = session.connection()
     counts = rollups.DayCounts(rollups.offset(conn))  # the day rows added up while the rows are planned
-    plan = _plan(session, config, plugins, calls, now=now, given_up=given_up, counts=counts)
-    result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
-                           statuses=dict(plan.statuses))
-    if not plan.tasks:
-        return result
-    with unit_of_work(session, config, sites=sorted(plan.sites), user=user, now=now, action=ACTION) as uow:
+    reading = _read(session, calls, given_up)
+    streamed = conn.dialect.name == "postgresql" and bool(reading.tasks)
+    if not streamed:  # SQLite: planned, then written
+        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, counts=counts)
+        if not plan.tasks:
+            return HistoryResult()
+        sites = sorted(plan.sites)
+    else:  # PostgreSQL: the attempts go into their COPY as they are planned (the tasks' sites' turns first)
+        sites = sorted({task.site for task in reading.tasks.values()})
+    with unit_of_work(session, config, sites=sites, user=user, now=now, action=ACTION) as uow:
         session.flush()
-        with rollups.held_back(conn, counts):  # the triggers stand aside; the counts are written at the end
-            result.first_attempt_id = _write(session, plan, now)
-        uow.audit(ACTION, entity="attempts", entity_id=result.first_attempt_id,
+        # a problem found while the attempts stream: the rows sent are rolled back, nothing else
+        with conn.begin_nested() if streamed else nullcontext(), rollups.held_back(conn, counts):
+            if streamed:
+                ids = _attempt_ids(conn, len(calls))
+                with copy_stream(conn, f"COPY attempts ({', '.join(STREAMED)}) FROM STDIN") as write_row:
+                    rows = iter(ids)
+                    phone = str(Channel.PHONE)
+                    plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, counts=counts,
+                                 add_attempt=lambda row: write_row((next(rows), *row, phone)))
+            else:
+                ids = _sqlite_attempts(conn, plan)
+            first = _write(conn, plan, now, ids)
+        result = HistoryResult(attempts=plan.attempt_count, answers=len(plan.answers), tasks=len(plan.tasks),
+                               statuses=dict(plan.statuses), first_attempt_id=first)
+        uow.audit(ACTION, entity="attempts", entity_id=first,
                   detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
                           "statuses": result.statuses, "sites": sorted(plan.sites)})
     return result
@@ -451,40 +492,41 @@ def _instants(pg: bool) -> Any:
     return text
 
 
-def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
-    """The plan's rows, set-based; returns the first attempt id (the load's ids follow it)."""
-    conn = session.connection()
-    dialect = conn.dialect
-    pg = dialect.name == "postgresql"
-    q = dialect.identifier_preparer.quote
+def _attempt_ids(conn: Any, n: int) -> Sequence[int]:
+    """PostgreSQL: the sequence's next ``n`` values in one statement; only when another writer took some
+    meanwhile (they are not consecutive) the values themselves. Those a load does not use are gaps."""
+    sequence = conn.exec_driver_sql("SELECT pg_get_serial_sequence('attempts', 'id')").scalar_one()
+    literal = "'" + str(sequence).replace("'", "''") + "'"  # a constant: a looked-up one costs 3 us a value
+    first, last, values = conn.exec_driver_sql(
+        "SELECT min(v), max(v), CASE WHEN max(v) - min(v) = count(*) - 1 THEN NULL ELSE array_agg(v) END "
+        f"FROM (SELECT nextval({literal}::regclass) AS v FROM generate_series(1, %(n)s)) AS s", {"n": n}).one()
+    return range(first, last + 1) if values is None else sorted(values)
+
+
+def _sqlite_attempts(conn: Any, plan: HistoryPlan) -> Sequence[int]:
+    """SQLite: the plan's attempts, inserted; their ids. SQLite gives each row without an id the largest
+    id + 1: the load's rows, inserted by this one writer (the transaction holds the database's write
+    lock), take top + 1 ... top + n in order."""
     n = len(plan.attempts)
-    phone = str(Channel.PHONE)
+    top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
+    _load(conn, "attempts", ATTEMPT_COLUMNS, plan.attempts, extra={"channel": "'" + str(Channel.PHONE) + "'"})
+    ids = range(top + 1, top + 1 + n)
+    if n and int(conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()) != ids[-1]:
+        raise RuntimeError("attempt ids not consecutive")  # cannot happen without AUTOINCREMENT
+    return ids
+
+
+def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int]) -> int | None:
+    """The plan's answers and tasks, set-based, its attempts being in with ``ids``; returns the first
+    attempt id (the load's ids follow it)."""
+    pg = conn.dialect.name == "postgresql"
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
     conn.exec_driver_sql(stage)
-    if pg:
-        # the sequence's next n values in one statement; only when another writer took some meanwhile
-        # (they are not consecutive) the values themselves
-        sequence = conn.exec_driver_sql("SELECT pg_get_serial_sequence('attempts', 'id')").scalar_one()
-        literal = "'" + str(sequence).replace("'", "''") + "'"  # a constant: a looked-up one costs 3 us a value
-        first, last, values = conn.exec_driver_sql(
-            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) = count(*) - 1 THEN NULL ELSE array_agg(v) END "
-            f"FROM (SELECT nextval({literal}::regclass) AS v FROM generate_series(1, %(n)s)) AS s", {"n": n}).one()
-        ids: Sequence[int] = range(first, last + 1) if values is None else sorted(values)
-        _load(conn, "attempts", ("id", *ATTEMPT_COLUMNS, "channel"),
-              [(i, *row, phone) for i, row in zip(ids, plan.attempts, strict=True)], q)
-    else:
-        # SQLite gives each row without an id the largest id + 1: the load's rows, inserted by this one
-        # writer (the transaction holds the database's write lock), take top + 1 ... top + n in order
-        top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
-        _load(conn, "attempts", ATTEMPT_COLUMNS, plan.attempts, q, extra={"channel": f"'{phone}'"})
-        ids = range(top + 1, top + 1 + n)
-        if n and int(conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()) != ids[-1]:
-            raise RuntimeError("attempt ids not consecutive")  # cannot happen without AUTOINCREMENT
     _load(conn, "answers", ANSWER_COLUMNS,
           [(task_id, ids[index], question, dimension, text, number)
-           for index, task_id, question, dimension, text, number in plan.answers], q)
-    _load(conn, STAGE, TASK_COLUMNS, plan.tasks, q)
+           for index, task_id, question, dimension, text, number in plan.answers])
+    _load(conn, STAGE, TASK_COLUMNS, plan.tasks)
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
     stamp = _instants(pg)(now)
@@ -492,15 +534,16 @@ def _write(session: Session, plan: HistoryPlan, now: datetime) -> int | None:
         f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
         f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
-    return ids[0] if n else None
+    return ids[0] if plan.attempt_count else None
 
 
-def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], quote: Any,
+def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
           extra: Mapping[str, str] | None = None) -> None:
     """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3); ``extra``:
     columns whose value is the same SQL literal in every row (SQLite)."""
     if not rows:
         return
+    quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in [*columns, *(extra or ())])
     if conn.dialect.name == "postgresql":
         copy_rows(conn, f"COPY {table} ({names}) FROM STDIN", rows)

@@ -308,3 +308,25 @@ def test_a_load_holds_back_only_its_own_counting(clinic: str) -> None:
         tx.rollback()
     with engine.connect() as conn:
         assert rollups.verify(conn) == {}
+
+
+def test_a_refused_load_leaves_its_transaction_as_it_was(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the calls stream into the database while they are checked: a caller that catches the
+    problems and goes on in the same transaction finds none of them written, and can load again."""
+    from sqlalchemy import func, select
+
+    from core.callhistory import PastCall, load_attempts
+    from core.db.engine import session_scope
+    from core.db.models import Attempt
+    from core.importing import ImportFailed
+
+    calls, given_up, _ = history(clinic, plugins)
+    late = PastCall(calls[-1].task_id, NOW + timedelta(days=1), calls[-1].by, "no_answer")  # the last row
+    with session_scope(clinic) as session:
+        with pytest.raises(ImportFailed) as failed:
+            load_attempts(session, config, plugins, [*calls, late], user="system", now=NOW, given_up=given_up)
+        assert {p.row for p in failed.value.problems} == {len(calls) + 1}
+        assert session.scalar(select(func.count()).select_from(Attempt)) == 0
+        result = load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
+        assert session.scalar(select(func.count()).select_from(Attempt)) == result.attempts == len(calls)
+    cli("db", "recount", "--check", db=clinic)

@@ -43,7 +43,7 @@ change rows through the session, write its audit row with ``uow.audit``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -224,11 +224,19 @@ def collection_paused() -> Iterator[None]:
 def copy_rows(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` (driver values) on ``conn``'s psycopg connection,
     asking the write guard first (:func:`inside`): the one way core bulk-loads rows."""
-    inside(conn, sql)
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-        write_row = copy.write_row
+    with copy_stream(conn, sql) as write_row:
         for row in rows:
             write_row(row)
+
+
+@contextmanager
+def copy_stream(conn: Connection, sql: str) -> Iterator[Callable[[Sequence[Any]], None]]:
+    """:func:`copy_rows` for a writer that makes its rows as it goes: inside, each row given to the
+    function yielded is sent (buffered) while the server inserts the rows before it. An error inside
+    ends the ``COPY`` with that error (the transaction, or its savepoint, is then rolled back)."""
+    inside(conn, sql)
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+        yield copy.write_row
 
 
 def enable_guard() -> None:
