@@ -582,7 +582,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
     asks: dict[tuple[str, str, str, str], set[str]] = {}
     last = seen = 0
     retry_from = REPORT_NOW - timedelta(days=3)  # older failures were given up (closed as unsuccessful)
-    fw_time = raw_time = plan_time = 0.0
+    fw_time = raw_time = plan_time = days_time = 0.0
     chunks = 0
     while True:
         with engine.connect() as conn:
@@ -636,12 +636,15 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                 given_up.append(task_id)
         t0 = time.perf_counter()
         with session_scope(db.url) as session:  # the rows the load writes, for the raw baseline
-            plan = plan_history(session, config, plugins, calls, now=REPORT_NOW, given_up=given_up)
+            day_rows = rollups.DayCounts(rollups.offset(session.connection()))
+            plan = plan_history(session, config, plugins, calls, now=REPORT_NOW, given_up=given_up,
+                                counts=day_rows)
         plan_time += time.perf_counter() - t0  # not in either time: what the framework's load spends on it
         # A/B in every chunk: the raw load of the plan's rows (then rolled back), the framework's load
-        raws, fws = [], []
+        raws, fws, days = [], [], []
         for round_ in range(rounds):
             raws.append(raw_history(db, plan))
+            days.append(day_rows_alone(db, day_rows))
             with session_scope(db.url) as session:  # timed up to the commit, as the raw load (rolled back)
                 t0 = time.perf_counter()
                 result = load_attempts(session, config, plugins, calls, user="system", now=REPORT_NOW,
@@ -651,6 +654,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                     session.rollback()  # the same rows again into the same tables
         raw_time += statistics.median(raws)
         fw_time += statistics.median(fws)
+        days_time += statistics.median(days)
         chunks += 1
         counts["attempts"] += result.attempts
         counts["answers"] += result.answers
@@ -664,12 +668,30 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                 f"{counts['attempts']} attempts, {counts['answers']} answers of {seen} tasks in {chunks} load(s) "
                 f"(each the median of {rounds} A/B round(s)) "
                 f"(core.callhistory.load_attempts; raw: the same rows and task updates, no day-count triggers); "
-                f"of the framework's time, checking the calls and applying the rules about {_fmt(plan_time).strip()}",
+                f"of the framework's time, checking the calls and applying the rules about {_fmt(plan_time).strip()}; "
+                f"the day rows alone (the load's upserts of them, added up beforehand) {_fmt(days_time).strip()}: "
+                f"raw + day rows {(raw_time + days_time) / raw_time:.2f}x the raw load",
                 check=ok, check_detail=f"day counts differ: {list(differ)}, task counters differ: {mismatched[:3]}")
         out.data[db.name]["attempts_load"] = {"attempts": counts["attempts"], "answers": counts["answers"],
                                               "day_counts_agree": not differ, "counters_agree": not mismatched,
-                                              "plan_s": round(plan_time, 3)}
+                                              "plan_s": round(plan_time, 3), "day_rows_s": round(days_time, 3),
+                                              "raw_plus_day_rows": round((raw_time + days_time) / raw_time, 3)}
     return dict(counts)
+
+
+def day_rows_alone(db: Database, day_rows: Any) -> float:
+    """What writing a load's day rows costs by itself (``DayCounts.write``: one grouped upsert per table, the
+    rows added up beforehand, untimed), rolled back: the part of any load that keeps the day counts which
+    no Python can save. Raw load + this = the floor of a load with the day counts."""
+    from core.db.engine import get_engine
+
+    with get_engine(db.url).connect() as conn:
+        tx = conn.begin()
+        t0 = time.perf_counter()
+        day_rows.write(conn)
+        elapsed = time.perf_counter() - t0
+        tx.rollback()
+    return elapsed
 
 
 def raw_history(db: Database, plan: Any) -> float:

@@ -33,8 +33,10 @@ and costs about what the database takes to load the rows themselves:
   call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
   encoded once per question and text; on SQLite the attempts take their ids from the table
   (the largest id + 1, checked afterwards), on PostgreSQL one range from the sequence in one
-  statement; garbage collection paused meanwhile (the load's tuples live until it ends, and are
-  freed before it resumes).
+  statement, and there they go into their ``COPY`` as they are planned, so the server inserts
+  them while Python checks the next ones (under a savepoint: a problem found on a later row
+  takes back what was sent, and the caller's transaction is as it was); garbage collection
+  paused meanwhile (the load's tuples live until it ends, and are freed before it resumes).
 
 ``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """
@@ -194,12 +196,14 @@ def _last_failures(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
 
 
 def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls: Iterable[PastCall], *,
-                 now: datetime, given_up: Iterable[int] = ()) -> HistoryPlan:
-    """Check every call and compute the rows a load writes (reads only). Raises :class:`ImportFailed`
-    listing every problem."""
+                 now: datetime, given_up: Iterable[int] = (), counts: rollups.DayCounts | None = None
+                 ) -> HistoryPlan:
+    """Check every call and compute the rows a load writes (reads only); ``counts``: where to add up the
+    day rows it would write too. Raises :class:`ImportFailed` listing every problem."""
     with collection_paused():
         given_up = set(given_up)
-        return _plan(session, config, plugins, _read(session, list(calls), given_up), now=now, given_up=given_up)
+        return _plan(session, config, plugins, _read(session, list(calls), given_up), now=now, given_up=given_up,
+                     counts=counts)
 
 
 class _Reading(NamedTuple):
