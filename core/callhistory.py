@@ -266,6 +266,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
     instant, stamp_of = _instants(pg), utc_text()
     yes, no = (True, False) if pg else (1, 0)
     call_day = counts.call if counts is not None else None
+    retask = counts.retask if counts is not None else None
     latest = now.astimezone(UTC)
     plan = HistoryPlan()
     statuses: dict[str, int] = {}
@@ -353,9 +354,9 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
             next_at = instant(plans.retry(retry_from, task.urgency))
         add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
         if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
-            counts.retask(site_code, specialty, task.due_at, task.window_start, task.window_end,
-                          (task.status, task.attempts_logged, task.completed_at),
-                          (status, logged, task.completed_at if completed_at is None else completed_at))
+            retask(site_code, specialty, task.due_at, task.window_start, task.window_end,
+                   task.status, task.attempts_logged, task.completed_at,
+                   status, logged, task.completed_at if completed_at is None else completed_at)
         plan.sites.add(site_code)
         statuses[status] = statuses.get(status, 0) + 1
     plan.statuses.update(statuses)

@@ -533,6 +533,9 @@ class DayCounts:
         self._final = {str(TaskStatus.UNSUCCESSFUL): 4, str(TaskStatus.REFUSED): 5,
                        str(TaskStatus.WRONG_NUMBER): 6, str(TaskStatus.OPEN): 7}
         self.call_reached = frozenset(str(s) for s in CALL_REACHED)
+        # the per-row methods, as closures over the tables (a call costs two attribute lookups less a row)
+        self.retask: Callable[..., None] = self._retasker()
+        self.call: Callable[[Any, str, str, str, str], None] = self._caller()
 
     def day(self, instant: str) -> str:
         """The day (stored text) of an instant (stored text)."""
@@ -591,36 +594,52 @@ class DayCounts:
             if column is not None:
                 row[column] += sign
 
-    def retask(self, site: str, specialty: str, due_at: Any, window_start: Any, window_end: Any,
-               was: tuple[str, int, Any], now: tuple[str, int, Any]) -> None:
-        """A task changed from ``was`` to ``now`` (status, attempts, completed_at) on the same day row:
-        :meth:`task` -1 then +1, with one lookup."""
-        if was[0] in self._not_due or now[0] in self._not_due:
-            self.task(-1, site, specialty, *was[:2], due_at, was[2], window_start, window_end)
-            self.task(1, site, specialty, *now[:2], due_at, now[2], window_start, window_end)
-            return
-        day = self.days.get(due_at[:self.cut])  # self.day(due_at), looked up here
-        key = (self.day(due_at) if day is None else day, site, specialty)
-        row = self.tasks.get(key)
-        if row is None:
-            row = self.tasks[key] = [0] * len(TASKS.counts)
-        self._count(row, -1, *was, window_start, window_end)
-        self._count(row, 1, *now, window_start, window_end)
+    def _retasker(self) -> Callable[..., None]:
+        """``retask``, made once: the instance's tables and sets as locals, task after task."""
+        days, day_of, cut, tasks, not_due, count = (self.days, self.day, self.cut, self.tasks, self._not_due,
+                                                    self._count)
+        n = len(TASKS.counts)
 
-    def call(self, at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
-        day = self.days.get(at[:self.cut])  # self.day(at), looked up here: once per call
-        key = (self.day(at) if day is None else day, site, specialty, by)
-        row = self.calls.get(key)
-        if row is None:
-            self.calls[key] = [1, 1 if outcome in self.call_reached else 0, at, at]
-            return
-        row[0] += 1
-        if outcome in self.call_reached:
-            row[1] += 1
-        if at < row[2]:
-            row[2] = at
-        elif at > row[3]:
-            row[3] = at
+        def retask(site: str, specialty: str, due_at: Any, window_start: Any, window_end: Any,
+                   was_status: str, was_attempts: int, was_completed: Any,
+                   status: str, attempts: int, completed_at: Any) -> None:
+            """A task changed from (``was_status``, ``was_attempts``, ``was_completed``) to (``status``,
+            ``attempts``, ``completed_at``) on the same day row: :meth:`task` -1 then +1, with one lookup."""
+            if was_status in not_due or status in not_due:
+                self.task(-1, site, specialty, was_status, was_attempts, due_at, was_completed, window_start,
+                          window_end)
+                self.task(1, site, specialty, status, attempts, due_at, completed_at, window_start, window_end)
+                return
+            day = days.get(due_at[:cut])
+            key = (day_of(due_at) if day is None else day, site, specialty)
+            row = tasks.get(key)
+            if row is None:
+                row = tasks[key] = [0] * n
+            count(row, -1, was_status, was_attempts, was_completed, window_start, window_end)
+            count(row, 1, status, attempts, completed_at, window_start, window_end)
+
+        return retask
+
+    def _caller(self) -> Callable[[Any, str, str, str, str], None]:
+        """``call`` (a call's day row), made once: the instance's tables as locals, call after call."""
+        days, day_of, cut, calls, call_reached = self.days, self.day, self.cut, self.calls, self.call_reached
+
+        def call(at: Any, site: str, specialty: str, by: str, outcome: str) -> None:
+            day = days.get(at[:cut])
+            key = (day_of(at) if day is None else day, site, specialty, by)
+            row = calls.get(key)
+            if row is None:
+                calls[key] = [1, 1 if outcome in call_reached else 0, at, at]
+                return
+            row[0] += 1
+            if outcome in call_reached:
+                row[1] += 1
+            if at < row[2]:
+                row[2] = at
+            elif at > row[3]:
+                row[3] = at
+
+        return call
 
     def answer(self, at: Any, site: str, specialty: str, question: str, dimension: str | None,
                number: float | None) -> None:
