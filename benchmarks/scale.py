@@ -559,8 +559,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                    rounds: int = 1) -> dict[str, int]:
     """Attempts on every task due before REPORT_NOW (``n_attempts`` in all), answers, final statuses:
     loaded chunk by chunk by ``core.callhistory.load_attempts`` (a call-history import), each chunk
-    measured against a raw load of the same rows (below), ``rounds`` times A/B (all but the last
-    framework load rolled back), each side's median counted."""
+    measured against a raw load of the same rows (below), ``rounds`` times A/B, which side goes first
+    alternating (all but the framework's last load rolled back), each side's median counted."""
     from sqlalchemy import text
 
     from core.callhistory import PastCall, load_attempts, plan_history
@@ -642,16 +642,31 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
         plan_time += time.perf_counter() - t0  # not in either time: what the framework's load spends on it
         # A/B in every chunk: the raw load of the plan's rows (then rolled back), the framework's load
         raws, fws, days = [], [], []
-        for round_ in range(rounds):
-            raws.append(raw_history(db, plan))
-            days.append(day_rows_alone(db, day_rows))
+
+        def framework(commit: bool, calls: list[Any] = calls, given_up: list[int] = given_up) -> tuple[float, Any]:
             with session_scope(db.url) as session:  # timed up to the commit, as the raw load (rolled back)
                 t0 = time.perf_counter()
-                result = load_attempts(session, config, plugins, calls, user="system", now=REPORT_NOW,
+                loaded = load_attempts(session, config, plugins, calls, user="system", now=REPORT_NOW,
                                        given_up=given_up)
-                fws.append(time.perf_counter() - t0)
-                if round_ < rounds - 1:
+                elapsed = time.perf_counter() - t0
+                if not commit:
                     session.rollback()  # the same rows again into the same tables
+            return elapsed, loaded
+
+        for round_ in range(rounds):
+            # Which side goes first alternates (a rolled-back load leaves dead rows the next one steps over);
+            # the framework's last load is kept, untimed when the raw load came after it.
+            final = round_ == rounds - 1
+            if (chunks + round_) % 2:
+                fws.append(framework(commit=False)[0])
+                raws.append(raw_history(db, plan))
+                if final:
+                    result = framework(commit=True)[1]
+            else:
+                raws.append(raw_history(db, plan))
+                elapsed, result = framework(commit=final)
+                fws.append(elapsed)
+            days.append(day_rows_alone(db, day_rows))
         raw_time += statistics.median(raws)
         fw_time += statistics.median(fws)
         days_time += statistics.median(days)
@@ -666,7 +681,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
         ok = not differ and not mismatched and counts["attempts"] == n_attempts
         out.add(db, "attempts", fw_time, raw_time, "COPY" if db.is_pg else "executemany",
                 f"{counts['attempts']} attempts, {counts['answers']} answers of {seen} tasks in {chunks} load(s) "
-                f"(each the median of {rounds} A/B round(s)) "
+                f"(each the median of {rounds} A/B round(s), the side going first alternating) "
                 f"(core.callhistory.load_attempts; raw: the same rows and task updates, no day-count triggers); "
                 f"of the framework's time, checking the calls and applying the rules about {_fmt(plan_time).strip()}; "
                 f"the day rows alone (the load's upserts of them, added up beforehand) {_fmt(days_time).strip()}: "
