@@ -22,14 +22,16 @@ and costs about what the database takes to load the rows themselves:
   PostgreSQL ``COPY``) and the tasks are updated in one statement. The triggers of the
   reports' day counts (core/db/rollups.py) stand aside inside the transaction
   (:func:`core.db.rollups.held_back`: SQLite's are dropped, PostgreSQL's see a setting
-  local to the transaction); the load's day rows are added up in Python while its driver
-  rows are built (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as
-  it is added, each call and scored answer added, by the triggers' rules) and upserted once
-  at the end, grouped (what scheduling does with its new tasks). On PostgreSQL that spares
+  local to the transaction); the load's day rows are added up in Python from its planned
+  rows (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as it is
+  added, each call and scored answer added, by the triggers' rules) and upserted once at
+  the end, grouped (what scheduling does with its new tasks). On PostgreSQL that spares
   the statement triggers' joins with every task and call (a hash of the whole table per
-  statement at a million tasks). ``followup db recount --check`` agrees afterwards;
+  statement at a million tasks), and the adding up happens while the server updates the
+  tasks (the ``UPDATE`` waits in a thread, without the GIL). ``followup db recount
+  --check`` agrees afterwards;
 * **costs about what the rows cost**: the calls are checked, the rules applied and the
-  driver rows built (and the day rows added up) in one pass over plain strings, a
+  driver rows built in one pass over plain strings, a
   call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
   encoded once per question and text; on SQLite the attempts take their ids from the table
   (the largest id + 1, checked afterwards), on PostgreSQL one range from the sequence in one
@@ -202,8 +204,11 @@ def plan_history(session: Session, config: ChainConfig, plugins: Plugins, calls:
     day rows it would write too. Raises :class:`ImportFailed` listing every problem."""
     with collection_paused():
         given_up = set(given_up)
-        return _plan(session, config, plugins, _read(session, list(calls), given_up), now=now, given_up=given_up,
-                     counts=counts)
+        reading = _read(session, list(calls), given_up)
+        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up)
+        if counts is not None:
+            _count_days(counts, plan, reading)
+        return plan
 
 
 class _Reading(NamedTuple):
@@ -240,11 +245,10 @@ def _read(session: Session, calls: list[PastCall], given_up: set[int]) -> _Readi
 
 
 def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Reading, *, now: datetime,
-          given_up: set[int], counts: rollups.DayCounts | None = None,
-          add_attempt: Callable[[tuple[Any, ...]], Any] | None = None) -> HistoryPlan:
-    """Check every call, apply the rules and build the driver rows in one pass; ``counts`` (a load): the
-    day rows added up meanwhile; ``add_attempt``: where each attempt row goes as it is built (PostgreSQL's
-    load: into its ``COPY``, while the server inserts the rows before), else ``plan.attempts``."""
+          given_up: set[int], stream: Callable[[tuple[Any, ...]], Any] | None = None) -> HistoryPlan:
+    """Check every call, apply the rules and build the driver rows in one pass; ``stream``: where each
+    attempt row also goes as it is built (PostgreSQL's load: into its ``COPY``, while the server inserts
+    the rows before)."""
     by_task, unsorted, ids, tasks, previous, recorded = reading
     problems: list[RowProblem] = []
     questions: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -256,7 +260,6 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
     # call after call
     known = frozenset(str(o) for o in OUTCOMES)
     failures = frozenset(str(o) for o in FAILED_OUTCOMES)
-    answered = frozenset(str(o) for o in REACHED_OUTCOMES)
     closing = {str(o): str(s) for o, s in (
         (Outcome.WRONG_NUMBER, TaskStatus.WRONG_NUMBER), (Outcome.REFUSED, TaskStatus.REFUSED),
         (Outcome.REACHED, TaskStatus.COMPLETED), (Outcome.BOOKED, TaskStatus.BOOKED))}
@@ -265,13 +268,14 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
     pg = session.get_bind().dialect.name == "postgresql"
     instant, stamp_of = _instants(pg), utc_text()
     yes, no = (True, False) if pg else (1, 0)
-    call_day = counts.call if counts is not None else None
-    retask = counts.retask if counts is not None else None
     latest = now.astimezone(UTC)
     plan = HistoryPlan()
     statuses: dict[str, int] = {}
-    if add_attempt is None:
-        add_attempt = plan.attempts.append
+    add_attempt = keep = plan.attempts.append
+    if stream is not None:
+        def add_attempt(row: tuple[Any, ...]) -> None:
+            keep(row)
+            stream(row)
     add_answer, add_task = plan.answers.append, plan.tasks.append
     index = -1  # the last attempt's, in the order they are added
     for task_id in given_up - set(by_task):
@@ -291,7 +295,7 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
         if min_gap is None:
             min_gap = gaps[task.site] = site.attempt_policy.min_gap
         status, attempts, failed, logged = open_, task.attempts, task.failed_attempts, task.attempts_logged
-        limit, site_code, specialty = task.max_attempts, task.site, task.specialty
+        limit, site_code = task.max_attempts, task.site
         completed_at = booked_at = retry_from = next_at = stamp = None
         last_failure = previous.get(task_id)
         gap_ends = None  # a failure counts from this instant on (the minimum gap after the last counted one)
@@ -322,12 +326,8 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
             stamp = stamp_of(at)  # the driver's value: UTC text (SQLite's stored value; COPY reads it)
             index += 1
             add_attempt((task_id, stamp, site_code, by, outcome, call.note, yes if counted else no))
-            if call_day is not None:
-                call_day(stamp, site_code, specialty, by, outcome)
             for name, dimension, text, number in parsed:
                 add_answer((index, task_id, name, dimension, text, number))
-                if counts is not None and outcome in answered:
-                    counts.answer(stamp, site_code, specialty, name, dimension, number)
             logged += 1
             if counted:
                 attempts += 1
@@ -353,10 +353,6 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
                 plans = planners[task.site] = planner(config, site)
             next_at = instant(plans.retry(retry_from, task.urgency))
         add_task((task_id, status, attempts, failed, logged, next_at, completed_at, booked_at))
-        if counts is not None:  # the task's day row as it was, then as it is (an instant None: it stays)
-            retask(site_code, specialty, task.due_at, task.window_start, task.window_end,
-                   task.status, task.attempts_logged, task.completed_at,
-                   status, logged, task.completed_at if completed_at is None else completed_at)
         plan.sites.add(site_code)
         statuses[status] = statuses.get(status, 0) + 1
     plan.statuses.update(statuses)
@@ -365,6 +361,27 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
         problems.sort(key=lambda p: p.row)
         raise ImportFailed(problems)
     return plan
+
+
+def _count_days(counts: rollups.DayCounts, plan: HistoryPlan, reading: _Reading) -> None:
+    """The plan's day rows, added up by the triggers' rules (:class:`core.db.rollups.DayCounts`): each call,
+    each scored answer of a call that reached the patient, each task as it was subtracted and as it is
+    added (an instant None in the plan: it stays as it was)."""
+    tasks = reading.tasks
+    call, answer, retask = counts.call, counts.answer, counts.retask
+    answered = frozenset(str(o) for o in REACHED_OUTCOMES)
+    attempts = plan.attempts
+    for task_id, stamp, site, by, outcome, _note, _counted in attempts:
+        call(stamp, site, tasks[task_id].specialty, by, outcome)
+    for index, task_id, question, dimension, _text, number in plan.answers:
+        _, stamp, site, _, outcome, _, _ = attempts[index]
+        if outcome in answered:
+            answer(stamp, site, tasks[task_id].specialty, question, dimension, number)
+    for task_id, status, _attempts, _failed, logged, _next, completed_at, _booked in plan.tasks:
+        task = tasks[task_id]
+        retask(task.site, task.specialty, task.due_at, task.window_start, task.window_end,
+               task.status, task.attempts_logged, task.completed_at,
+               status, logged, task.completed_at if completed_at is None else completed_at)
 
 
 def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, closed_by: int | None, now: datetime,
@@ -442,11 +459,11 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
 def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, user: str,
                 now: datetime, given_up: set[int]) -> HistoryResult:
     conn = session.connection()
-    counts = rollups.DayCounts(rollups.offset(conn))  # the day rows added up while the rows are planned
+    counts = rollups.DayCounts(rollups.offset(conn))  # the day rows the load writes, added up as it goes
     reading = _read(session, calls, given_up)
     streamed = conn.dialect.name == "postgresql" and bool(reading.tasks)
     if not streamed:  # SQLite: planned, then written
-        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, counts=counts)
+        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up)
         if not plan.tasks:
             return HistoryResult()
         sites = sorted(plan.sites)
@@ -461,11 +478,11 @@ def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: 
                 with copy_stream(conn, f"COPY attempts ({', '.join(STREAMED)}) FROM STDIN") as write_row:
                     rows = iter(ids)
                     phone = str(Channel.PHONE)
-                    plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, counts=counts,
-                                 add_attempt=lambda row: write_row((next(rows), *row, phone)))
+                    plan = _plan(session, config, plugins, reading, now=now, given_up=given_up,
+                                 stream=lambda row: write_row((next(rows), *row, phone)))
             else:
                 ids = _sqlite_attempts(conn, plan)
-            first = _write(conn, plan, now, ids)
+            first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading))
         result = HistoryResult(attempts=plan.attempt_count, answers=len(plan.answers), tasks=len(plan.tasks),
                                statuses=dict(plan.statuses), first_attempt_id=first)
         uow.audit(ACTION, entity="attempts", entity_id=first,
@@ -521,9 +538,12 @@ def _sqlite_attempts(conn: Any, plan: HistoryPlan) -> Sequence[int]:
     return ids
 
 
-def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int]) -> int | None:
+def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], meanwhile: Callable[[], None]
+           ) -> int | None:
     """The plan's answers and tasks, set-based, its attempts being in with ``ids``; returns the first
-    attempt id (the load's ids follow it)."""
+    attempt id (the load's ids follow it). ``meanwhile`` (adding up the day rows) runs while the tasks'
+    ``UPDATE`` does: on PostgreSQL the statement waits in a thread (the server works, the driver waits
+    without the GIL), on SQLite one after the other."""
     pg = conn.dialect.name == "postgresql"
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
@@ -535,9 +555,18 @@ def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int]) -> i
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
     stamp = _instants(pg)(now)
-    conn.exec_driver_sql(
-        f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
-        f"FROM {STAGE} AS u WHERE tasks.id = u.id", {"now": stamp} if pg else (stamp,))
+    update = (f"UPDATE tasks SET {sets}, claimed_until = NULL, updated_at = {'%(now)s' if pg else '?'} "
+              f"FROM {STAGE} AS u WHERE tasks.id = u.id")
+    if pg:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="followup-history") as pool:
+            updated = pool.submit(conn.exec_driver_sql, update, {"now": stamp})
+            meanwhile()  # no statement on conn until the UPDATE is back
+            updated.result()
+    else:
+        conn.exec_driver_sql(update, (stamp,))
+        meanwhile()
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return ids[0] if plan.attempt_count else None
 
