@@ -112,7 +112,6 @@ class HistoryPlan:
     tasks: list[tuple[Any, ...]] = field(default_factory=list)
     sites: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
-    attempt_count: int = 0  # the attempts planned (PostgreSQL's load streams them instead of keeping them)
 
 
 @dataclass
@@ -356,7 +355,6 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
         plan.sites.add(site_code)
         statuses[status] = statuses.get(status, 0) + 1
     plan.statuses.update(statuses)
-    plan.attempt_count = index + 1
     if problems:
         problems.sort(key=lambda p: p.row)
         raise ImportFailed(problems)
@@ -459,7 +457,7 @@ def load_attempts(session: Session, config: ChainConfig, plugins: Plugins, calls
 def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: list[PastCall], *, user: str,
                 now: datetime, given_up: set[int]) -> HistoryResult:
     conn = session.connection()
-    counts = rollups.DayCounts(rollups.offset(conn))  # the day rows the load writes, added up as it goes
+    counts = rollups.DayCounts(rollups.offset(conn))  # the day rows the load writes, added up after its plan
     reading = _read(session, calls, given_up)
     streamed = conn.dialect.name == "postgresql" and bool(reading.tasks)
     if not streamed:  # SQLite: planned, then written
@@ -483,7 +481,7 @@ def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: 
             else:
                 ids = _sqlite_attempts(conn, plan)
             first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading))
-        result = HistoryResult(attempts=plan.attempt_count, answers=len(plan.answers), tasks=len(plan.tasks),
+        result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
                                statuses=dict(plan.statuses), first_attempt_id=first)
         uow.audit(ACTION, entity="attempts", entity_id=first,
                   detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
@@ -568,7 +566,7 @@ def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], mean
         conn.exec_driver_sql(update, (stamp,))
         meanwhile()
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
-    return ids[0] if plan.attempt_count else None
+    return ids[0] if plan.attempts else None
 
 
 def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
