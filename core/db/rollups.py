@@ -459,12 +459,12 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
     rolled back, and with it the trigger or the flag.
     """
     d = Dialect(conn.dialect.name)
-    insert_trigger = "trg_tasks_rollup_ins"
+    insert_trigger = ("trg_tasks_rollup_ins",)
     if d.pg:
         conn.execute(text("UPDATE report_settings SET deferred = 1 WHERE id = 1"))
         state = Deferred(None)
     else:
-        conn.exec_driver_sql(f"DROP TRIGGER {insert_trigger}")
+        _drop_sqlite_triggers(conn, insert_trigger)
         state = Deferred(DayCounts(offset(conn)))
     before = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM tasks")).scalar_one()
     yield state
@@ -480,7 +480,7 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
     if d.pg:
         conn.execute(text("UPDATE report_settings SET deferred = 0 WHERE id = 1"))
     else:
-        conn.exec_driver_sql(next(sql for sql in _sqlite_triggers() if f" {insert_trigger} " in sql))
+        _create_sqlite_triggers(conn, insert_trigger)
 
 
 @contextmanager
@@ -495,16 +495,27 @@ def held_back(conn: Connection, counts: DayCounts) -> Iterator[None]:
     if pg:
         conn.exec_driver_sql(f"SELECT set_config('{HELD_SETTING}', 'on', true)")
     else:
-        for name in HELD:
-            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        _drop_sqlite_triggers(conn, HELD)
     yield
     if pg:
         conn.exec_driver_sql(f"SELECT set_config('{HELD_SETTING}', 'off', true)")
     else:
-        for sql in _sqlite_triggers():
-            if any(f" {name} " in sql for name in HELD):
-                conn.exec_driver_sql(sql)
+        _create_sqlite_triggers(conn, HELD)
     counts.write(conn)
+
+
+def _drop_sqlite_triggers(conn: Connection, names: Iterable[str]) -> None:
+    """Inside a bulk writer's transaction (SQLite): these day-count triggers, dropped until
+    :func:`_create_sqlite_triggers` (or the rollback) puts them back."""
+    for name in names:
+        conn.exec_driver_sql(f"DROP TRIGGER {name}")
+
+
+def _create_sqlite_triggers(conn: Connection, names: Iterable[str]) -> None:
+    names = tuple(names)
+    for sql in _sqlite_triggers():
+        if any(f" {name} " in sql for name in names):
+            conn.exec_driver_sql(sql)
 
 
 class DayCounts:
