@@ -18,7 +18,7 @@ and costs about what the database takes to load the rows themselves:
   closes its task but does not flag the patient's phone as it is now;
 * **one unit of work** (core/db/uow.py): access (``history``: admins), the sites' turns,
   one audit row for the whole load (set-based, its counts and the attempt ids);
-* **the day counts counted once**: the rows go in set-based (SQLite ``executemany``,
+* **the day counts counted once**: the rows go in set-based (SQLite one statement per chunk,
   PostgreSQL ``COPY``) and the tasks are updated in one statement. The triggers of the
   reports' day counts (core/db/rollups.py) stand aside inside the transaction
   (:func:`core.db.rollups.held_back`: SQLite's are dropped, PostgreSQL's see a setting
@@ -33,12 +33,14 @@ and costs about what the database takes to load the rows themselves:
 * **costs about what the rows cost**: the calls are checked, the rules applied and the
   driver rows built in one pass over plain strings, a
   call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
-  encoded once per question and text; on SQLite the attempts take their ids from the table
-  (the largest id + 1, checked afterwards), on PostgreSQL one range from the sequence in one
-  statement, and there they go into their ``COPY`` as they are planned, so the server inserts
-  them while Python checks the next ones (under a savepoint: a problem found on a later row
-  takes back what was sent, and the caller's transaction is as it was); garbage collection
-  paused meanwhile (the load's tuples live until it ends, and are freed before it resumes).
+  encoded once per question and text; the attempts go into the database as they are planned,
+  so the database inserts them while Python checks the next ones: on PostgreSQL into their
+  ``COPY`` (ids: one range from the sequence in one statement), on SQLite a chunk at a time in a
+  worker thread, each chunk one statement over its rows as JSON, which the driver runs without
+  the GIL (ids: the largest + 1, checked afterwards; :class:`_Writer`). Under a savepoint: a
+  problem found on a later row takes back what was written, and the caller's transaction is as
+  it was. Garbage collection paused meanwhile (the load's tuples live until it ends, and are
+  freed before it resumes).
 
 ``followup import FILE`` reads such a history from a spreadsheet (core/historyfile.py).
 """
@@ -46,11 +48,12 @@ and costs about what the database takes to load the rows themselves:
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
@@ -162,10 +165,14 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
             out[row[0]] = make(row)
         return out
     columns = ", ".join(f'"{c}"' for c in _READ)
-    for start in range(0, len(ids), CHUNK):
-        part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
-        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id IN ({part})").fetchall():
-            out[row[0]] = make(row)
+    cursor = conn.connection.driver_connection.cursor()  # plain tuples (half the time of the engine's rows)
+    try:
+        for start in range(0, len(ids), CHUNK):
+            part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
+            for row in map(make, cursor.execute(f"SELECT {columns} FROM tasks WHERE id IN ({part})")):
+                out[row[0]] = row
+    finally:
+        cursor.close()
     return out
 
 
@@ -459,34 +466,154 @@ def _load_calls(session: Session, config: ChainConfig, plugins: Plugins, calls: 
     conn = session.connection()
     counts = rollups.DayCounts(rollups.offset(conn))  # the day rows the load writes, added up after its plan
     reading = _read(session, calls, given_up)
-    streamed = conn.dialect.name == "postgresql" and bool(reading.tasks)
-    if not streamed:  # SQLite: planned, then written
-        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up)
-        if not plan.tasks:
-            return HistoryResult()
-        sites = sorted(plan.sites)
-    else:  # PostgreSQL: the attempts go into their COPY as they are planned (the tasks' sites' turns first)
-        sites = sorted({task.site for task in reading.tasks.values()})
+    if not reading.tasks:  # no task named exists: every call is a problem (or there are none)
+        _plan(session, config, plugins, reading, now=now, given_up=given_up)
+        return HistoryResult()
+    sites = sorted({task.site for task in reading.tasks.values()})  # their turns, before the rows go in
+    load = _pg_load if conn.dialect.name == "postgresql" else _sqlite_load
     with unit_of_work(session, config, sites=sites, user=user, now=now, action=ACTION) as uow:
         session.flush()
-        # a problem found while the attempts stream: the rows sent are rolled back, nothing else
-        with conn.begin_nested() if streamed else nullcontext(), rollups.held_back(conn, counts):
-            if streamed:
-                ids = _attempt_ids(conn, len(calls))
-                with copy_stream(conn, f"COPY attempts ({', '.join(STREAMED)}) FROM STDIN") as write_row:
-                    rows = iter(ids)
-                    phone = str(Channel.PHONE)
-                    plan = _plan(session, config, plugins, reading, now=now, given_up=given_up,
-                                 stream=lambda row: write_row((next(rows), *row, phone)))
-            else:
-                ids = _sqlite_attempts(conn, plan)
-            first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading))
+        # the attempts go in as they are planned: a problem found on a later row takes back what was
+        # written (the savepoint), nothing else
+        with conn.begin_nested(), rollups.held_back(conn, counts):
+            plan, first = load(session, conn, config, plugins, reading, now=now, given_up=given_up,
+                               counts=counts, n=len(calls))
         result = HistoryResult(attempts=len(plan.attempts), answers=len(plan.answers), tasks=len(plan.tasks),
                                statuses=dict(plan.statuses), first_attempt_id=first)
         uow.audit(ACTION, entity="attempts", entity_id=first,
                   detail={"attempts": result.attempts, "answers": result.answers, "tasks": result.tasks,
                           "statuses": result.statuses, "sites": sorted(plan.sites)})
     return result
+
+
+def _pg_load(session: Session, conn: Any, config: ChainConfig, plugins: Plugins, reading: _Reading, *,
+             now: datetime, given_up: set[int], counts: rollups.DayCounts, n: int
+             ) -> tuple[HistoryPlan, int | None]:
+    """PostgreSQL: the attempts stream into their ``COPY`` as they are planned (the server inserts the rows
+    before while Python checks the next), then the answers and the tasks (:func:`_write`)."""
+    ids = _attempt_ids(conn, n)
+    with copy_stream(conn, f"COPY attempts ({', '.join(STREAMED)}) FROM STDIN") as write_row:
+        rows = iter(ids)
+        phone = str(Channel.PHONE)
+        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up,
+                     stream=lambda row: write_row((next(rows), *row, phone)))
+    return plan, _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading))
+
+
+def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plugins, reading: _Reading, *,
+                 now: datetime, given_up: set[int], counts: rollups.DayCounts, n: int
+                 ) -> tuple[HistoryPlan, int | None]:
+    """SQLite: every statement runs in a worker thread (:class:`_Writer`), the attempts a chunk at a time as
+    they are planned, then the answers and the tasks (:func:`_write`) while the day rows are added up.
+    The attempts take their ids from the table: SQLite gives each row without one the largest id + 1,
+    and the load's rows, inserted in order by this one writer (the transaction holds the database's
+    write lock), take top + 1 ... top + n."""
+    top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
+    with _Writer(conn) as writer:
+        add, flush = writer.stream("attempts", ATTEMPT_COLUMNS, extra={"channel": "'" + str(Channel.PHONE) + "'"})
+        plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, stream=add)
+        flush()
+        ids = range(top + 1, top + 1 + len(plan.attempts))
+        first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading), writer)
+        # the day rows made while the tasks' UPDATE runs, then upserted after it (the main thread waits:
+        # an executemany, taking the GIL row by row)
+        counts.write(writer)  # type: ignore[arg-type]
+    if plan.attempts:  # cannot fail without AUTOINCREMENT, or with one writer at a time
+        last = conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()
+        ends = [tuple(row) for row in conn.exec_driver_sql(
+            "SELECT task_id, at FROM attempts WHERE id IN (?, ?) ORDER BY id", (ids[0], ids[-1]))]
+        expected = [plan.attempts[0][:2], plan.attempts[-1][:2]][:min(2, len(ids))]
+        if last != ids[-1] or ends != expected:
+            raise RuntimeError("attempt ids not consecutive")
+    return plan, first
+
+
+class _Writer:
+    """SQLite: a load's statements, in order, in one worker thread, each over its rows as one JSON text
+    (``json_each``): the driver leaves the GIL for a whole statement, so Python plans the next rows
+    meanwhile on another core (SQLite runs inside this process; an ``executemany`` would take the GIL
+    back row by row). The main thread does not touch the connection until the block ends, which waits
+    for every statement (and on an error, for the one running; those not started are dropped)."""
+
+    FIRST, CHUNK = 512, 8192  # attempts per statement while they are planned: the first, at most
+    SWITCH = 0.0005  # seconds: the interpreter's switch interval meanwhile (a statement done waits no longer)
+
+    def __init__(self, conn: Any):
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.conn = conn
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="followup-history")
+        self.sent: list[Future[Any]] = []
+        self.switch = sys.getswitchinterval()
+
+    def __enter__(self) -> _Writer:
+        # the thread takes the GIL back after each statement: from a busy main thread, within the
+        # interval (5 ms by default, a pause between every two statements)
+        sys.setswitchinterval(min(self.switch, self.SWITCH))
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            if kind is not None:
+                for future in self.sent:
+                    future.cancel()
+            self.pool.shutdown(wait=True)
+            if kind is None:
+                self._raise()
+        finally:
+            self.sent.clear()
+            sys.setswitchinterval(self.switch)
+
+    def _raise(self) -> None:
+        for future in self.sent:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    @property
+    def dialect(self) -> Any:
+        return self.conn.dialect
+
+    def exec_driver_sql(self, sql: str, params: Any = None) -> None:
+        """``sql`` queued (the same call as the connection's); a statement failed before: raised here."""
+        self._raise()
+        self.sent.append(self.pool.submit(self.conn.exec_driver_sql, sql, params))
+
+    def load(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
+             extra: Mapping[str, str] | None = None) -> None:
+        """Rows in driver values (numbers, text, None) inserted by one statement; ``extra``: columns whose
+        value is the same SQL literal in every row."""
+        if not rows:
+            return
+        try:
+            data = json.dumps(rows, ensure_ascii=False, allow_nan=False, check_circular=False)
+        except ValueError:  # a value JSON cannot carry (not a number): the driver's own way, row by row
+            _load(self.conn, table, columns, rows, extra, run=self.exec_driver_sql)
+            return
+        quote = self.conn.dialect.identifier_preparer.quote
+        names = ", ".join(quote(c) for c in [*columns, *(extra or ())])
+        picks = ", ".join([*(f"json_extract(value, '$[{i}]')" for i in range(len(columns))),
+                           *(extra or {}).values()])
+        # json_each walks the array in order: the rows get their ids (SQLite's largest + 1) in order
+        self.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {picks} FROM json_each(?)", (data,))
+
+    def stream(self, table: str, columns: Sequence[str], extra: Mapping[str, str] | None = None
+               ) -> tuple[Callable[[tuple[Any, ...]], None], Callable[[], None]]:
+        """(add, flush): rows given to ``add`` go in a chunk at a time; ``flush`` sends the last ones."""
+        chunk: list[tuple[Any, ...]] = []
+        size = [self.FIRST]  # small at first: the thread starts while the plan goes on
+
+        def flush() -> None:
+            if chunk:
+                self.load(table, columns, chunk[:], extra)
+                chunk.clear()
+                size[0] = min(2 * size[0], self.CHUNK)
+
+        def add(row: tuple[Any, ...]) -> None:
+            chunk.append(row)
+            if len(chunk) >= size[0]:
+                flush()
+
+        return add, flush
 
 
 def _instants(pg: bool) -> Any:
@@ -523,33 +650,23 @@ def _attempt_ids(conn: Any, n: int) -> Sequence[int]:
     return range(first, last + 1) if values is None else sorted(values)
 
 
-def _sqlite_attempts(conn: Any, plan: HistoryPlan) -> Sequence[int]:
-    """SQLite: the plan's attempts, inserted; their ids. SQLite gives each row without an id the largest
-    id + 1: the load's rows, inserted by this one writer (the transaction holds the database's write
-    lock), take top + 1 ... top + n in order."""
-    n = len(plan.attempts)
-    top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM attempts").scalar_one())
-    _load(conn, "attempts", ATTEMPT_COLUMNS, plan.attempts, extra={"channel": "'" + str(Channel.PHONE) + "'"})
-    ids = range(top + 1, top + 1 + n)
-    if n and int(conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()) != ids[-1]:
-        raise RuntimeError("attempt ids not consecutive")  # cannot happen without AUTOINCREMENT
-    return ids
-
-
-def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], meanwhile: Callable[[], None]
-           ) -> int | None:
+def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], meanwhile: Callable[[], None],
+           writer: _Writer | None = None) -> int | None:
     """The plan's answers and tasks, set-based, its attempts being in with ``ids``; returns the first
     attempt id (the load's ids follow it). ``meanwhile`` (adding up the day rows) runs while the tasks'
     ``UPDATE`` does: on PostgreSQL the statement waits in a thread (the server works, the driver waits
-    without the GIL), on SQLite one after the other."""
+    without the GIL), on SQLite the statements are ``writer``'s (its thread), and the block that holds
+    it waits for them."""
     pg = conn.dialect.name == "postgresql"
+    run = conn.exec_driver_sql if writer is None else writer.exec_driver_sql
     stage = (f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WITH NO DATA" if pg
              else f"CREATE TEMPORARY TABLE {STAGE} AS SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE 0")
-    conn.exec_driver_sql(stage)
-    _load(conn, "answers", ANSWER_COLUMNS,
-          [(task_id, ids[index], question, dimension, text, number)
-           for index, task_id, question, dimension, text, number in plan.answers])
-    _load(conn, STAGE, TASK_COLUMNS, plan.tasks)
+    run(stage)
+    load = writer.load if writer is not None else partial(_load, conn)
+    load("answers", ANSWER_COLUMNS,
+         [(task_id, ids[index], question, dimension, text, number)
+          for index, task_id, question, dimension, text, number in plan.answers])
+    load(STAGE, TASK_COLUMNS, plan.tasks)
     sets = ", ".join(f"{c} = COALESCE(u.{c}, tasks.{c})" if c in KEPT else f"{c} = u.{c}"
                      for c in TASK_COLUMNS[1:])
     stamp = _instants(pg)(now)
@@ -563,16 +680,17 @@ def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], mean
             meanwhile()  # no statement on conn until the UPDATE is back
             updated.result()
     else:
-        conn.exec_driver_sql(update, (stamp,))
-        meanwhile()
-    conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+        run(update, (stamp,))
+        meanwhile()  # while the writer's thread runs the statements
+    run(f"DROP TABLE {STAGE}")
     return ids[0] if plan.attempts else None
 
 
 def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
-          extra: Mapping[str, str] | None = None) -> None:
-    """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3); ``extra``:
-    columns whose value is the same SQL literal in every row (SQLite)."""
+          extra: Mapping[str, str] | None = None, run: Callable[..., Any] | None = None) -> None:
+    """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3, by ``run``:
+    the connection's, or a :class:`_Writer`'s); ``extra``: columns whose value is the same SQL literal
+    in every row (SQLite)."""
     if not rows:
         return
     quote = conn.dialect.identifier_preparer.quote
@@ -581,4 +699,4 @@ def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, .
         copy_rows(conn, f"COPY {table} ({names}) FROM STDIN", rows)
     else:
         marks = ", ".join(["?"] * len(columns) + list((extra or {}).values()))
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        (run or conn.exec_driver_sql)(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)

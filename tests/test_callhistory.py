@@ -95,7 +95,18 @@ def history(url: str, plugins) -> tuple[list, list[int], dict[int, str]]:  # typ
     return calls, given_up, expected
 
 
-def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's writer thread takes the attempts a few at a time: many statements, each with its ids."""
+    from core.callhistory import _Writer
+
+    monkeypatch.setattr(_Writer, "FIRST", 1)
+    monkeypatch.setattr(_Writer, "CHUNK", 3)
+
+
+def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, config, small_chunks) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
     from sqlalchemy import func, select
 
     from core.callhistory import load_attempts
@@ -105,10 +116,16 @@ def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, co
 
     calls, given_up, expected = history(clinic, plugins)
     assert len(expected) >= 5
+    switch = sys.getswitchinterval()
     with session_scope(clinic) as session:
         result = load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
     assert result.attempts == len(calls) and result.tasks == len(expected)
+    assert sys.getswitchinterval() == switch  # SQLite's writer thread lowered it meanwhile
     with session_scope(clinic) as session:
+        # every answer on its own call: the calls' ids as the load gave them, chunk after chunk
+        answered = session.execute(select(Attempt.task_id, Attempt.outcome, Answer.task_id)
+                                   .join(Answer, Answer.attempt_id == Attempt.id)).all()
+        assert answered and all(call_task == task and outcome == "reached" for call_task, outcome, task in answered)
         tasks = {t.id: t for t in session.execute(select(Task).where(Task.id.in_(expected))).scalars()}
         assert {i: t.status for i, t in tasks.items()} == expected
         for task_id, task in tasks.items():
@@ -310,9 +327,10 @@ def test_a_load_holds_back_only_its_own_counting(clinic: str) -> None:
         assert rollups.verify(conn) == {}
 
 
-def test_a_refused_load_leaves_its_transaction_as_it_was(cli, clinic: str, plugins, config) -> None:  # type: ignore[no-untyped-def]
-    """On PostgreSQL the calls stream into the database while they are checked: a caller that catches the
-    problems and goes on in the same transaction finds none of them written, and can load again."""
+def test_a_refused_load_leaves_its_transaction_as_it_was(cli, clinic: str, plugins, config, small_chunks) -> None:  # type: ignore[no-untyped-def]
+    """The calls go into the database while they are checked (PostgreSQL's COPY, SQLite's writer thread a
+    chunk at a time): a caller that catches the problems and goes on in the same transaction finds none
+    of them written, and can load again."""
     from sqlalchemy import func, select
 
     from core.callhistory import PastCall, load_attempts
@@ -330,3 +348,32 @@ def test_a_refused_load_leaves_its_transaction_as_it_was(cli, clinic: str, plugi
         result = load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
         assert session.scalar(select(func.count()).select_from(Attempt)) == result.attempts == len(calls)
     cli("db", "recount", "--check", db=clinic)
+
+
+def test_a_statement_failing_midway_fails_the_load_with_nothing_written(clinic: str, plugins, config,  # type: ignore[no-untyped-def]
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement of the load that fails fails it with nothing written; SQLite runs the statements in a
+    thread: the error comes back to the caller's thread and those queued after it are not run."""
+    import sys
+
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import DBAPIError
+
+    import core.callhistory as callhistory
+    from core.db.engine import session_scope
+    from core.db.models import Attempt
+
+    write = callhistory._write
+
+    def failing(conn, plan, now, ids, meanwhile, writer=None):  # type: ignore[no-untyped-def]
+        (writer or conn).exec_driver_sql("UPDATE no_such_table SET x = 1")  # SQLite: queued to the thread
+        return write(conn, plan, now, ids, meanwhile, writer)
+
+    monkeypatch.setattr(callhistory, "_write", failing)
+    calls, given_up, _ = history(clinic, plugins)
+    switch = sys.getswitchinterval()
+    with session_scope(clinic) as session, pytest.raises(DBAPIError, match="no_such_table"):
+        callhistory.load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
+    assert sys.getswitchinterval() == switch
+    with session_scope(clinic) as session:
+        assert session.scalar(select(func.count()).select_from(Attempt)) == 0

@@ -675,11 +675,14 @@ class DayCounts:
         SQLite: one writer at a time, in any order. PostgreSQL: copied into a temporary table, then
         upserted, in any order too: the writer holds its sites' turns (:func:`take_turns`), so no
         other writer of the framework changes these day rows meanwhile (the triggers' order of keys,
-        a sort of every row, would cost about a sixth of the upsert)."""
+        a sort of every row, would cost about a sixth of the upsert). Written, they are gone from here:
+        a second write adds nothing. ``conn``: a connection, or what runs its statements (a bulk
+        writer's thread)."""
         d = Dialect(conn.dialect.name)
         for rollup, groups in ((TASKS, self.tasks), (CALLS, self.calls), (ANSWERS, self.answers)):
             n = len(rollup.counts)
             rows = [(*key, *values) for key, values in groups.items() if any(values[:n])]
+            groups.clear()
             if not rows:
                 continue
             names = ", ".join(d.q(c) for c in rollup.columns)
