@@ -157,16 +157,16 @@ def _tasks(session: Session, ids: Sequence[int]) -> dict[int, _Task]:
     conn = session.connection()
     out: dict[int, _Task] = {}
     make = _Task._make
-    if conn.dialect.name == "postgresql":  # one array parameter; the instants as SQLite's text (the day counts')
-        columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]),
-                             *(f"to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')" for c in _READ[-4:])])
-        for row in conn.exec_driver_sql(f"SELECT {columns} FROM tasks WHERE id = ANY(%(ids)s)",
-                                        {"ids": [int(i) for i in ids]}).fetchall():
-            out[row[0]] = make(row)
-        return out
-    columns = ", ".join(f'"{c}"' for c in _READ)
     cursor = conn.connection.driver_connection.cursor()  # plain tuples (half the time of the engine's rows)
     try:
+        if conn.dialect.name == "postgresql":  # one array parameter; the instants as SQLite's text (the day counts')
+            columns = ", ".join([*(f'"{c}"' for c in _READ[:-4]),
+                                 *(f"to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')" for c in _READ[-4:])])
+            cursor.execute(f"SELECT {columns} FROM tasks WHERE id = ANY(%s)", ([int(i) for i in ids],))
+            for row in map(make, cursor.fetchall()):
+                out[row[0]] = row
+            return out
+        columns = ", ".join(f'"{c}"' for c in _READ)
         for start in range(0, len(ids), CHUNK):
             part = ", ".join(str(int(i)) for i in ids[start:start + CHUNK])
             for row in map(make, cursor.execute(f"SELECT {columns} FROM tasks WHERE id IN ({part})")):
@@ -368,10 +368,10 @@ def _plan(session: Session, config: ChainConfig, plugins: Plugins, reading: _Rea
     return plan
 
 
-def _count_days(counts: rollups.DayCounts, plan: HistoryPlan, reading: _Reading) -> None:
+def _count_days(counts: rollups.DayCounts, plan: HistoryPlan, reading: _Reading, *, prepare: bool = False) -> None:
     """The plan's day rows, added up by the triggers' rules (:class:`core.db.rollups.DayCounts`): each call,
     each scored answer of a call that reached the patient, each task as it was subtracted and as it is
-    added (an instant None in the plan: it stays as it was)."""
+    added (an instant None in the plan: it stays as it was); ``prepare``: made into the rows written."""
     tasks = reading.tasks
     call, answer, retask = counts.call, counts.answer, counts.retask
     answered = frozenset(str(o) for o in REACHED_OUTCOMES)
@@ -387,6 +387,8 @@ def _count_days(counts: rollups.DayCounts, plan: HistoryPlan, reading: _Reading)
         retask(task.site, task.specialty, task.due_at, task.window_start, task.window_end,
                task.status, task.attempts_logged, task.completed_at,
                status, logged, task.completed_at if completed_at is None else completed_at)
+    if prepare:
+        counts.prepare()
 
 
 def _check(problems: list[RowProblem], row: int, call: PastCall, task: _Task, closed_by: int | None, now: datetime,
@@ -497,7 +499,7 @@ def _pg_load(session: Session, conn: Any, config: ChainConfig, plugins: Plugins,
         phone = str(Channel.PHONE)
         plan = _plan(session, config, plugins, reading, now=now, given_up=given_up,
                      stream=lambda row: write_row((next(rows), *row, phone)))
-    return plan, _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading))
+    return plan, _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading, prepare=True))
 
 
 def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plugins, reading: _Reading, *,
@@ -514,7 +516,7 @@ def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plug
         plan = _plan(session, config, plugins, reading, now=now, given_up=given_up, stream=add)
         flush()
         ids = range(top + 1, top + 1 + len(plan.attempts))
-        first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading), writer)
+        first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading, prepare=True), writer)
         # the day rows made while the tasks' UPDATE runs, then upserted after it (the main thread waits:
         # an executemany, taking the GIL row by row)
         counts.write(writer)  # type: ignore[arg-type]

@@ -537,6 +537,7 @@ class DayCounts:
         self.tasks: dict[tuple[Any, ...], list[int]] = {}
         self.calls: dict[tuple[Any, ...], list[Any]] = {}
         self.answers: dict[tuple[Any, ...], list[Any]] = {}
+        self.ready: list[tuple[Rollup, list[tuple[Any, ...]]]] = []  # rows made by :meth:`prepare`
         self._reached = frozenset(str(s) for s in REACHED)
         self._not_due = frozenset(str(s) for s in NOT_DUE)
         self._open = str(TaskStatus.OPEN)
@@ -670,21 +671,31 @@ class DayCounts:
         if number <= 6:
             row[4] += 1
 
-    def write(self, conn: Connection) -> None:
-        """Add the grouped rows to the day tables; rows whose counts all cancel out are left alone.
-        SQLite: one writer at a time, in any order. PostgreSQL: copied into a temporary table, then
-        upserted, in any order too: the writer holds its sites' turns (:func:`take_turns`), so no
-        other writer of the framework changes these day rows meanwhile (the triggers' order of keys,
-        a sort of every row, would cost about a sixth of the upsert). Written, they are gone from here:
-        a second write adds nothing. ``conn``: a connection, or what runs its statements (a bulk
-        writer's thread)."""
-        d = Dialect(conn.dialect.name)
+    def prepare(self) -> None:
+        """The grouped rows made into the rows :meth:`write` sends, each table's sorted by its keys (the
+        upserts then walk each table's key in order): a writer with time to spare while the database works
+        (the call history, while the tasks' ``UPDATE`` runs) makes them then. The groups are emptied."""
         for rollup, groups in ((TASKS, self.tasks), (CALLS, self.calls), (ANSWERS, self.answers)):
             n = len(rollup.counts)
             rows = [(*key, *values) for key, values in groups.items() if any(values[:n])]
             groups.clear()
-            if not rows:
-                continue
+            if rows:
+                try:
+                    rows.sort()
+                except TypeError:  # a key without a value (None among text): in the order they came
+                    pass
+                self.ready.append((rollup, rows))
+
+    def write(self, conn: Connection) -> None:
+        """Add the grouped rows to the day tables; rows whose counts all cancel out are left alone.
+        SQLite: one writer at a time. PostgreSQL: copied into a temporary table, then upserted: the
+        writer holds its sites' turns (:func:`take_turns`), so no other writer of the framework changes
+        these day rows meanwhile. Written, they are gone from here: a second write adds nothing.
+        ``conn``: a connection, or what runs its statements (a bulk writer's thread)."""
+        self.prepare()
+        ready, self.ready = self.ready, []
+        d = Dialect(conn.dialect.name)
+        for rollup, rows in ready:
             names = ", ".join(d.q(c) for c in rollup.columns)
             keys = ", ".join(d.q(k) for k in rollup.keys)
             if d.pg:
