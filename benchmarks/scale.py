@@ -716,16 +716,17 @@ def settle_day_rows(db: Database) -> None:
 
 
 def day_rows_alone(db: Database, day_rows: Any) -> float:
-    """What writing a load's day rows costs by itself (``DayCounts.write``: one grouped upsert per table, the
-    rows added up beforehand, untimed), rolled back: the part of any load that keeps the day counts which
-    no Python can save. Raw load + this = the floor of a load with the day counts."""
+    """What writing a load's day rows costs by itself (``DayCounts.write`` as the load writes them: appended
+    beside the day tables, one ``COPY`` / ``executemany`` per table, the rows added up beforehand, untimed),
+    rolled back: the part of any load that keeps the day counts which no Python can save. Raw load + this
+    = the floor of a load with the day counts."""
     from core.db.engine import get_engine
 
     with get_engine(db.url).connect() as conn:
         tx = conn.begin()
         day_rows = copy.deepcopy(day_rows)  # a write empties them: each round writes the same rows
         t0 = time.perf_counter()
-        day_rows.write(conn)
+        day_rows.write(conn, append=True)
         elapsed = time.perf_counter() - t0
         tx.rollback()
     return elapsed
@@ -927,6 +928,13 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
             WHERE a.at >= ? AND a.at < ? AND a.site IN {sites} AND a.outcome IN {answered}
               AND an.question IN {questions} AND {text} <> ''"""
 
+    def with_parts(table: str, where: str) -> str:
+        """A day table's rows and those bulk loads appended beside it (migration 0019): a report adds up both."""
+        rollup = next(r for r in rollups.ROLLUPS if r.table == table)
+        names = ", ".join(f'"{c}"' for c in rollup.columns)
+        return (f"(SELECT {names} FROM {table} WHERE {where} "
+                f"UNION ALL SELECT {names} FROM {rollup.parts} WHERE {where}) AS days")
+
     in_period = [period.start, period.end]
     if pg:  # each unreachable task's latest call by its index, not a hash of every attempt
         last = ("LEFT JOIN LATERAL (SELECT outcome, at FROM attempts WHERE task_id = t.id ORDER BY id DESC LIMIT 1) "
@@ -938,8 +946,8 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
             SELECT CASE WHEN day < ? THEN 0 ELSE 1 END, site, sum(due), sum(attempted), sum(reached),
                    sum(reached_in_window), sum(unsuccessful), sum(refused), sum(wrong_number), sum(open),
                    sum(reached_attempts)
-            FROM report_task_days WHERE day >= ? AND day < ? AND site IN {sites} GROUP BY 1, 2""",
-         [days[1], days[0], days[2], *codes]),
+            FROM {with_parts("report_task_days", f"day >= ? AND day < ? AND site IN {sites}")} GROUP BY 1, 2""",
+         [days[1], *[days[0], days[2], *codes] * 2]),
         ("leads", f"""
             SELECT CASE WHEN due_at < ? THEN 0 ELSE 1 END, site, count(DISTINCT episode_id),
                    count(DISTINCT CASE WHEN attempts_logged > 0 THEN episode_id END),
@@ -950,9 +958,10 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
         ("answer days", f"""
             SELECT CASE WHEN day < ? THEN 0 ELSE 1 END, site, specialty, question, dimension, sum(n), sum(total),
                    sum(top2), sum(promoters), sum(detractors)
-            FROM report_answer_days WHERE day >= ? AND day < ? AND site IN {sites} AND question IN {marks(questions)}
+            FROM {with_parts("report_answer_days",
+                             f"day >= ? AND day < ? AND site IN {sites} AND question IN {marks(questions)}")}
             GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) > 0""",
-         [days[1], days[0], days[2], *codes, *questions]),
+         [days[1], *[days[0], days[2], *codes, *questions] * 2]),
         ("texts", f"""
             SELECT an.question, an.task_id, a.at, t.site, {text}, p.external_id, p.name, p.phone
             {texts("('suggestions')", "JOIN patients p ON p.id = t.patient_id")}
@@ -967,10 +976,10 @@ def report_sql(db: Database, scope: Any, period: Any, now: datetime) -> list[tup
         ("coordinators", f"""
             SELECT "by", sum(attempts), sum(reached), sum(CASE WHEN span > 1.0 THEN span ELSE 1.0 END)
             FROM (SELECT "by", day, sum(attempts) AS attempts, sum(reached) AS reached, {hours} AS span
-                  FROM report_call_days WHERE day >= ? AND day < ? AND site IN {sites}
+                  FROM {with_parts("report_call_days", f"day >= ? AND day < ? AND site IN {sites}")}
                   GROUP BY "by", day HAVING sum(attempts) > 0) AS d
             GROUP BY "by" ORDER BY 2 DESC, 1""",
-         [days[1], day(period.end), *codes]),
+         [*[days[1], day(period.end), *codes] * 2]),
         ("qa", f"""
             SELECT a."by", count(*), avg(r.score) FROM qa_reviews r JOIN attempts a ON a.id = r.attempt_id
             WHERE a.at >= ? AND a.at < ? AND a.site IN {sites} GROUP BY 1""",

@@ -519,7 +519,7 @@ def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plug
         first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading, prepare=True), writer)
         # the day rows made while the tasks' UPDATE runs, then upserted after it (the main thread waits:
         # an executemany, taking the GIL row by row)
-        counts.write(writer)  # type: ignore[arg-type]
+        counts.write(writer, append=True)  # type: ignore[arg-type]
     if plan.attempts:  # cannot fail without AUTOINCREMENT, or with one writer at a time
         last = conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()
         ends = [tuple(row) for row in conn.exec_driver_sql(

@@ -117,10 +117,15 @@ def test_loaded_history_counts_like_recorded_calls(cli, clinic: str, plugins, co
     calls, given_up, expected = history(clinic, plugins)
     assert len(expected) >= 5
     switch = sys.getswitchinterval()
+    day_rows = _day_tables(clinic)
     with session_scope(clinic) as session:
         result = load_attempts(session, config, plugins, calls, user="system", now=NOW, given_up=given_up)
     assert result.attempts == len(calls) and result.tasks == len(expected)
     assert sys.getswitchinterval() == switch  # SQLite's writer thread lowered it meanwhile
+    # the load's day rows appended beside the day tables (their parts), the day tables as they were
+    assert _day_tables(clinic) == day_rows
+    with get_engine(clinic).connect() as conn:
+        assert all(conn.exec_driver_sql(f"SELECT count(*) FROM {r.parts}").scalar_one() for r in rollups.ROLLUPS)
     with session_scope(clinic) as session:
         # every answer on its own call: the calls' ids as the load gave them, chunk after chunk
         answered = session.execute(select(Attempt.task_id, Attempt.outcome, Answer.task_id)
@@ -276,6 +281,15 @@ def test_a_calls_instant_is_the_text_the_column_stores(moments: list[datetime]) 
     for moment in moments + moments:
         assert text(moment) == bind(moment)
         assert datetime.fromisoformat(text(moment)) == moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _day_tables(url: str) -> list[list[tuple]]:  # type: ignore[type-arg]
+    from core.db import rollups
+    from core.db.engine import get_engine
+
+    with get_engine(url).connect() as conn:
+        return [[tuple(row) for row in conn.exec_driver_sql(f"SELECT * FROM {r.table} ORDER BY 1, 2, 3, 4")]
+                for r in rollups.ROLLUPS]
 
 
 def _call_on(conn, task_id: int, site: str, at: datetime) -> None:  # type: ignore[no-untyped-def]

@@ -45,7 +45,7 @@ def test_every_table_of_the_models_is_the_migrated_database(db_url: str) -> None
     from core.db.models import Base, load_all
 
     load_all()
-    assert len(Base.metadata.tables) == 18
+    assert len(Base.metadata.tables) == 21
     with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     structural = [d for d in diff if d[0] in ("add_table", "remove_table", "add_column", "remove_column",

@@ -258,3 +258,51 @@ def test_db_recount_checks_and_repairs(cli, db_url, tmp_path):  # type: ignore[n
     assert broken.exit_code == 1 and "report_task_days" in broken.output
     cli("db", "recount", db=db_url)
     assert _verify(db_url) == {}
+
+
+def _split_into_parts(url: str) -> None:
+    """Every day row split in two (as a bulk load's rows appended beside them would be): its parts carry
+    twice its counts, the day row minus its counts; added up per key, nothing changed."""
+    with get_engine(url).begin() as conn:
+        for rollup in rollups.ROLLUPS:
+            names = ", ".join(f'"{c}"' for c in rollup.columns)
+            values = ", ".join([*(f'"{k}"' for k in rollup.keys), *(f'2 * "{c}"' for c in rollup.counts),
+                                *(f'"{c}"' for c, _ in rollup.extremes)])
+            conn.execute(text(f"INSERT INTO {rollup.parts} ({names}) SELECT {values} FROM {rollup.table}"))
+            conn.execute(text(f"UPDATE {rollup.table} SET " + ", ".join(f'"{c}" = -"{c}"' for c in rollup.counts)))
+
+
+def _sums(url: str) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    """The day tables' own rows, added up per key (what is there without the parts)."""
+    with get_engine(url).connect() as conn:
+        out = {}
+        for rollup in rollups.ROLLUPS:
+            keys = ", ".join(f'"{k}"' for k in rollup.keys)
+            sums = [f'SUM("{c}")' for c in rollup.counts]
+            changed = " OR ".join(f"{s} <> 0" for s in sums)
+            rows = conn.execute(text(f"SELECT {keys}, {', '.join(sums)} FROM {rollup.table} GROUP BY {keys} "
+                                     f"HAVING {changed} ORDER BY {keys}")).all()
+            out[rollup.table] = [tuple(str(v) if isinstance(v, date) else round(float(v), 6)
+                                       if isinstance(v, float) else v for v in row) for row in rows]
+        return out
+
+
+def test_reports_add_up_the_rows_bulk_loads_append_beside_the_day_tables(cli, db_url, tmp_path):  # type: ignore[no-untyped-def]
+    """A bulk load appends its day rows to the day tables' parts (migration 0019): the reports, the check
+    and the recount add them up with the day tables; downgrading adds them into the day tables."""
+    build(cli, db_url, tmp_path)
+    whole = _sums(db_url)
+    before = report_json(cli, db_url, "--period", "2026-11", "--trend", "6", "--by", "coordinator")
+    _split_into_parts(db_url)
+    assert _sums(db_url) != whole  # the day tables alone are wrong now
+    assert _verify(db_url) == {}
+    after = report_json(cli, db_url, "--period", "2026-11", "--trend", "6", "--by", "coordinator")
+    assert _figures(after) == _figures(before)
+    _to(db_url, "0018", up=False)  # the parts' counts go into the day tables before the parts go
+    assert _sums(db_url) == whole
+    _to(db_url, "0019", up=True)
+    _split_into_parts(db_url)
+    cli("db", "recount", db=db_url)  # recounted into the day tables, the parts emptied
+    assert _sums(db_url) == whole
+    with get_engine(db_url).connect() as conn:
+        assert all(conn.execute(text(f"SELECT count(*) FROM {r.parts}")).scalar_one() == 0 for r in rollups.ROLLUPS)

@@ -62,6 +62,7 @@ def _in(values: Iterable[str]) -> str:
 @dataclass(frozen=True)
 class Rollup:
     table: str
+    parts: str  # the rows bulk writers append beside it (migration 0019): summed with it
     keys: tuple[str, ...]
     counts: tuple[str, ...]  # summed
     extremes: tuple[tuple[str, str], ...] = ()  # (column, "min" | "max")
@@ -73,18 +74,21 @@ class Rollup:
 
 TASKS = Rollup(
     "report_task_days",
+    "report_task_day_parts",
     ("day", "site", "specialty"),
     ("due", "attempted", "reached", "reached_in_window", "unsuccessful", "refused", "wrong_number", "open",
      "reached_attempts"),
 )
 CALLS = Rollup(
     "report_call_days",
+    "report_call_day_parts",
     ("day", "site", "specialty", "by"),
     ("attempts", "reached"),
     (("first_at", "min"), ("last_at", "max")),
 )
 ANSWERS = Rollup(
     "report_answer_days",
+    "report_answer_day_parts",
     ("day", "site", "specialty", "question", "dimension"),
     ("n", "total", "top2", "promoters", "detractors"),
 )
@@ -186,18 +190,24 @@ def _sets(rollup: Rollup, d: Dialect) -> str:
     return ", ".join(sets)
 
 
-def _upsert(d: Dialect, rollup: Rollup, sources: list[str]) -> str:
-    """Add the (signed) rows of ``sources`` to ``rollup``, grouped by its keys (PostgreSQL: one
-    statement per trigger; groups whose counts all cancel out, as in a claim, are left alone)."""
-    names = ", ".join(d.q(c) for c in rollup.columns)
+def _summed(d: Dialect, rollup: Rollup, sources: list[str]) -> str:
+    """The rows of ``sources`` (each a SELECT of the rollup's columns) added up per key; groups whose counts
+    all cancel out left out."""
     keys = ", ".join(d.q(k) for k in rollup.keys)
     agg = [d.q(k) for k in rollup.keys]
     agg += [f"SUM({d.q(c)})" for c in rollup.counts]
     agg += [f"{fn.upper()}({d.q(c)})" for c, fn in rollup.extremes]
     changed = " OR ".join(f"SUM({d.q(c)}) <> 0" for c in rollup.counts)
+    return f"SELECT {', '.join(agg)} FROM ({' UNION ALL '.join(sources)}) AS d GROUP BY {keys} HAVING {changed}"
+
+
+def _upsert(d: Dialect, rollup: Rollup, sources: list[str]) -> str:
+    """Add the (signed) rows of ``sources`` to ``rollup``, grouped by its keys (PostgreSQL: one
+    statement per trigger; groups whose counts all cancel out, as in a claim, are left alone)."""
+    names = ", ".join(d.q(c) for c in rollup.columns)
+    keys = ", ".join(d.q(k) for k in rollup.keys)
     return (
-        f"INSERT INTO {rollup.table} ({names}) "
-        f"SELECT {', '.join(agg)} FROM ({' UNION ALL '.join(sources)}) AS d GROUP BY {keys} HAVING {changed} "
+        f"INSERT INTO {rollup.table} ({names}) {_summed(d, rollup, sources)} "
         f"ORDER BY {keys} "  # the same lock order in every transaction
         f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}"
     )
@@ -363,33 +373,44 @@ def _recount_selects(d: Dialect) -> dict[str, str]:
     return out
 
 
-def rebuild(conn: Connection, attempts: str = ATTEMPTS) -> None:
-    """Recount every rollup from the tasks, attempts and answers (inside the caller's transaction)."""
+def rebuild(conn: Connection, attempts: str = ATTEMPTS, *, parts: bool = True) -> None:
+    """Recount every rollup from the tasks, attempts and answers (inside the caller's transaction) into the
+    day tables; their appended parts emptied (``parts``: False for the migrations before 0019)."""
     d = Dialect(conn.dialect.name, attempts)
     for rollup in ROLLUPS:
         conn.exec_driver_sql(f"DELETE FROM {rollup.table}")
+        if parts:
+            conn.exec_driver_sql(f"DELETE FROM {rollup.parts}")
         names = ", ".join(d.q(c) for c in rollup.columns)
         conn.exec_driver_sql(f"INSERT INTO {rollup.table} ({names}) {_recount_selects(d)[rollup.table]}")
 
 
 def verify(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows where a rollup and a recount disagree, per table (empty: all agree).
-
-    Rows whose counts are all zero are the same as no row.
+    """The rows where a rollup (a day table with its parts, added up per key) and a recount disagree, per
+    table (empty: all agree). Rows whose counts are all zero are the same as no row.
     """
     d = Dialect(conn.dialect.name)
     recount = _recount_selects(d)
     out: dict[str, list[tuple[Any, ...]]] = {}
     for rollup in ROLLUPS:
         names = ", ".join(d.q(c) for c in rollup.columns)
-        nonzero = " OR ".join(f"{d.q(c)} <> 0" for c in rollup.counts)
-        stored = conn.exec_driver_sql(f"SELECT {names} FROM {rollup.table} WHERE {nonzero}").all()
+        stored = conn.exec_driver_sql(_summed(d, rollup, [f"SELECT {names} FROM {rollup.table}",
+                                                          f"SELECT {names} FROM {rollup.parts}"])).all()
         fresh = conn.exec_driver_sql(recount[rollup.table]).all()
         norm = _normalizer(rollup)
         a, b = {norm(r) for r in stored}, {norm(r) for r in fresh}
         if a != b:
             out[rollup.table] = sorted(a ^ b, key=repr)
     return out
+
+
+def fold(conn: Connection) -> None:
+    """The appended parts added into the day tables, and emptied (the reports' figures do not change)."""
+    d = Dialect(conn.dialect.name)
+    for rollup in ROLLUPS:
+        names = ", ".join(d.q(c) for c in rollup.columns)
+        conn.exec_driver_sql(_upsert(d, rollup, [f"SELECT {names} FROM {rollup.parts}"]))
+        conn.exec_driver_sql(f"DELETE FROM {rollup.parts}")
 
 
 def _normalizer(rollup: Rollup) -> Callable[[Any], tuple[Any, ...]]:
@@ -487,9 +508,10 @@ def deferred(conn: Connection, created_at: datetime, sites: Iterable[str] = ()) 
 def held_back(conn: Connection, counts: DayCounts) -> Iterator[None]:
     """Inside, this transaction's inserted calls and answers and updated tasks are not counted by the
     triggers (:data:`HELD`): the writer has added up their day rows in ``counts``, written once,
-    grouped, at the end. The writer has taken its sites' turns (:func:`take_turns`). Other
-    transactions' writes are counted as usual meanwhile. An error inside leaves the transaction to be
-    rolled back, and with it the dropped triggers or the setting.
+    grouped, at the end, appended to the day tables' parts (those written before are not written
+    again). The writer has taken its sites' turns (:func:`take_turns`). Other transactions' writes
+    are counted as usual meanwhile. An error inside leaves the transaction to be rolled back, and with
+    it the dropped triggers or the setting.
     """
     pg = conn.dialect.name == "postgresql"
     if pg:
@@ -501,7 +523,7 @@ def held_back(conn: Connection, counts: DayCounts) -> Iterator[None]:
         conn.exec_driver_sql(f"SELECT set_config('{HELD_SETTING}', 'off', true)")
     else:
         _create_sqlite_triggers(conn, HELD)
-    counts.write(conn)
+    counts.write(conn, append=True)
 
 
 def _drop_sqlite_triggers(conn: Connection, names: Iterable[str]) -> None:
@@ -686,19 +708,28 @@ class DayCounts:
                     pass
                 self.ready.append((rollup, rows))
 
-    def write(self, conn: Connection) -> None:
+    def write(self, conn: Connection, *, append: bool = False) -> None:
         """Add the grouped rows to the day tables; rows whose counts all cancel out are left alone.
         SQLite: one writer at a time. PostgreSQL: copied into a temporary table, then upserted: the
         writer holds its sites' turns (:func:`take_turns`), so no other writer of the framework changes
-        these day rows meanwhile. Written, they are gone from here: a second write adds nothing.
-        ``conn``: a connection, or what runs its statements (a bulk writer's thread)."""
+        these day rows meanwhile. ``append``: appended to the day tables' parts instead, as they are (a
+        report adds them up with the day tables): no key looked up, on PostgreSQL copied straight in.
+        Written, they are gone from here: a second write adds nothing. ``conn``: a connection, or what
+        runs its statements (a bulk writer's thread)."""
         self.prepare()
         ready, self.ready = self.ready, []
         d = Dialect(conn.dialect.name)
         for rollup, rows in ready:
             names = ", ".join(d.q(c) for c in rollup.columns)
             keys = ", ".join(d.q(k) for k in rollup.keys)
-            if d.pg:
+            if append and d.pg:
+                from core.db.uow import copy_rows
+
+                copy_rows(conn, f"COPY {rollup.parts} ({names}) FROM STDIN", rows)
+            elif append:
+                conn.exec_driver_sql(f"INSERT INTO {rollup.parts} ({names}) "
+                                     f"VALUES ({', '.join('?' for _ in rollup.columns)})", rows)
+            elif d.pg:
                 from core.db.uow import copy_rows
 
                 stage = f"followup_{rollup.table}_stage"
@@ -708,10 +739,10 @@ class DayCounts:
                 conn.exec_driver_sql(f"INSERT INTO {rollup.table} ({names}) SELECT {names} FROM {stage} "
                                      f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}")
                 conn.exec_driver_sql(f"DROP TABLE {stage}")
-                continue
-            conn.exec_driver_sql(
-                f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join('?' for _ in rollup.columns)}) "
-                f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}", rows)
+            else:
+                conn.exec_driver_sql(
+                    f"INSERT INTO {rollup.table} ({names}) VALUES ({', '.join('?' for _ in rollup.columns)}) "
+                    f"ON CONFLICT ({keys}) DO UPDATE SET {_sets(rollup, d)}", rows)
 
 
 def offset(conn: Connection) -> int:

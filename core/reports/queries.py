@@ -15,7 +15,7 @@ resolve an escalation (SQLite has no percentile) and the per-day calling span
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -53,6 +54,8 @@ tasks, attempts, episodes, patients = (
 answers, complaints, escalations = (m.__table__ for m in (models.Answer, models.Complaint, models.Escalation))
 answer_days, call_days, report_settings, task_days = (
     m.__table__ for m in (models.AnswerDay, models.CallDay, models.ReportSettings, models.TaskDay))
+answer_day_parts, call_day_parts, task_day_parts = (  # the rows bulk writers append beside them (0019)
+    models.reports.answer_day_parts, models.reports.call_day_parts, models.reports.task_day_parts)
 
 # what counts (task statuses, call outcomes): one definition for the rows and the day counts
 REACHED, ANSWERED, NOT_DUE, CALL_REACHED = rollups.REACHED, rollups.ANSWERED, rollups.NOT_DUE, rollups.CALL_REACHED
@@ -246,14 +249,8 @@ def task_summary(
     if days is None:
         return task_summary_rows(session, scope, boundaries)
     names = (*COUNTS, "reached_attempts")
-    where = [task_days.c.day >= days[0], task_days.c.day < days[-1], task_days.c.site.in_(scope.sites)]
-    if scope.specialties:
-        where.append(task_days.c.specialty.in_(scope.specialties))
-    inner = (
-        select(_bucket(task_days.c.day, days).label("bucket"), task_days.c.site, *(task_days.c[n] for n in names))
-        .where(*where)
-        .subquery("days")
-    )
+    rows = _day_rows(task_days, task_day_parts, lambda c: _days_where(c, scope, days))
+    inner = select(_bucket(rows.c.day, days).label("bucket"), rows.c.site, *(rows.c[n] for n in names)).subquery("days")
     query = select(inner.c.bucket, inner.c.site, *_sum_columns(inner.c, names)).group_by(inner.c.bucket, inner.c.site)
     out = {
         (int(row["bucket"]), row["site"]): {**{k: _int(row[k]) for k in names}, **dict.fromkeys(SALES, 0)}
@@ -262,6 +259,21 @@ def task_summary(
     for key, sales in _lead_summary(session, scope, boundaries).items():
         out.setdefault(key, {**dict.fromkeys(names, 0), **dict.fromkeys(SALES, 0)}).update(sales)
     return out
+
+
+def _days_where(c: Any, scope: Scope, days: Sequence[date]) -> list[ColumnElement[bool]]:
+    """A day table's (or its parts') rows of these days and the scope's sites and specialties."""
+    where = [c.day >= days[0], c.day < days[-1], c.site.in_(scope.sites)]
+    if scope.specialties:
+        where.append(c.specialty.in_(scope.specialties))
+    return where
+
+
+def _day_rows(table: Any, parts: Any, where: Callable[[Any], list[ColumnElement[bool]]]) -> Any:
+    """A day table's rows with the rows bulk writers appended beside it (core.db.rollups, migration 0019),
+    each filtered by ``where(columns)``: what a report adds up (a key may have rows in both)."""
+    return union_all(select(*table.c).where(*where(table.c)),
+                     select(*parts.c).where(*where(parts.c))).subquery(table.name)
 
 
 def _sales_pairs(scope: Scope) -> list[ColumnElement[bool]]:
@@ -451,17 +463,11 @@ def answer_summary(
     days = rollup_days(session, boundaries)
     if days is None:
         return answer_summary_rows(session, scope, boundaries)
-    A = answer_days.c
-    where = [A.day >= days[0], A.day < days[-1], A.site.in_(scope.sites),
-             A.question.in_(_scale_and_headline_questions(scope))]
-    if scope.specialties:
-        where.append(A.specialty.in_(scope.specialties))
-    inner = (
-        select(_bucket(A.day, days).label("bucket"), A.site, A.specialty, A.question, A.dimension,
-               *(A[n] for n in SCORES))
-        .where(*where)
-        .subquery("days")
-    )
+    questions = _scale_and_headline_questions(scope)
+    A = _day_rows(answer_days, answer_day_parts,
+                  lambda c: [*_days_where(c, scope, days), c.question.in_(questions)]).c
+    inner = select(_bucket(A.day, days).label("bucket"), A.site, A.specialty, A.question, A.dimension,
+                   *(A[n] for n in SCORES)).subquery("days")
     c = inner.c
     query = (
         select(c.bucket, c.site, c.specialty, c.question, c.dimension, *_sum_columns(c, SCORES))
@@ -796,21 +802,18 @@ def coordinator_figures(
     if days is None:
         query = _coordinator_rows(scope, day_starts)
     else:
-        where = [call_days.c.day >= days[0], call_days.c.day < days[-1], call_days.c.site.in_(scope.sites)]
-        if scope.specialties:
-            where.append(call_days.c.specialty.in_(scope.specialties))
+        C = _day_rows(call_days, call_day_parts, lambda c: _days_where(c, scope, days)).c
         query = (
             select(
-                call_days.c.by,
-                call_days.c.day,
-                func.sum(call_days.c.attempts).label("attempts"),
-                func.sum(call_days.c.reached).label("reached"),
-                func.min(call_days.c.first_at).label("first"),
-                func.max(call_days.c.last_at).label("last"),
+                C.by,
+                C.day,
+                func.sum(C.attempts).label("attempts"),
+                func.sum(C.reached).label("reached"),
+                func.min(C.first_at).label("first"),
+                func.max(C.last_at).label("last"),
             )
-            .where(*where)
-            .group_by(call_days.c.by, call_days.c.day)
-            .having(func.sum(call_days.c.attempts) > 0)
+            .group_by(C.by, C.day)
+            .having(func.sum(C.attempts) > 0)
         )
     return _coordinator_totals(session, query)
 

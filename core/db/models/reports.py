@@ -1,11 +1,12 @@
-"""Per-day counts for reports, kept by triggers (core/db/rollups.py, migration 0004).
+"""Per-day counts for reports, kept by triggers (core/db/rollups.py, migration 0004), and the rows bulk
+writers append beside them (migration 0019).
 
 Mapped when first used (see core/db/models/__init__.py).
 """
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, Integer, String
+from sqlalchemy import Column, Date, Float, Index, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.models import Base, UTCDateTime
@@ -58,3 +59,16 @@ class AnswerDay(Base):
     top2: Mapped[int] = mapped_column(Integer, default=0)
     promoters: Mapped[int] = mapped_column(Integer, default=0)
     detractors: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _parts(days: Table, name: str) -> Table:
+    """A day table's appended rows (core.db.rollups.DayCounts.write ``append``): the same columns, any number
+    of rows per key (a report sums them with the day table's), indexed for a report's days and sites."""
+    columns = [Column(c.name, c.type, nullable=c.nullable, server_default=c.server_default) for c in days.columns]
+    return Table(name, Base.metadata, *columns, Index(f"ix_{name}_day_site", "day", "site"))
+
+
+# Not mapped to classes: read and written as tables only
+task_day_parts = _parts(TaskDay.__table__, "report_task_day_parts")  # type: ignore[arg-type]
+call_day_parts = _parts(CallDay.__table__, "report_call_day_parts")  # type: ignore[arg-type]
+answer_day_parts = _parts(AnswerDay.__table__, "report_answer_day_parts")  # type: ignore[arg-type]

@@ -63,7 +63,7 @@ def upgrade() -> None:
                                             name=op.f('pk_report_answer_days')))
     conn = op.get_bind()
     # as they were at this revision: a task's attempts column (0005 counts attempts_logged)
-    rollups.rebuild(conn, rollups.LEGACY_ATTEMPTS)
+    rollups.rebuild(conn, rollups.LEGACY_ATTEMPTS, parts=False)
     rollups.create_triggers(conn, rollups.LEGACY_ATTEMPTS)
 
 

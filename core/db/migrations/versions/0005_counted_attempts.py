@@ -33,7 +33,7 @@ def upgrade() -> None:
     rollups.drop_triggers(conn)  # the backfill changes no count: the rows are recounted below anyway
     op.execute('UPDATE tasks SET attempts_logged = (SELECT COUNT(*) FROM attempts WHERE attempts.task_id = tasks.id) '
                'WHERE EXISTS (SELECT 1 FROM attempts WHERE attempts.task_id = tasks.id)')
-    rollups.rebuild(conn)
+    rollups.rebuild(conn, parts=False)
     rollups.create_triggers(conn)
 
 
@@ -42,5 +42,5 @@ def downgrade() -> None:
     rollups.drop_triggers(conn)
     op.drop_column('tasks', 'attempts_logged')  # SQLite 3.35+ drops it in place (no table copy)
     op.drop_column('attempts', 'counted')
-    rollups.rebuild(conn, rollups.LEGACY_ATTEMPTS)
+    rollups.rebuild(conn, rollups.LEGACY_ATTEMPTS, parts=False)
     rollups.create_triggers(conn, rollups.LEGACY_ATTEMPTS)
