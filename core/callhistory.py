@@ -24,12 +24,13 @@ and costs about what the database takes to load the rows themselves:
   (:func:`core.db.rollups.held_back`: SQLite's are dropped, PostgreSQL's see a setting
   local to the transaction); the load's day rows are added up in Python from its planned
   rows (:class:`core.db.rollups.DayCounts`: each task as it was subtracted and as it is
-  added, each call and scored answer added, by the triggers' rules) and upserted once at
-  the end, grouped (what scheduling does with its new tasks). On PostgreSQL that spares
+  added, each call and scored answer added, by the triggers' rules) and written once at
+  the end, grouped, appended beside the day tables (their ``*_day_parts``, migration 0019:
+  no key looked up; a report adds them up with the day tables). On PostgreSQL that spares
   the statement triggers' joins with every task and call (a hash of the whole table per
-  statement at a million tasks), and the adding up happens while the server updates the
-  tasks (the ``UPDATE`` waits in a thread, without the GIL). ``followup db recount
-  --check`` agrees afterwards;
+  statement at a million tasks), and the adding up happens while the database updates the
+  tasks (PostgreSQL: the ``UPDATE`` waits in a thread, without the GIL; SQLite: in the
+  writer's thread). ``followup db recount --check`` agrees afterwards;
 * **costs about what the rows cost**: the calls are checked, the rules applied and the
   driver rows built in one pass over plain strings, a
   call's instant made UTC text from memos (core.db.models.utc_text), an answer parsed and
@@ -506,7 +507,8 @@ def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plug
                  now: datetime, given_up: set[int], counts: rollups.DayCounts, n: int
                  ) -> tuple[HistoryPlan, int | None]:
     """SQLite: every statement runs in a worker thread (:class:`_Writer`), the attempts a chunk at a time as
-    they are planned, then the answers and the tasks (:func:`_write`) while the day rows are added up.
+    they are planned, then the answers and the tasks (:func:`_write`) while the day rows are added up, then
+    the day rows.
     The attempts take their ids from the table: SQLite gives each row without one the largest id + 1,
     and the load's rows, inserted in order by this one writer (the transaction holds the database's
     write lock), take top + 1 ... top + n."""
@@ -517,8 +519,8 @@ def _sqlite_load(session: Session, conn: Any, config: ChainConfig, plugins: Plug
         flush()
         ids = range(top + 1, top + 1 + len(plan.attempts))
         first = _write(conn, plan, now, ids, lambda: _count_days(counts, plan, reading, prepare=True), writer)
-        # the day rows made while the tasks' UPDATE runs, then upserted after it (the main thread waits:
-        # an executemany, taking the GIL row by row)
+        # the day rows made while the tasks' UPDATE runs, then appended beside the day tables after it (the
+        # main thread waits meanwhile: an executemany takes the GIL row by row)
         counts.write(writer, append=True)  # type: ignore[arg-type]
     if plan.attempts:  # cannot fail without AUTOINCREMENT, or with one writer at a time
         last = conn.exec_driver_sql("SELECT MAX(id) FROM attempts").scalar_one()

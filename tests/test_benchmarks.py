@@ -333,3 +333,14 @@ def test_sqlite_text_from_its_memos_is_what_the_column_stores(moments: list[date
         assert text(moment) == bind(moment)
     with pytest.raises(ValueError):
         text(datetime(2026, 1, 1))
+
+
+def test_cli_ratios_compare_each_round_with_its_own_floor() -> None:
+    """benchmarks/cli.py: each command against the floor of its own round (the mean of the runs before and
+    after it); a floor that moves between rounds moves the command with it, not the ratio."""
+    from benchmarks import cli
+
+    times = {"floor": [0.30, 0.40, 0.50], cli.AFTER: [0.30, 0.40, 0.70], "script": [0.45, 0.48, 0.90]}
+    lines, ratios = cli.report(times)
+    assert ratios == {"script": pytest.approx(1.5)}  # rounds: 1.5, 1.2, 1.5 (the medians' ratio: 1.2)
+    assert lines[1].startswith("cli script    0.480 s CPU vs floor 0.400 s = 1.50x  (ok")

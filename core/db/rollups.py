@@ -20,6 +20,15 @@ migration, someone's SQL): SQLite with row triggers, PostgreSQL with statement
 triggers over transition tables, so a ``COPY`` of 2,000 tasks adds one grouped
 upsert, not 2,000. An update that changes no count (a claim) changes no day row.
 
+A bulk load of calls (core/callhistory.py) holds the triggers back, adds up its own
+day rows and appends them beside each table, to ``report_task_day_parts``,
+``report_call_day_parts`` and ``report_answer_day_parts`` (migration 0019; the same
+columns, any number of rows per key, ``DayCounts.write(append=True)``): no key is
+looked up, on PostgreSQL they are copied straight in. A day table's figures are its
+rows and its parts added up per key: the reports sum them anyway, :func:`verify`
+adds them up, :func:`rebuild` recounts into the day tables and empties the parts,
+:func:`fold` adds the parts into the day tables.
+
 A *day* is the UTC instant shifted by ``report_settings.offset_minutes`` (the
 chain's UTC offset, 480 for China). A report uses the day rows only when each of
 its boundaries is a midnight at that offset (always, for a timezone without
