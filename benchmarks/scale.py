@@ -688,7 +688,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                 f"(each the median of {rounds} A/B round(s), the side going first alternating) "
                 f"(core.callhistory.load_attempts; raw: the same rows and task updates, no day-count triggers); "
                 f"of the framework's time, checking the calls and applying the rules about {_fmt(plan_time).strip()}; "
-                f"the day rows alone (the load's upserts of them, added up beforehand) {_fmt(days_time).strip()}: "
+                f"the day rows alone (appended beside the day tables, added up beforehand) {_fmt(days_time).strip()}: "
                 f"raw + day rows {(raw_time + days_time) / raw_time:.2f}x the raw load",
                 check=ok, check_detail=f"day counts differ: {list(differ)}, task counters differ: {mismatched[:3]}")
         out.data[db.name]["attempts_load"] = {"attempts": counts["attempts"], "answers": counts["answers"],
