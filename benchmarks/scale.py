@@ -498,49 +498,106 @@ def reference_rows(chain: Chain, db: Database, raw: Raw, columns: list[str]) -> 
         yield out
 
 
-def measure_schedule(db: Database, chain: Chain, out: Results) -> None:
+class _RolledBack(Exception):
+    """Raised inside a session to roll a measured run back (the next round does the same work)."""
+
+
+def measure_schedule(db: Database, chain: Chain, out: Results, rounds: int = 1) -> None:
+    """Scheduling every episode against the reference rows loaded by the driver into a copy of ``tasks``
+    with every index, ``rounds`` times A/B (which side goes first alternating), all but the last round
+    rolled back (their dead rows vacuumed away on PostgreSQL, untimed); medians compared."""
     from core.db.engine import session_scope
     from core.scheduling import schedule
 
     rss_before = peak_rss_mb()
-    t0 = time.perf_counter()
-    with session_scope(db.url) as session:
-        result = schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
-    framework = time.perf_counter() - t0
-    rss_after = peak_rss_mb()
-
     columns = create_raw_tasks(db)
-    raw = Raw(db)
-    raw_time = 0.0
-    n_raw = 0
-    try:
-        raw.begin()
-        for rows in reference_rows(chain, db, raw, columns):
-            t0 = time.perf_counter()
-            raw.load(RAW_TASKS, columns, rows)
-            raw_time += time.perf_counter() - t0
-            n_raw += len(rows)
+    fws: list[float] = []
+    raws: list[float] = []
+    result: Any = None
+    raw_check: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def framework(commit: bool) -> None:
+        nonlocal result
         t0 = time.perf_counter()
-        raw.commit()
-        raw_time += time.perf_counter() - t0
-        cols = ", ".join(_quote(c) for c in columns)
-        n_tasks = raw.query("SELECT count(*) FROM tasks")[0][0]
-        diff = "SELECT count(*) FROM (SELECT {0} FROM {1} EXCEPT SELECT {0} FROM {2}) AS x"
-        only_fw = raw.query(diff.format(cols, "tasks", RAW_TASKS))[0][0]
-        only_raw = raw.query(diff.format(cols, RAW_TASKS, "tasks"))[0][0]
-        raw.commit() if db.is_pg else None
-    finally:
-        raw.close()
+        try:
+            with session_scope(db.url) as session:
+                result = schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
+                if not commit:
+                    fws.append(time.perf_counter() - t0)
+                    raise _RolledBack
+        except _RolledBack:
+            return
+        fws.append(time.perf_counter() - t0)
+
+    def baseline(commit: bool) -> None:
+        nonlocal raw_check
+        raw = Raw(db)
+        raw_time = 0.0
+        n_raw = 0
+        try:
+            raw.begin()
+            for rows in reference_rows(chain, db, raw, columns):
+                t0 = time.perf_counter()
+                raw.load(RAW_TASKS, columns, rows)
+                raw_time += time.perf_counter() - t0
+                n_raw += len(rows)
+            if not commit:
+                raws.append(raw_time)
+                return
+            t0 = time.perf_counter()
+            raw.commit()
+            raws.append(raw_time + time.perf_counter() - t0)
+            cols = ", ".join(_quote(c) for c in columns)
+            n_tasks = raw.query("SELECT count(*) FROM tasks")[0][0]
+            diff = "SELECT count(*) FROM (SELECT {0} FROM {1} EXCEPT SELECT {0} FROM {2}) AS x"
+            only_fw = raw.query(diff.format(cols, "tasks", RAW_TASKS))[0][0]
+            only_raw = raw.query(diff.format(cols, RAW_TASKS, "tasks"))[0][0]
+            raw.commit() if db.is_pg else None
+            raw_check = (n_tasks, n_raw, only_fw, only_raw)
+        finally:
+            if not commit:
+                if db.is_pg:
+                    raw.conn.rollback()
+                else:
+                    raw.conn.execute("ROLLBACK")
+            raw.close()
+
+    for round_ in range(rounds):
+        final = round_ == rounds - 1  # both kept: the baseline's rows are compared with the framework's
+        for side in ((framework, baseline) if round_ % 2 == 0 else (baseline, framework)):
+            side(commit=final)
+            if not final:
+                settle_tasks(db)
+    rss_after = peak_rss_mb()
+    n_tasks, n_raw, only_fw, only_raw = raw_check
     ok = result.created == n_tasks == n_raw and only_fw == 0 and only_raw == 0
-    out.add(db, "schedule", framework, raw_time, "executemany" if not db.is_pg else "COPY",
-            f"{n_tasks} tasks; {result.provisional} provisional, {result.suppressed} suppressed; "
+    out.add(db, "schedule", statistics.median(fws), statistics.median(raws), "executemany" if not db.is_pg else "COPY",
+            f"{n_tasks} tasks; {result.provisional} provisional, {result.suppressed} suppressed "
+            f"(the median of {rounds} A/B round(s), the side going first alternating); "
             f"peak RSS {rss_after:.0f} MB (before scheduling {rss_before:.0f} MB)",
             check=ok,
             check_detail=f"tasks={n_tasks} created={result.created} raw={n_raw} "
                          f"only_framework={only_fw} only_raw={only_raw}")
     out.data[db.name]["schedule_rows"] = {"tasks": n_tasks, "raw": n_raw, "only_framework": only_fw,
                                           "only_raw": only_raw, "created": result.created}
+    out.data[db.name]["schedule_rounds"] = {"framework_s": [round(t, 3) for t in fws],
+                                            "raw_s": [round(t, 3) for t in raws]}
     out.data[db.name]["peak_rss_mb"] = {"before": round(rss_before), "after": round(rss_after)}
+
+
+def settle_tasks(db: Database) -> None:
+    """After a rolled-back schedule or baseline (PostgreSQL): their dead rows and index entries vacuumed away,
+    untimed, so the next round does not step over them."""
+    if not db.is_pg:
+        return
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db.url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"VACUUM tasks, {RAW_TASKS}, report_task_days")
+    finally:
+        engine.dispose()
 
 
 def drop_raw_tasks(db: Database) -> None:
@@ -1634,7 +1691,7 @@ def _fmt(seconds: float) -> str:
 
 def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempts: int, seed: int,
                 repeat: int, schedule_only: bool = False, history_only: bool = False,
-                history_rounds: int = 1) -> None:
+                history_rounds: int = 1, schedule_rounds: int = 1) -> None:
     t0 = time.perf_counter()
     n_patients, n_episodes, planned = populate(db, chain, tasks, seed)
     log(f"{db.name}: {n_patients} patients, {n_episodes} episodes ({planned} tasks planned) "
@@ -1646,7 +1703,7 @@ def run_backend(db: Database, chain: Chain, out: Results, *, tasks: int, attempt
         with session_scope(db.url) as session:
             schedule(session, chain.config, chain.plugins, SCHEDULE_NOW)
     else:
-        measure_schedule(db, chain, out)
+        measure_schedule(db, chain, out, rounds=schedule_rounds)
         drop_raw_tasks(db)
     if schedule_only:
         return
@@ -1713,10 +1770,14 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                              "and their patients")
     parser.add_argument("--import-rounds", type=int, default=2, help="rounds of the import on each database (median)")
     parser.add_argument("--history-rounds", type=int, metavar="N",
-                        help="A/B rounds of each call-history load (median; default 3 up to 100,000 attempts, "
+                        help="A/B rounds of each call-history load (median; default 5 up to 100,000 attempts, "
                              "whose 1-2 loads swing with the machine, else 1)")
+    parser.add_argument("--schedule-rounds", type=int, metavar="N",
+                        help="A/B rounds of scheduling every episode (median; default 3 up to 100,000 tasks, "
+                             "else 1)")
     args = parser.parse_args(argv)
-    history_rounds = args.history_rounds or (3 if args.attempts <= 100_000 else 1)
+    history_rounds = args.history_rounds or (5 if args.attempts <= 100_000 else 1)
+    schedule_rounds = args.schedule_rounds or (3 if args.tasks <= 100_000 else 1)
     if args.schedule_only or args.history_only:
         args.no_claims = args.no_import = args.no_help = args.no_cli = True
 
@@ -1738,7 +1799,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 try:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
                                 repeat=args.repeat, schedule_only=args.schedule_only,
-                                history_only=args.history_only, history_rounds=history_rounds)
+                                history_only=args.history_only, history_rounds=history_rounds,
+                                schedule_rounds=schedule_rounds)
                 finally:
                     from core.db.engine import get_engine
 
@@ -1771,7 +1833,8 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                 if not args.claims_only:
                     run_backend(db, chain, out, tasks=args.tasks, attempts=args.attempts, seed=args.seed,
                                 repeat=args.repeat, schedule_only=args.schedule_only,
-                                history_only=args.history_only, history_rounds=history_rounds)
+                                history_only=args.history_only, history_rounds=history_rounds,
+                                schedule_rounds=schedule_rounds)
             finally:
                 db.cleanup()
             if not args.no_claims:
