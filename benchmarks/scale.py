@@ -641,6 +641,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
     last = seen = 0
     retry_from = REPORT_NOW - timedelta(days=3)  # older failures were given up (closed as unsuccessful)
     fw_time = raw_time = plan_time = days_time = 0.0
+    rounds_seen: list[dict[str, list[float]]] = []  # each load's A/B rounds, for the JSON
     chunks = 0
     while True:
         with engine.connect() as conn:
@@ -728,6 +729,7 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
                 fws.append(elapsed)
             days.append(day_rows_alone(db, day_rows))
             settle_day_rows(db)
+        rounds_seen.append({"framework_s": [round(t, 3) for t in fws], "raw_s": [round(t, 3) for t in raws]})
         raw_time += statistics.median(raws)
         fw_time += statistics.median(fws)
         days_time += statistics.median(days)
@@ -751,7 +753,8 @@ def simulate_calls(db: Database, chain: Chain, n_attempts: int, seed: int, out: 
         out.data[db.name]["attempts_load"] = {"attempts": counts["attempts"], "answers": counts["answers"],
                                               "day_counts_agree": not differ, "counters_agree": not mismatched,
                                               "plan_s": round(plan_time, 3), "day_rows_s": round(days_time, 3),
-                                              "raw_plus_day_rows": round((raw_time + days_time) / raw_time, 3)}
+                                              "raw_plus_day_rows": round((raw_time + days_time) / raw_time, 3),
+                                              "loads": rounds_seen}
     return dict(counts)
 
 
