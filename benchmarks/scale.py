@@ -1746,7 +1746,7 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="measure on one database only")
     parser.add_argument("--claim-tasks", type=int, default=10_000, help="tasks the concurrent claimers drain")
     parser.add_argument("--claim-rounds", type=int, default=2, help="A/B rounds of the 8-claimer drains (median)")
-    parser.add_argument("--cli-rounds", type=int, default=7, help="interleaved rounds of benchmarks/cli.py")
+    parser.add_argument("--cli-rounds", type=int, default=9, help="interleaved rounds of benchmarks/cli.py")
     parser.add_argument("--no-cli", action="store_true", help="skip the everyday commands' CPU time")
     parser.add_argument("--no-claims", action="store_true", help="skip the concurrent claims and the writes")
     parser.add_argument("--claims-only", action="store_true",
