@@ -522,9 +522,10 @@ def measure_schedule(db: Database, chain: Chain, out: Results, rounds: int = 1) 
     raws: list[float] = []
     result: Any = None
     raw_check: tuple[int, int, int, int] = (0, 0, 0, 0)
+    rss_after: float | None = None  # the process's peak after the framework's first run (round 0 starts with it)
 
     def framework(commit: bool) -> None:
-        nonlocal result
+        nonlocal result, rss_after
         t0 = time.perf_counter()
         try:
             with session_scope(db.url) as session:
@@ -533,8 +534,11 @@ def measure_schedule(db: Database, chain: Chain, out: Results, rounds: int = 1) 
                     fws.append(time.perf_counter() - t0)
                     raise _RolledBack
         except _RolledBack:
-            return
-        fws.append(time.perf_counter() - t0)
+            pass
+        else:
+            fws.append(time.perf_counter() - t0)
+        if rss_after is None:  # before the baseline's reference rows, which are the benchmark's own
+            rss_after = peak_rss_mb()
 
     def baseline(commit: bool) -> None:
         nonlocal raw_check
@@ -575,7 +579,6 @@ def measure_schedule(db: Database, chain: Chain, out: Results, rounds: int = 1) 
             side(commit=final)
             if not final:
                 settle_tasks(db, empty)
-    rss_after = peak_rss_mb()
     n_tasks, n_raw, only_fw, only_raw = raw_check
     ok = result.created == n_tasks == n_raw and only_fw == 0 and only_raw == 0
     out.add(db, "schedule", statistics.median(fws), statistics.median(raws), "executemany" if not db.is_pg else "COPY",
