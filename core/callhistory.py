@@ -593,8 +593,7 @@ class _Writer:
         except ValueError:  # a value JSON cannot carry (not a number): the driver's own way, row by row
             _load(self.conn, table, columns, rows, extra, run=self.exec_driver_sql)
             return
-        quote = self.conn.dialect.identifier_preparer.quote
-        names = ", ".join(quote(c) for c in [*columns, *(extra or ())])
+        names = _column_list(self.conn, columns, extra)
         picks = ", ".join([*(f"json_extract(value, '$[{i}]')" for i in range(len(columns))),
                            *(extra or {}).values()])
         # json_each walks the array in order: the rows get their ids (SQLite's largest + 1) in order
@@ -604,17 +603,18 @@ class _Writer:
                ) -> tuple[Callable[[tuple[Any, ...]], None], Callable[[], None]]:
         """(add, flush): rows given to ``add`` go in a chunk at a time; ``flush`` sends the last ones."""
         chunk: list[tuple[Any, ...]] = []
-        size = [self.FIRST]  # small at first: the thread starts while the plan goes on
+        size = self.FIRST  # small at first: the thread starts while the plan goes on
 
         def flush() -> None:
+            nonlocal size
             if chunk:
                 self.load(table, columns, chunk[:], extra)
                 chunk.clear()
-                size[0] = min(2 * size[0], self.CHUNK)
+                size = min(2 * size, self.CHUNK)
 
         def add(row: tuple[Any, ...]) -> None:
             chunk.append(row)
-            if len(chunk) >= size[0]:
+            if len(chunk) >= size:
                 flush()
 
         return add, flush
@@ -690,6 +690,12 @@ def _write(conn: Any, plan: HistoryPlan, now: datetime, ids: Sequence[int], mean
     return ids[0] if plan.attempts else None
 
 
+def _column_list(conn: Any, columns: Sequence[str], extra: Mapping[str, str] | None) -> str:
+    """The quoted names of ``columns`` and then of ``extra``'s (an insert's column list)."""
+    quote = conn.dialect.identifier_preparer.quote
+    return ", ".join(quote(c) for c in [*columns, *(extra or ())])
+
+
 def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
           extra: Mapping[str, str] | None = None, run: Callable[..., Any] | None = None) -> None:
     """Rows already in driver values: ``COPY`` (psycopg) or one ``executemany`` (sqlite3, by ``run``:
@@ -697,8 +703,7 @@ def _load(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, .
     in every row (SQLite)."""
     if not rows:
         return
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in [*columns, *(extra or ())])
+    names = _column_list(conn, columns, extra)
     if conn.dialect.name == "postgresql":
         copy_rows(conn, f"COPY {table} ({names}) FROM STDIN", rows)
     else:

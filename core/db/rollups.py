@@ -551,7 +551,7 @@ def _create_sqlite_triggers(conn: Connection, names: Iterable[str]) -> None:
 
 class DayCounts:
     """Day rows of rows written in bulk while the triggers stand aside (SQLite's dropped, PostgreSQL's
-    held back: :func:`held_back`), added up here and upserted once, grouped: what the triggers would
+    held back: :func:`held_back`), added up here and written once, grouped: what the triggers would
     have added row by row (or statement by statement, joining the tasks).
 
     The same rules as the SQL sources above (``_task_source``, ``_call_source``, ``_answer_source``);
