@@ -547,10 +547,16 @@ class LazyPlugins:
     kept in the per-user cache (core/cache.py, keyed by core's and every plugin's files, see
     :func:`core.config.plugins_key`), so a command that needs only those never loads the plugins; any other
     hook loads them. Names (core.words.Names) and the report's questions work the same way.
+
+    A call script's data (each milestone's questions and aftercare, core's general questions, the template
+    folders) is kept likewise (:func:`_script_content`), with which plugins implement each hook: the
+    salutation and the script, while only core implements them, come from core alone. So ``followup
+    script`` renders without loading the plugins. Once they are loaded, they answer every call.
     """
 
     def __init__(self) -> None:
         self._catalogue: dict[str, Any] | None = None
+        self._script: dict[str, Any] | None = None
 
     def __call__(self) -> Plugins:
         return get_plugins()
@@ -574,6 +580,53 @@ class LazyPlugins:
         found = self._data()["milestones"].get((specialty, procedure))
         return list(found) if found is not None else get_plugins().milestones(specialty, procedure)
 
+    # -- a call script's data: the script command need not load the plugins either ----------------------
+    def _script_data(self) -> dict[str, Any] | None:
+        """:func:`_script_content` from the cache; ``None`` once the plugins are loaded (then they answer)."""
+        if get_plugins.cache_info().currsize:
+            return None
+        if self._script is None:
+            self._script = _script_content() or {}
+        return self._script or None
+
+    def questions(self, specialty: str, procedure: str, milestone: str) -> dict[str, Question]:
+        data = self._script_data()
+        found = data["questions"].get((specialty, procedure, milestone)) if data else None
+        return dict(found) if found is not None else get_plugins().questions(specialty, procedure, milestone)
+
+    def general_question_keys(self) -> list[str]:
+        data = self._script_data()
+        return list(data["general"]) if data else get_plugins().general_question_keys()
+
+    def aftercare(self, specialty: str, procedure: str, locale: str, milestone: Milestone | None = None) -> list[str]:
+        data = self._script_data()
+        key = (specialty, procedure, locale, milestone.key if milestone is not None else None)
+        for kept, points in (data["aftercare"].get(key, ()) if data else ()):
+            if kept == milestone:  # the task's own copy of the milestone (its offset) may differ
+                return list(points)
+        return get_plugins().aftercare(specialty, procedure, locale, milestone)
+
+    def template_dirs(self, only: Iterable[str] | None = None) -> list[str]:
+        data = self._script_data()
+        return list(data["template_dirs"]) if data and only is None else get_plugins().template_dirs(only)
+
+    def salutation(self, patient: Any, locale: str, age_bands: dict[str, int]) -> str:
+        return self._for("followup_salutation").salutation(patient, locale, age_bands)
+
+    def script(self, **kwargs: Any) -> str:
+        plugins = self._for("followup_script")
+        try:
+            return plugins.script(**kwargs)
+        except PluginError:
+            if plugins is get_plugins():
+                raise
+            return get_plugins().script(**kwargs)  # raises again, blaming the plugin whose template failed
+
+    def _for(self, hook: str) -> Plugins:
+        """Core alone when only core implements ``hook`` (as kept in the cache), else every plugin."""
+        data = self._script_data()
+        return _core_only() if data and data["hooks"].get(hook) == ["core"] else get_plugins()
+
 
 def _catalogue() -> dict[str, Any]:
     """Every specialty and every procedure's milestones, from the cache or (then stored) from the plugins."""
@@ -595,6 +648,53 @@ def _catalogue() -> dict[str, Any]:
     if key is not None:
         cache.put_object("catalogue", key, catalogue)
     return catalogue
+
+
+def _script_content() -> dict[str, Any] | None:
+    """What a call script takes from the plugins as data, from the cache (``None`` without one).
+
+    Every catalogue milestone's questions and aftercare (in each locale), core's general questions, the
+    template folders, and which plugins implement each hook. Built from the plugins and stored on a miss.
+    """
+    from core import cache
+    from core.config import plugins_key
+    from core.protocol import LOCALES
+
+    key = plugins_key() if cache.folder() is not None else None
+    if key is None:
+        return None
+    found = cache.get_object("script-content", key)
+    if isinstance(found, dict) and {"questions", "general", "aftercare", "template_dirs", "hooks"} <= set(found):
+        return found
+    plugins = get_plugins()
+    content: dict[str, Any] = {
+        "questions": {}, "aftercare": {}, "general": plugins.general_question_keys(),
+        "template_dirs": plugins.template_dirs(),
+        "hooks": {hook: [name for name, _, _ in plugins._impls(hook)] for hook in Plugins._known_hooks()},
+    }
+    for (specialty, procedure), milestones in _catalogue()["milestones"].items():
+        for _, milestone in milestones:
+            try:
+                content["questions"][(specialty, procedure, milestone.key)] = plugins.questions(
+                    specialty, procedure, milestone.key)
+                for locale in LOCALES:
+                    points = plugins.aftercare(specialty, procedure, locale, milestone)
+                    content["aftercare"].setdefault((specialty, procedure, locale, milestone.key), []).append(
+                        (milestone, points))
+            except PluginError:  # raised again, with its plugin named, where the script is made
+                continue
+    cache.put_object("script-content", key, content)
+    return content
+
+
+@lru_cache(maxsize=1)
+def _core_only() -> Plugins:
+    """Core's own plugin alone: the hooks only core implements (the salutation, the script) need no more."""
+    from core.general import CorePlugin
+
+    plugins = Plugins()
+    plugins.register(CorePlugin(), "core", source="core")
+    return plugins
 
 
 def entry_points_found(installed: Any = None) -> list[list[Any]]:

@@ -166,6 +166,80 @@ def test_names_and_catalogue_from_the_cache_equal_the_plugins(cached: Path, monk
         (m.key, m.names.get("zh_CN")) for _, m in real.milestones("dental", "implant"))["check_24h"]
 
 
+EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
+                  "department", "diagnosis"]
+
+
+def _scripts(cli, url: str) -> dict[tuple[str, str], str]:  # type: ignore[no-untyped-def]
+    """Every open call's script, in both locales (the call card and the script), by patient and locale."""
+    import json
+
+    out = {}
+    for patient in ("D1", "R1", "H1"):
+        listed = json.loads(cli("tasks", "--patient", patient, "--format", "json", db=url).output)
+        task = next(t["id"] for t in listed if t["status"] == "open")
+        for locale in ("zh_CN", "en"):
+            out[(patient, locale)] = cli("script", str(task), "--locale", locale, db=url,
+                                         now="2026-11-23T10:05+08:00", user="admin").output
+    return out
+
+
+def test_a_call_script_from_the_cache_equals_the_plugins_own(cached: Path, cli, db_url: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``followup script`` takes each milestone's questions, aftercare and the template folders from the
+    cache, and the salutation and the script from core alone: the same text, without loading the plugins."""
+    from clinic_data import PATIENT_HEADER, write_csv
+
+    now = "2026-11-23T08:00+08:00"
+    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+        ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
+        ["R1", "李娜", "F", "1995-06-01", "13812345602", "SH-AES"],
+        ["H1", "刘建国", "M", "1948-03-02", "13612345699", "BJ-HOSP"],
+    ])), db=db_url, now=now)
+    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+        ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远", "种植科", "下颌后牙缺失"],
+        ["R1E", "R1", "SH-AES", "aesthetic", "rhinoplasty", "2026-11-20T09:00", "周敏", "整形外科", ""],
+        ["H1E", "H1", "BJ-HOSP", "inpatient", "discharge", "2026-11-17T07:30", "王建华", "心内科", "冠心病"],
+    ])), db=db_url, now=now)
+    cli("schedule", db=db_url, now=now)
+    expected = _scripts(cli, db_url)  # the plugins loaded (by the commands above): they answer
+    assert "(D1)" in expected[("D1", "zh_CN")] and expected[("D1", "zh_CN")] != expected[("D1", "en")]
+    reset_plugins()
+    assert _scripts(cli, db_url) == expected  # the first time without them: made from the plugins and kept
+    assert list(cached.glob("script-content-*.pickle"))
+    reset_plugins()
+    _no_plugins(monkeypatch)
+    assert _scripts(cli, db_url) == expected
+
+
+def test_aftercare_for_a_changed_milestone_is_asked_of_the_plugins(cached: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache answers for a milestone as the protocol gives it; a task's own copy with another offset (a
+    rescheduled review) may be due other aftercare points, so the plugins are asked."""
+    from core.plugins import LazyPlugins, get_plugins
+    from core.protocol import Duration
+
+    real = get_plugins()
+    milestones = {m.key: m for _, m in real.milestones("aesthetic", "rhinoplasty")}
+    reset_plugins()
+    LazyPlugins().questions("aesthetic", "rhinoplasty", "dressing_change")  # fills the cache
+    reset_plugins()
+    _no_plugins(monkeypatch)
+    lazy = LazyPlugins()
+    for key, milestone in milestones.items():
+        for locale in ("zh_CN", "en"):
+            assert lazy.aftercare("aesthetic", "rhinoplasty", locale, milestone) == real.aftercare(
+                "aesthetic", "rhinoplasty", locale, milestone)
+        assert lazy.questions("aesthetic", "rhinoplasty", key) == real.questions("aesthetic", "rhinoplasty", key)
+    first = next(iter(milestones.values()))
+    moved = first.model_copy(update={"offset": Duration.parse("200d")})
+    with pytest.raises(AssertionError, match="the plugins were loaded"):
+        lazy.aftercare("aesthetic", "rhinoplasty", "en", moved)
+    monkeypatch.undo()
+    assert LazyPlugins().aftercare("aesthetic", "rhinoplasty", "en", moved) == real.aftercare(
+        "aesthetic", "rhinoplasty", "en", moved)
+
+
 def test_a_compiled_template_follows_its_source(cached: Path, tmp_path: Path) -> None:
     from core import templates
 
