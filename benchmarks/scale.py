@@ -1803,11 +1803,11 @@ def run(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> R
                         help="A/B rounds of each call-history load (median; default 5 up to 100,000 attempts, "
                              "whose 1-2 loads swing with the machine, else 1)")
     parser.add_argument("--schedule-rounds", type=int, metavar="N",
-                        help="A/B rounds of scheduling every episode (median; default 3 up to 100,000 tasks, "
+                        help="A/B rounds of scheduling every episode (median; default 5 up to 100,000 tasks, "
                              "else 1)")
     args = parser.parse_args(argv)
     history_rounds = args.history_rounds or (5 if args.attempts <= 100_000 else 1)
-    schedule_rounds = args.schedule_rounds or (3 if args.tasks <= 100_000 else 1)
+    schedule_rounds = args.schedule_rounds or (5 if args.tasks <= 100_000 else 1)
     if args.schedule_only or args.history_only:
         args.no_claims = args.no_import = args.no_help = args.no_cli = True
 

@@ -667,11 +667,14 @@ def _script_content() -> dict[str, Any] | None:
     if isinstance(found, dict) and {"questions", "general", "aftercare", "template_dirs", "hooks"} <= set(found):
         return found
     plugins = get_plugins()
-    content: dict[str, Any] = {
-        "questions": {}, "aftercare": {}, "general": plugins.general_question_keys(),
-        "template_dirs": plugins.template_dirs(),
-        "hooks": {hook: [name for name, _, _ in plugins._impls(hook)] for hook in Plugins._known_hooks()},
-    }
+    try:
+        content: dict[str, Any] = {
+            "questions": {}, "aftercare": {}, "general": plugins.general_question_keys(),
+            "template_dirs": plugins.template_dirs(),
+            "hooks": {hook: [name for name, _, _ in plugins._impls(hook)] for hook in Plugins._known_hooks()},
+        }
+    except PluginError:  # nothing kept: the plugins answer, and raise where the script needs the answer
+        return None
     for (specialty, procedure), milestones in _catalogue()["milestones"].items():
         for _, milestone in milestones:
             try:
