@@ -240,6 +240,31 @@ def test_aftercare_for_a_changed_milestone_is_asked_of_the_plugins(cached: Path,
         "aesthetic", "rhinoplasty", "en", moved)
 
 
+def test_a_plugin_failing_for_the_script_is_still_named_and_nothing_is_kept(cached: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin whose template folders are garbage: the script's data is not kept, and the error still names
+    the plugin where the script asks for the folders."""
+    from core import hookimpl
+    from core.plugins import LazyPlugins, PluginError, build_plugins
+
+    class Broken:
+        @hookimpl
+        def followup_template_dirs(self) -> object:
+            return 42
+
+    def with_broken(strict: bool | None = None):  # type: ignore[no-untyped-def]
+        plugins = build_plugins(strict)
+        plugins.register(Broken(), "broken_templates")
+        return plugins
+
+    monkeypatch.setattr("core.plugins.build_plugins", with_broken)
+    lazy = LazyPlugins()
+    assert "pain_level" in lazy.questions("dental", "implant", "check_24h")
+    with pytest.raises(PluginError, match="plugin 'broken_templates', hook followup_template_dirs"):
+        lazy.template_dirs()
+    assert not list(cached.glob("script-content-*"))
+
+
 def test_a_compiled_template_follows_its_source(cached: Path, tmp_path: Path) -> None:
     from core import templates
 
