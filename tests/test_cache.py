@@ -188,20 +188,17 @@ def test_a_call_script_from_the_cache_equals_the_plugins_own(cached: Path, cli, 
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``followup script`` takes each milestone's questions, aftercare and the template folders from the
     cache, and the salutation and the script from core alone: the same text, without loading the plugins."""
-    from clinic_data import PATIENT_HEADER, write_csv
+    from clinic_data import seed
 
-    now = "2026-11-23T08:00+08:00"
-    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+    seed(cli, tmp_path, db_url, [
         ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
         ["R1", "李娜", "F", "1995-06-01", "13812345602", "SH-AES"],
         ["H1", "刘建国", "M", "1948-03-02", "13612345699", "BJ-HOSP"],
-    ])), db=db_url, now=now)
-    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+    ], [
         ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远", "种植科", "下颌后牙缺失"],
         ["R1E", "R1", "SH-AES", "aesthetic", "rhinoplasty", "2026-11-20T09:00", "周敏", "整形外科", ""],
         ["H1E", "H1", "BJ-HOSP", "inpatient", "discharge", "2026-11-17T07:30", "王建华", "心内科", "冠心病"],
-    ])), db=db_url, now=now)
-    cli("schedule", db=db_url, now=now)
+    ], episode_header=EPISODE_HEADER)
     expected = _scripts(cli, db_url)  # the plugins loaded (by the commands above): they answer
     assert "(D1)" in expected[("D1", "zh_CN")] and expected[("D1", "zh_CN")] != expected[("D1", "en")]
     reset_plugins()

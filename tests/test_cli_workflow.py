@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clinic_data import PATIENT_HEADER, write_csv
+from clinic_data import seed
 
 NOW = "2026-11-23T10:05+08:00"
 EPISODE_HEADER = ["episode_id", "patient_id", "site", "specialty", "procedure", "occurred_at", "doctor",
@@ -25,18 +25,15 @@ IMPLANT_QUESTIONS = ["pain_level", "bleeding_stopped", "swelling", "numbness", "
 def clinic(cli, tmp_path: Path, db_url: str) -> str:  # type: ignore[no-untyped-def]
     """D1 implant Sunday 15:00 (clinical 24 h check due Monday 11:00); D3 scaling Sunday 10:00 (routine,
     Monday 10:00); H1 discharged from BJ-HOSP cardiology on Tuesday 17th at 07:30 (call day 6)."""
-    now = "2026-11-23T08:00+08:00"
-    cli("import", str(write_csv(tmp_path / "p.csv", PATIENT_HEADER, [
+    seed(cli, tmp_path, db_url, [
         ["D1", "王秀英", "F", "1951-04-12", "13812345601", "SH-DENT"],
         ["D3", "张伟", "M", "1978-01-22", "13712345603", "SH-DENT"],
         ["H1", "刘建国", "M", "1948-03-02", "13612345699", "BJ-HOSP"],
-    ])), db=db_url, now=now)
-    cli("import", str(write_csv(tmp_path / "e.csv", EPISODE_HEADER, [
+    ], [
         ["E1", "D1", "SH-DENT", "dental", "implant", "2026-11-22T15:00", "陈志远", "种植科", "下颌后牙缺失"],
         ["E3", "D3", "SH-DENT", "dental", "scaling", "2026-11-22T10:00", "林雪", "牙周科", "牙龈炎"],
         ["H1E", "H1", "BJ-HOSP", "inpatient", "discharge", "2026-11-17T07:30", "王建华", "心内科", "冠心病"],
-    ])), db=db_url, now=now)
-    cli("schedule", db=db_url, now=now)
+    ], episode_header=EPISODE_HEADER)
     return db_url
 
 
