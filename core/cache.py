@@ -11,6 +11,9 @@ made with a secret only this user can read (``.secret``, 0600, created on first 
 does not carry the right code (planted, copied from another user or machine, altered) is never
 unpickled, so nothing in the cache is executed unless this user's own process wrote it.
 
+Writing an entry removes the entries of its kind written more than 30 days before (most keys hold the
+day: the folder would otherwise grow every day).
+
 Where: ``$FOLLOWUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/clinic-followup``, else
 ``~/.cache/clinic-followup``. ``FOLLOWUP_CACHE_DIR=off`` turns the cache off.
 """
@@ -133,6 +136,7 @@ def put(name: str, key: Any, value: Any) -> None:
             raise
     except (OSError, TypeError, ValueError):
         return
+    _prune(path)
 
 
 SECRET = ".secret"
@@ -205,6 +209,28 @@ def put_bytes(name: str, key: Any, body: bytes, suffix: str = ".bin") -> None:
         except BaseException:
             os.unlink(tmp)
             raise
+    except OSError:
+        return
+    _prune(path)
+
+
+KEEP_DAYS = 30  # an entry of the same kind not written again for this long is removed
+
+
+def _prune(written: Path) -> None:
+    """After a new entry is written: the entries of its kind written more than :data:`KEEP_DAYS` ago are
+    removed. Most keys hold the day, so without this the folder would grow by a catalogue every day; an
+    entry still in use that goes is made again by the next command that needs it."""
+    import re
+    import time
+
+    name, _, rest = written.name.rpartition("-")
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{32}}{re.escape(rest[32:])}")
+    cutoff = time.time() - KEEP_DAYS * 86400
+    try:
+        for other in written.parent.iterdir():
+            if other != written and pattern.fullmatch(other.name) and other.stat().st_mtime < cutoff:
+                other.unlink()
     except OSError:
         return
 

@@ -262,6 +262,27 @@ def test_a_plugin_failing_for_the_script_is_still_named_and_nothing_is_kept(cach
     assert not list(cached.glob("script-content-*"))
 
 
+def test_entries_not_written_for_a_month_go_when_their_kind_is_written(cached: Path) -> None:
+    """The keys hold the day, so a new catalogue is kept every day: the old ones of the same kind go when a
+    new one is written; recent ones, other kinds and the secret stay."""
+    import time
+
+    cache.put("names", ["yesterday"], {"a": 1})
+    cache.put_object("catalogue", ["yesterday"], {"b": 2})
+    cache.put("config-check", ["old"], [])
+    old = time.time() - (cache.KEEP_DAYS + 1) * 86400
+    names, catalogue, check = (next(cached.glob(f"{kind}-*")) for kind in ("names", "catalogue", "config-check"))
+    for path in (names, catalogue, check):
+        os.utime(path, (old, old))
+    recent = cached / ("names-" + "0" * 32 + ".json")
+    recent.write_text("{}", encoding="utf-8")
+    cache.put("names", ["today"], {"a": 2})
+    cache.put_object("catalogue", ["today"], {"b": 3})
+    assert not names.exists() and not catalogue.exists()
+    assert recent.exists() and check.exists() and (cached / ".secret").exists()
+    assert cache.get("names", ["today"]) == {"a": 2} and cache.get_object("catalogue", ["today"]) == {"b": 3}
+
+
 def test_a_compiled_template_follows_its_source(cached: Path, tmp_path: Path) -> None:
     from core import templates
 
